@@ -1,0 +1,162 @@
+//! The desired state: a validated, resolved view of a jobs repo at one revision.
+//!
+//! The loader turns the raw files (`spec`) into these values; the planner only ever sees these.
+//! Everything a job's deployment depends on is resolved here (SQL files read, jar content hashed)
+//! so that the fingerprint of a job changes exactly when what would run on Flink changes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::spec::{RepoConfig, RunState, UpgradeMode};
+
+/// A whole repo at one revision, as far as it could be loaded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DesiredState {
+    /// Git commit (or `worktree`) plus a digest of every input file; see [`Revision`].
+    pub revision: Revision,
+    pub config: RepoConfig,
+    /// Valid job definitions, sorted by name.
+    pub jobs: Vec<DesiredJob>,
+}
+
+/// Identifies the exact inputs a plan was computed from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    /// The Git commit the files came from, when known.
+    pub commit: Option<String>,
+    /// True when files were read from a working tree that differs from `commit`.
+    pub dirty: bool,
+    /// SHA-256 over every file the desired state was built from (paths and contents).
+    pub digest: String,
+}
+
+impl std::fmt::Display for Revision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let digest = &self.digest[..self.digest.len().min(12)];
+        match (&self.commit, self.dirty) {
+            (Some(c), false) => write!(f, "{}", &c[..c.len().min(12)]),
+            (Some(c), true) => write!(f, "{}+dirty.{digest}", &c[..c.len().min(12)]),
+            (None, _) => write!(f, "worktree.{digest}"),
+        }
+    }
+}
+
+/// One job as it should be.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DesiredJob {
+    pub name: String,
+    /// Repo-relative path of the definition file.
+    pub file: String,
+    pub cluster: String,
+    pub state: RunState,
+    pub upgrade_mode: UpgradeMode,
+    pub parallelism: u32,
+    pub program: Program,
+    /// Flink configuration with values rendered as text, sorted by key.
+    pub flink_configuration: BTreeMap<String, String>,
+    pub initial_savepoint: Option<String>,
+    pub allow_non_restored_state: bool,
+    /// Savepoint target directory for this job (job setting, else the cluster's).
+    pub savepoint_dir: Option<String>,
+    pub restart_nonce: u64,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What is submitted to Flink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Program {
+    #[serde(rename_all = "camelCase")]
+    Jar {
+        jar: JarRef,
+        entry_class: Option<String>,
+        args: Vec<String>,
+    },
+    /// A SQL script run by the SQL runner jar.
+    #[serde(rename_all = "camelCase")]
+    Sql {
+        script: String,
+        /// Repo-relative file the script came from, when `sqlFile` was used.
+        source_file: Option<String>,
+        runner: JarRef,
+        runner_class: String,
+    },
+}
+
+/// A jar and the SHA-256 of its content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JarRef {
+    pub location: JarLocation,
+    /// Hex SHA-256 of the jar's bytes (computed for repo files, declared for URLs).
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum JarLocation {
+    /// Repo-relative path, read from the same tree (working tree or Git revision) as the definition.
+    Repo { path: String },
+    /// `http(s)://` or `file://` URL; the download must match `JarRef::sha256`.
+    Url { url: String },
+}
+
+impl JarRef {
+    /// A short human name for the jar (its file name).
+    pub fn file_name(&self) -> &str {
+        let s = match &self.location {
+            JarLocation::Repo { path } => path.as_str(),
+            JarLocation::Url { url } => url.as_str(),
+        };
+        s.rsplit('/').next().unwrap_or(s)
+    }
+}
+
+impl DesiredJob {
+    /// The program arguments sent to Flink (for SQL jobs: the runner's arguments).
+    pub fn program_args(&self) -> Vec<String> {
+        match &self.program {
+            Program::Jar { args, .. } => args.clone(),
+            Program::Sql { script, .. } => {
+                use base64::Engine;
+                vec![
+                    "--sql-base64".to_string(),
+                    base64::engine::general_purpose::STANDARD.encode(script.as_bytes()),
+                ]
+            }
+        }
+    }
+
+    pub fn jar(&self) -> &JarRef {
+        match &self.program {
+            Program::Jar { jar, .. } => jar,
+            Program::Sql { runner, .. } => runner,
+        }
+    }
+
+    pub fn entry_class(&self) -> Option<&str> {
+        match &self.program {
+            Program::Jar { entry_class, .. } => entry_class.as_deref(),
+            Program::Sql { runner_class, .. } => Some(runner_class),
+        }
+    }
+
+    /// Hash of everything whose change requires a redeploy: the program (jar content, entry class,
+    /// args or SQL), the Flink configuration and the restart nonce. Parallelism, state, upgrade mode
+    /// and savepoint settings are deliberately left out: they are handled by rescale, suspend/resume
+    /// or are record-only.
+    pub fn code_fingerprint(&self) -> [u8; 32] {
+        let canonical = serde_json::json!({
+            "jarSha256": self.jar().sha256,
+            "entryClass": self.entry_class(),
+            "args": match &self.program { Program::Jar { args, .. } => args.clone(), Program::Sql { .. } => vec![] },
+            "sql": match &self.program { Program::Sql { script, .. } => Some(script), Program::Jar { .. } => None },
+            "flinkConfiguration": self.flink_configuration,
+            "restartNonce": self.restart_nonce,
+        });
+        Sha256::digest(canonical.to_string().as_bytes()).into()
+    }
+}

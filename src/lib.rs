@@ -1,0 +1,9 @@
+//! weir: GitOps for Apache Flink.
+//!
+//! Data flows one way: the repo is loaded into a [`desired::DesiredState`], the clusters are observed
+//! into an [`observe::Observation`], the pure [`plan`] function diffs the two (plus history from the
+//! [`store`]) into a [`plan::Plan`], and [`apply`] executes it step by step through a journal.
+
+pub mod desired;
+pub mod identity;
+pub mod spec;

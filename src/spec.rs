@@ -1,0 +1,245 @@
+//! The jobs-repo format: what users write in `weir.yaml` and `jobs/**/*.yaml`.
+//!
+//! These types are the single source of truth for the format: the loader deserializes into them
+//! and `schemas/*.json` is generated from them (a test fails when the committed schema is stale).
+//! Every struct denies unknown fields so that a typo is an error, never a silently ignored key.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// `weir.yaml` at the root of a jobs repo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RepoConfig {
+    /// Flink session clusters, by the name job files use in `spec.cluster`.
+    pub clusters: BTreeMap<String, ClusterConfig>,
+    /// The runner jar that executes SQL jobs. Required when any job uses `sql` or `sqlFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_runner: Option<SqlRunnerConfig>,
+    /// Stop (with a savepoint) and forget jobs whose definition file was deleted. Off by default:
+    /// a deleted file then only yields a warning.
+    #[serde(default)]
+    pub prune: bool,
+}
+
+/// One Flink session cluster, reached through its JobManager REST endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClusterConfig {
+    /// JobManager REST endpoint, e.g. `http://127.0.0.1:8081`.
+    pub url: String,
+    /// Default target directory for savepoints of jobs on this cluster (e.g. `file:///...`, `s3://...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub savepoint_dir: Option<String>,
+    /// Name of an environment variable holding a bearer token sent to the REST API. The token
+    /// itself never belongs in the repo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_env: Option<String>,
+    /// Extra HTTP headers: header name → name of the environment variable holding its value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers_from_env: BTreeMap<String, String>,
+    /// Per-request timeout in seconds (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+}
+
+/// Where the SQL runner jar comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SqlRunnerConfig {
+    /// Repo-relative path of the runner jar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jar: Option<String>,
+    /// `http(s)://` or `file://` URL of the runner jar; requires `sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Expected SHA-256 (hex) of the jar fetched from `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Main class of the runner (default `dev.weir.sqlrunner.SqlRunner`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_class: Option<String>,
+}
+
+pub const DEFAULT_SQL_RUNNER_CLASS: &str = "dev.weir.sqlrunner.SqlRunner";
+
+/// A job definition file (`kind: FlinkJob`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JobFile {
+    pub api_version: ApiVersion,
+    pub kind: Kind,
+    pub metadata: Metadata,
+    pub spec: JobSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ApiVersion {
+    #[serde(rename = "weir/v1")]
+    V1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Kind {
+    FlinkJob,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// Unique in the repo: lowercase letters, digits and '-', at most 63 characters, starting
+    /// with a letter and not ending with '-'.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JobSpec {
+    /// A key of `clusters` in `weir.yaml`.
+    pub cluster: String,
+    #[serde(default)]
+    pub state: RunState,
+    #[serde(default)]
+    pub upgrade_mode: UpgradeMode,
+    /// Job parallelism (1 to 32768).
+    pub parallelism: u32,
+    /// A jar job. Exactly one of `jar`, `sql`, `sqlFile` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jar: Option<JarSpec>,
+    /// An inline SQL script.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+    /// Repo-relative path of a SQL script.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_file: Option<String>,
+    /// Flink configuration applied to the job at submission (`flinkConfiguration` of `/jars/run`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub flink_configuration: BTreeMap<String, ConfigValue>,
+    #[serde(default)]
+    pub savepoint: SavepointSpec,
+    /// Bump to force a redeploy with the normal upgrade semantics.
+    #[serde(default)]
+    pub restart_nonce: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    #[default]
+    Running,
+    Suspended,
+}
+
+/// How state is carried across a redeploy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpgradeMode {
+    /// Stop with a savepoint, restore from it.
+    #[default]
+    Savepoint,
+    /// Cancel, restore from the latest retained checkpoint.
+    LastState,
+    /// Cancel, start without state.
+    Stateless,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JarSpec {
+    /// Repo-relative path of the jar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `http(s)://` or `file://` URL of the jar; requires `sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Expected SHA-256 (hex) of the jar fetched from `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Main class; the jar manifest's `Main-Class` when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SavepointSpec {
+    /// Savepoint to start from on the very first deploy only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_path: Option<String>,
+    /// Let a restore skip state that no operator of the new job claims.
+    #[serde(default)]
+    pub allow_non_restored_state: bool,
+    /// Savepoint directory for this job; overrides the cluster's `savepointDir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
+}
+
+/// A Flink configuration value. YAML scalars of any type are accepted and passed to Flink as text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ConfigValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(String),
+}
+
+impl std::fmt::Display for ConfigValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigValue::Bool(b) => write!(f, "{b}"),
+            ConfigValue::Int(i) => write!(f, "{i}"),
+            ConfigValue::Float(x) => write!(f, "{x}"),
+            ConfigValue::String(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Rules for `metadata.name`; returns why a name is invalid.
+pub fn check_job_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > 63 {
+        return Err(format!("is {} characters long; at most 63 are allowed", name.len()));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err("must start with a lowercase letter".into());
+    }
+    if name.ends_with('-') {
+        return Err("must not end with '-'".into());
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(format!(
+            "contains {bad:?}; only lowercase letters, digits and '-' are allowed"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names() {
+        assert!(check_job_name("orders-enricher").is_ok());
+        assert!(check_job_name("a1").is_ok());
+        assert!(check_job_name("").is_err());
+        assert!(check_job_name("Orders").unwrap_err().contains("lowercase"));
+        assert!(check_job_name("1abc").is_err());
+        assert!(check_job_name("abc-").is_err());
+        assert!(check_job_name("a_b").unwrap_err().contains("'_'"));
+        assert!(check_job_name(&"a".repeat(64)).unwrap_err().contains("64"));
+        assert!(check_job_name(&"a".repeat(63)).is_ok());
+    }
+}
