@@ -91,6 +91,14 @@ ensure_python() {
   command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip
 }
 
+ensure_pip() {
+  ensure_python
+  # Only the default pip command can be checked/installed; a custom $PIP is trusted.
+  if [[ -z "${PIP:-}" ]] && ! python3 -m pip --version >/dev/null 2>&1; then
+    apt_install python3-pip
+  fi
+}
+
 # ---------------------------------------------------------------- fetch
 
 # Unpack lib/ opt/ bin/ from the downloaded distribution. 2.x ships a wheel
@@ -155,16 +163,17 @@ cmd_fetch() {
   exec 8>"$parent/$version.lock"
   flock 8
   if [[ ! -f "$marker" ]]; then
-    ensure_python
+    ensure_pip
     local tmp pip_cmd archive
     tmp="$(mktemp -d "$parent/.download-$version.XXXXXX")"
     # shellcheck disable=SC2064  # expand $tmp now, the variable is local
     trap "rm -rf '$tmp'" EXIT
     read -r -a pip_cmd <<<"${PIP:-python3 -m pip}"
     log "downloading apache-flink-libraries==$version from PyPI (~330 MB)"
-    # --no-deps: we only want the archive. (No --no-build-isolation: 1.x is an
+    # --no-deps: we only want the archive; --no-cache-dir: our cache is enough,
+    # no second copy in ~/.cache/pip. (No --no-build-isolation: 1.x is an
     # sdist and pip needs setuptools+wheel in its isolated env for its metadata.)
-    "${pip_cmd[@]}" download --no-deps --disable-pip-version-check \
+    "${pip_cmd[@]}" download --no-deps --no-cache-dir --disable-pip-version-check \
       --progress-bar off -d "$tmp/dl" "apache-flink-libraries==$version" >&2
     archive="$(find "$tmp/dl" -maxdepth 1 -type f \( -name '*.whl' -o -name '*.tar.gz' -o -name '*.zip' \) | head -n1)"
     [[ -n "$archive" ]] || die "pip download produced no archive for $version"
@@ -307,7 +316,7 @@ pid_alive() {
 # GET /overview; prints "taskmanagers slots-available" or fails.
 rest_overview() {
   local port="$1" body
-  body="$(curl -fsS --max-time 3 "http://127.0.0.1:$port/overview" 2>/dev/null)" || return 1
+  body="$(curl --noproxy '*' -fsS --max-time 3 "http://127.0.0.1:$port/overview" 2>/dev/null)" || return 1
   python3 -c 'import json,sys; o=json.loads(sys.argv[1]); print(o.get("taskmanagers",0), o.get("slots-available",0))' "$body"
 }
 
@@ -356,7 +365,7 @@ cmd_start() {
   fi
   # Half-dead leftovers from an earlier run would hold the ports.
   cmd_stop "$workdir" >/dev/null
-  if curl -sS --max-time 2 -o /dev/null "http://127.0.0.1:$rest_port/" 2>/dev/null; then
+  if curl --noproxy '*' -sS --max-time 2 -o /dev/null "http://127.0.0.1:$rest_port/" 2>/dev/null; then
     die "something else already listens on 127.0.0.1:$rest_port"
   fi
 

@@ -130,13 +130,14 @@ public final class SqlRunner {
                 throw new IllegalArgumentException("weir sql-runner: " + a + " needs a value");
             }
             if ("--sql-base64".equals(a)) {
-                String b64 = args[++i].trim();
+                // Whitespace (line-wrapped base64) is dropped; then a strict decoder, so
+                // garbage fails loudly. The URL-safe alphabet is accepted too.
+                String b64 = args[++i].replaceAll("\\s+", "");
                 try {
-                    // MIME decoder: tolerates line breaks, and both alphabets are tried.
                     byte[] bytes =
                             b64.contains("-") || b64.contains("_")
                                     ? Base64.getUrlDecoder().decode(b64)
-                                    : Base64.getMimeDecoder().decode(b64);
+                                    : Base64.getDecoder().decode(b64);
                     script = new String(bytes, StandardCharsets.UTF_8);
                 } catch (IllegalArgumentException e) {
                     throw new IllegalArgumentException(

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs every test of weir on a fresh machine: installs what is missing (Java 17, Flink 2.x and
+# 1.20.x from PyPI, cached in ~/.cache/weir), builds the Java test jobs and SQL runner, starts one
+# real Flink session cluster per version for the whole run, then runs format, lint and all tests.
+# The Flink-backed tests fail (never skip) when the clusters are not there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+log() { printf '\n[test.sh] %s\n' "$*" >&2; }
+
+flink2=${WEIR_TEST_FLINK2_VERSION:-2.3.0}
+flink1=${WEIR_TEST_FLINK1_VERSION:-1.20.5}
+cache=${WEIR_CACHE:-$HOME/.cache/weir}
+export WEIR_CACHE=$cache
+
+command -v cargo >/dev/null || { echo "cargo is required (rustup toolchain)" >&2; exit 1; }
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+
+log "fetching Flink $flink2 and $flink1 (cached in $cache) and building the Java jobs"
+scripts/build-java.sh "$flink2" "$root/target/java/$flink2"
+scripts/build-java.sh "$flink1" "$root/target/java/$flink1"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+work=$(mktemp -d /tmp/weir-test.XXXXXX)
+cleanup() {
+  scripts/flink.sh stop "$work/flink2" >/dev/null 2>&1 || true
+  scripts/flink.sh stop "$work/flink1" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+# Start both clusters while Rust compiles: they need ~20 s each.
+p2=$(free_port); r2=$(free_port); p1=$(free_port); r1=$(free_port)
+log "starting Flink $flink2 on 127.0.0.1:$p2 and Flink $flink1 on 127.0.0.1:$p1"
+scripts/flink.sh start "$flink2" "$work/flink2" "$p2" "$r2" 24 >"$work/flink2-start.log" 2>&1 &
+start2=$!
+scripts/flink.sh start "$flink1" "$work/flink1" "$p1" "$r1" 24 >"$work/flink1-start.log" 2>&1 &
+start1=$!
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+log "building tests"
+cargo nextest run --locked --no-run
+
+wait "$start2" || { cat "$work/flink2-start.log" >&2; echo "Flink $flink2 failed to start" >&2; exit 1; }
+wait "$start1" || { cat "$work/flink1-start.log" >&2; echo "Flink $flink1 failed to start" >&2; exit 1; }
+
+export WEIR_TEST_FLINK2_URL="http://127.0.0.1:$p2"
+export WEIR_TEST_FLINK1_URL="http://127.0.0.1:$p1"
+export WEIR_TEST_JARS2="$root/target/java/$flink2"
+export WEIR_TEST_JARS1="$root/target/java/$flink1"
+export WEIR_TEST_FLINK2_DIR="$work/flink2"
+export WEIR_TEST_FLINK1_DIR="$work/flink1"
+
+log "running all tests"
+cargo nextest run --locked --no-fail-fast --test-threads "${WEIR_TEST_THREADS:-4}" "$@"
