@@ -130,6 +130,20 @@ impl DesiredJob {
         }
     }
 
+    /// A copy safe to store and show: secret configuration values, secret program arguments and
+    /// secret SQL options replaced by a marker (see [`crate::redact`]).
+    pub fn redacted(&self) -> DesiredJob {
+        let mut copy = self.clone();
+        for (k, v) in copy.flink_configuration.iter_mut() {
+            *v = crate::redact::config_value(k, v);
+        }
+        match &mut copy.program {
+            Program::Jar { args, .. } => *args = crate::redact::args(args),
+            Program::Sql { script, .. } => *script = crate::redact::sql(script),
+        }
+        copy
+    }
+
     pub fn jar(&self) -> &JarRef {
         match &self.program {
             Program::Jar { jar, .. } => jar,

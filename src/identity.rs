@@ -50,10 +50,15 @@ impl FromStr for JobId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut out = [0u8; 16];
         if s.len() != 32 {
-            return Err(InvalidJobId { text: s.to_string(), source: None });
+            return Err(InvalidJobId {
+                text: s.to_string(),
+                source: None,
+            });
         }
-        hex::decode_to_slice(s, &mut out)
-            .map_err(|e| InvalidJobId { text: s.to_string(), source: Some(e) })?;
+        hex::decode_to_slice(s, &mut out).map_err(|e| InvalidJobId {
+            text: s.to_string(),
+            source: Some(e),
+        })?;
         Ok(JobId(out))
     }
 }
@@ -91,7 +96,12 @@ pub fn name_hash(name: &str) -> u64 {
 
 /// 32-bit prefix of a code fingerprint.
 pub fn code_hash(fingerprint: &[u8; 32]) -> u32 {
-    u32::from_be_bytes([fingerprint[0], fingerprint[1], fingerprint[2], fingerprint[3]])
+    u32::from_be_bytes([
+        fingerprint[0],
+        fingerprint[1],
+        fingerprint[2],
+        fingerprint[3],
+    ])
 }
 
 impl Identity {

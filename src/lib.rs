@@ -4,6 +4,18 @@
 //! into an [`observe::Observation`], the pure [`plan`] function diffs the two (plus history from the
 //! [`store`]) into a [`plan::Plan`], and [`apply`] executes it step by step through a journal.
 
+pub mod apply;
+pub mod cli;
 pub mod desired;
+pub mod diagnostic;
+pub mod flink;
+pub mod git;
 pub mod identity;
+pub mod load;
+pub mod observe;
+pub mod plan;
+pub mod redact;
+pub mod render;
 pub mod spec;
+pub mod status;
+pub mod store;

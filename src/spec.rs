@@ -207,7 +207,10 @@ pub fn check_job_name(name: &str) -> Result<(), String> {
         return Err("must not be empty".into());
     }
     if name.len() > 63 {
-        return Err(format!("is {} characters long; at most 63 are allowed", name.len()));
+        return Err(format!(
+            "is {} characters long; at most 63 are allowed",
+            name.len()
+        ));
     }
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         return Err("must start with a lowercase letter".into());

@@ -1,0 +1,1050 @@
+//! Loading a jobs repo (`weir.yaml` + `jobs/**/*.yaml`) into a [`DesiredState`].
+//!
+//! The loader never stops at the first problem: it reads `weir.yaml`, then every job file, and
+//! reports every problem it finds as a [`Diagnostic`] (`file:line:col: field: message`). Valid jobs
+//! are kept even when other files are invalid, so that callers can decide what to do with a
+//! partially valid repo (the files that produced errors are listed in
+//! [`LoadOutcome::invalid_files`]: a job whose file is invalid must not be treated as deleted).
+//!
+//! Parsing uses serde-saphyr with tight budgets (`yaml::options`) after a size check, so YAML
+//! bombs, deep nesting and huge files produce a diagnostic rather than a hang or an OOM.
+//! Positions come from a tree of the document built with serde-saphyr's `Spanned` (module
+//! `yaml`); structural problems (unknown and missing fields, wrong shapes, bad enum values) are
+//! found all at once by a walk over that tree guided by the generated JSON Schema (module
+//! `shape`), then the typed deserialization reports what only serde can see.
+
+mod schema;
+mod shape;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::desired::{DesiredJob, DesiredState, JarLocation, JarRef, Program, Revision};
+use crate::diagnostic::Diagnostic;
+use crate::git::{AccessLog, GitError, ReadError, RepoFiles, RepoSource, normalize_repo_path};
+use crate::spec::{self, ClusterConfig, JobFile, JobSpec, RepoConfig};
+
+pub use schema::{job_file_schema, repo_config_schema, schema_file_text};
+use yaml::{Node, ParseFailure, Pos, Problem, Seg, Value, path, suggest};
+
+/// The repo configuration file, at the root of the jobs repo.
+pub const REPO_CONFIG_FILE: &str = "weir.yaml";
+/// The directory holding job definitions (any depth, `*.yaml` / `*.yml`).
+pub const JOBS_DIR: &str = "jobs";
+/// Largest accepted YAML file (`weir.yaml`, job files).
+pub const MAX_YAML_BYTES: u64 = 1024 * 1024;
+/// Largest accepted `sqlFile`.
+pub const MAX_SQL_BYTES: u64 = 4 * 1024 * 1024;
+/// Largest accepted repo jar.
+pub const MAX_JAR_BYTES: u64 = 1024 * 1024 * 1024;
+/// Accepted parallelism.
+pub const PARALLELISM_RANGE: std::ops::RangeInclusive<u32> = 1..=32768;
+
+/// Everything a load produced.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadOutcome {
+    /// The desired state with every valid job; `None` only when `weir.yaml` itself could not be
+    /// read or deserialized.
+    pub desired: Option<DesiredState>,
+    /// Every problem found, `weir.yaml` first, then by file, line and column.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Repo-relative paths of the files with at least one diagnostic, sorted. A job file listed
+    /// here produced no job in `desired`.
+    pub invalid_files: Vec<String>,
+}
+
+impl LoadOutcome {
+    /// True when no problem was found.
+    pub fn is_clean(&self) -> bool {
+        self.diagnostics.is_empty()
+    }
+}
+
+/// Whether `path` (repo-relative) is a job definition file: under `jobs/`, named `*.yaml` or
+/// `*.yml`, with no hidden (`.`-prefixed) component (editor lock and backup files).
+pub fn is_job_file(path: &str) -> bool {
+    path.starts_with("jobs/")
+        && (path.ends_with(".yaml") || path.ends_with(".yml"))
+        && !path.split('/').any(|c| c.starts_with('.'))
+}
+
+/// Load the repo from a working tree or a Git revision.
+pub fn load_repo(source: &RepoSource) -> LoadOutcome {
+    load_from(source)
+}
+
+/// Load the repo from any file source (e.g. [`crate::git::MemoryFiles`] in tests).
+pub fn load_from(files: &dyn RepoFiles) -> LoadOutcome {
+    Loader {
+        files,
+        log: AccessLog::new(),
+        digests: BTreeMap::new(),
+        diagnostics: Vec::new(),
+        jar_hashes: BTreeMap::new(),
+    }
+    .run()
+}
+
+/// The SQL runner, as resolved from `weir.yaml`.
+enum Runner {
+    /// `weir.yaml` is unusable: SQL jobs cannot be checked against it.
+    Unknown,
+    NotConfigured,
+    Invalid,
+    Ready {
+        jar: JarRef,
+        class: String,
+    },
+}
+
+/// What the job checks need from `weir.yaml`.
+struct Context<'c> {
+    config: Option<&'c RepoConfig>,
+    runner: Runner,
+}
+
+/// One job file's result.
+struct JobOutcome {
+    file: String,
+    /// `metadata.name` and its position, when present (even if the file is otherwise invalid).
+    name: Option<(String, Pos)>,
+    job: Option<DesiredJob>,
+}
+
+struct Loader<'a> {
+    files: &'a dyn RepoFiles,
+    log: AccessLog,
+    /// Path → hex SHA-256 of every file read.
+    digests: BTreeMap<String, String>,
+    diagnostics: Vec<Diagnostic>,
+    /// Repo jar path → its SHA-256, or why it could not be read.
+    jar_hashes: BTreeMap<String, Result<String, String>>,
+}
+
+impl Loader<'_> {
+    fn run(mut self) -> LoadOutcome {
+        let (config, runner) = self.load_config();
+        let ctx = Context {
+            config: config.as_ref(),
+            runner,
+        };
+
+        let listed = match self.files.list(JOBS_DIR) {
+            Ok(files) => files,
+            Err(e) => {
+                self.diagnostics
+                    .push(Diagnostic::whole_file(JOBS_DIR, error_chain(&e)));
+                Vec::new()
+            }
+        };
+        let job_files: Vec<String> = listed.into_iter().filter(|p| is_job_file(p)).collect();
+        self.log
+            .record_listing(JOBS_DIR, is_job_file, job_files.clone());
+
+        let mut outcomes: Vec<JobOutcome> = job_files
+            .iter()
+            .map(|file| self.load_job(file, &ctx))
+            .collect();
+        self.check_duplicate_names(&mut outcomes);
+
+        let mut jobs: Vec<DesiredJob> = outcomes.into_iter().filter_map(|o| o.job).collect();
+        jobs.sort_by(|a, b| a.name.cmp(&b.name));
+
+        let revision = self.revision();
+        let desired = config.map(|config| DesiredState {
+            revision,
+            config,
+            jobs,
+        });
+
+        let mut diagnostics = std::mem::take(&mut self.diagnostics);
+        diagnostics.sort_by(|a, b| {
+            (a.file != REPO_CONFIG_FILE, &a.file, a.line, a.column).cmp(&(
+                b.file != REPO_CONFIG_FILE,
+                &b.file,
+                b.line,
+                b.column,
+            ))
+        });
+        let mut invalid_files: Vec<String> = diagnostics.iter().map(|d| d.file.clone()).collect();
+        invalid_files.sort();
+        invalid_files.dedup();
+        LoadOutcome {
+            desired,
+            diagnostics,
+            invalid_files,
+        }
+    }
+
+    fn revision(&mut self) -> Revision {
+        let info = match self.files.revision(&self.log) {
+            Ok(info) => info,
+            Err(e) => {
+                self.diagnostics.push(Diagnostic::whole_file(
+                    REPO_CONFIG_FILE,
+                    format!("cannot determine the Git revision: {}", error_chain(&e)),
+                ));
+                crate::git::RevisionInfo {
+                    commit: None,
+                    dirty: false,
+                }
+            }
+        };
+        let mut hasher = Sha256::new();
+        for (path, sha) in &self.digests {
+            hasher.update(path.as_bytes());
+            hasher.update([0]);
+            hasher.update(sha.as_bytes());
+            hasher.update([b'\n']);
+        }
+        Revision {
+            commit: info.commit,
+            dirty: info.dirty,
+            digest: hex::encode(hasher.finalize()),
+        }
+    }
+
+    fn emit(&mut self, file: &str, mut problems: Vec<Problem>) {
+        problems.sort_by_key(|p| p.pos);
+        self.diagnostics
+            .extend(problems.into_iter().map(|p| p.into_diagnostic(file)));
+    }
+
+    /// Read a file, recording it in the digest and the access log (the caller reports failures).
+    fn read_tracked(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, GitError> {
+        match self.files.read(path, limit) {
+            Ok(content) => {
+                self.log.record_file(path, content.blob_id);
+                self.digests.insert(
+                    path.to_string(),
+                    hex::encode(Sha256::digest(&content.bytes)),
+                );
+                Ok(content.bytes)
+            }
+            Err(e) => {
+                if e.is_not_found() {
+                    self.log.record_file(path, None);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Read and parse a YAML file: size limit, UTF-8, one document, a mapping at the top, the
+    /// structural check against `schema`, then the typed deserialization. Returns the tree (when
+    /// the file parsed) and the value (when it also deserialized without any problem).
+    fn parse_yaml_file<T: DeserializeOwned>(
+        &mut self,
+        file: &str,
+        schema: &serde_json::Value,
+        what: &str,
+    ) -> Option<(Node, Option<T>)> {
+        let bytes = match self.read_tracked(file, MAX_YAML_BYTES) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let message = match e.read_error() {
+                    Some(ReadError::NotFound) if file == REPO_CONFIG_FILE => format!(
+                        "{REPO_CONFIG_FILE} not found in {}; a jobs repo needs one at its root",
+                        self.files.origin()
+                    ),
+                    _ => read_failure(&e, file, "YAML files"),
+                };
+                self.diagnostics.push(Diagnostic::whole_file(file, message));
+                return None;
+            }
+        };
+        let text = match std::str::from_utf8(&bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let pos = Pos::of_byte_offset(&bytes, e.valid_up_to());
+                self.emit(
+                    file,
+                    vec![Problem::new(pos, Vec::new(), "file is not valid UTF-8")],
+                );
+                return None;
+            }
+        };
+        let tree = match yaml::parse_tree(text) {
+            Ok(tree) => tree,
+            Err(failure) => {
+                let problem = match failure {
+                    ParseFailure::Empty => Problem::new(
+                        Pos::START,
+                        Vec::new(),
+                        format!("empty file; expected {what}"),
+                    ),
+                    ParseFailure::MultipleDocuments(pos) => Problem::new(
+                        pos,
+                        Vec::new(),
+                        format!(
+                            "more than one YAML document (`---`); the file must hold exactly one: \
+                             {what}"
+                        ),
+                    ),
+                    ParseFailure::Invalid(problem) => problem,
+                };
+                self.emit(file, vec![problem]);
+                return None;
+            }
+        };
+        if !matches!(tree.value, Value::Map(_)) {
+            let message = format!(
+                "expected a mapping at the top level ({what}), found {}",
+                tree.value.describe()
+            );
+            self.emit(file, vec![Problem::new(tree.pos, Vec::new(), message)]);
+            return None;
+        }
+        let mut problems = yaml::duplicate_keys(&tree);
+        problems.extend(shape::check(schema, &tree));
+        let value = match yaml::parse_typed::<T>(text, &tree) {
+            Ok(value) => Some(value),
+            Err(p) => {
+                let duplicate = problems.iter().any(|q| q.pos == p.pos)
+                    || (!problems.is_empty() && yaml::is_structural(&p));
+                if !duplicate {
+                    problems.push(p);
+                }
+                None
+            }
+        };
+        let value = if problems.is_empty() { value } else { None };
+        self.emit(file, problems);
+        Some((tree, value))
+    }
+
+    fn load_config(&mut self) -> (Option<RepoConfig>, Runner) {
+        let schema = schema::cached_repo_config_schema();
+        let Some((tree, config)) = self.parse_yaml_file::<RepoConfig>(
+            REPO_CONFIG_FILE,
+            schema,
+            "the repo configuration with `clusters`",
+        ) else {
+            return (None, Runner::Unknown);
+        };
+        let Some(config) = config else {
+            return (None, Runner::Unknown);
+        };
+        let mut problems = Vec::new();
+        check_config(&config, &tree, &mut problems);
+        let runner = match &config.sql_runner {
+            None => Runner::NotConfigured,
+            Some(r) => {
+                let before = problems.len();
+                let jar = self.resolve_jar(
+                    &tree,
+                    JarFields {
+                        base: path(&["sqlRunner"]),
+                        path_key: "jar",
+                        path: r.jar.as_deref(),
+                        url: r.url.as_deref(),
+                        sha256: r.sha256.as_deref(),
+                    },
+                    &mut problems,
+                );
+                check_entry_class(
+                    &tree,
+                    &["sqlRunner"],
+                    r.entry_class.as_deref(),
+                    &mut problems,
+                );
+                match jar {
+                    Some(jar) if problems.len() == before => Runner::Ready {
+                        jar,
+                        class: r
+                            .entry_class
+                            .clone()
+                            .unwrap_or_else(|| spec::DEFAULT_SQL_RUNNER_CLASS.to_string()),
+                    },
+                    _ => Runner::Invalid,
+                }
+            }
+        };
+        self.emit(REPO_CONFIG_FILE, problems);
+        (Some(config), runner)
+    }
+
+    fn load_job(&mut self, file: &str, ctx: &Context<'_>) -> JobOutcome {
+        let schema = schema::cached_job_file_schema();
+        let parsed = self.parse_yaml_file::<JobFile>(
+            file,
+            schema,
+            "one job definition (`apiVersion: weir/v1`, `kind: FlinkJob`, `metadata`, `spec`)",
+        );
+        let Some((tree, job_file)) = parsed else {
+            return JobOutcome {
+                file: file.to_string(),
+                name: None,
+                job: None,
+            };
+        };
+        let name_path = path(&["metadata", "name"]);
+        let name = tree
+            .get(&name_path)
+            .and_then(|n| Some((n.value.scalar_text()?, n.pos)));
+        let job = job_file.and_then(|jf| {
+            let mut problems = Vec::new();
+            let job = self.check_job(file, &tree, jf, ctx, &mut problems);
+            self.emit(file, problems);
+            job
+        });
+        JobOutcome {
+            file: file.to_string(),
+            name,
+            job,
+        }
+    }
+
+    /// The semantic checks of a deserialized job file; the job when there was no problem.
+    fn check_job(
+        &mut self,
+        file: &str,
+        tree: &Node,
+        jf: JobFile,
+        ctx: &Context<'_>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<DesiredJob> {
+        let JobFile { metadata, spec, .. } = jf;
+
+        let name_path = path(&["metadata", "name"]);
+        if let Err(why) = spec::check_job_name(&metadata.name) {
+            problems.push(Problem::new(
+                tree.value_pos(&name_path),
+                name_path,
+                format!("invalid job name `{}`: {why}", metadata.name),
+            ));
+        }
+        for key in metadata.labels.keys() {
+            if key.trim().is_empty() {
+                let p = label_path(&["metadata", "labels"], key);
+                problems.push(Problem::new(
+                    tree.key_pos(&p),
+                    p,
+                    "label keys must not be empty",
+                ));
+            }
+        }
+
+        let cluster = ctx
+            .config
+            .and_then(|config| check_cluster_ref(config, tree, &spec.cluster, problems));
+
+        if !PARALLELISM_RANGE.contains(&spec.parallelism) {
+            let p = path(&["spec", "parallelism"]);
+            problems.push(Problem::new(
+                tree.value_pos(&p),
+                p,
+                format!(
+                    "must be between {} and {}, found {}",
+                    PARALLELISM_RANGE.start(),
+                    PARALLELISM_RANGE.end(),
+                    spec.parallelism
+                ),
+            ));
+        }
+
+        let program = self.resolve_program(tree, &spec, &ctx.runner, problems);
+
+        let mut flink_configuration = BTreeMap::new();
+        for (key, value) in &spec.flink_configuration {
+            if key.trim().is_empty() {
+                let p = label_path(&["spec", "flinkConfiguration"], key);
+                problems.push(Problem::new(
+                    tree.key_pos(&p),
+                    p,
+                    "configuration keys must not be empty",
+                ));
+            }
+            flink_configuration.insert(key.clone(), value.to_string());
+        }
+
+        let sp = &spec.savepoint;
+        if let Some(dir) = &sp.directory {
+            let p = path(&["spec", "savepoint", "directory"]);
+            if !looks_like_uri(dir) {
+                problems.push(Problem::new(tree.value_pos(&p), p, uri_message(dir)));
+            }
+        }
+        if let Some(initial) = &sp.initial_path
+            && initial.trim().is_empty()
+        {
+            let p = path(&["spec", "savepoint", "initialPath"]);
+            problems.push(Problem::new(tree.value_pos(&p), p, "must not be empty"));
+        }
+
+        if !problems.is_empty() {
+            return None;
+        }
+        let savepoint_dir = sp
+            .directory
+            .clone()
+            .or_else(|| cluster.and_then(|c| c.savepoint_dir.clone()));
+        Some(DesiredJob {
+            name: metadata.name,
+            file: file.to_string(),
+            cluster: spec.cluster.clone(),
+            state: spec.state,
+            upgrade_mode: spec.upgrade_mode,
+            parallelism: spec.parallelism,
+            program: program?,
+            flink_configuration,
+            initial_savepoint: sp.initial_path.clone(),
+            allow_non_restored_state: sp.allow_non_restored_state,
+            savepoint_dir,
+            restart_nonce: spec.restart_nonce,
+            labels: metadata.labels,
+        })
+    }
+
+    /// Exactly one of `jar`, `sql`, `sqlFile`, resolved into a [`Program`].
+    fn resolve_program(
+        &mut self,
+        tree: &Node,
+        spec: &JobSpec,
+        runner: &Runner,
+        problems: &mut Vec<Problem>,
+    ) -> Option<Program> {
+        let set: Vec<&str> = [
+            ("jar", spec.jar.is_some()),
+            ("sql", spec.sql.is_some()),
+            ("sqlFile", spec.sql_file.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, on)| on.then_some(k))
+        .collect();
+        match set.as_slice() {
+            [] => {
+                let p = path(&["spec"]);
+                problems.push(Problem::new(
+                    tree.key_pos(&p),
+                    p,
+                    "one of `jar`, `sql` or `sqlFile` is required",
+                ));
+                return None;
+            }
+            [_] => {}
+            [first, rest @ ..] => {
+                for other in rest {
+                    let p = path(&["spec", other]);
+                    problems.push(Problem::new(
+                        tree.key_pos(&p),
+                        p,
+                        format!(
+                            "`{first}` and `{other}` are mutually exclusive; set exactly one of \
+                             `jar`, `sql` or `sqlFile`"
+                        ),
+                    ));
+                }
+                return None;
+            }
+        }
+
+        if let Some(jar) = &spec.jar {
+            let jar_ref = self.resolve_jar(
+                tree,
+                JarFields {
+                    base: path(&["spec", "jar"]),
+                    path_key: "path",
+                    path: jar.path.as_deref(),
+                    url: jar.url.as_deref(),
+                    sha256: jar.sha256.as_deref(),
+                },
+                problems,
+            );
+            check_entry_class(tree, &["spec", "jar"], jar.entry_class.as_deref(), problems);
+            return Some(Program::Jar {
+                jar: jar_ref?,
+                entry_class: jar.entry_class.clone(),
+                args: jar.args.clone(),
+            });
+        }
+
+        let (field, script, source_file) = if let Some(sql) = &spec.sql {
+            let p = path(&["spec", "sql"]);
+            if sql.trim().is_empty() {
+                problems.push(Problem::new(tree.value_pos(&p), p, "must not be empty"));
+                return None;
+            }
+            ("sql", sql.clone(), None)
+        } else {
+            let raw = spec.sql_file.as_deref().unwrap_or_default();
+            let (script, file) = self.read_sql_file(tree, raw, problems)?;
+            ("sqlFile", script, Some(file))
+        };
+
+        let p = path(&["spec", field]);
+        match runner {
+            Runner::Ready { jar, class } => Some(Program::Sql {
+                script,
+                source_file,
+                runner: jar.clone(),
+                runner_class: class.clone(),
+            }),
+            Runner::Unknown => None,
+            Runner::NotConfigured => {
+                problems.push(Problem::new(
+                    tree.key_pos(&p),
+                    p,
+                    format!(
+                        "SQL jobs need a `sqlRunner` in {REPO_CONFIG_FILE} (the jar that runs the \
+                         script)"
+                    ),
+                ));
+                None
+            }
+            Runner::Invalid => {
+                problems.push(Problem::new(
+                    tree.key_pos(&p),
+                    p,
+                    format!(
+                        "the `sqlRunner` in {REPO_CONFIG_FILE} is invalid (see its diagnostics)"
+                    ),
+                ));
+                None
+            }
+        }
+    }
+
+    /// Read `spec.sqlFile`: a repo-relative, UTF-8, non-empty file. Returns the script and the
+    /// normalized path.
+    fn read_sql_file(
+        &mut self,
+        tree: &Node,
+        raw: &str,
+        problems: &mut Vec<Problem>,
+    ) -> Option<(String, String)> {
+        let p = path(&["spec", "sqlFile"]);
+        let pos = tree.value_pos(&p);
+        let file = match normalize_repo_path(raw) {
+            Ok(file) => file,
+            Err(why) => {
+                problems.push(Problem::new(pos, p, format!("invalid path `{raw}`: {why}")));
+                return None;
+            }
+        };
+        let bytes = match self.read_tracked(&file, MAX_SQL_BYTES) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let message = read_failure(&e, &file, "SQL files");
+                problems.push(Problem::new(pos, p, message));
+                return None;
+            }
+        };
+        let script = match String::from_utf8(bytes) {
+            Ok(script) => script,
+            Err(e) => {
+                let at = Pos::of_byte_offset(e.as_bytes(), e.utf8_error().valid_up_to());
+                problems.push(Problem::new(
+                    pos,
+                    p,
+                    format!(
+                        "`{file}` is not valid UTF-8 (line {}, column {})",
+                        at.line, at.column
+                    ),
+                ));
+                return None;
+            }
+        };
+        if script.trim().is_empty() {
+            problems.push(Problem::new(pos, p, format!("`{file}` is empty")));
+            return None;
+        }
+        Some((script, file))
+    }
+
+    /// A jar given by repo path (hashed from its bytes) or by URL (with its declared SHA-256).
+    fn resolve_jar(
+        &mut self,
+        tree: &Node,
+        f: JarFields<'_>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<JarRef> {
+        let at = |key: &str| {
+            let mut p = f.base.clone();
+            p.push(Seg::Key(key.to_string()));
+            p
+        };
+        let path_key = f.path_key;
+        let sha_path = at("sha256");
+        let declared = match f.sha256 {
+            Some(s) if is_sha256(s) => Some(s.to_ascii_lowercase()),
+            Some(s) => {
+                problems.push(Problem::new(
+                    tree.value_pos(&sha_path),
+                    sha_path.clone(),
+                    format!("must be 64 hexadecimal characters (a SHA-256), found `{s}`"),
+                ));
+                return None;
+            }
+            None => None,
+        };
+        match (f.path, f.url) {
+            (Some(_), Some(_)) => {
+                let p = at("url");
+                problems.push(Problem::new(
+                    tree.key_pos(&p),
+                    f.base.clone(),
+                    format!("set exactly one of `{path_key}` or `url`, not both"),
+                ));
+                None
+            }
+            (None, None) => {
+                problems.push(Problem::new(
+                    tree.key_pos(&f.base),
+                    f.base.clone(),
+                    format!("one of `{path_key}` (a jar in the repo) or `url` is required"),
+                ));
+                None
+            }
+            (Some(raw), None) => {
+                let p = at(path_key);
+                let pos = tree.value_pos(&p);
+                let file = match normalize_repo_path(raw) {
+                    Ok(file) => file,
+                    Err(why) => {
+                        problems.push(Problem::new(pos, p, format!("invalid path `{raw}`: {why}")));
+                        return None;
+                    }
+                };
+                let sha256 = match self.hash_jar(&file) {
+                    Ok(sha) => sha,
+                    Err(message) => {
+                        problems.push(Problem::new(pos, p, message));
+                        return None;
+                    }
+                };
+                if let Some(declared) = declared
+                    && declared != sha256
+                {
+                    problems.push(Problem::new(
+                        tree.value_pos(&sha_path),
+                        sha_path,
+                        format!(
+                            "does not match `{file}`, whose SHA-256 is {sha256} (remove \
+                                 `sha256` or update it)"
+                        ),
+                    ));
+                    return None;
+                }
+                Some(JarRef {
+                    location: JarLocation::Repo { path: file },
+                    sha256,
+                })
+            }
+            (None, Some(raw)) => {
+                let p = at("url");
+                if let Err(message) = check_url(raw, &["http", "https", "file"]) {
+                    problems.push(Problem::new(tree.value_pos(&p), p, message));
+                    return None;
+                }
+                let Some(sha256) = declared else {
+                    problems.push(Problem::new(
+                        tree.key_pos(&p),
+                        sha_path,
+                        "required with `url`: the SHA-256 (64 hexadecimal characters) the \
+                         downloaded jar must match",
+                    ));
+                    return None;
+                };
+                Some(JarRef {
+                    location: JarLocation::Url {
+                        url: raw.to_string(),
+                    },
+                    sha256,
+                })
+            }
+        }
+    }
+
+    /// SHA-256 of a repo jar (cached: jobs often share a jar).
+    fn hash_jar(&mut self, file: &str) -> Result<String, String> {
+        if let Some(known) = self.jar_hashes.get(file) {
+            return known.clone();
+        }
+        let result = match self.files.hash(file, MAX_JAR_BYTES) {
+            Ok(hash) => {
+                self.log.record_file(file, hash.blob_id);
+                self.digests.insert(file.to_string(), hash.sha256.clone());
+                Ok(hash.sha256)
+            }
+            Err(e) => {
+                if e.is_not_found() {
+                    self.log.record_file(file, None);
+                }
+                Err(read_failure(&e, file, "jars"))
+            }
+        };
+        self.jar_hashes.insert(file.to_string(), result.clone());
+        result
+    }
+
+    /// Jobs sharing a `metadata.name` are all invalid; each file gets a diagnostic naming every
+    /// file involved.
+    fn check_duplicate_names(&mut self, outcomes: &mut [JobOutcome]) {
+        let mut by_name: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, o) in outcomes.iter().enumerate() {
+            if let Some((name, _)) = &o.name {
+                by_name.entry(name.as_str()).or_default().push(i);
+            }
+        }
+        let mut problems: Vec<(usize, Problem)> = Vec::new();
+        for (name, indices) in &by_name {
+            if indices.len() < 2 {
+                continue;
+            }
+            let files: Vec<&str> = indices.iter().map(|&i| outcomes[i].file.as_str()).collect();
+            let listed = match files.as_slice() {
+                [a, b] => format!("{a} and {b}"),
+                [init @ .., last] => format!("{} and {last}", init.join(", ")),
+                [] => String::new(),
+            };
+            for &i in indices {
+                let pos = outcomes[i]
+                    .name
+                    .as_ref()
+                    .map_or(Pos::START, |(_, pos)| *pos);
+                problems.push((
+                    i,
+                    Problem::new(
+                        pos,
+                        path(&["metadata", "name"]),
+                        format!("duplicate job name `{name}`: defined in {listed}"),
+                    ),
+                ));
+            }
+        }
+        for (i, problem) in problems {
+            let file = outcomes[i].file.clone();
+            outcomes[i].job = None;
+            self.emit(&file, vec![problem]);
+        }
+    }
+}
+
+/// The fields of a jar reference (`spec.jar` or `sqlRunner`).
+struct JarFields<'a> {
+    base: Vec<Seg>,
+    /// Name of the repo-path field: `path` for jobs, `jar` for the SQL runner.
+    path_key: &'static str,
+    path: Option<&'a str>,
+    url: Option<&'a str>,
+    sha256: Option<&'a str>,
+}
+
+fn check_entry_class(tree: &Node, base: &[&str], class: Option<&str>, problems: &mut Vec<Problem>) {
+    if let Some(class) = class
+        && (class.trim().is_empty() || class.chars().any(char::is_whitespace))
+    {
+        let mut p = path(base);
+        p.push(Seg::Key("entryClass".into()));
+        problems.push(Problem::new(
+            tree.value_pos(&p),
+            p,
+            format!("`{class}` is not a valid class name"),
+        ));
+    }
+}
+
+/// `spec.cluster` must name a cluster of `weir.yaml`.
+fn check_cluster_ref<'c>(
+    config: &'c RepoConfig,
+    tree: &Node,
+    name: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<&'c ClusterConfig> {
+    if let Some(cluster) = config.clusters.get(name) {
+        return Some(cluster);
+    }
+    let p = path(&["spec", "cluster"]);
+    let known: Vec<&str> = config.clusters.keys().map(String::as_str).collect();
+    let hint = suggest(name, known.iter().copied())
+        .map(|s| format!("did you mean `{s}`? "))
+        .unwrap_or_default();
+    let list = if known.is_empty() {
+        format!("{REPO_CONFIG_FILE} defines no clusters")
+    } else {
+        format!(
+            "clusters in {REPO_CONFIG_FILE}: {}",
+            known
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    problems.push(Problem::new(
+        tree.value_pos(&p),
+        p,
+        format!("unknown cluster `{name}`; {hint}({list})"),
+    ));
+    None
+}
+
+/// Checks of `weir.yaml` beyond its shape.
+fn check_config(config: &RepoConfig, tree: &Node, problems: &mut Vec<Problem>) {
+    if config.clusters.is_empty() {
+        let p = path(&["clusters"]);
+        problems.push(Problem::new(
+            tree.value_pos(&p),
+            p,
+            "at least one cluster is required",
+        ));
+    }
+    for (name, cluster) in &config.clusters {
+        let base = label_path(&["clusters"], name);
+        let at = |key: &str| {
+            let mut p = base.clone();
+            p.push(Seg::Key(key.to_string()));
+            p
+        };
+        if name.trim().is_empty() {
+            problems.push(Problem::new(
+                tree.key_pos(&base),
+                base.clone(),
+                "cluster names must not be empty",
+            ));
+        }
+        if let Err(message) = check_url(&cluster.url, &["http", "https"]) {
+            let p = at("url");
+            problems.push(Problem::new(tree.value_pos(&p), p, message));
+        }
+        if let Some(dir) = &cluster.savepoint_dir
+            && !looks_like_uri(dir)
+        {
+            let p = at("savepointDir");
+            problems.push(Problem::new(tree.value_pos(&p), p, uri_message(dir)));
+        }
+        if let Some(var) = &cluster.bearer_token_env
+            && !is_env_var_name(var)
+        {
+            let p = at("bearerTokenEnv");
+            problems.push(Problem::new(tree.value_pos(&p), p, env_var_message(var)));
+        }
+        for (header, var) in &cluster.headers_from_env {
+            let mut p = at("headersFromEnv");
+            p.push(Seg::Key(header.clone()));
+            if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                problems.push(Problem::new(
+                    tree.key_pos(&p),
+                    p.clone(),
+                    format!("`{header}` is not a valid HTTP header name"),
+                ));
+            }
+            if !is_env_var_name(var) {
+                problems.push(Problem::new(tree.value_pos(&p), p, env_var_message(var)));
+            }
+        }
+        if cluster.timeout_seconds == Some(0) {
+            let p = at("timeoutSeconds");
+            problems.push(Problem::new(tree.value_pos(&p), p, "must be at least 1"));
+        }
+    }
+}
+
+/// A path ending in a map key (cluster name, label, configuration key).
+fn label_path(base: &[&str], key: &str) -> Vec<Seg> {
+    let mut p = path(base);
+    p.push(Seg::Key(key.to_string()));
+    p
+}
+
+fn check_url(raw: &str, schemes: &[&str]) -> Result<(), String> {
+    let allowed = match schemes {
+        [a, b] => format!("{a} or {b}"),
+        [init @ .., last] => format!("{}, or {last}", init.join(", ")),
+        [] => String::new(),
+    };
+    let url = reqwest::Url::parse(raw).map_err(|e| format!("invalid URL `{raw}`: {e}"))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(format!(
+            "URL `{raw}` must use {allowed}, not `{}`",
+            url.scheme()
+        ));
+    }
+    if url.scheme() != "file" && url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("URL `{raw}` has no host"));
+    }
+    Ok(())
+}
+
+/// `scheme://rest`, as Flink expects for savepoint directories (`s3://b/p`, `file:///p`).
+fn looks_like_uri(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return false;
+    };
+    scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && !rest.is_empty()
+        && !s.chars().any(char::is_whitespace)
+}
+
+fn uri_message(value: &str) -> String {
+    format!(
+        "must be a URI such as `s3://bucket/savepoints` or `file:///savepoints`, found `{value}`"
+    )
+}
+
+fn is_env_var_name(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn env_var_message(value: &str) -> String {
+    format!(
+        "`{value}` is not a valid environment variable name (letters, digits and '_', not \
+         starting with a digit)"
+    )
+}
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+fn human_bytes(n: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if n >= MIB && n.is_multiple_of(MIB) {
+        format!("{} MiB", n / MIB)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// Why `file` could not be read, for a diagnostic.
+fn read_failure(e: &GitError, file: &str, kind: &str) -> String {
+    match e.read_error() {
+        Some(ReadError::NotFound) => match e {
+            GitError::Read { origin, .. } => format!("`{file}` does not exist in {origin}"),
+            _ => format!("`{file}` does not exist"),
+        },
+        Some(ReadError::TooLarge { size, limit }) => format!(
+            "`{file}` is {size} bytes; {kind} are limited to {}",
+            human_bytes(*limit)
+        ),
+        Some(ReadError::Unsupported(why)) => format!("cannot read `{file}`: {why}"),
+        _ => error_chain(e),
+    }
+}
+
+/// An error and its sources, `: `-separated.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,715 @@
+//! YAML parsing with serde-saphyr: resource budgets, a positioned node tree, and turning
+//! serde-saphyr errors into positioned, field-named problems.
+//!
+//! Every file is parsed twice from the same text with the same options: once into a [`Node`]
+//! tree whose every node and key carries its line/column (serde-saphyr's `Spanned<T>`), and once
+//! into the typed `spec` structs. The tree gives positions for problems found after
+//! deserialization (unknown cluster, duplicate name, missing jar, ...) and names the field of a
+//! serde error from the error's location.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::budget::BudgetBreach;
+use serde_saphyr::{Error as YamlError, Location, MessageFormatter, Spanned};
+
+/// A 1-based line/column position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Pos {
+    pub const START: Pos = Pos { line: 1, column: 1 };
+
+    fn from_location(l: Location) -> Option<Pos> {
+        (l.line() > 0).then(|| Pos {
+            line: l.line() as usize,
+            column: (l.column() as usize).max(1),
+        })
+    }
+
+    /// Line/column of byte `offset` in `text` (columns count characters).
+    pub fn of_byte_offset(text: &[u8], offset: usize) -> Pos {
+        let before = &text[..offset.min(text.len())];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        Pos { line, column }
+    }
+}
+
+/// One step of a field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+impl From<&str> for Seg {
+    fn from(s: &str) -> Self {
+        Seg::Key(s.to_string())
+    }
+}
+
+/// Build a path from string keys: `path(&["spec", "jar"])`.
+pub(crate) fn path(keys: &[&str]) -> Vec<Seg> {
+    keys.iter().map(|k| Seg::from(*k)).collect()
+}
+
+/// `spec.jar.args[0]`; keys that would be ambiguous are quoted: `spec.flinkConfiguration."a.b"`.
+pub(crate) fn format_path(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                let plain = !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '/'));
+                if plain {
+                    out.push_str(k);
+                } else {
+                    out.push_str(&format!("{k:?}"));
+                }
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// A YAML value with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Node {
+    pub value: Value,
+    /// Where the node is used (for an alias: the `*alias` token).
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<Entry>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Entry {
+    /// The key as text (`<complex key>` for mapping or sequence keys).
+    pub key: String,
+    pub key_pos: Pos,
+    pub value: Node,
+}
+
+impl Value {
+    /// How the value is named in messages: `a mapping`, `string "two"`, `integer 3`.
+    pub fn describe(&self) -> String {
+        match self {
+            Value::Null => "null".into(),
+            Value::Bool(b) => format!("boolean `{b}`"),
+            Value::Int(i) => format!("integer `{i}`"),
+            Value::Float(x) => format!("floating point `{x}`"),
+            Value::Str(s) => format!("string {s:?}"),
+            Value::Seq(_) => "a list".into(),
+            Value::Map(_) => "a mapping".into(),
+        }
+    }
+
+    /// The text of a scalar (`None` for null and collections).
+    pub fn scalar_text(&self) -> Option<String> {
+        match self {
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Float(x) => Some(x.to_string()),
+            Value::Str(s) => Some(s.clone()),
+            Value::Null | Value::Seq(_) | Value::Map(_) => None,
+        }
+    }
+
+    pub fn is_collection(&self) -> bool {
+        matches!(self, Value::Seq(_) | Value::Map(_))
+    }
+}
+
+impl Node {
+    pub fn entries(&self) -> &[Entry] {
+        match &self.value {
+            Value::Map(entries) => entries,
+            _ => &[],
+        }
+    }
+
+    pub fn entry(&self, key: &str) -> Option<&Entry> {
+        self.entries().iter().find(|e| e.key == key)
+    }
+
+    /// The node at `path`, if present.
+    pub fn get(&self, path: &[Seg]) -> Option<&Node> {
+        let mut node = self;
+        for seg in path {
+            node = match (seg, &node.value) {
+                (Seg::Key(k), Value::Map(_)) => &node.entry(k)?.value,
+                (Seg::Index(i), Value::Seq(items)) => items.get(*i)?,
+                _ => return None,
+            };
+        }
+        Some(node)
+    }
+
+    /// Position of the value at `path`; falls back to the closest present ancestor's key.
+    pub fn value_pos(&self, path: &[Seg]) -> Pos {
+        match self.get(path) {
+            Some(n) => n.pos,
+            None => self.key_pos(path),
+        }
+    }
+
+    /// Position of the key of `path` (its value for list items); falls back to the closest
+    /// present ancestor.
+    pub fn key_pos(&self, path: &[Seg]) -> Pos {
+        for len in (1..=path.len()).rev() {
+            let (parent, last) = (&path[..len - 1], &path[len - 1]);
+            let Some(parent_node) = self.get(parent) else {
+                continue;
+            };
+            match last {
+                Seg::Key(k) => {
+                    if let Some(e) = parent_node.entry(k) {
+                        return e.key_pos;
+                    }
+                }
+                Seg::Index(_) => {
+                    if let Some(n) = parent_node.get(std::slice::from_ref(last)) {
+                        return n.pos;
+                    }
+                }
+            }
+        }
+        self.pos
+    }
+
+    /// The path of the deepest entry whose key is at `pos`.
+    fn path_of_key_at(&self, pos: Pos) -> Option<Vec<Seg>> {
+        let mut found = None;
+        self.visit(&mut Vec::new(), &mut |path, node| {
+            for e in node.entries() {
+                if e.key_pos == pos {
+                    let mut p = path.to_vec();
+                    p.push(Seg::Key(e.key.clone()));
+                    found = Some(p);
+                }
+            }
+        });
+        found
+    }
+
+    /// The path of the deepest node at `pos` (mappings only when `maps_only`).
+    fn path_of_node_at(&self, pos: Pos, maps_only: bool) -> Option<Vec<Seg>> {
+        let mut found = None;
+        self.visit(&mut Vec::new(), &mut |path, node| {
+            if node.pos == pos && (!maps_only || matches!(node.value, Value::Map(_))) {
+                found = Some(path.to_vec());
+            }
+        });
+        found
+    }
+
+    /// The path of the last key or node starting at or before `pos`.
+    fn path_before(&self, pos: Pos) -> Option<Vec<Seg>> {
+        let mut best: Option<(Pos, Vec<Seg>)> = None;
+        self.visit(&mut Vec::new(), &mut |path, node| {
+            let mut consider = |p: Pos, path: Vec<Seg>| {
+                if p <= pos && best.as_ref().is_none_or(|(b, _)| p >= *b) {
+                    best = Some((p, path));
+                }
+            };
+            consider(node.pos, path.to_vec());
+            for e in node.entries() {
+                let mut p = path.to_vec();
+                p.push(Seg::Key(e.key.clone()));
+                consider(e.key_pos, p);
+            }
+        });
+        best.map(|(_, p)| p)
+    }
+
+    /// Pre-order traversal (parents before children, so "last match" is the deepest).
+    fn visit(&self, path: &mut Vec<Seg>, f: &mut dyn FnMut(&[Seg], &Node)) {
+        f(path, self);
+        match &self.value {
+            Value::Map(entries) => {
+                for e in entries {
+                    path.push(Seg::Key(e.key.clone()));
+                    e.value.visit(path, f);
+                    path.pop();
+                }
+            }
+            Value::Seq(items) => {
+                for (i, n) in items.iter().enumerate() {
+                    path.push(Seg::Index(i));
+                    n.visit(path, f);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Spanned::<Value>::deserialize(d)?;
+        Ok(Node {
+            value: s.value,
+            pos: Pos::from_location(s.referenced).unwrap_or(Pos::START),
+        })
+    }
+}
+
+/// A mapping key: any node, kept as text.
+struct KeyNode {
+    text: String,
+    pos: Pos,
+}
+
+impl<'de> Deserialize<'de> for KeyNode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let node = Node::deserialize(d)?;
+        let text = match &node.value {
+            Value::Null => "null".to_string(),
+            v => v
+                .scalar_text()
+                .unwrap_or_else(|| "<complex key>".to_string()),
+        };
+        Ok(KeyNode {
+            text,
+            pos: node.pos,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Value::deserialize(d)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Int(v.into()))
+    }
+    fn visit_i128<E>(self, v: i128) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
+        i128::try_from(v)
+            .map(Value::Int)
+            .or_else(|_| Ok(Value::Str(v.to_string())))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v))
+    }
+    fn visit_bytes<E>(self, v: &[u8]) -> Result<Value, E> {
+        Ok(Value::Str(String::from_utf8_lossy(v).into_owned()))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(n) = seq.next_element::<Node>()? {
+            items.push(n);
+        }
+        Ok(Value::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<KeyNode>()? {
+            let value = map.next_value::<Node>()?;
+            entries.push(Entry {
+                key: key.text,
+                key_pos: key.pos,
+                value,
+            });
+        }
+        Ok(Value::Map(entries))
+    }
+}
+
+/// Nesting allowed in a file; the repo format needs about 5 levels.
+pub(crate) const MAX_DEPTH: usize = 32;
+/// Nodes allowed in a file, counting nodes replayed through aliases.
+pub(crate) const MAX_NODES: usize = 20_000;
+
+/// Parser options: tight budgets (repo files are small) so that YAML bombs, deep nesting and
+/// document floods fail fast with a budget error instead of consuming memory or time.
+pub(crate) fn options() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: MAX_DEPTH,
+            max_nodes: MAX_NODES,
+            max_events: 5 * MAX_NODES,
+            max_aliases: 1_000,
+            max_anchors: 1_000,
+            max_documents: 16,
+            max_total_scalar_bytes: 8 * 1024 * 1024,
+            max_merge_keys: 1_000,
+            max_recorded_anchor_events: 5 * MAX_NODES,
+            max_recorded_anchor_bytes: 8 * 1024 * 1024,
+            flow_nesting_limit: MAX_DEPTH,
+        },
+        with_snippet: false,
+    };
+    options.alias_limits.max_total_replayed_events = 5 * MAX_NODES;
+    options.alias_limits.max_replay_stack_depth = MAX_DEPTH;
+    options
+}
+
+/// A problem in one file, before the file name is attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub pos: Pos,
+    pub path: Vec<Seg>,
+    /// The message without the field prefix.
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(pos: Pos, path: Vec<Seg>, message: impl Into<String>) -> Self {
+        Problem {
+            pos,
+            path,
+            message: message.into(),
+        }
+    }
+
+    pub fn field(&self) -> Option<String> {
+        (!self.path.is_empty()).then(|| format_path(&self.path))
+    }
+
+    pub fn into_diagnostic(self, file: &str) -> crate::diagnostic::Diagnostic {
+        let field = self.field();
+        let message = match &field {
+            Some(f) => format!("{f}: {}", self.message),
+            None => self.message,
+        };
+        crate::diagnostic::Diagnostic::new(file, self.pos.line, self.pos.column, field, message)
+    }
+}
+
+/// Why a file could not be parsed into a single tree.
+#[derive(Debug)]
+pub(crate) enum ParseFailure {
+    /// No document (empty, comments only, or a lone `~`).
+    Empty,
+    /// More than one document; the position of the second.
+    MultipleDocuments(Pos),
+    /// Syntax error, budget breach, ...
+    Invalid(Problem),
+}
+
+/// Parse `text` as exactly one YAML document.
+///
+/// Duplicate keys are kept in the tree (see [`duplicate_keys`]) so that they can be reported with
+/// their field path, all at once.
+pub(crate) fn parse_tree(text: &str) -> Result<Node, ParseFailure> {
+    let mut tree_options = options();
+    tree_options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
+    let mut docs: Vec<Node> = match serde_saphyr::from_str_multiple_with_options(text, tree_options)
+    {
+        Ok(docs) => docs,
+        Err(e) => {
+            if let YamlError::Budget {
+                breach: BudgetBreach::Documents { .. },
+                ..
+            } = innermost(&e)
+            {
+                return Err(ParseFailure::MultipleDocuments(error_pos(&e)));
+            }
+            return Err(ParseFailure::Invalid(problem_from_error(&e, None)));
+        }
+    };
+    match docs.len() {
+        0 => Err(ParseFailure::Empty),
+        1 => Ok(docs.remove(0)),
+        _ => Err(ParseFailure::MultipleDocuments(docs[1].pos)),
+    }
+}
+
+/// Every repeated key of every mapping in `tree` (at the repeated occurrence).
+pub(crate) fn duplicate_keys(tree: &Node) -> Vec<Problem> {
+    let mut out = Vec::new();
+    tree.visit(&mut Vec::new(), &mut |path, node| {
+        let entries = node.entries();
+        for (i, e) in entries.iter().enumerate() {
+            if entries[..i].iter().any(|prev| prev.key == e.key) {
+                let mut p = path.to_vec();
+                p.push(Seg::Key(e.key.clone()));
+                out.push(Problem::new(
+                    e.key_pos,
+                    p,
+                    format!("duplicate key `{}`", e.key),
+                ));
+            }
+        }
+    });
+    out
+}
+
+/// Deserialize `text` into `T`; on error, a problem positioned and named with `tree`.
+pub(crate) fn parse_typed<T: DeserializeOwned>(text: &str, tree: &Node) -> Result<T, Problem> {
+    serde_saphyr::from_str_with_options(text, options())
+        .map_err(|e| problem_from_error(&e, Some(tree)))
+}
+
+fn innermost(mut e: &YamlError) -> &YamlError {
+    loop {
+        match e {
+            YamlError::WithSnippet { error, .. } | YamlError::AliasError { error, .. } => e = error,
+            other => return other,
+        }
+    }
+}
+
+fn error_pos(e: &YamlError) -> Pos {
+    e.location()
+        .and_then(Pos::from_location)
+        .or_else(|| innermost(e).location().and_then(Pos::from_location))
+        .unwrap_or(Pos::START)
+}
+
+/// Whether a serde-saphyr error is about a field name (unknown / missing) or an enum value —
+/// problems the schema check reports on its own.
+pub(crate) fn is_structural(p: &Problem) -> bool {
+    p.message.starts_with("unknown field")
+        || p.message.starts_with("missing required field")
+        || p.message.starts_with("unknown value")
+        || p.message.starts_with("must be `")
+}
+
+fn problem_from_error(e: &YamlError, tree: Option<&Node>) -> Problem {
+    let pos = error_pos(e);
+    let inner = innermost(e);
+    let key_path = || tree.and_then(|t| t.path_of_key_at(pos)).unwrap_or_default();
+    let node_path = || tree.and_then(|t| t.path_of_node_at(pos, false));
+    let value_problem = |message: String| {
+        let path = node_path()
+            .or_else(|| tree.and_then(|t| t.path_before(pos)))
+            .unwrap_or_default();
+        Problem::new(pos, path, message)
+    };
+    let node_at = || {
+        let t = tree?;
+        t.get(&t.path_of_node_at(pos, false)?).cloned()
+    };
+    match inner {
+        YamlError::SerdeUnknownField {
+            field, expected, ..
+        } => {
+            let mut path = key_path();
+            if path.is_empty() {
+                path.push(Seg::Key(field.clone()));
+            }
+            Problem::new(pos, path, unknown_field_message(field, expected))
+        }
+        YamlError::SerdeMissingField { field, .. } => {
+            let mut path = tree
+                .and_then(|t| t.path_of_node_at(pos, true))
+                .unwrap_or_default();
+            path.push(Seg::Key(field.to_string()));
+            Problem::new(pos, path, "missing required field")
+        }
+        YamlError::SerdeUnknownVariant {
+            variant, expected, ..
+        } => value_problem(unknown_value_message(variant, expected)),
+        YamlError::SerdeInvalidType {
+            unexpected,
+            expected,
+            ..
+        } => value_problem(format!("invalid type: {unexpected}, expected {expected}")),
+        YamlError::SerdeInvalidValue {
+            unexpected,
+            expected,
+            ..
+        } => value_problem(format!("invalid value: {unexpected}, expected {expected}")),
+        YamlError::InvalidScalar { ty, .. } => {
+            let message = match node_at().map(|n| n.value) {
+                Some(Value::Int(i)) => format!("invalid value: integer `{i}`, expected {ty}"),
+                Some(v @ (Value::Float(_) | Value::Bool(_) | Value::Str(_))) => {
+                    format!("invalid type: {}, expected {ty}", v.describe())
+                }
+                Some(Value::Null) => format!("invalid type: null, expected {ty}"),
+                _ => format!("invalid YAML: a value cannot be read as {ty}"),
+            };
+            value_problem(message)
+        }
+        YamlError::NullIntoString { .. } => {
+            value_problem("invalid type: null, expected a string".into())
+        }
+        YamlError::Unexpected { expected, .. } => {
+            let found = node_at()
+                .map(|n| format!(", found {}", n.value.describe()))
+                .unwrap_or_default();
+            let expected = match *expected {
+                "mapping start" => "a mapping",
+                "sequence start" => "a list",
+                "string scalar" => "a scalar value",
+                other => other,
+            };
+            value_problem(format!("expected {expected}{found}"))
+        }
+        YamlError::Message { msg, .. } if msg.contains("untagged enum ConfigValue") => {
+            let found = node_at()
+                .map(|n| format!(", found {}", n.value.describe()))
+                .unwrap_or_default();
+            value_problem(format!("expected a string, number or boolean{found}"))
+        }
+        YamlError::DuplicateMappingKey { key, .. } => {
+            let path = key_path();
+            let key = key.as_deref().unwrap_or("?");
+            Problem::new(pos, path, format!("duplicate key `{key}`"))
+        }
+        YamlError::Budget { breach, .. } => Problem::new(pos, Vec::new(), budget_message(breach)),
+        YamlError::AliasReplayLimitExceeded { .. }
+        | YamlError::AliasExpansionLimitExceeded { .. }
+        | YamlError::AliasReplayStackDepthExceeded { .. }
+        | YamlError::AliasReplayCounterOverflow { .. } => Problem::new(
+            pos,
+            Vec::new(),
+            "YAML aliases expand to too much data (a \"billion laughs\" YAML bomb?)",
+        ),
+        YamlError::InvalidUtf8Input => Problem::new(pos, Vec::new(), "file is not valid UTF-8"),
+        other => {
+            let msg = serde_saphyr::UserMessageFormatter.format_message(other);
+            if msg.contains("recursion limit exceeded") || msg.contains("nesting limit") {
+                return Problem::new(
+                    pos,
+                    Vec::new(),
+                    budget_message(&BudgetBreach::Depth { depth: 0 }),
+                );
+            }
+            Problem::new(pos, Vec::new(), format!("invalid YAML: {msg}"))
+        }
+    }
+}
+
+fn budget_message(breach: &BudgetBreach) -> String {
+    match breach {
+        BudgetBreach::Depth { .. } => {
+            format!("YAML is nested too deeply (more than {MAX_DEPTH} levels)")
+        }
+        BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => format!(
+            "YAML has too many nodes (more than {MAX_NODES}, counting alias expansions; a \
+             \"billion laughs\" YAML bomb?)"
+        ),
+        BudgetBreach::Aliases { .. }
+        | BudgetBreach::Anchors { .. }
+        | BudgetBreach::AliasAnchorRatio { .. }
+        | BudgetBreach::RecordedAnchorEvents { .. }
+        | BudgetBreach::RecordedAnchorBytes { .. }
+        | BudgetBreach::MergeKeys { .. } => {
+            "YAML uses too many anchors, aliases or merge keys (a \"billion laughs\" YAML bomb?)"
+                .to_string()
+        }
+        BudgetBreach::ScalarBytes { .. } => "YAML contains too much text".to_string(),
+        BudgetBreach::Documents { .. } => "too many YAML documents".to_string(),
+        other => format!("YAML is too large or complex ({other:?})"),
+    }
+}
+
+/// Did-you-mean: the candidate closest to `word`, if it is close enough.
+pub(crate) fn suggest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| !matches!(c, '_' | '-' | ' '))
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+    };
+    let w = norm(word);
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        let d = strsim::damerau_levenshtein(&w, &norm(c));
+        if best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, c));
+        }
+    }
+    let (d, c) = best?;
+    let allowed = (w.chars().count() / 3).max(1);
+    (d <= allowed && c != word).then_some(c)
+}
+
+fn backtick_list(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) fn unknown_field_message(field: &str, expected: &[&str]) -> String {
+    match suggest(field, expected.iter().copied()) {
+        Some(s) => format!("unknown field `{field}`; did you mean `{s}`?"),
+        None if expected.is_empty() => {
+            format!("unknown field `{field}`; no fields are allowed here")
+        }
+        None => format!(
+            "unknown field `{field}`; expected one of {}",
+            backtick_list(expected)
+        ),
+    }
+}
+
+pub(crate) fn unknown_value_message(value: &str, expected: &[&str]) -> String {
+    if let [only] = expected {
+        return format!("must be `{only}`, found `{value}`");
+    }
+    let hint = suggest(value, expected.iter().copied())
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default();
+    format!(
+        "unknown value `{value}`{hint} (expected one of {})",
+        backtick_list(expected)
+    )
+}

@@ -1,0 +1,166 @@
+//! `weir status` and `weir history` tables.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::desired::DesiredState;
+use crate::identity::name_hash;
+use crate::observe::{ClusterObservation, Observation, is_active};
+use crate::plan::{JobHistory, Plan};
+use crate::store::HistoryEntry;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusRow {
+    pub name: String,
+    pub cluster: String,
+    /// `Synced`, `OutOfSync` (the plan has a change for it) or `Unknown` (cluster unreachable).
+    pub sync: String,
+    pub flink_state: String,
+    pub job_id: String,
+    pub last_savepoint: String,
+}
+
+pub fn rows(
+    desired: &DesiredState,
+    observation: &Observation,
+    history: &BTreeMap<String, JobHistory>,
+    plan: &Plan,
+) -> Vec<StatusRow> {
+    desired
+        .jobs
+        .iter()
+        .map(|job| {
+            let (sync, state, id) = match observation.clusters.get(&job.cluster) {
+                Some(ClusterObservation::Reachable { jobs, .. }) => {
+                    let hash = name_hash(&job.name);
+                    let mut mine: Vec<_> = jobs
+                        .iter()
+                        .filter(|j| j.identity.is_some_and(|i| i.name_hash == hash))
+                        .collect();
+                    mine.sort_by_key(|j| {
+                        (!is_active(&j.state), std::cmp::Reverse(j.start_time_ms))
+                    });
+                    let newest = mine.first();
+                    let out_of_sync = plan.changes.iter().any(|c| c.job == job.name);
+                    (
+                        if out_of_sync { "OutOfSync" } else { "Synced" }.to_string(),
+                        newest
+                            .map(|j| j.state.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        newest
+                            .map(|j| j.id.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                    )
+                }
+                _ => ("Unknown".into(), "unreachable".into(), "-".into()),
+            };
+            StatusRow {
+                name: job.name.clone(),
+                cluster: job.cluster.clone(),
+                sync,
+                flink_state: state,
+                job_id: id,
+                last_savepoint: history
+                    .get(&job.name)
+                    .and_then(|h| h.last_savepoint.clone())
+                    .unwrap_or_else(|| "-".into()),
+            }
+        })
+        .collect()
+}
+
+/// Left-aligned columns separated by two spaces.
+fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<&str>, out: &mut String| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                let _ = write!(s, "{c:<w$}  ", w = widths[i]);
+            }
+        }
+        out.push_str(s.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec(), &mut out);
+    for r in rows {
+        line(r.iter().map(String::as_str).collect(), &mut out);
+    }
+    out
+}
+
+pub fn table(rows: &[StatusRow]) -> String {
+    let data: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.name.clone(),
+                r.cluster.clone(),
+                r.sync.clone(),
+                r.flink_state.clone(),
+                r.job_id.clone(),
+                r.last_savepoint.clone(),
+            ]
+        })
+        .collect();
+    columns(
+        &[
+            "NAME",
+            "CLUSTER",
+            "SYNC",
+            "FLINK STATE",
+            "JOB ID",
+            "LAST SAVEPOINT",
+        ],
+        &data,
+    )
+}
+
+fn format_time(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+pub fn history_table(entries: &[HistoryEntry]) -> String {
+    if entries.is_empty() {
+        return "No plans or applies recorded yet.\n".into();
+    }
+    let data: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                format_time(e.at_ms),
+                format!("{:?}", e.kind).to_lowercase(),
+                e.id.clone(),
+                e.revision.clone(),
+                e.trigger.clone(),
+                match &e.error {
+                    Some(err) => format!("{}: {err}", e.summary_or_outcome),
+                    None => e.summary_or_outcome.clone(),
+                },
+            ]
+        })
+        .collect();
+    columns(
+        &["TIME", "KIND", "ID", "REVISION", "TRIGGER", "OUTCOME"],
+        &data,
+    )
+}

@@ -1,0 +1,9 @@
+//! weir's integration tests: one test binary (link once), one module per area.
+
+mod bad_input;
+mod crash;
+mod harness;
+mod lifecycle;
+mod recover;
+mod sql;
+mod stale;
