@@ -699,15 +699,14 @@ impl Applier {
                 },
             )
             .await;
+        let state = match state {
+            Ok(_) => self.await_tasks(client, &id).await,
+            Err(e) => Err(e),
+        };
         match state {
-            Ok(s) => {
-                self.journal_done(
-                    entry,
-                    step,
-                    StepStatus::Succeeded,
-                    json!({"state": s.to_string()}),
-                )
-                .await
+            Ok(()) => {
+                self.journal_done(entry, step, StepStatus::Succeeded, json!({"state": "RUNNING"}))
+                    .await
             }
             Err(e) => {
                 self.journal_done(
@@ -1042,6 +1041,24 @@ impl Applier {
                 self.journal_done(entry.id, step, StepStatus::Succeeded, json!({}))
                     .await
             }
+        }
+    }
+
+    /// Waits until every task of a RUNNING job is deployed and running.
+    async fn await_tasks(&self, client: &FlinkClient, id: &JobId) -> Result<(), FlinkError> {
+        let started = Instant::now();
+        loop {
+            if client.all_tasks_running(id).await? {
+                return Ok(());
+            }
+            if started.elapsed() > self.start_timeout {
+                return Err(FlinkError::WaitTimeout {
+                    what: format!("all tasks of job {id} to run"),
+                    after: self.start_timeout,
+                    last: "some tasks are still being deployed".into(),
+                });
+            }
+            tokio::time::sleep(POLL).await;
         }
     }
 

@@ -471,11 +471,9 @@ async fn apply_cmd(
                 .with_context(|| format!("reading {}", path.display()))?;
             let mut plan: Plan = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a weir plan", path.display()))?;
-            let rev = match (&plan.revision.commit, plan.revision.dirty) {
-                (Some(c), false) => Some(c.clone()),
-                _ => None,
-            };
-            let source = source_for(repo, rev.as_deref())?;
+            // The plan must still describe the repo as it is now: compare against the working
+            // tree (a plan made with --ref is applied from a checkout of that revision).
+            let source = source_for(repo, None)?;
             let (valid, _) = load_valid(&source);
             let Some(desired) = valid else {
                 eprintln!("weir: the repo is invalid; nothing was applied.");

@@ -238,6 +238,18 @@ impl FlinkClient {
             .map(|b| b.state))
     }
 
+    /// Whether every task of the job is deployed and running (`GET /jobs/{id}`, vertex status;
+    /// finished vertices of bounded sources count as done). A job is RUNNING as soon as it is
+    /// scheduled, but a savepoint can only be taken once all its tasks run.
+    pub async fn all_tasks_running(&self, id: &JobId) -> Result<bool, FlinkError> {
+        let url = self.endpoint(&["jobs", &id.to_string()], &[]);
+        Ok(self.get_json_opt::<JobDetailsBody>(&url).await?.is_some_and(|b| {
+            b.state == JobState::Running
+                && !b.vertices.is_empty()
+                && b.vertices.iter().all(|v| v.status == "RUNNING" || v.status == "FINISHED")
+        }))
+    }
+
     /// `GET /jobs/{id}/config` → `execution-config.job-parallelism`; `None` when the job is
     /// unknown or its parallelism was left to the cluster default.
     pub async fn job_parallelism(&self, id: &JobId) -> Result<Option<u32>, FlinkError> {

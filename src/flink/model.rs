@@ -292,6 +292,14 @@ impl From<JobOverviewWire> for JobOverview {
 #[derive(Debug, Deserialize)]
 pub(crate) struct JobDetailsBody {
     pub state: JobState,
+    #[serde(default)]
+    pub vertices: Vec<VertexWire>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct VertexWire {
+    #[serde(default)]
+    pub status: String,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -118,10 +118,15 @@ impl Repo {
     }
 
     pub fn write_config(&self, prune: bool) {
+        let runner = if self.root.join("artifacts/weir-sql-runner.jar").exists() {
+            "sqlRunner:\n  jar: artifacts/weir-sql-runner.jar\n"
+        } else {
+            ""
+        };
         self.write(
             "weir.yaml",
             &format!(
-                "clusters:\n  local:\n    url: {}\n    savepointDir: file://{}\nsqlRunner:\n  jar: artifacts/weir-sql-runner.jar\nprune: {prune}\n",
+                "clusters:\n  local:\n    url: {}\n    savepointDir: file://{}\n{runner}prune: {prune}\n",
                 self.url,
                 self.savepoints.display()
             ),
