@@ -705,8 +705,13 @@ impl Applier {
         };
         match state {
             Ok(()) => {
-                self.journal_done(entry, step, StepStatus::Succeeded, json!({"state": "RUNNING"}))
-                    .await
+                self.journal_done(
+                    entry,
+                    step,
+                    StepStatus::Succeeded,
+                    json!({"state": "RUNNING"}),
+                )
+                .await
             }
             Err(e) => {
                 self.journal_done(

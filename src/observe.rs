@@ -150,7 +150,10 @@ async fn observe_cluster(client: &crate::flink::FlinkClient) -> ClusterObservati
     for (i, result) in found {
         if let Ok(summary) = result {
             jobs[i].latest_savepoint = summary.savepoint.and_then(|s| s.external_path);
-            jobs[i].latest_checkpoint = summary.completed.and_then(|s| s.external_path);
+            jobs[i].latest_checkpoint = summary
+                .completed
+                .filter(|c| !c.discarded)
+                .and_then(|s| s.external_path);
         }
     }
     ClusterObservation::Reachable {

@@ -625,13 +625,23 @@ fn plan_job(
             restore_path(known_savepoint),
         ),
         (Some(job), h) => {
-            let found = job
-                .latest_checkpoint
-                .clone()
-                .or(job.latest_savepoint.clone());
-            // What the cluster reports for the newest job is at least as recent as what the
-            // store remembers, so it wins.
-            let newest_state = found.or(known_savepoint);
+            let own_savepoint = h
+                .filter(|h| h.current_job_id == Some(job.id))
+                .and_then(|h| h.last_savepoint.clone());
+            let newest_state = match job.state {
+                // A FINISHED job was stopped with a savepoint and its checkpoints are gone: the
+                // savepoint weir recorded for it, else the one Flink reports.
+                JobState::Finished => own_savepoint
+                    .or(job.latest_savepoint.clone())
+                    .or(known_savepoint),
+                // FAILED or CANCELED: the job's newest retained checkpoint (or savepoint) is at
+                // least as recent as anything the store remembers.
+                _ => job
+                    .latest_checkpoint
+                    .clone()
+                    .or(job.latest_savepoint.clone())
+                    .or(known_savepoint),
+            };
             let suspended_by_weir =
                 h.is_some_and(|h| h.suspended && h.current_job_id == Some(job.id));
             if suspended_by_weir {

@@ -243,11 +243,16 @@ impl FlinkClient {
     /// scheduled, but a savepoint can only be taken once all its tasks run.
     pub async fn all_tasks_running(&self, id: &JobId) -> Result<bool, FlinkError> {
         let url = self.endpoint(&["jobs", &id.to_string()], &[]);
-        Ok(self.get_json_opt::<JobDetailsBody>(&url).await?.is_some_and(|b| {
-            b.state == JobState::Running
-                && !b.vertices.is_empty()
-                && b.vertices.iter().all(|v| v.status == "RUNNING" || v.status == "FINISHED")
-        }))
+        Ok(self
+            .get_json_opt::<JobDetailsBody>(&url)
+            .await?
+            .is_some_and(|b| {
+                b.state == JobState::Running
+                    && !b.vertices.is_empty()
+                    && b.vertices
+                        .iter()
+                        .all(|v| v.status == "RUNNING" || v.status == "FINISHED")
+            }))
     }
 
     /// `GET /jobs/{id}/config` → `execution-config.job-parallelism`; `None` when the job is

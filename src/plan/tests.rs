@@ -496,3 +496,29 @@ fn secrets_never_reach_the_diff() {
     assert!(!json.contains("TOPSECRET"));
     assert!(json.contains("<redacted>"));
 }
+
+#[test]
+fn finished_job_resumes_from_its_savepoint_not_a_discarded_checkpoint() {
+    let j = job("a");
+    let mut stopped = running(&j, 1, JobState::Finished);
+    // Flink's checkpoint statistics lag: right after a stop they may still name the last
+    // (now deleted) checkpoint and no savepoint.
+    stopped.latest_checkpoint = Some("file:///ck/chk-8".into());
+    let mut h = history_for(&j, &stopped);
+    h.suspended = true;
+    h.last_savepoint = Some("file:///sp/savepoint-final".into());
+    let hist: BTreeMap<_, _> = [("a".to_string(), h)].into();
+    let p = run(
+        &desired(vec![j], false),
+        &observation(vec![stopped]),
+        &hist,
+        &[],
+    );
+    assert_eq!(p.changes[0].action, Action::Resume);
+    assert_eq!(
+        p.changes[0].restore,
+        Restore::Path {
+            path: "file:///sp/savepoint-final".into()
+        }
+    );
+}
