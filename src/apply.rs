@@ -239,6 +239,7 @@ impl Applier {
                 match entry.status {
                     JournalStatus::Succeeded => {
                         absorb_result(&mut carry, step, entry);
+                        self.rerecord(change, step, entry, &carry).await?;
                         continue;
                     }
                     JournalStatus::Failed => {
@@ -514,24 +515,8 @@ impl Applier {
                     json!({"savepoint": path}),
                 )
                 .await?;
-                self.store
-                    .insert_savepoint(&SavepointRecord {
-                        job: job.into(),
-                        path: path.clone(),
-                        kind: SavepointKind::Savepoint,
-                        flink_job_id: job_id.to_string(),
-                        produced_by_apply: Some(carry.apply_id.clone()),
-                        at_ms: now_ms(),
-                        restores: Vec::new(),
-                    })
+                self.record_stop(change, job_id, &path, &carry.apply_id)
                     .await?;
-                let mut record = self.job_record(change).await?;
-                record.last_savepoint = Some(path.clone());
-                record.last_savepoint_at_ms = Some(now_ms());
-                if change.action == Action::Suspend {
-                    record.suspended = true;
-                }
-                self.store.upsert_job(&record).await?;
                 self.say(&format!("{job}: savepoint {path}"));
                 carry.stop_savepoint = Some(path);
                 Ok(())
@@ -652,19 +637,8 @@ impl Applier {
             json!({"jobId": new_id, "savepointPath": restore_path}),
         )
         .await?;
-        let mut record = self.job_record(change).await?;
-        record.current_job_id = Some(new_id.to_string());
-        record.spec_json = change
-            .desired
-            .as_ref()
-            .map(|d| serde_json::to_string(&d.redacted()).unwrap_or_default());
-        record.suspended = false;
-        record.deleted = false;
-        self.store.upsert_job(&record).await?;
-        if let Some(path) = &restore_path {
-            self.note_restore(job, path, &carry.apply_id, new_id)
-                .await?;
-        }
+        self.record_submit(change, new_id, restore_path.as_deref(), &carry.apply_id)
+            .await?;
         carry.new_job_id = Some(new_id);
         Ok(())
     }
@@ -727,6 +701,103 @@ impl Applier {
                 })
             }
         }
+    }
+
+    /// Repeats the bookkeeping of a step that was journaled as done just before a crash.
+    async fn rerecord(
+        &self,
+        change: &Change,
+        step: &Step,
+        entry: &JournalEntry,
+        carry: &Carry,
+    ) -> Result<(), ApplyError> {
+        let result: serde_json::Value = entry
+            .result_json
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or_default();
+        match step {
+            Step::StopWithSavepoint { job_id, .. } => {
+                if let Some(path) = &carry.stop_savepoint {
+                    self.record_stop(change, job_id, path, &carry.apply_id)
+                        .await?;
+                }
+            }
+            Step::Submit { .. } => {
+                if let Some(id) = carry.new_job_id {
+                    let restore = result.get("savepointPath").and_then(|v| v.as_str());
+                    self.record_submit(change, id, restore, &carry.apply_id)
+                        .await?;
+                }
+            }
+            Step::Forget => self.forget(change).await?,
+            Step::Cancel { .. } | Step::AwaitRunning => {}
+        }
+        Ok(())
+    }
+
+    /// Records the savepoint a stop produced: in the lineage and as the job's last savepoint.
+    /// Idempotent, because a resumed apply repeats it for a stop journaled just before a crash.
+    async fn record_stop(
+        &self,
+        change: &Change,
+        job_id: &JobId,
+        path: &str,
+        apply_id: &str,
+    ) -> Result<(), ApplyError> {
+        let known = self
+            .store
+            .savepoints(&change.job)
+            .await?
+            .iter()
+            .any(|s| s.path == path);
+        if !known {
+            self.store
+                .insert_savepoint(&SavepointRecord {
+                    job: change.job.clone(),
+                    path: path.to_string(),
+                    kind: SavepointKind::Savepoint,
+                    flink_job_id: job_id.to_string(),
+                    produced_by_apply: Some(apply_id.to_string()),
+                    at_ms: now_ms(),
+                    restores: Vec::new(),
+                })
+                .await?;
+        }
+        let mut record = self.job_record(change).await?;
+        if record.last_savepoint.as_deref() != Some(path) {
+            record.last_savepoint = Some(path.to_string());
+            record.last_savepoint_at_ms = Some(now_ms());
+        }
+        if change.action == Action::Suspend {
+            record.suspended = true;
+        }
+        self.store.upsert_job(&record).await?;
+        Ok(())
+    }
+
+    /// Records a submission: the job's current Flink job id and definition, and the restore in
+    /// the savepoint lineage. Idempotent like [`Self::record_stop`].
+    async fn record_submit(
+        &self,
+        change: &Change,
+        new_id: JobId,
+        restore_path: Option<&str>,
+        apply_id: &str,
+    ) -> Result<(), ApplyError> {
+        let mut record = self.job_record(change).await?;
+        record.current_job_id = Some(new_id.to_string());
+        if let Some(d) = &change.desired {
+            record.spec_json = Some(serde_json::to_string(&d.redacted()).unwrap_or_default());
+        }
+        record.suspended = false;
+        record.deleted = false;
+        self.store.upsert_job(&record).await?;
+        if let Some(path) = restore_path {
+            self.note_restore(&change.job, path, apply_id, new_id)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Savepoint lineage: which job was started from `path`. Paths weir did not take itself
@@ -930,41 +1001,55 @@ impl Applier {
                     (Some(request), _) => {
                         self.await_savepoint(change, client, job_id, request).await
                     }
-                    // The stop was never sent, or sent without the request id being recorded.
-                    (None, Some(JobState::Running)) => {
-                        match client
-                            .stop_with_savepoint(job_id, target_dir.as_deref())
-                            .await
-                        {
-                            Ok(request) => {
-                                self.store
-                                    .journal_progress(
-                                        entry.id,
-                                        &json!({"jobId": job_id, "targetDir": target_dir, "requestId": request})
-                                            .to_string(),
-                                        now_ms(),
-                                    )
-                                    .await?;
-                                self.await_savepoint(change, client, job_id, &request).await
+                    // The stop may have been sent without its request id being recorded, or
+                    // never sent. A stop in flight ends the job within seconds, so wait a little
+                    // before deciding it was never sent.
+                    (None, state) => {
+                        let state = if state == Some(JobState::Running) {
+                            self.wait_while_running(client, job_id, Duration::from_secs(15))
+                                .await?
+                        } else {
+                            state
+                        };
+                        let mut location = Err(FlinkError::SavepointFailed {
+                            job: *job_id,
+                            cause: "not attempted".into(),
+                        });
+                        if state == Some(JobState::Running) {
+                            location = match client
+                                .stop_with_savepoint(job_id, target_dir.as_deref())
+                                .await
+                            {
+                                Ok(request) => {
+                                    self.store
+                                        .journal_progress(
+                                            entry.id,
+                                            &json!({"jobId": job_id, "targetDir": target_dir, "requestId": request})
+                                                .to_string(),
+                                            now_ms(),
+                                        )
+                                        .await?;
+                                    self.await_savepoint(change, client, job_id, &request).await
+                                }
+                                Err(e) => Err(e),
+                            };
+                        }
+                        if location.is_err() {
+                            // Stopped (or stopping) already: the savepoint it stopped with.
+                            let stopped = client
+                                .wait_for_state(
+                                    job_id,
+                                    &[JobState::Finished, JobState::Canceled, JobState::Failed],
+                                    Duration::from_secs(30),
+                                    POLL,
+                                    |_, _| {},
+                                )
+                                .await;
+                            if stopped.is_ok() {
+                                location = self.stopped_savepoint(client, job_id).await;
                             }
-                            Err(e) => Err(e),
                         }
-                    }
-                    // Stopped (or stopping) already: its newest savepoint is the one it stopped with.
-                    (None, _) => {
-                        let _ = client
-                            .wait_for_state(
-                                job_id,
-                                &[JobState::Finished, JobState::Canceled, JobState::Failed],
-                                self.savepoint_timeout,
-                                POLL,
-                                |_, _| {},
-                            )
-                            .await;
-                        match self.stopped_savepoint(client, job_id).await {
-                            Ok(path) => Ok(path),
-                            Err(e) => Err(e),
-                        }
+                        location
                     }
                 };
                 self.finish_stop(change, entry.id, step, job_id, location, carry)
@@ -1046,6 +1131,27 @@ impl Applier {
                 self.journal_done(entry.id, step, StepStatus::Succeeded, json!({}))
                     .await
             }
+        }
+    }
+
+    /// Polls the job's state until it is no longer RUNNING or `limit` passed; returns the last
+    /// state seen (`None`: unknown to the cluster).
+    async fn wait_while_running(
+        &self,
+        client: &FlinkClient,
+        id: &JobId,
+        limit: Duration,
+    ) -> Result<Option<JobState>, ApplyError> {
+        let started = Instant::now();
+        loop {
+            let state = client.job_state(id).await.map_err(|e| ApplyError::Flink {
+                job: id.to_string(),
+                source: Box::new(e),
+            })?;
+            if state != Some(JobState::Running) || started.elapsed() > limit {
+                return Ok(state);
+            }
+            tokio::time::sleep(POLL).await;
         }
     }
 
