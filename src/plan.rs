@@ -264,7 +264,7 @@ impl Summary {
         let mut line = format!("Plan: {}.", parts.join(", "));
         if self.errors > 0 {
             line.push_str(&format!(
-                " {} error{} (see above).",
+                " {} error{}.",
                 self.errors,
                 if self.errors == 1 { "" } else { "s" }
             ));
@@ -340,11 +340,16 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 .cloned()
                 .unwrap_or_default(),
             Some(ClusterObservation::Unreachable { url, error }) => {
+                let at = if error.contains(url.as_str()) {
+                    String::new()
+                } else {
+                    format!(" at {url}")
+                };
                 errors.push(PlanError {
                     job: Some(desired.name.clone()),
                     cluster: desired.cluster.clone(),
                     message: format!(
-                        "cannot plan `{}`: cluster `{}` at {url} is unreachable: {error}",
+                        "cannot plan `{}`: cluster `{}`{at} is unreachable: {error}",
                         desired.name, desired.cluster
                     ),
                 });
@@ -900,5 +905,7 @@ pub fn submission_identity(desired: &DesiredJob, nonce: u32) -> Identity {
     )
 }
 
+#[cfg(test)]
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests;

@@ -30,6 +30,24 @@ pub fn unified(diff: &FieldDiff) -> String {
         .to_string()
 }
 
+/// The fields of a new job, one per line; multi-line values (SQL, args, configuration) indented
+/// below their name.
+fn definition(fields: &[FieldDiff], indent: &str) -> String {
+    let mut out = String::new();
+    for f in fields {
+        let value = f.after.as_deref().unwrap_or_default();
+        if value.contains('\n') {
+            let _ = writeln!(out, "{indent}{}:", f.field);
+            for line in value.lines() {
+                let _ = writeln!(out, "{indent}  {line}");
+            }
+        } else {
+            let _ = writeln!(out, "{indent}{}: {value}", f.field);
+        }
+    }
+    out
+}
+
 fn headline(c: &Change) -> String {
     let verb = match c.action {
         Action::Create => "will be created",
@@ -88,7 +106,10 @@ pub fn text(plan: &Plan) -> String {
         for (i, s) in c.steps.iter().enumerate() {
             let _ = writeln!(out, "      {}. {}", i + 1, s.describe());
         }
-        if !c.diff.is_empty() {
+        if c.action == Action::Create {
+            let _ = writeln!(out, "    definition:");
+            out.push_str(&definition(&c.diff, "      "));
+        } else if !c.diff.is_empty() {
             let _ = writeln!(out, "    changes:");
             for d in &c.diff {
                 for line in unified(d).lines() {
@@ -197,3 +218,6 @@ pub fn markdown(plan: &Plan) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
