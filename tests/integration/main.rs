@@ -7,3 +7,4 @@ mod lifecycle;
 mod recover;
 mod sql;
 mod stale;
+mod upgrade_modes;
