@@ -407,22 +407,25 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     changes.push(delete_change(name, cluster, job, input.history.get(name)));
                 }
                 _ => {
-                    let who = known_name
-                        .map(|n| format!("`{n}`"))
-                        .unwrap_or_else(|| format!("a weir job ({})", job.name));
-                    let why = if !prune {
-                        "its definition is gone and `prune` is off".to_string()
-                    } else if !input.invalid_files.is_empty() {
-                        "its definition is gone, but nothing is deleted while files are invalid"
-                            .to_string()
-                    } else {
-                        "it is not in this store's records, so it may belong to another repo"
-                            .to_string()
+                    let message = match known_name {
+                        Some(name) if !prune => format!(
+                            "`{name}` ({}) still runs on cluster `{cluster}` but its definition was \
+                             deleted; it is left alone because `prune` is off",
+                            job.id
+                        ),
+                        Some(name) => format!(
+                            "`{name}` ({}) still runs on cluster `{cluster}` but its definition was \
+                             deleted; it is not pruned while files in the repo are invalid",
+                            job.id
+                        ),
+                        None => format!(
+                            "job {} (Flink name `{}`) on cluster `{cluster}` was submitted by weir, \
+                             but no definition here and no record in this store claims it; it may \
+                             belong to another repo and is left alone",
+                            job.id, job.name
+                        ),
                     };
-                    warnings.push(format!(
-                        "{who} ({}) is running on cluster `{cluster}` unmanaged: {why}",
-                        job.id
-                    ));
+                    warnings.push(message);
                     unmanaged.push(UnmanagedJob {
                         cluster: cluster.clone(),
                         job_id: job.id,

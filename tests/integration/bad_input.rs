@@ -161,7 +161,7 @@ fn broken_definition_never_stops_its_running_job() {
     let cluster = cluster(Version::V2);
     let repo = Repo::new(&cluster.url, Some(&cluster.jars));
     let base = &cluster.url;
-    let name = unique("broken");
+    let name = repo.unique("broken");
     let file = format!("jobs/{name}.yaml");
     repo.write(&file, &jar_job(&name, 1, "a", ""));
     repo.write_config(true);

@@ -19,7 +19,7 @@ fn crash_between_every_pair_of_apply_steps_is_resumed() {
     let cluster = cluster(Version::V2);
     let repo = Repo::new(&cluster.url, Some(&cluster.jars));
     let base = &cluster.url;
-    let name = unique("crash");
+    let name = repo.unique("crash");
     let file = format!("jobs/{name}.yaml");
     repo.write(&file, &jar_job(&name, 1, "t0", ""));
     repo.commit("job");

@@ -77,6 +77,7 @@ impl Run {
 /// A jobs repo in a temp dir, with its own state store and savepoint directory.
 pub struct Repo {
     _dir: tempfile::TempDir,
+    names: std::cell::RefCell<Vec<String>>,
     pub root: PathBuf,
     pub state: PathBuf,
     pub savepoints: PathBuf,
@@ -106,6 +107,7 @@ impl Repo {
         let repo = Repo {
             state: dir.path().join("state").join("weir.db"),
             _dir: dir,
+            names: Default::default(),
             root,
             savepoints,
             url: url.to_string(),
@@ -115,6 +117,13 @@ impl Repo {
         git(&repo.root, &["config", "user.email", "test@weir.dev"]);
         git(&repo.root, &["config", "user.name", "weir test"]);
         repo
+    }
+
+    /// A job name unique across concurrent tests; its jobs are cancelled when the repo is dropped.
+    pub fn unique(&self, prefix: &str) -> String {
+        let name = unique(prefix);
+        self.names.borrow_mut().push(name.clone());
+        name
     }
 
     pub fn write_config(&self, prune: bool) {
@@ -170,6 +179,35 @@ impl Repo {
             cmd.env(k, v);
         }
         Run::from(cmd.output().expect("running weir"))
+    }
+}
+
+impl Drop for Repo {
+    /// Frees the shared cluster's slots for the tests that follow.
+    fn drop(&mut self) {
+        for name in self.names.borrow().iter() {
+            let Ok(overview) = http().get(format!("{}/jobs/overview", self.url)).send() else {
+                return;
+            };
+            let Ok(v) = overview.json::<Value>() else {
+                return;
+            };
+            for j in v["jobs"].as_array().into_iter().flatten() {
+                let (Some(id), Some(state)) = (j["jid"].as_str(), j["state"].as_str()) else {
+                    continue;
+                };
+                let Ok(job_id) = id.parse::<weir::identity::JobId>() else {
+                    continue;
+                };
+                let mine =
+                    weir::identity::Identity::decode(&job_id).is_some_and(|i| i.belongs_to(name));
+                if mine && !matches!(state, "FINISHED" | "CANCELED" | "FAILED") {
+                    let _ = http()
+                        .patch(format!("{}/jobs/{id}?mode=cancel", self.url))
+                        .send();
+                }
+            }
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use crate::harness::*;
 fn lifecycle(version: Version) {
     let cluster = cluster(version);
     let repo = Repo::new(&cluster.url, Some(&cluster.jars));
-    let name = unique("life");
+    let name = repo.unique("life");
     let file = format!("jobs/team/{name}.yaml");
     let base = &cluster.url;
 

@@ -7,7 +7,7 @@ fn job_cancelled_behind_weirs_back_is_recovered() {
     let cluster = cluster(Version::V2);
     let repo = Repo::new(&cluster.url, Some(&cluster.jars));
     let base = &cluster.url;
-    let name = unique("drift");
+    let name = repo.unique("drift");
     let file = format!("jobs/{name}.yaml");
     repo.write(&file, &jar_job(&name, 1, "orders", ""));
     repo.commit("job");

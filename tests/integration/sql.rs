@@ -7,7 +7,7 @@ fn sql_create_and_redeploy(version: Version) {
     let cluster = cluster(version);
     let repo = Repo::new(&cluster.url, Some(&cluster.jars));
     let base = &cluster.url;
-    let name = unique("sql");
+    let name = repo.unique("sql");
     let file = format!("jobs/{name}.yaml");
     repo.write(&file, &sql_job(&name, 5));
     repo.commit("sql job");

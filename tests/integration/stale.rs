@@ -7,7 +7,7 @@ fn saved_plan_is_applied_and_refused_when_stale() {
     let cluster = cluster(Version::V2);
     let repo = Repo::new(&cluster.url, Some(&cluster.jars));
     let base = &cluster.url;
-    let name = unique("stale");
+    let name = repo.unique("stale");
     let file = format!("jobs/{name}.yaml");
     let planfile = repo.root.parent().unwrap().join("plan.json");
     let planfile = planfile.to_str().unwrap();
@@ -53,7 +53,7 @@ fn saved_plan_is_applied_and_refused_when_stale() {
 fn apply_without_a_terminal_refuses_without_auto_approve() {
     let cluster = cluster(Version::V2);
     let repo = Repo::new(&cluster.url, Some(&cluster.jars));
-    let name = unique("confirm");
+    let name = repo.unique("confirm");
     repo.write(&format!("jobs/{name}.yaml"), &jar_job(&name, 1, "a", ""));
     repo.commit("job");
     let refused = repo.weir(&["apply"]).code(1);

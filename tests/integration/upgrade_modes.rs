@@ -7,26 +7,43 @@ fn last_state_restores_the_latest_retained_checkpoint() {
     let cluster = cluster(Version::V2);
     let repo = Repo::new(&cluster.url, Some(&cluster.jars));
     let base = &cluster.url;
-    let name = unique("laststate");
+    let name = repo.unique("laststate");
     let file = format!("jobs/{name}.yaml");
     // The test job retains its checkpoints on cancellation.
-    repo.write(&file, &jar_job(&name, 1, "a", "  upgradeMode: last-state\n"));
+    repo.write(
+        &file,
+        &jar_job(&name, 1, "a", "  upgradeMode: last-state\n"),
+    );
     repo.commit("job");
     repo.weir(&["apply", "--auto-approve"]).ok();
     let first = running_named(base, &name);
     wait_checkpoint(base, &first[0]);
 
-    repo.write(&file, &jar_job(&name, 1, "b", "  upgradeMode: last-state\n"));
+    repo.write(
+        &file,
+        &jar_job(&name, 1, "b", "  upgradeMode: last-state\n"),
+    );
     repo.commit("change");
     let plan = repo.weir(&["plan"]).ok();
-    assert!(plan.stdout.contains(&format!("1. cancel {}", first[0])), "{}", plan.stdout);
-    assert!(plan.stdout.contains("latest retained checkpoint"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains(&format!("1. cancel {}", first[0])),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("latest retained checkpoint"),
+        "{}",
+        plan.stdout
+    );
     repo.weir(&["apply", "--auto-approve"]).ok();
     let second = running_named(base, &name);
     assert_eq!(second.len(), 1);
     wait_state(base, &first[0], "CANCELED");
     let (path, _) = restored_from(base, &second[0]).expect("restored");
-    assert!(path.contains(&first[0]) && path.contains("chk-"), "restored from the old job's checkpoint: {path}");
+    assert!(
+        path.contains(&first[0]) && path.contains("chk-"),
+        "restored from the old job's checkpoint: {path}"
+    );
 }
 
 #[test]
@@ -34,10 +51,15 @@ fn last_state_without_retained_checkpoints_is_refused_and_the_job_keeps_running(
     let cluster = cluster(Version::V2);
     let repo = Repo::new(&cluster.url, Some(&cluster.jars));
     let base = &cluster.url;
-    let name = unique("nockpt");
+    let name = repo.unique("nockpt");
     let file = format!("jobs/{name}.yaml");
     // A SQL job with checkpointing off: nothing to restore from.
-    let with_mode = |rate: u32| sql_job(&name, rate).replace("  parallelism: 1\n", "  parallelism: 1\n  upgradeMode: last-state\n");
+    let with_mode = |rate: u32| {
+        sql_job(&name, rate).replace(
+            "  parallelism: 1\n",
+            "  parallelism: 1\n  upgradeMode: last-state\n",
+        )
+    };
     repo.write(&file, &with_mode(5));
     repo.commit("job");
     repo.weir(&["apply", "--auto-approve"]).ok();
@@ -47,7 +69,11 @@ fn last_state_without_retained_checkpoints_is_refused_and_the_job_keeps_running(
     repo.write(&file, &with_mode(6));
     repo.commit("change");
     let failed = repo.weir(&["apply", "--auto-approve"]).code(1);
-    assert!(failed.all().contains("refusing to cancel"), "{}", failed.all());
+    assert!(
+        failed.all().contains("refusing to cancel"),
+        "{}",
+        failed.all()
+    );
     assert_eq!(running_named(base, &name), first, "the job was not touched");
 }
 
@@ -56,7 +82,7 @@ fn stateless_upgrade_starts_fresh() {
     let cluster = cluster(Version::V1_20);
     let repo = Repo::new(&cluster.url, Some(&cluster.jars));
     let base = &cluster.url;
-    let name = unique("stateless");
+    let name = repo.unique("stateless");
     let file = format!("jobs/{name}.yaml");
     repo.write(&file, &jar_job(&name, 1, "a", "  upgradeMode: stateless\n"));
     repo.commit("job");
@@ -65,12 +91,19 @@ fn stateless_upgrade_starts_fresh() {
     repo.write(&file, &jar_job(&name, 1, "b", "  upgradeMode: stateless\n"));
     repo.commit("change");
     let plan = repo.weir(&["plan"]).ok();
-    assert!(plan.stdout.contains("restarts without its state"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("restarts without its state"),
+        "{}",
+        plan.stdout
+    );
     repo.weir(&["apply", "--auto-approve"]).ok();
     let second = running_named(base, &name);
     assert_eq!(second.len(), 1);
     assert_ne!(first, second);
     wait_state(base, &first[0], "CANCELED");
     let restored = get(&format!("{base}/jobs/{}/checkpoints", second[0]));
-    assert!(restored["latest"]["restored"].is_null(), "started without state: {restored}");
+    assert!(
+        restored["latest"]["restored"].is_null(),
+        "started without state: {restored}"
+    );
 }
