@@ -15,7 +15,7 @@ fn sql_create_and_redeploy(version: Version) {
     assert!(plan.stdout.contains("will be created"), "{}", plan.stdout);
     assert!(
         plan.stdout
-            .contains("+INSERT INTO sink1 SELECT id FROM src;"),
+            .contains("INSERT INTO sink1 SELECT id FROM src;"),
         "{}",
         plan.stdout
     );
