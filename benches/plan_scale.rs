@@ -429,7 +429,13 @@ async fn handle(State(fake): State<Arc<Fake>>, method: Method, uri: Uri) -> Resp
 
 struct Sample {
     wall: Duration,
+    /// User + system CPU time of the process (less sensitive to a busy machine than wall time).
+    cpu: Duration,
     max_rss_kib: i64,
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
 }
 
 /// Runs `cmd` to completion; wall time from spawn to reap, peak RSS from `wait4`.
@@ -455,6 +461,7 @@ fn measure(mut cmd: Command, stdout: Stdio, stderr_file: &Path) -> (Sample, Exit
     (
         Sample {
             wall,
+            cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
             max_rss_kib: usage.ru_maxrss,
         },
         ExitStatus::from_raw(status),
@@ -497,6 +504,9 @@ fn stats(v: Vec<f64>) -> Stats {
 impl Series {
     fn wall(&self) -> Stats {
         stats(self.samples.iter().map(|s| s.wall.as_secs_f64()).collect())
+    }
+    fn cpu(&self) -> Stats {
+        stats(self.samples.iter().map(|s| s.cpu.as_secs_f64()).collect())
     }
     fn rss_mib(&self) -> Stats {
         stats(
@@ -553,8 +563,9 @@ fn run_series(
         let (sample, status) = measure(command(), Stdio::null(), &stderr_file);
         check(status, &format!("run {run}"));
         eprintln!(
-            "  {label} run {run}/{runs}: {:.3} s, peak RSS {:.1} MiB",
+            "  {label} run {run}/{runs}: {:.3} s wall, {:.3} s CPU, peak RSS {:.1} MiB",
             sample.wall.as_secs_f64(),
+            sample.cpu.as_secs_f64(),
             sample.max_rss_kib as f64 / 1024.0
         );
         series.samples.push(sample);
@@ -656,38 +667,38 @@ fn report(results: &[Measured], runs: usize, weir_bin: &Path) -> String {
     let _ = writeln!(
         out,
         "weir binary: `{}`; {runs} measured runs per row (after 1 warm-up run); wall time in \
-         seconds, peak RSS in MiB: median (min–max).\n",
+         seconds (CPU = user + system time of the weir process), peak RSS in MiB: median (min–max).\n",
         weir_bin.display()
     );
     let _ = writeln!(
         out,
-        "| jobs | command | wall median (s) | wall min–max (s) | peak RSS median (MiB) | RSS min–max (MiB) |"
+        "| jobs | command | wall median (s) | wall min–max (s) | CPU median (s) | CPU min–max (s) | peak RSS median (MiB) | RSS min–max (MiB) |"
     );
-    let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---:|");
     for r in results {
         for (name, s) in [("weir validate", &r.validate), ("weir plan", &r.plan)] {
-            let w = s.wall();
-            let m = s.rss_mib();
+            let (w, c, m) = (s.wall(), s.cpu(), s.rss_mib());
             let _ = writeln!(
                 out,
-                "| {} | `{name}` | {:.3} | {:.3}–{:.3} | {:.1} | {:.1}–{:.1} |",
-                r.n, w.median, w.min, w.max, m.median, m.min, m.max
+                "| {} | `{name}` | {:.3} | {:.3}–{:.3} | {:.3} | {:.3}–{:.3} | {:.1} | {:.1}–{:.1} |",
+                r.n, w.median, w.min, w.max, c.median, c.min, c.max, m.median, m.min, m.max
             );
         }
     }
     let _ = writeln!(
         out,
-        "\n| jobs | plan / validate (median wall) | plan − validate (s) | plan / validate (median RSS) | in-process `load_repo` (s) | `/jobs/overview` body (KiB) |"
+        "\n| jobs | plan / validate (median wall) | plan − validate (wall, s) | plan / validate (median CPU) | plan / validate (median RSS) | in-process `load_repo` (s) | `/jobs/overview` body (KiB) |"
     );
-    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|");
     for r in results {
         let (p, v) = (r.plan.wall().median, r.validate.wall().median);
         let _ = writeln!(
             out,
-            "| {} | {:.2} | {:.3} | {:.2} | {:.3} | {:.0} |",
+            "| {} | {:.2} | {:.3} | {:.2} | {:.2} | {:.3} | {:.0} |",
             r.n,
             p / v,
             p - v,
+            r.plan.cpu().median / r.validate.cpu().median,
             r.plan.rss_mib().median / r.validate.rss_mib().median,
             r.load_in_process.as_secs_f64(),
             r.overview_bytes as f64 / 1024.0

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod crash;
+mod examples;
 mod harness;
 mod lifecycle;
 mod recover;
