@@ -314,6 +314,21 @@ impl Applier {
         Ok(())
     }
 
+    /// Journals a step as failed with Flink's error and returns that error.
+    async fn fail(&self, entry: i64, step: &Step, job: &str, e: FlinkError) -> ApplyError {
+        let result = json!({"error": e.to_string()});
+        match self
+            .journal_done(entry, step, StepStatus::Failed, result)
+            .await
+        {
+            Ok(()) => ApplyError::Flink {
+                job: job.to_string(),
+                source: Box::new(e),
+            },
+            Err(store) => store,
+        }
+    }
+
     async fn run_step(
         &self,
         change: &Change,
@@ -324,10 +339,6 @@ impl Applier {
         carry: &mut Carry,
     ) -> Result<(), ApplyError> {
         let job = change.job.as_str();
-        let flink = |source| ApplyError::Flink {
-            job: job.to_string(),
-            source: Box::new(source),
-        };
         match step {
             Step::StopWithSavepoint { job_id, target_dir } => {
                 let entry = self
@@ -346,14 +357,7 @@ impl Applier {
                 {
                     Ok(r) => r,
                     Err(e) => {
-                        self.journal_done(
-                            entry,
-                            step,
-                            StepStatus::Failed,
-                            json!({"error": e.to_string()}),
-                        )
-                        .await?;
-                        return Err(flink(e));
+                        return Err(self.fail(entry, step, &change.job, e).await);
                     }
                 };
                 crash_point(&format!("sent:{}", kind::STOP));
@@ -388,14 +392,7 @@ impl Applier {
                     .await?;
                 self.say(&format!("{job}: cancelling {job_id}"));
                 if let Err(e) = client.cancel(job_id).await {
-                    self.journal_done(
-                        entry,
-                        step,
-                        StepStatus::Failed,
-                        json!({"error": e.to_string()}),
-                    )
-                    .await?;
-                    return Err(flink(e));
+                    return Err(self.fail(entry, step, &change.job, e).await);
                 }
                 crash_point(&format!("sent:{}", kind::CANCEL));
                 self.finish_cancel(change, entry, step, job_id, client, carry)
@@ -521,19 +518,7 @@ impl Applier {
                 carry.stop_savepoint = Some(path);
                 Ok(())
             }
-            Err(e) => {
-                self.journal_done(
-                    entry,
-                    step,
-                    StepStatus::Failed,
-                    json!({"error": e.to_string()}),
-                )
-                .await?;
-                Err(ApplyError::Flink {
-                    job: job.into(),
-                    source: Box::new(e),
-                })
-            }
+            Err(e) => Err(self.fail(entry, step, &change.job, e).await),
         }
     }
 
@@ -557,17 +542,7 @@ impl Applier {
             )
             .await;
         if let Err(e) = state {
-            self.journal_done(
-                entry,
-                step,
-                StepStatus::Failed,
-                json!({"error": e.to_string()}),
-            )
-            .await?;
-            return Err(ApplyError::Flink {
-                job: job.into(),
-                source: Box::new(e),
-            });
+            return Err(self.fail(entry, step, &change.job, e).await);
         }
         let checkpoint = client
             .checkpoints(job_id)
@@ -610,23 +585,12 @@ impl Applier {
         client: &FlinkClient,
         carry: &mut Carry,
     ) -> Result<(), ApplyError> {
-        let job = change.job.as_str();
         if let Err(e) = sent {
             // A timeout or a duplicate-id refusal can hide a submission that did happen.
             match client.job_state(&new_id).await {
                 Ok(Some(state)) if crate::observe::is_active(&state) => {}
                 _ => {
-                    self.journal_done(
-                        entry,
-                        step,
-                        StepStatus::Failed,
-                        json!({"error": e.to_string()}),
-                    )
-                    .await?;
-                    return Err(ApplyError::Flink {
-                        job: job.into(),
-                        source: Box::new(e),
-                    });
+                    return Err(self.fail(entry, step, &change.job, e).await);
                 }
             }
         }
@@ -687,19 +651,7 @@ impl Applier {
                 )
                 .await
             }
-            Err(e) => {
-                self.journal_done(
-                    entry,
-                    step,
-                    StepStatus::Failed,
-                    json!({"error": e.to_string()}),
-                )
-                .await?;
-                Err(ApplyError::Flink {
-                    job,
-                    source: Box::new(e),
-                })
-            }
+            Err(e) => Err(self.fail(entry, step, &change.job, e).await),
         }
     }
 
