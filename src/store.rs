@@ -47,7 +47,12 @@ use sqlx::{Row, Sqlite, Transaction};
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Ordered schema migrations; the schema version of a file is its `PRAGMA user_version`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("store/migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("store/migrations/0001_initial.sql")),
+    (2, include_str!("store/migrations/0002_audit.sql")),
+    (3, include_str!("store/migrations/0003_notify.sql")),
+    (4, include_str!("store/migrations/0004_daemon.sql")),
+];
 
 /// The schema version this build of weir reads and writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -1,0 +1,1 @@
+-- Reserved: filled by the change that introduces it (see src/store.rs MIGRATIONS).
