@@ -20,6 +20,12 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+# git2's HTTPS support links the system OpenSSL.
+if ! pkg-config --exists openssl 2>/dev/null; then
+  log "installing libssl-dev and pkg-config"
+  apt-get update -q && apt-get install -y -q libssl-dev pkg-config
+fi
+
 log "fetching Flink $flink2 and $flink1 (cached in $cache) and building the Java jobs"
 scripts/build-java.sh "$flink2" "$root/target/java/$flink2"
 scripts/build-java.sh "$flink1" "$root/target/java/$flink1"

@@ -20,6 +20,7 @@ use crate::flink::{FlinkClient, FlinkError, JobState, RunJar};
 use crate::git::{RepoFiles, RepoSource};
 use crate::identity::JobId;
 use crate::plan::{self, Action, Change, Plan, Restore, Step};
+use crate::store::audit::{ApplyEvent, ChangeResult, EVENT_RESUMED, RecordKind};
 use crate::store::{
     ApplyOutcome, JobRecord, JournalEntry, JournalStatus, NewApply, NewJournalEntry, SavepointKind,
     SavepointRecord, StepStatus, Store, StoreError,
@@ -145,6 +146,23 @@ impl Applier {
         apply_id: &str,
     ) -> Result<Vec<ChangeOutcome>, ApplyError> {
         let job_names: Vec<String> = plan.changes.iter().map(|c| c.job.clone()).collect();
+        // Where the apply came from (commit author and message), unless the caller recorded it
+        // already (e.g. with the API token's name as the actor).
+        if self.store.origin(apply_id).await?.is_none() {
+            let actor = (self.trigger == crate::audit::trigger::CLI)
+                .then(crate::audit::cli_actor)
+                .flatten();
+            crate::audit::record_origin(
+                &self.store,
+                RecordKind::Apply,
+                apply_id,
+                &self.source,
+                &plan.revision,
+                actor,
+                now_ms(),
+            )
+            .await?;
+        }
         self.store
             .insert_apply(&NewApply {
                 id: apply_id.to_string(),
@@ -171,8 +189,20 @@ impl Applier {
         } else {
             (ApplyOutcome::Failed, Some(failed.join("; ")))
         };
+        // How each change ended is recorded with the outcome, for the audit trail.
+        let changes: Vec<ChangeResult> = outcomes
+            .iter()
+            .map(|o| ChangeResult {
+                job: o.job.clone(),
+                action: o.action.to_string(),
+                ok: o.ok,
+                message: o.message.clone(),
+                new_job_id: o.new_job_id.map(|id| id.to_string()),
+                savepoint: o.savepoint.clone(),
+            })
+            .collect();
         self.store
-            .finish_apply(apply_id, outcome, error.as_deref(), now_ms())
+            .finish_apply_with_changes(apply_id, outcome, error.as_deref(), &changes, now_ms())
             .await?;
         Ok(())
     }
@@ -1180,6 +1210,19 @@ impl Applier {
                 "resuming interrupted apply {} of plan {}",
                 apply.id, plan.id
             ));
+            self.store
+                .insert_apply_event(&ApplyEvent {
+                    apply_id: apply.id.clone(),
+                    at_ms: now_ms(),
+                    kind: EVENT_RESUMED.into(),
+                    message: format!(
+                        "the process running the apply stopped before finishing it; a later apply \
+                         (trigger {}) resumed it from the journal ({} change(s) had started)",
+                        self.trigger,
+                        journals.len()
+                    ),
+                })
+                .await?;
             plan.changes.retain(|c| journals.contains_key(&c.job));
             let outcomes = self.run_changes(&plan, &apply.id, &journals).await;
             for o in &outcomes {

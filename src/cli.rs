@@ -10,14 +10,17 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::apply::{Applier, now_ms};
+use crate::audit;
 use crate::desired::DesiredState;
 use crate::flink::FlinkClient;
 use crate::git::RepoSource;
 use crate::load::{self, LoadOutcome};
 use crate::observe::{self, ClusterObservation, Observation};
-use crate::plan::{self, JobHistory, Plan, PlanInput};
+use crate::plan::{self, Plan, PlanInput};
 use crate::render;
-use crate::store::{PlanRecord, Store};
+use crate::serve::engine::{self, ApplySettings, history_map};
+use crate::store::Store;
+use crate::store::audit::{HistoryFilter, RecordKind};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -58,6 +61,20 @@ enum Command {
         /// Exit 0 when there are no changes, 1 on error, 2 when there are changes.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// With `--format markdown`: also write the preview as DIR/comment-1.md, comment-2.md, …
+        /// (one pull-request comment each, at most --comment-limit characters); earlier
+        /// comment-N.md files in DIR are removed.
+        #[arg(long, value_name = "DIR")]
+        split_dir: Option<PathBuf>,
+        /// Size limit of one comment written by --split-dir, in characters.
+        #[arg(
+            long,
+            value_name = "CHARS",
+            requires = "split_dir",
+            default_value_t = crate::preview::DEFAULT_LIMIT as u64,
+            value_parser = clap::value_parser!(u64).range(crate::preview::MIN_LIMIT as u64..)
+        )]
+        comment_limit: u64,
     },
     /// Make the clusters match the repo (or apply a saved plan exactly).
     Apply {
@@ -78,6 +95,8 @@ enum Command {
         #[arg(long, default_value_t = 180)]
         start_timeout: u64,
     },
+    /// Run the GitOps daemon: follow a Git branch, reconcile, self-heal, serve the HTTP API.
+    Serve(crate::serve::config::Overrides),
     /// A table of jobs: sync state, Flink state, job id, last savepoint.
     Status {
         #[arg(long, default_value = ".")]
@@ -90,8 +109,32 @@ enum Command {
         job: Option<String>,
         #[arg(long, default_value = ".")]
         repo: PathBuf,
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
+        /// Only records since then: a duration back from now (30m, 24h, 7d, 1h30m) or a time
+        /// (RFC 3339, or a date such as 2025-01-31).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many records (default 50; `jsonl` exports all unless given).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// `jsonl`: one JSON record per line, oldest first, for shipping to a log system.
+        #[arg(long, value_enum, default_value_t = HistoryFormat::Text)]
+        format: HistoryFormat,
+    },
+    /// The full story of one apply (or plan): its plan, every step with its Flink REST call,
+    /// result, duration and savepoints, and how it ended.
+    Show {
+        /// An apply id (or a plan id), as `weir history` lists them.
+        id: String,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Savepoint lineage of a job: which apply took each savepoint and which restored it.
+    Savepoints {
+        job: String,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
@@ -102,6 +145,13 @@ enum Format {
     Text,
     Json,
     Markdown,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum HistoryFormat {
+    Text,
+    Json,
+    Jsonl,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,8 +170,16 @@ pub async fn run(cli: Cli) -> Result<i32> {
             format,
             out,
             detailed_exitcode,
+            split_dir,
+            comment_limit,
         } => {
+            if split_dir.is_some() && format != Format::Markdown {
+                bail!("--split-dir needs --format markdown");
+            }
             let store = open_store(cli.state.as_deref(), &repo).await?;
+            let split = split_dir
+                .as_deref()
+                .map(|dir| (dir, usize::try_from(comment_limit).unwrap_or(usize::MAX)));
             plan_cmd(
                 &store,
                 &repo,
@@ -129,6 +187,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 format,
                 out.as_deref(),
                 detailed_exitcode,
+                split,
             )
             .await
         }
@@ -149,6 +208,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             };
             apply_cmd(&store, &repo, planfile.as_deref(), opts).await
         }
+        Command::Serve(overrides) => crate::serve::run(overrides, cli.state).await,
         Command::Status { repo, format } => {
             let store = open_store(cli.state.as_deref(), &repo).await?;
             status_cmd(&store, &repo, format).await
@@ -156,11 +216,25 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::History {
             job,
             repo,
+            since,
             limit,
             format,
         } => {
+            let since_ms = since
+                .as_deref()
+                .map(|s| audit::parse_since(s, now_ms()))
+                .transpose()
+                .map_err(|e| anyhow!("--since: {e}"))?;
             let store = open_store(cli.state.as_deref(), &repo).await?;
-            history_cmd(&store, job.as_deref(), limit, format).await
+            history_cmd(&store, job, since_ms, limit, format).await
+        }
+        Command::Show { id, repo, format } => {
+            let store = open_store(cli.state.as_deref(), &repo).await?;
+            show_cmd(&store, &id, format).await
+        }
+        Command::Savepoints { job, repo, format } => {
+            let store = open_store(cli.state.as_deref(), &repo).await?;
+            savepoints_cmd(&store, &job, format).await
         }
     }
 }
@@ -225,49 +299,7 @@ fn validate(repo: &Path, rev: Option<&str>) -> Result<i32> {
     }
 }
 
-pub fn clients(desired: &DesiredState) -> Result<BTreeMap<String, Arc<FlinkClient>>> {
-    let mut out = BTreeMap::new();
-    for (name, cfg) in &desired.config.clusters {
-        let client = FlinkClient::new(name, cfg).map_err(|e| anyhow!("cluster `{name}`: {e}"))?;
-        out.insert(name.clone(), Arc::new(client));
-    }
-    Ok(out)
-}
-
-async fn history_map(store: &Store) -> Result<BTreeMap<String, JobHistory>> {
-    let mut out = BTreeMap::new();
-    for r in store.jobs().await? {
-        if r.deleted {
-            continue;
-        }
-        out.insert(
-            r.name.clone(),
-            JobHistory {
-                cluster: r.cluster.clone(),
-                current_job_id: r.current_job_id.as_deref().and_then(|s| s.parse().ok()),
-                spec: r
-                    .spec_json
-                    .as_deref()
-                    .and_then(|s| serde_json::from_str(s).ok()),
-                suspended: r.suspended,
-                last_savepoint: r.last_savepoint.clone(),
-            },
-        );
-    }
-    Ok(out)
-}
-
-pub fn new_id(prefix: &str) -> String {
-    let ms = now_ms();
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let stamp = t
-        .format(time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second]"
-        ))
-        .unwrap_or_default();
-    format!("{prefix}-{stamp}-{:06x}", rand::random::<u32>() & 0xff_ffff)
-}
+pub use crate::serve::engine::{clients, new_id};
 
 struct Planned {
     plan: Plan,
@@ -296,6 +328,20 @@ async fn make_plan(
         );
         return Ok(None);
     };
+    plan_loaded(store, source, desired, &outcome.invalid_files, trigger)
+        .await
+        .map(Some)
+}
+
+/// Observes the clusters, plans `desired` and records the plan. `invalid_files` is empty except
+/// for previews of a partly invalid repo (the planner then deletes nothing).
+async fn plan_loaded(
+    store: &Store,
+    source: RepoSource,
+    desired: DesiredState,
+    invalid_files: &[String],
+    trigger: &str,
+) -> Result<Planned> {
     let clients = clients(&desired)?;
     let observation = observe::observe(&clients).await;
     let history = history_map(store).await?;
@@ -303,27 +349,30 @@ async fn make_plan(
         plan_id: new_id("plan"),
         created_at_ms: now_ms(),
         desired: &desired,
-        invalid_files: &outcome.invalid_files,
+        invalid_files,
         observation: &observation,
         history: &history,
     });
-    store
-        .insert_plan(&PlanRecord {
-            id: plan.id.clone(),
-            created_at_ms: plan.created_at_ms,
-            revision: plan.revision.to_string(),
-            trigger: trigger.to_string(),
-            summary: plan.summary.line(),
-            plan_json: serde_json::to_string(&plan)?,
-            job_names: plan.changes.iter().map(|c| c.job.clone()).collect(),
-        })
-        .await?;
-    Ok(Some(Planned {
+    engine::record_plan(store, &plan, trigger).await?;
+    let actor = (trigger == audit::trigger::CLI)
+        .then(audit::cli_actor)
+        .flatten();
+    audit::record_origin(
+        store,
+        RecordKind::Plan,
+        &plan.id,
+        &source,
+        &plan.revision,
+        actor,
+        now_ms(),
+    )
+    .await?;
+    Ok(Planned {
         plan,
         desired,
         clients,
         source,
-    }))
+    })
 }
 
 async fn plan_cmd(
@@ -333,17 +382,25 @@ async fn plan_cmd(
     format: Format,
     out: Option<&Path>,
     detailed: bool,
+    split: Option<(&Path, usize)>,
 ) -> Result<i32> {
+    if format == Format::Markdown {
+        return preview_cmd(store, repo, rev, out, detailed, split).await;
+    }
     let Some(planned) = make_plan(store, repo, rev, "cli").await? else {
         return Ok(1);
     };
     let plan = &planned.plan;
     let rendered = match format {
-        Format::Text => render::text(plan),
         Format::Json => render::json(plan),
-        Format::Markdown => render::markdown(plan),
+        _ => render::text(plan),
     };
     print!("{rendered}");
+    finish_plan(plan, out, detailed)
+}
+
+/// Saves the plan when asked; the exit code of `weir plan`.
+fn finish_plan(plan: &Plan, out: Option<&Path>, detailed: bool) -> Result<i32> {
     if let Some(out) = out {
         std::fs::write(out, render::json(plan))
             .with_context(|| format!("writing {}", out.display()))?;
@@ -359,11 +416,75 @@ async fn plan_cmd(
     Ok(if detailed && plan.has_changes() { 2 } else { 0 })
 }
 
+/// `weir plan --format markdown`: a pull-request preview. Unlike text and JSON it is rendered
+/// for a repo with invalid files too: every diagnostic is listed and the valid jobs are planned
+/// (the planner deletes nothing then); the exit code is still 1 and no plan file is saved.
+async fn preview_cmd(
+    store: &Store,
+    repo: &Path,
+    rev: Option<&str>,
+    out: Option<&Path>,
+    detailed: bool,
+    split: Option<(&Path, usize)>,
+) -> Result<i32> {
+    let source = source_for(repo, rev)?;
+    let (_, outcome) = load_valid(&source);
+    let planned = match outcome.desired.clone() {
+        Some(desired) => {
+            Some(plan_loaded(store, source, desired, &outcome.invalid_files, "cli").await?)
+        }
+        None => None,
+    };
+    let plan = planned.as_ref().map(|p| &p.plan);
+    let preview = crate::preview::Preview::new(plan, &outcome.diagnostics);
+    print!("{}", preview.to_markdown());
+    if let Some((dir, limit)) = split {
+        let parts = preview.split(limit);
+        crate::preview::write_parts(dir, &parts)
+            .with_context(|| format!("writing the preview to {}", dir.display()))?;
+        eprintln!(
+            "Wrote the preview as {} comment{} to {} (comment-1.md … comment-{}.md).",
+            parts.len(),
+            if parts.len() == 1 { "" } else { "s" },
+            dir.display(),
+            parts.len()
+        );
+    }
+    let plan = match plan {
+        Some(plan) if outcome.is_clean() => plan,
+        _ => {
+            let n = outcome.diagnostics.len();
+            eprintln!(
+                "weir: the repo has {n} error{}; the preview lists them. Nothing can be applied \
+                 until they are fixed{}.",
+                if n == 1 { "" } else { "s" },
+                if out.is_some() {
+                    ", and no plan file was saved"
+                } else {
+                    ""
+                }
+            );
+            return Ok(1);
+        }
+    };
+    finish_plan(plan, out, detailed)
+}
+
 struct ApplyOptions {
     auto_approve: bool,
     parallel: usize,
     savepoint_timeout: Duration,
     start_timeout: Duration,
+}
+
+impl ApplyOptions {
+    fn settings(&self) -> ApplySettings {
+        ApplySettings {
+            parallel: self.parallel,
+            savepoint_timeout: self.savepoint_timeout,
+            start_timeout: self.start_timeout,
+        }
+    }
 }
 
 fn applier(
@@ -372,88 +493,36 @@ fn applier(
     source: RepoSource,
     opts: &ApplyOptions,
 ) -> Applier {
-    Applier {
-        store: store.clone(),
-        clients: planned_clients,
-        source: Arc::new(source),
-        concurrency: opts.parallel,
-        savepoint_timeout: opts.savepoint_timeout,
-        start_timeout: opts.start_timeout,
-        progress: Arc::new(|msg: &str| eprintln!("  {msg}")),
-        trigger: "cli".into(),
-    }
-}
-
-/// Holds an exclusive lock on `<state>.lock` so that two applies never run against one store.
-fn lock_store(store: &Store) -> Result<std::fs::File> {
-    let mut path = store.path().as_os_str().to_owned();
-    path.push(".lock");
-    let path = PathBuf::from(path);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            bail!(
-                "another weir apply holds {}; wait for it to finish",
-                path.display()
-            )
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {}", path.display()))
-        }
-    }
+    engine::applier(
+        store,
+        planned_clients,
+        source,
+        &opts.settings(),
+        Arc::new(|msg: &str| eprintln!("  {msg}")),
+        "cli",
+    )
 }
 
 async fn resume_interrupted(store: &Store, repo: &Path, opts: &ApplyOptions) -> Result<bool> {
-    let unfinished = store.unfinished_applies().await?;
-    if unfinished.is_empty() {
+    if store.unfinished_applies().await?.is_empty() {
         return Ok(true);
     }
-    eprintln!(
-        "weir: {} interrupted apply(s) found; finishing them first.",
-        unfinished.len()
-    );
     // The interrupted changes are completed against the working tree's definitions; a submission
     // is only repeated when the definition still yields the recorded job id.
     let source = source_for(repo, None)?;
-    let outcome = load::load_repo(&source);
-    let Some(desired) = outcome.desired.clone() else {
-        for d in &outcome.diagnostics {
-            eprintln!("{d}");
-        }
-        bail!("cannot resume the interrupted apply: weir.yaml is invalid");
-    };
-    let clients = clients(&desired)?;
-    let mut plans = BTreeMap::new();
-    for a in &unfinished {
-        if let Some(record) = store.plan(&a.plan_id).await?
-            && let Ok(mut p) = serde_json::from_str::<Plan>(&record.plan_json)
-        {
-            attach_available(&mut p, &desired);
-            plans.insert(a.plan_id.clone(), p);
-        }
-    }
-    let applier = applier(store, clients, source, opts);
-    let report = applier.resume(|id| plans.get(id).cloned()).await?;
-    let mut ok = true;
-    for line in &report {
+    eprintln!("weir: interrupted apply(s) found; finishing them first.");
+    let report = engine::resume_interrupted(
+        store,
+        source,
+        &opts.settings(),
+        Arc::new(|msg: &str| eprintln!("  {msg}")),
+        "cli",
+    )
+    .await?;
+    for line in &report.lines {
         eprintln!("  {line}");
-        ok &= !line.contains(" failed: ") && !line.contains("cannot be loaded");
     }
-    Ok(ok)
-}
-
-/// Attaches definitions where the repo still has them; `settle` refuses a resubmission whose
-/// definition changed, so a missing or changed definition cannot start the wrong program.
-fn attach_available(plan: &mut Plan, desired: &DesiredState) {
-    for change in &mut plan.changes {
-        change.desired = desired.jobs.iter().find(|j| j.name == change.job).cloned();
-    }
+    Ok(report.ok())
 }
 
 async fn apply_cmd(
@@ -462,7 +531,7 @@ async fn apply_cmd(
     planfile: Option<&Path>,
     opts: ApplyOptions,
 ) -> Result<i32> {
-    let _lock = lock_store(store)?;
+    let _lock = engine::lock_store(store)?;
     let resumed_ok = resume_interrupted(store, repo, &opts).await?;
 
     let planned = match planfile {
@@ -489,7 +558,10 @@ async fn apply_cmd(
             }
             let clients = clients(&desired)?;
             let observation = observe::observe(&clients).await;
-            if observation.fingerprint() != plan.observed_fingerprint {
+            let history = history_map(store).await?;
+            if plan::observed_fingerprint(&desired, &history, &observation)
+                != plan.observed_fingerprint
+            {
                 eprintln!(
                     "weir: the saved plan is stale: the clusters changed since it was made ({}). \
                      Nothing was applied; run `weir plan` again.",
@@ -620,14 +692,51 @@ async fn status_cmd(store: &Store, repo: &Path, format: OutputFormat) -> Result<
 
 async fn history_cmd(
     store: &Store,
-    job: Option<&str>,
-    limit: usize,
-    format: OutputFormat,
+    job: Option<String>,
+    since_ms: Option<i64>,
+    limit: Option<usize>,
+    format: HistoryFormat,
 ) -> Result<i32> {
-    let entries = store.history(job, limit).await?;
+    let jsonl = format == HistoryFormat::Jsonl;
+    let filter = HistoryFilter {
+        job,
+        since_ms,
+        limit: if jsonl {
+            limit
+        } else {
+            Some(limit.unwrap_or(50))
+        },
+        oldest_first: jsonl,
+    };
+    let records = audit::load_history(store, &filter).await?;
     match format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&entries)?),
-        OutputFormat::Text => print!("{}", crate::status::history_table(&entries)),
+        HistoryFormat::Text => print!("{}", audit::history_text(&records)),
+        HistoryFormat::Json => println!("{}", serde_json::to_string_pretty(&records)?),
+        HistoryFormat::Jsonl => print!("{}", audit::jsonl(&records)?),
+    }
+    Ok(0)
+}
+
+async fn show_cmd(store: &Store, id: &str, format: OutputFormat) -> Result<i32> {
+    let Some(shown) = audit::load_shown(store, id).await? else {
+        eprintln!(
+            "weir: no apply or plan {id:?} in {}",
+            store.path().display()
+        );
+        return Ok(1);
+    };
+    match format {
+        OutputFormat::Text => print!("{}", audit::shown_text(&shown)),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&shown)?),
+    }
+    Ok(0)
+}
+
+async fn savepoints_cmd(store: &Store, job: &str, format: OutputFormat) -> Result<i32> {
+    let lineage = audit::load_lineage(store, job).await?;
+    match format {
+        OutputFormat::Text => print!("{}", audit::lineage_text(&lineage)),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&lineage)?),
     }
     Ok(0)
 }

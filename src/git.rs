@@ -118,6 +118,19 @@ pub struct RevisionInfo {
     pub dirty: bool,
 }
 
+/// Who made a Git commit, when, and why (for the audit trail).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CommitInfo {
+    /// The full commit id.
+    pub sha: String,
+    pub author_name: String,
+    pub author_email: String,
+    /// Author time, unix epoch milliseconds.
+    pub authored_at_ms: i64,
+    /// The whole message, without trailing whitespace.
+    pub message: String,
+}
+
 /// Which files (and directory listings) a load looked at, so that a working tree can be compared
 /// with its HEAD commit for exactly those inputs.
 #[derive(Debug, Clone, Default)]
@@ -373,6 +386,27 @@ impl RepoSource {
             RepoSource::WorkTree(_) => None,
             RepoSource::GitTree(g) => Some(g.commit.to_string()),
         }
+    }
+
+    /// Author, time and message of `commit` (a sha or any revision) in the Git repository behind
+    /// this source; `None` when there is no Git repository or it does not have that commit.
+    pub fn commit_info(&self, commit: &str) -> Option<CommitInfo> {
+        let repo = match self {
+            RepoSource::WorkTree(w) => &w.git.as_ref()?.repo,
+            RepoSource::GitTree(g) => &g.repo,
+        };
+        let repo = lock(repo);
+        let c = repo.revparse_single(commit).ok()?.peel_to_commit().ok()?;
+        let author = c.author();
+        Some(CommitInfo {
+            sha: c.id().to_string(),
+            author_name: String::from_utf8_lossy(author.name_bytes()).into_owned(),
+            author_email: String::from_utf8_lossy(author.email_bytes()).into_owned(),
+            authored_at_ms: author.when().seconds().saturating_mul(1000),
+            message: String::from_utf8_lossy(c.message_raw_bytes())
+                .trim_end()
+                .to_string(),
+        })
     }
 }
 

@@ -5,6 +5,7 @@
 //! [`store`]) into a [`plan::Plan`], and [`apply`] executes it step by step through a journal.
 
 pub mod apply;
+pub mod audit;
 pub mod cli;
 pub mod desired;
 pub mod diagnostic;
@@ -12,10 +13,13 @@ pub mod flink;
 pub mod git;
 pub mod identity;
 pub mod load;
+pub mod notify;
 pub mod observe;
 pub mod plan;
+pub mod preview;
 pub mod redact;
 pub mod render;
+pub mod serve;
 pub mod spec;
 pub mod status;
 pub mod store;

@@ -4,7 +4,7 @@
 //! running and are the newest of their definition get one more call (their checkpoints), because a
 //! recover needs to know which savepoint or retained checkpoint to restore from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -60,8 +60,9 @@ pub fn is_active(state: &JobState) -> bool {
 
 impl Observation {
     /// A digest of everything a plan depends on: per cluster its reachability and the id and state
-    /// of every weir-managed job. A saved plan is stale when this changes.
-    pub fn fingerprint(&self) -> String {
+    /// of every weir-managed job that `relevant` claims (by cluster and name hash). A saved plan is
+    /// stale when this changes; weir jobs of other repos sharing the cluster do not count.
+    pub fn fingerprint(&self, relevant: &BTreeSet<(String, u64)>) -> String {
         let mut h = Sha256::new();
         for (name, cluster) in &self.clusters {
             h.update(name.as_bytes());
@@ -70,7 +71,10 @@ impl Observation {
                 ClusterObservation::Reachable { jobs, .. } => {
                     let mut managed: Vec<String> = jobs
                         .iter()
-                        .filter(|j| j.identity.is_some())
+                        .filter(|j| {
+                            j.identity
+                                .is_some_and(|i| relevant.contains(&(name.clone(), i.name_hash)))
+                        })
                         .map(|j| format!("{}={}", j.id, j.state))
                         .collect();
                     managed.sort();

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::desired::{DesiredJob, DesiredState, Program, Revision};
+use crate::desired::{DesiredJob, DesiredState, JarLocation, JarRef, Program, Revision};
 use crate::identity::{self, Identity, JobId};
 use crate::observe::{ClusterObservation, JobState, Observation, ObservedJob, is_active};
 use crate::redact;
@@ -119,6 +119,37 @@ pub struct Change {
     #[serde(skip)]
     pub desired: Option<DesiredJob>,
     pub warnings: Vec<String>,
+    /// Why the job's state may not survive this change (also described in `warnings`); what
+    /// previews flag as "state may not be restorable".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state_risks: Vec<StateRisk>,
+}
+
+/// A reason the state of a job may be lost or only partly restored by a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StateRisk {
+    /// `upgradeMode: stateless` while the job has state: a running job is cancelled without a
+    /// savepoint, or a known savepoint/checkpoint is ignored.
+    StatelessDropsState,
+    /// `savepoint.allowNonRestoredState` is on: state no operator claims is silently dropped.
+    NonRestoredStateAllowed,
+    /// A recover or resume with no savepoint or retained checkpoint known: it starts empty.
+    NoKnownState,
+}
+
+impl StateRisk {
+    pub fn describe(self) -> &'static str {
+        match self {
+            StateRisk::StatelessDropsState => {
+                "upgradeMode is stateless: the state the job has is not carried over"
+            }
+            StateRisk::NonRestoredStateAllowed => {
+                "allowNonRestoredState is on: state no operator claims is silently dropped"
+            }
+            StateRisk::NoKnownState => "no savepoint or retained checkpoint is known",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -457,7 +488,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         id: input.plan_id.clone(),
         created_at_ms: input.created_at_ms,
         revision: input.desired.revision.clone(),
-        observed_fingerprint: input.observation.fingerprint(),
+        observed_fingerprint: observed_fingerprint(input.desired, input.history, input.observation),
         changes,
         errors,
         warnings,
@@ -500,6 +531,7 @@ fn plan_job(
         restore: Restore::None,
         desired: Some(desired.clone()),
         warnings: Vec::new(),
+        state_risks: Vec::new(),
     };
 
     if let Some(current) = active.first() {
@@ -512,6 +544,12 @@ fn plan_job(
             let mut c = base(Action::Suspend, "spec.state is `suspended`".into());
             c.current_job = current_job;
             c.steps = vec![stop_step(desired, current.id)];
+            if matches!(c.steps[0], Step::Cancel { .. }) {
+                c.warnings.push(
+                    "upgradeMode is stateless: the job is cancelled without a savepoint".into(),
+                );
+                c.state_risks.push(StateRisk::StatelessDropsState);
+            }
             c.desired = None;
             c.diff = vec![FieldDiff {
                 field: "state".into(),
@@ -582,6 +620,8 @@ fn plan_job(
             ));
         }
         add_restore_warnings(desired, &restore, &mut c.warnings);
+        // The running job has state of its own; stateless drops it.
+        add_state_risks(desired, &restore, true, &mut c.state_risks);
         c.steps = vec![
             first,
             Step::Submit {
@@ -673,6 +713,10 @@ fn plan_job(
             }
         }
     };
+    // Stateless ignores a known savepoint or checkpoint: that state is dropped.
+    let ignores_state = desired.upgrade_mode == UpgradeMode::Stateless
+        && action != Action::Create
+        && restore != Restore::None;
     let restore = match desired.upgrade_mode {
         UpgradeMode::Stateless if action != Action::Create => Restore::None,
         _ => restore,
@@ -699,6 +743,13 @@ fn plan_job(
         );
     }
     add_restore_warnings(desired, &restore, &mut c.warnings);
+    add_state_risks(desired, &restore, ignores_state, &mut c.state_risks);
+    if matches!(action, Action::Recover | Action::Resume)
+        && restore == Restore::None
+        && desired.upgrade_mode != UpgradeMode::Stateless
+    {
+        c.state_risks.push(StateRisk::NoKnownState);
+    }
     c.steps = vec![
         Step::Submit {
             parallelism: desired.parallelism,
@@ -718,6 +769,21 @@ fn add_restore_warnings(desired: &DesiredJob, restore: &Restore, warnings: &mut 
     }
     if desired.upgrade_mode == UpgradeMode::Stateless {
         warnings.push("upgradeMode is stateless: the job restarts without its state".into());
+    }
+}
+
+/// `has_state`: the job has state that a stateless upgrade would drop.
+fn add_state_risks(
+    desired: &DesiredJob,
+    restore: &Restore,
+    has_state: bool,
+    risks: &mut Vec<StateRisk>,
+) {
+    if desired.upgrade_mode == UpgradeMode::Stateless && has_state {
+        risks.push(StateRisk::StatelessDropsState);
+    }
+    if desired.allow_non_restored_state && *restore != Restore::None {
+        risks.push(StateRisk::NonRestoredStateAllowed);
     }
 }
 
@@ -749,13 +815,19 @@ fn delete_change(
         .and_then(|h| h.spec.as_ref())
         .map(|s| (s.upgrade_mode, s.savepoint_dir.clone()))
         .unwrap_or((UpgradeMode::Savepoint, None));
-    let first = if upgrade_mode == UpgradeMode::Stateless {
-        Step::Cancel { job_id: job.id }
+    let (first, warning) = if upgrade_mode == UpgradeMode::Stateless {
+        (
+            Step::Cancel { job_id: job.id },
+            "the job will be cancelled (upgradeMode stateless): no final savepoint is taken",
+        )
     } else {
-        Step::StopWithSavepoint {
-            job_id: job.id,
-            target_dir,
-        }
+        (
+            Step::StopWithSavepoint {
+                job_id: job.id,
+                target_dir,
+            },
+            "the job will be stopped; its final savepoint is recorded",
+        )
     };
     Change {
         job: name.to_string(),
@@ -771,7 +843,8 @@ fn delete_change(
         }),
         restore: Restore::None,
         desired: None,
-        warnings: vec!["the job will be stopped; its final savepoint is recorded".into()],
+        warnings: vec![warning.into()],
+        state_risks: Vec::new(),
     }
 }
 
@@ -783,21 +856,13 @@ fn fields(job: &DesiredJob) -> Vec<(&'static str, Severity, Option<String>)> {
             entry_class,
             args,
         } => (
-            Some(format!(
-                "{} (sha256 {})",
-                jar.file_name(),
-                &jar.sha256[..jar.sha256.len().min(12)]
-            )),
+            Some(jar_label(jar)),
             entry_class.clone(),
             Some(redact::args(args).join("\n")),
             None,
         ),
         Program::Sql { script, runner, .. } => (
-            Some(format!(
-                "{} (sha256 {})",
-                runner.file_name(),
-                &runner.sha256[..runner.sha256.len().min(12)]
-            )),
+            Some(jar_label(runner)),
             None,
             None,
             Some(redact::sql(script)),
@@ -848,6 +913,22 @@ fn fields(job: &DesiredJob) -> Vec<(&'static str, Severity, Option<String>)> {
     ]
 }
 
+/// A jar as shown in diffs: its file name (without a URL's query or fragment, where presigned
+/// URLs carry credentials) and the start of its SHA-256.
+fn jar_label(jar: &JarRef) -> String {
+    let name = match &jar.location {
+        JarLocation::Url { url } => {
+            let path = url.split(['?', '#']).next().unwrap_or(url);
+            path.rsplit('/').next().unwrap_or(path)
+        }
+        JarLocation::Repo { .. } => jar.file_name(),
+    };
+    format!(
+        "{name} (sha256 {})",
+        &jar.sha256[..jar.sha256.len().min(12)]
+    )
+}
+
 pub fn upgrade_mode_str(m: UpgradeMode) -> &'static str {
     match m {
         UpgradeMode::Savepoint => "savepoint",
@@ -896,6 +977,25 @@ fn creation_diff(job: &DesiredJob) -> Vec<FieldDiff> {
             after,
         })
         .collect()
+}
+
+/// The stale-plan fingerprint of `observation`, over the jobs this repo and store claim.
+pub fn observed_fingerprint(
+    desired: &DesiredState,
+    history: &BTreeMap<String, JobHistory>,
+    observation: &Observation,
+) -> String {
+    let relevant: BTreeSet<(String, u64)> = desired
+        .jobs
+        .iter()
+        .map(|j| (j.cluster.clone(), identity::name_hash(&j.name)))
+        .chain(
+            history
+                .iter()
+                .map(|(name, h)| (h.cluster.clone(), identity::name_hash(name))),
+        )
+        .collect();
+    observation.fingerprint(&relevant)
 }
 
 /// The identity a submission of `desired` carries, with a caller-chosen nonce.

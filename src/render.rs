@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use similar::TextDiff;
 
-use crate::plan::{Action, Change, FieldDiff, Plan, Restore};
+use crate::plan::{Action, Change, FieldDiff, Plan, Restore, Step};
 
 /// Unified line diff of one field (`--- before` / `+++ after`), or the single new value.
 pub fn unified(diff: &FieldDiff) -> String {
@@ -32,7 +32,7 @@ pub fn unified(diff: &FieldDiff) -> String {
 
 /// The fields of a new job, one per line; multi-line values (SQL, args, configuration) indented
 /// below their name.
-fn definition(fields: &[FieldDiff], indent: &str) -> String {
+pub(crate) fn definition(fields: &[FieldDiff], indent: &str) -> String {
     let mut out = String::new();
     for f in fields {
         let value = f.after.as_deref().unwrap_or_default();
@@ -62,20 +62,31 @@ fn headline(c: &Change) -> String {
 }
 
 /// What users feel while the change is applied.
-pub fn disruption(c: &Change) -> &'static str {
+pub fn disruption(c: &Change) -> String {
+    let cancels = matches!(c.steps.first(), Some(Step::Cancel { .. }));
     match c.action {
-        Action::Create | Action::Resume | Action::Recover => "job starts",
-        Action::Suspend | Action::Delete => "job stops",
-        Action::Redeploy | Action::Rescale => match c.steps.first() {
-            Some(crate::plan::Step::StopWithSavepoint { .. }) => {
-                "stop with savepoint, then restart"
+        Action::Create => "job starts (nothing running is touched)".into(),
+        Action::Resume => "job starts again".into(),
+        Action::Recover => match &c.current_job {
+            Some(cur) => format!("job starts again (it is {} now)", cur.state),
+            None => "job starts again (it is missing from the cluster)".into(),
+        },
+        Action::Suspend | Action::Delete if cancels => {
+            "job is cancelled, without a savepoint".into()
+        }
+        Action::Suspend => "job stops with a savepoint (a resume restores it)".into(),
+        Action::Delete => "job stops with a final savepoint; weir forgets it".into(),
+        Action::Redeploy | Action::Rescale => match (cancels, &c.restore) {
+            (false, _) => "stop with savepoint, then restart from it".into(),
+            (true, Restore::LatestCheckpoint) => {
+                "cancel, then restart from the latest retained checkpoint".into()
             }
-            _ => "cancel, then restart",
+            (true, _) => "cancel, then restart without state".into(),
         },
     }
 }
 
-fn restore_text(r: &Restore) -> String {
+pub(crate) fn restore_text(r: &Restore) -> String {
     match r {
         Restore::None => "none (fresh state)".into(),
         Restore::Path { path } => path.clone(),
@@ -165,58 +176,10 @@ pub fn json(plan: &Plan) -> String {
     s
 }
 
+/// The plan as a pull-request comment (see [`crate::preview`]): marker line, summary, alerts,
+/// one section per job. For a repo with invalid files use [`crate::preview::Preview`].
 pub fn markdown(plan: &Plan) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "**{}**\n", plan.summary.line());
-    let _ = writeln!(out, "Revision `{}`\n", plan.revision);
-    for e in &plan.errors {
-        let _ = writeln!(out, "> [!CAUTION]\n> {}\n", e.message);
-    }
-    for w in &plan.warnings {
-        let _ = writeln!(out, "> [!WARNING]\n> {w}\n");
-    }
-    for c in &plan.changes {
-        let _ = writeln!(out, "### `{}` — {}\n", c.job, c.action);
-        let _ = writeln!(out, "- **cluster:** `{}`", c.cluster);
-        let _ = writeln!(out, "- **why:** {}", c.reason);
-        let _ = writeln!(out, "- **disruption:** {}", disruption(c));
-        if c.action != Action::Suspend && c.action != Action::Delete {
-            let _ = writeln!(out, "- **restores from:** {}", restore_text(&c.restore));
-        }
-        for w in &c.warnings {
-            let _ = writeln!(out, "- :warning: {w}");
-        }
-        out.push('\n');
-        if !c.diff.is_empty() {
-            let _ = writeln!(
-                out,
-                "<details><summary>Diff ({} field{})</summary>\n",
-                c.diff.len(),
-                if c.diff.len() == 1 { "" } else { "s" }
-            );
-            let _ = writeln!(out, "```diff");
-            for d in &c.diff {
-                out.push_str(&unified(d));
-            }
-            let _ = writeln!(out, "```\n\n</details>\n");
-        }
-    }
-    if !plan.unmanaged.is_empty() {
-        let _ = writeln!(
-            out,
-            "<details><summary>Unmanaged jobs ({})</summary>\n",
-            plan.unmanaged.len()
-        );
-        for u in &plan.unmanaged {
-            let _ = writeln!(
-                out,
-                "- `{}` `{}` {} ({})",
-                u.cluster, u.job_id, u.flink_name, u.state
-            );
-        }
-        let _ = writeln!(out, "\n</details>");
-    }
-    out
+    crate::preview::Preview::new(Some(plan), &[]).to_markdown()
 }
 
 #[cfg(test)]

@@ -22,6 +22,9 @@ pub struct RepoConfig {
     /// a deleted file then only yields a warning.
     #[serde(default)]
     pub prune: bool,
+    /// Outbound notifications: which events are sent to which webhooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<NotificationsConfig>,
 }
 
 /// One Flink session cluster, reached through its JobManager REST endpoint.
@@ -64,6 +67,198 @@ pub struct SqlRunnerConfig {
 }
 
 pub const DEFAULT_SQL_RUNNER_CLASS: &str = "dev.weir.sqlrunner.SqlRunner";
+
+/// `notifications` in `weir.yaml`: outbound webhooks. URLs and signing secrets are read from
+/// environment variables named here; their values never belong in the repo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NotificationsConfig {
+    /// Identical events (same event, job, cluster, revision and message) are sent to a route at
+    /// most once per this many seconds (default 300; 0 sends every event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_window_seconds: Option<u64>,
+    /// Where events go; an event is sent to every route that selects it.
+    pub routes: Vec<NotificationRoute>,
+}
+
+/// Default of `notifications.dedupWindowSeconds`.
+pub const DEFAULT_DEDUP_WINDOW_SECONDS: u64 = 300;
+/// Largest accepted `notifications.dedupWindowSeconds` (one day).
+pub const MAX_DEDUP_WINDOW_SECONDS: u64 = 86_400;
+
+/// One webhook receiving a selection of events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NotificationRoute {
+    /// Unique among the routes; letters, digits, '-', '_' and '.', at most 63 characters. Names
+    /// the route in logs and in the store.
+    pub name: String,
+    /// The events sent to this route; `*` selects every event.
+    pub events: Vec<EventSelector>,
+    /// Payload format (default `generic`).
+    #[serde(default)]
+    pub format: NotificationFormat,
+    /// Name of the environment variable holding the webhook URL (`http://` or `https://`).
+    pub url_from_env: String,
+    /// Name of the environment variable holding a Standard Webhooks signing secret
+    /// (`whsec_` + base64, or raw text; at least 24 bytes). When set, every delivery carries
+    /// `webhook-id`, `webhook-timestamp` and `webhook-signature` headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_from_env: Option<String>,
+}
+
+/// The body a route receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationFormat {
+    /// weir's JSON payload (event, job, cluster, revision, author, plan, savepoints, links).
+    #[default]
+    Generic,
+    /// A Slack incoming-webhook message (`text` and blocks).
+    Slack,
+}
+
+/// Something weir tells people about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    #[serde(rename = "plan.ready")]
+    PlanReady,
+    #[serde(rename = "apply.started")]
+    ApplyStarted,
+    #[serde(rename = "apply.succeeded")]
+    ApplySucceeded,
+    #[serde(rename = "apply.failed")]
+    ApplyFailed,
+    #[serde(rename = "job.failed")]
+    JobFailed,
+    #[serde(rename = "job.recovered")]
+    JobRecovered,
+    #[serde(rename = "drift.detected")]
+    DriftDetected,
+    #[serde(rename = "savepoint.failed")]
+    SavepointFailed,
+    #[serde(rename = "repo.invalid")]
+    RepoInvalid,
+    #[serde(rename = "repo.unreachable")]
+    RepoUnreachable,
+}
+
+impl EventKind {
+    /// Every event, in documentation order.
+    pub const ALL: [EventKind; 10] = [
+        EventKind::PlanReady,
+        EventKind::ApplyStarted,
+        EventKind::ApplySucceeded,
+        EventKind::ApplyFailed,
+        EventKind::JobFailed,
+        EventKind::JobRecovered,
+        EventKind::DriftDetected,
+        EventKind::SavepointFailed,
+        EventKind::RepoInvalid,
+        EventKind::RepoUnreachable,
+    ];
+
+    /// The event named `name` (e.g. `apply.failed`).
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// The event's name, e.g. `apply.failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::PlanReady => "plan.ready",
+            EventKind::ApplyStarted => "apply.started",
+            EventKind::ApplySucceeded => "apply.succeeded",
+            EventKind::ApplyFailed => "apply.failed",
+            EventKind::JobFailed => "job.failed",
+            EventKind::JobRecovered => "job.recovered",
+            EventKind::DriftDetected => "drift.detected",
+            EventKind::SavepointFailed => "savepoint.failed",
+            EventKind::RepoInvalid => "repo.invalid",
+            EventKind::RepoUnreachable => "repo.unreachable",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An entry of a route's `events`: one event, or `*` for all of them.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub enum EventSelector {
+    /// Every event.
+    #[serde(rename = "*")]
+    All,
+    /// A plan with changes was computed.
+    #[serde(rename = "plan.ready")]
+    PlanReady,
+    /// An apply began.
+    #[serde(rename = "apply.started")]
+    ApplyStarted,
+    /// An apply finished and every job runs its desired spec.
+    #[serde(rename = "apply.succeeded")]
+    ApplySucceeded,
+    /// An apply stopped on an error.
+    #[serde(rename = "apply.failed")]
+    ApplyFailed,
+    /// A managed job was found FAILED, CANCELED or FINISHED behind weir's back, or missing.
+    #[serde(rename = "job.failed")]
+    JobFailed,
+    /// A failed or missing job was started again.
+    #[serde(rename = "job.recovered")]
+    JobRecovered,
+    /// The clusters no longer match the repo.
+    #[serde(rename = "drift.detected")]
+    DriftDetected,
+    /// A savepoint could not be taken.
+    #[serde(rename = "savepoint.failed")]
+    SavepointFailed,
+    /// The repo has invalid files.
+    #[serde(rename = "repo.invalid")]
+    RepoInvalid,
+    /// The Git remote could not be reached.
+    #[serde(rename = "repo.unreachable")]
+    RepoUnreachable,
+}
+
+impl EventSelector {
+    /// The selector for exactly `kind`.
+    pub fn of(kind: EventKind) -> EventSelector {
+        match kind {
+            EventKind::PlanReady => EventSelector::PlanReady,
+            EventKind::ApplyStarted => EventSelector::ApplyStarted,
+            EventKind::ApplySucceeded => EventSelector::ApplySucceeded,
+            EventKind::ApplyFailed => EventSelector::ApplyFailed,
+            EventKind::JobFailed => EventSelector::JobFailed,
+            EventKind::JobRecovered => EventSelector::JobRecovered,
+            EventKind::DriftDetected => EventSelector::DriftDetected,
+            EventKind::SavepointFailed => EventSelector::SavepointFailed,
+            EventKind::RepoInvalid => EventSelector::RepoInvalid,
+            EventKind::RepoUnreachable => EventSelector::RepoUnreachable,
+        }
+    }
+
+    /// Whether this selector selects `kind`.
+    pub fn matches(self, kind: EventKind) -> bool {
+        self == EventSelector::All || self == EventSelector::of(kind)
+    }
+
+    /// As written in `weir.yaml`: `*` or the event name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventSelector::All => "*",
+            other => EventKind::ALL
+                .into_iter()
+                .find(|k| EventSelector::of(*k) == other)
+                .map_or("*", EventKind::as_str),
+        }
+    }
+}
 
 /// A job definition file (`kind: FlinkJob`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -244,5 +439,22 @@ mod tests {
         assert!(check_job_name("a_b").unwrap_err().contains("'_'"));
         assert!(check_job_name(&"a".repeat(64)).unwrap_err().contains("64"));
         assert!(check_job_name(&"a".repeat(63)).is_ok());
+    }
+
+    #[test]
+    fn event_names_round_trip() {
+        for kind in EventKind::ALL {
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json, kind.as_str());
+            assert_eq!(EventKind::from_name(kind.as_str()), Some(kind));
+            let selector: EventSelector = serde_json::from_value(json).unwrap();
+            assert_eq!(selector, EventSelector::of(kind));
+            assert_eq!(selector.as_str(), kind.as_str());
+            assert!(selector.matches(kind));
+            assert!(EventSelector::All.matches(kind));
+        }
+        assert!(!EventSelector::ApplyFailed.matches(EventKind::ApplySucceeded));
+        assert_eq!(EventSelector::All.as_str(), "*");
+        assert_eq!(EventKind::from_name("*"), None);
     }
 }

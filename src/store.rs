@@ -51,7 +51,6 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("store/migrations/0001_initial.sql")),
     (2, include_str!("store/migrations/0002_audit.sql")),
     (3, include_str!("store/migrations/0003_notify.sql")),
-    (4, include_str!("store/migrations/0004_daemon.sql")),
 ];
 
 /// The schema version this build of weir reads and writes.
@@ -1235,6 +1234,10 @@ fn is_busy(e: &sqlx::Error) -> bool {
         .and_then(|c| c.parse::<i32>().ok())
         .is_some_and(|c| c & 0xff == 5)
 }
+
+pub mod audit;
+
+mod notify;
 
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@
 //! found all at once by a walk over that tree guided by the generated JSON Schema (module
 //! `shape`), then the typed deserialization reports what only serde can see.
 
+mod notify;
 mod schema;
 mod shape;
 mod yaml;
@@ -945,6 +946,9 @@ fn check_config(config: &RepoConfig, tree: &Node, problems: &mut Vec<Problem>) {
             let p = at("timeoutSeconds");
             problems.push(Problem::new(tree.value_pos(&p), p, "must be at least 1"));
         }
+    }
+    if let Some(notifications) = &config.notifications {
+        notify::check(notifications, tree, problems);
     }
 }
 

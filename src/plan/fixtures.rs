@@ -19,6 +19,7 @@ pub(crate) fn config(prune: bool) -> RepoConfig {
         .into(),
         sql_runner: None,
         prune,
+        notifications: None,
     }
 }
 

@@ -130,8 +130,10 @@ fn plan_at_an_older_revision_reads_the_tree_without_a_checkout() {
         .weir(&["plan", "--ref", "HEAD", "--format", "markdown"])
         .ok();
     assert!(
-        md.stdout
-            .starts_with("**Plan: 0 to create, 0 to redeploy, 0 to delete.**"),
+        md.stdout.starts_with("<!-- weir-plan-preview -->\n")
+            && md
+                .stdout
+                .contains("\n**Plan: 0 to create, 0 to redeploy, 0 to delete.**\n"),
         "{}",
         md.stdout
     );

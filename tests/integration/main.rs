@@ -1,11 +1,15 @@
 //! weir's integration tests: one test binary (link once), one module per area.
 
+mod audit;
 mod bad_input;
 mod crash;
 mod examples;
 mod harness;
 mod lifecycle;
+mod notify;
+mod preview;
 mod recover;
+mod serve;
 mod sql;
 mod stale;
 mod upgrade_modes;

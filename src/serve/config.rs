@@ -1,0 +1,406 @@
+//! The daemon's own configuration (`weir serve --config FILE`), separate from the jobs repo.
+//!
+//! Secrets (Git token, API tokens, webhook secrets) are never written in the file: the file names
+//! an environment variable (`env:`) or a file (`file:`, e.g. a mounted Kubernetes Secret) holding
+//! each one, and they are read once at start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+
+/// Largest accepted daemon config file.
+const MAX_CONFIG_BYTES: u64 = 256 * 1024;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DaemonConfig {
+    pub repo: RepoConfig,
+    /// Seconds between polls of the remote (default 60).
+    #[serde(default = "default_poll")]
+    pub poll_interval_seconds: u64,
+    /// Address of the HTTP API (default `127.0.0.1:8080`).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Directory for the store (`state.db`) and the Git mirror (`mirror.git`).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
+    #[serde(default)]
+    pub sync: SyncConfig,
+    #[serde(default)]
+    pub apply: ApplyConfig,
+    /// Seconds to let an in-flight apply finish after SIGTERM/SIGINT (default 60); after that the
+    /// process exits and the journal lets the next start finish the apply.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RepoConfig {
+    /// `https://...`, `file:///...` or a local path to a Git repository.
+    pub url: String,
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// User name sent with the token over HTTPS (default `x-access-token`, which GitHub and GitLab
+    /// accept for tokens).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// HTTPS token (or password).
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// Seconds a fetch may take (default 120).
+    #[serde(default = "default_fetch_timeout")]
+    pub fetch_timeout_seconds: u64,
+}
+
+/// Where a secret comes from: an environment variable or a file (trailing newline trimmed).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretRef {
+    #[serde(default)]
+    pub env: Option<String>,
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+impl SecretRef {
+    pub fn resolve(&self, what: &str) -> Result<String> {
+        match (&self.env, &self.file) {
+            (Some(var), None) => {
+                let v = std::env::var(var)
+                    .map_err(|_| anyhow!("{what}: environment variable {var} is not set"))?;
+                non_empty(v, what)
+            }
+            (None, Some(path)) => {
+                let v = std::fs::read_to_string(path)
+                    .with_context(|| format!("{what}: reading {}", path.display()))?;
+                non_empty(v.trim_end_matches(['\r', '\n']).to_string(), what)
+            }
+            _ => bail!("{what}: give exactly one of `env` and `file`"),
+        }
+    }
+}
+
+fn non_empty(v: String, what: &str) -> Result<String> {
+    if v.is_empty() {
+        bail!("{what}: the secret is empty");
+    }
+    Ok(v)
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Bearer tokens accepted by the API. Mutating endpoints always need one; with no token
+    /// configured they are refused.
+    #[serde(default)]
+    pub tokens: Vec<SecretRef>,
+    /// Also require a token on read endpoints (status, plans, metrics).
+    #[serde(default)]
+    pub require_token_for_reads: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Secret of GitHub's `X-Hub-Signature-256`.
+    #[serde(default)]
+    pub github: Option<SecretRef>,
+    /// Value of GitLab's `X-Gitlab-Token`.
+    #[serde(default)]
+    pub gitlab: Option<SecretRef>,
+    /// Secret of the generic receiver's `X-Weir-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+    #[serde(default)]
+    pub generic: Option<SecretRef>,
+    /// Largest accepted delivery body (default 1 MiB).
+    #[serde(default = "default_webhook_bytes")]
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncPolicy {
+    /// Apply every plan at once.
+    Auto,
+    /// Plans wait for `POST /api/v1/plans/{id}/apply` (or `weir apply`).
+    Manual,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncConfig {
+    #[serde(default = "default_policy")]
+    pub policy: SyncPolicy,
+    /// Recover managed jobs found FAILED, CANCELED or missing (otherwise: report drift).
+    #[serde(default)]
+    pub self_heal: bool,
+    /// Recover attempts per job before giving up (until the job is healthy again or the
+    /// definition changes).
+    #[serde(default = "default_heal_attempts")]
+    pub self_heal_max_attempts: u32,
+    /// First wait between recover attempts; doubles each attempt.
+    #[serde(default = "default_heal_backoff")]
+    pub self_heal_backoff_seconds: u64,
+    /// Cap of the wait between recover attempts.
+    #[serde(default = "default_heal_backoff_max")]
+    pub self_heal_max_backoff_seconds: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            policy: default_policy(),
+            self_heal: false,
+            self_heal_max_attempts: default_heal_attempts(),
+            self_heal_backoff_seconds: default_heal_backoff(),
+            self_heal_max_backoff_seconds: default_heal_backoff_max(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplyConfig {
+    #[serde(default = "default_parallel")]
+    pub parallel: usize,
+    #[serde(default = "default_savepoint_timeout")]
+    pub savepoint_timeout_seconds: u64,
+    #[serde(default = "default_start_timeout")]
+    pub start_timeout_seconds: u64,
+}
+
+impl Default for ApplyConfig {
+    fn default() -> Self {
+        ApplyConfig {
+            parallel: default_parallel(),
+            savepoint_timeout_seconds: default_savepoint_timeout(),
+            start_timeout_seconds: default_start_timeout(),
+        }
+    }
+}
+
+fn default_poll() -> u64 {
+    60
+}
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/weir")
+}
+fn default_branch() -> String {
+    "main".into()
+}
+fn default_fetch_timeout() -> u64 {
+    120
+}
+fn default_grace() -> u64 {
+    60
+}
+fn default_webhook_bytes() -> usize {
+    1024 * 1024
+}
+fn default_policy() -> SyncPolicy {
+    SyncPolicy::Auto
+}
+fn default_heal_attempts() -> u32 {
+    5
+}
+fn default_heal_backoff() -> u64 {
+    10
+}
+fn default_heal_backoff_max() -> u64 {
+    600
+}
+fn default_parallel() -> usize {
+    4
+}
+fn default_savepoint_timeout() -> u64 {
+    300
+}
+fn default_start_timeout() -> u64 {
+    180
+}
+
+/// Values given on the command line or through `WEIR_SERVE_*` variables; they win over the file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// The daemon config file (YAML).
+    #[arg(long, env = "WEIR_SERVE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Git URL of the jobs repo (https://, file:// or a local path).
+    #[arg(long, env = "WEIR_SERVE_REPO_URL")]
+    pub repo_url: Option<String>,
+    /// Branch to follow.
+    #[arg(long, env = "WEIR_SERVE_BRANCH")]
+    pub branch: Option<String>,
+    /// Seconds between polls.
+    #[arg(long, env = "WEIR_SERVE_POLL_INTERVAL")]
+    pub poll_interval: Option<u64>,
+    /// Address of the HTTP API, e.g. 0.0.0.0:8080 (port 0 picks a free port).
+    #[arg(long, env = "WEIR_SERVE_LISTEN")]
+    pub listen: Option<String>,
+    /// Directory for the store and the Git mirror.
+    #[arg(long, env = "WEIR_SERVE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Sync policy: auto or manual.
+    #[arg(long, env = "WEIR_SERVE_POLICY", value_parser = ["auto", "manual"])]
+    pub policy: Option<String>,
+    /// Recover failed, cancelled or missing jobs (true/false).
+    #[arg(long, env = "WEIR_SERVE_SELF_HEAL")]
+    pub self_heal: Option<bool>,
+    /// Write the bound address (host:port) to this file once listening (for scripts and tests).
+    #[arg(long)]
+    pub address_file: Option<PathBuf>,
+}
+
+impl DaemonConfig {
+    /// Parses a daemon config (serde-saphyr).
+    pub fn parse(text: &str) -> Result<DaemonConfig> {
+        serde_saphyr::from_str(text).map_err(|e| anyhow!("{e}"))
+    }
+
+    /// Reads `--config` (if any) and applies the overrides.
+    pub fn load(o: &Overrides) -> Result<DaemonConfig> {
+        let mut cfg = match &o.config {
+            Some(path) => read_file(path)?,
+            None => {
+                let url = o.repo_url.clone().ok_or_else(|| {
+                    anyhow!("give --config FILE or at least --repo-url (WEIR_SERVE_REPO_URL)")
+                })?;
+                DaemonConfig::parse(&format!("repo: {{url: {}}}\n", yaml_quote(&url)))?
+            }
+        };
+        if let Some(v) = &o.repo_url {
+            cfg.repo.url = v.clone();
+        }
+        if let Some(v) = &o.branch {
+            cfg.repo.branch = v.clone();
+        }
+        if let Some(v) = o.poll_interval {
+            cfg.poll_interval_seconds = v;
+        }
+        if let Some(v) = &o.listen {
+            cfg.listen = v.clone();
+        }
+        if let Some(v) = &o.state_dir {
+            cfg.state_dir = v.clone();
+        }
+        if let Some(v) = &o.policy {
+            cfg.sync.policy = if v == "manual" {
+                SyncPolicy::Manual
+            } else {
+                SyncPolicy::Auto
+            };
+        }
+        if let Some(v) = o.self_heal {
+            cfg.sync.self_heal = v;
+        }
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.poll_interval_seconds == 0 {
+            bail!("pollIntervalSeconds must be at least 1");
+        }
+        if self.repo.branch.is_empty() || self.repo.branch.contains("..") {
+            bail!("repo.branch `{}` is not a branch name", self.repo.branch);
+        }
+        self.listen_addr()?;
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr> {
+        self.listen
+            .parse()
+            .map_err(|e| anyhow!("listen `{}`: {e}", self.listen))
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_secs(self.poll_interval_seconds)
+    }
+}
+
+fn read_file(path: &Path) -> Result<DaemonConfig> {
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if meta.len() > MAX_CONFIG_BYTES {
+        bail!(
+            "{}: {} bytes, over the limit of {MAX_CONFIG_BYTES}",
+            path.display(),
+            meta.len()
+        );
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    DaemonConfig::parse(&text).with_context(|| format!("{}", path.display()))
+}
+
+fn yaml_quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_config_with_defaults() {
+        let cfg = DaemonConfig::parse(
+            "repo:\n  url: https://git.example.com/flink/jobs.git\n  token: {env: GIT_TOKEN}\n\
+             listen: 0.0.0.0:9000\nstateDir: /data\napi:\n  tokens: [{file: /run/secrets/api}]\n\
+             webhooks:\n  github: {env: GH_SECRET}\nsync:\n  policy: manual\n  selfHeal: true\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.repo.branch, "main");
+        assert_eq!(cfg.poll_interval_seconds, 60);
+        assert_eq!(cfg.sync.policy, SyncPolicy::Manual);
+        assert!(cfg.sync.self_heal);
+        assert_eq!(cfg.sync.self_heal_max_attempts, 5);
+        assert_eq!(cfg.api.tokens.len(), 1);
+        assert_eq!(cfg.listen_addr().unwrap().port(), 9000);
+    }
+
+    #[test]
+    fn rejects_unknown_fields_and_inline_secrets() {
+        let err = DaemonConfig::parse("repo: {url: x, tokne: abc}\n").unwrap_err();
+        assert!(err.to_string().contains("tokne"), "{err}");
+        // A secret given inline (a string instead of {env|file}) is refused.
+        assert!(DaemonConfig::parse("repo: {url: x, token: hunter2}\n").is_err());
+    }
+
+    #[test]
+    fn overrides_win_and_secrets_resolve_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir-serve.yaml");
+        std::fs::write(
+            &path,
+            "repo: {url: /srv/jobs.git}\npollIntervalSeconds: 5\n",
+        )
+        .unwrap();
+        let cfg = DaemonConfig::load(&Overrides {
+            config: Some(path),
+            branch: Some("prod".into()),
+            listen: Some("127.0.0.1:0".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.repo.branch, "prod");
+        assert_eq!(cfg.poll_interval_seconds, 5);
+        let secret = dir.path().join("s");
+        std::fs::write(&secret, "abc\n").unwrap();
+        let r = SecretRef {
+            env: None,
+            file: Some(secret),
+        };
+        assert_eq!(r.resolve("t").unwrap(), "abc");
+        assert!(SecretRef::default().resolve("t").is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! Prometheus metrics of the daemon (`GET /metrics`, text format via prometheus-client).
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    pub reconciles: Family<Labels, Counter>,
+    pub plans: Family<Labels, Counter>,
+    pub applies: Family<Labels, Counter>,
+    pub last_sync: Family<Labels, Gauge<f64, AtomicU64>>,
+    pub jobs: Family<Labels, Gauge>,
+    pub webhooks: Family<Labels, Counter>,
+    pub fetch_errors: Counter,
+    pub recover_attempts: Family<Labels, Counter>,
+}
+
+fn l(k: &str, v: &str) -> Labels {
+    vec![(k.to_string(), v.to_string())]
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("weir");
+        let reconciles = Family::<Labels, Counter>::default();
+        let plans = Family::<Labels, Counter>::default();
+        let applies = Family::<Labels, Counter>::default();
+        let last_sync = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        let jobs = Family::<Labels, Gauge>::default();
+        let webhooks = Family::<Labels, Counter>::default();
+        let fetch_errors = Counter::default();
+        let recover_attempts = Family::<Labels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles by outcome (ok, error, repo_invalid)",
+            reconciles.clone(),
+        );
+        registry.register(
+            "plans",
+            "Plans computed, by result (changes, no_changes)",
+            plans.clone(),
+        );
+        registry.register(
+            "applies",
+            "Applies by outcome (succeeded, failed)",
+            applies.clone(),
+        );
+        registry.register(
+            "last_successful_sync_timestamp_seconds",
+            "Unix time of the last reconcile that left the cluster in sync",
+            last_sync.clone(),
+        );
+        registry.register("jobs", "Jobs by sync state", jobs.clone());
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries by receiver and outcome",
+            webhooks.clone(),
+        );
+        registry.register(
+            "repo_fetch_errors",
+            "Failed fetches of the remote",
+            fetch_errors.clone(),
+        );
+        registry.register(
+            "self_heal_attempts",
+            "Recover attempts made by self-heal, by job",
+            recover_attempts.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            plans,
+            applies,
+            last_sync,
+            jobs,
+            webhooks,
+            fetch_errors,
+            recover_attempts,
+        }
+    }
+
+    pub fn reconcile(&self, outcome: &str) {
+        self.reconciles.get_or_create(&l("outcome", outcome)).inc();
+    }
+
+    pub fn plan(&self, changes: bool) {
+        let result = if changes { "changes" } else { "no_changes" };
+        self.plans.get_or_create(&l("result", result)).inc();
+    }
+
+    pub fn apply(&self, outcome: &str) {
+        self.applies.get_or_create(&l("outcome", outcome)).inc();
+    }
+
+    pub fn synced(&self, cluster: &str, at_ms: i64) {
+        self.last_sync
+            .get_or_create(&l("cluster", cluster))
+            .set(at_ms as f64 / 1000.0);
+    }
+
+    pub fn set_jobs(&self, counts: &std::collections::BTreeMap<String, i64>) {
+        self.jobs.clear();
+        for (state, n) in counts {
+            self.jobs.get_or_create(&l("sync", state)).set(*n);
+        }
+    }
+
+    pub fn webhook(&self, receiver: &str, outcome: &str) {
+        self.webhooks
+            .get_or_create(&vec![
+                ("receiver".to_string(), receiver.to_string()),
+                ("outcome".to_string(), outcome.to_string()),
+            ])
+            .inc();
+    }
+
+    pub fn recover_attempt(&self, job: &str) {
+        self.recover_attempts.get_or_create(&l("job", job)).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn renders_prometheus_text() {
+        let m = super::Metrics::new();
+        m.reconcile("ok");
+        m.apply("failed");
+        m.webhook("github", "rejected");
+        m.synced("local", 1_700_000_000_000);
+        let text = m.render();
+        assert!(
+            text.contains("weir_reconciles_total{outcome=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("weir_applies_total{outcome=\"failed\"} 1"));
+        assert!(
+            text.contains(
+                "weir_webhook_deliveries_total{receiver=\"github\",outcome=\"rejected\"} 1"
+            )
+        );
+        assert!(text.contains("weir_last_successful_sync_timestamp_seconds{cluster=\"local\"}"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,445 @@
+//! The HTTP API (axum on hyper): health, status, plans, applies, sync, metrics and the webhook
+//! receivers. Mutating endpoints need a bearer token; read endpoints too when configured.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::trace::TraceLayer;
+
+use super::reconcile::{ApplyRefusal, ApplyRequest, Shared};
+use super::webhook;
+use crate::store::HistoryKind;
+
+/// Secrets resolved at start.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    pub api_tokens: Vec<String>,
+    pub github: Option<String>,
+    pub gitlab: Option<String>,
+    pub generic: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub shared: Arc<Shared>,
+    pub secrets: Arc<Secrets>,
+}
+
+/// A JSON error: `{"error": message}` with the status code.
+pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn new(code: StatusCode, msg: impl Into<String>) -> ApiError {
+        ApiError(code, msg.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+impl<E: std::fmt::Display> From<E> for ApiError {
+    fn from(e: E) -> ApiError {
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Whole-request timeout (webhook bodies have their own, shorter read timeout).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const WEBHOOK_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Body limit of the API's own endpoints (they take no meaningful body).
+const API_BODY_LIMIT: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let webhook_limit = state.shared.cfg.webhooks.max_body_bytes;
+    let webhooks = Router::new()
+        .route("/api/v1/webhooks/github", post(github))
+        .route("/api/v1/webhooks/gitlab", post(gitlab))
+        .route("/api/v1/webhooks/generic", post(generic))
+        .layer(DefaultBodyLimit::max(webhook_limit))
+        .layer(RequestBodyTimeoutLayer::new(WEBHOOK_READ_TIMEOUT));
+    let api = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/jobs/{name}", get(job))
+        .route("/api/v1/plans", get(plans))
+        .route("/api/v1/plans/{id}", get(plan))
+        .route("/api/v1/plans/{id}/apply", post(apply_plan))
+        .route("/api/v1/applies/{id}", get(apply))
+        .route("/api/v1/sync", post(sync))
+        .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
+    Router::new()
+        .merge(api)
+        .merge(webhooks)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn check_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.secrets.api_tokens.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "no API token is configured (api.tokens): this endpoint is disabled",
+        ));
+    }
+    let Some(given) = bearer(headers) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing bearer token (Authorization: Bearer <token>)",
+        ));
+    };
+    // Compare with every token (no early exit) in constant time.
+    let mut ok = false;
+    for t in &state.secrets.api_tokens {
+        ok |= webhook::secret_eq(t.as_bytes(), given.as_bytes());
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid bearer token",
+        ))
+    }
+}
+
+fn check_read(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.shared.cfg.api.require_token_for_reads {
+        check_token(state, headers)
+    } else {
+        Ok(())
+    }
+}
+
+fn json(v: impl serde::Serialize) -> ApiResult {
+    Ok(axum::Json(v).into_response())
+}
+
+async fn healthz() -> ApiResult {
+    json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> ApiResult {
+    let s = state.shared.status();
+    let mut reasons = Vec::new();
+    if s.repo.commit.is_none() {
+        reasons.push(match &s.repo.error {
+            Some(e) => format!("the repo was never fetched: {e}"),
+            None => "the repo was not fetched yet".to_string(),
+        });
+    }
+    if s.clusters.is_empty() && s.repo.commit.is_some() {
+        reasons.push("no cluster observed yet".into());
+    }
+    for (name, c) in &s.clusters {
+        if !c.reachable {
+            reasons.push(format!(
+                "cluster `{name}` ({}) is unreachable: {}",
+                c.url,
+                c.error.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    if reasons.is_empty() {
+        json(json!({"status": "ready", "commit": s.repo.commit}))
+    } else {
+        Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "not ready", "error": reasons.join("; ")})),
+        )
+            .into_response())
+    }
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    check_read(&state, &headers)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.shared.metrics.render(),
+    )
+        .into_response())
+}
+
+async fn status(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    check_read(&state, &headers)?;
+    json(state.shared.status())
+}
+
+async fn job(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult {
+    check_read(&state, &headers)?;
+    let status = state.shared.status();
+    let Some(job) = status.jobs.iter().find(|j| j.name == name) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no job `{name}`"),
+        ));
+    };
+    let store = &state.shared.store;
+    let history = store.history(Some(&name), 20).await?;
+    let savepoints = store.savepoints(&name).await?;
+    json(json!({"job": job, "history": history, "savepoints": savepoints}))
+}
+
+#[derive(Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+async fn plans(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<Limit>,
+) -> ApiResult {
+    check_read(&state, &headers)?;
+    let limit = q.limit.unwrap_or(50).min(1000);
+    let entries: Vec<_> = state
+        .shared
+        .store
+        .history(None, limit * 2)
+        .await?
+        .into_iter()
+        .filter(|e| e.kind == HistoryKind::Plan)
+        .take(limit)
+        .collect();
+    let status = state.shared.status();
+    json(json!({"pending": status.pending_plan, "plans": entries}))
+}
+
+async fn plan(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    check_read(&state, &headers)?;
+    let Some(record) = state.shared.store.plan(&id).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no plan `{id}`"),
+        ));
+    };
+    let plan: Value = serde_json::from_str(&record.plan_json)?;
+    json(json!({"id": record.id, "trigger": record.trigger, "plan": plan}))
+}
+
+async fn apply(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    check_read(&state, &headers)?;
+    let store = &state.shared.store;
+    let Some(record) = store.apply(&id).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no apply `{id}`"),
+        ));
+    };
+    let journal = store.journal(&id).await?;
+    json(json!({"apply": record, "journal": journal}))
+}
+
+async fn sync(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    check_token(&state, &headers)?;
+    state.shared.trigger("api");
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({"accepted": true}))).into_response())
+}
+
+async fn apply_plan(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    check_token(&state, &headers)?;
+    let (reply, rx) = oneshot::channel();
+    state
+        .shared
+        .apply_tx
+        .send(ApplyRequest {
+            plan_id: id.clone(),
+            reply,
+        })
+        .await
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+    match rx.await {
+        Ok(Ok(apply_id)) => Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"applyId": apply_id, "planId": id})),
+        )
+            .into_response()),
+        Ok(Err(ApplyRefusal::NotFound(m))) => Err(ApiError::new(StatusCode::NOT_FOUND, m)),
+        Ok(Err(ApplyRefusal::Stale(m))) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("the plan is stale: {m}"),
+        )),
+        Ok(Err(ApplyRefusal::Busy(m))) => Err(ApiError::new(StatusCode::LOCKED, m)),
+        Ok(Err(ApplyRefusal::Failed(m))) => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, m))
+        }
+        Err(_) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down",
+        )),
+    }
+}
+
+// ---- webhooks --------------------------------------------------------------------------------
+
+fn body(
+    state: &AppState,
+    receiver: &str,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, ApiError> {
+    b.map_err(|e| {
+        state.shared.metrics.webhook(receiver, "bad_body");
+        ApiError::new(e.status(), e.body_text())
+    })
+}
+
+fn unauthorized(state: &AppState, receiver: &str, msg: &str) -> ApiError {
+    state.shared.metrics.webhook(receiver, "rejected");
+    tracing::warn!(receiver, "webhook rejected: {msg}");
+    ApiError::new(StatusCode::UNAUTHORIZED, msg)
+}
+
+fn disabled(receiver: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("the {receiver} webhook receiver is not configured"),
+    )
+}
+
+/// Triggers a reconcile for a push to the followed branch; ignores other branches.
+fn accept_push(state: &AppState, receiver: &str, body: &[u8], require_ref: bool) -> ApiResult {
+    let wanted = &state.shared.cfg.repo.branch;
+    match webhook::pushed_branch(body) {
+        Some(branch) if &branch != wanted => {
+            state.shared.metrics.webhook(receiver, "ignored");
+            json(
+                json!({"triggered": false, "reason": format!("push to `{branch}`, not `{wanted}`")}),
+            )
+        }
+        None if require_ref => {
+            state.shared.metrics.webhook(receiver, "ignored");
+            json(json!({"triggered": false, "reason": "not a push event"}))
+        }
+        _ => {
+            state.shared.metrics.webhook(receiver, "accepted");
+            state.shared.trigger(&format!("webhook:{receiver}"));
+            Ok((StatusCode::ACCEPTED, axum::Json(json!({"triggered": true}))).into_response())
+        }
+    }
+}
+
+async fn github(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let Some(secret) = state.secrets.github.clone() else {
+        return Err(disabled("github"));
+    };
+    let b = body(&state, "github", b)?;
+    let sig = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    if !webhook::verify_hmac_sha256(secret.as_bytes(), &b, sig) {
+        return Err(unauthorized(
+            &state,
+            "github",
+            "missing or invalid X-Hub-Signature-256",
+        ));
+    }
+    let event = headers
+        .get("x-github-event")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("push");
+    if event == "ping" {
+        state.shared.metrics.webhook("github", "ping");
+        return json(json!({"triggered": false, "reason": "pong"}));
+    }
+    if event != "push" {
+        state.shared.metrics.webhook("github", "ignored");
+        return json(json!({"triggered": false, "reason": format!("event `{event}` ignored")}));
+    }
+    accept_push(&state, "github", &b, true)
+}
+
+async fn gitlab(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let Some(secret) = state.secrets.gitlab.clone() else {
+        return Err(disabled("gitlab"));
+    };
+    let b = body(&state, "gitlab", b)?;
+    let given = headers.get("x-gitlab-token").map(|v| v.as_bytes());
+    if !given.is_some_and(|g| webhook::secret_eq(secret.as_bytes(), g)) {
+        return Err(unauthorized(
+            &state,
+            "gitlab",
+            "missing or invalid X-Gitlab-Token",
+        ));
+    }
+    accept_push(&state, "gitlab", &b, true)
+}
+
+async fn generic(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let Some(secret) = state.secrets.generic.clone() else {
+        return Err(disabled("generic"));
+    };
+    let b = body(&state, "generic", b)?;
+    let sig = headers
+        .get(webhook::GENERIC_SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if !webhook::verify_hmac_sha256(secret.as_bytes(), &b, sig) {
+        return Err(unauthorized(
+            &state,
+            "generic",
+            "missing or invalid X-Weir-Signature",
+        ));
+    }
+    accept_push(&state, "generic", &b, false)
+}

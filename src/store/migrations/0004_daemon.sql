@@ -1,1 +1,0 @@
--- Reserved: filled by the change that introduces it (see src/store.rs MIGRATIONS).

@@ -1,0 +1,612 @@
+//! `weir serve`: the real daemon process against a real bare Git repo (pushed to with the git
+//! CLI) and the real Flink 2.x session cluster.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+const TOKEN: &str = "api-token-for-tests";
+const GITHUB_SECRET: &str = "github-secret-for-tests";
+
+#[test]
+fn push_and_signed_webhook_redeploy_from_a_savepoint() {
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new(&repo);
+    let name = repo.unique("serve-push");
+    let file = format!("jobs/{name}.yaml");
+    repo.write(&file, &jar_job(&name, 1, "orders", ""));
+    remote.push(&repo, "job");
+    // A long poll interval: only the webhook can explain a reconcile.
+    let d = Daemon::start(&remote, "pollIntervalSeconds: 3600\n");
+    d.wait_job(&name, "Synced", "RUNNING");
+    let first = running_named(base, &name);
+    assert_eq!(first.len(), 1);
+    wait_checkpoint(base, &first[0]);
+
+    // Unsigned and badly signed deliveries are refused.
+    let body = format!(r#"{{"ref":"refs/heads/main","after":"x","name":"{name}"}}"#);
+    let r = d.post_raw(
+        "/api/v1/webhooks/github",
+        &body,
+        &[("X-GitHub-Event", "push")],
+    );
+    assert_eq!(r.0, 401, "{}", r.1);
+    assert!(r.1.contains("error"), "{}", r.1);
+    let bad = weir::serve::webhook::sign(b"wrong secret", body.as_bytes());
+    let r = d.post_raw(
+        "/api/v1/webhooks/github",
+        &body,
+        &[("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &bad)],
+    );
+    assert_eq!(r.0, 401, "{}", r.1);
+    // A push to another branch is ignored.
+    let other = r#"{"ref":"refs/heads/feature"}"#;
+    let r = d.github(other);
+    assert_eq!(r.0, 200, "{}", r.1);
+    assert!(r.1.contains("\"triggered\":false"), "{}", r.1);
+
+    repo.write(&file, &jar_job(&name, 1, "orders-v2", ""));
+    let commit = remote.push(&repo, "change the topic");
+    let reconciles = d.status()["reconciles"].as_u64().unwrap();
+    let sent = Instant::now();
+    let r = d.github(&body);
+    assert_eq!(r.0, 202, "{}", r.1);
+    // The reconcile starts at once: its plan (of the pushed commit) is recorded within seconds.
+    d.wait_for("a plan of the pushed commit", Duration::from_secs(3), |s| {
+        s["lastPlan"]["revision"].as_str() == Some(&commit[..12])
+    });
+    eprintln!("webhook → plan recorded in {:?}", sent.elapsed());
+    d.wait_for("the apply to finish", Duration::from_secs(120), |s| {
+        s["lastApply"]["outcome"] == "succeeded" && s["reconciles"].as_u64().unwrap() > reconciles
+    });
+    d.wait_job(&name, "Synced", "RUNNING");
+    let second = running_named(base, &name);
+    assert_eq!(second.len(), 1, "exactly one running job");
+    assert_ne!(first, second);
+    let (path, is_savepoint) = restored_from(base, &second[0]).expect("restored from state");
+    assert!(is_savepoint, "restored from a savepoint: {path}");
+    let trigger = d.status()["lastPlan"].clone();
+    assert!(
+        trigger["summary"]
+            .as_str()
+            .unwrap()
+            .contains("1 to redeploy")
+    );
+
+    let metrics = d.get_text("/metrics");
+    assert!(
+        metrics.contains("weir_applies_total{outcome=\"succeeded\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("weir_webhook_deliveries_total{receiver=\"github\",outcome=\"rejected\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("weir_last_successful_sync_timestamp_seconds{cluster=\"local\"}"));
+    let plans = d.get("/api/v1/plans");
+    assert!(!plans["plans"].as_array().unwrap().is_empty(), "{plans}");
+    let apply_id = d.status()["lastApply"]["id"].as_str().unwrap().to_string();
+    let apply = d.get(&format!("/api/v1/applies/{apply_id}"));
+    assert_eq!(apply["apply"]["outcome"], "succeeded", "{apply}");
+    let job = d.get(&format!("/api/v1/jobs/{name}"));
+    assert_eq!(job["job"]["health"], "RUNNING", "{job}");
+}
+
+#[test]
+fn broken_job_file_leaves_its_job_running_and_is_reported() {
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new(&repo);
+    let name = repo.unique("serve-broken");
+    let file = format!("jobs/{name}.yaml");
+    repo.write(&file, &jar_job(&name, 1, "orders", ""));
+    remote.push(&repo, "job");
+    let d = Daemon::start(&remote, "pollIntervalSeconds: 3600\n");
+    d.wait_job(&name, "Synced", "RUNNING");
+    let before = running_named(base, &name);
+
+    repo.write(
+        &file,
+        &jar_job(&name, 1, "orders", "").replace("parallelism: 1", "parallelism: lots"),
+    );
+    remote.push(&repo, "break it");
+    // Mutating endpoints need the token.
+    assert_eq!(d.post_raw("/api/v1/sync", "", &[]).0, 401);
+    assert_eq!(
+        d.post_raw("/api/v1/sync", "", &[("Authorization", "Bearer nope")])
+            .0,
+        401
+    );
+    d.sync();
+    let s = d.wait_for("the file error", Duration::from_secs(30), |s| {
+        s["invalidFiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == file.as_str())
+    });
+    assert!(
+        s["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d.as_str().unwrap().contains("parallelism")),
+        "{s}"
+    );
+    let job = d.wait_job(&name, "InvalidDefinition", "RUNNING");
+    assert_eq!(job["file"], file.as_str());
+    // Several more reconciles change nothing.
+    for _ in 0..2 {
+        d.sync_and_wait();
+    }
+    assert_eq!(running_named(base, &name), before, "the job kept running");
+}
+
+#[test]
+fn cancelled_job_is_recovered_with_self_heal() {
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new(&repo);
+    let name = repo.unique("serve-heal");
+    repo.write(
+        &format!("jobs/{name}.yaml"),
+        &jar_job(&name, 1, "orders", ""),
+    );
+    remote.push(&repo, "job");
+    let d = Daemon::start(
+        &remote,
+        "pollIntervalSeconds: 3600\nsync: {selfHeal: true, selfHealBackoffSeconds: 1}\n",
+    );
+    d.wait_job(&name, "Synced", "RUNNING");
+    let first = running_named(base, &name);
+    wait_checkpoint(base, &first[0]);
+    let created = d.status()["lastApply"]["id"].clone();
+    cancel(base, &first[0]);
+    d.sync();
+    let s = d.wait_for("the recover", Duration::from_secs(120), |s| {
+        s["lastApply"]["outcome"] == "succeeded" && s["lastApply"]["id"] != created
+    });
+    assert!(
+        s["lastPlan"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("1 to recover"),
+        "{s}"
+    );
+    d.sync_and_wait();
+    d.wait_job(&name, "Synced", "RUNNING");
+    let second = running_named(base, &name);
+    assert_eq!(second.len(), 1, "{:?}", jobs_named(base, &name));
+    assert_ne!(first, second);
+    assert!(
+        d.get_text("/metrics")
+            .contains("weir_self_heal_attempts_total")
+    );
+}
+
+#[test]
+fn cancelled_job_is_reported_as_drift_without_self_heal() {
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new(&repo);
+    let name = repo.unique("serve-drift");
+    repo.write(
+        &format!("jobs/{name}.yaml"),
+        &jar_job(&name, 1, "orders", ""),
+    );
+    remote.push(&repo, "job");
+    let d = Daemon::start(&remote, "pollIntervalSeconds: 3600\n");
+    d.wait_job(&name, "Synced", "RUNNING");
+    let first = running_named(base, &name);
+    cancel(base, &first[0]);
+    d.sync();
+    let s = d.wait_for("the drift report", Duration::from_secs(30), |s| {
+        job_of(s, &name).is_some_and(|j| j["drift"].is_string())
+    });
+    let job = job_of(&s, &name).unwrap();
+    assert_eq!(job["sync"], "OutOfSync", "{job}");
+    assert!(
+        job["drift"].as_str().unwrap().contains("self-heal is off"),
+        "{job}"
+    );
+    d.sync_and_wait();
+    assert!(running_named(base, &name).is_empty(), "not recovered");
+}
+
+#[test]
+fn sigterm_mid_apply_then_restart_finishes_with_no_duplicate() {
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new(&repo);
+    let name = repo.unique("serve-term");
+    let file = format!("jobs/{name}.yaml");
+    repo.write(&file, &jar_job(&name, 1, "orders", ""));
+    remote.push(&repo, "job");
+    let mut d = Daemon::start(
+        &remote,
+        "pollIntervalSeconds: 3600\nshutdownGraceSeconds: 1\n",
+    );
+    d.wait_job(&name, "Synced", "RUNNING");
+    let first = running_named(base, &name);
+    wait_checkpoint(base, &first[0]);
+
+    repo.write(&file, &jar_job(&name, 1, "orders-v2", ""));
+    remote.push(&repo, "change");
+    d.sync();
+    d.wait_for("the apply to start", Duration::from_secs(30), |s| {
+        s["lastApply"]["outcome"] == "running"
+    });
+    let code = d.terminate();
+    assert_eq!(code, Some(0), "clean exit on SIGTERM");
+
+    let d = Daemon::start_again(&remote, d);
+    d.wait_job(&name, "Synced", "RUNNING");
+    let running = running_named(base, &name);
+    assert_eq!(running.len(), 1, "exactly one running job: {running:?}");
+    assert_ne!(running, first);
+    let active: Vec<_> = jobs_named(base, &name)
+        .into_iter()
+        .filter(|(_, s)| !matches!(s.as_str(), "FINISHED" | "CANCELED" | "FAILED"))
+        .collect();
+    assert_eq!(active.len(), 1, "{active:?}");
+    let s = d.status();
+    assert!(s["pendingPlan"].is_null(), "{s}");
+    // When the grace period cut the apply short, the restart finished it from the journal.
+    let log = d.log();
+    if log.contains("still busy") {
+        assert!(log.contains("resuming interrupted apply"), "{log}");
+    }
+}
+
+#[test]
+fn remote_going_away_keeps_the_last_good_state_and_recovers() {
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new(&repo);
+    let name = repo.unique("serve-remote");
+    let file = format!("jobs/{name}.yaml");
+    repo.write(&file, &jar_job(&name, 1, "orders", ""));
+    remote.push(&repo, "job");
+    let d = Daemon::start(&remote, "pollIntervalSeconds: 3600\n");
+    d.wait_job(&name, "Synced", "RUNNING");
+    let first = running_named(base, &name);
+
+    let moved = remote.bare.with_extension("moved");
+    std::fs::rename(&remote.bare, &moved).unwrap();
+    d.sync();
+    let s = d.wait_for("the fetch error", Duration::from_secs(30), |s| {
+        s["repo"]["error"].is_string()
+    });
+    assert_eq!(s["repo"]["errorHost"], "local", "{s}");
+    assert!(
+        s["repo"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot fetch"),
+        "{s}"
+    );
+    // The last good desired state is kept: the job is still managed and in sync.
+    let s = d.sync_and_wait();
+    assert_eq!(job_of(&s, &name).unwrap()["sync"], "Synced", "{s}");
+    assert_eq!(running_named(base, &name), first);
+
+    std::fs::rename(&moved, &remote.bare).unwrap();
+    repo.write(&file, &jar_job(&name, 2, "orders", ""));
+    let commit = remote.push(&repo, "rescale");
+    // Retries with backoff pick the remote up again without any trigger.
+    d.wait_for(
+        "the remote to be fetched again",
+        Duration::from_secs(60),
+        |s| s["repo"]["error"].is_null() && s["repo"]["commit"] == commit.as_str(),
+    );
+    d.wait_for("the rescale", Duration::from_secs(120), |s| {
+        s["lastApply"]["outcome"] == "succeeded"
+            && job_of(s, &name).is_some_and(|j| j["sync"] == "Synced")
+    });
+    let now = running_named(base, &name);
+    assert_eq!(now.len(), 1);
+    assert_eq!(job_parallelism(base, &now[0]), 2);
+}
+
+#[test]
+fn manual_policy_waits_for_an_approved_plan() {
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new(&repo);
+    let name = repo.unique("serve-manual");
+    repo.write(
+        &format!("jobs/{name}.yaml"),
+        &jar_job(&name, 1, "orders", ""),
+    );
+    remote.push(&repo, "job");
+    let d = Daemon::start(
+        &remote,
+        "pollIntervalSeconds: 3600\nsync: {policy: manual}\n",
+    );
+    let s = d.wait_for("a pending plan", Duration::from_secs(30), |s| {
+        s["pendingPlan"]["id"].is_string()
+    });
+    assert!(running_named(base, &name).is_empty(), "nothing applied yet");
+    let id = s["pendingPlan"]["id"].as_str().unwrap().to_string();
+    let r = d.post_raw(&format!("/api/v1/plans/{id}/apply"), "", &[]);
+    assert_eq!(r.0, 401);
+    let r = d.post_raw(
+        "/api/v1/plans/plan-nope/apply",
+        "",
+        &[("Authorization", &format!("Bearer {TOKEN}"))],
+    );
+    assert_eq!(r.0, 404, "{}", r.1);
+    let r = d.post_raw(
+        &format!("/api/v1/plans/{id}/apply"),
+        "",
+        &[("Authorization", &format!("Bearer {TOKEN}"))],
+    );
+    assert_eq!(r.0, 202, "{}", r.1);
+    d.wait_job(&name, "Synced", "RUNNING");
+    assert_eq!(running_named(base, &name).len(), 1);
+    // The same plan again is stale now (the cluster changed).
+    let r = d.post_raw(
+        &format!("/api/v1/plans/{id}/apply"),
+        "",
+        &[("Authorization", &format!("Bearer {TOKEN}"))],
+    );
+    assert_eq!(r.0, 409, "{}", r.1);
+}
+
+// ---- helpers ---------------------------------------------------------------------------------
+
+fn job_of<'a>(s: &'a Value, name: &str) -> Option<&'a Value> {
+    s["jobs"].as_array()?.iter().find(|j| j["name"] == name)
+}
+
+/// A bare repo in a temp dir that the test pushes the jobs repo to.
+struct Remote {
+    _dir: tempfile::TempDir,
+    bare: std::path::PathBuf,
+}
+
+impl Remote {
+    fn new(repo: &Repo) -> Remote {
+        let dir = tempfile::tempdir().unwrap();
+        let bare = dir.path().join("jobs.git");
+        git(
+            dir.path(),
+            &["init", "-q", "--bare", "-b", "main", "jobs.git"],
+        );
+        let _ = repo;
+        Remote { _dir: dir, bare }
+    }
+
+    /// Commits everything and pushes `main`; returns the commit.
+    fn push(&self, repo: &Repo, message: &str) -> String {
+        let commit = repo.commit(message);
+        git(
+            &repo.root,
+            &["push", "-q", "-f", self.bare.to_str().unwrap(), "main"],
+        );
+        commit
+    }
+}
+
+/// The `weir serve` process.
+struct Daemon {
+    child: Option<std::process::Child>,
+    base: String,
+    state_dir: tempfile::TempDir,
+    extra: String,
+}
+
+impl Daemon {
+    fn start(remote: &Remote, extra: &str) -> Daemon {
+        Daemon::spawn(remote, tempfile::tempdir().unwrap(), extra)
+    }
+
+    /// Starts again on the same state directory (store and mirror).
+    fn start_again(remote: &Remote, mut old: Daemon) -> Daemon {
+        let _ = old.child.take();
+        let state_dir = std::mem::replace(&mut old.state_dir, tempfile::tempdir().unwrap());
+        Daemon::spawn(remote, state_dir, &old.extra.clone())
+    }
+
+    fn spawn(remote: &Remote, state_dir: tempfile::TempDir, extra: &str) -> Daemon {
+        let cfg = state_dir.path().join("serve.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "repo:\n  url: file://{}\n  branch: main\nlisten: 127.0.0.1:0\nstateDir: {}\n\
+                 api:\n  tokens: [{{env: WEIR_TEST_API_TOKEN}}]\n\
+                 webhooks:\n  github: {{env: WEIR_TEST_GITHUB_SECRET}}\n\
+                 apply: {{savepointTimeoutSeconds: 120, startTimeoutSeconds: 120}}\n{extra}",
+                remote.bare.display(),
+                state_dir.path().display()
+            ),
+        )
+        .unwrap();
+        let addr_file = state_dir.path().join("addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(state_dir.path().join("serve.log"))
+            .unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .arg("--address-file")
+            .arg(&addr_file)
+            .env_remove("WEIR_STATE")
+            .env_remove("WEIR_FAULT_CRASH_AT")
+            .env("WEIR_LOG", "info,sqlx=warn,tower_http=warn")
+            .env("WEIR_TEST_API_TOKEN", TOKEN)
+            .env("WEIR_TEST_GITHUB_SECRET", GITHUB_SECRET)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting weir serve");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            if let Ok(a) = std::fs::read_to_string(&addr_file)
+                && !a.is_empty()
+            {
+                break a;
+            }
+            assert!(Instant::now() < deadline, "weir serve did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Daemon {
+            child: Some(child),
+            base: format!("http://{addr}"),
+            state_dir,
+            extra: extra.to_string(),
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.state_dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    fn client() -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let r = Daemon::client()
+            .get(format!("{}{path}", self.base))
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().unwrap()
+    }
+
+    fn get_text(&self, path: &str) -> String {
+        Daemon::client()
+            .get(format!("{}{path}", self.base))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+
+    fn status(&self) -> Value {
+        self.get("/api/v1/status")
+    }
+
+    fn post_raw(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        let mut req = Daemon::client()
+            .post(format!("{}{path}", self.base))
+            .body(body.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    }
+
+    fn github(&self, body: &str) -> (u16, String) {
+        let sig = weir::serve::webhook::sign(GITHUB_SECRET.as_bytes(), body.as_bytes());
+        self.post_raw(
+            "/api/v1/webhooks/github",
+            body,
+            &[
+                ("X-GitHub-Event", "push"),
+                ("X-Hub-Signature-256", &sig),
+                ("Content-Type", "application/json"),
+            ],
+        )
+    }
+
+    fn sync(&self) {
+        let r = self.post_raw(
+            "/api/v1/sync",
+            "",
+            &[("Authorization", &format!("Bearer {TOKEN}"))],
+        );
+        assert_eq!(r.0, 202, "{}", r.1);
+    }
+
+    /// Triggers a reconcile and waits until one started after the trigger has finished.
+    fn sync_and_wait(&self) -> Value {
+        let before = self.status()["reconciles"].as_u64().unwrap();
+        self.sync();
+        // The trigger may coalesce with one in progress, which schedules exactly one more.
+        self.wait_for("a reconcile", Duration::from_secs(60), |s| {
+            s["reconciles"].as_u64().unwrap() >= before + 2
+                || (s["reconciles"].as_u64().unwrap() > before
+                    && s["lastReconcile"]["triggers"]
+                        .as_array()
+                        .is_some_and(|t| t.iter().any(|t| t == "api")))
+        })
+    }
+
+    #[track_caller]
+    fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.status();
+            if ok(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}; status:\n{}\n--- daemon log\n{}",
+                    serde_json::to_string_pretty(&s).unwrap(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    #[track_caller]
+    fn wait_job(&self, name: &str, sync: &str, health: &str) -> Value {
+        let s = self.wait_for(
+            &format!("{name} {sync} {health}"),
+            Duration::from_secs(120),
+            |s| job_of(s, name).is_some_and(|j| j["sync"] == sync && j["health"] == health),
+        );
+        job_of(&s, name).unwrap().clone()
+    }
+
+    /// SIGTERM; returns the exit code.
+    fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("weir serve did not exit after SIGTERM\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
