@@ -309,11 +309,19 @@ fn remote_going_away_keeps_the_last_good_state_and_recovers() {
         Duration::from_secs(60),
         |s| s["repo"]["error"].is_null() && s["repo"]["commit"] == commit.as_str(),
     );
-    d.wait_for("the rescale", Duration::from_secs(120), |s| {
-        s["lastApply"]["outcome"] == "succeeded"
-            && job_of(s, &name).is_some_and(|j| j["sync"] == "Synced")
-    });
-    let now = running_named(base, &name);
+    // Wait on the cluster itself: the status may still describe the previous revision's apply.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let now = loop {
+        let now = running_named(base, &name);
+        if now.len() == 1 && now != first && job_parallelism(base, &now[0]) == 2 {
+            break now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rescale did not happen: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
     assert_eq!(now.len(), 1);
     assert_eq!(job_parallelism(base, &now[0]), 2);
 }
