@@ -3,8 +3,11 @@
 //!
 //! ```sh
 //! cargo bench --bench plan_scale                              # N = 1000,10000, 5 runs each
-//! cargo bench --bench plan_scale -- --jobs 1000,10000 --runs 5 [--keep]
+//! cargo bench --bench plan_scale -- --jobs 1000,10000 --runs 5 [--dirs 20] [--keep]
 //! ```
+//!
+//! `--dirs K` spreads the job files over K directories `jobs/team-XX/` (default 20; 1 puts them
+//! all directly under `jobs/`); `--keep` keeps the generated repos and logs.
 //!
 //! Per N the bench
 //! 1. generates a jobs repo in a temp dir (N job files under `jobs/team-XX/`, jar jobs that share
@@ -44,6 +47,8 @@ use weir::identity::{Identity, JobId};
 
 const DEFAULT_JOBS: &[usize] = &[1_000, 10_000];
 const DEFAULT_RUNS: usize = 5;
+/// Job files are spread over this many directories `jobs/team-XX/` by default.
+const DEFAULT_DIRS: usize = 20;
 /// Every SQL_EVERY-th job is a SQL job (`sqlFile`).
 const SQL_EVERY: usize = 50;
 /// Out of every OUT_OF_SYNC_PERIOD jobs, one runs another parallelism and one another program.
@@ -53,6 +58,7 @@ const CLUSTER: &str = "bench";
 struct Options {
     jobs: Vec<usize>,
     runs: usize,
+    dirs: usize,
     keep: bool,
 }
 
@@ -60,6 +66,7 @@ fn parse_args() -> Options {
     let mut opts = Options {
         jobs: DEFAULT_JOBS.to_vec(),
         runs: DEFAULT_RUNS,
+        dirs: DEFAULT_DIRS,
         keep: false,
     };
     let mut args = std::env::args().skip(1);
@@ -82,12 +89,14 @@ fn parse_args() -> Options {
                     .collect();
             }
             "--runs" => opts.runs = value("--runs").parse().expect("--runs N"),
+            "--dirs" => opts.dirs = value("--dirs").parse().expect("--dirs K"),
             "--keep" => opts.keep = true,
             // `cargo bench` passes `--bench`; ignore it and any other harness flag.
             _ => {}
         }
     }
     assert!(opts.runs > 0, "--runs must be at least 1");
+    assert!(opts.dirs > 0, "--dirs must be at least 1");
     opts
 }
 
@@ -127,7 +136,7 @@ fn write(path: &Path, content: impl AsRef<[u8]>) {
     fs::write(path, content).unwrap();
 }
 
-fn generate_repo(dir: &Path, n: usize, flink_url: &str) {
+fn generate_repo(dir: &Path, n: usize, dirs: usize, flink_url: &str) {
     write(
         &dir.join("weir.yaml"),
         format!(
@@ -188,10 +197,12 @@ fn generate_repo(dir: &Path, n: usize, flink_url: &str) {
             anrs = i % 2 == 0,
             nonce = i % 3,
         );
-        write(
-            &dir.join(format!("jobs/team-{:02}/{name}.yaml", i % 20)),
-            job,
-        );
+        let file = if dirs == 1 {
+            format!("jobs/{name}.yaml")
+        } else {
+            format!("jobs/team-{:02}/{name}.yaml", i % dirs)
+        };
+        write(&dir.join(file), job);
     }
     git(dir, &["init", "-q", "-b", "main"]);
     git(dir, &["add", "-A"]);
@@ -584,13 +595,7 @@ struct Measured {
     plan: Series,
 }
 
-fn bench_one(
-    weir_bin: &Path,
-    n: usize,
-    runs: usize,
-    keep: bool,
-    rt: &tokio::runtime::Runtime,
-) -> Measured {
+fn bench_one(weir_bin: &Path, n: usize, opts: &Options, rt: &tokio::runtime::Runtime) -> Measured {
     let tmp = tempfile::Builder::new()
         .prefix(&format!("weir-plan-scale-{n}-"))
         .tempdir()
@@ -606,7 +611,7 @@ fn bench_one(
 
     eprintln!("N = {n}: generating the repo in {}", repo.display());
     let started = Instant::now();
-    generate_repo(&repo, n, &url);
+    generate_repo(&repo, n, opts.dirs, &url);
     eprintln!(
         "  generated and committed in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -623,7 +628,7 @@ fn bench_one(
     let validate = run_series(
         weir_bin,
         &["validate", "--repo", repo_s],
-        runs,
+        opts.runs,
         &work,
         &fake,
         "validate",
@@ -631,13 +636,13 @@ fn bench_one(
     let plan = run_series(
         weir_bin,
         &["plan", "--repo", repo_s, "--state", state_s],
-        runs,
+        opts.runs,
         &work,
         &fake,
         "plan",
     );
     server.abort();
-    if keep {
+    if opts.keep {
         let kept = tmp.keep();
         eprintln!("  kept {}", kept.display());
     }
@@ -662,13 +667,17 @@ fn weir_binary() -> PathBuf {
     bin
 }
 
-fn report(results: &[Measured], runs: usize, weir_bin: &Path) -> String {
+fn report(results: &[Measured], opts: &Options, weir_bin: &Path) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "weir binary: `{}`; {runs} measured runs per row (after 1 warm-up run); wall time in \
-         seconds (CPU = user + system time of the weir process), peak RSS in MiB: median (min–max).\n",
-        weir_bin.display()
+        "weir binary: `{}`; job files in {} director{} under `jobs/`; {} measured runs per row \
+         (after 1 warm-up run); wall time in seconds (CPU = user + system time of the weir \
+         process), peak RSS in MiB: median (min–max).\n",
+        weir_bin.display(),
+        opts.dirs,
+        if opts.dirs == 1 { "y" } else { "ies" },
+        opts.runs,
     );
     let _ = writeln!(
         out,
@@ -742,7 +751,7 @@ fn main() {
     let results: Vec<Measured> = opts
         .jobs
         .iter()
-        .map(|&n| bench_one(&weir_bin, n, opts.runs, opts.keep, &rt))
+        .map(|&n| bench_one(&weir_bin, n, &opts, &rt))
         .collect();
-    print!("{}", report(&results, opts.runs, &weir_bin));
+    print!("{}", report(&results, &opts, &weir_bin));
 }

@@ -173,6 +173,21 @@ impl AccessLog {
     }
 }
 
+/// Lets libgit2 cache large tree objects. By default it caches only trees under 4 KiB (about 97
+/// entries), so with many job files in one directory every per-file lookup re-read, inflated
+/// and hashed that directory's tree again: loading grew with the square of the files per
+/// directory (22 s instead of 1.5 s for 10,000 files in `jobs/`; see BENCHMARKS.md).
+/// Idempotent; runs before this module opens any repository.
+pub fn tune_libgit2() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: libgit2 options are process-global and not synchronised with other libgit2
+        // calls; `Once` runs this a single time, before this module opens any repository (and
+        // `main` calls it before anything else runs).
+        let _ = unsafe { git2::opts::set_cache_object_limit(git2::ObjectType::Tree, 64 << 20) };
+    });
+}
+
 /// Read-only access to the files of a jobs repo.
 pub trait RepoFiles {
     /// Human description for messages, e.g. `working tree /src/jobs` or
@@ -298,6 +313,7 @@ impl RepoSource {
                 "not a directory",
             )));
         }
+        tune_libgit2();
         let git = Repository::discover(&root).ok().and_then(|repo| {
             let workdir = repo.workdir()?.canonicalize().ok()?;
             let prefix = path_to_repo_string(root.strip_prefix(&workdir).ok()?)?;
@@ -318,6 +334,7 @@ impl RepoSource {
     pub fn git_tree(dir: impl AsRef<Path>, rev: &str) -> Result<Self, GitError> {
         let dir = dir.as_ref();
         let display_path = dir.display().to_string();
+        tune_libgit2();
         let repo = Repository::discover(dir).map_err(|source| GitError::OpenRepo {
             path: display_path.clone(),
             source,

@@ -2,6 +2,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() {
+    weir::git::tune_libgit2();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
