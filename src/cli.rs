@@ -32,8 +32,23 @@ pub struct Cli {
     /// The state store (SQLite file). Default: `.weir/state.db` inside the repo.
     #[arg(long, global = true, env = "WEIR_STATE")]
     state: Option<PathBuf>,
+    /// Log format on stderr (levels with WEIR_LOG, e.g. `info`).
+    #[arg(long, global = true, env = "WEIR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Cli {
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
 }
 
 #[derive(Subcommand, Debug)]
