@@ -52,10 +52,7 @@ pub struct ObservedJob {
 
 /// Whether a job still occupies the cluster (anything but a terminal state).
 pub fn is_active(state: &JobState) -> bool {
-    !matches!(
-        state,
-        JobState::Finished | JobState::Canceled | JobState::Failed | JobState::Suspended
-    )
+    !state.is_terminal()
 }
 
 impl Observation {
