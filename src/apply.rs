@@ -54,6 +54,9 @@ pub struct Applier {
     pub clients: BTreeMap<String, Arc<FlinkClient>>,
     pub source: Arc<RepoSource>,
     pub concurrency: usize,
+    /// Shared by every apply of a process (the daemon runs applies of independent jobs side by
+    /// side): a change takes a slot for as long as it runs, so `concurrency` bounds them all.
+    pub slots: Option<Arc<tokio::sync::Semaphore>>,
     pub savepoint_timeout: Duration,
     pub start_timeout: Duration,
     pub progress: Arc<dyn Fn(&str) + Send + Sync>,
@@ -218,6 +221,10 @@ impl Applier {
             .map(|change| {
                 let journal = journals.get(&change.job).unwrap_or(&empty);
                 async move {
+                    let _slot = match &self.slots {
+                        Some(slots) => slots.clone().acquire_owned().await.ok(),
+                        None => None,
+                    };
                     let result = self.run_change(change, apply_id, journal).await;
                     match result {
                         Ok((carry, message)) => ChangeOutcome {

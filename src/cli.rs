@@ -496,6 +496,7 @@ impl ApplyOptions {
     fn settings(&self) -> ApplySettings {
         ApplySettings {
             parallel: self.parallel,
+            slots: None,
             savepoint_timeout: self.savepoint_timeout,
             start_timeout: self.start_timeout,
         }

@@ -267,6 +267,26 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Counts `changes` by action.
+    pub fn of(changes: &[Change], errors: usize) -> Summary {
+        let mut summary = Summary {
+            errors,
+            ..Summary::default()
+        };
+        for c in changes {
+            match c.action {
+                Action::Create => summary.create += 1,
+                Action::Redeploy => summary.redeploy += 1,
+                Action::Rescale => summary.rescale += 1,
+                Action::Suspend => summary.suspend += 1,
+                Action::Resume => summary.resume += 1,
+                Action::Recover => summary.recover += 1,
+                Action::Delete => summary.delete += 1,
+            }
+        }
+        summary
+    }
+
     pub fn total_changes(&self) -> usize {
         self.create
             + self.redeploy
@@ -307,6 +327,27 @@ impl Summary {
 impl Plan {
     pub fn has_changes(&self) -> bool {
         !self.changes.is_empty()
+    }
+
+    /// Keeps the changes `keep` accepts and recounts the summary.
+    pub fn retain_changes(&mut self, keep: impl FnMut(&Change) -> bool) {
+        self.changes.retain(keep);
+        self.summary = Summary::of(&self.changes, self.errors.len());
+    }
+
+    /// Moves the changes `take` accepts into a new plan with id `id` (same revision, observed
+    /// fingerprint, errors and warnings); both summaries are recounted.
+    pub fn split_off(&mut self, id: String, mut take: impl FnMut(&Change) -> bool) -> Plan {
+        let (taken, kept): (Vec<Change>, Vec<Change>) =
+            std::mem::take(&mut self.changes).into_iter().partition(|c| take(c));
+        self.changes = kept;
+        self.summary = Summary::of(&self.changes, self.errors.len());
+        Plan {
+            id,
+            summary: Summary::of(&taken, self.errors.len()),
+            changes: taken,
+            ..self.clone()
+        }
     }
 
     /// Re-attaches the definitions to a plan read back from JSON. The caller has checked that
@@ -470,19 +511,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     }
 
     changes.sort_by(|a, b| a.job.cmp(&b.job).then(a.cluster.cmp(&b.cluster)));
-    let mut summary = Summary::default();
-    for c in &changes {
-        match c.action {
-            Action::Create => summary.create += 1,
-            Action::Redeploy => summary.redeploy += 1,
-            Action::Rescale => summary.rescale += 1,
-            Action::Suspend => summary.suspend += 1,
-            Action::Resume => summary.resume += 1,
-            Action::Recover => summary.recover += 1,
-            Action::Delete => summary.delete += 1,
-        }
-    }
-    summary.errors = errors.len();
+    let summary = Summary::of(&changes, errors.len());
 
     Plan {
         id: input.plan_id.clone(),

@@ -51,6 +51,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("store/migrations/0001_initial.sql")),
     (2, include_str!("store/migrations/0002_audit.sql")),
     (3, include_str!("store/migrations/0003_notify.sql")),
+    (4, include_str!("store/migrations/0004_daemon.sql")),
 ];
 
 /// The schema version this build of weir reads and writes.
@@ -1236,6 +1237,7 @@ fn is_busy(e: &sqlx::Error) -> bool {
 }
 
 pub mod audit;
+mod daemon;
 
 mod notify;
 

@@ -4,6 +4,7 @@
 //! an environment variable (`env:`) or a file (`file:`, e.g. a mounted Kubernetes Secret) holding
 //! each one, and they are read once at start.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -151,6 +152,53 @@ pub struct SyncConfig {
     /// Cap of the wait between recover attempts.
     #[serde(default = "default_heal_backoff_max")]
     pub self_heal_max_backoff_seconds: u64,
+    /// Policy and self-heal per cluster (a key of `clusters` in `weir.yaml`), over the defaults.
+    #[serde(default)]
+    pub clusters: BTreeMap<String, SyncOverride>,
+    /// Policy and self-heal per job name, over its cluster's and the defaults.
+    #[serde(default)]
+    pub jobs: BTreeMap<String, SyncOverride>,
+}
+
+/// A per-cluster or per-job setting; what it leaves out comes from the level above.
+///
+/// These live in the daemon's config, not in the jobs repo, on purpose: whether a change may go
+/// live without a person approving it is the operators' decision, and a pull request to the jobs
+/// repo must not be able to switch its own job to `auto`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncOverride {
+    #[serde(default)]
+    pub policy: Option<SyncPolicy>,
+    #[serde(default)]
+    pub self_heal: Option<bool>,
+}
+
+/// The sync settings that hold for one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EffectiveSync {
+    pub policy: SyncPolicy,
+    pub self_heal: bool,
+}
+
+impl SyncConfig {
+    /// The settings of `job` on `cluster`: the job's own, else its cluster's, else the defaults.
+    pub fn for_job(&self, job: &str, cluster: &str) -> EffectiveSync {
+        let levels = [self.jobs.get(job), self.clusters.get(cluster)];
+        EffectiveSync {
+            policy: levels
+                .iter()
+                .flatten()
+                .find_map(|o| o.policy)
+                .unwrap_or(self.policy),
+            self_heal: levels
+                .iter()
+                .flatten()
+                .find_map(|o| o.self_heal)
+                .unwrap_or(self.self_heal),
+        }
+    }
 }
 
 impl Default for SyncConfig {
@@ -161,6 +209,8 @@ impl Default for SyncConfig {
             self_heal_max_attempts: default_heal_attempts(),
             self_heal_backoff_seconds: default_heal_backoff(),
             self_heal_max_backoff_seconds: default_heal_backoff_max(),
+            clusters: BTreeMap::new(),
+            jobs: BTreeMap::new(),
         }
     }
 }
@@ -366,6 +416,23 @@ mod tests {
         assert_eq!(cfg.sync.self_heal_max_attempts, 5);
         assert_eq!(cfg.api.tokens.len(), 1);
         assert_eq!(cfg.listen_addr().unwrap().port(), 9000);
+    }
+
+    #[test]
+    fn sync_settings_per_job_then_cluster_then_default() {
+        let cfg = DaemonConfig::parse(
+            "repo: {url: /srv/jobs.git}\nsync:\n  policy: auto\n  selfHeal: true\n  \
+             clusters:\n    prod: {policy: manual}\n  jobs:\n    \
+             billing: {selfHeal: false}\n    hotfix: {policy: auto}\n",
+        )
+        .unwrap();
+        let s = &cfg.sync;
+        let eff = |policy, self_heal| EffectiveSync { policy, self_heal };
+        assert_eq!(s.for_job("any", "staging"), eff(SyncPolicy::Auto, true));
+        assert_eq!(s.for_job("any", "prod"), eff(SyncPolicy::Manual, true));
+        assert_eq!(s.for_job("billing", "prod"), eff(SyncPolicy::Manual, false));
+        assert_eq!(s.for_job("hotfix", "prod"), eff(SyncPolicy::Auto, true));
+        assert!(DaemonConfig::parse("repo: {url: x}\nsync: {jobs: {a: {polcy: auto}}}\n").is_err());
     }
 
     #[test]

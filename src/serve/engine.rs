@@ -20,6 +20,8 @@ use crate::store::{PlanRecord, Store};
 #[derive(Debug, Clone)]
 pub struct ApplySettings {
     pub parallel: usize,
+    /// One pool of `parallel` slots for every apply of the process (see [`Applier::slots`]).
+    pub slots: Option<Arc<tokio::sync::Semaphore>>,
     pub savepoint_timeout: Duration,
     pub start_timeout: Duration,
 }
@@ -101,6 +103,7 @@ pub fn applier(
         clients,
         source: Arc::new(source),
         concurrency: settings.parallel,
+        slots: settings.slots.clone(),
         savepoint_timeout: settings.savepoint_timeout,
         start_timeout: settings.start_timeout,
         progress,

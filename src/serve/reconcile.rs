@@ -1,22 +1,32 @@
-//! The reconcile loop: one worker task runs every reconcile and every apply, so there is never
-//! more than one apply at a time (the store lock also keeps `weir apply` out meanwhile).
+//! The reconcile loop. One worker task fetches, loads, observes and plans; each apply it starts
+//! runs on a task of its own holding per-job locks, so a long savepoint of one job does not hold
+//! back the jobs next to it, and no job ever has two applies at a time. The changes of all applies
+//! together share one pool of `apply.parallel` slots. While any apply runs, the process holds the
+//! store lock, which keeps `weir apply` out.
 //!
-//! Triggers (poll timer, `POST /api/v1/sync`, webhooks, an apply after which the status should be
-//! refreshed) only wake the worker through a [`Notify`], whose single stored permit coalesces a
-//! burst into one reconcile; a trigger that arrives during a reconcile schedules exactly one more.
+//! Triggers (poll timer, `POST /api/v1/sync`, webhooks, the watched directory, an apply after
+//! which the status should be refreshed) only wake the worker through a [`Notify`], whose single
+//! stored permit coalesces a burst into one reconcile; a trigger that arrives during a reconcile
+//! schedules exactly one more.
+//!
+//! Self-heal attempts and the jobs whose apply failed are kept in the store (`daemon_state`), so
+//! a restart neither resets the attempt limit nor retries a failed revision.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::config::{DaemonConfig, SyncPolicy};
+use super::config::{DaemonConfig, EffectiveSync, SyncPolicy};
 use super::engine::{self, ApplySettings};
 use super::metrics::Metrics;
 use super::source::Mirror;
@@ -181,8 +191,9 @@ pub struct Status {
     pub pending_plan: Option<PlanInfo>,
     pub last_plan: Option<PlanInfo>,
     pub last_apply: Option<ApplyInfo>,
-    /// A revision whose apply failed; not retried until the revision or the cluster state changes.
-    pub blocked: Option<BlockedInfo>,
+    /// Jobs whose apply failed at this revision: not retried until the revision or the job's
+    /// cluster state changes.
+    pub blocked: Vec<BlockedInfo>,
     pub warnings: Vec<String>,
     pub plan_errors: Vec<String>,
 }
@@ -236,6 +247,10 @@ pub struct JobStatus {
     pub drift: Option<String>,
     pub file: Option<String>,
     pub self_heal: Option<HealInfo>,
+    /// The sync policy and self-heal setting that hold for the job.
+    pub policy: Option<EffectiveSync>,
+    /// The apply in progress on the job, if any.
+    pub applying: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -274,9 +289,10 @@ pub struct ApplyInfo {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BlockedInfo {
+    pub job: String,
     pub revision: String,
     pub apply_id: String,
     pub error: String,
@@ -297,18 +313,64 @@ pub enum ApplyRefusal {
 }
 
 /// Self-heal bookkeeping of one job.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Heal {
     attempts: u32,
     last_attempt_ms: i64,
     next_at_ms: i64,
 }
 
-/// A revision whose apply failed, with the cluster states seen around the failure.
+/// A job whose change failed at a revision, with its cluster state seen around the failure.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Blocked {
     digest: String,
     fingerprints: BTreeSet<String>,
     info: BlockedInfo,
+}
+
+/// What the worker must not forget when the daemon restarts (stored under [`MEMORY_KEY`]): a
+/// restart must neither reset the self-heal attempt limit nor retry a revision that failed.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Memory {
+    /// The revision the self-heal counters belong to; a new definition starts them again.
+    heal_digest: Option<String>,
+    heal: BTreeMap<String, Heal>,
+    /// By job name.
+    blocked: BTreeMap<String, Blocked>,
+}
+
+const MEMORY_KEY: &str = "reconcile";
+
+/// Applies in flight in this process: the per-job locks, and the store lock that keeps `weir
+/// apply` out while any of them runs.
+#[derive(Default)]
+struct InFlight {
+    /// Job name → the apply holding it.
+    jobs: BTreeMap<String, String>,
+    applies: BTreeSet<String>,
+    store_lock: Option<std::fs::File>,
+}
+
+/// Releases an apply's job locks (and the store lock with the last apply) however its task
+/// ends, a panic included.
+struct InFlightGuard {
+    in_flight: Rc<RefCell<InFlight>>,
+    apply_id: String,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut f = self.in_flight.borrow_mut();
+        let id = self.apply_id.clone();
+        f.jobs.retain(|_, a| *a != id);
+        f.applies.remove(&id);
+        if f.applies.is_empty() {
+            f.store_lock = None;
+        }
+    }
 }
 
 /// What one reconcile loaded.
@@ -324,9 +386,9 @@ pub struct Worker {
     settings: ApplySettings,
     commit: Option<String>,
     fetch_failures: u32,
-    blocked: Option<Blocked>,
-    heal: BTreeMap<String, Heal>,
-    heal_digest: Option<String>,
+    memory: Rc<RefCell<Memory>>,
+    in_flight: Rc<RefCell<InFlight>>,
+    tasks: JoinSet<()>,
     /// (revision digest, observation fingerprint) of the pending manual plan.
     pending_key: Option<(String, String)>,
 }
@@ -334,8 +396,10 @@ pub struct Worker {
 impl Worker {
     pub fn new(shared: Arc<Shared>, mirror: Arc<Mirror>) -> Worker {
         let a = &shared.cfg.apply;
+        let parallel = a.parallel.max(1);
         let settings = ApplySettings {
-            parallel: a.parallel.max(1),
+            parallel,
+            slots: Some(Arc::new(tokio::sync::Semaphore::new(parallel))),
             savepoint_timeout: Duration::from_secs(a.savepoint_timeout_seconds),
             start_timeout: Duration::from_secs(a.start_timeout_seconds),
         };
@@ -346,16 +410,17 @@ impl Worker {
             settings,
             commit,
             fetch_failures: 0,
-            blocked: None,
-            heal: BTreeMap::new(),
-            heal_digest: None,
+            memory: Rc::default(),
+            in_flight: Rc::default(),
+            tasks: JoinSet::new(),
             pending_key: None,
         }
     }
 
-    /// Runs until the cancellation token fires. A reconcile or apply in progress is finished
-    /// first (the caller bounds how long it waits).
+    /// Runs until the cancellation token fires. Applies in progress are finished first (the
+    /// caller bounds how long it waits).
     pub async fn run(mut self, mut apply_rx: mpsc::Receiver<ApplyRequest>) {
+        self.load_memory().await;
         let cancel = self.shared.cancel.clone();
         let poll = self.shared.cfg.poll_interval();
         self.shared.trigger("startup");
@@ -364,6 +429,12 @@ impl Worker {
             let reasons = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
+                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    if let Err(e) = done {
+                        warn!("an apply task ended abnormally: {e}");
+                    }
+                    continue;
+                }
                 Some(req) = apply_rx.recv() => {
                     self.manual_apply(req).await;
                     continue;
@@ -379,10 +450,37 @@ impl Worker {
             self.reconcile(reasons).await;
             next_poll = Instant::now() + self.next_delay(poll);
         }
+        if !self.tasks.is_empty() {
+            info!(
+                applies = self.tasks.len(),
+                "waiting for the applies in progress"
+            );
+        }
+        while self.tasks.join_next().await.is_some() {}
         self.shared
             .flush_notifications(Duration::from_secs(5))
             .await;
         info!("reconcile loop stopped");
+    }
+
+    async fn load_memory(&mut self) {
+        match self.shared.store.daemon_state(MEMORY_KEY).await {
+            Ok(Some(json)) => match serde_json::from_str::<Memory>(&json) {
+                Ok(m) => {
+                    if !m.heal.is_empty() || !m.blocked.is_empty() {
+                        info!(
+                            self_heal = m.heal.len(),
+                            blocked = m.blocked.len(),
+                            "remembered self-heal attempts and failed revisions"
+                        );
+                    }
+                    *self.memory.borrow_mut() = m;
+                }
+                Err(e) => warn!("ignoring the stored reconcile memory: {e}"),
+            },
+            Ok(None) => {}
+            Err(e) => warn!("reading the reconcile memory: {e}"),
+        }
     }
 
     /// The poll interval, or a shorter exponential backoff while the remote is unreachable.
@@ -403,7 +501,7 @@ impl Worker {
         };
         self.shared.metrics.reconcile(&outcome);
         let finished = now_ms();
-        if outcome == "error" || outcome == "apply_failed" || outcome == "repo_invalid" {
+        if outcome == "error" || outcome == "repo_invalid" {
             warn!(
                 outcome,
                 message = message.as_deref().unwrap_or(""),
@@ -417,7 +515,7 @@ impl Worker {
             if let Some(m) = &message
                 && matches!(
                     outcome.as_str(),
-                    "error" | "apply_failed" | "repo_invalid" | "no_revision" | "lock_busy"
+                    "error" | "repo_invalid" | "no_revision" | "lock_busy"
                 )
             {
                 s.last_error = Some(ErrorInfo {
@@ -543,15 +641,26 @@ impl Worker {
             s.revision = Some(desired.revision.to_string());
             s.revision_digest = Some(desired.revision.digest.clone());
         });
-        if self.heal_digest.as_deref() != Some(desired.revision.digest.as_str()) {
-            // A new definition: self-heal starts counting again.
-            self.heal.clear();
-            self.heal_digest = Some(desired.revision.digest.clone());
+        let digest = desired.revision.digest.clone();
+        let new_definition = {
+            let mut m = self.memory.borrow_mut();
+            let new = m.heal_digest.as_deref() != Some(digest.as_str());
+            if new {
+                // A new definition: self-heal starts counting again.
+                m.heal.clear();
+                m.heal_digest = Some(digest.clone());
+            }
+            new
+        };
+        if new_definition {
+            self.save_memory().await;
         }
 
-        // Interrupted applies are finished first (at startup, and whenever one is left over).
+        // Interrupted applies are finished first (at startup, and whenever one is left over by
+        // another process). Applies this process runs are unfinished too while they run.
         let store = self.shared.store.clone();
-        if !store.unfinished_applies().await?.is_empty() {
+        let idle = self.in_flight.borrow().applies.is_empty();
+        if idle && !store.unfinished_applies().await?.is_empty() {
             let _lock = match engine::lock_store(&store) {
                 Ok(l) => l,
                 Err(e) => return Ok(("lock_busy".into(), Some(e.to_string()))),
@@ -582,6 +691,7 @@ impl Worker {
         });
         let invalid_jobs = invalid_jobs(&desired, &history, &outcome.invalid_files);
         let drift = self.filter(&mut plan, &invalid_jobs);
+        let busy = self.in_flight.borrow().jobs.clone();
         self.publish(
             &desired,
             &observation,
@@ -589,98 +699,165 @@ impl Worker {
             &plan,
             &drift,
             &invalid_jobs,
+            &busy,
         );
         self.shared.metrics.plan(plan.has_changes());
+        // Jobs with an apply in flight are left to it; the reconcile after it looks again.
+        plan.retain_changes(|c| !busy.contains_key(&c.job));
+        let blocked = self.drop_blocked(&mut plan, &observation, &digest).await;
+        self.shared.update(|s| s.blocked = blocked.clone());
+
+        let sync = self.shared.cfg.sync.clone();
+        // Recovers go ahead where self-heal allows them (`filter` kept only those); every other
+        // change follows the job's policy.
+        let mut manual = plan.split_off(engine::new_id("plan"), |c| {
+            c.action != Action::Recover
+                && sync.for_job(&c.job, &c.cluster).policy == SyncPolicy::Manual
+        });
+        let trigger = trigger_of(triggers);
+        let waiting = self
+            .hold_for_approval(&mut manual, &observation, &loaded.source, &trigger)
+            .await?;
 
         if !plan.has_changes() {
-            self.pending_key = None;
-            self.shared.update(|s| s.pending_plan = None);
-            let errors = plan.errors.len();
-            return Ok(if errors == 0 && drift.is_empty() {
-                ("in_sync".into(), None)
-            } else if errors > 0 {
-                (
-                    "error".into(),
-                    Some(
-                        plan.errors
-                            .iter()
-                            .map(|e| e.message.clone())
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    ),
-                )
-            } else {
-                (
-                    "drift".into(),
-                    Some(
-                        drift
-                            .iter()
-                            .map(|(j, d)| format!("{j}: {d}"))
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    ),
-                )
-            });
-        }
-
-        // The cluster state of the jobs this plan touches (other jobs on a shared cluster may
-        // come and go without making the plan stale).
-        let fingerprint = scoped_fingerprint(&observation, &plan);
-        let digest = desired.revision.digest.clone();
-        let only_recovers = plan.changes.iter().all(|c| c.action == Action::Recover);
-        if let Some(b) = &self.blocked {
-            if b.digest == digest && b.fingerprints.contains(&fingerprint) && !only_recovers {
-                let info = b.info.clone();
-                self.shared.update(|s| s.blocked = Some(info.clone()));
-                return Ok((
-                    "blocked".into(),
-                    Some(format!(
-                        "revision {} failed to apply ({}): not retried until the revision or the cluster state changes",
-                        info.revision, info.error
-                    )),
-                ));
+            if let Some(w) = waiting {
+                return Ok(("waiting_for_approval".into(), Some(w)));
             }
-            self.blocked = None;
-            self.shared.update(|s| s.blocked = None);
-        }
-
-        let trigger = format!("serve:{}", triggers.join(","));
-        if self.shared.cfg.sync.policy == SyncPolicy::Manual {
-            let key = (digest, fingerprint);
-            if self.pending_key.as_ref() != Some(&key) {
-                engine::record_plan(&store, &plan, &trigger).await?;
-                self.pending_key = Some(key);
-                let info = plan_info(&plan);
-                self.shared.update(|s| {
-                    s.pending_plan = Some(info.clone());
-                    s.last_plan = Some(info);
-                });
-                self.shared.event(
-                    EventKind::PlanReady,
-                    None,
-                    Some(&plan),
-                    format!("waiting for approval: {}", plan.summary.line()),
-                );
-            }
-            return Ok(("waiting_for_approval".into(), Some(plan.summary.line())));
+            return Ok(quiet_outcome(&plan, &drift, &blocked, &busy));
         }
         if self.shared.cancel.is_cancelled() {
             return Ok(("error".into(), Some("shutting down".into())));
         }
-        engine::record_plan(&store, &plan, &trigger).await?;
+        self.record(&plan, &loaded.source, &trigger).await?;
         self.shared.update(|s| s.last_plan = Some(plan_info(&plan)));
         self.shared
             .event(EventKind::PlanReady, None, Some(&plan), plan.summary.line());
         let apply_id = engine::new_id("apply");
-        self.run_apply(
-            plan,
-            loaded.source,
-            clients,
-            apply_id,
-            &trigger,
-            fingerprint,
+        let summary = plan.summary.line();
+        if let Err(e) = self
+            .start_apply(
+                plan,
+                loaded.source,
+                clients,
+                apply_id.clone(),
+                &format!("serve:{}", triggers.join(",")),
+                &observation,
+            )
+            .await
+        {
+            return Ok(("lock_busy".into(), Some(e)));
+        }
+        let mut message = format!("{apply_id}: {summary}");
+        if let Some(w) = waiting {
+            message.push_str(&format!("; waiting for approval: {w}"));
+        }
+        Ok(("applying".into(), Some(message)))
+    }
+
+    /// Records a plan made by the daemon with where it came from (commit author and message).
+    async fn record(&self, plan: &Plan, source: &RepoSource, trigger: &str) -> Result<()> {
+        let store = &self.shared.store;
+        engine::record_plan(store, plan, &format!("serve:{trigger}")).await?;
+        crate::audit::record_origin(
+            store,
+            crate::store::audit::RecordKind::Plan,
+            &plan.id,
+            source,
+            &plan.revision,
+            Some("weir-serve".into()),
+            now_ms(),
         )
-        .await
+        .await?;
+        Ok(())
+    }
+
+    /// The changes waiting for a person (`policy: manual`): recorded once per revision and
+    /// cluster state, then announced. Returns the waiting plan's summary, if any.
+    async fn hold_for_approval(
+        &mut self,
+        manual: &mut Plan,
+        observation: &Observation,
+        source: &RepoSource,
+        trigger: &str,
+    ) -> Result<Option<String>> {
+        if !manual.has_changes() {
+            self.pending_key = None;
+            self.shared.update(|s| s.pending_plan = None);
+            return Ok(None);
+        }
+        let digest = manual.revision.digest.clone();
+        let key = (digest, scoped_fingerprint(observation, manual));
+        if self.pending_key.as_ref() != Some(&key) {
+            self.record(manual, source, trigger).await?;
+            self.pending_key = Some(key);
+            let info = plan_info(manual);
+            self.shared.update(|s| {
+                s.pending_plan = Some(info.clone());
+                s.last_plan = Some(info);
+            });
+            self.shared.event(
+                EventKind::PlanReady,
+                None,
+                Some(manual),
+                format!("waiting for approval: {}", manual.summary.line()),
+            );
+        }
+        Ok(Some(manual.summary.line()))
+    }
+
+    /// Drops the changes of jobs whose apply failed at this revision while their cluster state is
+    /// still what it was around the failure (recovers excepted); forgets blocks that no longer
+    /// hold. Returns the blocks in force.
+    async fn drop_blocked(
+        &mut self,
+        plan: &mut Plan,
+        observation: &Observation,
+        digest: &str,
+    ) -> Vec<BlockedInfo> {
+        let (in_force, changed) = {
+            let mut m = self.memory.borrow_mut();
+            let before = m.blocked.len();
+            let mut in_force = Vec::new();
+            let mut held = BTreeSet::new();
+            for c in plan.changes.iter() {
+                let Some(b) = m.blocked.get(&c.job) else {
+                    continue;
+                };
+                let now = job_fingerprint(observation, &c.cluster, &c.job);
+                if b.digest == digest && b.fingerprints.contains(&now) {
+                    held.insert(c.job.clone());
+                    if c.action != Action::Recover {
+                        in_force.push(b.info.clone());
+                    }
+                }
+            }
+            m.blocked.retain(|job, _| held.contains(job));
+            (in_force, m.blocked.len() != before)
+        };
+        let names: BTreeSet<String> = in_force.iter().map(|b| b.job.clone()).collect();
+        plan.retain_changes(|c| c.action == Action::Recover || !names.contains(&c.job));
+        if changed {
+            self.save_memory().await;
+        }
+        in_force
+    }
+
+    async fn save_memory(&self) {
+        let json = match serde_json::to_string(&*self.memory.borrow()) {
+            Ok(j) => j,
+            Err(e) => {
+                warn!("serialising the reconcile memory: {e}");
+                return;
+            }
+        };
+        if let Err(e) = self
+            .shared
+            .store
+            .put_daemon_state(MEMORY_KEY, &json, now_ms())
+            .await
+        {
+            warn!("saving the reconcile memory: {e}");
+        }
     }
 
     /// Drops what must not be applied: recovers that self-heal does not allow (reported as
@@ -694,7 +871,9 @@ impl Worker {
         let now = now_ms();
         let mut drift = BTreeMap::new();
         let invalid_files = !invalid_jobs.is_empty();
-        plan.changes.retain(|c| {
+        let mut memory = self.memory.borrow_mut();
+        let heal = &mut memory.heal;
+        plan.retain_changes(|c| {
             if invalid_jobs.contains_key(&c.job) {
                 return false;
             }
@@ -704,11 +883,11 @@ impl Worker {
             if c.action != Action::Recover {
                 return true;
             }
-            if !sync.self_heal {
+            if !sync.for_job(&c.job, &c.cluster).self_heal {
                 drift.insert(c.job.clone(), format!("{} (self-heal is off)", c.reason));
                 return false;
             }
-            match self.heal.get(&c.job) {
+            match heal.get(&c.job) {
                 Some(h) if h.attempts >= sync.self_heal_max_attempts => {
                     drift.insert(
                         c.job.clone(),
@@ -734,20 +913,10 @@ impl Worker {
                 _ => true,
             }
         });
-        plan.summary.recover = plan
-            .changes
-            .iter()
-            .filter(|c| c.action == Action::Recover)
-            .count();
-        plan.summary.delete = plan
-            .changes
-            .iter()
-            .filter(|c| c.action == Action::Delete)
-            .count();
         // Jobs healthy again for longer than the backoff cap start counting from zero.
         let cap_ms = (sync.self_heal_max_backoff_seconds * 1000) as i64;
         let changed: BTreeSet<&str> = plan.changes.iter().map(|c| c.job.as_str()).collect();
-        self.heal.retain(|job, h| {
+        heal.retain(|job, h| {
             changed.contains(job.as_str())
                 || drift.contains_key(job)
                 || now - h.last_attempt_ms < cap_ms
@@ -755,6 +924,7 @@ impl Worker {
         drift
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn publish(
         &self,
         desired: &DesiredState,
@@ -763,9 +933,12 @@ impl Worker {
         plan: &Plan,
         drift: &BTreeMap<String, String>,
         invalid_jobs: &BTreeMap<String, String>,
+        busy: &BTreeMap<String, String>,
     ) {
         let now = now_ms();
         let max = self.shared.cfg.sync.self_heal_max_attempts;
+        let memory = self.memory.borrow();
+        let sync = &self.shared.cfg.sync;
         let mut jobs: Vec<JobStatus> = crate::status::rows(desired, observation, history, plan)
             .into_iter()
             .map(|r| {
@@ -781,11 +954,13 @@ impl Worker {
                         .iter()
                         .find(|j| j.name == r.name)
                         .map(|j| j.file.clone()),
-                    self_heal: self.heal.get(&r.name).map(|h| HealInfo {
+                    self_heal: memory.heal.get(&r.name).map(|h| HealInfo {
                         attempts: h.attempts,
                         next_attempt_at_ms: h.next_at_ms,
                         gave_up: h.attempts >= max,
                     }),
+                    policy: Some(sync.for_job(&r.name, &r.cluster)),
+                    applying: busy.get(&r.name).cloned(),
                     name: r.name,
                     cluster: r.cluster,
                     health: r.flink_state,
@@ -808,6 +983,8 @@ impl Worker {
                 drift: None,
                 file: Some(file.clone()),
                 self_heal: None,
+                policy: Some(sync.for_job(name, &h.cluster)),
+                applying: busy.get(name).cloned(),
             });
         }
         jobs.sort_by(|a, b| a.name.cmp(&b.name));
@@ -858,43 +1035,64 @@ impl Worker {
         });
     }
 
-    /// Applies `plan` under the store lock; records the outcome and self-heal attempts.
-    async fn run_apply(
+    /// Starts applying `plan` on its own task: takes the per-job locks (and the store lock with
+    /// the first apply in flight), counts self-heal attempts, and returns; the task records the
+    /// outcome. Errs (with the reason) when `weir apply` holds the store.
+    async fn start_apply(
         &mut self,
         plan: Plan,
         source: RepoSource,
         clients: BTreeMap<String, Arc<FlinkClient>>,
         apply_id: String,
         trigger: &str,
-        fingerprint: String,
-    ) -> Result<(String, Option<String>)> {
-        let store = self.shared.store.clone();
-        let _lock = match engine::lock_store(&store) {
-            Ok(l) => l,
-            Err(e) => return Ok(("lock_busy".into(), Some(e.to_string()))),
+        observation: &Observation,
+    ) -> Result<(), String> {
+        {
+            let mut f = self.in_flight.borrow_mut();
+            if f.applies.is_empty() {
+                f.store_lock = Some(engine::lock_store(&self.shared.store).map_err(|e| e.to_string())?);
+            }
+            f.applies.insert(apply_id.clone());
+            for c in &plan.changes {
+                f.jobs.insert(c.job.clone(), apply_id.clone());
+            }
+        }
+        let guard = InFlightGuard {
+            in_flight: self.in_flight.clone(),
+            apply_id: apply_id.clone(),
         };
         let now = now_ms();
-        let sync = &self.shared.cfg.sync;
-        for c in plan.changes.iter().filter(|c| c.action == Action::Recover) {
-            let h = self.heal.entry(c.job.clone()).or_insert(Heal {
-                attempts: 0,
-                last_attempt_ms: now,
-                next_at_ms: now,
-            });
-            h.attempts += 1;
-            h.last_attempt_ms = now;
-            let backoff = sync
-                .self_heal_backoff_seconds
-                .saturating_mul(1u64 << (h.attempts - 1).min(20))
-                .min(sync.self_heal_max_backoff_seconds);
-            h.next_at_ms = now + (backoff * 1000) as i64;
-            self.shared.metrics.recover_attempt(&c.job);
+        {
+            let sync = &self.shared.cfg.sync;
+            let mut m = self.memory.borrow_mut();
+            for c in plan.changes.iter().filter(|c| c.action == Action::Recover) {
+                let h = m.heal.entry(c.job.clone()).or_insert(Heal {
+                    attempts: 0,
+                    last_attempt_ms: now,
+                    next_at_ms: now,
+                });
+                h.attempts += 1;
+                h.last_attempt_ms = now;
+                let backoff = sync
+                    .self_heal_backoff_seconds
+                    .saturating_mul(1u64 << (h.attempts - 1).min(20))
+                    .min(sync.self_heal_max_backoff_seconds);
+                h.next_at_ms = now + (backoff * 1000) as i64;
+                self.shared.metrics.recover_attempt(&c.job);
+            }
         }
-        let recovered: Vec<String> = plan
+        if plan.changes.iter().any(|c| c.action == Action::Recover) {
+            self.save_memory().await;
+        }
+        let before: BTreeMap<String, String> = plan
             .changes
             .iter()
-            .filter(|c| c.action == Action::Recover)
-            .map(|c| c.job.clone())
+            .map(|c| {
+                (
+                    c.job.clone(),
+                    job_fingerprint(observation, &c.cluster, &c.job),
+                )
+            })
             .collect();
         self.shared.update(|s| {
             s.last_apply = Some(ApplyInfo {
@@ -911,94 +1109,29 @@ impl Worker {
             format!("{apply_id}: {}", plan.summary.line()),
         );
         info!(%apply_id, plan = %plan.id, "applying: {}", plan.summary.line());
+        let task = ApplyTask {
+            shared: self.shared.clone(),
+            memory: self.memory.clone(),
+            guard,
+        };
         let applier = engine::applier(
-            &store,
+            &self.shared.store,
             clients.clone(),
             source,
             &self.settings,
             progress(),
             trigger,
         );
-        let result = applier.apply(&plan, &apply_id).await;
-        let error = match &result {
-            Ok(outcomes) => {
-                let failed: Vec<String> = outcomes
-                    .iter()
-                    .filter(|o| !o.ok)
-                    .map(|o| format!("{}: {}", o.job, o.message))
-                    .collect();
-                for o in outcomes.iter().filter(|o| o.ok) {
-                    if recovered.contains(&o.job) {
-                        self.shared.event(
-                            EventKind::JobRecovered,
-                            Some(&o.job),
-                            Some(&plan),
-                            o.message.clone(),
-                        );
-                    }
-                }
-                (!failed.is_empty()).then(|| failed.join("; "))
-            }
-            Err(e) => Some(e.to_string()),
-        };
-        // Refresh the status with the state the apply left.
-        self.shared.trigger("after-apply");
-        match error {
-            None => {
-                self.shared.metrics.apply("succeeded");
-                self.shared.event(
-                    EventKind::ApplySucceeded,
-                    None,
-                    Some(&plan),
-                    format!("{apply_id}: {}", plan.summary.line()),
-                );
-                self.shared.update(|s| {
-                    if let Some(a) = &mut s.last_apply {
-                        a.outcome = "succeeded".into();
-                    }
-                });
-                Ok((
-                    "applied".into(),
-                    Some(format!("{apply_id}: {}", plan.summary.line())),
-                ))
-            }
-            Some(err) => {
-                self.shared.metrics.apply("failed");
-                self.shared.event(
-                    EventKind::ApplyFailed,
-                    None,
-                    Some(&plan),
-                    format!("{apply_id}: {err}"),
-                );
-                // Not retried while the revision and the cluster state stay as they were before
-                // the apply or as the failure left them.
-                let after = scoped_fingerprint(&observe::observe(&clients).await, &plan);
-                let info = BlockedInfo {
-                    revision: plan.revision.to_string(),
-                    apply_id: apply_id.clone(),
-                    error: err.clone(),
-                };
-                self.blocked = Some(Blocked {
-                    digest: plan.revision.digest.clone(),
-                    fingerprints: [fingerprint, after].into_iter().collect(),
-                    info: info.clone(),
-                });
-                self.shared.update(|s| {
-                    if let Some(a) = &mut s.last_apply {
-                        a.outcome = "failed".into();
-                        a.error = Some(err.clone());
-                    }
-                    s.blocked = Some(info);
-                });
-                Ok(("apply_failed".into(), Some(format!("{apply_id}: {err}"))))
-            }
-        }
+        self.tasks
+            .spawn_local(task.run(applier, plan, apply_id, clients, before));
+        Ok(())
     }
 
-    /// Applies a waiting plan, refusing it when stale (the revision or the clusters changed).
+    /// Applies a waiting plan, refusing it when stale (the revision or the clusters changed) or
+    /// when an apply of one of its jobs is in flight.
     async fn manual_apply(&mut self, req: ApplyRequest) {
         let checked = self.check_manual(&req.plan_id).await;
-        let (plan, source, clients, fingerprint) = match checked {
+        let (plan, source, clients, observation) = match checked {
             Ok(x) => x,
             Err(refusal) => {
                 let _ = req.reply.send(Err(refusal));
@@ -1006,22 +1139,30 @@ impl Worker {
             }
         };
         let apply_id = engine::new_id("apply");
-        let _ = req.reply.send(Ok(apply_id.clone()));
-        self.pending_key = None;
-        self.shared.update(|s| s.pending_plan = None);
         let started = now_ms();
+        let summary = plan.summary.line();
         let result = self
-            .run_apply(plan, source, clients, apply_id, "serve:api", fingerprint)
+            .start_apply(plan, source, clients, apply_id.clone(), "serve:api", &observation)
             .await;
-        let (outcome, message) =
-            result.unwrap_or_else(|e| ("error".into(), Some(format!("{e:#}"))));
+        let (outcome, message) = match result {
+            Ok(()) => {
+                let _ = req.reply.send(Ok(apply_id.clone()));
+                self.pending_key = None;
+                self.shared.update(|s| s.pending_plan = None);
+                ("applying".to_string(), format!("{apply_id}: {summary}"))
+            }
+            Err(e) => {
+                let _ = req.reply.send(Err(ApplyRefusal::Busy(e.clone())));
+                ("lock_busy".to_string(), e)
+            }
+        };
         self.shared.update(|s| {
             s.last_reconcile = Some(ReconcileInfo {
                 started_at_ms: started,
                 finished_at_ms: now_ms(),
                 triggers: vec!["api:apply".into()],
                 outcome,
-                message,
+                message: Some(message),
             })
         });
     }
@@ -1030,7 +1171,15 @@ impl Worker {
     async fn check_manual(
         &mut self,
         plan_id: &str,
-    ) -> Result<(Plan, RepoSource, BTreeMap<String, Arc<FlinkClient>>, String), ApplyRefusal> {
+    ) -> Result<
+        (
+            Plan,
+            RepoSource,
+            BTreeMap<String, Arc<FlinkClient>>,
+            Observation,
+        ),
+        ApplyRefusal,
+    > {
         let failed = |e: anyhow::Error| ApplyRefusal::Failed(format!("{e:#}"));
         let record = self
             .shared
@@ -1041,6 +1190,15 @@ impl Worker {
             .ok_or_else(|| ApplyRefusal::NotFound(format!("no plan `{plan_id}`")))?;
         let mut plan: Plan = serde_json::from_str(&record.plan_json)
             .map_err(|e| ApplyRefusal::Failed(format!("plan `{plan_id}` cannot be read: {e}")))?;
+        {
+            let f = self.in_flight.borrow();
+            if let Some(c) = plan.changes.iter().find(|c| f.jobs.contains_key(&c.job)) {
+                return Err(ApplyRefusal::Busy(format!(
+                    "apply {} of `{}` is in progress; try again when it has finished",
+                    f.jobs[&c.job], c.job
+                )));
+            }
+        }
         let commit = self
             .commit
             .clone()
@@ -1087,13 +1245,216 @@ impl Worker {
                 )));
             }
         }
-        let fingerprint = scoped_fingerprint(&observation, &plan);
         plan.attach(&desired)
             .map_err(|e| ApplyRefusal::Stale(e.to_string()))?;
         if plan.changes.is_empty() {
             return Err(ApplyRefusal::Stale("the plan has no changes".into()));
         }
-        Ok((plan, loaded.source, clients, fingerprint))
+        Ok((plan, loaded.source, clients, observation))
+    }
+}
+
+/// One apply running on its own task; it owns the per-job locks until it ends.
+struct ApplyTask {
+    shared: Arc<Shared>,
+    memory: Rc<RefCell<Memory>>,
+    guard: InFlightGuard,
+}
+
+impl ApplyTask {
+    async fn run(
+        self,
+        applier: crate::apply::Applier,
+        plan: Plan,
+        apply_id: String,
+        clients: BTreeMap<String, Arc<FlinkClient>>,
+        before: BTreeMap<String, String>,
+    ) {
+        let recovered: BTreeSet<&str> = plan
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Recover)
+            .map(|c| c.job.as_str())
+            .collect();
+        let result = applier.apply(&plan, &apply_id).await;
+        // Jobs whose change failed, with the reason.
+        let failed: BTreeMap<String, String> = match &result {
+            Ok(outcomes) => {
+                for o in outcomes.iter().filter(|o| o.ok) {
+                    if recovered.contains(o.job.as_str()) {
+                        self.shared.event(
+                            EventKind::JobRecovered,
+                            Some(&o.job),
+                            Some(&plan),
+                            o.message.clone(),
+                        );
+                    }
+                }
+                outcomes
+                    .iter()
+                    .filter(|o| !o.ok)
+                    .map(|o| (o.job.clone(), o.message.clone()))
+                    .collect()
+            }
+            Err(e) => plan
+                .changes
+                .iter()
+                .map(|c| (c.job.clone(), e.to_string()))
+                .collect(),
+        };
+        if failed.is_empty() {
+            self.shared.metrics.apply("succeeded");
+            self.shared.event(
+                EventKind::ApplySucceeded,
+                None,
+                Some(&plan),
+                format!("{apply_id}: {}", plan.summary.line()),
+            );
+            self.set_outcome(&apply_id, "succeeded", None);
+            info!(%apply_id, "apply succeeded");
+        } else {
+            let err = failed
+                .iter()
+                .map(|(j, m)| format!("{j}: {m}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            warn!(%apply_id, error = %err, "apply failed");
+            self.shared.metrics.apply("failed");
+            self.shared.event(
+                EventKind::ApplyFailed,
+                None,
+                Some(&plan),
+                format!("{apply_id}: {err}"),
+            );
+            // Not retried while the revision and the cluster state of the job stay as they were
+            // before the apply or as the failure left them.
+            let after = observe::observe(&clients).await;
+            {
+                let mut m = self.memory.borrow_mut();
+                for c in plan.changes.iter().filter(|c| failed.contains_key(&c.job)) {
+                    let fingerprints = [
+                        before.get(&c.job).cloned().unwrap_or_default(),
+                        job_fingerprint(&after, &c.cluster, &c.job),
+                    ]
+                    .into_iter()
+                    .collect();
+                    m.blocked.insert(
+                        c.job.clone(),
+                        Blocked {
+                            digest: plan.revision.digest.clone(),
+                            fingerprints,
+                            info: BlockedInfo {
+                                job: c.job.clone(),
+                                revision: plan.revision.to_string(),
+                                apply_id: apply_id.clone(),
+                                error: failed[&c.job].clone(),
+                            },
+                        },
+                    );
+                }
+            }
+            save_memory(&self.shared, &self.memory).await;
+            let blocked: Vec<BlockedInfo> = self
+                .memory
+                .borrow()
+                .blocked
+                .values()
+                .map(|b| b.info.clone())
+                .collect();
+            self.shared.update(|s| s.blocked = blocked);
+            self.set_outcome(&apply_id, "failed", Some(err));
+        }
+        drop(self.guard);
+        // Refresh the status with the state the apply left.
+        self.shared.trigger("after-apply");
+    }
+
+    fn set_outcome(&self, apply_id: &str, outcome: &str, error: Option<String>) {
+        self.shared.update(|s| {
+            if let Some(a) = &mut s.last_apply
+                && a.id == apply_id
+            {
+                a.outcome = outcome.into();
+                a.error = error;
+            }
+        });
+    }
+}
+
+async fn save_memory(shared: &Shared, memory: &RefCell<Memory>) {
+    let json = match serde_json::to_string(&*memory.borrow()) {
+        Ok(j) => j,
+        Err(e) => {
+            warn!("serialising the reconcile memory: {e}");
+            return;
+        }
+    };
+    if let Err(e) = shared
+        .store
+        .put_daemon_state(MEMORY_KEY, &json, now_ms())
+        .await
+    {
+        warn!("saving the reconcile memory: {e}");
+    }
+}
+
+/// The outcome of a reconcile that started nothing.
+fn quiet_outcome(
+    plan: &Plan,
+    drift: &BTreeMap<String, String>,
+    blocked: &[BlockedInfo],
+    busy: &BTreeMap<String, String>,
+) -> (String, Option<String>) {
+    let join = |items: Vec<String>| Some(items.join("; "));
+    if !plan.errors.is_empty() {
+        return (
+            "error".into(),
+            join(plan.errors.iter().map(|e| e.message.clone()).collect()),
+        );
+    }
+    if !blocked.is_empty() {
+        return (
+            "blocked".into(),
+            join(
+                blocked
+                    .iter()
+                    .map(|b| {
+                        format!(
+                            "{}: revision {} failed to apply ({}): not retried until the revision or the cluster state changes",
+                            b.job, b.revision, b.error
+                        )
+                    })
+                    .collect(),
+            ),
+        );
+    }
+    if !drift.is_empty() {
+        return (
+            "drift".into(),
+            join(drift.iter().map(|(j, d)| format!("{j}: {d}")).collect()),
+        );
+    }
+    if !busy.is_empty() {
+        let applies: BTreeSet<&String> = busy.values().collect();
+        return (
+            "applying".into(),
+            join(applies.into_iter().map(|a| format!("{a} in progress")).collect()),
+        );
+    }
+    ("in_sync".into(), None)
+}
+
+/// The audit trigger of a reconcile started by `reasons`: the most specific one wins.
+fn trigger_of(reasons: &[String]) -> String {
+    let any = |p: &str| reasons.iter().any(|r| r.starts_with(p));
+    if any("webhook:") {
+        crate::audit::trigger::PUSH.into()
+    } else if any("api") {
+        crate::audit::trigger::API.into()
+    } else if any("watch") {
+        "watch".into()
+    } else {
+        crate::audit::trigger::POLL.into()
     }
 }
 
@@ -1135,6 +1496,29 @@ fn newest_job(observation: &Observation, cluster: &str, name: &str) -> (String, 
         Some(j) => (j.state.to_string(), j.id.to_string()),
         None => ("-".into(), "-".into()),
     }
+}
+
+/// A digest of the observed state of one job: its cluster's reachability and the id and state of
+/// every managed job of that definition.
+fn job_fingerprint(observation: &Observation, cluster: &str, job: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(format!("{cluster}/{job}:"));
+    match observation.clusters.get(cluster) {
+        Some(ClusterObservation::Reachable { jobs, .. }) => {
+            let hash = crate::identity::name_hash(job);
+            let mut mine: Vec<String> = jobs
+                .iter()
+                .filter(|j| j.identity.is_some_and(|i| i.name_hash == hash))
+                .map(|j| format!("{}={}", j.id, j.state))
+                .collect();
+            mine.sort();
+            h.update(mine.join(","));
+        }
+        Some(ClusterObservation::Unreachable { .. }) => h.update("unreachable"),
+        None => h.update("unobserved"),
+    }
+    hex::encode(h.finalize())
 }
 
 /// A digest of the observed state of the jobs `plan` changes: per change its cluster's
