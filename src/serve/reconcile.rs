@@ -106,12 +106,30 @@ impl Shared {
     /// Logs an event and hands it to the notifier (routes from `notifications` in `weir.yaml`
     /// of the last good revision), which delivers it in the background.
     fn event(&self, kind: EventKind, job: Option<&str>, plan: Option<&Plan>, message: String) {
-        info!(event = ?kind, job, message, "weir event");
+        self.send(self.event_of(kind, job, plan, message));
+    }
+
+    /// An event about `job` and `plan` (the revision is the plan's, else the last fetched one).
+    fn event_of(
+        &self,
+        kind: EventKind,
+        job: Option<&str>,
+        plan: Option<&Plan>,
+        message: String,
+    ) -> Event {
         let mut e = Event::new(kind, now_ms()).message(message);
+        // A plan of one job is about that job.
+        let job = job.or_else(|| match plan {
+            Some(p) if p.changes.len() == 1 => Some(p.changes[0].job.as_str()),
+            _ => None,
+        });
         if let Some(job) = job {
             e = e.job(job);
         }
-        if let Some(commit) = self.status().repo.commit {
+        let revision = plan
+            .and_then(|p| p.revision.commit.clone())
+            .or_else(|| self.status().repo.commit);
+        if let Some(commit) = revision {
             e = e.revision(commit);
         }
         if let Some(plan) = plan {
@@ -123,6 +141,12 @@ impl Shared {
                 e = e.cluster(c.cluster.clone());
             }
         }
+        e
+    }
+
+    /// Logs an event and hands it to the notifier.
+    fn send(&self, e: Event) {
+        info!(event = ?e.kind, job = e.job.as_deref(), message = e.message.as_deref(), "weir event");
         let notifier = self
             .notifier
             .read()
@@ -1050,7 +1074,8 @@ impl Worker {
         {
             let mut f = self.in_flight.borrow_mut();
             if f.applies.is_empty() {
-                f.store_lock = Some(engine::lock_store(&self.shared.store).map_err(|e| e.to_string())?);
+                f.store_lock =
+                    Some(engine::lock_store(&self.shared.store).map_err(|e| e.to_string())?);
             }
             f.applies.insert(apply_id.clone());
             for c in &plan.changes {
@@ -1094,13 +1119,21 @@ impl Worker {
                 )
             })
             .collect();
+        let touched: BTreeSet<&str> = plan.changes.iter().map(|c| c.job.as_str()).collect();
         self.shared.update(|s| {
             s.last_apply = Some(ApplyInfo {
                 id: apply_id.clone(),
                 plan_id: plan.id.clone(),
                 outcome: "running".into(),
                 error: None,
-            })
+            });
+            for j in s
+                .jobs
+                .iter_mut()
+                .filter(|j| touched.contains(j.name.as_str()))
+            {
+                j.applying = Some(apply_id.clone());
+            }
         });
         self.shared.event(
             EventKind::ApplyStarted,
@@ -1109,10 +1142,17 @@ impl Worker {
             format!("{apply_id}: {}", plan.summary.line()),
         );
         info!(%apply_id, plan = %plan.id, "applying: {}", plan.summary.line());
+        let author = plan
+            .revision
+            .commit
+            .as_deref()
+            .and_then(|c| source.commit_info(c))
+            .map(|i| format!("{} <{}>", i.author_name, i.author_email));
         let task = ApplyTask {
             shared: self.shared.clone(),
             memory: self.memory.clone(),
             guard,
+            author,
         };
         let applier = engine::applier(
             &self.shared.store,
@@ -1142,7 +1182,14 @@ impl Worker {
         let started = now_ms();
         let summary = plan.summary.line();
         let result = self
-            .start_apply(plan, source, clients, apply_id.clone(), "serve:api", &observation)
+            .start_apply(
+                plan,
+                source,
+                clients,
+                apply_id.clone(),
+                "serve:api",
+                &observation,
+            )
             .await;
         let (outcome, message) = match result {
             Ok(()) => {
@@ -1259,6 +1306,8 @@ struct ApplyTask {
     shared: Arc<Shared>,
     memory: Rc<RefCell<Memory>>,
     guard: InFlightGuard,
+    /// Who made the plan's revision, for the notifications.
+    author: Option<String>,
 }
 
 impl ApplyTask {
@@ -1304,12 +1353,19 @@ impl ApplyTask {
         };
         if failed.is_empty() {
             self.shared.metrics.apply("succeeded");
-            self.shared.event(
+            let mut e = self.shared.event_of(
                 EventKind::ApplySucceeded,
                 None,
                 Some(&plan),
                 format!("{apply_id}: {}", plan.summary.line()),
             );
+            if let Some(a) = &self.author {
+                e = e.author(a.clone());
+            }
+            for sp in result.iter().flatten().filter_map(|o| o.savepoint.clone()) {
+                e = e.savepoint(sp);
+            }
+            self.shared.send(e);
             self.set_outcome(&apply_id, "succeeded", None);
             info!(%apply_id, "apply succeeded");
         } else {
@@ -1320,12 +1376,16 @@ impl ApplyTask {
                 .join("; ");
             warn!(%apply_id, error = %err, "apply failed");
             self.shared.metrics.apply("failed");
-            self.shared.event(
+            let mut e = self.shared.event_of(
                 EventKind::ApplyFailed,
                 None,
                 Some(&plan),
                 format!("{apply_id}: {err}"),
             );
+            if let Some(a) = &self.author {
+                e = e.author(a.clone());
+            }
+            self.shared.send(e);
             // Not retried while the revision and the cluster state of the job stay as they were
             // before the apply or as the failure left them.
             let after = observe::observe(&clients).await;
@@ -1365,6 +1425,13 @@ impl ApplyTask {
             self.set_outcome(&apply_id, "failed", Some(err));
         }
         drop(self.guard);
+        self.shared.update(|s| {
+            for j in s.jobs.iter_mut() {
+                if j.applying.as_deref() == Some(apply_id.as_str()) {
+                    j.applying = None;
+                }
+            }
+        });
         // Refresh the status with the state the apply left.
         self.shared.trigger("after-apply");
     }
@@ -1438,7 +1505,12 @@ fn quiet_outcome(
         let applies: BTreeSet<&String> = busy.values().collect();
         return (
             "applying".into(),
-            join(applies.into_iter().map(|a| format!("{a} in progress")).collect()),
+            join(
+                applies
+                    .into_iter()
+                    .map(|a| format!("{a} in progress"))
+                    .collect(),
+            ),
         );
     }
     ("in_sync".into(), None)

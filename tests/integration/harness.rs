@@ -232,6 +232,14 @@ pub fn jar_job(name: &str, parallelism: u32, topic: &str, extra_spec: &str) -> S
     )
 }
 
+/// A jar job definition running the test job with exactly these program arguments.
+pub fn jar_job_args(name: &str, parallelism: u32, args: &[&str]) -> String {
+    let args = serde_json::to_string(args).unwrap();
+    format!(
+        "apiVersion: weir/v1\nkind: FlinkJob\nmetadata:\n  name: {name}\nspec:\n  cluster: local\n  parallelism: {parallelism}\n  jar:\n    path: artifacts/weir-test-job.jar\n    entryClass: dev.weir.testjob.CounterJob\n    args: {args}\n"
+    )
+}
+
 /// A SQL job reading datagen and writing two blackhole sinks (one Flink job).
 pub fn sql_job(name: &str, rows_per_second: u32) -> String {
     format!(

@@ -374,6 +374,280 @@ fn manual_policy_waits_for_an_approved_plan() {
 
 // ---- helpers ---------------------------------------------------------------------------------
 
+/// Applies of independent jobs run side by side: while one job's submission is slow, another
+/// job's change goes through; the slow job is left to its own apply meanwhile.
+#[test]
+fn a_slow_apply_does_not_hold_back_other_jobs() {
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new(&repo);
+    let slow = repo.unique("serve-slow");
+    let quick = repo.unique("serve-quick");
+    repo.write(&format!("jobs/{slow}.yaml"), &jar_job(&slow, 1, "a", ""));
+    repo.write(&format!("jobs/{quick}.yaml"), &jar_job(&quick, 1, "b", ""));
+    remote.push(&repo, "two jobs");
+    let d = Daemon::start(&remote, "pollIntervalSeconds: 3600\n");
+    d.wait_job(&slow, "Synced", "RUNNING");
+    let quick_first = d.wait_job(&quick, "Synced", "RUNNING")["jobId"].clone();
+
+    // The slow job's new program sleeps in main(), which Flink runs inside POST /jars/{id}/run.
+    repo.write(
+        &format!("jobs/{slow}.yaml"),
+        &jar_job_args(&slow, 1, &["--topic", "a", "--sleep-in-main-ms", "15000"]),
+    );
+    remote.push(&repo, "slow submission");
+    d.sync();
+    let s = d.wait_for("the slow apply to start", Duration::from_secs(30), |s| {
+        job_of(s, &slow).is_some_and(|j| j["applying"].is_string())
+    });
+    let slow_apply = job_of(&s, &slow).unwrap()["applying"].clone();
+
+    repo.write(
+        &format!("jobs/{quick}.yaml"),
+        &jar_job(&quick, 1, "b-v2", ""),
+    );
+    remote.push(&repo, "quick change");
+    d.sync();
+    let s = d.wait_for("the quick job's redeploy", Duration::from_secs(60), |s| {
+        job_of(s, &quick).is_some_and(|j| {
+            j["sync"] == "Synced"
+                && j["health"] == "RUNNING"
+                && j["jobId"] != quick_first
+                && j["applying"].is_null()
+        })
+    });
+    assert_eq!(
+        job_of(&s, &slow).unwrap()["applying"],
+        slow_apply,
+        "the slow apply is still running when the quick job is done: {s}"
+    );
+
+    d.wait_for("the slow apply to finish", Duration::from_secs(90), |s| {
+        job_of(s, &slow).is_some_and(|j| {
+            j["applying"].is_null() && j["sync"] == "Synced" && j["health"] == "RUNNING"
+        })
+    });
+    assert_eq!(running_named(base, &slow).len(), 1, "one running slow job");
+    assert_eq!(
+        running_named(base, &quick).len(),
+        1,
+        "one running quick job"
+    );
+    let apply = d.get(&format!("/api/v1/applies/{}", slow_apply.as_str().unwrap()));
+    assert_eq!(apply["apply"]["outcome"], "succeeded", "{apply}");
+}
+
+const HOOK_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+/// Per-job sync policy: one job is applied at once, the other waits for approval. The daemon's
+/// `apply.succeeded` reaches a real receiver, signed. A create that fails is not retried, also
+/// not by a restarted daemon, until the revision changes.
+#[test]
+fn per_job_policy_signed_notifications_and_failures_remembered_across_restarts() {
+    let sink = Sink::start();
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new(&repo);
+    let auto = repo.unique("serve-auto");
+    let gated = repo.unique("serve-gated");
+    let config = std::fs::read_to_string(repo.root.join("weir.yaml")).unwrap();
+    repo.write(
+        "weir.yaml",
+        &format!(
+            "{config}notifications:\n  dedupWindowSeconds: 0\n  routes:\n    - name: audit\n      \
+             events: [\"*\"]\n      urlFromEnv: WEIR_TEST_HOOK_URL\n      \
+             secretFromEnv: WEIR_TEST_HOOK_SECRET\n"
+        ),
+    );
+    repo.write(&format!("jobs/{auto}.yaml"), &jar_job(&auto, 1, "a", ""));
+    repo.write(&format!("jobs/{gated}.yaml"), &jar_job(&gated, 1, "g", ""));
+    let commit = remote.push(&repo, "two jobs");
+    let mut d = Daemon::start_with_env(
+        &remote,
+        &format!("pollIntervalSeconds: 3600\nsync:\n  jobs:\n    {gated}: {{policy: manual}}\n"),
+        &[
+            ("WEIR_TEST_HOOK_URL", sink.url.as_str()),
+            ("WEIR_TEST_HOOK_SECRET", HOOK_SECRET),
+        ],
+    );
+    d.wait_job(&auto, "Synced", "RUNNING");
+    let s = d.wait_for("the gated job's plan", Duration::from_secs(30), |s| {
+        s["pendingPlan"]["id"].is_string()
+    });
+    let gated_status = job_of(&s, &gated).unwrap();
+    assert_eq!(gated_status["policy"]["policy"], "manual", "{s}");
+    assert_eq!(job_of(&s, &auto).unwrap()["policy"]["policy"], "auto");
+    assert!(running_named(base, &gated).is_empty(), "not applied yet");
+    let pending = s["pendingPlan"]["id"].as_str().unwrap().to_string();
+    let plan = d.get(&format!("/api/v1/plans/{pending}"));
+    let jobs: Vec<&str> = plan["plan"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["job"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs, [gated.as_str()], "{plan}");
+
+    // The auto job's apply was announced, signed in the Standard Webhooks way.
+    let got = sink.wait_for(Duration::from_secs(30), |b| {
+        b["event"] == "apply.succeeded" && b["job"] == auto.as_str()
+    });
+    let key = weir::notify::SigningKey::parse(HOOK_SECRET).unwrap();
+    let id = got.header("webhook-id");
+    let ts: i64 = got.header("webhook-timestamp").parse().unwrap();
+    assert!(
+        key.verify(&id, ts, &got.body, &got.header("webhook-signature")),
+        "signature verifies"
+    );
+    let body: Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(body["revision"], commit.as_str(), "{body}");
+    assert_eq!(body["author"], "weir test <test@weir.dev>", "{body}");
+
+    // Approving the waiting plan applies it.
+    let r = d.post_raw(
+        &format!("/api/v1/plans/{pending}/apply"),
+        "",
+        &[("Authorization", &format!("Bearer {TOKEN}"))],
+    );
+    assert_eq!(r.0, 202, "{}", r.1);
+    d.wait_job(&gated, "Synced", "RUNNING");
+
+    // A job whose program fails at submission: its create fails once and is not retried.
+    let broken = repo.unique("serve-broken");
+    repo.write(
+        &format!("jobs/{broken}.yaml"),
+        &jar_job_args(&broken, 1, &["--fail-in-main", "boom"]),
+    );
+    remote.push(&repo, "broken job");
+    d.sync();
+    let s = d.wait_for("the failed create", Duration::from_secs(60), |s| {
+        s["blocked"]
+            .as_array()
+            .is_some_and(|b| b.iter().any(|b| b["job"] == broken.as_str()))
+    });
+    let failed_apply = s["lastApply"]["id"].clone();
+    assert_eq!(s["lastApply"]["outcome"], "failed", "{s}");
+    let s = d.sync_and_wait();
+    assert_eq!(s["lastReconcile"]["outcome"], "blocked", "{s}");
+    assert_eq!(s["lastApply"]["id"], failed_apply, "not retried: {s}");
+    sink.wait_for(Duration::from_secs(30), |b| {
+        b["event"] == "apply.failed" && b["job"] == broken.as_str()
+    });
+
+    // A restarted daemon remembers the failure and does not retry it either.
+    assert_eq!(d.terminate(), Some(0));
+    let d = Daemon::start_again(&remote, d);
+    let s = d.wait_for("the first reconcile", Duration::from_secs(60), |s| {
+        s["reconciles"].as_u64().unwrap() >= 1
+    });
+    assert_eq!(s["lastReconcile"]["outcome"], "blocked", "{s}");
+    assert!(s["lastApply"].is_null(), "no apply after the restart: {s}");
+    assert!(running_named(base, &broken).is_empty());
+
+    // A new revision is tried again.
+    repo.write(
+        &format!("jobs/{broken}.yaml"),
+        &jar_job(&broken, 1, "fixed", ""),
+    );
+    remote.push(&repo, "fix the job");
+    d.sync();
+    d.wait_job(&broken, "Synced", "RUNNING");
+    assert!(d.status()["blocked"].as_array().unwrap().is_empty());
+}
+
+/// A real HTTP receiver of the daemon's notifications (its own runtime on a thread).
+struct Sink {
+    url: String,
+    got: std::sync::Arc<std::sync::Mutex<Vec<Delivery>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+#[derive(Clone)]
+struct Delivery {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Delivery {
+    fn header(&self, name: &str) -> String {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {name} header"))
+    }
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let store = got.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let store = store.clone();
+                    async move {
+                        let headers = headers
+                            .iter()
+                            .map(|(k, v)| {
+                                (k.to_string(), v.to_str().unwrap_or_default().to_string())
+                            })
+                            .collect();
+                        store.lock().unwrap().push(Delivery {
+                            headers,
+                            body: body.to_vec(),
+                        });
+                        axum::http::StatusCode::NO_CONTENT
+                    }
+                },
+            ),
+        );
+        runtime.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Sink {
+            url: format!("http://{addr}/hook"),
+            got,
+            _runtime: runtime,
+        }
+    }
+
+    #[track_caller]
+    fn wait_for(&self, timeout: Duration, ok: impl Fn(&Value) -> bool) -> Delivery {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.got.lock().unwrap().clone();
+            if let Some(d) = got.iter().find(|d| {
+                serde_json::from_slice::<Value>(&d.body)
+                    .map(|b| ok(&b))
+                    .unwrap_or(false)
+            }) {
+                return d.clone();
+            }
+            if Instant::now() > deadline {
+                let bodies: Vec<String> = got
+                    .iter()
+                    .map(|d| String::from_utf8_lossy(&d.body).into_owned())
+                    .collect();
+                panic!("no such notification; received:\n{}", bodies.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 fn job_of<'a>(s: &'a Value, name: &str) -> Option<&'a Value> {
     s["jobs"].as_array()?.iter().find(|j| j["name"] == name)
 }
@@ -413,6 +687,7 @@ struct Daemon {
     base: String,
     state_dir: tempfile::TempDir,
     extra: String,
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -424,18 +699,42 @@ impl Daemon {
     fn start_again(remote: &Remote, mut old: Daemon) -> Daemon {
         let _ = old.child.take();
         let state_dir = std::mem::replace(&mut old.state_dir, tempfile::tempdir().unwrap());
-        Daemon::spawn(remote, state_dir, &old.extra.clone())
+        let env: Vec<(&str, &str)> = old
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Daemon::spawn_env(remote, state_dir, &old.extra.clone(), &env)
+    }
+
+    /// Starts with extra environment variables (e.g. notification URLs and secrets).
+    fn start_with_env(remote: &Remote, extra: &str, env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn_env(remote, tempfile::tempdir().unwrap(), extra, env)
     }
 
     fn spawn(remote: &Remote, state_dir: tempfile::TempDir, extra: &str) -> Daemon {
+        Daemon::spawn_env(remote, state_dir, extra, &[])
+    }
+
+    fn spawn_env(
+        remote: &Remote,
+        state_dir: tempfile::TempDir,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let cfg = state_dir.path().join("serve.yaml");
+        // `extra` may set its own `apply:` settings.
+        let apply = if extra.contains("apply:") {
+            ""
+        } else {
+            "apply: {savepointTimeoutSeconds: 120, startTimeoutSeconds: 120}\n"
+        };
         std::fs::write(
             &cfg,
             format!(
                 "repo:\n  url: file://{}\n  branch: main\nlisten: 127.0.0.1:0\nstateDir: {}\n\
                  api:\n  tokens: [{{env: WEIR_TEST_API_TOKEN}}]\n\
-                 webhooks:\n  github: {{env: WEIR_TEST_GITHUB_SECRET}}\n\
-                 apply: {{savepointTimeoutSeconds: 120, startTimeoutSeconds: 120}}\n{extra}",
+                 webhooks:\n  github: {{env: WEIR_TEST_GITHUB_SECRET}}\n{apply}{extra}",
                 remote.bare.display(),
                 state_dir.path().display()
             ),
@@ -458,6 +757,7 @@ impl Daemon {
             .env("WEIR_LOG", "info,sqlx=warn,tower_http=warn")
             .env("WEIR_TEST_API_TOKEN", TOKEN)
             .env("WEIR_TEST_GITHUB_SECRET", GITHUB_SECRET)
+            .envs(env.iter().copied())
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -478,6 +778,10 @@ impl Daemon {
             base: format!("http://{addr}"),
             state_dir,
             extra: extra.to_string(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 

@@ -31,6 +31,8 @@ import org.apache.flink.util.Collector;
  *   --rate N                       records per second over all source subtasks (default 20)
  *   --checkpoint-interval-ms N     checkpoint interval (default 2000; 0 disables checkpointing)
  *   --fail-in-main MESSAGE         throw from main() before submitting (submission error tests)
+ *   --sleep-in-main-ms N           sleep in main() before submitting: a slow submission, since
+ *                                  Flink runs main() inside the POST /jars/{id}/run request
  *   --fail-after-records N         each counter subtask throws after N records (restart tests)
  * </pre>
  */
@@ -44,9 +46,13 @@ public final class CounterJob {
         long checkpointInterval = Long.parseLong(arg(args, "--checkpoint-interval-ms", "2000"));
         String failInMain = arg(args, "--fail-in-main", null);
         long failAfter = Long.parseLong(arg(args, "--fail-after-records", "-1"));
+        long sleepInMain = Long.parseLong(arg(args, "--sleep-in-main-ms", "0"));
 
         if (failInMain != null) {
             throw new IllegalArgumentException("weir test job: --fail-in-main: " + failInMain);
+        }
+        if (sleepInMain > 0) {
+            Thread.sleep(sleepInMain);
         }
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
