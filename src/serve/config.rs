@@ -36,6 +36,9 @@ pub struct DaemonConfig {
     pub sync: SyncConfig,
     #[serde(default)]
     pub apply: ApplyConfig,
+    /// Development: reconcile as soon as a local jobs repo changes (see `serve::watch`).
+    #[serde(default)]
+    pub watch: Option<WatchConfig>,
     /// Seconds to let an in-flight apply finish after SIGTERM/SIGINT (default 60); after that the
     /// process exits and the journal lets the next start finish the apply.
     #[serde(default = "default_grace")]
@@ -123,6 +126,26 @@ pub struct WebhooksConfig {
     /// Largest accepted delivery body (default 1 MiB).
     #[serde(default = "default_webhook_bytes")]
     pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WatchConfig {
+    /// The directory to watch (default: `repo.url` when it is a local path or `file://` URL).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Quiet time after the last change before the reconcile starts (default 300 ms).
+    #[serde(default = "default_debounce")]
+    pub debounce_milliseconds: u64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            path: None,
+            debounce_milliseconds: default_debounce(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -236,6 +259,9 @@ impl Default for ApplyConfig {
     }
 }
 
+fn default_debounce() -> u64 {
+    300
+}
 fn default_poll() -> u64 {
     60
 }
@@ -306,6 +332,9 @@ pub struct Overrides {
     /// Recover failed, cancelled or missing jobs (true/false).
     #[arg(long, env = "WEIR_SERVE_SELF_HEAL")]
     pub self_heal: Option<bool>,
+    /// Development: reconcile as soon as the local repo at --repo-url changes (commits deploy).
+    #[arg(long, env = "WEIR_SERVE_WATCH")]
+    pub watch: bool,
     /// Write the bound address (host:port) to this file once listening (for scripts and tests).
     #[arg(long)]
     pub address_file: Option<PathBuf>,
@@ -353,6 +382,9 @@ impl DaemonConfig {
         if let Some(v) = o.self_heal {
             cfg.sync.self_heal = v;
         }
+        if o.watch && cfg.watch.is_none() {
+            cfg.watch = Some(WatchConfig::default());
+        }
         cfg.check()?;
         Ok(cfg)
     }
@@ -365,7 +397,24 @@ impl DaemonConfig {
             bail!("repo.branch `{}` is not a branch name", self.repo.branch);
         }
         self.listen_addr()?;
+        self.watch_path()?;
         Ok(())
+    }
+
+    /// The directory to watch, when watching is on.
+    pub fn watch_path(&self) -> Result<Option<PathBuf>> {
+        let Some(w) = &self.watch else {
+            return Ok(None);
+        };
+        if let Some(p) = &w.path {
+            return Ok(Some(p.clone()));
+        }
+        local_path(&self.repo.url).map(Some).ok_or_else(|| {
+            anyhow!(
+                "watch: repo.url `{}` is not a local path; give watch.path",
+                self.repo.url
+            )
+        })
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr> {
@@ -377,6 +426,15 @@ impl DaemonConfig {
     pub fn poll_interval(&self) -> Duration {
         Duration::from_secs(self.poll_interval_seconds)
     }
+}
+
+/// The directory behind a `file://` URL or a plain path; `None` for network URLs.
+fn local_path(url: &str) -> Option<PathBuf> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        return Some(PathBuf::from(rest));
+    }
+    let scp_like = !url.starts_with('/') && url.contains(':');
+    (!url.contains("://") && !scp_like).then(|| PathBuf::from(url))
 }
 
 fn read_file(path: &Path) -> Result<DaemonConfig> {
@@ -433,6 +491,32 @@ mod tests {
         assert_eq!(s.for_job("billing", "prod"), eff(SyncPolicy::Manual, false));
         assert_eq!(s.for_job("hotfix", "prod"), eff(SyncPolicy::Auto, true));
         assert!(DaemonConfig::parse("repo: {url: x}\nsync: {jobs: {a: {polcy: auto}}}\n").is_err());
+    }
+
+    #[test]
+    fn watch_defaults_to_a_local_repo_url() {
+        let load = |url: &str, watch: &str| {
+            DaemonConfig::parse(&format!("repo: {{url: {url}}}\n{watch}")).and_then(|c| {
+                c.check()?;
+                c.watch_path()
+            })
+        };
+        assert_eq!(load("/srv/jobs", "").unwrap(), None);
+        assert_eq!(
+            load("/srv/jobs", "watch: {}\n").unwrap(),
+            Some(PathBuf::from("/srv/jobs"))
+        );
+        assert_eq!(
+            load("file:///srv/jobs.git", "watch: {}\n").unwrap(),
+            Some(PathBuf::from("/srv/jobs.git"))
+        );
+        let err = load("https://git.example.com/jobs.git", "watch: {}\n").unwrap_err();
+        assert!(err.to_string().contains("watch.path"), "{err}");
+        assert!(load("git@host:jobs.git", "watch: {}\n").is_err());
+        assert_eq!(
+            load("https://h/j.git", "watch: {path: /w}\n").unwrap(),
+            Some(PathBuf::from("/w"))
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod reconcile;
 pub mod server;
 pub mod source;
+pub mod watch;
 pub mod webhook;
 
 use std::path::PathBuf;
@@ -94,6 +95,25 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
             warn!("HTTP server: {e}");
         }
     });
+    if let Some(path) = shared.cfg.watch_path()? {
+        let debounce = Duration::from_millis(
+            shared
+                .cfg
+                .watch
+                .as_ref()
+                .map_or(300, |w| w.debounce_milliseconds),
+        );
+        let handle = watch::spawn(
+            &path,
+            &shared.cfg.state_dir,
+            debounce,
+            shared.clone(),
+            cancel.clone(),
+        )?;
+        tracker.spawn(async move {
+            let _ = handle.await;
+        });
+    }
     // The worker runs on this thread (a LocalSet): the applier's futures borrow the store and
     // the clients across awaits in a way the compiler cannot prove `Send` for every lifetime.
     let local = tokio::task::LocalSet::new();

@@ -438,6 +438,68 @@ fn a_slow_apply_does_not_hold_back_other_jobs() {
     assert_eq!(apply["apply"]["outcome"], "succeeded", "{apply}");
 }
 
+/// Development mode: the daemon watches a local repo and reconciles as soon as a commit lands
+/// (the poll interval is an hour); uncommitted edits are not deployed.
+#[test]
+fn watched_local_repo_reconciles_on_commit() {
+    let cluster = cluster(Version::V2);
+    let repo = Repo::new(&cluster.url, Some(&cluster.jars));
+    let name = repo.unique("serve-watch");
+    repo.write(&format!("jobs/{name}.yaml"), &jar_job(&name, 1, "a", ""));
+    repo.commit("first");
+    // The daemon follows the working repo itself (not a bare copy).
+    let local = Remote {
+        _dir: tempfile::tempdir().unwrap(),
+        bare: repo.root.clone(),
+    };
+    let d = Daemon::start(
+        &local,
+        "pollIntervalSeconds: 3600\nwatch: {debounceMilliseconds: 200}\nsync: {policy: manual}\n",
+    );
+    d.wait_for("the first plan", Duration::from_secs(30), |s| {
+        s["pendingPlan"]["summary"]
+            .as_str()
+            .is_some_and(|p| p.contains("1 to create"))
+    });
+
+    // An uncommitted edit wakes the daemon, but what it plans is still the last commit.
+    let reconciles = d.status()["reconciles"].as_u64().unwrap();
+    repo.write(
+        &format!("jobs/{name}-2.yaml"),
+        &jar_job(&format!("{name}-2"), 1, "b", ""),
+    );
+    let s = d.wait_for("a reconcile after the edit", Duration::from_secs(10), |s| {
+        s["reconciles"].as_u64().unwrap() > reconciles
+    });
+    assert!(
+        s["lastReconcile"]["triggers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "watch"),
+        "{s}"
+    );
+    assert!(
+        s["pendingPlan"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("1 to create"),
+        "{s}"
+    );
+
+    let commit = repo.commit("second job");
+    let s = d.wait_for("the plan of the new commit", Duration::from_secs(10), |s| {
+        s["pendingPlan"]["revision"].as_str() == Some(&commit[..12])
+    });
+    assert!(
+        s["pendingPlan"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("2 to create"),
+        "{s}"
+    );
+}
+
 const HOOK_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
 /// Per-job sync policy: one job is applied at once, the other waits for approval. The daemon's
