@@ -60,6 +60,8 @@ pub struct Applier {
     pub savepoint_timeout: Duration,
     pub start_timeout: Duration,
     pub progress: Arc<dyn Fn(&str) + Send + Sync>,
+    /// Called as each change ends (before the apply as a whole is recorded).
+    pub on_change_done: Option<Arc<dyn Fn(&ChangeOutcome) + Send + Sync>>,
     pub trigger: String,
 }
 
@@ -226,7 +228,7 @@ impl Applier {
                         None => None,
                     };
                     let result = self.run_change(change, apply_id, journal).await;
-                    match result {
+                    let outcome = match result {
                         Ok((carry, message)) => ChangeOutcome {
                             job: change.job.clone(),
                             action: change.action,
@@ -246,7 +248,11 @@ impl Applier {
                                 savepoint: None,
                             }
                         }
+                    };
+                    if let Some(done) = &self.on_change_done {
+                        done(&outcome);
                     }
+                    outcome
                 }
             })
             .buffer_unordered(self.concurrency.max(1))
@@ -1148,8 +1154,23 @@ impl Applier {
     async fn await_tasks(&self, client: &FlinkClient, id: &JobId) -> Result<(), FlinkError> {
         let started = Instant::now();
         loop {
-            if client.all_tasks_running(id).await? {
-                return Ok(());
+            match client.task_progress(id).await? {
+                Some((JobState::Running, true)) => return Ok(()),
+                // A job that fails while its tasks start will not run: say so now, not at the
+                // start timeout.
+                Some((state, _)) if state.is_globally_terminal() => {
+                    let cause = if state == JobState::Failed {
+                        client.root_exception(id).await.ok().flatten()
+                    } else {
+                        None
+                    };
+                    return Err(FlinkError::JobTerminated {
+                        job: *id,
+                        state,
+                        cause,
+                    });
+                }
+                _ => {}
             }
             if started.elapsed() > self.start_timeout {
                 return Err(FlinkError::WaitTimeout {

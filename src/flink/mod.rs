@@ -242,17 +242,23 @@ impl FlinkClient {
     /// finished vertices of bounded sources count as done). A job is RUNNING as soon as it is
     /// scheduled, but a savepoint can only be taken once all its tasks run.
     pub async fn all_tasks_running(&self, id: &JobId) -> Result<bool, FlinkError> {
-        let url = self.endpoint(&["jobs", &id.to_string()], &[]);
         Ok(self
-            .get_json_opt::<JobDetailsBody>(&url)
+            .task_progress(id)
             .await?
-            .is_some_and(|b| {
-                b.state == JobState::Running
-                    && !b.vertices.is_empty()
-                    && b.vertices
-                        .iter()
-                        .all(|v| v.status == "RUNNING" || v.status == "FINISHED")
-            }))
+            .is_some_and(|(state, all)| state == JobState::Running && all))
+    }
+
+    /// The job's state and whether every task is deployed and running (as in
+    /// [`Self::all_tasks_running`]); `None` when the cluster does not know the job.
+    pub async fn task_progress(&self, id: &JobId) -> Result<Option<(JobState, bool)>, FlinkError> {
+        let url = self.endpoint(&["jobs", &id.to_string()], &[]);
+        Ok(self.get_json_opt::<JobDetailsBody>(&url).await?.map(|b| {
+            let all = !b.vertices.is_empty()
+                && b.vertices
+                    .iter()
+                    .all(|v| v.status == "RUNNING" || v.status == "FINISHED");
+            (b.state, all)
+        }))
     }
 
     /// `GET /jobs/{id}/config` → `execution-config.job-parallelism`; `None` when the job is

@@ -107,6 +107,7 @@ pub fn applier(
         savepoint_timeout: settings.savepoint_timeout,
         start_timeout: settings.start_timeout,
         progress,
+        on_change_done: None,
         trigger: trigger.into(),
     }
 }

@@ -381,13 +381,17 @@ struct InFlight {
 /// Releases an apply's job locks (and the store lock with the last apply) however its task
 /// ends, a panic included.
 struct InFlightGuard {
-    in_flight: Rc<RefCell<InFlight>>,
+    in_flight: Arc<Mutex<InFlight>>,
     apply_id: String,
+}
+
+fn lock(in_flight: &Mutex<InFlight>) -> std::sync::MutexGuard<'_, InFlight> {
+    in_flight.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        let mut f = self.in_flight.borrow_mut();
+        let mut f = lock(&self.in_flight);
         let id = self.apply_id.clone();
         f.jobs.retain(|_, a| *a != id);
         f.applies.remove(&id);
@@ -411,8 +415,10 @@ pub struct Worker {
     commit: Option<String>,
     fetch_failures: u32,
     memory: Rc<RefCell<Memory>>,
-    in_flight: Rc<RefCell<InFlight>>,
+    in_flight: Arc<Mutex<InFlight>>,
     tasks: JoinSet<()>,
+    /// Flink job ids already announced as `job.failed` (each failure is announced once).
+    failed_reported: RefCell<BTreeSet<String>>,
     /// (revision digest, observation fingerprint) of the pending manual plan.
     pending_key: Option<(String, String)>,
 }
@@ -435,8 +441,9 @@ impl Worker {
             commit,
             fetch_failures: 0,
             memory: Rc::default(),
-            in_flight: Rc::default(),
+            in_flight: Arc::default(),
             tasks: JoinSet::new(),
+            failed_reported: RefCell::default(),
             pending_key: None,
         }
     }
@@ -683,7 +690,7 @@ impl Worker {
         // Interrupted applies are finished first (at startup, and whenever one is left over by
         // another process). Applies this process runs are unfinished too while they run.
         let store = self.shared.store.clone();
-        let idle = self.in_flight.borrow().applies.is_empty();
+        let idle = lock(&self.in_flight).applies.is_empty();
         if idle && !store.unfinished_applies().await?.is_empty() {
             let _lock = match engine::lock_store(&store) {
                 Ok(l) => l,
@@ -715,7 +722,7 @@ impl Worker {
         });
         let invalid_jobs = invalid_jobs(&desired, &history, &outcome.invalid_files);
         let drift = self.filter(&mut plan, &invalid_jobs);
-        let busy = self.in_flight.borrow().jobs.clone();
+        let busy = lock(&self.in_flight).jobs.clone();
         self.publish(
             &desired,
             &observation,
@@ -1049,6 +1056,30 @@ impl Worker {
             self.shared
                 .event(EventKind::DriftDetected, Some(job), None, why.clone());
         }
+        let failed: BTreeMap<&str, (&str, &str)> = jobs
+            .iter()
+            .filter(|j| j.health == "FAILED")
+            .map(|j| (j.job_id.as_str(), (j.name.as_str(), j.cluster.as_str())))
+            .collect();
+        {
+            let mut reported = self.failed_reported.borrow_mut();
+            for (id, (name, cluster)) in &failed {
+                if reported.insert(id.to_string()) {
+                    let e = self
+                        .shared
+                        .event_of(
+                            EventKind::JobFailed,
+                            Some(name),
+                            None,
+                            format!("Flink job {id} of `{name}` is FAILED"),
+                        )
+                        .cluster(cluster.to_string());
+                    self.shared.send(e);
+                }
+            }
+            // Forget jobs no longer failed, so the set stays small.
+            reported.retain(|id| failed.contains_key(id.as_str()));
+        }
         let warnings = plan.warnings.clone();
         let errors: Vec<String> = plan.errors.iter().map(|e| e.message.clone()).collect();
         self.shared.update(|s| {
@@ -1072,7 +1103,7 @@ impl Worker {
         observation: &Observation,
     ) -> Result<(), String> {
         {
-            let mut f = self.in_flight.borrow_mut();
+            let mut f = lock(&self.in_flight);
             if f.applies.is_empty() {
                 f.store_lock =
                     Some(engine::lock_store(&self.shared.store).map_err(|e| e.to_string())?);
@@ -1162,6 +1193,15 @@ impl Worker {
             progress(),
             trigger,
         );
+        // A job is free again as soon as its own change has ended, not when the whole apply has.
+        let (in_flight, id) = (self.in_flight.clone(), apply_id.clone());
+        let mut applier = applier;
+        applier.on_change_done = Some(Arc::new(move |o: &crate::apply::ChangeOutcome| {
+            let mut f = lock(&in_flight);
+            if f.jobs.get(&o.job) == Some(&id) {
+                f.jobs.remove(&o.job);
+            }
+        }));
         self.tasks
             .spawn_local(task.run(applier, plan, apply_id, clients, before));
         Ok(())
@@ -1238,7 +1278,7 @@ impl Worker {
         let mut plan: Plan = serde_json::from_str(&record.plan_json)
             .map_err(|e| ApplyRefusal::Failed(format!("plan `{plan_id}` cannot be read: {e}")))?;
         {
-            let f = self.in_flight.borrow();
+            let f = lock(&self.in_flight);
             if let Some(c) = plan.changes.iter().find(|c| f.jobs.contains_key(&c.job)) {
                 return Err(ApplyRefusal::Busy(format!(
                     "apply {} of `{}` is in progress; try again when it has finished",
@@ -1386,6 +1426,7 @@ impl ApplyTask {
                 e = e.author(a.clone());
             }
             self.shared.send(e);
+            self.announce_failed_savepoints(&plan, &apply_id).await;
             // Not retried while the revision and the cluster state of the job stay as they were
             // before the apply or as the failure left them.
             let after = observe::observe(&clients).await;
@@ -1434,6 +1475,36 @@ impl ApplyTask {
         });
         // Refresh the status with the state the apply left.
         self.shared.trigger("after-apply");
+    }
+
+    /// `savepoint.failed` for every stop-with-savepoint step of the apply that failed (the job
+    /// keeps running: Flink does not stop a job whose savepoint failed).
+    async fn announce_failed_savepoints(&self, plan: &Plan, apply_id: &str) {
+        let journal = match self.shared.store.journal(apply_id).await {
+            Ok(j) => j,
+            Err(e) => {
+                warn!("reading the journal of {apply_id}: {e}");
+                return;
+            }
+        };
+        for entry in journal.iter().filter(|e| {
+            e.kind == "stop_with_savepoint" && e.status == crate::store::JournalStatus::Failed
+        }) {
+            let cause = entry.result_json.clone().unwrap_or_default();
+            let mut e = self.shared.event_of(
+                EventKind::SavepointFailed,
+                Some(&entry.job),
+                Some(plan),
+                format!(
+                    "{apply_id}: the savepoint of `{}` failed: {cause}",
+                    entry.job
+                ),
+            );
+            if let Some(a) = &self.author {
+                e = e.author(a.clone());
+            }
+            self.shared.send(e);
+        }
     }
 
     fn set_outcome(&self, apply_id: &str, outcome: &str, error: Option<String>) {

@@ -619,6 +619,87 @@ fn per_job_policy_signed_notifications_and_failures_remembered_across_restarts()
     assert!(d.status()["blocked"].as_array().unwrap().is_empty());
 }
 
+/// `job.failed` when a managed job is found FAILED (and drift, self-heal being off), and
+/// `savepoint.failed` when the savepoint of a redeploy fails (the job keeps running).
+#[test]
+fn failed_jobs_and_failed_savepoints_are_announced() {
+    let sink = Sink::start();
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new(&repo);
+    let crashing = repo.unique("serve-crashing");
+    let stuck = repo.unique("serve-stuck");
+    let config = std::fs::read_to_string(repo.root.join("weir.yaml")).unwrap();
+    repo.write(
+        "weir.yaml",
+        &format!(
+            "{config}notifications:\n  routes:\n    - name: ops\n      \
+             events: [job.failed, savepoint.failed, drift.detected]\n      \
+             urlFromEnv: WEIR_TEST_HOOK_URL\n"
+        ),
+    );
+    // No checkpointing and no restart strategy: the first failure is final.
+    repo.write(
+        &format!("jobs/{crashing}.yaml"),
+        &jar_job_args(
+            &crashing,
+            1,
+            &[
+                "--fail-after-records",
+                "20",
+                "--checkpoint-interval-ms",
+                "0",
+            ],
+        ),
+    );
+    repo.write(&format!("jobs/{stuck}.yaml"), &jar_job(&stuck, 1, "s", ""));
+    remote.push(&repo, "two jobs");
+    let d = Daemon::start_with_env(
+        &remote,
+        "pollIntervalSeconds: 2\napply: {savepointTimeoutSeconds: 20}\n",
+        &[("WEIR_TEST_HOOK_URL", sink.url.as_str())],
+    );
+    let got = sink.wait_for(Duration::from_secs(60), |b| {
+        b["event"] == "job.failed" && b["job"] == crashing.as_str()
+    });
+    let body: Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(body["cluster"], "local", "{body}");
+    sink.wait_for(Duration::from_secs(30), |b| {
+        b["event"] == "drift.detected" && b["job"] == crashing.as_str()
+    });
+
+    let first = d.wait_job(&stuck, "Synced", "RUNNING")["jobId"].clone();
+    // A redeploy whose savepoint cannot be written.
+    repo.write(
+        &format!("jobs/{stuck}.yaml"),
+        &jar_job(
+            &stuck,
+            1,
+            "s2",
+            "  savepoint:\n    directory: file:///proc/weir-cannot-write-here\n",
+        ),
+    );
+    remote.push(&repo, "unwritable savepoint directory");
+    d.sync();
+    d.wait_for("the failed redeploy", Duration::from_secs(90), |s| {
+        s["blocked"]
+            .as_array()
+            .is_some_and(|b| b.iter().any(|b| b["job"] == stuck.as_str()))
+    });
+    let got = sink.wait_for(Duration::from_secs(120), |b| {
+        b["event"] == "savepoint.failed" && b["job"] == stuck.as_str()
+    });
+    let body: Value = serde_json::from_slice(&got.body).unwrap();
+    eprintln!("savepoint.failed: {body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("savepoint"),
+        "{body}"
+    );
+    let running = running_named(base, &stuck);
+    assert_eq!(running, [first.as_str().unwrap()], "still the old job");
+}
+
 /// A real HTTP receiver of the daemon's notifications (its own runtime on a thread).
 struct Sink {
     url: String,
