@@ -298,7 +298,7 @@ pub struct Overrides {
     /// The daemon config file (YAML).
     #[arg(long, env = "WEIR_SERVE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Git URL of the jobs repo (https://, file:// or a local path).
+    /// Git URL of the jobs repo (https://, ssh://, user@host:path, file:// or a local path).
     #[arg(long, env = "WEIR_SERVE_REPO_URL")]
     pub repo_url: Option<String>,
     /// Branch to follow.
