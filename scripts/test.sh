@@ -26,6 +26,13 @@ if ! pkg-config --exists openssl 2>/dev/null; then
   apt-get update -q && apt-get install -y -q libssl-dev pkg-config
 fi
 
+# The SSH fetch tests (tests/integration/remote.rs) run a real OpenSSH server; they fail, not
+# skip, without it.
+if [ ! -x /usr/sbin/sshd ]; then
+  log "installing openssh-server"
+  apt-get update -q && apt-get install -y -q openssh-server
+fi
+
 log "fetching Flink $flink2 and $flink1 (cached in $cache) and building the Java jobs"
 scripts/build-java.sh "$flink2" "$root/target/java/$flink2"
 scripts/build-java.sh "$flink1" "$root/target/java/$flink1"

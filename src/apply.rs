@@ -48,6 +48,9 @@ pub enum ApplyError {
     NoCluster { cluster: String },
 }
 
+/// A callback told of each change's outcome as it ends.
+pub type ChangeDone = Arc<dyn Fn(&ChangeOutcome) + Send + Sync>;
+
 /// Settings of one apply run.
 pub struct Applier {
     pub store: Store,
@@ -61,7 +64,7 @@ pub struct Applier {
     pub start_timeout: Duration,
     pub progress: Arc<dyn Fn(&str) + Send + Sync>,
     /// Called as each change ends (before the apply as a whole is recorded).
-    pub on_change_done: Option<Arc<dyn Fn(&ChangeOutcome) + Send + Sync>>,
+    pub on_change_done: Option<ChangeDone>,
     pub trigger: String,
 }
 

@@ -338,8 +338,9 @@ impl Plan {
     /// Moves the changes `take` accepts into a new plan with id `id` (same revision, observed
     /// fingerprint, errors and warnings); both summaries are recounted.
     pub fn split_off(&mut self, id: String, mut take: impl FnMut(&Change) -> bool) -> Plan {
-        let (taken, kept): (Vec<Change>, Vec<Change>) =
-            std::mem::take(&mut self.changes).into_iter().partition(|c| take(c));
+        let (taken, kept): (Vec<Change>, Vec<Change>) = std::mem::take(&mut self.changes)
+            .into_iter()
+            .partition(|c| take(c));
         self.changes = kept;
         self.summary = Summary::of(&self.changes, self.errors.len());
         Plan {

@@ -48,7 +48,8 @@ pub struct DaemonConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RepoConfig {
-    /// `https://...`, `file:///...` or a local path to a Git repository.
+    /// `https://...`, `ssh://user@host[:port]/path`, scp-like `user@host:path`, `file:///...` or
+    /// a local path to a Git repository.
     pub url: String,
     #[serde(default = "default_branch")]
     pub branch: String,
@@ -59,9 +60,71 @@ pub struct RepoConfig {
     /// HTTPS token (or password).
     #[serde(default)]
     pub token: Option<SecretRef>,
+    /// SSH private key (required for SSH URLs).
+    #[serde(default)]
+    pub ssh_key: Option<SshKeyConfig>,
+    /// OpenSSH `known_hosts` file the server's host key must be in (required for SSH URLs).
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
+    /// PEM file of CA certificates trusted for HTTPS in addition to the system's (for Git servers
+    /// with a private CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Seconds a fetch may take (default 120).
     #[serde(default = "default_fetch_timeout")]
     pub fetch_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SshKeyConfig {
+    /// Path of the private key (OpenSSH or PEM format), e.g. a mounted Kubernetes Secret.
+    pub file: PathBuf,
+    /// The key's passphrase, if it has one.
+    #[serde(default)]
+    pub passphrase: Option<SecretRef>,
+}
+
+impl RepoConfig {
+    /// Whether the URL is fetched over SSH (`ssh://`, `git+ssh://` or scp-like `host:path`).
+    pub fn is_ssh(&self) -> bool {
+        crate::serve::source::ssh_target(&self.url).is_some()
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.is_ssh() {
+            if self.known_hosts.is_none() {
+                bail!(
+                    "repo.url `{}` is an SSH URL: repo.knownHosts (an OpenSSH known_hosts file \
+                     with the server's host key, e.g. from `ssh-keyscan -p PORT HOST` checked \
+                     against the server's fingerprint) is required; weir never trusts an unknown \
+                     host key",
+                    self.url
+                );
+            }
+            if self.ssh_key.is_none() {
+                bail!(
+                    "repo.url `{}` is an SSH URL: repo.sshKey {{file: PATH}} (the private key) is \
+                     required",
+                    self.url
+                );
+            }
+            if self.token.is_some() {
+                bail!("repo.token is for HTTPS; an SSH URL authenticates with repo.sshKey");
+            }
+        } else if self.token.is_some() && self.url.starts_with("http://") {
+            bail!(
+                "repo.token with an http:// URL would send the token in clear text; use https://"
+            );
+        } else if self.ssh_key.is_some() || self.known_hosts.is_some() {
+            bail!(
+                "repo.sshKey and repo.knownHosts are for SSH URLs (ssh://… or user@host:path); \
+                 repo.url is `{}`",
+                self.url
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Where a secret comes from: an environment variable or a file (trailing newline trimmed).
@@ -311,7 +374,7 @@ pub struct Overrides {
     /// The daemon config file (YAML).
     #[arg(long, env = "WEIR_SERVE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Git URL of the jobs repo (https://, file:// or a local path).
+    /// Git URL of the jobs repo (https://, ssh://, user@host:path, file:// or a local path).
     #[arg(long, env = "WEIR_SERVE_REPO_URL")]
     pub repo_url: Option<String>,
     /// Branch to follow.
@@ -398,6 +461,7 @@ impl DaemonConfig {
         }
         self.listen_addr()?;
         self.watch_path()?;
+        self.repo.check()?;
         Ok(())
     }
 
@@ -525,6 +589,42 @@ mod tests {
         assert!(err.to_string().contains("tokne"), "{err}");
         // A secret given inline (a string instead of {env|file}) is refused.
         assert!(DaemonConfig::parse("repo: {url: x, token: hunter2}\n").is_err());
+    }
+
+    #[test]
+    fn ssh_urls_need_known_hosts_and_a_key() {
+        let load = |repo: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("c.yaml");
+            std::fs::write(&path, format!("repo: {repo}\n")).unwrap();
+            DaemonConfig::load(&Overrides {
+                config: Some(path),
+                ..Default::default()
+            })
+        };
+        let e = load("{url: 'git@github.com:acme/jobs.git', sshKey: {file: /k}}").unwrap_err();
+        assert!(e.to_string().contains("repo.knownHosts"), "{e}");
+        assert!(e.to_string().contains("is required"), "{e}");
+        let e = load("{url: 'ssh://git@h:2222/jobs.git', knownHosts: /kh}").unwrap_err();
+        assert!(e.to_string().contains("repo.sshKey"), "{e}");
+        let cfg = load(
+            "{url: 'ssh://git@h:2222/jobs.git', knownHosts: /kh, \
+             sshKey: {file: /k, passphrase: {env: P}}}",
+        )
+        .unwrap();
+        assert!(cfg.repo.is_ssh());
+        assert!(cfg.repo.ssh_key.unwrap().passphrase.is_some());
+        let e = load("{url: 'https://h/jobs.git', knownHosts: /kh}").unwrap_err();
+        assert!(e.to_string().contains("for SSH URLs"), "{e}");
+        let e = load("{url: 'http://h/jobs.git', token: {env: T}}").unwrap_err();
+        assert!(e.to_string().contains("clear text"), "{e}");
+        let cfg = load("{url: 'https://h/jobs.git', token: {env: T}, caFile: /ca.pem}").unwrap();
+        assert!(!cfg.repo.is_ssh());
+        // A passphrase given inline is refused like any secret.
+        assert!(
+            load("{url: 'ssh://h/j.git', knownHosts: /kh, sshKey: {file: /k, passphrase: x}}")
+                .is_err()
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod known_hosts;
 pub mod metrics;
 pub mod reconcile;
 pub mod server;
@@ -47,21 +48,13 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
         gitlab: resolve(&cfg.webhooks.gitlab, "webhooks.gitlab")?,
         generic: resolve(&cfg.webhooks.generic, "webhooks.generic")?,
     };
-    let token = resolve(&cfg.repo.token, "repo.token")?;
+    let mirror = Arc::new(Mirror::from_config(&cfg.state_dir, &cfg.repo)?);
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("creating {}", cfg.state_dir.display()))?;
     let store_path = state.unwrap_or_else(|| cfg.state_dir.join("state.db"));
     let store = Store::open(&store_path)
         .await
         .with_context(|| format!("opening the state store {}", store_path.display()))?;
-    let mirror = Arc::new(Mirror::new(
-        &cfg.state_dir,
-        &cfg.repo.url,
-        &cfg.repo.branch,
-        cfg.repo.username.clone(),
-        token,
-        Duration::from_secs(cfg.repo.fetch_timeout_seconds),
-    ));
     let listener = tokio::net::TcpListener::bind(cfg.listen_addr()?)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;

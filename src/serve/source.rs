@@ -3,12 +3,23 @@
 //! The branch is fetched with a forced refspec (`+refs/heads/B:refs/remotes/origin/B`), so a
 //! force-push simply moves the mirror's ref. Trees are read from the mirror at the fetched commit
 //! ([`RepoSource::git_tree`]): there is never a working checkout.
+//!
+//! Transports: local paths and `file://`; HTTPS with a token (basic auth) and the system's CAs
+//! plus an optional private CA; SSH with a private key, the server's host key checked against a
+//! `known_hosts` file ([`super::known_hosts`]). Every fetch goes through [`Mirror::callbacks`].
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use git2::{AutotagOption, Cred, CredentialType, FetchOptions, RemoteCallbacks, Repository};
+use anyhow::{Context, bail};
+use git2::{
+    AutotagOption, CertificateCheckStatus, Cred, CredentialType, FetchOptions, RemoteCallbacks,
+    Repository,
+};
 
+use super::config::RepoConfig;
+use super::known_hosts::KnownHosts;
 use crate::git::RepoSource;
 
 /// Why a fetch failed: which host, and the cause.
@@ -21,13 +32,56 @@ pub struct FetchError {
     pub cause: String,
 }
 
+/// How to log in over SSH and which host keys to accept.
+#[derive(Clone)]
+pub struct SshAuth {
+    /// Private key file; read by libssh2 at each fetch, so a rotated key is picked up.
+    pub key: PathBuf,
+    pub passphrase: Option<String>,
+    /// OpenSSH `known_hosts`; read at each fetch.
+    pub known_hosts: PathBuf,
+}
+
+/// Why [`Mirror::callbacks`] refused a credential or a server, kept aside because libgit2
+/// replaces some callback errors with its own message (a refused host key becomes "invalid or
+/// unknown remote ssh hostkey").
+#[derive(Clone, Default)]
+pub struct Refusal(Arc<Mutex<Option<String>>>);
+
+impl Refusal {
+    fn refuse(&self, why: String) -> git2::Error {
+        let e = git2::Error::from_str(&why);
+        if let Ok(mut r) = self.0.lock() {
+            *r = Some(why);
+        }
+        e
+    }
+
+    /// The cause of a failed operation: our refusal if there was one, else libgit2's message.
+    pub fn cause(&self, e: &git2::Error) -> String {
+        if let Some(why) = self.0.lock().ok().and_then(|r| r.clone()) {
+            return why;
+        }
+        // libgit2 reports an unverifiable server certificate as a generic SSL error.
+        if e.class() == git2::ErrorClass::Ssl && e.message().contains("certificate") {
+            return format!(
+                "{}: the server's TLS certificate is not signed by a trusted CA (the system's, \
+                 or repo.caFile) or does not name the host",
+                e.message()
+            );
+        }
+        e.message().to_string()
+    }
+}
+
 /// The remote, its branch, and the mirror that holds what was fetched.
 pub struct Mirror {
     path: PathBuf,
     url: String,
     branch: String,
-    username: String,
+    username: Option<String>,
     token: Option<String>,
+    ssh: Option<SshAuth>,
     timeout: Duration,
 }
 
@@ -44,10 +98,61 @@ impl Mirror {
             path: state_dir.join("mirror.git"),
             url: url.to_string(),
             branch: branch.to_string(),
-            username: username.unwrap_or_else(|| "x-access-token".into()),
+            username,
             token,
+            ssh: None,
             timeout,
         }
+    }
+
+    pub fn with_ssh(mut self, ssh: SshAuth) -> Mirror {
+        self.ssh = Some(ssh);
+        self
+    }
+
+    /// The mirror of the daemon's `repo`: resolves its secrets, checks that the key, known_hosts
+    /// and CA files are usable (so a mistake stops the start, not every fetch) and makes
+    /// libgit2 trust `caFile`. Call before any fetch: the CA setting is process-wide.
+    pub fn from_config(state_dir: &Path, repo: &RepoConfig) -> anyhow::Result<Mirror> {
+        let token = repo
+            .token
+            .as_ref()
+            .map(|t| t.resolve("repo.token"))
+            .transpose()?;
+        let mut mirror = Mirror::new(
+            state_dir,
+            &repo.url,
+            &repo.branch,
+            repo.username.clone(),
+            token,
+            Duration::from_secs(repo.fetch_timeout_seconds),
+        );
+        if let (Some(key), Some(known_hosts)) = (&repo.ssh_key, &repo.known_hosts) {
+            std::fs::File::open(&key.file)
+                .with_context(|| format!("repo.sshKey: opening {}", key.file.display()))?;
+            let hosts = KnownHosts::load(known_hosts)
+                .map_err(|e| anyhow::anyhow!("repo.knownHosts: {e}"))?;
+            if hosts.is_empty() {
+                bail!(
+                    "repo.knownHosts: {} has no host key entries",
+                    known_hosts.display()
+                );
+            }
+            mirror = mirror.with_ssh(SshAuth {
+                key: key.file.clone(),
+                passphrase: key
+                    .passphrase
+                    .as_ref()
+                    .map(|p| p.resolve("repo.sshKey.passphrase"))
+                    .transpose()?,
+                known_hosts: known_hosts.clone(),
+            });
+        }
+        if let Some(ca) = &repo.ca_file {
+            trust_ca_file(ca)?;
+        }
+        set_network_timeouts(mirror.timeout)?;
+        Ok(mirror)
     }
 
     pub fn path(&self) -> &Path {
@@ -67,44 +172,113 @@ impl Mirror {
         format!("refs/remotes/origin/{}", self.branch)
     }
 
-    /// Fetches the branch (blocking; run it on a blocking thread) and returns its commit.
-    pub fn fetch(&self) -> Result<String, FetchError> {
-        let err = |cause: String| FetchError {
+    fn error(&self, cause: String) -> FetchError {
+        FetchError {
             url: self.display_url(),
             host: host_of(&self.url),
             branch: self.branch.clone(),
             cause,
-        };
-        let repo = self
-            .open()
-            .map_err(|e| err(format!("mirror: {}", e.message())))?;
-        let mut remote = repo
-            .remote_anonymous(&self.url)
-            .map_err(|e| err(e.message().to_string()))?;
+        }
+    }
+
+    /// Credentials and server verification for any network operation on the remote: the token
+    /// over HTTPS, the key over SSH (each offered once: a rejected credential fails the fetch
+    /// instead of looping), the SSH host key checked against `known_hosts`. X.509 certificates are
+    /// left to libgit2's OpenSSL verification (system CAs plus `caFile`). Map the operation's
+    /// error through the returned [`Refusal`].
+    pub fn callbacks(&self) -> (RemoteCallbacks<'static>, Refusal) {
+        let refusal = Refusal::default();
         let mut callbacks = RemoteCallbacks::new();
-        let mut asked = 0;
+        let mut offered = false;
         let token = self.token.clone();
-        let username = self.username.clone();
+        let ssh = self.ssh.clone();
+        let is_ssh = ssh_target(&self.url).is_some();
+        let username = self
+            .username
+            .clone()
+            .unwrap_or_else(|| if is_ssh { "git" } else { "x-access-token" }.to_string());
+        let refused = refusal.clone();
         callbacks.credentials(move |_url, user_from_url, allowed| {
-            asked += 1;
-            // libgit2 asks again after a rejected credential: give up instead of looping.
-            if asked > 1 {
-                return Err(git2::Error::from_str(
-                    "authentication failed (credentials were rejected)",
-                ));
+            let user = user_from_url.unwrap_or(&username);
+            // Over SSH without a user in the URL, libgit2 first asks only for the user name.
+            if allowed == CredentialType::USERNAME {
+                return Cred::username(user);
+            }
+            if offered {
+                return Err(
+                    refused.refuse(if allowed.contains(CredentialType::SSH_KEY) {
+                        "authentication failed: the server rejected the SSH key".into()
+                    } else {
+                        "authentication failed: the server rejected the token".into()
+                    }),
+                );
+            }
+            offered = true;
+            if allowed.contains(CredentialType::SSH_KEY) {
+                return match &ssh {
+                    Some(s) => Cred::ssh_key(user, None, &s.key, s.passphrase.as_deref()),
+                    None => Err(refused.refuse(
+                        "authentication failed: the server asks for an SSH key and repo.sshKey \
+                         is not configured"
+                            .into(),
+                    )),
+                };
             }
             match &token {
                 Some(t) if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) => {
-                    Cred::userpass_plaintext(user_from_url.unwrap_or(&username), t)
+                    Cred::userpass_plaintext(user, t)
                 }
-                Some(_) => Err(git2::Error::from_str(
-                    "the remote asks for a credential type other than a token",
+                Some(_) => Err(refused.refuse(
+                    "authentication failed: the server asks for a credential type other than a \
+                     token"
+                        .into(),
                 )),
-                None => Err(git2::Error::from_str(
-                    "the remote asks for credentials and no token is configured",
+                None => Err(refused.refuse(
+                    "authentication failed: the server asks for credentials and repo.token is \
+                     not configured"
+                        .into(),
                 )),
             }
         });
+        let known_hosts = self.ssh.as_ref().map(|s| s.known_hosts.clone());
+        let target = ssh_target(&self.url);
+        let refused = refusal.clone();
+        callbacks.certificate_check(move |cert, hostname| {
+            let Some(hostkey) = cert.as_hostkey() else {
+                return Ok(CertificateCheckStatus::CertificatePassthrough);
+            };
+            let (host, port) = match &target {
+                Some(t) => (t.host.as_str(), t.port),
+                None => (hostname, 22),
+            };
+            let Some(path) = &known_hosts else {
+                return Err(refused.refuse(format!(
+                    "host key verification failed: no repo.knownHosts to check the key of {host}"
+                )));
+            };
+            let (Some(key), Some(kind)) = (hostkey.hostkey(), hostkey.hostkey_type()) else {
+                return Err(refused.refuse(format!(
+                    "host key verification failed: libssh2 did not give the host key of {host}"
+                )));
+            };
+            let hosts = KnownHosts::load(path).map_err(|e| refused.refuse(e))?;
+            hosts
+                .check(host, port, kind.name(), key)
+                .map(|()| CertificateCheckStatus::CertificateOk)
+                .map_err(|e| refused.refuse(e.to_string()))
+        });
+        (callbacks, refusal)
+    }
+
+    /// Fetches the branch (blocking; run it on a blocking thread) and returns its commit.
+    pub fn fetch(&self) -> Result<String, FetchError> {
+        let repo = self
+            .open()
+            .map_err(|e| self.error(format!("mirror: {}", e.message())))?;
+        let mut remote = repo
+            .remote_anonymous(&self.url)
+            .map_err(|e| self.error(e.message().to_string()))?;
+        let (mut callbacks, refusal) = self.callbacks();
         let deadline = Instant::now() + self.timeout;
         callbacks.transfer_progress(move |_| Instant::now() < deadline);
         let mut options = FetchOptions::new();
@@ -116,13 +290,13 @@ impl Mirror {
             .fetch(&[refspec.as_str()], Some(&mut options), None)
             .map_err(|e| {
                 if Instant::now() >= deadline {
-                    err(format!("timed out after {:?}", self.timeout))
+                    self.error(format!("timed out after {:?}", self.timeout))
                 } else {
-                    err(e.message().to_string())
+                    self.error(refusal.cause(&e))
                 }
             })?;
         let oid = repo.refname_to_id(&self.tracking_ref()).map_err(|e| {
-            err(format!(
+            self.error(format!(
                 "the remote has no branch `{}` ({})",
                 self.branch,
                 e.message()
@@ -171,6 +345,13 @@ pub fn display_url(url: &str) -> String {
 
 /// The host of a remote URL; `local` for paths and `file://` URLs.
 pub fn host_of(url: &str) -> String {
+    if let Some(t) = ssh_target(url) {
+        return if t.port == 22 {
+            t.host
+        } else {
+            format!("{}:{}", t.host, t.port)
+        };
+    }
     match reqwest::Url::parse(url) {
         Ok(u) if u.scheme() == "file" => "local".into(),
         Ok(u) => match (u.host_str(), u.port()) {
@@ -178,15 +359,81 @@ pub fn host_of(url: &str) -> String {
             (Some(h), None) => h.to_string(),
             _ => "local".into(),
         },
-        // scp-like `git@host:path`
-        Err(_) => match url
-            .split_once('@')
-            .and_then(|(_, rest)| rest.split_once(':'))
-        {
-            Some((host, _)) if !url.starts_with('/') => host.to_string(),
-            _ => "local".into(),
-        },
+        Err(_) => "local".into(),
     }
+}
+
+/// Where an SSH remote is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTarget {
+    pub user: Option<String>,
+    /// Without brackets for IPv6.
+    pub host: String,
+    pub port: u16,
+}
+
+/// The SSH server of `ssh://`, `git+ssh://`, `ssh+git://` and scp-like `[user@]host:path` URLs
+/// (Git's rule: a colon before any slash); `None` for every other URL and for local paths.
+pub fn ssh_target(url: &str) -> Option<SshTarget> {
+    if let Some((scheme, _)) = url.split_once("://") {
+        if !matches!(scheme, "ssh" | "git+ssh" | "ssh+git") {
+            return None;
+        }
+        let u = reqwest::Url::parse(url).ok()?;
+        let host = u.host_str()?.trim_start_matches('[').trim_end_matches(']');
+        return Some(SshTarget {
+            user: Some(u.username().to_string()).filter(|s| !s.is_empty()),
+            host: host.to_string(),
+            port: u.port().unwrap_or(22),
+        });
+    }
+    let colon = url.find(':')?;
+    if url[..colon].contains('/') {
+        return None;
+    }
+    let (user, host) = match url[..colon].rsplit_once('@') {
+        Some((u, h)) => (Some(u.to_string()), h),
+        None => (None, &url[..colon]),
+    };
+    // A single letter is a Windows drive (`C:\...`), not a host.
+    if host.is_empty() || host.len() == 1 {
+        return None;
+    }
+    Some(SshTarget {
+        user,
+        host: host.to_string(),
+        port: 22,
+    })
+}
+
+/// Bounds connecting and every network read: the fetch deadline alone is only checked while
+/// objects arrive, so a host that drops packets or a server that stops answering would hold the
+/// worker for the OS's TCP timeouts (or forever).
+fn set_network_timeouts(fetch_timeout: Duration) -> anyhow::Result<()> {
+    let ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX).max(1);
+    let connect = fetch_timeout.min(Duration::from_secs(30));
+    // SAFETY: as in `trust_ca_file`, called once at start before any other libgit2 use.
+    unsafe {
+        git2::opts::set_server_connect_timeout_in_milliseconds(ms(connect))?;
+        git2::opts::set_server_timeout_in_milliseconds(ms(fetch_timeout))?;
+    }
+    Ok(())
+}
+
+/// Makes libgit2 (OpenSSL) trust the CA certificates in `path` in addition to the system's.
+fn trust_ca_file(path: &Path) -> anyhow::Result<()> {
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("repo.caFile: reading {}", path.display()))?;
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        bail!(
+            "repo.caFile: {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        );
+    }
+    // SAFETY: libgit2 options must not change while other libgit2 calls run; the daemon calls
+    // this once at start, before its worker (the only user of libgit2) exists.
+    unsafe { git2::opts::set_ssl_cert_file(path) }
+        .map_err(|e| anyhow::anyhow!("repo.caFile: {}: {}", path.display(), e.message()))
 }
 
 #[cfg(test)]
@@ -200,6 +447,27 @@ mod tests {
         assert_eq!(host_of("/srv/git/jobs.git"), "local");
         assert_eq!(host_of("file:///srv/git/jobs.git"), "local");
         assert_eq!(host_of("git@gitlab.com:a/b.git"), "gitlab.com");
+        assert_eq!(
+            host_of("ssh://git@127.0.0.1:2222/srv/a.git"),
+            "127.0.0.1:2222"
+        );
+        assert_eq!(host_of("ssh://git@[::1]/srv/a.git"), "::1");
+        assert_eq!(
+            ssh_target("git@gitlab.com:a/b.git"),
+            Some(SshTarget {
+                user: Some("git".into()),
+                host: "gitlab.com".into(),
+                port: 22
+            })
+        );
+        assert_eq!(ssh_target("gitlab.com:a/b.git").unwrap().user, None);
+        assert_eq!(ssh_target("git+ssh://h/a.git").unwrap().port, 22);
+        assert_eq!(ssh_target("ssh://u@h:2222/a.git").unwrap().port, 2222);
+        assert_eq!(ssh_target("https://h/a.git"), None);
+        assert_eq!(ssh_target("/srv/a:b.git"), None);
+        assert_eq!(ssh_target("./a:b"), None);
+        assert_eq!(ssh_target("C:\\repos\\a"), None);
+        assert_eq!(ssh_target("file:///srv/a.git"), None);
         assert_eq!(
             display_url("https://u:secret@github.com/a/b.git"),
             "https://github.com/a/b.git"

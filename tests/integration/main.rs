@@ -9,6 +9,7 @@ mod lifecycle;
 mod notify;
 mod preview;
 mod recover;
+mod remote;
 mod serve;
 mod sql;
 mod stale;
