@@ -19,11 +19,11 @@
 //!
 //! # Append-only
 //!
-//! Plans, applies, journal entries and savepoint lineage are never deleted, and triggers in the
-//! schema refuse every update except recording how an apply ended ([`Store::finish_apply`], once)
-//! and a journal entry's progress and result ([`Store::journal_progress`] and
-//! [`Store::journal_result`], only while it is pending). Job records ([`Store::upsert_job`]) are
-//! the only mutable view.
+//! Plans, applies, journal entries and savepoint lineage are never deleted except by
+//! [`Store::prune`] (retention, see [`retention`]), and triggers in the schema refuse every update
+//! except recording how an apply ended ([`Store::finish_apply`], once) and a journal entry's
+//! progress and result ([`Store::journal_progress`] and [`Store::journal_result`], only while it
+//! is pending). Job records ([`Store::upsert_job`]) are the only mutable view.
 //!
 //! # Time
 //!
@@ -51,6 +51,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("store/migrations/0001_initial.sql")),
     (2, include_str!("store/migrations/0002_audit.sql")),
     (3, include_str!("store/migrations/0003_notify.sql")),
+    (5, include_str!("store/migrations/0005_retention.sql")),
 ];
 
 /// The schema version this build of weir reads and writes.
@@ -1238,6 +1239,8 @@ fn is_busy(e: &sqlx::Error) -> bool {
 pub mod audit;
 
 mod notify;
+
+pub mod retention;
 
 #[cfg(test)]
 mod tests;
