@@ -35,6 +35,8 @@ pub struct DaemonConfig {
     pub sync: SyncConfig,
     #[serde(default)]
     pub apply: ApplyConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Seconds to let an in-flight apply finish after SIGTERM/SIGINT (default 60); after that the
     /// process exits and the journal lets the next start finish the apply.
     #[serde(default = "default_grace")]
@@ -186,6 +188,23 @@ impl Default for ApplyConfig {
     }
 }
 
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Delete plan and apply records older than this many days, at start and then once a day
+    /// (like `weir prune --older-than Nd`). Absent: keep everything.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+}
+
+impl AuditConfig {
+    /// How old a record may get before the daemon prunes it, if it prunes.
+    pub fn retention(&self) -> Option<Duration> {
+        self.retention_days
+            .map(|d| Duration::from_secs(u64::from(d) * 86_400))
+    }
+}
+
 fn default_poll() -> u64 {
     60
 }
@@ -315,6 +334,12 @@ impl DaemonConfig {
             bail!("repo.branch `{}` is not a branch name", self.repo.branch);
         }
         self.listen_addr()?;
+        if self.audit.retention_days == Some(0) {
+            bail!(
+                "audit.retentionDays must be at least 1 (leave it out to keep everything; \
+                 `weir prune` prunes by hand)"
+            );
+        }
         Ok(())
     }
 
@@ -366,6 +391,27 @@ mod tests {
         assert_eq!(cfg.sync.self_heal_max_attempts, 5);
         assert_eq!(cfg.api.tokens.len(), 1);
         assert_eq!(cfg.listen_addr().unwrap().port(), 9000);
+    }
+
+    #[test]
+    fn retention_is_off_unless_configured() {
+        let cfg = DaemonConfig::parse("repo: {url: x}\n").unwrap();
+        assert_eq!(cfg.audit.retention(), None);
+        let cfg = DaemonConfig::parse("repo: {url: x}\naudit: {retentionDays: 90}\n").unwrap();
+        assert_eq!(
+            cfg.audit.retention(),
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        assert!(DaemonConfig::parse("repo: {url: x}\naudit: {retentionDay: 9}\n").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir-serve.yaml");
+        std::fs::write(&path, "repo: {url: x}\naudit: {retentionDays: 0}\n").unwrap();
+        let err = DaemonConfig::load(&Overrides {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("retentionDays"), "{err}");
     }
 
     #[test]
