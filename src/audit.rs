@@ -23,6 +23,7 @@ use crate::plan::Step;
 use crate::store::audit::{
     ApplyEvent, ChangeResult, EVENT_RESUMED, HistoryFilter, RecordKind, RecordOrigin,
 };
+use crate::store::retention::{PruneRecord, PruneReport};
 use crate::store::{
     ApplyRecord, HistoryEntry, HistoryKind, JournalEntry, PlanRecord, SavepointRecord, Store,
     StoreError,
@@ -1180,6 +1181,30 @@ pub fn history_text(records: &[HistoryRecord]) -> String {
     )
 }
 
+/// Which records `weir history` (and `GET /api/v1/history`) lists: newest first and at most
+/// `limit` (default [`DEFAULT_HISTORY_LIMIT`]); as JSON lines (`jsonl`) oldest first, all unless
+/// `limit` is given, for shipping to a log system.
+pub fn history_filter(
+    job: Option<String>,
+    since_ms: Option<i64>,
+    limit: Option<usize>,
+    jsonl: bool,
+) -> HistoryFilter {
+    HistoryFilter {
+        job,
+        since_ms,
+        limit: if jsonl {
+            limit
+        } else {
+            Some(limit.unwrap_or(DEFAULT_HISTORY_LIMIT))
+        },
+        oldest_first: jsonl,
+    }
+}
+
+/// How many records `weir history` lists unless told.
+pub const DEFAULT_HISTORY_LIMIT: usize = 50;
+
 /// One JSON document per line.
 pub fn jsonl<T: Serialize>(items: &[T]) -> Result<String, serde_json::Error> {
     let mut out = String::new();
@@ -1411,6 +1436,104 @@ pub fn lineage_text(l: &Lineage) -> String {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retention
+
+/// `3 plans`, `1 apply`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// What `weir prune` (and the daemon's retention) did, in words.
+pub fn prune_text(r: &PruneReport) -> String {
+    let d = &r.deleted;
+    let k = &r.kept;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {} ({}, {}) older than {}{}",
+        if r.dry_run { "Would prune" } else { "Pruned" },
+        count(d.records(), "record", "records"),
+        count(d.plans, "plan", "plans"),
+        count(d.applies, "apply", "applies"),
+        time_text(r.cutoff_ms),
+        if d.records() > 0 || d.deliveries > 0 {
+            ", with:"
+        } else {
+            "."
+        }
+    );
+    if d.records() > 0 || d.deliveries > 0 {
+        for (n, one, many) in [
+            (d.journal_entries, "journal entry", "journal entries"),
+            (d.apply_changes, "change result", "change results"),
+            (d.apply_events, "apply event", "apply events"),
+            (d.origins, "origin", "origins"),
+            (d.savepoints, "savepoint record", "savepoint records"),
+            (
+                d.savepoint_restores,
+                "savepoint restore",
+                "savepoint restores",
+            ),
+            (
+                d.deliveries,
+                "notification delivery",
+                "notification deliveries",
+            ),
+        ] {
+            let _ = writeln!(out, "  {}", count(n, one, many));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "Kept whatever their age: {}, the newest savepoint of each job ({}), and the {} and {} \
+         older than the cutoff that these need.",
+        count(
+            k.unfinished_applies,
+            "unfinished apply",
+            "unfinished applies"
+        ),
+        count(k.newest_savepoints, "savepoint", "savepoints"),
+        count(k.old_applies, "apply", "applies"),
+        count(k.old_plans, "plan", "plans"),
+    );
+    match r.id {
+        Some(id) => {
+            let _ = writeln!(out, "Recorded as prune {id}.");
+        }
+        None => {
+            let _ = writeln!(out, "Nothing was deleted (dry run).");
+        }
+    }
+    out
+}
+
+/// `weir prune --log`: every recorded prune, newest first.
+pub fn prune_log_text(log: &[PruneRecord]) -> String {
+    if log.is_empty() {
+        return "No prunes recorded.\n".into();
+    }
+    let rows: Vec<Vec<String>> = log
+        .iter()
+        .map(|p| {
+            vec![
+                p.id.to_string(),
+                time_text(p.at_ms),
+                match &p.actor {
+                    Some(a) => format!("{} ({a})", p.trigger),
+                    None => p.trigger.clone(),
+                },
+                time_text(p.cutoff_ms),
+                format!(
+                    "{} plans, {} applies, {} savepoints, {} deliveries",
+                    p.deleted.plans, p.deleted.applies, p.deleted.savepoints, p.deleted.deliveries
+                ),
+            ]
+        })
+        .collect();
+    columns(&["ID", "TIME", "BY", "CUTOFF", "DELETED"], &rows)
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ use crate::plan::{self, Plan, PlanInput};
 use crate::render;
 use crate::serve::engine::{self, ApplySettings, history_map};
 use crate::store::Store;
-use crate::store::audit::{HistoryFilter, RecordKind};
+use crate::store::audit::RecordKind;
+use crate::store::retention::{PruneRequest, TRIGGER_CLI};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -153,6 +154,25 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Delete plan and apply records older than a duration (retention). Unfinished applies,
+    /// job records and the newest savepoint of each job (with the apply and plan it came from)
+    /// are always kept; the prune itself is recorded.
+    Prune {
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Delete records older than this: a duration back from now (90d, 24h, 0s) or a time
+        /// (RFC 3339, or a date such as 2025-01-31).
+        #[arg(long, value_name = "DURATION", required_unless_present = "log")]
+        older_than: Option<String>,
+        /// Only count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// List the recorded prunes instead.
+        #[arg(long, conflicts_with_all = ["older_than", "dry_run"])]
+        log: bool,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,6 +270,25 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Savepoints { job, repo, format } => {
             let store = open_store(cli.state.as_deref(), &repo).await?;
             savepoints_cmd(&store, &job, format).await
+        }
+        Command::Prune {
+            repo,
+            older_than,
+            dry_run,
+            log,
+            format,
+        } => {
+            let now = now_ms();
+            let cutoff_ms = older_than
+                .as_deref()
+                .map(|s| audit::parse_since(s, now))
+                .transpose()
+                .map_err(|e| anyhow!("--older-than: {e}"))?;
+            let store = open_store(cli.state.as_deref(), &repo).await?;
+            match cutoff_ms {
+                Some(cutoff_ms) if !log => prune_cmd(&store, cutoff_ms, now, dry_run, format).await,
+                _ => prune_log_cmd(&store, format).await,
+            }
         }
     }
 }
@@ -713,17 +752,7 @@ async fn history_cmd(
     limit: Option<usize>,
     format: HistoryFormat,
 ) -> Result<i32> {
-    let jsonl = format == HistoryFormat::Jsonl;
-    let filter = HistoryFilter {
-        job,
-        since_ms,
-        limit: if jsonl {
-            limit
-        } else {
-            Some(limit.unwrap_or(50))
-        },
-        oldest_first: jsonl,
-    };
+    let filter = audit::history_filter(job, since_ms, limit, format == HistoryFormat::Jsonl);
     let records = audit::load_history(store, &filter).await?;
     match format {
         HistoryFormat::Text => print!("{}", audit::history_text(&records)),
@@ -753,6 +782,39 @@ async fn savepoints_cmd(store: &Store, job: &str, format: OutputFormat) -> Resul
     match format {
         OutputFormat::Text => print!("{}", audit::lineage_text(&lineage)),
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&lineage)?),
+    }
+    Ok(0)
+}
+
+async fn prune_cmd(
+    store: &Store,
+    cutoff_ms: i64,
+    now: i64,
+    dry_run: bool,
+    format: OutputFormat,
+) -> Result<i32> {
+    let report = store
+        .prune(&PruneRequest {
+            cutoff_ms,
+            at_ms: now,
+            trigger: TRIGGER_CLI.into(),
+            actor: audit::cli_actor(),
+            keep_plans: Vec::new(),
+            dry_run,
+        })
+        .await?;
+    match format {
+        OutputFormat::Text => print!("{}", audit::prune_text(&report)),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(0)
+}
+
+async fn prune_log_cmd(store: &Store, format: OutputFormat) -> Result<i32> {
+    let log = store.prunes().await?;
+    match format {
+        OutputFormat::Text => print!("{}", audit::prune_log_text(&log)),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&log)?),
     }
     Ok(0)
 }

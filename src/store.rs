@@ -19,11 +19,11 @@
 //!
 //! # Append-only
 //!
-//! Plans, applies, journal entries and savepoint lineage are never deleted, and triggers in the
-//! schema refuse every update except recording how an apply ended ([`Store::finish_apply`], once)
-//! and a journal entry's progress and result ([`Store::journal_progress`] and
-//! [`Store::journal_result`], only while it is pending). Job records ([`Store::upsert_job`]) are
-//! the only mutable view.
+//! Plans, applies, journal entries and savepoint lineage are never deleted except by
+//! [`Store::prune`] (retention, see [`retention`]), and triggers in the schema refuse every update
+//! except recording how an apply ended ([`Store::finish_apply`], once) and a journal entry's
+//! progress and result ([`Store::journal_progress`] and [`Store::journal_result`], only while it
+//! is pending). Job records ([`Store::upsert_job`]) are the only mutable view.
 //!
 //! # Time
 //!
@@ -52,6 +52,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("store/migrations/0002_audit.sql")),
     (3, include_str!("store/migrations/0003_notify.sql")),
     (4, include_str!("store/migrations/0004_daemon.sql")),
+    (5, include_str!("store/migrations/0005_retention.sql")),
 ];
 
 /// The schema version this build of weir reads and writes.
@@ -1240,6 +1241,8 @@ pub mod audit;
 mod daemon;
 
 mod notify;
+
+pub mod retention;
 
 #[cfg(test)]
 mod tests;

@@ -39,6 +39,8 @@ pub struct DaemonConfig {
     /// Development: reconcile as soon as a local jobs repo changes (see `serve::watch`).
     #[serde(default)]
     pub watch: Option<WatchConfig>,
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Seconds to let an in-flight apply finish after SIGTERM/SIGINT (default 60); after that the
     /// process exits and the journal lets the next start finish the apply.
     #[serde(default = "default_grace")]
@@ -325,6 +327,23 @@ impl Default for ApplyConfig {
 fn default_debounce() -> u64 {
     300
 }
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Delete plan and apply records older than this many days, at start and then once a day
+    /// (like `weir prune --older-than Nd`). Absent: keep everything.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+}
+
+impl AuditConfig {
+    /// How old a record may get before the daemon prunes it, if it prunes.
+    pub fn retention(&self) -> Option<Duration> {
+        self.retention_days
+            .map(|d| Duration::from_secs(u64::from(d) * 86_400))
+    }
+}
+
 fn default_poll() -> u64 {
     60
 }
@@ -462,6 +481,12 @@ impl DaemonConfig {
         self.listen_addr()?;
         self.watch_path()?;
         self.repo.check()?;
+        if self.audit.retention_days == Some(0) {
+            bail!(
+                "audit.retentionDays must be at least 1 (leave it out to keep everything; \
+                 `weir prune` prunes by hand)"
+            );
+        }
         Ok(())
     }
 
@@ -581,6 +606,27 @@ mod tests {
             load("https://h/j.git", "watch: {path: /w}\n").unwrap(),
             Some(PathBuf::from("/w"))
         );
+    }
+
+    #[test]
+    fn retention_is_off_unless_configured() {
+        let cfg = DaemonConfig::parse("repo: {url: x}\n").unwrap();
+        assert_eq!(cfg.audit.retention(), None);
+        let cfg = DaemonConfig::parse("repo: {url: x}\naudit: {retentionDays: 90}\n").unwrap();
+        assert_eq!(
+            cfg.audit.retention(),
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        assert!(DaemonConfig::parse("repo: {url: x}\naudit: {retentionDay: 9}\n").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir-serve.yaml");
+        std::fs::write(&path, "repo: {url: x}\naudit: {retentionDays: 0}\n").unwrap();
+        let err = DaemonConfig::load(&Overrides {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("retentionDays"), "{err}");
     }
 
     #[test]

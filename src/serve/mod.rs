@@ -31,7 +31,9 @@ use reconcile::{RepoStatus, Shared, Status, Worker};
 use server::{AppState, Secrets};
 use source::Mirror;
 
+use crate::apply::now_ms;
 use crate::store::Store;
+use crate::store::retention::{PruneRequest, TRIGGER_RETENTION};
 
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
 pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
@@ -112,6 +114,9 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
     let local = tokio::task::LocalSet::new();
     let worker = Worker::new(shared.clone(), mirror.clone());
     tracker.spawn_local_on(worker.run(apply_rx), &local);
+    if let Some(retention) = shared.cfg.audit.retention() {
+        tracker.spawn(retention_loop(shared.clone(), retention, cancel.clone()));
+    }
     tracker.close();
 
     if let Some(path) = &overrides.address_file {
@@ -147,6 +152,47 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
     info!("stopped");
     eprintln!("weir serve: stopped");
     Ok(code)
+}
+
+/// How often the daemon prunes when `audit.retentionDays` is set.
+const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// Prunes records older than `retention` at start and then every [`PRUNE_EVERY`], until
+/// shutdown. A plan waiting for approval is kept whatever its age.
+async fn retention_loop(shared: Arc<Shared>, retention: Duration, cancel: CancellationToken) {
+    let keep = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        let now = now_ms();
+        let request = PruneRequest {
+            cutoff_ms: now.saturating_sub(keep),
+            at_ms: now,
+            trigger: TRIGGER_RETENTION.into(),
+            actor: Some("weir serve".into()),
+            keep_plans: shared
+                .status()
+                .pending_plan
+                .map(|p| p.id)
+                .into_iter()
+                .collect(),
+            dry_run: false,
+        };
+        match shared.store.prune(&request).await {
+            Ok(r) => info!(
+                cutoff = %crate::audit::rfc3339(r.cutoff_ms),
+                plans = r.deleted.plans,
+                applies = r.deleted.applies,
+                savepoints = r.deleted.savepoints,
+                deliveries = r.deleted.deliveries,
+                "retention: pruned records older than {} days",
+                retention.as_secs() / 86_400
+            ),
+            Err(e) => warn!("retention: {:#}", anyhow::Error::from(e)),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+        }
+    }
 }
 
 fn resolve(secret: &Option<config::SecretRef>, what: &str) -> Result<Option<String>> {

@@ -1,12 +1,13 @@
-//! The HTTP API (axum on hyper): health, status, plans, applies, sync, metrics and the webhook
-//! receivers. Mutating endpoints need a bearer token; read endpoints too when configured.
+//! The HTTP API (axum on hyper): health, status, plans, applies, the audit trail (history,
+//! records, savepoint lineage), sync, metrics and the webhook receivers. Mutating endpoints need
+//! a bearer token; read endpoints too when configured.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +21,8 @@ use tower_http::trace::TraceLayer;
 
 use super::reconcile::{ApplyRefusal, ApplyRequest, Shared};
 use super::webhook;
+use crate::apply::now_ms;
+use crate::audit;
 use crate::store::HistoryKind;
 
 /// Secrets resolved at start.
@@ -84,6 +87,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/plans/{id}", get(plan))
         .route("/api/v1/plans/{id}/apply", post(apply_plan))
         .route("/api/v1/applies/{id}", get(apply))
+        .route("/api/v1/history", get(history))
+        .route("/api/v1/records/{id}", get(record))
+        .route("/api/v1/jobs/{name}/savepoints", get(savepoints))
         .route("/api/v1/sync", post(sync))
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
     Router::new()
@@ -259,6 +265,8 @@ async fn plan(
     json(json!({"id": record.id, "trigger": record.trigger, "plan": plan}))
 }
 
+/// The story of an apply (as `weir show APPLY_ID --format json` and `/api/v1/records/{id}`),
+/// plus the raw `apply` row and `journal` this endpoint has always returned.
 async fn apply(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -266,14 +274,84 @@ async fn apply(
 ) -> ApiResult {
     check_read(&state, &headers)?;
     let store = &state.shared.store;
-    let Some(record) = store.apply(&id).await? else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no apply `{id}`"),
-        ));
-    };
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no apply `{id}`"));
+    let record = store.apply(&id).await?.ok_or_else(not_found)?;
+    let story = audit::load_apply(store, &id).await?.ok_or_else(not_found)?;
     let journal = store.journal(&id).await?;
-    json(json!({"apply": record, "journal": journal}))
+    let mut body = serde_json::to_value(story)?;
+    body["apply"] = serde_json::to_value(record)?;
+    body["journal"] = serde_json::to_value(journal)?;
+    json(body)
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    job: Option<String>,
+    since: Option<String>,
+    limit: Option<usize>,
+    format: Option<String>,
+}
+
+/// `weir history --format json|jsonl` over HTTP: the same records, filters and order.
+async fn history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> ApiResult {
+    check_read(&state, &headers)?;
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let jsonl = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("jsonl") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("format: `{other}` is neither `json` nor `jsonl`"),
+            ));
+        }
+    };
+    let since_ms = q
+        .since
+        .as_deref()
+        .map(|s| audit::parse_since(s, now_ms()))
+        .transpose()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("since: {e}")))?;
+    let filter = audit::history_filter(q.job, since_ms, q.limit, jsonl);
+    let records = audit::load_history(&state.shared.store, &filter).await?;
+    if jsonl {
+        return Ok((
+            [(header::CONTENT_TYPE, "application/x-ndjson")],
+            audit::jsonl(&records)?,
+        )
+            .into_response());
+    }
+    json(records)
+}
+
+/// `weir show ID --format json` over HTTP: an apply's or a plan's story.
+async fn record(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    check_read(&state, &headers)?;
+    match audit::load_shown(&state.shared.store, &id).await? {
+        Some(shown) => json(shown),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no apply or plan `{id}`"),
+        )),
+    }
+}
+
+/// `weir savepoints JOB --format json` over HTTP: the job's savepoint lineage.
+async fn savepoints(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult {
+    check_read(&state, &headers)?;
+    json(audit::load_lineage(&state.shared.store, &name).await?)
 }
 
 async fn sync(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
