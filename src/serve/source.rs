@@ -69,10 +69,33 @@ impl Mirror {
 
     /// Fetches the branch (blocking; run it on a blocking thread) and returns its commit.
     pub fn fetch(&self) -> Result<String, FetchError> {
+        let refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking_ref());
+        let mut ids = self.fetch_refspecs(&self.branch, &[(refspec, self.tracking_ref())])?;
+        Ok(ids.remove(0))
+    }
+
+    /// Fetches other refs of the remote (e.g. a pull request's `refs/pull/7/head`) into refs of
+    /// the mirror, forced: `(remote ref, mirror ref)` pairs. Returns the commit of each, in order.
+    /// Blocking, like [`Mirror::fetch`]. The followed branch's tracking ref is not touched.
+    pub fn fetch_refs(&self, refs: &[(&str, &str)]) -> Result<Vec<String>, FetchError> {
+        let what: Vec<&str> = refs.iter().map(|(r, _)| *r).collect();
+        let specs: Vec<(String, String)> = refs
+            .iter()
+            .map(|(remote, local)| (format!("+{remote}:{local}"), local.to_string()))
+            .collect();
+        self.fetch_refspecs(&what.join(", "), &specs)
+    }
+
+    /// One fetch of `(refspec, local ref)` pairs; the commit of each local ref afterwards.
+    fn fetch_refspecs(
+        &self,
+        what: &str,
+        refspecs: &[(String, String)],
+    ) -> Result<Vec<String>, FetchError> {
         let err = |cause: String| FetchError {
             url: self.display_url(),
             host: host_of(&self.url),
-            branch: self.branch.clone(),
+            branch: what.to_string(),
             cause,
         };
         let repo = self
@@ -111,9 +134,9 @@ impl Mirror {
         options
             .remote_callbacks(callbacks)
             .download_tags(AutotagOption::None);
-        let refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking_ref());
+        let specs: Vec<&str> = refspecs.iter().map(|(s, _)| s.as_str()).collect();
         remote
-            .fetch(&[refspec.as_str()], Some(&mut options), None)
+            .fetch(&specs, Some(&mut options), None)
             .map_err(|e| {
                 if Instant::now() >= deadline {
                     err(format!("timed out after {:?}", self.timeout))
@@ -121,14 +144,21 @@ impl Mirror {
                     err(e.message().to_string())
                 }
             })?;
-        let oid = repo.refname_to_id(&self.tracking_ref()).map_err(|e| {
-            err(format!(
-                "the remote has no branch `{}` ({})",
-                self.branch,
-                e.message()
-            ))
-        })?;
-        Ok(oid.to_string())
+        refspecs
+            .iter()
+            .map(|(spec, local)| {
+                repo.refname_to_id(local)
+                    .map(|oid| oid.to_string())
+                    .map_err(|e| {
+                        let name = spec.trim_start_matches('+').split(':').next();
+                        err(format!(
+                            "the remote has no `{}` ({})",
+                            name.unwrap_or(spec),
+                            e.message()
+                        ))
+                    })
+            })
+            .collect()
     }
 
     fn open(&self) -> Result<Repository, git2::Error> {
