@@ -538,7 +538,11 @@ impl Previews {
                     done.summary
                 );
                 self.record(key, |r| {
-                    r.outcome = done.state.as_str().into();
+                    r.outcome = if done.written {
+                        done.state.as_str().into()
+                    } else {
+                        "closed".into()
+                    };
                     r.head = Some(done.head.clone());
                     r.planned = done.planned.clone();
                     r.plan_id = done.plan_id.clone();
@@ -549,13 +553,16 @@ impl Previews {
             }
             Err(failure) => {
                 let message = self.scrubbed(&format!("{:#}", failure.error));
+                let brief = self.scrubbed(&brief(&failure.error));
                 warn!(
                     forge = key.forge.as_str(),
                     number = key.number,
                     "pull request preview failed: {message}"
                 );
                 let head = failure.head.unwrap_or_else(|| ev.head_sha.clone());
-                let comment = self.report_failure(target, key, &head, &message).await;
+                let comment = self
+                    .report_failure(target, key, &head, &message, &brief)
+                    .await;
                 self.record(key, |r| {
                     r.outcome = "error".into();
                     r.head = Some(head.clone());
@@ -680,6 +687,7 @@ impl Previews {
             state,
             comment_id: Some(comment),
             problem,
+            written: true,
         })
     }
 
@@ -801,11 +809,12 @@ impl Previews {
         key: PullKey,
         head: &str,
         message: &str,
+        brief: &str,
     ) -> Option<u64> {
         if self.closed(key) {
             return None;
         }
-        let description = format!("weir could not plan this commit: {message}");
+        let description = format!("weir could not plan this commit: {brief}");
         self.set_status(target, key, head, CommitState::Error, &description, None)
             .await;
         let body = self.scrubbed(&failure_comment(head, message));
@@ -821,6 +830,15 @@ impl Previews {
                 None
             }
         }
+    }
+}
+
+/// The gist of a failure, for a status description (140 characters on GitHub): for a fetch, the
+/// cause without the URL; otherwise the innermost error.
+fn brief(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<super::source::FetchError>() {
+        Some(f) => f.cause.clone(),
+        None => e.root_cause().to_string(),
     }
 }
 
@@ -857,6 +875,8 @@ struct Done {
     comment_id: Option<u64>,
     /// Why the status is a failure.
     problem: Option<String>,
+    /// False when the pull request was closed while planning.
+    written: bool,
 }
 
 impl Done {
@@ -870,6 +890,7 @@ impl Done {
             state: CommitState::Pending,
             comment_id: None,
             problem: Some("closed while planning: nothing was written".into()),
+            written: false,
         }
     }
 }

@@ -356,6 +356,60 @@ fn fetches_pull_request_refs_and_merges_them_into_the_branch() {
     );
 }
 
+#[test]
+fn preview_fetches_and_branch_fetches_can_run_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("remote.git");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(
+        dir.path(),
+        &["init", "-q", "--bare", "-b", "main", "remote.git"],
+    );
+    git(&work, &["init", "-q", "-b", "main"]);
+    let remote = bare.to_str().unwrap();
+    commit(&work, &[("weir.yaml", "a: 1\n")], "root");
+    git(&work, &["push", "-q", remote, "main"]);
+    for n in 1..=4 {
+        git(
+            &work,
+            &["push", "-q", remote, &format!("HEAD:refs/pull/{n}/head")],
+        );
+    }
+    let mirror = Arc::new(Mirror::new(
+        &dir.path().join("state"),
+        &format!("file://{remote}"),
+        "main",
+        None,
+        None,
+        Duration::from_secs(30),
+    ));
+    mirror.fetch().unwrap();
+    // The reconcile worker and previews of several pull requests fetch into one mirror.
+    let threads: Vec<_> = (0..5)
+        .map(|t| {
+            let mirror = mirror.clone();
+            std::thread::spawn(move || {
+                for _ in 0..30 {
+                    if t == 0 {
+                        mirror.fetch().unwrap();
+                    } else {
+                        let head = format!("refs/pull/{t}/head");
+                        let local = format!("refs/weir/previews/github/{t}/head");
+                        let base = format!("refs/weir/previews/github/{t}/base");
+                        mirror
+                            .fetch_refs(&[(&head, &local), ("refs/heads/main", &base)])
+                            .unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
 /// A plan in which each of `n` running jobs is redeployed with a long args diff.
 fn redeploys(n: usize) -> Plan {
     let mut jobs = Vec::new();
