@@ -3,10 +3,12 @@
 mod audit;
 mod bad_input;
 mod crash;
+mod daemon;
 mod examples;
 mod harness;
 mod lifecycle;
 mod notify;
+mod pr_preview;
 mod preview;
 mod recover;
 mod serve;
