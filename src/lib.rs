@@ -10,6 +10,7 @@ pub mod cli;
 pub mod desired;
 pub mod diagnostic;
 pub mod flink;
+pub mod forge;
 pub mod git;
 pub mod identity;
 pub mod load;

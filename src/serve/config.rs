@@ -45,6 +45,85 @@ pub struct DaemonConfig {
     /// process exits and the journal lets the next start finish the apply.
     #[serde(default = "default_grace")]
     pub shutdown_grace_seconds: u64,
+    /// Plan previews on pull requests (GitHub) and merge requests (GitLab); off when absent.
+    #[serde(default)]
+    pub previews: PreviewsConfig,
+}
+
+/// `previews`: which forges get a plan comment and a commit status on their pull requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PreviewsConfig {
+    #[serde(default)]
+    pub github: Option<GitHubPreviews>,
+    #[serde(default)]
+    pub gitlab: Option<GitLabPreviews>,
+    /// Previews planned at once (default 2); more wait. Applies never wait for previews.
+    #[serde(default = "default_preview_concurrency")]
+    pub concurrency: usize,
+    /// The daemon's URL as reviewers reach it (e.g. `https://weir.example.com`): commit statuses
+    /// link to the plan (`/api/v1/plans/{id}`) when set.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+impl Default for PreviewsConfig {
+    fn default() -> Self {
+        PreviewsConfig {
+            github: None,
+            gitlab: None,
+            concurrency: default_preview_concurrency(),
+            public_url: None,
+        }
+    }
+}
+
+impl PreviewsConfig {
+    pub fn enabled(&self) -> bool {
+        self.github.is_some() || self.gitlab.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitHubPreviews {
+    /// REST API base: `https://api.github.com` (default), or `https://HOST/api/v3` for GitHub
+    /// Enterprise Server.
+    #[serde(default = "default_github_api")]
+    pub api_url: String,
+    /// A token allowed to write pull-request comments and commit statuses.
+    pub token: SecretRef,
+    /// `owner/name` of the repository whose pull requests are previewed.
+    pub repo: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitLabPreviews {
+    /// REST API base: `https://gitlab.com/api/v4` (default), or `https://HOST/api/v4`.
+    #[serde(default = "default_gitlab_api")]
+    pub api_url: String,
+    /// A token with the `api` scope (Developer role or higher on the project).
+    pub token: SecretRef,
+    /// The project: its numeric id or its path (`group/project`).
+    pub project_id: ProjectId,
+}
+
+/// A GitLab project, by numeric id or by path.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ProjectId {
+    Id(u64),
+    Path(String),
+}
+
+impl std::fmt::Display for ProjectId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProjectId::Id(n) => write!(f, "{n}"),
+            ProjectId::Path(p) => f.write_str(p),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -386,6 +465,15 @@ fn default_savepoint_timeout() -> u64 {
 fn default_start_timeout() -> u64 {
     180
 }
+fn default_preview_concurrency() -> usize {
+    2
+}
+fn default_github_api() -> String {
+    "https://api.github.com".into()
+}
+fn default_gitlab_api() -> String {
+    "https://gitlab.com/api/v4".into()
+}
 
 /// Values given on the command line or through `WEIR_SERVE_*` variables; they win over the file.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -487,6 +575,43 @@ impl DaemonConfig {
                  `weir prune` prunes by hand)"
             );
         }
+        self.check_previews()?;
+        Ok(())
+    }
+
+    fn check_previews(&self) -> Result<()> {
+        let p = &self.previews;
+        if p.concurrency == 0 {
+            bail!("previews.concurrency must be at least 1");
+        }
+        if let Some(g) = &p.github {
+            check_api_url(&g.api_url, "previews.github.apiUrl")?;
+            let parts: Vec<&str> = g.repo.split('/').collect();
+            if parts.len() != 2 || parts.iter().any(|s| s.is_empty()) {
+                bail!("previews.github.repo `{}` is not `owner/name`", g.repo);
+            }
+            if self.webhooks.github.is_none() {
+                bail!(
+                    "previews.github needs webhooks.github: pull-request events arrive as signed \
+                     GitHub webhook deliveries"
+                );
+            }
+        }
+        if let Some(g) = &p.gitlab {
+            check_api_url(&g.api_url, "previews.gitlab.apiUrl")?;
+            if matches!(&g.project_id, ProjectId::Path(s) if s.trim().is_empty()) {
+                bail!("previews.gitlab.projectId is empty");
+            }
+            if self.webhooks.gitlab.is_none() {
+                bail!(
+                    "previews.gitlab needs webhooks.gitlab: merge request events arrive as GitLab \
+                     webhook deliveries"
+                );
+            }
+        }
+        if let Some(u) = &p.public_url {
+            check_api_url(u, "previews.publicUrl")?;
+        }
         Ok(())
     }
 
@@ -524,6 +649,18 @@ fn local_path(url: &str) -> Option<PathBuf> {
     }
     let scp_like = !url.starts_with('/') && url.contains(':');
     (!url.contains("://") && !scp_like).then(|| PathBuf::from(url))
+}
+
+/// An `http(s)://` URL without user info (tokens go in headers, never in URLs).
+fn check_api_url(url: &str, what: &str) -> Result<()> {
+    let u = reqwest::Url::parse(url).map_err(|e| anyhow!("{what} `{url}`: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        bail!("{what} `{url}`: expected an http:// or https:// URL");
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        bail!("{what}: put no credentials in the URL; the token is configured separately");
+    }
+    Ok(())
 }
 
 fn read_file(path: &Path) -> Result<DaemonConfig> {
@@ -669,6 +806,68 @@ mod tests {
         // A passphrase given inline is refused like any secret.
         assert!(
             load("{url: 'ssh://h/j.git', knownHosts: /kh, sshKey: {file: /k, passphrase: x}}")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn previews_are_off_by_default_and_checked_when_configured() {
+        let cfg = DaemonConfig::parse("repo: {url: x}\n").unwrap();
+        assert!(!cfg.previews.enabled());
+        let cfg = DaemonConfig::parse(
+            "repo: {url: x}\nwebhooks: {github: {env: S}, gitlab: {env: T}}\npreviews:\n  \
+             github: {token: {env: GH}, repo: acme/jobs}\n  \
+             gitlab: {apiUrl: 'https://git.example.com/api/v4', token: {file: /t}, projectId: 42}\n",
+        )
+        .unwrap();
+        cfg.check().unwrap();
+        let gh = cfg.previews.github.as_ref().unwrap();
+        assert_eq!(gh.api_url, "https://api.github.com");
+        let gl = cfg.previews.gitlab.as_ref().unwrap();
+        assert_eq!(gl.project_id, ProjectId::Id(42));
+        assert_eq!(cfg.previews.concurrency, 2);
+        let path = DaemonConfig::parse(
+            "repo: {url: x}\nwebhooks: {gitlab: {env: T}}\npreviews:\n  \
+             gitlab: {token: {env: T}, projectId: group/jobs}\n",
+        )
+        .unwrap();
+        path.check().unwrap();
+        assert_eq!(
+            path.previews.gitlab.unwrap().project_id,
+            ProjectId::Path("group/jobs".into())
+        );
+        for (bad, why) in [
+            // Deliveries must be verified.
+            (
+                "previews: {github: {token: {env: A}, repo: a/b}}",
+                "webhooks.github",
+            ),
+            (
+                "webhooks: {github: {env: S}}\npreviews: {github: {token: {env: A}, repo: ab}}",
+                "owner/name",
+            ),
+            (
+                "webhooks: {github: {env: S}}\npreviews: {github: {token: {env: A}, repo: a/b, \
+                 apiUrl: 'https://user:pw@ghe.example.com/api/v3'}}",
+                "credentials",
+            ),
+            (
+                "webhooks: {gitlab: {env: S}}\npreviews: {gitlab: {token: {env: A}, projectId: 1, \
+                 apiUrl: 'ftp://x'}}",
+                "http",
+            ),
+            (
+                "webhooks: {github: {env: S}}\npreviews: {concurrency: 0, github: {token: {env: A}, repo: a/b}}",
+                "concurrency",
+            ),
+        ] {
+            let cfg = DaemonConfig::parse(&format!("repo: {{url: x}}\n{bad}\n")).unwrap();
+            let err = cfg.check().unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        // A token given inline is refused.
+        assert!(
+            DaemonConfig::parse("repo: {url: x}\npreviews: {github: {token: abc, repo: a/b}}\n")
                 .is_err()
         );
     }

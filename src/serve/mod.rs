@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod known_hosts;
 pub mod metrics;
+pub mod pull;
 pub mod reconcile;
 pub mod server;
 pub mod source;
@@ -51,6 +52,32 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
         generic: resolve(&cfg.webhooks.generic, "webhooks.generic")?,
     };
     let mirror = Arc::new(Mirror::from_config(&cfg.state_dir, &cfg.repo)?);
+    let token = resolve(&cfg.repo.token, "repo.token")?;
+    let passphrase = resolve(
+        &cfg.repo.ssh_key.as_ref().and_then(|k| k.passphrase.clone()),
+        "repo.sshKey.passphrase",
+    )?;
+    let forge_tokens = pull::ForgeTokens {
+        github: resolve(
+            &cfg.previews.github.as_ref().map(|g| g.token.clone()),
+            "previews.github.token",
+        )?,
+        gitlab: resolve(
+            &cfg.previews.gitlab.as_ref().map(|g| g.token.clone()),
+            "previews.gitlab.token",
+        )?,
+    };
+    // Every secret the daemon holds: none of them may ever reach a pull-request comment.
+    let scrub: Vec<String> = secrets
+        .api_tokens
+        .iter()
+        .chain(&secrets.github)
+        .chain(&secrets.gitlab)
+        .chain(&secrets.generic)
+        .chain(&token)
+        .chain(&passphrase)
+        .cloned()
+        .collect();
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("creating {}", cfg.state_dir.display()))?;
     let store_path = state.unwrap_or_else(|| cfg.state_dir.join("state.db"));
@@ -76,10 +103,20 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
     let cancel = CancellationToken::new();
     let (shared, apply_rx) = Shared::new(cfg, store.clone(), status, cancel.clone());
     let tracker = TaskTracker::new();
+    let previews_cfg = shared.cfg.previews.clone();
+    let previews = pull::Previews::new(
+        &previews_cfg,
+        forge_tokens,
+        shared.clone(),
+        mirror.clone(),
+        tracker.clone(),
+        scrub,
+    )?;
 
     let app = server::router(AppState {
         shared: shared.clone(),
         secrets: Arc::new(secrets),
+        previews,
     });
     let server_cancel = cancel.clone();
     tracker.spawn(async move {

@@ -19,6 +19,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
+use super::pull::{self, ForgeKind, Previews, Submitted};
 use super::reconcile::{ApplyRefusal, ApplyRequest, Shared};
 use super::webhook;
 use crate::apply::now_ms;
@@ -38,6 +39,8 @@ pub struct Secrets {
 pub struct AppState {
     pub shared: Arc<Shared>,
     pub secrets: Arc<Secrets>,
+    /// Pull-request previews, when `previews` is configured.
+    pub previews: Option<Arc<Previews>>,
 }
 
 /// A JSON error: `{"error": message}` with the status code.
@@ -91,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/records/{id}", get(record))
         .route("/api/v1/jobs/{name}/savepoints", get(savepoints))
         .route("/api/v1/sync", post(sync))
+        .route("/api/v1/previews", get(previews))
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
     Router::new()
         .merge(api)
@@ -360,12 +364,31 @@ async fn sync(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     Ok((StatusCode::ACCEPTED, axum::Json(json!({"accepted": true}))).into_response())
 }
 
+async fn previews(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    check_read(&state, &headers)?;
+    let records = state
+        .previews
+        .as_ref()
+        .map(|p| p.records())
+        .unwrap_or_default();
+    json(json!({"enabled": state.previews.is_some(), "previews": records}))
+}
+
 async fn apply_plan(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
     check_token(&state, &headers)?;
+    // A preview plans a pull request, not the branch: it is never applied.
+    if let Some(record) = state.shared.store.plan(&id).await?
+        && record.trigger == crate::audit::trigger::PULL_REQUEST
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("plan `{id}` is a pull-request preview; previews are never applied"),
+        ));
+    }
     let (reply, rx) = oneshot::channel();
     state
         .shared
@@ -473,6 +496,9 @@ async fn github(
         state.shared.metrics.webhook("github", "ping");
         return json(json!({"triggered": false, "reason": "pong"}));
     }
+    if event == "pull_request" {
+        return pull_request(&state, ForgeKind::GitHub, &b);
+    }
     if event != "push" {
         state.shared.metrics.webhook("github", "ignored");
         return json(json!({"triggered": false, "reason": format!("event `{event}` ignored")}));
@@ -497,7 +523,53 @@ async fn gitlab(
             "missing or invalid X-Gitlab-Token",
         ));
     }
+    let event = headers.get("x-gitlab-event").and_then(|v| v.to_str().ok());
+    if event == Some("Merge Request Hook") {
+        return pull_request(&state, ForgeKind::GitLab, &b);
+    }
     accept_push(&state, "gitlab", &b, true)
+}
+
+/// A verified pull-request (merge-request) delivery: queues a preview, stops previewing a closed
+/// pull request, or says why it is ignored.
+fn pull_request(state: &AppState, kind: ForgeKind, body: &[u8]) -> ApiResult {
+    let receiver = kind.as_str();
+    let parsed = match kind {
+        ForgeKind::GitHub => pull::parse_github(body),
+        ForgeKind::GitLab => pull::parse_gitlab(body),
+    };
+    let ev = match parsed {
+        Ok(ev) => ev,
+        Err(e) => {
+            state.shared.metrics.webhook(receiver, "bad_body");
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("not a pull request delivery: {e}"),
+            ));
+        }
+    };
+    let Some(previews) = &state.previews else {
+        state.shared.metrics.webhook(receiver, "ignored");
+        return json(json!({"preview": "ignored", "reason": "previews are not configured"}));
+    };
+    match previews.submit(ev) {
+        Submitted::Queued => {
+            state.shared.metrics.webhook(receiver, "preview");
+            Ok((
+                StatusCode::ACCEPTED,
+                axum::Json(json!({"preview": "queued"})),
+            )
+                .into_response())
+        }
+        Submitted::Stopped => {
+            state.shared.metrics.webhook(receiver, "preview_stopped");
+            json(json!({"preview": "stopped"}))
+        }
+        Submitted::Ignored(reason) => {
+            state.shared.metrics.webhook(receiver, "ignored");
+            json(json!({"preview": "ignored", "reason": reason}))
+        }
+    }
 }
 
 async fn generic(

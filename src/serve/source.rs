@@ -272,12 +272,40 @@ impl Mirror {
 
     /// Fetches the branch (blocking; run it on a blocking thread) and returns its commit.
     pub fn fetch(&self) -> Result<String, FetchError> {
+        let refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking_ref());
+        let mut ids = self.fetch_refspecs(&self.branch, &[(refspec, self.tracking_ref())])?;
+        Ok(ids.remove(0))
+    }
+
+    /// Fetches other refs of the remote (e.g. a pull request's `refs/pull/7/head`) into refs of
+    /// the mirror, forced: `(remote ref, mirror ref)` pairs. Returns the commit of each, in order.
+    /// Blocking, like [`Mirror::fetch`]. The followed branch's tracking ref is not touched.
+    pub fn fetch_refs(&self, refs: &[(&str, &str)]) -> Result<Vec<String>, FetchError> {
+        let what: Vec<&str> = refs.iter().map(|(r, _)| *r).collect();
+        let specs: Vec<(String, String)> = refs
+            .iter()
+            .map(|(remote, local)| (format!("+{remote}:{local}"), local.to_string()))
+            .collect();
+        self.fetch_refspecs(&what.join(", "), &specs)
+    }
+
+    /// One fetch of `(refspec, local ref)` pairs, with every credential and server check of
+    /// [`Mirror::callbacks`]; the commit of each local ref afterwards.
+    fn fetch_refspecs(
+        &self,
+        what: &str,
+        refspecs: &[(String, String)],
+    ) -> Result<Vec<String>, FetchError> {
+        let err = |cause: String| FetchError {
+            branch: what.to_string(),
+            ..self.error(cause)
+        };
         let repo = self
             .open()
-            .map_err(|e| self.error(format!("mirror: {}", e.message())))?;
+            .map_err(|e| err(format!("mirror: {}", e.message())))?;
         let mut remote = repo
             .remote_anonymous(&self.url)
-            .map_err(|e| self.error(e.message().to_string()))?;
+            .map_err(|e| err(e.message().to_string()))?;
         let (mut callbacks, refusal) = self.callbacks();
         let deadline = Instant::now() + self.timeout;
         callbacks.transfer_progress(move |_| Instant::now() < deadline);
@@ -285,24 +313,31 @@ impl Mirror {
         options
             .remote_callbacks(callbacks)
             .download_tags(AutotagOption::None);
-        let refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking_ref());
+        let specs: Vec<&str> = refspecs.iter().map(|(s, _)| s.as_str()).collect();
         remote
-            .fetch(&[refspec.as_str()], Some(&mut options), None)
+            .fetch(&specs, Some(&mut options), None)
             .map_err(|e| {
                 if Instant::now() >= deadline {
-                    self.error(format!("timed out after {:?}", self.timeout))
+                    err(format!("timed out after {:?}", self.timeout))
                 } else {
-                    self.error(refusal.cause(&e))
+                    err(refusal.cause(&e))
                 }
             })?;
-        let oid = repo.refname_to_id(&self.tracking_ref()).map_err(|e| {
-            self.error(format!(
-                "the remote has no branch `{}` ({})",
-                self.branch,
-                e.message()
-            ))
-        })?;
-        Ok(oid.to_string())
+        refspecs
+            .iter()
+            .map(|(spec, local)| {
+                repo.refname_to_id(local)
+                    .map(|oid| oid.to_string())
+                    .map_err(|e| {
+                        let name = spec.trim_start_matches('+').split(':').next();
+                        err(format!(
+                            "the remote has no `{}` ({})",
+                            name.unwrap_or(spec),
+                            e.message()
+                        ))
+                    })
+            })
+            .collect()
     }
 
     fn open(&self) -> Result<Repository, git2::Error> {

@@ -1,0 +1,834 @@
+//! Pull-request previews by the real `weir serve` process: signed GitHub `pull_request` and
+//! GitLab merge request deliveries, a bare remote holding the pull-request refs, the real Flink
+//! 2.x cluster, and an in-process fake of the subset of the GitHub and GitLab REST APIs that
+//! weir uses (list, create and update comments; create commit statuses). The fake checks the
+//! token, pages its comment lists and records every request.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::daemon::{API_TOKEN, Remote, Serve};
+use crate::harness::*;
+
+const GITHUB_SECRET: &str = "github-webhook-secret-for-previews";
+const GITLAB_SECRET: &str = "gitlab-webhook-secret-for-previews";
+const GH_TOKEN: &str = "ghp_FAKE0123456789previewtoken";
+const GL_TOKEN: &str = "glpat-FAKE0123456789previewtoken";
+const MARKER: &str = "<!-- weir-plan-preview -->\n";
+
+// ---- the fake forge ------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+struct Recorded {
+    method: String,
+    path: String,
+    authorization: Option<String>,
+    body: String,
+}
+
+#[derive(Clone, Debug)]
+struct FakeComment {
+    id: u64,
+    body: String,
+    author: String,
+    system: bool,
+}
+
+#[derive(Clone, Debug)]
+struct FakeStatus {
+    forge: String,
+    sha: String,
+    state: String,
+    context: String,
+    description: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    base: String,
+    requests: Vec<Recorded>,
+    /// (forge, pull request) → comments, oldest first.
+    comments: BTreeMap<(String, u64), Vec<FakeComment>>,
+    statuses: Vec<FakeStatus>,
+    next_id: u64,
+}
+
+/// A fake GitHub (under `/gh/api/v3`, like GitHub Enterprise Server) and GitLab (under
+/// `/gl/api/v4`); anything else is recorded and answered 404.
+struct Fake {
+    inner: Arc<Mutex<Inner>>,
+    base: String,
+    _rt: tokio::runtime::Runtime,
+}
+
+/// Comments per page: small, so that finding weir's comment needs the next-page links.
+const PAGE: usize = 2;
+
+impl Fake {
+    fn start() -> Fake {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let inner = Arc::new(Mutex::new(Inner {
+            base: base.clone(),
+            next_id: 1000,
+            ..Default::default()
+        }));
+        let state = inner.clone();
+        rt.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let app = axum::Router::new().fallback(
+                move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                    let state = state.clone();
+                    async move { handle(&state, method, uri, headers, body) }
+                },
+            );
+            axum::serve(listener, app).await.unwrap();
+        });
+        Fake {
+            inner,
+            base,
+            _rt: rt,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap()
+    }
+
+    fn seed(&self, forge: &str, number: u64, author: &str, body: &str, system: bool) {
+        let mut i = self.lock();
+        i.next_id += 1;
+        let id = i.next_id;
+        i.comments
+            .entry((forge.into(), number))
+            .or_default()
+            .push(FakeComment {
+                id,
+                body: body.into(),
+                author: author.into(),
+                system,
+            });
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.lock().requests.clone()
+    }
+
+    fn comments(&self, forge: &str, number: u64) -> Vec<FakeComment> {
+        self.lock()
+            .comments
+            .get(&(forge.to_string(), number))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn weir_comments(&self, forge: &str, number: u64) -> Vec<FakeComment> {
+        self.comments(forge, number)
+            .into_iter()
+            .filter(|c| c.author == "weir-bot")
+            .collect()
+    }
+
+    fn statuses(&self, forge: &str) -> Vec<FakeStatus> {
+        self.lock()
+            .statuses
+            .iter()
+            .filter(|s| s.forge == forge)
+            .cloned()
+            .collect()
+    }
+
+    /// Waits for a status other than `pending` on `sha`; returns it.
+    #[track_caller]
+    fn wait_status(&self, forge: &str, sha: &str, serve: &Serve) -> FakeStatus {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(s) = self
+                .statuses(forge)
+                .into_iter()
+                .rev()
+                .find(|s| s.sha == sha && s.state != "pending")
+            {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no final status on {sha}; statuses: {:#?}\nrequests: {:#?}\n--- daemon log\n{}",
+                    self.statuses(forge),
+                    self.requests(),
+                    serve.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn reply(code: StatusCode, body: Value) -> Response {
+    (code, axum::Json(body)).into_response()
+}
+
+fn comment_json(c: &FakeComment) -> Value {
+    json!({"id": c.id, "body": c.body, "user": {"login": c.author}, "system": c.system})
+}
+
+fn handle(
+    state: &Mutex<Inner>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut s = state.lock().unwrap();
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    s.requests.push(Recorded {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+        authorization: authorization.clone(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    let page: usize = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("page="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1);
+    let segments: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
+    let (forge, token, rest) = match segments.as_slice() {
+        ["gh", "api", "v3", rest @ ..] => ("github", GH_TOKEN, rest),
+        ["gl", "api", "v4", rest @ ..] => ("gitlab", GL_TOKEN, rest),
+        _ => return reply(StatusCode::NOT_FOUND, json!({"message": "Not Found"})),
+    };
+    if authorization.as_deref() != Some(&format!("Bearer {token}")) {
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"message": "Bad credentials"}),
+        );
+    }
+    let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let text = |k: &str| input[k].as_str().unwrap_or_default().to_string();
+    let list = |s: &Inner, number: u64| -> (Vec<Value>, bool) {
+        let all = s
+            .comments
+            .get(&(forge.to_string(), number))
+            .cloned()
+            .unwrap_or_default();
+        let start = (page - 1) * PAGE;
+        let items = all
+            .iter()
+            .skip(start)
+            .take(PAGE)
+            .map(comment_json)
+            .collect();
+        (items, all.len() > start + PAGE)
+    };
+    match (forge, method.as_str(), rest) {
+        ("github", "GET", ["repos", "acme", "jobs", "issues", n, "comments"]) => {
+            let n: u64 = n.parse().unwrap();
+            let (items, more) = list(&s, n);
+            let mut resp = reply(StatusCode::OK, Value::Array(items));
+            if more {
+                let next = format!(
+                    "<{}{}?per_page=100&page={}>; rel=\"next\"",
+                    s.base,
+                    uri.path(),
+                    page + 1
+                );
+                resp.headers_mut().insert("link", next.parse().unwrap());
+            }
+            resp
+        }
+        ("gitlab", "GET", ["projects", "group%2Fjobs", "merge_requests", n, "notes"]) => {
+            let n: u64 = n.parse().unwrap();
+            let (items, more) = list(&s, n);
+            let mut resp = reply(StatusCode::OK, Value::Array(items));
+            let next = if more {
+                (page + 1).to_string()
+            } else {
+                String::new()
+            };
+            resp.headers_mut()
+                .insert("x-next-page", next.parse().unwrap());
+            resp
+        }
+        ("github", "POST", ["repos", "acme", "jobs", "issues", n, "comments"])
+        | ("gitlab", "POST", ["projects", "group%2Fjobs", "merge_requests", n, "notes"]) => {
+            let n: u64 = n.parse().unwrap();
+            s.next_id += 1;
+            let c = FakeComment {
+                id: s.next_id,
+                body: text("body"),
+                author: "weir-bot".into(),
+                system: false,
+            };
+            s.comments
+                .entry((forge.into(), n))
+                .or_default()
+                .push(c.clone());
+            reply(StatusCode::CREATED, comment_json(&c))
+        }
+        ("github", "PATCH", ["repos", "acme", "jobs", "issues", "comments", id])
+        | ("gitlab", "PUT", ["projects", "group%2Fjobs", "merge_requests", _, "notes", id]) => {
+            let id: u64 = id.parse().unwrap();
+            let new_body = text("body");
+            for ((f, _), list) in s.comments.iter_mut() {
+                if f != forge {
+                    continue;
+                }
+                if let Some(c) = list.iter_mut().find(|c| c.id == id) {
+                    if c.author != "weir-bot" {
+                        return reply(StatusCode::FORBIDDEN, json!({"message": "not yours"}));
+                    }
+                    c.body = new_body;
+                    return reply(StatusCode::OK, comment_json(c));
+                }
+            }
+            reply(StatusCode::NOT_FOUND, json!({"message": "Not Found"}))
+        }
+        ("github", "POST", ["repos", "acme", "jobs", "statuses", sha])
+        | ("gitlab", "POST", ["projects", "group%2Fjobs", "statuses", sha]) => {
+            let context = if forge == "github" {
+                text("context")
+            } else {
+                text("name")
+            };
+            s.statuses.push(FakeStatus {
+                forge: forge.into(),
+                sha: sha.to_string(),
+                state: text("state"),
+                context,
+                description: text("description"),
+            });
+            reply(StatusCode::CREATED, json!({"id": s.statuses.len()}))
+        }
+        _ => reply(StatusCode::NOT_FOUND, json!({"message": "Not Found"})),
+    }
+}
+
+// ---- deliveries ----------------------------------------------------------------------------
+
+fn github_delivery(
+    serve: &Serve,
+    action: &str,
+    state: &str,
+    number: u64,
+    head: &str,
+) -> (u16, Value) {
+    let body = json!({
+        "action": action,
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "state": state,
+            "head": {"ref": "feature", "sha": head},
+            "base": {"ref": "main", "sha": "0".repeat(40)},
+            "user": {"login": "alice"},
+        },
+        "repository": {"full_name": "acme/jobs"},
+        "sender": {"login": "alice"},
+    })
+    .to_string();
+    let sig = weir::serve::webhook::sign(GITHUB_SECRET.as_bytes(), body.as_bytes());
+    let (code, text) = serve.post(
+        "/api/v1/webhooks/github",
+        &body,
+        &[
+            ("X-GitHub-Event", "pull_request"),
+            ("X-Hub-Signature-256", &sig),
+            ("Content-Type", "application/json"),
+        ],
+    );
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn gitlab_delivery(
+    serve: &Serve,
+    project: (u64, &str),
+    action: &str,
+    iid: u64,
+    head: &str,
+    oldrev: Option<&str>,
+) -> (u16, Value) {
+    let mut attrs = json!({
+        "iid": iid,
+        "action": action,
+        "state": if action == "close" { "closed" } else { "opened" },
+        "target_branch": "main",
+        "source_branch": "feature",
+        "last_commit": {"id": head},
+    });
+    if let Some(r) = oldrev {
+        attrs["oldrev"] = json!(r);
+    }
+    let body = json!({
+        "object_kind": "merge_request",
+        "event_type": "merge_request",
+        "user": {"username": "carol"},
+        "project": {"id": project.0, "path_with_namespace": project.1},
+        "object_attributes": attrs,
+    })
+    .to_string();
+    let (code, text) = serve.post(
+        "/api/v1/webhooks/gitlab",
+        &body,
+        &[
+            ("X-Gitlab-Event", "Merge Request Hook"),
+            ("X-Gitlab-Token", GITLAB_SECRET),
+            ("Content-Type", "application/json"),
+        ],
+    );
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn previews(serve: &Serve) -> Vec<Value> {
+    serve.get("/api/v1/previews")["previews"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn preview_of(serve: &Serve, forge: &str, number: u64) -> Value {
+    previews(serve)
+        .into_iter()
+        .find(|p| p["forge"] == forge && p["number"] == number)
+        .unwrap_or(Value::Null)
+}
+
+/// `weir.yaml` of `repo` with the cluster URL replaced.
+fn with_cluster_url(repo: &Repo, url: &str) {
+    let text = std::fs::read_to_string(repo.root.join("weir.yaml")).unwrap();
+    let replaced = text.replace(&format!("url: {}", repo.url), &format!("url: {url}"));
+    assert_ne!(text, replaced);
+    repo.write("weir.yaml", &replaced);
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..12]
+}
+
+#[track_caller]
+fn assert_no_secrets(fake: &Fake, serve: &Serve) {
+    let log = serve.log();
+    for secret in [GH_TOKEN, GL_TOKEN, GITHUB_SECRET, GITLAB_SECRET, API_TOKEN] {
+        assert!(!log.contains(secret), "the daemon log holds a secret");
+        for r in fake.requests() {
+            assert!(
+                !r.body.contains(secret),
+                "a request body holds a secret: {r:?}"
+            );
+            assert!(!r.path.contains(secret), "a URL holds a secret: {r:?}");
+        }
+    }
+}
+
+// ---- tests ---------------------------------------------------------------------------------
+
+#[test]
+fn github_pull_request_is_previewed_in_one_comment_with_statuses() {
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new();
+    let name = repo.unique("pr-gh");
+    let file = format!("jobs/{name}.yaml");
+    repo.write(&file, &jar_job(&name, 1, "orders", ""));
+    remote.push(&repo, "a job", "refs/heads/main");
+
+    let fake = Fake::start();
+    // Someone else's comments come first; at two per page weir has to page to find its own.
+    for (i, text) in ["looks good", "<!-- not weir -->\nci bot", "nit: naming"]
+        .iter()
+        .enumerate()
+    {
+        fake.seed("github", 7, &format!("user{i}"), text, false);
+    }
+    // The endpoint a pull request would like the daemon to call instead of the real cluster.
+    let elsewhere = Fake::start();
+    let serve = Serve::start(
+        &remote,
+        &format!(
+            "pollIntervalSeconds: 3600\nwebhooks:\n  github: {{env: WEIR_TEST_GITHUB_SECRET}}\n\
+             previews:\n  github:\n    apiUrl: {}/gh/api/v3\n    token: {{env: WEIR_TEST_GH_TOKEN}}\n    \
+             repo: acme/jobs\n",
+            fake.base
+        ),
+        &[
+            ("WEIR_TEST_GITHUB_SECRET", GITHUB_SECRET),
+            ("WEIR_TEST_GH_TOKEN", GH_TOKEN),
+        ],
+    );
+    serve.wait_job(&name, "Synced", "RUNNING");
+    let running = running_named(base, &name);
+    assert_eq!(running.len(), 1);
+
+    // Pull request 7: a new topic (a redeploy), and `local` pointed at another URL.
+    git(&repo.root, &["checkout", "-q", "-b", "feature"]);
+    repo.write(&file, &jar_job(&name, 1, "orders-v2", ""));
+    with_cluster_url(&repo, &elsewhere.base);
+    let head1 = remote.push(&repo, "new topic", "refs/pull/7/head");
+    let sent = Instant::now();
+    let (code, r) = github_delivery(&serve, "opened", "open", 7, &head1);
+    assert_eq!(code, 202, "{r}");
+    assert_eq!(r["preview"], "queued", "{r}");
+    let status = fake.wait_status("github", &head1, &serve);
+    eprintln!("opened → final status in {:?}", sent.elapsed());
+    assert_eq!(status.state, "success", "{status:?}\n{}", serve.log());
+    assert_eq!(status.context, "weir/plan");
+    assert!(status.description.contains("1 to redeploy"), "{status:?}");
+    let pending_first = fake
+        .statuses("github")
+        .iter()
+        .position(|s| s.sha == head1 && s.state == "pending");
+    assert!(pending_first.is_some(), "pending while planning");
+    let mine = fake.weir_comments("github", 7);
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    let comment = &mine[0];
+    assert!(comment.body.starts_with(MARKER), "{}", comment.body);
+    assert!(
+        comment
+            .body
+            .contains("**Plan: 0 to create, 1 to redeploy (savepoint), 0 to delete.**"),
+        "{}",
+        comment.body
+    );
+    assert!(comment.body.contains(&format!("`{name}`")));
+    // Planned against the branch's cluster settings, and the pull request is told so.
+    assert!(
+        comment
+            .body
+            .contains("This pull request changes `clusters` in weir.yaml"),
+        "{}",
+        comment.body
+    );
+    assert!(
+        comment.body.contains(&format!(
+            "head `{}` (up to date with `main`)",
+            short(&head1)
+        )),
+        "{}",
+        comment.body
+    );
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the pull request's cluster URL was called: {:?}",
+        elsewhere.requests()
+    );
+    // Every API call carried the token in the Authorization header, and only there.
+    let requests = fake.requests();
+    assert!(!requests.is_empty());
+    for r in &requests {
+        assert_eq!(
+            r.authorization.as_deref(),
+            Some(format!("Bearer {GH_TOKEN}").as_str()),
+            "{r:?}"
+        );
+    }
+    // The comment list was paged to look for an earlier weir comment.
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.method == "GET" && r.path.ends_with("/issues/7/comments")),
+        "{requests:#?}"
+    );
+
+    // The plan is recorded like the daemon's own, as a pull-request preview that cannot be
+    // applied; nothing on the cluster changed.
+    let p = preview_of(&serve, "github", 7);
+    assert_eq!(p["outcome"], "success", "{p}");
+    let plan_id = p["planId"].as_str().unwrap().to_string();
+    assert!(comment.body.contains(&plan_id));
+    let plan = serve.get(&format!("/api/v1/plans/{plan_id}"));
+    assert_eq!(plan["trigger"], "pull_request", "{plan}");
+    let (code, text) = serve.post(
+        &format!("/api/v1/plans/{plan_id}/apply"),
+        "",
+        &[("Authorization", &format!("Bearer {API_TOKEN}"))],
+    );
+    assert_eq!(code, 409, "{text}");
+    assert_eq!(running_named(base, &name), running);
+
+    // A new commit breaks the file: the same comment is updated, the status is a failure.
+    repo.write(
+        &file,
+        &jar_job(&name, 1, "orders-v2", "").replace("parallelism: 1", "parallelism: lots"),
+    );
+    let head2 = remote.push(&repo, "break it", "refs/pull/7/head");
+    let (code, r) = github_delivery(&serve, "synchronize", "open", 7, &head2);
+    assert_eq!(code, 202, "{r}");
+    let status = fake.wait_status("github", &head2, &serve);
+    assert_eq!(status.state, "failure", "{status:?}");
+    assert!(status.description.contains("1 invalid file"), "{status:?}");
+    let mine = fake.weir_comments("github", 7);
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    assert_eq!(mine[0].id, comment.id, "updated in place");
+    let body = &mine[0].body;
+    assert!(body.contains(&format!("`{file}:8:")), "{body}");
+    assert!(body.contains("1 invalid file"), "{body}");
+    assert!(body.contains(short(&head2)), "{body}");
+
+    // Quick pushes coalesce: three deliveries, at most two previews, the newest head wins.
+    repo.write(&file, &jar_job(&name, 2, "orders", ""));
+    let head3 = remote.push(&repo, "fix it, rescale", "refs/pull/7/head");
+    let runs_before = preview_of(&serve, "github", 7)["runs"].as_u64().unwrap();
+    for head in [&head2, &head3, &head3] {
+        let (code, r) = github_delivery(&serve, "synchronize", "open", 7, head);
+        assert_eq!(code, 202, "{r}");
+    }
+    let status = fake.wait_status("github", &head3, &serve);
+    assert_eq!(status.state, "success", "{status:?}");
+    assert!(status.description.contains("1 to rescale"), "{status:?}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while preview_of(&serve, "github", 7)["outcome"] != "success"
+        || preview_of(&serve, "github", 7)["head"] != head3.as_str()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            preview_of(&serve, "github", 7)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let runs = preview_of(&serve, "github", 7)["runs"].as_u64().unwrap() - runs_before;
+    assert!(
+        (1..=2).contains(&runs),
+        "{runs} previews for three deliveries"
+    );
+    let mine = fake.weir_comments("github", 7);
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].id, comment.id);
+    assert!(mine[0].body.contains("1 to rescale"), "{}", mine[0].body);
+    assert!(mine[0].body.contains(short(&head3)));
+
+    // Closed: previews stop; a later push is not previewed and nothing is written.
+    let (code, r) = github_delivery(&serve, "closed", "closed", 7, &head3);
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["preview"], "stopped", "{r}");
+    let seen = fake.requests().len();
+    repo.write(&file, &jar_job(&name, 3, "orders", ""));
+    let head4 = remote.push(&repo, "after close", "refs/pull/7/head");
+    let (code, r) = github_delivery(&serve, "synchronize", "open", 7, &head4);
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["preview"], "ignored", "{r}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        fake.requests().len(),
+        seen,
+        "{:#?}",
+        &fake.requests()[seen..]
+    );
+    assert_eq!(preview_of(&serve, "github", 7)["state"], "closed");
+    assert!(fake.statuses("github").iter().all(|s| s.sha != head4));
+
+    // Pull requests into other branches and of other repositories are not previewed.
+    let other_repo = json!({
+        "action": "opened",
+        "pull_request": {"number": 8, "state": "open", "head": {"ref": "x", "sha": head4},
+                          "base": {"ref": "main", "sha": head1}},
+        "repository": {"full_name": "acme/other"},
+    })
+    .to_string();
+    let sig = weir::serve::webhook::sign(GITHUB_SECRET.as_bytes(), other_repo.as_bytes());
+    let (code, text) = serve.post(
+        "/api/v1/webhooks/github",
+        &other_repo,
+        &[
+            ("X-GitHub-Event", "pull_request"),
+            ("X-Hub-Signature-256", &sig),
+        ],
+    );
+    assert_eq!(code, 200, "{text}");
+    assert!(text.contains("ignored"), "{text}");
+    // Unsigned pull-request deliveries are refused like pushes.
+    let (code, _) = serve.post(
+        "/api/v1/webhooks/github",
+        &other_repo,
+        &[("X-GitHub-Event", "pull_request")],
+    );
+    assert_eq!(code, 401);
+
+    // Other people's comments were left alone; weir wrote exactly one.
+    let all = fake.comments("github", 7);
+    assert_eq!(all.len(), 4, "{all:#?}");
+    assert_eq!(
+        all.iter()
+            .filter(|c| c.body.starts_with("<!-- weir-plan-preview"))
+            .count(),
+        1
+    );
+    assert_eq!(running_named(base, &name), running, "previews never apply");
+    assert_no_secrets(&fake, &serve);
+}
+
+#[test]
+fn gitlab_merge_request_is_previewed_in_one_note_with_statuses() {
+    let cluster = cluster(Version::V2);
+    let repo = Repo::new(&cluster.url, Some(&cluster.jars));
+    let remote = Remote::new();
+    let name = repo.unique("pr-gl");
+    let file = format!("jobs/{name}.yaml");
+    remote.push(&repo, "no jobs yet", "refs/heads/main");
+
+    let fake = Fake::start();
+    fake.seed("gitlab", 3, "dave", "first!", false);
+    // A system note that happens to start with the marker is not weir's.
+    fake.seed("gitlab", 3, "gitlab", MARKER, true);
+    fake.seed("gitlab", 3, "erin", "please add a test", false);
+    // Manual policy: the daemon plans the branch but applies nothing by itself.
+    let serve = Serve::start(
+        &remote,
+        &format!(
+            "pollIntervalSeconds: 3600\nsync: {{policy: manual}}\nwebhooks:\n  \
+             gitlab: {{env: WEIR_TEST_GITLAB_SECRET}}\npreviews:\n  gitlab:\n    \
+             apiUrl: {}/gl/api/v4\n    token: {{env: WEIR_TEST_GL_TOKEN}}\n    projectId: group/jobs\n  \
+             publicUrl: https://weir.example.com/\n",
+            fake.base
+        ),
+        &[
+            ("WEIR_TEST_GITLAB_SECRET", GITLAB_SECRET),
+            ("WEIR_TEST_GL_TOKEN", GL_TOKEN),
+        ],
+    );
+    serve.wait_for("the first reconcile", Duration::from_secs(60), |s| {
+        s["reconciles"].as_u64() > Some(0)
+    });
+
+    git(&repo.root, &["checkout", "-q", "-b", "feature"]);
+    repo.write(&file, &jar_job(&name, 1, "orders", ""));
+    let head1 = remote.push(&repo, "add a job", "refs/merge-requests/3/head");
+    let (code, r) = gitlab_delivery(&serve, (42, "group/jobs"), "open", 3, &head1, None);
+    assert_eq!(code, 202, "{r}");
+    let status = fake.wait_status("gitlab", &head1, &serve);
+    assert_eq!(status.state, "success", "{status:?}\n{}", serve.log());
+    assert_eq!(status.context, "weir/plan");
+    assert!(status.description.contains("1 to create"), "{status:?}");
+    let mine = fake.weir_comments("gitlab", 3);
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    let note = mine[0].clone();
+    assert!(note.body.starts_with(MARKER));
+    assert!(
+        note.body
+            .contains("**Plan: 1 to create, 0 to redeploy, 0 to delete.**"),
+        "{}",
+        note.body
+    );
+    // Statuses link to the plan when the daemon's public URL is known.
+    let plan_id = preview_of(&serve, "gitlab", 3)["planId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let status_body = fake
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path.ends_with(&format!("/statuses/{head1}")))
+        .unwrap()
+        .body;
+    assert!(
+        status_body.contains(&format!("https://weir.example.com/api/v1/plans/{plan_id}")),
+        "{status_body}"
+    );
+
+    // An update without new commits (a title edit) is ignored; one with new commits updates the
+    // same note and sets a status on the new head.
+    let (code, r) = gitlab_delivery(&serve, (42, "group/jobs"), "update", 3, &head1, None);
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["preview"], "ignored", "{r}");
+    repo.write(&file, &jar_job(&name, 2, "orders", ""));
+    let head2 = remote.push(&repo, "parallelism 2", "refs/merge-requests/3/head");
+    let (code, r) = gitlab_delivery(
+        &serve,
+        (42, "group/jobs"),
+        "update",
+        3,
+        &head2,
+        Some(&head1),
+    );
+    assert_eq!(code, 202, "{r}");
+    let status = fake.wait_status("gitlab", &head2, &serve);
+    assert_eq!(status.state, "success", "{status:?}");
+    let mine = fake.weir_comments("gitlab", 3);
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    assert_eq!(mine[0].id, note.id, "updated in place");
+    assert!(mine[0].body.contains(short(&head2)), "{}", mine[0].body);
+    assert_ne!(mine[0].body, note.body);
+    for r in fake.requests() {
+        assert_eq!(
+            r.authorization.as_deref(),
+            Some(format!("Bearer {GL_TOKEN}").as_str()),
+            "{r:?}"
+        );
+        assert!(r.path.contains("/projects/group%2Fjobs/"), "{r:?}");
+    }
+
+    // A merge request whose head ref cannot be fetched gets an error status and a note saying
+    // why.
+    let (code, r) = gitlab_delivery(&serve, (42, "group/jobs"), "open", 4, &head2, None);
+    assert_eq!(code, 202, "{r}");
+    // (The error status goes out before the note.)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fake.weir_comments("gitlab", 4).is_empty() {
+        assert!(Instant::now() < deadline, "{:#?}", fake.requests());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let failed = fake
+        .statuses("gitlab")
+        .into_iter()
+        .rev()
+        .find(|s| s.state == "failed" && s.sha == head2)
+        .unwrap_or_else(|| panic!("no failed status: {:#?}", fake.statuses("gitlab")));
+    assert!(
+        failed
+            .description
+            .contains("the remote has no `refs/merge-requests/4/head`"),
+        "{failed:?}"
+    );
+    let note = &fake.weir_comments("gitlab", 4)[0].body;
+    assert!(note.starts_with(MARKER), "{note}");
+    assert!(note.contains("weir could not plan"), "{note}");
+    assert_eq!(preview_of(&serve, "gitlab", 4)["outcome"], "error");
+
+    // Another project's merge request is not previewed; a merged one stops.
+    let (code, r) = gitlab_delivery(&serve, (99, "group/other"), "open", 5, &head2, None);
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["preview"], "ignored", "{r}");
+    let (code, r) = gitlab_delivery(&serve, (42, "group/jobs"), "merge", 3, &head2, None);
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["preview"], "stopped", "{r}");
+    // A wrong token is refused.
+    let (code, _) = serve.post(
+        "/api/v1/webhooks/gitlab",
+        "{}",
+        &[
+            ("X-Gitlab-Event", "Merge Request Hook"),
+            ("X-Gitlab-Token", "nope"),
+        ],
+    );
+    assert_eq!(code, 401);
+    assert!(
+        running_named(&cluster.url, &name).is_empty(),
+        "previews never apply"
+    );
+    assert_no_secrets(&fake, &serve);
+}
