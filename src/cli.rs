@@ -69,6 +69,10 @@ enum Command {
         /// Plan the tree at this Git revision (branch, tag, commit) without checking it out.
         #[arg(long = "ref")]
         rev: Option<String>,
+        /// Take `clusters` of weir.yaml from this revision (e.g. the pull request's target
+        /// branch), so that the revision planned cannot choose where weir connects.
+        #[arg(long, value_name = "REV", conflicts_with = "out")]
+        clusters_from: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         /// Also save the plan (JSON) for `weir apply PLANFILE`.
@@ -202,6 +206,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Plan {
             repo,
             rev,
+            clusters_from,
             format,
             out,
             detailed_exitcode,
@@ -215,10 +220,15 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let split = split_dir
                 .as_deref()
                 .map(|dir| (dir, usize::try_from(comment_limit).unwrap_or(usize::MAX)));
+            let clusters = clusters_from
+                .as_deref()
+                .map(|base| base_clusters(&repo, base))
+                .transpose()?;
             plan_cmd(
                 &store,
                 &repo,
                 rev.as_deref(),
+                clusters.as_ref(),
                 format,
                 out.as_deref(),
                 detailed_exitcode,
@@ -311,6 +321,57 @@ fn source_for(repo: &Path, rev: Option<&str>) -> Result<RepoSource> {
 }
 
 /// Loads the repo; prints diagnostics to stderr. `None` when anything is invalid.
+/// The cluster settings of the `weir.yaml` at `rev` (for `--clusters-from`).
+fn base_clusters(repo: &Path, rev: &str) -> Result<BaseClusters> {
+    let source = source_for(repo, Some(rev))?;
+    let clusters = load::clusters::clusters_of(&source).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--clusters-from {rev}: weir.yaml does not load at that revision (run weir validate              --ref {rev})"
+        )
+    })?;
+    Ok(BaseClusters {
+        rev: rev.to_string(),
+        clusters,
+    })
+}
+
+/// `--clusters-from`: where the cluster settings come from, and what they are.
+struct BaseClusters {
+    rev: String,
+    clusters: std::collections::BTreeMap<String, crate::spec::ClusterConfig>,
+}
+
+/// Loads `source`, with the clusters of `base` when given; the warning to show when the source's
+/// own clusters differ.
+fn load_valid_with(
+    source: &RepoSource,
+    base: Option<&BaseClusters>,
+) -> (Option<DesiredState>, LoadOutcome, Option<String>) {
+    let Some(base) = base else {
+        let (valid, outcome) = load_valid(source);
+        return (valid, outcome, None);
+    };
+    let (outcome, changed) = load::clusters::load_with_clusters(source, &base.clusters);
+    for d in &outcome.diagnostics {
+        eprintln!("{d}");
+    }
+    let valid = if outcome.diagnostics.is_empty() {
+        outcome.desired.clone()
+    } else {
+        None
+    };
+    let warning = changed.then(|| {
+        format!(
+            "This revision changes `clusters` in weir.yaml; the plan uses the cluster settings of              `{}` (--clusters-from), and the new ones take effect once merged.",
+            base.rev
+        )
+    });
+    if let Some(w) = &warning {
+        eprintln!("weir: {w}");
+    }
+    (valid, outcome, warning)
+}
+
 fn load_valid(source: &RepoSource) -> (Option<DesiredState>, LoadOutcome) {
     let outcome = load::load_repo(source);
     for d in &outcome.diagnostics {
@@ -366,10 +427,11 @@ async fn make_plan(
     store: &Store,
     repo: &Path,
     rev: Option<&str>,
+    base: Option<&BaseClusters>,
     trigger: &str,
 ) -> Result<Option<Planned>> {
     let source = source_for(repo, rev)?;
-    let (valid, outcome) = load_valid(&source);
+    let (valid, outcome, warning) = load_valid_with(&source, base);
     let Some(desired) = valid else {
         eprintln!(
             "weir: the repo has {} error{}; nothing was planned and no job was touched.",
@@ -382,9 +444,9 @@ async fn make_plan(
         );
         return Ok(None);
     };
-    plan_loaded(store, source, desired, &outcome.invalid_files, trigger)
-        .await
-        .map(Some)
+    let mut planned = plan_loaded(store, source, desired, &outcome.invalid_files, trigger).await?;
+    planned.plan.warnings.extend(warning);
+    Ok(Some(planned))
 }
 
 /// Observes the clusters, plans `desired` and records the plan. `invalid_files` is empty except
@@ -429,19 +491,21 @@ async fn plan_loaded(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn plan_cmd(
     store: &Store,
     repo: &Path,
     rev: Option<&str>,
+    base: Option<&BaseClusters>,
     format: Format,
     out: Option<&Path>,
     detailed: bool,
     split: Option<(&Path, usize)>,
 ) -> Result<i32> {
     if format == Format::Markdown {
-        return preview_cmd(store, repo, rev, out, detailed, split).await;
+        return preview_cmd(store, repo, rev, base, out, detailed, split).await;
     }
-    let Some(planned) = make_plan(store, repo, rev, "cli").await? else {
+    let Some(planned) = make_plan(store, repo, rev, base, "cli").await? else {
         return Ok(1);
     };
     let plan = &planned.plan;
@@ -477,15 +541,18 @@ async fn preview_cmd(
     store: &Store,
     repo: &Path,
     rev: Option<&str>,
+    base: Option<&BaseClusters>,
     out: Option<&Path>,
     detailed: bool,
     split: Option<(&Path, usize)>,
 ) -> Result<i32> {
     let source = source_for(repo, rev)?;
-    let (_, outcome) = load_valid(&source);
+    let (_, outcome, warning) = load_valid_with(&source, base);
     let planned = match outcome.desired.clone() {
         Some(desired) => {
-            Some(plan_loaded(store, source, desired, &outcome.invalid_files, "cli").await?)
+            let mut p = plan_loaded(store, source, desired, &outcome.invalid_files, "cli").await?;
+            p.plan.warnings.extend(warning);
+            Some(p)
         }
         None => None,
     };
@@ -634,7 +701,7 @@ async fn apply_cmd(
             }
         }
         None => {
-            let Some(planned) = make_plan(store, repo, None, "cli").await? else {
+            let Some(planned) = make_plan(store, repo, None, None, "cli").await? else {
                 return Ok(1);
             };
             print!("{}", render::text(&planned.plan));

@@ -13,6 +13,7 @@
 //! found all at once by a walk over that tree guided by the generated JSON Schema (module
 //! `shape`), then the typed deserialization reports what only serde can see.
 
+pub mod clusters;
 mod notify;
 mod schema;
 mod shape;

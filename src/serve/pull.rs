@@ -39,14 +39,12 @@ use crate::audit;
 use crate::desired::DesiredState;
 use crate::diagnostic::Diagnostic;
 use crate::forge::{self, CommitState, Forge, ForgeError};
-use crate::git::{
-    AccessLog, FileContent, GitError, ReadError, RepoFiles, RepoSource, RevisionInfo,
-};
-use crate::load::{self, LoadOutcome, REPO_CONFIG_FILE};
+use crate::git::RepoSource;
+use crate::load::REPO_CONFIG_FILE;
+use crate::load::clusters::{clusters_of, load_with_clusters};
 use crate::observe;
 use crate::plan::{self, Plan, PlanInput};
 use crate::preview::{self, Preview};
-use crate::spec::{ClusterConfig, RepoConfig};
 use crate::store::audit::RecordKind;
 
 /// The context of weir's commit status.
@@ -976,10 +974,7 @@ fn prepare(mirror: &Path, fetched: &Fetched, branch: &str, number: u64) -> Resul
             .with_context(|| format!("merging the pull request into `{branch}`"))?
     };
     let base_source = RepoSource::git_tree(mirror, &fetched.base).map_err(|e| anyhow!("{e}"))?;
-    let Some(base_clusters) = load::load_from(&ConfigOnly(&base_source))
-        .desired
-        .map(|d| d.config.clusters)
-    else {
+    let Some(base_clusters) = clusters_of(&base_source) else {
         bail!(
             "{REPO_CONFIG_FILE} of `{branch}` ({}) does not load; previews take the cluster \
              settings from it",
@@ -1012,138 +1007,6 @@ fn prepare(mirror: &Path, fetched: &Fetched, branch: &str, number: u64) -> Resul
         invalid_files: outcome.invalid_files,
         warnings,
     })
-}
-
-/// Loads `source` with `clusters` in place of its own. Diagnostics of `weir.yaml` are those of
-/// the file as written; everything else is checked against `clusters`. Also says whether the
-/// source's clusters differ.
-pub fn load_with_clusters(
-    source: &dyn RepoFiles,
-    clusters: &BTreeMap<String, ClusterConfig>,
-) -> (LoadOutcome, bool) {
-    let own = load::load_from(source);
-    let Some(desired) = &own.desired else {
-        // Nothing is planned without a loadable weir.yaml.
-        return (own, false);
-    };
-    if &desired.config.clusters == clusters {
-        return (own, false);
-    }
-    let mut config = desired.config.clone();
-    config.clusters = clusters.clone();
-    let replaced = load::load_from(&WithConfig {
-        inner: source,
-        config: config_text(&config),
-    });
-    let added: Vec<&String> = desired
-        .config
-        .clusters
-        .keys()
-        .filter(|k| !clusters.contains_key(*k))
-        .collect();
-    let mut diagnostics: Vec<Diagnostic> = own
-        .diagnostics
-        .iter()
-        .filter(|d| d.file == REPO_CONFIG_FILE)
-        .cloned()
-        .chain(
-            replaced
-                .diagnostics
-                .into_iter()
-                .filter(|d| d.file != REPO_CONFIG_FILE)
-                .map(|mut d| {
-                    // "Unknown cluster" would be puzzling for a cluster the file does define.
-                    let field = d.field.as_deref() == Some("spec.cluster");
-                    if let Some(name) = added
-                        .iter()
-                        .find(|n| field && d.message.contains(&format!("`{n}`")))
-                    {
-                        d.message = format!(
-                            "spec.cluster: `{name}` is a cluster this pull request adds; previews \
-                             use the clusters of the target branch, so this job can be planned \
-                             once the cluster is merged"
-                        );
-                    }
-                    d
-                }),
-        )
-        .collect();
-    diagnostics.sort_by(|a, b| {
-        (a.file != REPO_CONFIG_FILE, &a.file, a.line, a.column).cmp(&(
-            b.file != REPO_CONFIG_FILE,
-            &b.file,
-            b.line,
-            b.column,
-        ))
-    });
-    let mut invalid_files: Vec<String> = diagnostics.iter().map(|d| d.file.clone()).collect();
-    invalid_files.sort();
-    invalid_files.dedup();
-    (
-        LoadOutcome {
-            desired: replaced.desired,
-            diagnostics,
-            invalid_files,
-        },
-        true,
-    )
-}
-
-/// `config` as the text of a `weir.yaml` (JSON is YAML).
-fn config_text(config: &RepoConfig) -> Vec<u8> {
-    serde_json::to_vec_pretty(config).unwrap_or_default()
-}
-
-/// A source whose `weir.yaml` is replaced.
-struct WithConfig<'a> {
-    inner: &'a dyn RepoFiles,
-    config: Vec<u8>,
-}
-
-impl RepoFiles for WithConfig<'_> {
-    fn origin(&self) -> String {
-        self.inner.origin()
-    }
-    fn list(&self, dir: &str) -> Result<Vec<String>, GitError> {
-        self.inner.list(dir)
-    }
-    fn read(&self, path: &str, limit: u64) -> Result<FileContent, GitError> {
-        if path == REPO_CONFIG_FILE {
-            return Ok(FileContent {
-                bytes: self.config.clone(),
-                blob_id: None,
-            });
-        }
-        self.inner.read(path, limit)
-    }
-    fn revision(&self, accessed: &AccessLog) -> Result<RevisionInfo, GitError> {
-        self.inner.revision(accessed)
-    }
-}
-
-/// Only `weir.yaml` of a source (no job files, no jars): for its cluster settings.
-struct ConfigOnly<'a>(&'a RepoSource);
-
-impl RepoFiles for ConfigOnly<'_> {
-    fn origin(&self) -> String {
-        self.0.origin()
-    }
-    fn list(&self, _dir: &str) -> Result<Vec<String>, GitError> {
-        Ok(Vec::new())
-    }
-    fn read(&self, path: &str, limit: u64) -> Result<FileContent, GitError> {
-        if path == REPO_CONFIG_FILE {
-            return self.0.read(path, limit);
-        }
-        Err(GitError::Read {
-            path: path.to_string(),
-            origin: self.origin(),
-            source: ReadError::NotFound,
-        })
-    }
-    fn revision(&self, accessed: &AccessLog) -> Result<RevisionInfo, GitError> {
-        self.0.revision(accessed)
-    }
 }
 
 fn short(sha: &str) -> &str {

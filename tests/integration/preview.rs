@@ -417,3 +417,50 @@ fn split_dir_needs_markdown() {
     assert!(run.stderr.contains("--comment-limit"), "{}", run.stderr);
     assert!(!Path::new(dir).exists());
 }
+
+/// `--clusters-from`: the revision planned cannot choose where weir connects. A branch that
+/// points the cluster elsewhere is still planned against the base branch's endpoint.
+#[test]
+fn clusters_from_the_base_revision_win_over_the_branch() {
+    let cluster = cluster(Version::V2);
+    let repo = Repo::new(&cluster.url, Some(&cluster.jars));
+    let job = repo.unique("pv-base");
+    repo.commit("main");
+    git(&repo.root, &["checkout", "-q", "-b", "feature"]);
+    let config = std::fs::read_to_string(repo.root.join("weir.yaml")).unwrap();
+    // The branch sends the cluster (and its credentials) to another endpoint.
+    repo.write(
+        "weir.yaml",
+        &config.replace(&cluster.url, "http://127.0.0.1:9"),
+    );
+    repo.write(&format!("jobs/{job}.yaml"), &jar_job(&job, 1, "a", ""));
+    repo.commit("feature");
+
+    let own = repo
+        .weir(&["plan", "--ref", "feature", "--format", "json"])
+        .code(1);
+    assert!(own.stdout.contains("127.0.0.1:9"), "{}", own.stdout);
+
+    let run = repo
+        .weir(&[
+            "plan",
+            "--ref",
+            "feature",
+            "--clusters-from",
+            "main",
+            "--format",
+            "markdown",
+            "--detailed-exitcode",
+        ])
+        .code(2);
+    assert!(run.stdout.contains("1 to create"), "{}", run.stdout);
+    assert!(!run.stdout.contains("127.0.0.1:9"), "{}", run.stdout);
+    assert!(run.stdout.contains("--clusters-from"), "{}", run.stdout);
+    assert!(run.stderr.contains("changes `clusters`"), "{}", run.stderr);
+
+    // A preview is not for applying.
+    let run = repo
+        .weir(&["plan", "--clusters-from", "main", "--out", "p.json"])
+        .code(2);
+    assert!(run.stderr.contains("--out"), "{}", run.stderr);
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::desired::Program;
 use crate::git::MemoryFiles;
+use crate::load;
 use crate::observe::JobState;
 use crate::plan::fixtures::*;
 
@@ -219,7 +220,7 @@ fn cluster_settings_come_from_the_branch() {
     assert!(
         outcome.diagnostics[0]
             .message
-            .contains("`new` is a cluster this pull request adds"),
+            .contains("`new` is a cluster this revision adds"),
         "{:?}",
         outcome.diagnostics
     );
