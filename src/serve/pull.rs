@@ -402,6 +402,34 @@ impl Previews {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Drops the mirror's refs of a closed pull request (its head, base and merge), so that the
+    /// mirror does not keep every pull request's commits reachable forever. A reopened pull
+    /// request fetches them again.
+    fn forget_refs(&self, key: PullKey) {
+        let prefix = format!("refs/weir/previews/{}/{}/", key.forge.as_str(), key.number);
+        let path = self.mirror.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let result = git2::Repository::open_bare(&path).and_then(|repo| {
+                let names: Vec<String> = repo
+                    .references_glob(&format!("{prefix}*"))?
+                    .names()
+                    .filter_map(|n| n.ok().map(str::to_string))
+                    .collect();
+                for name in &names {
+                    repo.find_reference(name)?.delete()?;
+                }
+                Ok(names.len())
+            });
+            match result {
+                Ok(n) => info!(
+                    refs = n,
+                    "{prefix}: refs of the closed pull request removed"
+                ),
+                Err(e) => warn!("{prefix}: removing the refs: {}", e.message()),
+            }
+        });
+    }
+
     /// Every pull request seen since start, with its last preview.
     pub fn records(&self) -> Vec<PreviewRecord> {
         self.slots().values().map(|s| s.record.clone()).collect()
@@ -437,6 +465,8 @@ impl Previews {
                 slot.record.updated_at_ms = now_ms();
                 fill_key(&mut slot.record, key);
                 info!(forge = key.forge.as_str(), number = key.number, action = %ev.action, "pull request closed: previews stop");
+                drop(slots);
+                self.forget_refs(key);
                 return Submitted::Stopped;
             }
             Intent::Preview { reopened } => *reopened,

@@ -58,6 +58,11 @@ pub struct Serve {
 }
 
 impl Serve {
+    /// The daemon's bare mirror of the remote.
+    pub fn mirror(&self) -> std::path::PathBuf {
+        self.state_dir.path().join("mirror.git")
+    }
+
     /// Starts `weir serve` following `main` of `remote`, with the API token [`API_TOKEN`], `extra`
     /// appended to its config file and `env` in its environment.
     pub fn start(remote: &Remote, extra: &str, env: &[(&str, &str)]) -> Serve {

@@ -622,9 +622,27 @@ fn github_pull_request_is_previewed_in_one_comment_with_statuses() {
     assert!(mine[0].body.contains(short(&head3)));
 
     // Closed: previews stop; a later push is not previewed and nothing is written.
+    let refs = git(
+        &serve.mirror(),
+        &["for-each-ref", "refs/weir/previews/github/7/"],
+    );
+    assert!(refs.contains("/head"), "the preview's refs: {refs}");
     let (code, r) = github_delivery(&serve, "closed", "closed", 7, &head3);
     assert_eq!(code, 200, "{r}");
     assert_eq!(r["preview"], "stopped", "{r}");
+    // The mirror lets go of the closed pull request's commits.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let refs = git(
+            &serve.mirror(),
+            &["for-each-ref", "refs/weir/previews/github/7/"],
+        );
+        if refs.trim().is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "refs left: {refs}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let seen = fake.requests().len();
     repo.write(&file, &jar_job(&name, 3, "orders", ""));
     let head4 = remote.push(&repo, "after close", "refs/pull/7/head");
