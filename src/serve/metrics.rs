@@ -6,6 +6,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 type Labels = Vec<(String, String)>;
@@ -17,6 +18,8 @@ pub struct Metrics {
     pub applies: Family<Labels, Counter>,
     pub last_sync: Family<Labels, Gauge<f64, AtomicU64>>,
     pub jobs: Family<Labels, Gauge>,
+    pub health: Family<Labels, Gauge>,
+    pub steps: Family<Labels, Histogram, fn() -> Histogram>,
     pub webhooks: Family<Labels, Counter>,
     pub fetch_errors: Counter,
     pub recover_attempts: Family<Labels, Counter>,
@@ -34,6 +37,13 @@ impl Metrics {
         let applies = Family::<Labels, Counter>::default();
         let last_sync = Family::<Labels, Gauge<f64, AtomicU64>>::default();
         let jobs = Family::<Labels, Gauge>::default();
+        let health = Family::<Labels, Gauge>::default();
+        // Apply steps take from milliseconds (a cancel) to minutes (a large savepoint).
+        let steps = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+            ])
+        });
         let webhooks = Family::<Labels, Counter>::default();
         let fetch_errors = Counter::default();
         let recover_attempts = Family::<Labels, Counter>::default();
@@ -59,6 +69,16 @@ impl Metrics {
         );
         registry.register("jobs", "Jobs by sync state", jobs.clone());
         registry.register(
+            "jobs_by_health",
+            "Jobs by the Flink state of their newest job (RUNNING, FAILED, ..., - for none)",
+            health.clone(),
+        );
+        registry.register(
+            "apply_step_duration_seconds",
+            "Duration of apply steps (Flink REST call and wait), by step kind and outcome",
+            steps.clone(),
+        );
+        registry.register(
             "webhook_deliveries",
             "Webhook deliveries by receiver and outcome",
             webhooks.clone(),
@@ -80,6 +100,8 @@ impl Metrics {
             applies,
             last_sync,
             jobs,
+            health,
+            steps,
             webhooks,
             fetch_errors,
             recover_attempts,
@@ -110,6 +132,22 @@ impl Metrics {
         for (state, n) in counts {
             self.jobs.get_or_create(&l("sync", state)).set(*n);
         }
+    }
+
+    pub fn set_health(&self, counts: &std::collections::BTreeMap<String, i64>) {
+        self.health.clear();
+        for (state, n) in counts {
+            self.health.get_or_create(&l("health", state)).set(*n);
+        }
+    }
+
+    pub fn step(&self, kind: &str, outcome: &str, seconds: f64) {
+        self.steps
+            .get_or_create(&vec![
+                ("step".to_string(), kind.to_string()),
+                ("outcome".to_string(), outcome.to_string()),
+            ])
+            .observe(seconds);
     }
 
     pub fn webhook(&self, receiver: &str, outcome: &str) {
@@ -148,7 +186,19 @@ mod tests {
         m.apply("failed");
         m.webhook("github", "rejected");
         m.synced("local", 1_700_000_000_000);
+        m.step("stop_with_savepoint", "succeeded", 0.3);
+        m.set_health(&[("RUNNING".to_string(), 2)].into_iter().collect());
         let text = m.render();
+        assert!(
+            text.contains(
+                "weir_apply_step_duration_seconds_count{step=\"stop_with_savepoint\",outcome=\"succeeded\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_jobs_by_health{health=\"RUNNING\"} 2"),
+            "{text}"
+        );
         assert!(
             text.contains("weir_reconciles_total{outcome=\"ok\"} 1"),
             "{text}"

@@ -1024,6 +1024,11 @@ impl Worker {
             *counts.entry(j.sync.clone()).or_default() += 1;
         }
         self.shared.metrics.set_jobs(&counts);
+        let mut health: BTreeMap<String, i64> = BTreeMap::new();
+        for j in &jobs {
+            *health.entry(j.health.clone()).or_default() += 1;
+        }
+        self.shared.metrics.set_health(&health);
         let mut clusters = BTreeMap::new();
         let previous = self.shared.status().clusters;
         for (name, c) in &observation.clusters {
@@ -1366,6 +1371,7 @@ impl ApplyTask {
             .map(|c| c.job.as_str())
             .collect();
         let result = applier.apply(&plan, &apply_id).await;
+        self.record_step_durations(&apply_id).await;
         // Jobs whose change failed, with the reason.
         let failed: BTreeMap<String, String> = match &result {
             Ok(outcomes) => {
@@ -1475,6 +1481,21 @@ impl ApplyTask {
         });
         // Refresh the status with the state the apply left.
         self.shared.trigger("after-apply");
+    }
+
+    /// Step durations of the apply, from its journal, into the metrics.
+    async fn record_step_durations(&self, apply_id: &str) {
+        let Ok(journal) = self.shared.store.journal(apply_id).await else {
+            return;
+        };
+        for e in &journal {
+            if let Some(end) = e.finished_at_ms {
+                let seconds = (end - e.created_at_ms).max(0) as f64 / 1000.0;
+                self.shared
+                    .metrics
+                    .step(&e.kind, e.status.as_str(), seconds);
+            }
+        }
     }
 
     /// `savepoint.failed` for every stop-with-savepoint step of the apply that failed (the job

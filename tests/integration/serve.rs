@@ -88,6 +88,16 @@ fn push_and_signed_webhook_redeploy_from_a_savepoint() {
         "{metrics}"
     );
     assert!(metrics.contains("weir_last_successful_sync_timestamp_seconds{cluster=\"local\"}"));
+    assert!(
+        metrics.contains(
+            "weir_apply_step_duration_seconds_count{step=\"stop_with_savepoint\",outcome=\"succeeded\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("weir_jobs_by_health{health=\"RUNNING\"} 1"),
+        "{metrics}"
+    );
     let plans = d.get("/api/v1/plans");
     assert!(!plans["plans"].as_array().unwrap().is_empty(), "{plans}");
     let apply_id = d.status()["lastApply"]["id"].as_str().unwrap().to_string();
