@@ -352,14 +352,7 @@ fn load_valid_with(
         return (valid, outcome, None);
     };
     let (outcome, changed) = load::clusters::load_with_clusters(source, &base.clusters);
-    for d in &outcome.diagnostics {
-        eprintln!("{d}");
-    }
-    let valid = if outcome.diagnostics.is_empty() {
-        outcome.desired.clone()
-    } else {
-        None
-    };
+    let (valid, outcome) = report_load(outcome);
     let warning = changed.then(|| {
         format!(
             "This revision changes `clusters` in weir.yaml; the plan uses the cluster settings of              `{}` (--clusters-from), and the new ones take effect once merged.",
@@ -373,7 +366,11 @@ fn load_valid_with(
 }
 
 fn load_valid(source: &RepoSource) -> (Option<DesiredState>, LoadOutcome) {
-    let outcome = load::load_repo(source);
+    report_load(load::load_repo(source))
+}
+
+/// Prints every diagnostic; the desired state only when there are none.
+fn report_load(outcome: LoadOutcome) -> (Option<DesiredState>, LoadOutcome) {
     for d in &outcome.diagnostics {
         eprintln!("{d}");
     }

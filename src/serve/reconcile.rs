@@ -1685,8 +1685,7 @@ fn job_fingerprint(observation: &Observation, cluster: &str, job: &str) -> Strin
     hex::encode(h.finalize())
 }
 
-/// A digest of the observed state of the jobs `plan` changes: per change its cluster's
-/// reachability and the id and state of every managed job of that definition.
+/// A digest of the observed state of the jobs `plan` changes (see [`job_fingerprint`]).
 fn scoped_fingerprint(observation: &Observation, plan: &Plan) -> String {
     use sha2::{Digest, Sha256};
     let mut keys: Vec<(&str, &str)> = plan
@@ -1697,21 +1696,7 @@ fn scoped_fingerprint(observation: &Observation, plan: &Plan) -> String {
     keys.sort();
     let mut h = Sha256::new();
     for (cluster, job) in keys {
-        h.update(format!("{cluster}/{job}:"));
-        match observation.clusters.get(cluster) {
-            Some(ClusterObservation::Reachable { jobs, .. }) => {
-                let hash = crate::identity::name_hash(job);
-                let mut mine: Vec<String> = jobs
-                    .iter()
-                    .filter(|j| j.identity.is_some_and(|i| i.name_hash == hash))
-                    .map(|j| format!("{}={}", j.id, j.state))
-                    .collect();
-                mine.sort();
-                h.update(mine.join(","));
-            }
-            Some(ClusterObservation::Unreachable { .. }) => h.update("unreachable"),
-            None => h.update("unobserved"),
-        }
+        h.update(job_fingerprint(observation, cluster, job));
         h.update("\n");
     }
     hex::encode(h.finalize())
