@@ -22,16 +22,20 @@
 //!    `pollIntervalSeconds: 3600` (polls never interfere) and the default `sync.policy: auto`;
 //!    the daemon creates the N jobs on the fake cluster and reaches steady state (last reconcile
 //!    `in_sync`, every job `Synced`/`RUNNING`);
-//! 3. **steady state**: triggers `--reconciles` reconciles with `POST /api/v1/sync`, one at a time,
-//!    and records the Flink REST requests each one made and its duration (from the daemon's
-//!    status);
+//! 3. **steady state**: triggers `--reconciles` reconciles with `POST /api/v1/sync`, one at a time
+//!    (waiting on `/metrics`, which is cheap to poll), and records the Flink REST requests each one
+//!    made, its duration (from the daemon's status) and the daemon's CPU time over it; then loads
+//!    the same commit in-process (`weir::load::load_repo`) for comparison;
 //! 4. **idle memory**: waits 2 s and reads `VmRSS`, `VmHWM`, `RssAnon` of `/proc/PID/status`;
 //! 5. **trigger latency**: `--runs` times each, alternating which goes first, changes the args of
 //!    one `upgradeMode: savepoint` jar job, commits and pushes, then sends either a signed GitHub
 //!    push webhook (`X-Hub-Signature-256`, `POST /api/v1/webhooks/github`) or the baseline
 //!    `POST /api/v1/sync`, and measures from just before sending to the fake's arrival time of the
 //!    first mutating REST call of the resulting apply (`POST /jobs/{id}/stop`, the stop with a
-//!    savepoint of the redeploy); then waits for the apply and the reconcile after it to finish.
+//!    savepoint of the redeploy; the bench blocks on the fake's condition variable meanwhile, it
+//!    does not poll the daemon); then waits for the apply and the reconcile after it to finish.
+//!
+//! Method, results and findings: BENCHMARKS.md.
 //!
 //! The daemon binary is the one Cargo builds for this bench (`CARGO_BIN_EXE_weir`, i.e.
 //! `target/release/weir`); `WEIR_BIN=path` overrides it. Markdown tables go to stdout, progress to
