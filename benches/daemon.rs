@@ -1,0 +1,1016 @@
+//! `weir serve` at scale: trigger latency, Flink REST calls per steady-state reconcile and idle
+//! memory of the real daemon process managing N jobs on one (fake) cluster.
+//!
+//! ```sh
+//! cargo bench --bench daemon                       # N = 10,1000; 5 runs per trigger
+//! WEIR_BENCH_JOBS=1000 WEIR_BENCH_RUNS=7 cargo bench --bench daemon
+//! cargo bench --bench daemon -- --jobs 10,1000 --runs 5 --reconciles 5 [--keep]
+//! ```
+//!
+//! `WEIR_BENCH_JOBS` / `--jobs` (comma-separated job counts, default `10,1000`; the smallest is
+//! the baseline of the memory and latency ratios), `WEIR_BENCH_RUNS` / `--runs` (trigger runs per
+//! trigger kind, default 5), `WEIR_BENCH_RECONCILES` / `--reconciles` (steady-state reconciles
+//! counted, default 5), `--keep` keeps the work directories (repo, bare remote, store, daemon log).
+//!
+//! Per N the bench
+//! 1. starts the fake Flink 2.x REST API of `benches/fake_flink` (in-process, 127.0.0.1:0, every
+//!    request recorded with its arrival time; submitted jobs are RUNNING at once, savepoints
+//!    complete at once), generates the jobs repo of `benches/jobs_repo` (N job definitions in 20
+//!    directories, the fake's URL in `weir.yaml`), commits it and pushes it to a bare repo;
+//! 2. starts the real `weir serve` process (release build) following the bare repo over
+//!    `file://`, with an API token and a GitHub webhook secret (from environment variables),
+//!    `pollIntervalSeconds: 3600` (polls never interfere) and the default `sync.policy: auto`;
+//!    the daemon creates the N jobs on the fake cluster and reaches steady state (last reconcile
+//!    `in_sync`, every job `Synced`/`RUNNING`);
+//! 3. **steady state**: triggers `--reconciles` reconciles with `POST /api/v1/sync`, one at a time
+//!    (waiting on `/metrics`, which is cheap to poll), and records the Flink REST requests each one
+//!    made, its duration (from the daemon's status) and the daemon's CPU time over it; then loads
+//!    the same commit in-process (`weir::load::load_repo`) for comparison;
+//! 4. **idle memory**: waits 2 s and reads `VmRSS`, `VmHWM`, `RssAnon` of `/proc/PID/status`;
+//! 5. **trigger latency**: `--runs` times each, alternating which goes first, changes the args of
+//!    one `upgradeMode: savepoint` jar job, commits and pushes, then sends either a signed GitHub
+//!    push webhook (`X-Hub-Signature-256`, `POST /api/v1/webhooks/github`) or the baseline
+//!    `POST /api/v1/sync`, and measures from just before sending to the fake's arrival time of the
+//!    first mutating REST call of the resulting apply (`POST /jobs/{id}/stop`, the stop with a
+//!    savepoint of the redeploy; the bench blocks on the fake's condition variable meanwhile, it
+//!    does not poll the daemon); then waits for the apply and the reconcile after it to finish.
+//!
+//! Method, results and findings: BENCHMARKS.md.
+//!
+//! The daemon binary is the one Cargo builds for this bench (`CARGO_BIN_EXE_weir`, i.e.
+//! `target/release/weir`); `WEIR_BIN=path` overrides it. Markdown tables go to stdout, progress to
+//! stderr.
+
+mod fake_flink;
+mod jobs_repo;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fake_flink::{Fake, Request, counts, describe};
+use serde_json::Value;
+
+const TOKEN: &str = "bench-api-token";
+const GITHUB_SECRET: &str = "bench-github-secret";
+const DIRS: usize = 20;
+
+struct Options {
+    jobs: Vec<usize>,
+    runs: usize,
+    reconciles: usize,
+    keep: bool,
+}
+
+fn parse_list(s: &str) -> Vec<usize> {
+    s.split(',')
+        .map(|s| s.trim().replace('_', "").parse().expect("jobs: N[,N...]"))
+        .collect()
+}
+
+fn parse_args() -> Options {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let mut opts = Options {
+        jobs: parse_list(&env("WEIR_BENCH_JOBS").unwrap_or_else(|| "10,1000".into())),
+        runs: env("WEIR_BENCH_RUNS").map_or(5, |v| v.parse().expect("WEIR_BENCH_RUNS=N")),
+        reconciles: env("WEIR_BENCH_RECONCILES")
+            .map_or(5, |v| v.parse().expect("WEIR_BENCH_RECONCILES=N")),
+        keep: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let (key, inline) = match arg.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .unwrap_or_else(|| panic!("{name} needs a value"))
+        };
+        match key.as_str() {
+            "--jobs" => opts.jobs = parse_list(&value("--jobs")),
+            "--runs" => opts.runs = value("--runs").parse().expect("--runs N"),
+            "--reconciles" => {
+                opts.reconciles = value("--reconciles").parse().expect("--reconciles N")
+            }
+            "--keep" => opts.keep = true,
+            // `cargo bench` passes `--bench`; ignore it and any other harness flag.
+            _ => {}
+        }
+    }
+    assert!(
+        opts.runs > 0 && opts.reconciles > 0,
+        "runs must be at least 1"
+    );
+    assert!(opts.jobs.iter().all(|&n| n >= 1), "at least one job");
+    opts.jobs.sort_unstable();
+    opts.jobs.dedup();
+    opts
+}
+
+// ------------------------------------------------------------------------------------------
+// The daemon process
+
+struct Memory {
+    rss_kib: u64,
+    hwm_kib: u64,
+    anon_kib: u64,
+    threads: u64,
+}
+
+fn read_memory(pid: u32) -> Memory {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).expect("reading /proc/PID/status");
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    Memory {
+        rss_kib: field("VmRSS:"),
+        hwm_kib: field("VmHWM:"),
+        anon_kib: field("RssAnon:"),
+        threads: field("Threads:"),
+    }
+}
+
+struct Daemon {
+    child: Option<Child>,
+    pid: u32,
+    base: String,
+    http: reqwest::blocking::Client,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn spawn(bin: &Path, work: &Path, remote: &Path) -> Daemon {
+        let state = work.join("state");
+        fs::create_dir_all(&state).unwrap();
+        let cfg = work.join("serve.yaml");
+        fs::write(
+            &cfg,
+            format!(
+                "repo:\n  url: file://{}\n  branch: main\nlisten: 127.0.0.1:0\nstateDir: {}\n\
+                 pollIntervalSeconds: 3600\n\
+                 api:\n  tokens: [{{env: WEIR_BENCH_API_TOKEN}}]\n\
+                 webhooks:\n  github: {{env: WEIR_BENCH_GITHUB_SECRET}}\n",
+                remote.display(),
+                state.display()
+            ),
+        )
+        .unwrap();
+        let addr_file = work.join("addr");
+        let log = work.join("serve.log");
+        let out = fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(bin);
+        cmd.args(["serve", "--config"])
+            .arg(&cfg)
+            .arg("--address-file")
+            .arg(&addr_file);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("WEIR_") {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd
+            .env("WEIR_LOG", "info,sqlx=warn,tower_http=warn")
+            .env("WEIR_BENCH_API_TOKEN", TOKEN)
+            .env("WEIR_BENCH_GITHUB_SECRET", GITHUB_SECRET)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("starting weir serve");
+        let pid = child.id();
+        let mut daemon = Daemon {
+            child: Some(child),
+            pid,
+            base: String::new(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        daemon.base = loop {
+            if let Ok(a) = fs::read_to_string(&addr_file)
+                && !a.is_empty()
+            {
+                break format!("http://{a}");
+            }
+            if let Some(status) = daemon.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("weir serve exited with {status}:\n{}", daemon.log_tail());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "weir serve did not start:\n{}",
+                daemon.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        daemon
+    }
+
+    fn log_tail(&self) -> String {
+        let log = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    fn status(&self) -> Value {
+        let r = self
+            .http
+            .get(format!("{}/api/v1/status", self.base))
+            .send()
+            .expect("GET /api/v1/status");
+        assert!(
+            r.status().is_success(),
+            "GET /api/v1/status: {}",
+            r.status()
+        );
+        r.json().unwrap()
+    }
+
+    /// Polls the status every `every` until `ok`; fails on an apply failure or error.
+    fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        every: Duration,
+        ok: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.status();
+            if ok(&s) {
+                return s;
+            }
+            let outcome = s["lastReconcile"]["outcome"].as_str().unwrap_or("");
+            if matches!(
+                outcome,
+                "apply_failed" | "error" | "repo_invalid" | "blocked" | "lock_busy"
+            ) {
+                panic!(
+                    "waiting for {what}: reconcile {outcome}: {}\n--- daemon log\n{}",
+                    s["lastReconcile"]["message"],
+                    self.log_tail()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last reconcile: {}\n--- daemon log\n{}",
+                s["lastReconcile"],
+                self.log_tail()
+            );
+            std::thread::sleep(every);
+        }
+    }
+
+    /// POSTs; returns the status code and how long the answer took.
+    fn post(&self, path: &str, body: String, headers: &[(&str, &str)]) -> (u16, Duration) {
+        let mut req = self.http.post(format!("{}{path}", self.base)).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let sent = Instant::now();
+        let r = req.send().unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let took = sent.elapsed();
+        let code = r.status().as_u16();
+        let text = r.text().unwrap_or_default();
+        assert_eq!(code, 202, "POST {path}: {text}");
+        (code, took)
+    }
+
+    fn sync(&self) -> Duration {
+        let auth = format!("Bearer {TOKEN}");
+        self.post("/api/v1/sync", String::new(), &[("Authorization", &auth)])
+            .1
+    }
+
+    fn github_push(&self, commit: &str, before: &str) -> Duration {
+        // The fields of a GitHub push delivery that matter, at a plausible size.
+        let body = serde_json::json!({
+            "ref": "refs/heads/main",
+            "before": before,
+            "after": commit,
+            "created": false, "deleted": false, "forced": false,
+            "repository": {"id": 1, "name": "flink-jobs", "full_name": "bench/flink-jobs",
+                           "default_branch": "main", "clone_url": "https://github.com/bench/flink-jobs.git"},
+            "pusher": {"name": "bench", "email": "bench@weir.invalid"},
+            "head_commit": {"id": commit, "message": "change one job's args",
+                            "modified": ["jobs/..."], "added": [], "removed": []},
+            "commits": [{"id": commit, "message": "change one job's args"}]
+        })
+        .to_string();
+        let sig = weir::serve::webhook::sign(GITHUB_SECRET.as_bytes(), body.as_bytes());
+        self.post(
+            "/api/v1/webhooks/github",
+            body,
+            &[
+                ("X-GitHub-Event", "push"),
+                ("X-GitHub-Delivery", "00000000-0000-0000-0000-000000000000"),
+                ("X-Hub-Signature-256", &sig),
+                ("Content-Type", "application/json"),
+                ("User-Agent", "GitHub-Hookshot/bench"),
+            ],
+        )
+        .1
+    }
+
+    fn memory(&self) -> Memory {
+        read_memory(self.pid)
+    }
+
+    /// Completed reconciles, from `/metrics` (cheap to poll, unlike the status with N jobs).
+    fn reconciles(&self) -> u64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .and_then(|r| r.text())
+            .expect("GET /metrics");
+        text.lines()
+            .filter(|l| l.starts_with("weir_reconciles_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// Polls `/metrics` until at least `target` reconciles completed, then returns the status
+    /// once it shows them too.
+    fn wait_reconciles(&self, target: u64, timeout: Duration, every: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        while self.reconciles() < target {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {target} reconciles\n--- daemon log\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(every);
+        }
+        // The counter is bumped just before the status is updated.
+        self.wait_for("the status", timeout, Duration::from_millis(5), |s| {
+            reconciles(s) >= target
+        })
+    }
+
+    /// User + system CPU time of the daemon (all threads) in ms, 10 ms resolution.
+    fn cpu_ms(&self) -> f64 {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap();
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        ticks * 1000.0 / hz
+    }
+
+    /// SIGTERM, then waits (SIGKILL after 60 s).
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // SAFETY: `pid` is our own child, not reaped yet.
+        unsafe {
+            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("  weir serve did not stop within 60 s; killing it");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Measurements
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// CPU time (user + system) of the calling thread in ms.
+fn thread_cpu_ms() -> f64 {
+    // SAFETY: an all-zero `rusage` is a valid value; `getrusage` fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable `rusage`.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    assert_eq!(rc, 0);
+    let tv = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn stats(v: &[f64]) -> Stats {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    let median = if s.is_empty() {
+        f64::NAN
+    } else if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    };
+    Stats {
+        median,
+        min: s.first().copied().unwrap_or(f64::NAN),
+        max: s.last().copied().unwrap_or(f64::NAN),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Trigger {
+    Webhook,
+    Sync,
+}
+
+impl Trigger {
+    fn label(self) -> &'static str {
+        match self {
+            Trigger::Webhook => "signed GitHub webhook",
+            Trigger::Sync => "`POST /api/v1/sync` (baseline)",
+        }
+    }
+}
+
+/// One trigger → apply cycle, times from just before the trigger was sent.
+struct Cycle {
+    trigger: Trigger,
+    answer: Duration,
+    /// The first REST call of the reconcile (its observation).
+    first_call: Duration,
+    first_mutating: Duration,
+    /// CPU time the daemon used from the trigger until the first mutating call was seen.
+    cpu_to_mutating: f64,
+    first_mutating_endpoint: String,
+    submit: Option<Duration>,
+    requests: BTreeMap<String, u64>,
+}
+
+/// One steady-state reconcile.
+struct Steady {
+    requests: BTreeMap<String, u64>,
+    duration_ms: i64,
+    cpu_ms: f64,
+}
+
+struct Measured {
+    n: usize,
+    startup: Duration,
+    startup_requests: BTreeMap<String, u64>,
+    overview_bytes: usize,
+    steady: Vec<Steady>,
+    load_ms: f64,
+    load_cpu_ms: f64,
+    idle: Memory,
+    after: Memory,
+    cycles: Vec<Cycle>,
+}
+
+fn reconciles(s: &Value) -> u64 {
+    s["reconciles"].as_u64().unwrap_or(0)
+}
+
+fn outcome(s: &Value) -> &str {
+    s["lastReconcile"]["outcome"].as_str().unwrap_or("")
+}
+
+fn all_synced(s: &Value, n: usize) -> bool {
+    s["jobs"].as_array().is_some_and(|jobs| {
+        jobs.len() == n
+            && jobs
+                .iter()
+                .all(|j| j["sync"] == "Synced" && j["health"] == "RUNNING")
+    })
+}
+
+/// Replaces the `args:` line of job `i` (revision `revision`), commits and pushes; returns the
+/// commit.
+fn change_job(repo: &Path, remote: &Path, i: usize, revision: usize) -> String {
+    let file = repo.join(jobs_repo::job_file(i, DIRS));
+    let text = fs::read_to_string(&file).unwrap();
+    let new_args = jobs_repo::args_line(i, revision);
+    let mut changed = false;
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with("    args: [") {
+            out.push_str(&new_args);
+            changed = true;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert!(changed, "{} has no args line", file.display());
+    fs::write(&file, out).unwrap();
+    jobs_repo::commit(repo, &format!("job {i}: revision {revision}"));
+    jobs_repo::git(repo, &["push", "-q", remote.to_str().unwrap(), "main"]);
+    head(repo)
+}
+
+fn head(repo: &Path) -> String {
+    let out = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn bench_one(bin: &Path, n: usize, opts: &Options, rt: &tokio::runtime::Runtime) -> Measured {
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("weir-daemon-bench-{n}-"))
+        .tempdir()
+        .unwrap();
+    let work = tmp.path().to_path_buf();
+    let repo = work.join("repo");
+    let remote = work.join("remote.git");
+
+    let (fake, url) = Fake::start(rt);
+    eprintln!("N = {n}: generating the repo in {}", repo.display());
+    jobs_repo::generate(&repo, n, DIRS, &url);
+    jobs_repo::git(&work, &["init", "-q", "--bare", "-b", "main", "remote.git"]);
+    jobs_repo::git(&repo, &["push", "-q", remote.to_str().unwrap(), "main"]);
+
+    // Startup: the daemon creates the N jobs.
+    let started = Instant::now();
+    let daemon = Daemon::spawn(bin, &work, &remote);
+    eprintln!(
+        "  weir serve (pid {}) at {}; fake Flink at {url}",
+        daemon.pid, daemon.base
+    );
+    let poll = if n > 100 {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_millis(50)
+    };
+    daemon.wait_for(
+        "steady state after startup",
+        Duration::from_secs(3600),
+        poll,
+        |s| outcome(s) == "in_sync" && all_synced(s, n),
+    );
+    let startup = started.elapsed();
+    let startup_requests = fake.take_counts();
+    assert_eq!(fake.jobs_in("RUNNING").len(), n, "the fake runs every job");
+    eprintln!(
+        "  steady state after {:.1} s: {}",
+        startup.as_secs_f64(),
+        describe(&startup_requests)
+    );
+
+    // Steady-state reconciles, one at a time.
+    let mut steady = Vec::new();
+    for k in 1..=opts.reconciles {
+        std::thread::sleep(Duration::from_millis(300));
+        let before = daemon.reconciles();
+        let mark = fake.mark();
+        let cpu = daemon.cpu_ms();
+        daemon.sync();
+        let s = daemon.wait_reconciles(
+            before + 1,
+            Duration::from_secs(300),
+            Duration::from_millis(5),
+        );
+        let cpu_ms = daemon.cpu_ms() - cpu;
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(daemon.reconciles(), before + 1, "exactly one reconcile ran");
+        assert_eq!(outcome(&s), "in_sync", "{}", s["lastReconcile"]);
+        let r = &s["lastReconcile"];
+        let duration_ms =
+            r["finishedAtMs"].as_i64().unwrap_or(0) - r["startedAtMs"].as_i64().unwrap_or(0);
+        let requests = counts(&fake.since(mark));
+        eprintln!(
+            "  steady-state reconcile {k}/{}: {duration_ms} ms, {cpu_ms:.0} ms CPU, {}",
+            opts.reconciles,
+            describe(&requests)
+        );
+        steady.push(Steady {
+            requests,
+            duration_ms,
+            cpu_ms,
+        });
+    }
+
+    // What loading the repo alone costs (the daemon loads it in every reconcile).
+    let commit = head(&repo);
+    let loads: Vec<(f64, f64)> = (0..opts.reconciles)
+        .map(|_| {
+            let started = Instant::now();
+            let cpu = thread_cpu_ms();
+            let source = weir::git::RepoSource::git_tree(&remote, &commit).unwrap();
+            let outcome = weir::load::load_repo(&source);
+            let cpu = thread_cpu_ms() - cpu;
+            assert!(outcome.desired.is_some_and(|d| d.jobs.len() == n));
+            (ms(started.elapsed()), cpu)
+        })
+        .collect();
+    let load_ms = stats(&loads.iter().map(|l| l.0).collect::<Vec<_>>()).median;
+    let load_cpu_ms = stats(&loads.iter().map(|l| l.1).collect::<Vec<_>>()).median;
+    eprintln!(
+        "  in-process load_repo of the commit: {load_ms:.0} ms wall, {load_cpu_ms:.0} ms CPU (median)"
+    );
+
+    // Idle memory.
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = daemon.memory();
+    eprintln!(
+        "  idle: VmRSS {:.1} MiB, VmHWM {:.1} MiB, RssAnon {:.1} MiB, {} threads",
+        idle.rss_kib as f64 / 1024.0,
+        idle.hwm_kib as f64 / 1024.0,
+        idle.anon_kib as f64 / 1024.0,
+        idle.threads
+    );
+
+    // Trigger latency: a changed job, pushed, then the trigger.
+    let candidates: Vec<usize> = (0..n)
+        .filter(|&i| jobs_repo::upgrade_mode(i) == "savepoint" && !jobs_repo::is_sql(i))
+        .collect();
+    assert!(!candidates.is_empty());
+    let mut cycles = Vec::new();
+    let mut rss_after_cycles = Vec::new();
+    let mut revision = 0;
+    for run in 0..opts.runs {
+        let order = if run % 2 == 0 {
+            [Trigger::Webhook, Trigger::Sync]
+        } else {
+            [Trigger::Sync, Trigger::Webhook]
+        };
+        for trigger in order {
+            revision += 1;
+            let job = candidates[(revision - 1) % candidates.len()];
+            let before_commit = head(&repo);
+            let commit = change_job(&repo, &remote, job, revision);
+            std::thread::sleep(Duration::from_millis(300));
+            let before = daemon.reconciles();
+            let last_apply = daemon.status()["lastApply"]["id"].clone();
+            let mark = fake.mark();
+            let cpu = daemon.cpu_ms();
+            let t0 = Instant::now();
+            let answer = match trigger {
+                Trigger::Webhook => daemon.github_push(&commit, &before_commit),
+                Trigger::Sync => daemon.sync(),
+            };
+            let mutating = fake
+                .wait_for(mark, Duration::from_secs(300), Request::is_mutating)
+                .expect("a mutating REST call within 300 s of the trigger");
+            let cpu_to_mutating = daemon.cpu_ms() - cpu;
+            // The reconcile of the trigger applies; the apply triggers one more.
+            let s = daemon.wait_reconciles(
+                before + 2,
+                Duration::from_secs(300),
+                Duration::from_millis(20),
+            );
+            assert!(
+                outcome(&s) == "in_sync"
+                    && s["lastApply"]["id"] != last_apply
+                    && s["lastApply"]["outcome"] == "succeeded",
+                "after the trigger: {} / {}",
+                s["lastReconcile"],
+                s["lastApply"]
+            );
+            let name = jobs_repo::job_name(job);
+            let row = s["jobs"]
+                .as_array()
+                .and_then(|jobs| jobs.iter().find(|j| j["name"] == name.as_str()))
+                .cloned()
+                .unwrap_or_default();
+            assert!(
+                row["sync"] == "Synced" && row["health"] == "RUNNING",
+                "{name} after its redeploy: {row}"
+            );
+            let requests = fake.since(mark);
+            let first = requests.first().expect("the reconcile called Flink");
+            let cycle = Cycle {
+                trigger,
+                answer,
+                first_call: first.at.duration_since(t0),
+                first_mutating: mutating.at.duration_since(t0),
+                cpu_to_mutating,
+                first_mutating_endpoint: mutating.endpoint.clone(),
+                submit: requests
+                    .iter()
+                    .find(|r| r.endpoint == "POST /jars/{jarid}/run")
+                    .map(|r| r.at.duration_since(t0)),
+                requests: counts(&requests),
+            };
+            eprintln!(
+                "  run {}/{} {:?} ({name}): answer {:.1} ms, first call {:.1} ms, {} at {:.1} ms ({:.0} ms daemon CPU), submit at {:.1} ms",
+                run + 1,
+                opts.runs,
+                trigger,
+                ms(cycle.answer),
+                ms(cycle.first_call),
+                cycle.first_mutating_endpoint,
+                ms(cycle.first_mutating),
+                cycle.cpu_to_mutating,
+                cycle.submit.map(ms).unwrap_or(f64::NAN),
+            );
+            cycles.push(cycle);
+            rss_after_cycles.push(daemon.memory().rss_kib);
+        }
+    }
+    eprintln!(
+        "  VmRSS after each trigger cycle (MiB): {}",
+        rss_after_cycles
+            .iter()
+            .map(|k| format!("{:.1}", mib(*k)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let after = daemon.memory();
+    let overview_bytes = fake.overview_bytes();
+    drop(daemon);
+    fake.stop();
+    if opts.keep {
+        let kept = tmp.keep();
+        eprintln!("  kept {}", kept.display());
+    }
+    Measured {
+        n,
+        startup,
+        startup_requests,
+        overview_bytes,
+        steady,
+        load_ms,
+        load_cpu_ms,
+        idle,
+        after,
+        cycles,
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Report
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn cycle_stats(m: &Measured, trigger: Trigger, f: impl Fn(&Cycle) -> Option<f64>) -> Stats {
+    let v: Vec<f64> = m
+        .cycles
+        .iter()
+        .filter(|c| c.trigger == trigger)
+        .filter_map(f)
+        .collect();
+    stats(&v)
+}
+
+/// The same value in every sample, or each distinct one with how often it occurred.
+fn same_or_varied(all: &[BTreeMap<String, u64>]) -> String {
+    let first = all.first().cloned().unwrap_or_default();
+    if all.iter().all(|c| *c == first) {
+        return format!("{} (every one)", describe(&first));
+    }
+    let mut seen: Vec<(BTreeMap<String, u64>, usize)> = Vec::new();
+    for c in all {
+        match seen.iter_mut().find(|(s, _)| s == c) {
+            Some((_, k)) => *k += 1,
+            None => seen.push((c.clone(), 1)),
+        }
+    }
+    seen.iter()
+        .map(|(c, k)| format!("{k}×: {}", describe(c)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn report(results: &[Measured], opts: &Options, bin: &Path) -> String {
+    let mut out = String::new();
+    let base = &results[0];
+    let _ = writeln!(
+        out,
+        "weir binary: `{}`; {} trigger runs per kind (alternating which goes first), {} \
+         steady-state reconciles; times in ms from just before the trigger request was sent to \
+         the request's arrival at the fake Flink: median (min–max).\n",
+        bin.display(),
+        opts.runs,
+        opts.reconciles
+    );
+
+    let _ = writeln!(
+        out,
+        "**Trigger → first mutating Flink REST call of the apply**\n"
+    );
+    let _ = writeln!(
+        out,
+        "| jobs | trigger | first mutating call | → (ms) median | min–max | daemon CPU until then (ms) | HTTP answer (ms) | first REST call, `GET /jobs/overview` (ms) | `POST /jars/{{jarid}}/run` (ms) | webhook / sync (median) | vs {} jobs (median) |",
+        base.n
+    );
+    let _ = writeln!(
+        out,
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for m in results {
+        let wh = cycle_stats(m, Trigger::Webhook, |c| Some(ms(c.first_mutating)));
+        let sy = cycle_stats(m, Trigger::Sync, |c| Some(ms(c.first_mutating)));
+        for trigger in [Trigger::Webhook, Trigger::Sync] {
+            let first = cycle_stats(m, trigger, |c| Some(ms(c.first_mutating)));
+            let base_first = cycle_stats(base, trigger, |c| Some(ms(c.first_mutating)));
+            let endpoints: Vec<&str> = {
+                let mut e: Vec<&str> = m
+                    .cycles
+                    .iter()
+                    .filter(|c| c.trigger == trigger)
+                    .map(|c| c.first_mutating_endpoint.as_str())
+                    .collect();
+                e.sort();
+                e.dedup();
+                e
+            };
+            let cpu = cycle_stats(m, trigger, |c| Some(c.cpu_to_mutating));
+            let answer = cycle_stats(m, trigger, |c| Some(ms(c.answer)));
+            let call = cycle_stats(m, trigger, |c| Some(ms(c.first_call)));
+            let submit = cycle_stats(m, trigger, |c| c.submit.map(ms));
+            let ratio = if trigger == Trigger::Webhook {
+                format!("{:.2}", wh.median / sy.median)
+            } else {
+                "1".into()
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | `{}` | **{:.1}** | {:.1}–{:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {ratio} | {:.2} |",
+                m.n,
+                trigger.label(),
+                endpoints.join("`, `"),
+                first.median,
+                first.min,
+                first.max,
+                cpu.median,
+                answer.median,
+                call.median,
+                submit.median,
+                first.median / base_first.median,
+            );
+        }
+    }
+
+    let _ = writeln!(
+        out,
+        "\n**Flink REST calls of one trigger → redeploy cycle** (the reconcile of the trigger, its apply, and the reconcile after the apply)\n"
+    );
+    let _ = writeln!(out, "| jobs | trigger | REST calls (endpoint × count) |");
+    let _ = writeln!(out, "|---:|---|---|");
+    for m in results {
+        for trigger in [Trigger::Webhook, Trigger::Sync] {
+            let all: Vec<BTreeMap<String, u64>> = m
+                .cycles
+                .iter()
+                .filter(|c| c.trigger == trigger)
+                .map(|c| c.requests.clone())
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                m.n,
+                trigger.label(),
+                same_or_varied(&all)
+            );
+        }
+    }
+
+    let _ = writeln!(
+        out,
+        "\n**Steady state: Flink REST calls per reconcile** (one cluster, every job RUNNING and in sync, reconciles triggered one at a time)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| jobs | reconciles | REST calls per reconcile (endpoint × count) | calls per reconcile | reconcile duration median (ms) | min–max (ms) | daemon CPU per reconcile median (ms) | in-process `load_repo` of the commit, wall / CPU (ms) | `/jobs/overview` body (KiB) |"
+    );
+    let _ = writeln!(out, "|---:|---:|---|---:|---:|---:|---:|---:|---:|");
+    for m in results {
+        let all: Vec<BTreeMap<String, u64>> = m.steady.iter().map(|s| s.requests.clone()).collect();
+        let total: Vec<f64> = all.iter().map(|c| c.values().sum::<u64>() as f64).collect();
+        let d = stats(
+            &m.steady
+                .iter()
+                .map(|s| s.duration_ms as f64)
+                .collect::<Vec<_>>(),
+        );
+        let cpu = stats(&m.steady.iter().map(|s| s.cpu_ms).collect::<Vec<_>>());
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.0} | {:.0}–{:.0} | {:.0} | {:.0} / {:.0} | {:.0} |",
+            m.n,
+            m.steady.len(),
+            same_or_varied(&all),
+            stats(&total).median,
+            d.median,
+            d.min,
+            d.max,
+            cpu.median,
+            m.load_ms,
+            m.load_cpu_ms,
+            m.overview_bytes as f64 / 1024.0
+        );
+    }
+
+    let _ = writeln!(
+        out,
+        "\n**Daemon memory** (`/proc/PID/status`; idle = 2 s after startup and the steady-state reconciles)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| jobs | idle VmRSS (MiB) | idle RssAnon (MiB) | VmHWM at idle (MiB) | threads | VmRSS after the trigger runs (MiB) | VmHWM at the end (MiB) | idle VmRSS vs {} jobs |",
+        base.n
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for m in results {
+        let _ = writeln!(
+            out,
+            "| {} | **{:.1}** | {:.1} | {:.1} | {} | {:.1} | {:.1} | {:.2} |",
+            m.n,
+            mib(m.idle.rss_kib),
+            mib(m.idle.anon_kib),
+            mib(m.idle.hwm_kib),
+            m.idle.threads,
+            mib(m.after.rss_kib),
+            mib(m.after.hwm_kib),
+            m.idle.rss_kib as f64 / base.idle.rss_kib as f64
+        );
+    }
+
+    let _ = writeln!(
+        out,
+        "\n**Startup** (spawn → every job created, `Synced`/`RUNNING`, last reconcile `in_sync`)\n"
+    );
+    let _ = writeln!(out, "| jobs | startup (s) | REST calls during startup |");
+    let _ = writeln!(out, "|---:|---:|---|");
+    for m in results {
+        let _ = writeln!(
+            out,
+            "| {} | {:.1} | {} |",
+            m.n,
+            m.startup.as_secs_f64(),
+            describe(&m.startup_requests)
+        );
+    }
+    out
+}
+
+fn weir_binary() -> PathBuf {
+    let bin = std::env::var_os("WEIR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_weir")));
+    assert!(
+        bin.is_file(),
+        "{} does not exist; run `cargo build --release --bin weir` (or `cargo bench`, which builds it)",
+        bin.display()
+    );
+    bin
+}
+
+fn main() {
+    let opts = parse_args();
+    let bin = weir_binary();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    eprintln!("load average before: {}", load.trim());
+    let results: Vec<Measured> = opts
+        .jobs
+        .iter()
+        .map(|&n| bench_one(&bin, n, &opts, &rt))
+        .collect();
+    let load_after = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    print!("{}", report(&results, &opts, &bin));
+    println!(
+        "\nload average (1, 5, 15 min) before: {}; after: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        load_after
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}

@@ -1,0 +1,485 @@
+//! A fake Flink 2.x JobManager REST API for the scale benchmarks (`plan_scale`, `daemon`): an
+//! in-process axum server on 127.0.0.1:0 that records every request with its arrival time.
+//!
+//! It is a stand-in for scale only (real Flink is tested by `scripts/test.sh` and the integration
+//! tests). It answers what weir's observer and applier call, in Flink 2.x's shapes:
+//!
+//! - `GET /jobs/overview` (every job, serialized once per change of the job table), `/config`,
+//!   `/overview`, `/jobs/{id}`, `/jobs/{id}/config`, `/jobs/{id}/checkpoints`,
+//!   `/jobs/{id}/checkpoints/config`, `/jobs/{id}/exceptions` (404 for unknown jobs);
+//! - `GET /jars`, `POST /jars/upload` (multipart; the file name is kept, the bytes are not),
+//!   `DELETE /jars/{id}`;
+//! - `POST /jars/{id}/run`: the job (with the `jobId` the caller chose) is RUNNING at once, all
+//!   tasks deployed; a known id is refused like Flink does (`DuplicateJobSubmissionException`);
+//! - `POST /jobs/{id}/stop`: the savepoint completes at once and the job is FINISHED;
+//!   `GET /jobs/{id}/savepoints/{request}` reports it COMPLETED with its location;
+//! - `PATCH /jobs/{id}?mode=cancel`: the job is CANCELED.
+
+// Shared by several bench targets: each bench uses a different part of the fake.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::Response;
+use weir::identity::JobId;
+
+/// A job the fake cluster knows.
+#[derive(Clone, Debug)]
+pub struct FakeJob {
+    pub id: JobId,
+    pub name: String,
+    pub state: &'static str,
+    pub parallelism: u16,
+    pub start_ms: i64,
+    pub end_ms: Option<i64>,
+}
+
+/// One request as it arrived.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub at: Instant,
+    pub method: Method,
+    /// `METHOD /path` with job ids replaced by `{jobid}` and other variable segments by
+    /// `{jarid}` / `{requestid}`.
+    pub endpoint: String,
+    pub path: String,
+}
+
+impl Request {
+    /// Anything but a read: a call that changes the cluster.
+    pub fn is_mutating(&self) -> bool {
+        self.method != Method::GET && self.method != Method::HEAD
+    }
+}
+
+#[derive(Default)]
+struct Cluster {
+    jobs: BTreeMap<String, FakeJob>,
+    /// The `/jobs/overview` answer; rebuilt after the job table changed.
+    overview: Option<Bytes>,
+    /// (jar id, file name, uploaded at).
+    jars: Vec<(String, String, i64)>,
+    /// Savepoint request id → (job id, location).
+    savepoints: BTreeMap<String, (String, String)>,
+}
+
+pub struct Fake {
+    cluster: Mutex<Cluster>,
+    log: Mutex<Vec<Request>>,
+    /// Signalled after every request recorded.
+    arrived: Condvar,
+    counter: AtomicU64,
+    server: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+pub fn now_ms() -> i64 {
+    weir::apply::now_ms()
+}
+
+impl Fake {
+    /// Serves an empty cluster on 127.0.0.1:0 from `rt`; returns it and its base URL.
+    pub fn start(rt: &tokio::runtime::Runtime) -> (Arc<Fake>, String) {
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("binding the fake Flink port");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let fake = Arc::new(Fake {
+            cluster: Mutex::new(Cluster::default()),
+            log: Mutex::new(Vec::new()),
+            arrived: Condvar::new(),
+            counter: AtomicU64::new(0),
+            server: Mutex::new(None),
+        });
+        let app = Router::new().fallback(handle).with_state(fake.clone());
+        let server = rt.spawn(async move { axum::serve(listener, app).await });
+        *fake.server.lock().unwrap() = Some(server.abort_handle());
+        (fake, url)
+    }
+
+    /// Stops serving.
+    pub fn stop(&self) {
+        if let Some(server) = self.server.lock().unwrap().take() {
+            server.abort();
+        }
+    }
+
+    /// Adds jobs (e.g. ones the cluster runs before weir looks at it).
+    pub fn insert_jobs(&self, jobs: impl IntoIterator<Item = FakeJob>) {
+        let mut c = self.cluster.lock().unwrap();
+        for j in jobs {
+            c.jobs.insert(j.id.to_string(), j);
+        }
+        c.overview = None;
+    }
+
+    /// All jobs in `state`.
+    pub fn jobs_in(&self, state: &str) -> Vec<FakeJob> {
+        let c = self.cluster.lock().unwrap();
+        c.jobs
+            .values()
+            .filter(|j| j.state == state)
+            .cloned()
+            .collect()
+    }
+
+    /// The current `/jobs/overview` answer's size in bytes.
+    pub fn overview_bytes(&self) -> usize {
+        let mut c = self.cluster.lock().unwrap();
+        overview(&mut c).len()
+    }
+
+    /// How many requests were recorded so far (a mark for [`Fake::since`]).
+    pub fn mark(&self) -> usize {
+        self.log.lock().unwrap().len()
+    }
+
+    /// The requests recorded after `mark`.
+    pub fn since(&self, mark: usize) -> Vec<Request> {
+        self.log.lock().unwrap()[mark..].to_vec()
+    }
+
+    /// Blocks until a request after `mark` satisfies `pick` (without polling); `None` after
+    /// `timeout`.
+    pub fn wait_for(
+        &self,
+        mark: usize,
+        timeout: Duration,
+        pick: impl Fn(&Request) -> bool,
+    ) -> Option<Request> {
+        let deadline = Instant::now() + timeout;
+        let mut log = self.log.lock().unwrap();
+        let mut seen = mark;
+        loop {
+            if let Some(r) = log[seen.min(log.len())..].iter().find(|r| pick(r)) {
+                return Some(r.clone());
+            }
+            seen = log.len();
+            let left = deadline.checked_duration_since(Instant::now())?;
+            log = self.arrived.wait_timeout(log, left).unwrap().0;
+        }
+    }
+
+    /// Drops the log and returns its requests counted per endpoint.
+    pub fn take_counts(&self) -> BTreeMap<String, u64> {
+        counts(&std::mem::take(&mut *self.log.lock().unwrap()))
+    }
+
+    fn next(&self) -> u64 {
+        self.counter.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Requests counted per endpoint.
+pub fn counts(requests: &[Request]) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for r in requests {
+        *out.entry(r.endpoint.clone()).or_default() += 1;
+    }
+    out
+}
+
+/// `endpoint × count, ...` (or `none`).
+pub fn describe(counts: &BTreeMap<String, u64>) -> String {
+    if counts.is_empty() {
+        return "none".into();
+    }
+    counts
+        .iter()
+        .map(|(k, v)| format!("`{k}` × {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn overview(c: &mut Cluster) -> Bytes {
+    if let Some(b) = &c.overview {
+        return b.clone();
+    }
+    let now = now_ms();
+    let entries: Vec<serde_json::Value> = c
+        .jobs
+        .values()
+        .map(|j| {
+            let p = j.parallelism as u64 * 2;
+            let running = if j.state == "RUNNING" { p } else { 0 };
+            let finished = if j.state == "FINISHED" { p } else { 0 };
+            let canceled = if j.state == "CANCELED" { p } else { 0 };
+            serde_json::json!({
+                "jid": j.id.to_string(),
+                "name": j.name,
+                "state": j.state,
+                "start-time": j.start_ms,
+                "end-time": j.end_ms.unwrap_or(-1),
+                "duration": j.end_ms.unwrap_or(now) - j.start_ms,
+                "last-modification": j.end_ms.unwrap_or(j.start_ms + 2_000),
+                "tasks": {
+                    "running": running, "canceling": 0, "canceled": canceled, "total": p,
+                    "created": 0, "scheduled": 0, "deploying": 0, "reconciling": 0,
+                    "finished": finished, "initializing": 0, "failed": 0
+                },
+                "jobType": "STREAMING",
+                "schedulerType": "Default",
+                "pending-operators": 0
+            })
+        })
+        .collect();
+    let body: Bytes = serde_json::to_vec(&serde_json::json!({ "jobs": entries }))
+        .unwrap()
+        .into();
+    c.overview = Some(body.clone());
+    body
+}
+
+fn json(status: StatusCode, body: impl Into<Body>) -> Response {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json; charset=UTF-8")
+        .body(body.into())
+        .unwrap()
+}
+
+fn ok(v: serde_json::Value) -> Response {
+    json(StatusCode::OK, v.to_string())
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    json(
+        status,
+        serde_json::json!({ "errors": [message] }).to_string(),
+    )
+}
+
+fn is_job_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The endpoint a path belongs to, with its variable segments named.
+fn endpoint(method: &Method, segments: &[&str]) -> String {
+    let named: Vec<&str> = segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if i == 3 && segments[0] == "jobs" && segments[2] == "savepoints" {
+                "{requestid}"
+            } else if is_job_id(s) {
+                "{jobid}"
+            } else if i == 1 && segments[0] == "jars" && *s != "upload" {
+                "{jarid}"
+            } else {
+                s
+            }
+        })
+        .collect();
+    format!("{method} /{}", named.join("/"))
+}
+
+/// One handler for everything, like Flink's router: records the request, then answers.
+async fn handle(State(fake): State<Arc<Fake>>, method: Method, uri: Uri, body: Bytes) -> Response {
+    let at = Instant::now();
+    let path = uri.path().trim_end_matches('/').to_string();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    fake.log.lock().unwrap().push(Request {
+        at,
+        endpoint: endpoint(&method, &segments),
+        method: method.clone(),
+        path: path.clone(),
+    });
+    fake.arrived.notify_all();
+    let mut c = fake.cluster.lock().unwrap();
+    let now = now_ms();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, ["jobs", "overview"]) => json(StatusCode::OK, overview(&mut c)),
+        (&Method::GET, ["config"]) => ok(serde_json::json!({
+            "refresh-interval": 3000, "timezone-name": "Coordinated Universal Time",
+            "timezone-offset": 0, "flink-version": "2.1.0", "flink-revision": "bench",
+            "features": {"web-submit": true, "web-cancel": true, "web-rescale": false, "web-history": false}
+        })),
+        (&Method::GET, ["overview"]) => {
+            let running = c.jobs.values().filter(|j| j.state == "RUNNING").count();
+            ok(serde_json::json!({
+                "taskmanagers": 1, "slots-total": 100_000, "slots-available": 0,
+                "jobs-running": running, "jobs-finished": 0, "jobs-cancelled": 0,
+                "jobs-failed": 0, "flink-version": "2.1.0", "flink-commit": "bench"
+            }))
+        }
+        (&Method::GET, ["jars"]) => {
+            let files: Vec<serde_json::Value> = c
+                .jars
+                .iter()
+                .map(|(id, name, at)| {
+                    serde_json::json!({"id": id, "name": name, "uploaded": at,
+                                       "entry": [{"name": "dev.weir.bench.Job0", "description": null}]})
+                })
+                .collect();
+            ok(serde_json::json!({"address": "http://localhost:8081", "files": files}))
+        }
+        (&Method::POST, ["jars", "upload"]) => {
+            let Some(name) = upload_file_name(&body) else {
+                return error(StatusCode::BAD_REQUEST, "no file in the upload");
+            };
+            let id = format!("{:08x}-bench-{:04x}_{name}", now, fake.next());
+            c.jars.push((id.clone(), name, now));
+            ok(serde_json::json!({
+                "filename": format!("/tmp/flink-web-bench/flink-web-upload/{id}"),
+                "status": "success"
+            }))
+        }
+        (&Method::DELETE, ["jars", id]) => {
+            c.jars.retain(|(j, _, _)| j != id);
+            ok(serde_json::json!({}))
+        }
+        (&Method::POST, ["jars", jar, "run"]) => {
+            if !c.jars.iter().any(|(j, _, _)| j == jar) {
+                return error(StatusCode::BAD_REQUEST, "Jar file does not exist");
+            }
+            let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let id = match req["jobId"].as_str() {
+                Some(s) => match s.parse::<JobId>() {
+                    Ok(id) => id,
+                    Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+                },
+                None => {
+                    let mut b = [0u8; 16];
+                    b[8..].copy_from_slice(&fake.next().to_be_bytes());
+                    b[0] = 0x7f;
+                    JobId(b)
+                }
+            };
+            if c.jobs.contains_key(&id.to_string()) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "org.apache.flink.runtime.client.DuplicateJobSubmissionException: Job has already been submitted. JobID: {id}"
+                    ),
+                );
+            }
+            let parallelism = req["parallelism"].as_u64().unwrap_or(1) as u16;
+            let name = req["entryClass"]
+                .as_str()
+                .map(|c| format!("Bench {c}"))
+                .unwrap_or_else(|| "Bench job".into());
+            c.jobs.insert(
+                id.to_string(),
+                FakeJob {
+                    id,
+                    name,
+                    state: "RUNNING",
+                    parallelism,
+                    start_ms: now,
+                    end_ms: None,
+                },
+            );
+            c.overview = None;
+            ok(serde_json::json!({"jobid": id.to_string(), "applicationId": id.to_string()}))
+        }
+        (_, ["jobs", id, rest @ ..]) => {
+            let id = id.to_string();
+            let Some(job) = c.jobs.get(&id).cloned() else {
+                return error(StatusCode::NOT_FOUND, &format!("Job {id} not found"));
+            };
+            job_endpoint(&fake, &mut c, &method, &uri, job, rest, now)
+        }
+        (&Method::GET, _) => error(StatusCode::NOT_FOUND, &format!("Not found: {path}")),
+        _ => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the benchmark's fake Flink does not answer this",
+        ),
+    }
+}
+
+fn job_endpoint(
+    fake: &Fake,
+    c: &mut Cluster,
+    method: &Method,
+    uri: &Uri,
+    job: FakeJob,
+    rest: &[&str],
+    now: i64,
+) -> Response {
+    let id = job.id.to_string();
+    match (method, rest) {
+        (&Method::GET, []) => ok(serde_json::json!({
+            "jid": id, "name": job.name, "isStoppable": false, "state": job.state,
+            "job-type": "STREAMING", "start-time": job.start_ms, "end-time": job.end_ms.unwrap_or(-1),
+            "duration": job.end_ms.unwrap_or(now) - job.start_ms, "maxParallelism": 128, "now": now,
+            "timestamps": {"RUNNING": job.start_ms, "CREATED": job.start_ms},
+            "vertices": [{"id": "cbc357ccb763df2852fee8c4fc7d55f2", "name": "Source -> Sink",
+                          "parallelism": job.parallelism, "status": job.state}],
+            "status-counts": {job.state: 1}
+        })),
+        (&Method::PATCH, []) => {
+            if !uri.query().unwrap_or_default().contains("mode=cancel") {
+                return error(StatusCode::BAD_REQUEST, "unsupported mode");
+            }
+            set_state(c, &id, "CANCELED", now);
+            json(StatusCode::ACCEPTED, "{}")
+        }
+        (&Method::POST, ["stop"]) => {
+            let request = format!("{:032x}", fake.next() + 0xbe00_0000);
+            let location = format!(
+                "file:/tmp/weir-bench/savepoints/savepoint-{}-{request}",
+                &id[..6]
+            );
+            c.savepoints.insert(request.clone(), (id.clone(), location));
+            set_state(c, &id, "FINISHED", now);
+            json(
+                StatusCode::ACCEPTED,
+                serde_json::json!({"request-id": request}).to_string(),
+            )
+        }
+        (&Method::GET, ["savepoints", request]) => match c.savepoints.get(*request) {
+            Some((job_id, location)) if *job_id == id => ok(serde_json::json!({
+                "status": {"id": "COMPLETED"},
+                "operation": {"location": location}
+            })),
+            _ => error(StatusCode::NOT_FOUND, "unknown savepoint request"),
+        },
+        (&Method::GET, ["config"]) => ok(serde_json::json!({
+            "jid": id, "name": job.name,
+            "execution-config": {"execution-mode": "PIPELINED", "restart-strategy": "default",
+                                 "job-parallelism": job.parallelism,
+                                 "object-reuse-mode": false, "user-config": {}}
+        })),
+        (&Method::GET, ["checkpoints"]) => json(
+            StatusCode::OK,
+            r#"{"counts":{"restored":0,"total":0,"in_progress":0,"completed":0,"failed":0},"summary":{},"latest":{"completed":null,"savepoint":null,"failed":null,"restored":null},"history":[]}"#,
+        ),
+        (&Method::GET, ["checkpoints", "config"]) => json(
+            StatusCode::OK,
+            r#"{"mode":"exactly_once","interval":10000,"timeout":600000,"externalization":{"enabled":true,"delete_on_cancellation":false}}"#,
+        ),
+        (&Method::GET, ["exceptions"]) => json(
+            StatusCode::OK,
+            r#"{"exceptionHistory":{"entries":[],"truncated":false}}"#,
+        ),
+        (&Method::GET, _) => error(StatusCode::NOT_FOUND, &format!("Not found: {}", uri.path())),
+        _ => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the benchmark's fake Flink does not answer this",
+        ),
+    }
+}
+
+fn set_state(c: &mut Cluster, id: &str, state: &'static str, now: i64) {
+    if let Some(j) = c.jobs.get_mut(id)
+        && j.end_ms.is_none()
+    {
+        j.state = state;
+        j.end_ms = Some(now);
+        c.overview = None;
+    }
+}
+
+/// The `filename="..."` of a multipart upload.
+fn upload_file_name(body: &[u8]) -> Option<String> {
+    let needle = b"filename=\"";
+    let start = body.windows(needle.len()).position(|w| w == needle)? + needle.len();
+    let len = body[start..].iter().position(|&b| b == b'"')?;
+    String::from_utf8(body[start..start + len].to_vec()).ok()
+}
