@@ -51,6 +51,11 @@ pub enum ApplyError {
 /// A callback told of each change's outcome as it ends.
 pub type ChangeDone = Arc<dyn Fn(&ChangeOutcome) + Send + Sync>;
 
+/// The id of each jar on each cluster, found or uploaded once per apply: (cluster, jar name) →
+/// a slot that the first submission fills while the others wait for it.
+pub type JarIds =
+    Arc<std::sync::Mutex<BTreeMap<(String, String), Arc<tokio::sync::Mutex<Option<String>>>>>>;
+
 /// Settings of one apply run.
 pub struct Applier {
     pub store: Store,
@@ -65,6 +70,9 @@ pub struct Applier {
     pub progress: Arc<dyn Fn(&str) + Send + Sync>,
     /// Called as each change ends (before the apply as a whole is recorded).
     pub on_change_done: Option<ChangeDone>,
+    /// Jars this apply found or uploaded (concurrent submissions of one jar list and upload it
+    /// once, instead of each listing the cluster's jars and racing to upload duplicates).
+    pub jar_ids: JarIds,
     pub trigger: String,
 }
 
@@ -934,22 +942,37 @@ impl Applier {
             job: job.to_string(),
             source: Box::new(source),
         };
-        if let Some(existing) = client
+        let slot = self
+            .jar_ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((client.name().to_string(), name.clone()))
+            .or_default()
+            .clone();
+        let mut known = slot.lock().await;
+        if let Some(id) = known.as_ref() {
+            return Ok(id.clone());
+        }
+        let id = match client
             .list_jars()
             .await
             .map_err(flink)?
             .into_iter()
             .find(|j| j.name == name)
         {
-            return Ok(existing.id);
-        }
-        let bytes = self.jar_bytes(job, jar).await?;
-        self.say(&format!(
-            "{job}: uploading {} ({} KiB)",
-            jar.file_name(),
-            bytes.len() / 1024
-        ));
-        client.upload_jar(&name, bytes).await.map_err(flink)
+            Some(existing) => existing.id,
+            None => {
+                let bytes = self.jar_bytes(job, jar).await?;
+                self.say(&format!(
+                    "{job}: uploading {} ({} KiB)",
+                    jar.file_name(),
+                    bytes.len() / 1024
+                ));
+                client.upload_jar(&name, bytes).await.map_err(flink)?
+            }
+        };
+        *known = Some(id.clone());
+        Ok(id)
     }
 
     async fn jar_bytes(&self, job: &str, jar: &JarRef) -> Result<Vec<u8>, ApplyError> {

@@ -29,22 +29,36 @@ pub fn rows(
     history: &BTreeMap<String, JobHistory>,
     plan: &Plan,
 ) -> Vec<StatusRow> {
+    // Indexed once: a lookup per job instead of a scan of every observed job (and every change)
+    // per job, which is quadratic in the number of jobs.
+    let mut observed: BTreeMap<(&str, u64), Vec<&crate::observe::ObservedJob>> = BTreeMap::new();
+    for (cluster, c) in &observation.clusters {
+        if let ClusterObservation::Reachable { jobs, .. } = c {
+            for j in jobs {
+                if let Some(i) = j.identity {
+                    observed
+                        .entry((cluster.as_str(), i.name_hash))
+                        .or_default()
+                        .push(j);
+                }
+            }
+        }
+    }
+    let changed: std::collections::BTreeSet<&str> =
+        plan.changes.iter().map(|c| c.job.as_str()).collect();
     desired
         .jobs
         .iter()
         .map(|job| {
             let (sync, state, id) = match observation.clusters.get(&job.cluster) {
-                Some(ClusterObservation::Reachable { jobs, .. }) => {
-                    let hash = name_hash(&job.name);
-                    let mut mine: Vec<_> = jobs
-                        .iter()
-                        .filter(|j| j.identity.is_some_and(|i| i.name_hash == hash))
-                        .collect();
-                    mine.sort_by_key(|j| {
-                        (!is_active(&j.state), std::cmp::Reverse(j.start_time_ms))
+                Some(ClusterObservation::Reachable { .. }) => {
+                    let key = (job.cluster.as_str(), name_hash(&job.name));
+                    let newest = observed.get(&key).and_then(|mine| {
+                        mine.iter().min_by_key(|j| {
+                            (!is_active(&j.state), std::cmp::Reverse(j.start_time_ms))
+                        })
                     });
-                    let newest = mine.first();
-                    let out_of_sync = plan.changes.iter().any(|c| c.job == job.name);
+                    let out_of_sync = changed.contains(job.name.as_str());
                     (
                         if out_of_sync { "OutOfSync" } else { "Synced" }.to_string(),
                         newest

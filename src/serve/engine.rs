@@ -108,6 +108,7 @@ pub fn applier(
         start_timeout: settings.start_timeout,
         progress,
         on_change_done: None,
+        jar_ids: Default::default(),
         trigger: trigger.into(),
     }
 }

@@ -405,7 +405,7 @@ impl Drop for InFlightGuard {
 struct Loaded {
     commit: String,
     source: RepoSource,
-    outcome: LoadOutcome,
+    outcome: Arc<LoadOutcome>,
 }
 
 pub struct Worker {
@@ -419,6 +419,8 @@ pub struct Worker {
     tasks: JoinSet<()>,
     /// Flink job ids already announced as `job.failed` (each failure is announced once).
     failed_reported: RefCell<BTreeSet<String>>,
+    /// The commit last loaded and what its load produced.
+    last_load: RefCell<Option<(String, Arc<LoadOutcome>)>>,
     /// (revision digest, observation fingerprint) of the pending manual plan.
     pending_key: Option<(String, String)>,
 }
@@ -444,6 +446,7 @@ impl Worker {
             in_flight: Arc::default(),
             tasks: JoinSet::new(),
             failed_reported: RefCell::default(),
+            last_load: RefCell::default(),
             pending_key: None,
         }
     }
@@ -611,20 +614,34 @@ impl Worker {
         }
     }
 
+    /// Loads the tree of `commit`. A load depends on nothing but the tree (no clock, network or
+    /// environment), so the outcome of the last commit is kept and reused while the branch does
+    /// not move: steady-state reconciles only observe and plan.
     async fn load(&self, commit: &str) -> Result<Loaded> {
         let mirror = self.mirror.clone();
+        let cached = self
+            .last_load
+            .borrow()
+            .as_ref()
+            .filter(|(c, _)| c == commit)
+            .map(|(_, o)| o.clone());
         let commit = commit.to_string();
-        tokio::task::spawn_blocking(move || {
+        let loaded = tokio::task::spawn_blocking(move || {
             let source = mirror.source(&commit).map_err(|e| anyhow!("{e}"))?;
-            let outcome = load::load_repo(&source);
-            Ok(Loaded {
+            let outcome = match cached {
+                Some(o) => o,
+                None => Arc::new(load::load_repo(&source)),
+            };
+            Ok::<_, anyhow::Error>(Loaded {
                 commit,
                 source,
                 outcome,
             })
         })
         .await
-        .map_err(|e| anyhow!("loading the repo: {e}"))?
+        .map_err(|e| anyhow!("loading the repo: {e}"))??;
+        *self.last_load.borrow_mut() = Some((loaded.commit.clone(), loaded.outcome.clone()));
+        Ok(loaded)
     }
 
     /// Returns (outcome, message).
@@ -970,6 +987,11 @@ impl Worker {
         let max = self.shared.cfg.sync.self_heal_max_attempts;
         let memory = self.memory.borrow();
         let sync = &self.shared.cfg.sync;
+        let files: BTreeMap<&str, &str> = desired
+            .jobs
+            .iter()
+            .map(|j| (j.name.as_str(), j.file.as_str()))
+            .collect();
         let mut jobs: Vec<JobStatus> = crate::status::rows(desired, observation, history, plan)
             .into_iter()
             .map(|r| {
@@ -980,11 +1002,7 @@ impl Worker {
                     } else {
                         r.sync
                     },
-                    file: desired
-                        .jobs
-                        .iter()
-                        .find(|j| j.name == r.name)
-                        .map(|j| j.file.clone()),
+                    file: files.get(r.name.as_str()).map(|f| f.to_string()),
                     self_heal: memory.heal.get(&r.name).map(|h| HealInfo {
                         attempts: h.attempts,
                         next_attempt_at_ms: h.next_at_ms,
@@ -1629,9 +1647,10 @@ fn invalid_jobs(
     history: &BTreeMap<String, JobHistory>,
     invalid_files: &[String],
 ) -> BTreeMap<String, String> {
+    let defined: BTreeSet<&str> = desired.jobs.iter().map(|j| j.name.as_str()).collect();
     history
         .iter()
-        .filter(|(name, _)| !desired.jobs.iter().any(|j| &j.name == *name))
+        .filter(|(name, _)| !defined.contains(name.as_str()))
         .filter_map(|(name, h)| {
             let file = &h.spec.as_ref()?.file;
             invalid_files
