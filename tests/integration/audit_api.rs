@@ -3,14 +3,12 @@
 //! Flink 2.x cluster, compared with what the CLI prints from the same store; and retention:
 //! `weir prune` on a store made by real applies, and the daemon's `audit.retentionDays`.
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::daemon::{API_TOKEN, Options, Remote};
 use crate::harness::*;
-
-const TOKEN: &str = "audit-api-token-for-tests";
 
 #[test]
 fn audit_trail_over_the_api_after_a_real_redeploy_flink2() {
@@ -22,11 +20,13 @@ fn audit_trail_over_the_api_after_a_real_redeploy_flink2() {
     let file = format!("jobs/{name}.yaml");
     repo.write(&file, &jar_job(&name, 1, "orders", ""));
     remote.push(&repo, "add the job");
-    let d = Daemon::start(
-        &remote,
-        "pollIntervalSeconds: 3600\naudit: {retentionDays: 30}\n",
-    );
-    let created = d.wait_for("the create", |s| s["lastApply"]["outcome"] == "succeeded");
+    let d = Options::following(&remote)
+        .reads_need_token()
+        .config("pollIntervalSeconds: 3600\naudit: {retentionDays: 30}\n")
+        .start();
+    let created = d.wait_for("the create", Duration::from_secs(120), |s| {
+        s["lastApply"]["outcome"] == "succeeded"
+    });
     let create_id = created["lastApply"]["id"].as_str().unwrap().to_string();
     let first = running_named(base, &name);
     assert_eq!(first.len(), 1);
@@ -35,7 +35,7 @@ fn audit_trail_over_the_api_after_a_real_redeploy_flink2() {
     repo.write(&file, &jar_job(&name, 1, "orders-v2", ""));
     let commit = remote.push(&repo, "new topic");
     d.sync();
-    let s = d.wait_for("the redeploy", |s| {
+    let s = d.wait_for("the redeploy", Duration::from_secs(120), |s| {
         s["lastApply"]["outcome"] == "succeeded" && s["lastApply"]["id"] != create_id.as_str()
     });
     let apply_id = s["lastApply"]["id"].as_str().unwrap().to_string();
@@ -56,7 +56,7 @@ fn audit_trail_over_the_api_after_a_real_redeploy_flink2() {
     }
 
     // History: the plan and the apply with trigger and revision; the same as the CLI prints.
-    let (code, body) = d.get_raw(&format!("/api/v1/history?job={name}"), Some(TOKEN));
+    let (code, body) = d.get_raw(&format!("/api/v1/history?job={name}"), Some(API_TOKEN));
     assert_eq!(code, 200, "{body}");
     let history = json(&body);
     let entries = history.as_array().unwrap();
@@ -92,7 +92,7 @@ fn audit_trail_over_the_api_after_a_real_redeploy_flink2() {
     // JSON lines: oldest first, one record per line, as `weir history --format jsonl`.
     let (code, content_type, body) = d.get_full(
         &format!("/api/v1/history?job={name}&format=jsonl"),
-        Some(TOKEN),
+        Some(API_TOKEN),
     );
     assert_eq!(code, 200, "{body}");
     assert_eq!(content_type, "application/x-ndjson");
@@ -108,25 +108,28 @@ fn audit_trail_over_the_api_after_a_real_redeploy_flink2() {
     assert_eq!(body, cli);
 
     // Filters: since, limit; bad values are 400 JSON errors naming the parameter.
-    let (_, body) = d.get_raw("/api/v1/history?since=1h&limit=1", Some(TOKEN));
+    let (_, body) = d.get_raw("/api/v1/history?since=1h&limit=1", Some(API_TOKEN));
     assert_eq!(json(&body).as_array().unwrap().len(), 1, "{body}");
-    let (_, body) = d.get_raw("/api/v1/history?since=2000-01-01", Some(TOKEN));
+    let (_, body) = d.get_raw("/api/v1/history?since=2000-01-01", Some(API_TOKEN));
     assert!(json(&body).as_array().unwrap().len() >= 4, "{body}");
-    let (_, body) = d.get_raw("/api/v1/history?since=2999-01-01T00:00:00Z", Some(TOKEN));
+    let (_, body) = d.get_raw(
+        "/api/v1/history?since=2999-01-01T00:00:00Z",
+        Some(API_TOKEN),
+    );
     assert_eq!(json(&body), Value::Array(Vec::new()));
     for (query, param) in [
         ("since=yesterday", "since"),
         ("limit=many", "limit"),
         ("format=xml", "format"),
     ] {
-        let (code, body) = d.get_raw(&format!("/api/v1/history?{query}"), Some(TOKEN));
+        let (code, body) = d.get_raw(&format!("/api/v1/history?{query}"), Some(API_TOKEN));
         assert_eq!(code, 400, "{query}: {body}");
         let error = json(&body)["error"].as_str().unwrap().to_string();
         assert!(error.contains(param), "{query}: {error}");
     }
 
     // The record of the apply: every step with its Flink REST call, and the savepoint.
-    let (code, body) = d.get_raw(&format!("/api/v1/records/{apply_id}"), Some(TOKEN));
+    let (code, body) = d.get_raw(&format!("/api/v1/records/{apply_id}"), Some(API_TOKEN));
     assert_eq!(code, 200, "{body}");
     let story = json(&body);
     assert_eq!(story["kind"], "apply");
@@ -153,11 +156,11 @@ fn audit_trail_over_the_api_after_a_real_redeploy_flink2() {
     assert_eq!(steps[2]["polls"], format!("GET /jobs/{}", second[0]));
     assert_eq!(story, d.cli(&["show", &apply_id, "--format", "json"]));
     // A plan id gives the plan's record; /applies/{id} gives the same story plus the raw rows.
-    let (_, body) = d.get_raw(&format!("/api/v1/records/{plan_id}"), Some(TOKEN));
+    let (_, body) = d.get_raw(&format!("/api/v1/records/{plan_id}"), Some(API_TOKEN));
     let plan_story = json(&body);
     assert_eq!(plan_story["kind"], "plan");
     assert_eq!(plan_story["applies"][0]["id"], apply_id.as_str());
-    let (code, body) = d.get_raw(&format!("/api/v1/applies/{apply_id}"), Some(TOKEN));
+    let (code, body) = d.get_raw(&format!("/api/v1/applies/{apply_id}"), Some(API_TOKEN));
     assert_eq!(code, 200, "{body}");
     let mut compat = json(&body);
     assert_eq!(compat["apply"]["outcome"], "succeeded");
@@ -166,7 +169,7 @@ fn audit_trail_over_the_api_after_a_real_redeploy_flink2() {
     obj.remove("apply");
     obj.remove("journal");
     assert_eq!(compat, story);
-    let (code, body) = d.get_raw(&format!("/api/v1/plans/{plan_id}"), Some(TOKEN));
+    let (code, body) = d.get_raw(&format!("/api/v1/plans/{plan_id}"), Some(API_TOKEN));
     assert_eq!(code, 200, "{body}");
     assert_eq!(json(&body)["plan"]["id"], plan_id.as_str());
     for path in [
@@ -174,13 +177,13 @@ fn audit_trail_over_the_api_after_a_real_redeploy_flink2() {
         "/api/v1/applies/apply-nope",
         &format!("/api/v1/applies/{plan_id}"),
     ] {
-        let (code, body) = d.get_raw(path, Some(TOKEN));
+        let (code, body) = d.get_raw(path, Some(API_TOKEN));
         assert_eq!(code, 404, "{path}: {body}");
         assert!(json(&body)["error"].as_str().unwrap().contains("no apply"));
     }
 
     // Lineage: which apply took the savepoint and which restored it.
-    let (code, body) = d.get_raw(&format!("/api/v1/jobs/{name}/savepoints"), Some(TOKEN));
+    let (code, body) = d.get_raw(&format!("/api/v1/jobs/{name}/savepoints"), Some(API_TOKEN));
     assert_eq!(code, 200, "{body}");
     let lineage = json(&body);
     assert_eq!(lineage["job"], name.as_str());
@@ -346,175 +349,4 @@ fn prune_older_than_keeps_what_the_next_plan_needs_flink2() {
 #[track_caller]
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
-}
-
-/// A bare repo in a temp dir that the test pushes the jobs repo to.
-struct Remote {
-    _dir: tempfile::TempDir,
-    bare: PathBuf,
-}
-
-impl Remote {
-    fn new() -> Remote {
-        let dir = tempfile::tempdir().unwrap();
-        git(
-            dir.path(),
-            &["init", "-q", "--bare", "-b", "main", "jobs.git"],
-        );
-        Remote {
-            bare: dir.path().join("jobs.git"),
-            _dir: dir,
-        }
-    }
-
-    /// Commits everything and pushes `main`; returns the commit.
-    fn push(&self, repo: &Repo, message: &str) -> String {
-        let commit = repo.commit(message);
-        git(
-            &repo.root,
-            &["push", "-q", "-f", self.bare.to_str().unwrap(), "main"],
-        );
-        commit
-    }
-}
-
-/// The `weir serve` process, with reads behind the API token.
-struct Daemon {
-    child: std::process::Child,
-    base: String,
-    state_dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn start(remote: &Remote, extra: &str) -> Daemon {
-        let state_dir = tempfile::tempdir().unwrap();
-        let cfg = state_dir.path().join("serve.yaml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "repo:\n  url: file://{}\n  branch: main\nlisten: 127.0.0.1:0\nstateDir: {}\n\
-                 api:\n  tokens: [{{env: WEIR_TEST_API_TOKEN}}]\n  requireTokenForReads: true\n\
-                 apply: {{savepointTimeoutSeconds: 120, startTimeoutSeconds: 120}}\n{extra}",
-                remote.bare.display(),
-                state_dir.path().display()
-            ),
-        )
-        .unwrap();
-        let addr_file = state_dir.path().join("addr");
-        let log = std::fs::File::create(state_dir.path().join("serve.log")).unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["serve", "--config"])
-            .arg(&cfg)
-            .arg("--address-file")
-            .arg(&addr_file)
-            .env_remove("WEIR_STATE")
-            .env_remove("WEIR_FAULT_CRASH_AT")
-            .env("WEIR_LOG", "info,sqlx=warn,tower_http=warn")
-            .env("WEIR_TEST_API_TOKEN", TOKEN)
-            .stdin(std::process::Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting weir serve");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = loop {
-            if let Ok(a) = std::fs::read_to_string(&addr_file)
-                && !a.is_empty()
-            {
-                break a;
-            }
-            assert!(Instant::now() < deadline, "weir serve did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Daemon {
-            child,
-            base: format!("http://{addr}"),
-            state_dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.state_dir.path().join("serve.log")).unwrap_or_default()
-    }
-
-    /// (status, content type, body).
-    fn get_full(&self, path: &str, token: Option<&str>) -> (u16, String, String) {
-        let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        let mut req = client.get(format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let r = req.send().unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        let content_type = r
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        (r.status().as_u16(), content_type, r.text().unwrap())
-    }
-
-    fn get_raw(&self, path: &str, token: Option<&str>) -> (u16, String) {
-        let (code, _, body) = self.get_full(path, token);
-        (code, body)
-    }
-
-    fn sync(&self) {
-        let r = reqwest::blocking::Client::new()
-            .post(format!("{}/api/v1/sync", self.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 202);
-    }
-
-    #[track_caller]
-    fn wait_for(&self, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let (code, body) = self.get_raw("/api/v1/status", Some(TOKEN));
-            assert_eq!(code, 200, "{body}");
-            let s = json(&body);
-            if ok(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; status:\n{s:#}\n--- daemon log\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// The `weir` CLI on the daemon's store (read while the daemon runs).
-    fn cli_text(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(args)
-            .arg("--state")
-            .arg(self.state_dir.path().join("state.db"))
-            .env_remove("WEIR_STATE")
-            .output()
-            .expect("running weir");
-        assert!(
-            out.status.success(),
-            "weir {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn cli(&self, args: &[&str]) -> Value {
-        json(&self.cli_text(args))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -13,11 +13,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::daemon::{API_TOKEN, Remote, Serve};
+use crate::daemon::{API_TOKEN, GITHUB_SECRET, GITLAB_SECRET, Options, Remote, Serve};
 use crate::harness::*;
-
-const GITHUB_SECRET: &str = "github-webhook-secret-for-previews";
-const GITLAB_SECRET: &str = "gitlab-webhook-secret-for-previews";
 const GH_TOKEN: &str = "ghp_FAKE0123456789previewtoken";
 const GL_TOKEN: &str = "glpat-FAKE0123456789previewtoken";
 const MARKER: &str = "<!-- weir-plan-preview -->\n";
@@ -344,16 +341,7 @@ fn github_delivery(
         "sender": {"login": "alice"},
     })
     .to_string();
-    let sig = weir::serve::webhook::sign(GITHUB_SECRET.as_bytes(), body.as_bytes());
-    let (code, text) = serve.post(
-        "/api/v1/webhooks/github",
-        &body,
-        &[
-            ("X-GitHub-Event", "pull_request"),
-            ("X-Hub-Signature-256", &sig),
-            ("Content-Type", "application/json"),
-        ],
-    );
+    let (code, text) = serve.github("pull_request", &body);
     (
         code,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
@@ -454,7 +442,7 @@ fn github_pull_request_is_previewed_in_one_comment_with_statuses() {
     let name = repo.unique("pr-gh");
     let file = format!("jobs/{name}.yaml");
     repo.write(&file, &jar_job(&name, 1, "orders", ""));
-    remote.push(&repo, "a job", "refs/heads/main");
+    remote.push_to(&repo, "a job", "refs/heads/main");
 
     let fake = Fake::start();
     // Someone else's comments come first; at two per page weir has to page to find its own.
@@ -466,19 +454,16 @@ fn github_pull_request_is_previewed_in_one_comment_with_statuses() {
     }
     // The endpoint a pull request would like the daemon to call instead of the real cluster.
     let elsewhere = Fake::start();
-    let serve = Serve::start(
-        &remote,
-        &format!(
-            "pollIntervalSeconds: 3600\nwebhooks:\n  github: {{env: WEIR_TEST_GITHUB_SECRET}}\n\
+    let serve = Options::following(&remote)
+        .github_webhook()
+        .config(&format!(
+            "pollIntervalSeconds: 3600\n\
              previews:\n  github:\n    apiUrl: {}/gh/api/v3\n    token: {{env: WEIR_TEST_GH_TOKEN}}\n    \
              repo: acme/jobs\n",
             fake.base
-        ),
-        &[
-            ("WEIR_TEST_GITHUB_SECRET", GITHUB_SECRET),
-            ("WEIR_TEST_GH_TOKEN", GH_TOKEN),
-        ],
-    );
+        ))
+        .env("WEIR_TEST_GH_TOKEN", GH_TOKEN)
+        .start();
     serve.wait_job(&name, "Synced", "RUNNING");
     let running = running_named(base, &name);
     assert_eq!(running.len(), 1);
@@ -487,7 +472,7 @@ fn github_pull_request_is_previewed_in_one_comment_with_statuses() {
     git(&repo.root, &["checkout", "-q", "-b", "feature"]);
     repo.write(&file, &jar_job(&name, 1, "orders-v2", ""));
     with_cluster_url(&repo, &elsewhere.base);
-    let head1 = remote.push(&repo, "new topic", "refs/pull/7/head");
+    let head1 = remote.push_to(&repo, "new topic", "refs/pull/7/head");
     let sent = Instant::now();
     let (code, r) = github_delivery(&serve, "opened", "open", 7, &head1);
     assert_eq!(code, 202, "{r}");
@@ -574,7 +559,7 @@ fn github_pull_request_is_previewed_in_one_comment_with_statuses() {
         &file,
         &jar_job(&name, 1, "orders-v2", "").replace("parallelism: 1", "parallelism: lots"),
     );
-    let head2 = remote.push(&repo, "break it", "refs/pull/7/head");
+    let head2 = remote.push_to(&repo, "break it", "refs/pull/7/head");
     let (code, r) = github_delivery(&serve, "synchronize", "open", 7, &head2);
     assert_eq!(code, 202, "{r}");
     let status = fake.wait_status("github", &head2, &serve);
@@ -590,7 +575,7 @@ fn github_pull_request_is_previewed_in_one_comment_with_statuses() {
 
     // Quick pushes coalesce: three deliveries, at most two previews, the newest head wins.
     repo.write(&file, &jar_job(&name, 2, "orders", ""));
-    let head3 = remote.push(&repo, "fix it, rescale", "refs/pull/7/head");
+    let head3 = remote.push_to(&repo, "fix it, rescale", "refs/pull/7/head");
     let runs_before = preview_of(&serve, "github", 7)["runs"].as_u64().unwrap();
     for head in [&head2, &head3, &head3] {
         let (code, r) = github_delivery(&serve, "synchronize", "open", 7, head);
@@ -645,7 +630,7 @@ fn github_pull_request_is_previewed_in_one_comment_with_statuses() {
     }
     let seen = fake.requests().len();
     repo.write(&file, &jar_job(&name, 3, "orders", ""));
-    let head4 = remote.push(&repo, "after close", "refs/pull/7/head");
+    let head4 = remote.push_to(&repo, "after close", "refs/pull/7/head");
     let (code, r) = github_delivery(&serve, "synchronize", "open", 7, &head4);
     assert_eq!(code, 200, "{r}");
     assert_eq!(r["preview"], "ignored", "{r}");
@@ -706,7 +691,7 @@ fn gitlab_merge_request_is_previewed_in_one_note_with_statuses() {
     let remote = Remote::new();
     let name = repo.unique("pr-gl");
     let file = format!("jobs/{name}.yaml");
-    remote.push(&repo, "no jobs yet", "refs/heads/main");
+    remote.push_to(&repo, "no jobs yet", "refs/heads/main");
 
     let fake = Fake::start();
     fake.seed("gitlab", 3, "dave", "first!", false);
@@ -714,27 +699,23 @@ fn gitlab_merge_request_is_previewed_in_one_note_with_statuses() {
     fake.seed("gitlab", 3, "gitlab", MARKER, true);
     fake.seed("gitlab", 3, "erin", "please add a test", false);
     // Manual policy: the daemon plans the branch but applies nothing by itself.
-    let serve = Serve::start(
-        &remote,
-        &format!(
-            "pollIntervalSeconds: 3600\nsync: {{policy: manual}}\nwebhooks:\n  \
-             gitlab: {{env: WEIR_TEST_GITLAB_SECRET}}\npreviews:\n  gitlab:\n    \
+    let serve = Options::following(&remote)
+        .gitlab_webhook()
+        .config(&format!(
+            "pollIntervalSeconds: 3600\nsync: {{policy: manual}}\npreviews:\n  gitlab:\n    \
              apiUrl: {}/gl/api/v4\n    token: {{env: WEIR_TEST_GL_TOKEN}}\n    projectId: group/jobs\n  \
              publicUrl: https://weir.example.com/\n",
             fake.base
-        ),
-        &[
-            ("WEIR_TEST_GITLAB_SECRET", GITLAB_SECRET),
-            ("WEIR_TEST_GL_TOKEN", GL_TOKEN),
-        ],
-    );
+        ))
+        .env("WEIR_TEST_GL_TOKEN", GL_TOKEN)
+        .start();
     serve.wait_for("the first reconcile", Duration::from_secs(60), |s| {
         s["reconciles"].as_u64() > Some(0)
     });
 
     git(&repo.root, &["checkout", "-q", "-b", "feature"]);
     repo.write(&file, &jar_job(&name, 1, "orders", ""));
-    let head1 = remote.push(&repo, "add a job", "refs/merge-requests/3/head");
+    let head1 = remote.push_to(&repo, "add a job", "refs/merge-requests/3/head");
     let (code, r) = gitlab_delivery(&serve, (42, "group/jobs"), "open", 3, &head1, None);
     assert_eq!(code, 202, "{r}");
     let status = fake.wait_status("gitlab", &head1, &serve);
@@ -774,7 +755,7 @@ fn gitlab_merge_request_is_previewed_in_one_note_with_statuses() {
     assert_eq!(code, 200, "{r}");
     assert_eq!(r["preview"], "ignored", "{r}");
     repo.write(&file, &jar_job(&name, 2, "orders", ""));
-    let head2 = remote.push(&repo, "parallelism 2", "refs/merge-requests/3/head");
+    let head2 = remote.push_to(&repo, "parallelism 2", "refs/merge-requests/3/head");
     let (code, r) = gitlab_delivery(
         &serve,
         (42, "group/jobs"),

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::daemon::{API_TOKEN, Options, Serve, pending_summary};
 use crate::harness::*;
 
-const API_TOKEN: &str = "api-token-for-remote-tests";
 const KEY_PASSPHRASE: &str = "passphrase-for-remote-tests";
 
 // ---- SSH -------------------------------------------------------------------------------------
@@ -51,7 +51,7 @@ fn ssh_fetch_with_a_key_and_hashed_known_hosts_force_push_and_outage() {
         text.contains("|1|") && !text.contains("127.0.0.1"),
         "{text}"
     );
-    let d = Daemon::start(&ssh_repo_section(&url, &sshd.user_key, &known_hosts));
+    let d = daemon(&ssh_repo_section(&url, &sshd.user_key, &known_hosts)).start();
     let s = d.wait_for(
         "the plan of the fetched commit",
         Duration::from_secs(60),
@@ -65,13 +65,7 @@ fn ssh_fetch_with_a_key_and_hashed_known_hosts_force_push_and_outage() {
         url.replace(&format!("{}@", sshd.user), ""),
         "{s}"
     );
-    assert!(
-        s["pendingPlan"]["summary"]
-            .as_str()
-            .unwrap()
-            .contains("1 to create"),
-        "{s}"
-    );
+    assert!(pending_summary(&s).contains("1 to create"), "{s}");
     assert!(
         sshd.log().contains("Accepted publickey for"),
         "{}",
@@ -100,11 +94,7 @@ fn ssh_fetch_with_a_key_and_hashed_known_hosts_force_push_and_outage() {
     // stays, and the retries (with backoff) fetch again once it is back.
     sshd.stop();
     d.sync();
-    let s = d.wait_for("the connection error", Duration::from_secs(30), |s| {
-        s["repo"]["error"].is_string()
-    });
-    let error = s["repo"]["error"].as_str().unwrap();
-    eprintln!("server down: {error}");
+    let (s, error) = fetch_error(&d, "the connection error");
     assert_eq!(
         s["repo"]["errorHost"],
         format!("127.0.0.1:{}", sshd.port),
@@ -130,7 +120,7 @@ fn ssh_unknown_or_changed_host_key_is_refused_until_known_hosts_is_fixed() {
     let known_hosts = sshd.dir.path().join("known_hosts");
     // Another key for this very host: as if the server's key changed, or a man in the middle.
     std::fs::write(&known_hosts, format!("{host} {}\n", sshd.other_host_pub)).unwrap();
-    let d = Daemon::start(&ssh_repo_section(
+    let d = daemon(&ssh_repo_section(
         &format!(
             "ssh://{}@127.0.0.1:{}{}",
             sshd.user,
@@ -139,12 +129,9 @@ fn ssh_unknown_or_changed_host_key_is_refused_until_known_hosts_is_fixed() {
         ),
         &sshd.user_key,
         &known_hosts,
-    ));
-    let s = d.wait_for("the host key error", Duration::from_secs(30), |s| {
-        s["repo"]["error"].is_string()
-    });
-    let error = s["repo"]["error"].as_str().unwrap();
-    eprintln!("changed host key: {error}");
+    ))
+    .start();
+    let (s, error) = fetch_error(&d, "the host key error");
     assert_eq!(
         s["repo"]["errorHost"],
         format!("127.0.0.1:{}", sshd.port),
@@ -159,12 +146,7 @@ fn ssh_unknown_or_changed_host_key_is_refused_until_known_hosts_is_fixed() {
     assert!(s["pendingPlan"].is_null(), "{s}");
     assert!(s["revision"].is_null(), "{s}");
     assert!(!sshd.log().contains("Accepted publickey"), "{}", sshd.log());
-    assert!(
-        !d.state_dir
-            .path()
-            .join("mirror.git/refs/remotes/origin/main")
-            .exists()
-    );
+    assert!(!d.mirror().join("refs/remotes/origin/main").exists());
 
     // A known_hosts without this host: "not in known_hosts". The retries (with backoff) pick up
     // the file without a restart.
@@ -222,26 +204,19 @@ fn https_with_a_token_and_a_private_ca() {
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, &ca.pem).unwrap();
     let url = format!("https://127.0.0.1:{}/jobs.git", server.port);
-    let d = Daemon::start_with_env(
-        &format!(
-            "repo:\n  url: {url}\n  token: {{env: WEIR_TEST_GIT_TOKEN}}\n  caFile: {}\n",
-            ca_file.display()
-        ),
-        &[("WEIR_TEST_GIT_TOKEN", "token-for-remote-tests-ok")],
-    );
+    let d = daemon(&format!(
+        "repo:\n  url: {url}\n  token: {{env: WEIR_TEST_GIT_TOKEN}}\n  caFile: {}\n",
+        ca_file.display()
+    ))
+    .env("WEIR_TEST_GIT_TOKEN", "token-for-remote-tests-ok")
+    .start();
     let s = d.wait_for(
         "the plan of the fetched commit",
         Duration::from_secs(60),
         |s| s["pendingPlan"]["revision"].as_str() == Some(&commit[..12]),
     );
     assert_eq!(s["repo"]["commit"], commit.as_str(), "{s}");
-    assert!(
-        s["pendingPlan"]["summary"]
-            .as_str()
-            .unwrap()
-            .contains("1 to create"),
-        "{s}"
-    );
+    assert!(pending_summary(&s).contains("1 to create"), "{s}");
     assert!(
         server.authorized() > 0,
         "the fetch went through the token check"
@@ -262,18 +237,13 @@ fn https_wrong_token_and_untrusted_certificate_are_refused_without_leaking_the_t
     let host = format!("127.0.0.1:{}", server.port);
     let wrong = "token-for-remote-tests-WRONG";
 
-    let d = Daemon::start_with_env(
-        &format!(
-            "repo:\n  url: {url}\n  token: {{env: WEIR_TEST_GIT_TOKEN}}\n  caFile: {}\n",
-            ca_file.display()
-        ),
-        &[("WEIR_TEST_GIT_TOKEN", wrong)],
-    );
-    let s = d.wait_for("the authentication error", Duration::from_secs(30), |s| {
-        s["repo"]["error"].is_string()
-    });
-    let error = s["repo"]["error"].as_str().unwrap();
-    eprintln!("wrong token: {error}");
+    let d = daemon(&format!(
+        "repo:\n  url: {url}\n  token: {{env: WEIR_TEST_GIT_TOKEN}}\n  caFile: {}\n",
+        ca_file.display()
+    ))
+    .env("WEIR_TEST_GIT_TOKEN", wrong)
+    .start();
+    let (s, error) = fetch_error(&d, "the authentication error");
     assert!(error.contains("authentication failed"), "{error}");
     assert!(error.contains(&host), "{error}");
     assert_eq!(s["repo"]["errorHost"], host.as_str(), "{s}");
@@ -299,6 +269,7 @@ fn https_wrong_token_and_untrusted_certificate_are_refused_without_leaking_the_t
         !everything.contains("token-for-remote-tests"),
         "{everything}"
     );
+    assert!(!everything.contains(API_TOKEN), "{everything}");
     drop(d);
 
     // The right token, but weir trusts another CA: libgit2 refuses the certificate before it
@@ -308,18 +279,13 @@ fn https_wrong_token_and_untrusted_certificate_are_refused_without_leaking_the_t
     let other = TestCa::new("some other CA");
     let other_file = dir.path().join("other-ca.pem");
     std::fs::write(&other_file, &other.pem).unwrap();
-    let d = Daemon::start_with_env(
-        &format!(
-            "repo:\n  url: {url}\n  token: {{env: WEIR_TEST_GIT_TOKEN}}\n  caFile: {}\n",
-            other_file.display()
-        ),
-        &[("WEIR_TEST_GIT_TOKEN", "token-for-remote-tests-right")],
-    );
-    let s = d.wait_for("the certificate error", Duration::from_secs(30), |s| {
-        s["repo"]["error"].is_string()
-    });
-    let error = s["repo"]["error"].as_str().unwrap();
-    eprintln!("untrusted CA: {error}");
+    let d = daemon(&format!(
+        "repo:\n  url: {url}\n  token: {{env: WEIR_TEST_GIT_TOKEN}}\n  caFile: {}\n",
+        other_file.display()
+    ))
+    .env("WEIR_TEST_GIT_TOKEN", "token-for-remote-tests-right")
+    .start();
+    let (s, error) = fetch_error(&d, "the certificate error");
     assert!(error.contains(&host), "{error}");
     assert!(error.contains("certificate"), "{error}");
     assert!(
@@ -340,22 +306,17 @@ fn https_wrong_token_and_untrusted_certificate_are_refused_without_leaking_the_t
         "token-for-remote-tests-right",
         &["git.example.com"],
     );
-    let d = Daemon::start_with_env(
-        &format!(
-            "repo:\n  url: https://127.0.0.1:{}/jobs.git\n  token: {{env: WEIR_TEST_GIT_TOKEN}}\n  \
-             caFile: {}\n",
-            misnamed.port,
-            ca_file.display()
-        ),
-        &[("WEIR_TEST_GIT_TOKEN", "token-for-remote-tests-right")],
-    );
-    let s = d.wait_for("the host name error", Duration::from_secs(30), |s| {
-        s["repo"]["error"].is_string()
-    });
+    let d = daemon(&format!(
+        "repo:\n  url: https://127.0.0.1:{}/jobs.git\n  token: {{env: WEIR_TEST_GIT_TOKEN}}\n  \
+         caFile: {}\n",
+        misnamed.port,
+        ca_file.display()
+    ))
+    .env("WEIR_TEST_GIT_TOKEN", "token-for-remote-tests-right")
+    .start();
+    let (s, error) = fetch_error(&d, "the host name error");
     // libgit2 1.9 words this one "SSL error: received early EOF" (its host name check fails
     // while reading the certificate's common name), so only the refusal itself is asserted.
-    let error = s["repo"]["error"].as_str().unwrap();
-    eprintln!("misnamed certificate: {error}");
     assert!(
         error.contains(&format!("127.0.0.1:{}", misnamed.port)),
         "{error}"
@@ -369,6 +330,28 @@ fn https_wrong_token_and_untrusted_certificate_are_refused_without_leaking_the_t
 }
 
 // ---- helpers ---------------------------------------------------------------------------------
+
+/// A daemon following `repo_section` that plans but never applies (manual policy), with the
+/// key passphrase in its environment and debug logs: a secret must not show up at any level.
+fn daemon(repo_section: &str) -> Options {
+    Options::repo(repo_section)
+        .no_apply()
+        .config("pollIntervalSeconds: 3600\nsync: {policy: manual}\n")
+        .env("WEIR_TEST_KEY_PASSPHRASE", KEY_PASSPHRASE)
+        .log("debug,sqlx=warn,hyper=info,reqwest=info")
+}
+
+/// Waits for the daemon to report that it cannot fetch; prints the error and returns the status
+/// and the error.
+#[track_caller]
+fn fetch_error(d: &Serve, what: &str) -> (Value, String) {
+    let s = d.wait_for(what, Duration::from_secs(30), |s| {
+        s["repo"]["error"].is_string()
+    });
+    let error = s["repo"]["error"].as_str().unwrap().to_string();
+    eprintln!("{what}: {error}");
+    (s, error)
+}
 
 fn ssh_repo_section(url: &str, key: &Path, known_hosts: &Path) -> String {
     format!(
@@ -820,129 +803,4 @@ async fn git_cgi(
         }
     }
     response
-}
-
-/// The `weir serve` process with a daemon config made of `repo_section` and a manual policy.
-struct Daemon {
-    child: Option<Child>,
-    base: String,
-    state_dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn start(repo_section: &str) -> Daemon {
-        Daemon::start_with_env(repo_section, &[])
-    }
-
-    fn start_with_env(repo_section: &str, env: &[(&str, &str)]) -> Daemon {
-        let state_dir = tempfile::tempdir().unwrap();
-        let cfg = state_dir.path().join("serve.yaml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "{repo_section}listen: 127.0.0.1:0\nstateDir: {}\npollIntervalSeconds: 3600\n\
-                 api:\n  tokens: [{{env: WEIR_TEST_API_TOKEN}}]\nsync: {{policy: manual}}\n",
-                state_dir.path().display()
-            ),
-        )
-        .unwrap();
-        let addr_file = state_dir.path().join("addr");
-        let log = std::fs::File::create(state_dir.path().join("serve.log")).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
-        cmd.args(["serve", "--config"])
-            .arg(&cfg)
-            .arg("--address-file")
-            .arg(&addr_file)
-            .env_remove("WEIR_STATE")
-            .env_remove("WEIR_FAULT_CRASH_AT")
-            // Debug logs too: a secret must not show up at any level.
-            .env("WEIR_LOG", "debug,sqlx=warn,hyper=info,reqwest=info")
-            .env("WEIR_TEST_API_TOKEN", API_TOKEN)
-            .env("WEIR_TEST_KEY_PASSPHRASE", KEY_PASSPHRASE)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("starting weir serve");
-        let mut d = Daemon {
-            child: Some(child),
-            base: String::new(),
-            state_dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(a) = std::fs::read_to_string(&addr_file)
-                && !a.is_empty()
-            {
-                d.base = format!("http://{a}");
-                return d;
-            }
-            if let Some(status) = d.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("weir serve exited ({status}):\n{}", d.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "weir serve did not start:\n{}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.state_dir.path().join("serve.log")).unwrap_or_default()
-    }
-
-    fn get_text(&self, path: &str) -> String {
-        reqwest::blocking::Client::new()
-            .get(format!("{}{path}", self.base))
-            .timeout(Duration::from_secs(30))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap()
-    }
-
-    fn status(&self) -> Value {
-        serde_json::from_str(&self.get_text("/api/v1/status")).unwrap()
-    }
-
-    fn sync(&self) {
-        let r = reqwest::blocking::Client::new()
-            .post(format!("{}/api/v1/sync", self.base))
-            .bearer_auth(API_TOKEN)
-            .send()
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 202);
-    }
-
-    #[track_caller]
-    fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let s = self.status();
-            if ok(&s) {
-                return s;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "timed out waiting for {what}; status:\n{}\n--- daemon log\n{}",
-                    serde_json::to_string_pretty(&s).unwrap(),
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }

@@ -5,23 +5,23 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::daemon::{API_TOKEN, Options, Remote, Sink, job_of, pending_summary};
 use crate::harness::*;
-
-const TOKEN: &str = "api-token-for-tests";
-const GITHUB_SECRET: &str = "github-secret-for-tests";
 
 #[test]
 fn push_and_signed_webhook_redeploy_from_a_savepoint() {
     let cluster = cluster(Version::V2);
     let base = &cluster.url;
     let repo = Repo::new(base, Some(&cluster.jars));
-    let remote = Remote::new(&repo);
+    let remote = Remote::new();
     let name = repo.unique("serve-push");
     let file = format!("jobs/{name}.yaml");
     repo.write(&file, &jar_job(&name, 1, "orders", ""));
     remote.push(&repo, "job");
     // A long poll interval: only the webhook can explain a reconcile.
-    let d = Daemon::start(&remote, "pollIntervalSeconds: 3600\n");
+    let d = daemon(&remote)
+        .config("pollIntervalSeconds: 3600\n")
+        .start();
     d.wait_job(&name, "Synced", "RUNNING");
     let first = running_named(base, &name);
     assert_eq!(first.len(), 1);
@@ -29,7 +29,7 @@ fn push_and_signed_webhook_redeploy_from_a_savepoint() {
 
     // Unsigned and badly signed deliveries are refused.
     let body = format!(r#"{{"ref":"refs/heads/main","after":"x","name":"{name}"}}"#);
-    let r = d.post_raw(
+    let r = d.post(
         "/api/v1/webhooks/github",
         &body,
         &[("X-GitHub-Event", "push")],
@@ -37,7 +37,7 @@ fn push_and_signed_webhook_redeploy_from_a_savepoint() {
     assert_eq!(r.0, 401, "{}", r.1);
     assert!(r.1.contains("error"), "{}", r.1);
     let bad = weir::serve::webhook::sign(b"wrong secret", body.as_bytes());
-    let r = d.post_raw(
+    let r = d.post(
         "/api/v1/webhooks/github",
         &body,
         &[("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &bad)],
@@ -45,7 +45,7 @@ fn push_and_signed_webhook_redeploy_from_a_savepoint() {
     assert_eq!(r.0, 401, "{}", r.1);
     // A push to another branch is ignored.
     let other = r#"{"ref":"refs/heads/feature"}"#;
-    let r = d.github(other);
+    let r = d.github("push", other);
     assert_eq!(r.0, 200, "{}", r.1);
     assert!(r.1.contains("\"triggered\":false"), "{}", r.1);
 
@@ -53,7 +53,7 @@ fn push_and_signed_webhook_redeploy_from_a_savepoint() {
     let commit = remote.push(&repo, "change the topic");
     let reconciles = d.status()["reconciles"].as_u64().unwrap();
     let sent = Instant::now();
-    let r = d.github(&body);
+    let r = d.github("push", &body);
     assert_eq!(r.0, 202, "{}", r.1);
     // The reconcile starts at once: its plan (of the pushed commit) is recorded within seconds.
     d.wait_for("a plan of the pushed commit", Duration::from_secs(3), |s| {
@@ -112,12 +112,14 @@ fn broken_job_file_leaves_its_job_running_and_is_reported() {
     let cluster = cluster(Version::V2);
     let base = &cluster.url;
     let repo = Repo::new(base, Some(&cluster.jars));
-    let remote = Remote::new(&repo);
+    let remote = Remote::new();
     let name = repo.unique("serve-broken");
     let file = format!("jobs/{name}.yaml");
     repo.write(&file, &jar_job(&name, 1, "orders", ""));
     remote.push(&repo, "job");
-    let d = Daemon::start(&remote, "pollIntervalSeconds: 3600\n");
+    let d = daemon(&remote)
+        .config("pollIntervalSeconds: 3600\n")
+        .start();
     d.wait_job(&name, "Synced", "RUNNING");
     let before = running_named(base, &name);
 
@@ -127,9 +129,9 @@ fn broken_job_file_leaves_its_job_running_and_is_reported() {
     );
     remote.push(&repo, "break it");
     // Mutating endpoints need the token.
-    assert_eq!(d.post_raw("/api/v1/sync", "", &[]).0, 401);
+    assert_eq!(d.post("/api/v1/sync", "", &[]).0, 401);
     assert_eq!(
-        d.post_raw("/api/v1/sync", "", &[("Authorization", "Bearer nope")])
+        d.post("/api/v1/sync", "", &[("Authorization", "Bearer nope")])
             .0,
         401
     );
@@ -163,17 +165,16 @@ fn cancelled_job_is_recovered_with_self_heal() {
     let cluster = cluster(Version::V2);
     let base = &cluster.url;
     let repo = Repo::new(base, Some(&cluster.jars));
-    let remote = Remote::new(&repo);
+    let remote = Remote::new();
     let name = repo.unique("serve-heal");
     repo.write(
         &format!("jobs/{name}.yaml"),
         &jar_job(&name, 1, "orders", ""),
     );
     remote.push(&repo, "job");
-    let d = Daemon::start(
-        &remote,
-        "pollIntervalSeconds: 3600\nsync: {selfHeal: true, selfHealBackoffSeconds: 1}\n",
-    );
+    let d = daemon(&remote)
+        .config("pollIntervalSeconds: 3600\nsync: {selfHeal: true, selfHealBackoffSeconds: 1}\n")
+        .start();
     d.wait_job(&name, "Synced", "RUNNING");
     let first = running_named(base, &name);
     wait_checkpoint(base, &first[0]);
@@ -206,14 +207,16 @@ fn cancelled_job_is_reported_as_drift_without_self_heal() {
     let cluster = cluster(Version::V2);
     let base = &cluster.url;
     let repo = Repo::new(base, Some(&cluster.jars));
-    let remote = Remote::new(&repo);
+    let remote = Remote::new();
     let name = repo.unique("serve-drift");
     repo.write(
         &format!("jobs/{name}.yaml"),
         &jar_job(&name, 1, "orders", ""),
     );
     remote.push(&repo, "job");
-    let d = Daemon::start(&remote, "pollIntervalSeconds: 3600\n");
+    let d = daemon(&remote)
+        .config("pollIntervalSeconds: 3600\n")
+        .start();
     d.wait_job(&name, "Synced", "RUNNING");
     let first = running_named(base, &name);
     cancel(base, &first[0]);
@@ -236,15 +239,14 @@ fn sigterm_mid_apply_then_restart_finishes_with_no_duplicate() {
     let cluster = cluster(Version::V2);
     let base = &cluster.url;
     let repo = Repo::new(base, Some(&cluster.jars));
-    let remote = Remote::new(&repo);
+    let remote = Remote::new();
     let name = repo.unique("serve-term");
     let file = format!("jobs/{name}.yaml");
     repo.write(&file, &jar_job(&name, 1, "orders", ""));
     remote.push(&repo, "job");
-    let mut d = Daemon::start(
-        &remote,
-        "pollIntervalSeconds: 3600\nshutdownGraceSeconds: 1\n",
-    );
+    let mut d = daemon(&remote)
+        .config("pollIntervalSeconds: 3600\nshutdownGraceSeconds: 1\n")
+        .start();
     d.wait_job(&name, "Synced", "RUNNING");
     let first = running_named(base, &name);
     wait_checkpoint(base, &first[0]);
@@ -258,7 +260,7 @@ fn sigterm_mid_apply_then_restart_finishes_with_no_duplicate() {
     let code = d.terminate();
     assert_eq!(code, Some(0), "clean exit on SIGTERM");
 
-    let d = Daemon::start_again(&remote, d);
+    d.restart();
     d.wait_job(&name, "Synced", "RUNNING");
     let running = running_named(base, &name);
     assert_eq!(running.len(), 1, "exactly one running job: {running:?}");
@@ -282,12 +284,14 @@ fn remote_going_away_keeps_the_last_good_state_and_recovers() {
     let cluster = cluster(Version::V2);
     let base = &cluster.url;
     let repo = Repo::new(base, Some(&cluster.jars));
-    let remote = Remote::new(&repo);
+    let remote = Remote::new();
     let name = repo.unique("serve-remote");
     let file = format!("jobs/{name}.yaml");
     repo.write(&file, &jar_job(&name, 1, "orders", ""));
     remote.push(&repo, "job");
-    let d = Daemon::start(&remote, "pollIntervalSeconds: 3600\n");
+    let d = daemon(&remote)
+        .config("pollIntervalSeconds: 3600\n")
+        .start();
     d.wait_job(&name, "Synced", "RUNNING");
     let first = running_named(base, &name);
 
@@ -341,48 +345,45 @@ fn manual_policy_waits_for_an_approved_plan() {
     let cluster = cluster(Version::V2);
     let base = &cluster.url;
     let repo = Repo::new(base, Some(&cluster.jars));
-    let remote = Remote::new(&repo);
+    let remote = Remote::new();
     let name = repo.unique("serve-manual");
     repo.write(
         &format!("jobs/{name}.yaml"),
         &jar_job(&name, 1, "orders", ""),
     );
     remote.push(&repo, "job");
-    let d = Daemon::start(
-        &remote,
-        "pollIntervalSeconds: 3600\nsync: {policy: manual}\n",
-    );
+    let d = daemon(&remote)
+        .config("pollIntervalSeconds: 3600\nsync: {policy: manual}\n")
+        .start();
     let s = d.wait_for("a pending plan", Duration::from_secs(30), |s| {
         s["pendingPlan"]["id"].is_string()
     });
     assert!(running_named(base, &name).is_empty(), "nothing applied yet");
     let id = s["pendingPlan"]["id"].as_str().unwrap().to_string();
-    let r = d.post_raw(&format!("/api/v1/plans/{id}/apply"), "", &[]);
+    let r = d.post(&format!("/api/v1/plans/{id}/apply"), "", &[]);
     assert_eq!(r.0, 401);
-    let r = d.post_raw(
+    let r = d.post(
         "/api/v1/plans/plan-nope/apply",
         "",
-        &[("Authorization", &format!("Bearer {TOKEN}"))],
+        &[("Authorization", &format!("Bearer {API_TOKEN}"))],
     );
     assert_eq!(r.0, 404, "{}", r.1);
-    let r = d.post_raw(
+    let r = d.post(
         &format!("/api/v1/plans/{id}/apply"),
         "",
-        &[("Authorization", &format!("Bearer {TOKEN}"))],
+        &[("Authorization", &format!("Bearer {API_TOKEN}"))],
     );
     assert_eq!(r.0, 202, "{}", r.1);
     d.wait_job(&name, "Synced", "RUNNING");
     assert_eq!(running_named(base, &name).len(), 1);
     // The same plan again is stale now (the cluster changed).
-    let r = d.post_raw(
+    let r = d.post(
         &format!("/api/v1/plans/{id}/apply"),
         "",
-        &[("Authorization", &format!("Bearer {TOKEN}"))],
+        &[("Authorization", &format!("Bearer {API_TOKEN}"))],
     );
     assert_eq!(r.0, 409, "{}", r.1);
 }
-
-// ---- helpers ---------------------------------------------------------------------------------
 
 /// Applies of independent jobs run side by side: while one job's submission is slow, another
 /// job's change goes through; the slow job is left to its own apply meanwhile.
@@ -391,13 +392,15 @@ fn a_slow_apply_does_not_hold_back_other_jobs() {
     let cluster = cluster(Version::V2);
     let base = &cluster.url;
     let repo = Repo::new(base, Some(&cluster.jars));
-    let remote = Remote::new(&repo);
+    let remote = Remote::new();
     let slow = repo.unique("serve-slow");
     let quick = repo.unique("serve-quick");
     repo.write(&format!("jobs/{slow}.yaml"), &jar_job(&slow, 1, "a", ""));
     repo.write(&format!("jobs/{quick}.yaml"), &jar_job(&quick, 1, "b", ""));
     remote.push(&repo, "two jobs");
-    let d = Daemon::start(&remote, "pollIntervalSeconds: 3600\n");
+    let d = daemon(&remote)
+        .config("pollIntervalSeconds: 3600\n")
+        .start();
     d.wait_job(&slow, "Synced", "RUNNING");
     let quick_first = d.wait_job(&quick, "Synced", "RUNNING")["jobId"].clone();
 
@@ -458,18 +461,14 @@ fn watched_local_repo_reconciles_on_commit() {
     repo.write(&format!("jobs/{name}.yaml"), &jar_job(&name, 1, "a", ""));
     repo.commit("first");
     // The daemon follows the working repo itself (not a bare copy).
-    let local = Remote {
-        _dir: tempfile::tempdir().unwrap(),
-        bare: repo.root.clone(),
-    };
-    let d = Daemon::start(
-        &local,
-        "pollIntervalSeconds: 3600\nwatch: {debounceMilliseconds: 200}\nsync: {policy: manual}\n",
-    );
+    let d = Options::url(&format!("file://{}", repo.root.display()))
+        .github_webhook()
+        .config(
+            "pollIntervalSeconds: 3600\nwatch: {debounceMilliseconds: 200}\nsync: {policy: manual}\n",
+        )
+        .start();
     d.wait_for("the first plan", Duration::from_secs(30), |s| {
-        s["pendingPlan"]["summary"]
-            .as_str()
-            .is_some_and(|p| p.contains("1 to create"))
+        pending_summary(s).contains("1 to create")
     });
 
     // An uncommitted edit wakes the daemon, but what it plans is still the last commit.
@@ -489,25 +488,13 @@ fn watched_local_repo_reconciles_on_commit() {
             .any(|t| t == "watch"),
         "{s}"
     );
-    assert!(
-        s["pendingPlan"]["summary"]
-            .as_str()
-            .unwrap()
-            .contains("1 to create"),
-        "{s}"
-    );
+    assert!(pending_summary(&s).contains("1 to create"), "{s}");
 
     let commit = repo.commit("second job");
     let s = d.wait_for("the plan of the new commit", Duration::from_secs(10), |s| {
         s["pendingPlan"]["revision"].as_str() == Some(&commit[..12])
     });
-    assert!(
-        s["pendingPlan"]["summary"]
-            .as_str()
-            .unwrap()
-            .contains("2 to create"),
-        "{s}"
-    );
+    assert!(pending_summary(&s).contains("2 to create"), "{s}");
 }
 
 const HOOK_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
@@ -521,7 +508,7 @@ fn per_job_policy_signed_notifications_and_failures_remembered_across_restarts()
     let cluster = cluster(Version::V2);
     let base = &cluster.url;
     let repo = Repo::new(base, Some(&cluster.jars));
-    let remote = Remote::new(&repo);
+    let remote = Remote::new();
     let auto = repo.unique("serve-auto");
     let gated = repo.unique("serve-gated");
     let config = std::fs::read_to_string(repo.root.join("weir.yaml")).unwrap();
@@ -536,14 +523,13 @@ fn per_job_policy_signed_notifications_and_failures_remembered_across_restarts()
     repo.write(&format!("jobs/{auto}.yaml"), &jar_job(&auto, 1, "a", ""));
     repo.write(&format!("jobs/{gated}.yaml"), &jar_job(&gated, 1, "g", ""));
     let commit = remote.push(&repo, "two jobs");
-    let mut d = Daemon::start_with_env(
-        &remote,
-        &format!("pollIntervalSeconds: 3600\nsync:\n  jobs:\n    {gated}: {{policy: manual}}\n"),
-        &[
-            ("WEIR_TEST_HOOK_URL", sink.url.as_str()),
-            ("WEIR_TEST_HOOK_SECRET", HOOK_SECRET),
-        ],
-    );
+    let mut d = daemon(&remote)
+        .config(&format!(
+            "pollIntervalSeconds: 3600\nsync:\n  jobs:\n    {gated}: {{policy: manual}}\n"
+        ))
+        .env("WEIR_TEST_HOOK_URL", &sink.url)
+        .env("WEIR_TEST_HOOK_SECRET", HOOK_SECRET)
+        .start();
     d.wait_job(&auto, "Synced", "RUNNING");
     let s = d.wait_for("the gated job's plan", Duration::from_secs(30), |s| {
         s["pendingPlan"]["id"].is_string()
@@ -578,10 +564,10 @@ fn per_job_policy_signed_notifications_and_failures_remembered_across_restarts()
     assert_eq!(body["author"], "weir test <test@weir.dev>", "{body}");
 
     // Approving the waiting plan applies it.
-    let r = d.post_raw(
+    let r = d.post(
         &format!("/api/v1/plans/{pending}/apply"),
         "",
-        &[("Authorization", &format!("Bearer {TOKEN}"))],
+        &[("Authorization", &format!("Bearer {API_TOKEN}"))],
     );
     assert_eq!(r.0, 202, "{}", r.1);
     d.wait_job(&gated, "Synced", "RUNNING");
@@ -610,7 +596,7 @@ fn per_job_policy_signed_notifications_and_failures_remembered_across_restarts()
 
     // A restarted daemon remembers the failure and does not retry it either.
     assert_eq!(d.terminate(), Some(0));
-    let d = Daemon::start_again(&remote, d);
+    d.restart();
     let s = d.wait_for("the first reconcile", Duration::from_secs(60), |s| {
         s["reconciles"].as_u64().unwrap() >= 1
     });
@@ -637,7 +623,7 @@ fn failed_jobs_and_failed_savepoints_are_announced() {
     let cluster = cluster(Version::V2);
     let base = &cluster.url;
     let repo = Repo::new(base, Some(&cluster.jars));
-    let remote = Remote::new(&repo);
+    let remote = Remote::new();
     let crashing = repo.unique("serve-crashing");
     let stuck = repo.unique("serve-stuck");
     let config = std::fs::read_to_string(repo.root.join("weir.yaml")).unwrap();
@@ -665,11 +651,11 @@ fn failed_jobs_and_failed_savepoints_are_announced() {
     );
     repo.write(&format!("jobs/{stuck}.yaml"), &jar_job(&stuck, 1, "s", ""));
     remote.push(&repo, "two jobs");
-    let d = Daemon::start_with_env(
-        &remote,
-        "pollIntervalSeconds: 2\napply: {savepointTimeoutSeconds: 20}\n",
-        &[("WEIR_TEST_HOOK_URL", sink.url.as_str())],
-    );
+    let d = daemon(&remote)
+        .config("pollIntervalSeconds: 2\n")
+        .apply("{savepointTimeoutSeconds: 20}")
+        .env("WEIR_TEST_HOOK_URL", &sink.url)
+        .start();
     let got = sink.wait_for(Duration::from_secs(60), |b| {
         b["event"] == "job.failed" && b["job"] == crashing.as_str()
     });
@@ -710,368 +696,9 @@ fn failed_jobs_and_failed_savepoints_are_announced() {
     assert_eq!(running, [first.as_str().unwrap()], "still the old job");
 }
 
-/// A real HTTP receiver of the daemon's notifications (its own runtime on a thread).
-struct Sink {
-    url: String,
-    got: std::sync::Arc<std::sync::Mutex<Vec<Delivery>>>,
-    _runtime: tokio::runtime::Runtime,
-}
+// ---- helpers ---------------------------------------------------------------------------------
 
-#[derive(Clone)]
-struct Delivery {
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Delivery {
-    fn header(&self, name: &str) -> String {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| panic!("no {name} header"))
-    }
-}
-
-impl Sink {
-    fn start() -> Sink {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let store = got.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(
-                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-                    let store = store.clone();
-                    async move {
-                        let headers = headers
-                            .iter()
-                            .map(|(k, v)| {
-                                (k.to_string(), v.to_str().unwrap_or_default().to_string())
-                            })
-                            .collect();
-                        store.lock().unwrap().push(Delivery {
-                            headers,
-                            body: body.to_vec(),
-                        });
-                        axum::http::StatusCode::NO_CONTENT
-                    }
-                },
-            ),
-        );
-        runtime.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Sink {
-            url: format!("http://{addr}/hook"),
-            got,
-            _runtime: runtime,
-        }
-    }
-
-    #[track_caller]
-    fn wait_for(&self, timeout: Duration, ok: impl Fn(&Value) -> bool) -> Delivery {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let got = self.got.lock().unwrap().clone();
-            if let Some(d) = got.iter().find(|d| {
-                serde_json::from_slice::<Value>(&d.body)
-                    .map(|b| ok(&b))
-                    .unwrap_or(false)
-            }) {
-                return d.clone();
-            }
-            if Instant::now() > deadline {
-                let bodies: Vec<String> = got
-                    .iter()
-                    .map(|d| String::from_utf8_lossy(&d.body).into_owned())
-                    .collect();
-                panic!("no such notification; received:\n{}", bodies.join("\n"));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-fn job_of<'a>(s: &'a Value, name: &str) -> Option<&'a Value> {
-    s["jobs"].as_array()?.iter().find(|j| j["name"] == name)
-}
-
-/// A bare repo in a temp dir that the test pushes the jobs repo to.
-struct Remote {
-    _dir: tempfile::TempDir,
-    bare: std::path::PathBuf,
-}
-
-impl Remote {
-    fn new(repo: &Repo) -> Remote {
-        let dir = tempfile::tempdir().unwrap();
-        let bare = dir.path().join("jobs.git");
-        git(
-            dir.path(),
-            &["init", "-q", "--bare", "-b", "main", "jobs.git"],
-        );
-        let _ = repo;
-        Remote { _dir: dir, bare }
-    }
-
-    /// Commits everything and pushes `main`; returns the commit.
-    fn push(&self, repo: &Repo, message: &str) -> String {
-        let commit = repo.commit(message);
-        git(
-            &repo.root,
-            &["push", "-q", "-f", self.bare.to_str().unwrap(), "main"],
-        );
-        commit
-    }
-}
-
-/// The `weir serve` process.
-struct Daemon {
-    child: Option<std::process::Child>,
-    base: String,
-    state_dir: tempfile::TempDir,
-    extra: String,
-    env: Vec<(String, String)>,
-}
-
-impl Daemon {
-    fn start(remote: &Remote, extra: &str) -> Daemon {
-        Daemon::spawn(remote, tempfile::tempdir().unwrap(), extra)
-    }
-
-    /// Starts again on the same state directory (store and mirror).
-    fn start_again(remote: &Remote, mut old: Daemon) -> Daemon {
-        let _ = old.child.take();
-        let state_dir = std::mem::replace(&mut old.state_dir, tempfile::tempdir().unwrap());
-        let env: Vec<(&str, &str)> = old
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        Daemon::spawn_env(remote, state_dir, &old.extra.clone(), &env)
-    }
-
-    /// Starts with extra environment variables (e.g. notification URLs and secrets).
-    fn start_with_env(remote: &Remote, extra: &str, env: &[(&str, &str)]) -> Daemon {
-        Daemon::spawn_env(remote, tempfile::tempdir().unwrap(), extra, env)
-    }
-
-    fn spawn(remote: &Remote, state_dir: tempfile::TempDir, extra: &str) -> Daemon {
-        Daemon::spawn_env(remote, state_dir, extra, &[])
-    }
-
-    fn spawn_env(
-        remote: &Remote,
-        state_dir: tempfile::TempDir,
-        extra: &str,
-        env: &[(&str, &str)],
-    ) -> Daemon {
-        let cfg = state_dir.path().join("serve.yaml");
-        // `extra` may set its own `apply:` settings.
-        let apply = if extra.contains("apply:") {
-            ""
-        } else {
-            "apply: {savepointTimeoutSeconds: 120, startTimeoutSeconds: 120}\n"
-        };
-        std::fs::write(
-            &cfg,
-            format!(
-                "repo:\n  url: file://{}\n  branch: main\nlisten: 127.0.0.1:0\nstateDir: {}\n\
-                 api:\n  tokens: [{{env: WEIR_TEST_API_TOKEN}}]\n\
-                 webhooks:\n  github: {{env: WEIR_TEST_GITHUB_SECRET}}\n{apply}{extra}",
-                remote.bare.display(),
-                state_dir.path().display()
-            ),
-        )
-        .unwrap();
-        let addr_file = state_dir.path().join("addr");
-        let _ = std::fs::remove_file(&addr_file);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(state_dir.path().join("serve.log"))
-            .unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["serve", "--config"])
-            .arg(&cfg)
-            .arg("--address-file")
-            .arg(&addr_file)
-            .env_remove("WEIR_STATE")
-            .env_remove("WEIR_FAULT_CRASH_AT")
-            .env("WEIR_LOG", "info,sqlx=warn,tower_http=warn")
-            .env("WEIR_TEST_API_TOKEN", TOKEN)
-            .env("WEIR_TEST_GITHUB_SECRET", GITHUB_SECRET)
-            .envs(env.iter().copied())
-            .stdin(std::process::Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting weir serve");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = loop {
-            if let Ok(a) = std::fs::read_to_string(&addr_file)
-                && !a.is_empty()
-            {
-                break a;
-            }
-            assert!(Instant::now() < deadline, "weir serve did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Daemon {
-            child: Some(child),
-            base: format!("http://{addr}"),
-            state_dir,
-            extra: extra.to_string(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.state_dir.path().join("serve.log")).unwrap_or_default()
-    }
-
-    fn client() -> reqwest::blocking::Client {
-        reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap()
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let r = Daemon::client()
-            .get(format!("{}{path}", self.base))
-            .send()
-            .unwrap();
-        assert!(r.status().is_success(), "GET {path}: {}", r.status());
-        r.json().unwrap()
-    }
-
-    fn get_text(&self, path: &str) -> String {
-        Daemon::client()
-            .get(format!("{}{path}", self.base))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap()
-    }
-
-    fn status(&self) -> Value {
-        self.get("/api/v1/status")
-    }
-
-    fn post_raw(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
-        let mut req = Daemon::client()
-            .post(format!("{}{path}", self.base))
-            .body(body.to_string());
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let r = req.send().unwrap();
-        (r.status().as_u16(), r.text().unwrap())
-    }
-
-    fn github(&self, body: &str) -> (u16, String) {
-        let sig = weir::serve::webhook::sign(GITHUB_SECRET.as_bytes(), body.as_bytes());
-        self.post_raw(
-            "/api/v1/webhooks/github",
-            body,
-            &[
-                ("X-GitHub-Event", "push"),
-                ("X-Hub-Signature-256", &sig),
-                ("Content-Type", "application/json"),
-            ],
-        )
-    }
-
-    fn sync(&self) {
-        let r = self.post_raw(
-            "/api/v1/sync",
-            "",
-            &[("Authorization", &format!("Bearer {TOKEN}"))],
-        );
-        assert_eq!(r.0, 202, "{}", r.1);
-    }
-
-    /// Triggers a reconcile and waits until one started after the trigger has finished.
-    fn sync_and_wait(&self) -> Value {
-        let before = self.status()["reconciles"].as_u64().unwrap();
-        self.sync();
-        // The trigger may coalesce with one in progress, which schedules exactly one more.
-        self.wait_for("a reconcile", Duration::from_secs(60), |s| {
-            s["reconciles"].as_u64().unwrap() >= before + 2
-                || (s["reconciles"].as_u64().unwrap() > before
-                    && s["lastReconcile"]["triggers"]
-                        .as_array()
-                        .is_some_and(|t| t.iter().any(|t| t == "api")))
-        })
-    }
-
-    #[track_caller]
-    fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let s = self.status();
-            if ok(&s) {
-                return s;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "timed out waiting for {what}; status:\n{}\n--- daemon log\n{}",
-                    serde_json::to_string_pretty(&s).unwrap(),
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    #[track_caller]
-    fn wait_job(&self, name: &str, sync: &str, health: &str) -> Value {
-        let s = self.wait_for(
-            &format!("{name} {sync} {health}"),
-            Duration::from_secs(120),
-            |s| job_of(s, name).is_some_and(|j| j["sync"] == sync && j["health"] == health),
-        );
-        job_of(&s, name).unwrap().clone()
-    }
-
-    /// SIGTERM; returns the exit code.
-    fn terminate(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("weir serve did not exit after SIGTERM\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// A daemon following `remote`, with the GitHub receiver (the config of every test here).
+fn daemon(remote: &Remote) -> Options {
+    Options::following(remote).github_webhook()
 }
