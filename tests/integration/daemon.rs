@@ -273,6 +273,27 @@ impl Serve {
         }
     }
 
+    /// Waits for the process to end by itself (e.g. a fault-injection abort); its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the daemon is running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("weir serve did not exit\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Drops an environment variable of later restarts (e.g. a fault to inject only once).
+    pub fn forget_env(&mut self, key: &str) {
+        self.options.env.retain(|(k, _)| k != key);
+    }
+
     /// Starts a terminated daemon again with the same config on the same state directory.
     pub fn restart(&mut self) {
         assert!(

@@ -202,6 +202,136 @@ fn cancelled_job_is_recovered_with_self_heal() {
     );
 }
 
+/// The self-heal attempt limit is kept in the store: a restarted daemon does not start counting
+/// again, so a job that keeps dying is not restarted forever by restarting weir.
+#[test]
+fn self_heal_limit_survives_a_restart() {
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new();
+    let name = repo.unique("serve-heal-limit");
+    repo.write(&format!("jobs/{name}.yaml"), &jar_job(&name, 1, "o", ""));
+    remote.push(&repo, "job");
+    let mut d = daemon(&remote)
+        .config(
+            "pollIntervalSeconds: 3600\nsync: {selfHeal: true, selfHealMaxAttempts: 1, \
+             selfHealBackoffSeconds: 1}\n",
+        )
+        .start();
+    d.wait_job(&name, "Synced", "RUNNING");
+    let first = running_named(base, &name);
+    wait_checkpoint(base, &first[0]);
+    let created = d.status()["lastApply"]["id"].clone();
+    cancel(base, &first[0]);
+    d.sync();
+    d.wait_for("the one recover", Duration::from_secs(120), |s| {
+        s["lastApply"]["outcome"] == "succeeded" && s["lastApply"]["id"] != created
+    });
+    d.wait_job(&name, "Synced", "RUNNING");
+    let second = running_named(base, &name);
+    assert_eq!(second.len(), 1);
+    wait_checkpoint(base, &second[0]);
+
+    // Dies again: the one attempt is used up.
+    cancel(base, &second[0]);
+    d.sync();
+    let gave_up = |s: &Value| {
+        job_of(s, &name).is_some_and(|j| {
+            j["selfHeal"]["gaveUp"] == true
+                && j["drift"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("gave up after 1 attempts"))
+        })
+    };
+    d.wait_for("self-heal to give up", Duration::from_secs(60), gave_up);
+
+    assert_eq!(d.terminate(), Some(0));
+    d.restart();
+    let s = d.wait_for("the first reconcile", Duration::from_secs(60), |s| {
+        s["reconciles"].as_u64().unwrap() >= 1
+    });
+    assert!(gave_up(&s), "still given up after the restart: {s}");
+    assert!(
+        s["lastApply"].is_null(),
+        "nothing applied after the restart: {s}"
+    );
+    assert!(running_named(base, &name).is_empty());
+}
+
+/// The audit record of an apply survives the daemon dying in the middle of it (an abort right
+/// after Flink accepted the stop, before its result was journaled): the restarted daemon
+/// finishes it, and the record tells the whole story, the resume included.
+#[test]
+fn audit_record_survives_a_daemon_crash_mid_apply() {
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new();
+    let name = repo.unique("serve-crash");
+    let file = format!("jobs/{name}.yaml");
+    repo.write(&file, &jar_job(&name, 1, "o", ""));
+    remote.push(&repo, "job");
+    let mut d = daemon(&remote)
+        .config("pollIntervalSeconds: 3600\n")
+        .env("WEIR_FAULT_CRASH_AT", "sent:stop_with_savepoint")
+        .start();
+    d.wait_job(&name, "Synced", "RUNNING");
+    let before = running_named(base, &name);
+    wait_checkpoint(base, &before[0]);
+
+    repo.write(&file, &jar_job(&name, 1, "o-v2", ""));
+    remote.push(&repo, "new topic");
+    d.sync();
+    let status = d.wait_exit(Duration::from_secs(60));
+    assert!(!status.success(), "the daemon aborted: {status}");
+
+    d.forget_env("WEIR_FAULT_CRASH_AT");
+    d.restart();
+    d.wait_for(
+        "the interrupted apply to be finished",
+        Duration::from_secs(120),
+        |s| {
+            job_of(s, &name).is_some_and(|j| {
+                j["sync"] == "Synced"
+                    && j["health"] == "RUNNING"
+                    && j["jobId"] != before[0].as_str()
+            })
+        },
+    );
+    let after = running_named(base, &name);
+    assert_eq!(
+        after.len(),
+        1,
+        "exactly one job: {:?}",
+        jobs_named(base, &name)
+    );
+
+    let (code, body) = d.get_raw(&format!("/api/v1/history?job={name}"), None);
+    assert_eq!(code, 200, "{body}");
+    let history: Value = serde_json::from_str(&body).unwrap();
+    let redeploy = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "apply" && e["steps"][0]["kind"] == "stop_with_savepoint")
+        .unwrap_or_else(|| panic!("the redeploy's record: {history:#}"));
+    let id = redeploy["id"].as_str().unwrap();
+    let story = d.get(&format!("/api/v1/records/{id}"));
+    assert_eq!(story["outcome"], "succeeded", "{story:#}");
+    assert_eq!(story["events"][0]["kind"], "resumed", "{story:#}");
+    let stop = &story["jobs"][0]["steps"][0];
+    assert_eq!(
+        stop["call"],
+        format!("POST /jobs/{}/stop", before[0]),
+        "{story:#}"
+    );
+    assert!(stop["savepoint_produced"].is_string(), "{stop}");
+    let (restored, is_savepoint) = restored_from(base, &after[0]).expect("restored");
+    assert!(is_savepoint);
+    assert_eq!(stop["savepoint_produced"], restored.as_str(), "{story:#}");
+}
+
 #[test]
 fn cancelled_job_is_reported_as_drift_without_self_heal() {
     let cluster = cluster(Version::V2);
