@@ -53,11 +53,9 @@ pub fn rows(
             let (sync, state, id) = match observation.clusters.get(&job.cluster) {
                 Some(ClusterObservation::Reachable { .. }) => {
                     let key = (job.cluster.as_str(), name_hash(&job.name));
-                    let newest = observed.get(&key).and_then(|mine| {
-                        mine.iter().min_by_key(|j| {
-                            (!is_active(&j.state), std::cmp::Reverse(j.start_time_ms))
-                        })
-                    });
+                    let newest = observed
+                        .get(&key)
+                        .and_then(|mine| newest(mine.iter().copied()));
                     let out_of_sync = changed.contains(job.name.as_str());
                     (
                         if out_of_sync { "OutOfSync" } else { "Synced" }.to_string(),
@@ -84,6 +82,14 @@ pub fn rows(
             }
         })
         .collect()
+}
+
+/// The job that stands for a definition among its observed jobs: an active one before a
+/// terminal one, then the most recently started.
+pub fn newest<'a>(
+    jobs: impl Iterator<Item = &'a crate::observe::ObservedJob>,
+) -> Option<&'a crate::observe::ObservedJob> {
+    jobs.min_by_key(|j| (!is_active(&j.state), std::cmp::Reverse(j.start_time_ms)))
 }
 
 /// Left-aligned columns separated by two spaces.

@@ -126,9 +126,14 @@ impl Shared {
         if let Some(job) = job {
             e = e.job(job);
         }
-        let revision = plan
-            .and_then(|p| p.revision.commit.clone())
-            .or_else(|| self.status().repo.commit);
+        let revision = plan.and_then(|p| p.revision.commit.clone()).or_else(|| {
+            self.status
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .repo
+                .commit
+                .clone()
+        });
         if let Some(commit) = revision {
             e = e.revision(commit);
         }
@@ -891,21 +896,7 @@ impl Worker {
     }
 
     async fn save_memory(&self) {
-        let json = match serde_json::to_string(&*self.memory.borrow()) {
-            Ok(j) => j,
-            Err(e) => {
-                warn!("serialising the reconcile memory: {e}");
-                return;
-            }
-        };
-        if let Err(e) = self
-            .shared
-            .store
-            .put_daemon_state(MEMORY_KEY, &json, now_ms())
-            .await
-        {
-            warn!("saving the reconcile memory: {e}");
-        }
+        save_memory(&self.shared, &self.memory).await;
     }
 
     /// Drops what must not be applied: recovers that self-heal does not allow (reported as
@@ -1389,7 +1380,14 @@ impl ApplyTask {
             .map(|c| c.job.as_str())
             .collect();
         let result = applier.apply(&plan, &apply_id).await;
-        self.record_step_durations(&apply_id).await;
+        let journal = match self.shared.store.journal(&apply_id).await {
+            Ok(j) => j,
+            Err(e) => {
+                warn!("reading the journal of {apply_id}: {e}");
+                Vec::new()
+            }
+        };
+        self.record_step_durations(&journal);
         // Jobs whose change failed, with the reason.
         let failed: BTreeMap<String, String> = match &result {
             Ok(outcomes) => {
@@ -1450,7 +1448,7 @@ impl ApplyTask {
                 e = e.author(a.clone());
             }
             self.shared.send(e);
-            self.announce_failed_savepoints(&plan, &apply_id).await;
+            self.announce_failed_savepoints(&plan, &apply_id, &journal);
             // Not retried while the revision and the cluster state of the job stay as they were
             // before the apply or as the failure left them.
             let after = observe::observe(&clients).await;
@@ -1502,11 +1500,8 @@ impl ApplyTask {
     }
 
     /// Step durations of the apply, from its journal, into the metrics.
-    async fn record_step_durations(&self, apply_id: &str) {
-        let Ok(journal) = self.shared.store.journal(apply_id).await else {
-            return;
-        };
-        for e in &journal {
+    fn record_step_durations(&self, journal: &[crate::store::JournalEntry]) {
+        for e in journal {
             if let Some(end) = e.finished_at_ms {
                 let seconds = (end - e.created_at_ms).max(0) as f64 / 1000.0;
                 self.shared
@@ -1518,14 +1513,12 @@ impl ApplyTask {
 
     /// `savepoint.failed` for every stop-with-savepoint step of the apply that failed (the job
     /// keeps running: Flink does not stop a job whose savepoint failed).
-    async fn announce_failed_savepoints(&self, plan: &Plan, apply_id: &str) {
-        let journal = match self.shared.store.journal(apply_id).await {
-            Ok(j) => j,
-            Err(e) => {
-                warn!("reading the journal of {apply_id}: {e}");
-                return;
-            }
-        };
+    fn announce_failed_savepoints(
+        &self,
+        plan: &Plan,
+        apply_id: &str,
+        journal: &[crate::store::JournalEntry],
+    ) {
         for entry in journal.iter().filter(|e| {
             e.kind == "stop_with_savepoint" && e.status == crate::store::JournalStatus::Failed
         }) {
@@ -1665,17 +1658,10 @@ fn newest_job(observation: &Observation, cluster: &str, name: &str) -> (String, 
         return ("unreachable".into(), "-".into());
     };
     let hash = crate::identity::name_hash(name);
-    let mut mine: Vec<_> = jobs
+    let mine = jobs
         .iter()
-        .filter(|j| j.identity.is_some_and(|i| i.name_hash == hash))
-        .collect();
-    mine.sort_by_key(|j| {
-        (
-            !observe::is_active(&j.state),
-            std::cmp::Reverse(j.start_time_ms),
-        )
-    });
-    match mine.first() {
+        .filter(|j| j.identity.is_some_and(|i| i.name_hash == hash));
+    match crate::status::newest(mine) {
         Some(j) => (j.state.to_string(), j.id.to_string()),
         None => ("-".into(), "-".into()),
     }
