@@ -30,6 +30,7 @@ FORBIDDEN = {
     "engine": {"serve", "cli"},
     "load": {"flink", "store", "apply", "engine", "serve", "cli", "render", "plan"},
     "clock": {"*"},
+    "text": {"*"},
 }
 TEST_FILES = {"tests.rs", "fixtures.rs"}
 USE_RE = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")

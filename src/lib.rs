@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod audit;
 pub mod cli;
+pub mod clock;
 pub mod desired;
 pub mod diagnostic;
 pub mod flink;
@@ -24,3 +25,4 @@ pub mod serve;
 pub mod spec;
 pub mod status;
 pub mod store;
+pub mod text;
