@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod desired;
 pub mod diagnostic;
+pub mod engine;
 pub mod flink;
 pub mod forge;
 pub mod git;

@@ -1,21 +1,51 @@
-use clap::Parser;
+//! The `weir` binary: parses the command line and hands it to the CLI, or to the daemon for
+//! `weir serve` (so that the CLI library never imports the daemon).
+
+use clap::{Parser, Subcommand};
+use weir::cli::{self, Globals, LogFormat};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "weir",
+    version,
+    about = "GitOps for Apache Flink: plan and apply Flink jobs from a Git repository"
+)]
+struct Weir {
+    #[command(flatten)]
+    globals: Globals,
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Subcommand, Debug)]
+enum Top {
+    #[command(flatten)]
+    Cli(cli::Command),
+    /// Run the GitOps daemon: follow a Git branch, reconcile, self-heal, serve the HTTP API.
+    #[command(display_order = 3)]
+    Serve(weir::serve::config::Overrides),
+}
 
 #[tokio::main]
 async fn main() {
     weir::git::tune_libgit2();
-    let cli = weir::cli::Cli::parse();
+    let args = Weir::parse();
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "warn".into());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     // JSON lines for log shippers (the daemon); human-readable text otherwise.
-    if cli.log_format() == weir::cli::LogFormat::Json {
+    if args.globals.log_format == LogFormat::Json {
         logs.json().init();
     } else {
         logs.init();
     }
-    match weir::cli::run(cli).await {
+    let result = match args.command {
+        Top::Serve(overrides) => weir::serve::run(overrides, args.globals.state).await,
+        Top::Cli(command) => cli::run(args.globals, command).await,
+    };
+    match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("weir: error: {e:#}");

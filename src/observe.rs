@@ -56,9 +56,46 @@ pub fn is_active(state: &JobState) -> bool {
 }
 
 impl Observation {
-    /// A digest of everything a plan depends on: per cluster its reachability and the id and state
-    /// of every weir-managed job that `relevant` claims (by cluster and name hash). A saved plan is
-    /// stale when this changes; weir jobs of other repos sharing the cluster do not count.
+    /// The one observed-state fingerprint, of one job: its cluster's reachability and the id and
+    /// state of every weir job of that definition on it. Every staleness rule is built on it (the
+    /// daemon also stores it, with a failed revision, in `daemon_state`: keep its format).
+    pub fn job_fingerprint(&self, cluster: &str, job: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(format!("{cluster}/{job}:"));
+        match self.clusters.get(cluster) {
+            Some(ClusterObservation::Reachable { jobs, .. }) => {
+                let hash = crate::identity::name_hash(job);
+                let mut mine: Vec<String> = jobs
+                    .iter()
+                    .filter(|j| j.identity.is_some_and(|i| i.name_hash == hash))
+                    .map(|j| format!("{}={}", j.id, j.state))
+                    .collect();
+                mine.sort();
+                h.update(mine.join(","));
+            }
+            Some(ClusterObservation::Unreachable { .. }) => h.update("unreachable"),
+            None => h.update("unobserved"),
+        }
+        hex::encode(h.finalize())
+    }
+
+    /// [`Observation::job_fingerprint`] of a set of jobs, (cluster, job name) each, in one
+    /// digest. Jobs of other repos sharing a cluster are not in the set, so they do not count.
+    pub fn scope_fingerprint<'a>(
+        &self,
+        jobs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> String {
+        let keys: BTreeSet<(&str, &str)> = jobs.into_iter().collect();
+        let mut h = Sha256::new();
+        for (cluster, job) in keys {
+            h.update(self.job_fingerprint(cluster, job));
+            h.update("\n");
+        }
+        hex::encode(h.finalize())
+    }
+
+    /// Superseded by [`Observation::scope_fingerprint`] (the engine stamps every plan with it);
+    /// kept only while `plan::observed_fingerprint` calls it. Remove both together.
     pub fn fingerprint(&self, relevant: &BTreeSet<(String, u64)>) -> String {
         let mut h = Sha256::new();
         for (name, cluster) in &self.clusters {

@@ -8,7 +8,6 @@
 //! store is closed. Anything cut short is in the journal and is finished on the next start.
 
 pub mod config;
-pub mod engine;
 pub mod known_hosts;
 pub mod metrics;
 pub mod pull;
@@ -32,52 +31,15 @@ use reconcile::{RepoStatus, Shared, Status, Worker};
 use server::{AppState, Secrets};
 use source::Mirror;
 
-use crate::apply::now_ms;
+use crate::clock::now_ms;
 use crate::store::Store;
 use crate::store::retention::{PruneRequest, TRIGGER_RETENTION};
 
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
 pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
     let cfg = DaemonConfig::load(&overrides)?;
-    let secrets = Secrets {
-        api_tokens: cfg
-            .api
-            .tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| t.resolve(&format!("api.tokens[{i}]")))
-            .collect::<Result<_>>()?,
-        github: resolve(&cfg.webhooks.github, "webhooks.github")?,
-        gitlab: resolve(&cfg.webhooks.gitlab, "webhooks.gitlab")?,
-        generic: resolve(&cfg.webhooks.generic, "webhooks.generic")?,
-    };
+    let held = HeldSecrets::resolve(&cfg)?;
     let mirror = Arc::new(Mirror::from_config(&cfg.state_dir, &cfg.repo)?);
-    let token = resolve(&cfg.repo.token, "repo.token")?;
-    let passphrase = resolve(
-        &cfg.repo.ssh_key.as_ref().and_then(|k| k.passphrase.clone()),
-        "repo.sshKey.passphrase",
-    )?;
-    let forge_tokens = pull::ForgeTokens {
-        github: resolve(
-            &cfg.previews.github.as_ref().map(|g| g.token.clone()),
-            "previews.github.token",
-        )?,
-        gitlab: resolve(
-            &cfg.previews.gitlab.as_ref().map(|g| g.token.clone()),
-            "previews.gitlab.token",
-        )?,
-    };
-    // Every secret the daemon holds: none of them may ever reach a pull-request comment.
-    let scrub: Vec<String> = secrets
-        .api_tokens
-        .iter()
-        .chain(&secrets.github)
-        .chain(&secrets.gitlab)
-        .chain(&secrets.generic)
-        .chain(&token)
-        .chain(&passphrase)
-        .cloned()
-        .collect();
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("creating {}", cfg.state_dir.display()))?;
     let store_path = state.unwrap_or_else(|| cfg.state_dir.join("state.db"));
@@ -103,23 +65,124 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
     let cancel = CancellationToken::new();
     let (shared, apply_rx) = Shared::new(cfg, store.clone(), status, cancel.clone());
     let tracker = TaskTracker::new();
-    let previews_cfg = shared.cfg.previews.clone();
-    let previews = pull::Previews::new(
-        &previews_cfg,
-        forge_tokens,
-        shared.clone(),
-        mirror.clone(),
-        tracker.clone(),
-        scrub,
+    let local = tokio::task::LocalSet::new();
+    spawn_tasks(
+        Tasks {
+            shared: &shared,
+            mirror: &mirror,
+            tracker: &tracker,
+            local: &local,
+            cancel: &cancel,
+        },
+        held,
+        listener,
+        apply_rx,
     )?;
+    tracker.close();
 
+    if let Some(path) = &overrides.address_file {
+        std::fs::write(path, addr.to_string())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!(
+        "weir serve: listening on {addr}, following {} ({}), store {}",
+        mirror.display_url(),
+        mirror.branch(),
+        store_path.display()
+    );
+    let code = shut_down(&local, &tracker, &cancel, grace, &store).await;
+    Ok(code)
+}
+
+/// Every secret the daemon holds, read once at start.
+struct HeldSecrets {
+    secrets: Secrets,
+    forge_tokens: pull::ForgeTokens,
+    /// None of them may ever reach a pull-request comment.
+    scrub: Vec<String>,
+}
+
+impl HeldSecrets {
+    fn resolve(cfg: &DaemonConfig) -> Result<HeldSecrets> {
+        let secrets = Secrets {
+            api_tokens: cfg
+                .api
+                .tokens
+                .iter()
+                .enumerate()
+                .map(|(i, t)| t.resolve(&format!("api.tokens[{i}]")))
+                .collect::<Result<_>>()?,
+            github: resolve(&cfg.webhooks.github, "webhooks.github")?,
+            gitlab: resolve(&cfg.webhooks.gitlab, "webhooks.gitlab")?,
+            generic: resolve(&cfg.webhooks.generic, "webhooks.generic")?,
+        };
+        let token = resolve(&cfg.repo.token, "repo.token")?;
+        let passphrase = resolve(
+            &cfg.repo.ssh_key.as_ref().and_then(|k| k.passphrase.clone()),
+            "repo.sshKey.passphrase",
+        )?;
+        let forge_tokens = pull::ForgeTokens {
+            github: resolve(
+                &cfg.previews.github.as_ref().map(|g| g.token.clone()),
+                "previews.github.token",
+            )?,
+            gitlab: resolve(
+                &cfg.previews.gitlab.as_ref().map(|g| g.token.clone()),
+                "previews.gitlab.token",
+            )?,
+        };
+        let scrub: Vec<String> = secrets
+            .api_tokens
+            .iter()
+            .chain(&secrets.github)
+            .chain(&secrets.gitlab)
+            .chain(&secrets.generic)
+            .chain(&token)
+            .chain(&passphrase)
+            .cloned()
+            .collect();
+        Ok(HeldSecrets {
+            secrets,
+            forge_tokens,
+            scrub,
+        })
+    }
+}
+
+/// Where the daemon's tasks run.
+struct Tasks<'a> {
+    shared: &'a Arc<Shared>,
+    mirror: &'a Arc<Mirror>,
+    tracker: &'a TaskTracker,
+    /// The worker runs on this thread (a LocalSet): the applier's futures borrow the store and
+    /// the clients across awaits in a way the compiler cannot prove `Send` for every lifetime.
+    local: &'a tokio::task::LocalSet,
+    cancel: &'a CancellationToken,
+}
+
+/// Starts the HTTP server, the watcher, the reconcile worker and the retention loop.
+fn spawn_tasks(
+    t: Tasks<'_>,
+    held: HeldSecrets,
+    listener: tokio::net::TcpListener,
+    apply_rx: tokio::sync::mpsc::Receiver<reconcile::ApplyRequest>,
+) -> Result<()> {
+    let shared = t.shared;
+    let previews = pull::Previews::new(
+        &shared.cfg.previews,
+        held.forge_tokens,
+        shared.clone(),
+        t.mirror.clone(),
+        t.tracker.clone(),
+        held.scrub,
+    )?;
     let app = server::router(AppState {
         shared: shared.clone(),
-        secrets: Arc::new(secrets),
+        secrets: Arc::new(held.secrets),
         previews,
     });
-    let server_cancel = cancel.clone();
-    tracker.spawn(async move {
+    let server_cancel = t.cancel.clone();
+    t.tracker.spawn(async move {
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(server_cancel.cancelled_owned())
             .await;
@@ -140,33 +203,30 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
             &shared.cfg.state_dir,
             debounce,
             shared.clone(),
-            cancel.clone(),
+            t.cancel.clone(),
         )?;
-        tracker.spawn(async move {
+        t.tracker.spawn(async move {
             let _ = handle.await;
         });
     }
-    // The worker runs on this thread (a LocalSet): the applier's futures borrow the store and
-    // the clients across awaits in a way the compiler cannot prove `Send` for every lifetime.
-    let local = tokio::task::LocalSet::new();
-    let worker = Worker::new(shared.clone(), mirror.clone());
-    tracker.spawn_local_on(worker.run(apply_rx), &local);
+    let worker = Worker::new(shared.clone(), t.mirror.clone());
+    t.tracker.spawn_local_on(worker.run(apply_rx), t.local);
     if let Some(retention) = shared.cfg.audit.retention() {
-        tracker.spawn(retention_loop(shared.clone(), retention, cancel.clone()));
+        t.tracker
+            .spawn(retention_loop(shared.clone(), retention, t.cancel.clone()));
     }
-    tracker.close();
+    Ok(())
+}
 
-    if let Some(path) = &overrides.address_file {
-        std::fs::write(path, addr.to_string())
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    eprintln!(
-        "weir serve: listening on {addr}, following {} ({}), store {}",
-        mirror.display_url(),
-        mirror.branch(),
-        store_path.display()
-    );
-
+/// Runs until SIGTERM/SIGINT, then stops: the worker finishes the reconcile (and apply) in
+/// progress within `grace`. Returns the exit code.
+async fn shut_down(
+    local: &tokio::task::LocalSet,
+    tracker: &TaskTracker,
+    cancel: &CancellationToken,
+    grace: Duration,
+    store: &Store,
+) -> i32 {
     let signal = local.run_until(shutdown_signal()).await;
     eprintln!("weir serve: {signal}: shutting down (finishing the reconcile in progress)");
     cancel.cancel();
@@ -188,7 +248,7 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
     }
     info!("stopped");
     eprintln!("weir serve: stopped");
-    Ok(code)
+    code
 }
 
 /// How often the daemon prunes when `audit.retentionDays` is set.
@@ -215,7 +275,7 @@ async fn retention_loop(shared: Arc<Shared>, retention: Duration, cancel: Cancel
         };
         match shared.store.prune(&request).await {
             Ok(r) => info!(
-                cutoff = %crate::audit::rfc3339(r.cutoff_ms),
+                cutoff = %crate::clock::rfc3339(r.cutoff_ms),
                 plans = r.deleted.plans,
                 applies = r.deleted.applies,
                 savepoints = r.deleted.savepoints,

@@ -411,9 +411,10 @@ async fn apply_plan(
             format!("the plan is stale: {m}"),
         )),
         Ok(Err(ApplyRefusal::Busy(m))) => Err(ApiError::new(StatusCode::LOCKED, m)),
-        Ok(Err(ApplyRefusal::Failed(m))) => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, m))
-        }
+        Ok(Err(ApplyRefusal::Failed(m))) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            crate::text::error_chain(&m),
+        )),
         Err(_) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting down",

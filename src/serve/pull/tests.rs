@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use super::*;
 use crate::desired::Program;
-use crate::git::MemoryFiles;
+use crate::git::{MemoryFiles, RepoSource};
 use crate::load;
+use crate::load::clusters::load_with_clusters;
 use crate::observe::JobState;
 use crate::plan::fixtures::*;
 

@@ -1,0 +1,282 @@
+//! The `weir` command line: argument parsing and the glue between the engine and the terminal.
+//! The daemon (`weir serve`) is dispatched by the binary (`main.rs`): the CLI does not import
+//! `serve`.
+
+mod apply;
+mod plan;
+mod read;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::clock::now_ms;
+use crate::store::Store;
+
+/// Options of every command (the daemon's too).
+#[derive(Args, Debug)]
+pub struct Globals {
+    /// The state store (SQLite file). Default: `.weir/state.db` inside the repo.
+    #[arg(long, global = true, env = "WEIR_STATE")]
+    pub state: Option<PathBuf>,
+    /// Log format on stderr (levels with WEIR_LOG, e.g. `info`).
+    #[arg(long, global = true, env = "WEIR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The commands of the CLI (`weir serve` is added by the binary, between `apply` and `status`).
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check every file of the repo; print every error as `path:line:col: message`.
+    #[command(display_order = 0)]
+    Validate {
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Validate the tree at this Git revision instead of the working tree.
+        #[arg(long = "ref")]
+        rev: Option<String>,
+    },
+    /// Show what apply would change on the clusters.
+    #[command(display_order = 1)]
+    Plan {
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Plan the tree at this Git revision (branch, tag, commit) without checking it out.
+        #[arg(long = "ref")]
+        rev: Option<String>,
+        /// Take `clusters` of weir.yaml from this revision (e.g. the pull request's target
+        /// branch), so that the revision planned cannot choose where weir connects.
+        #[arg(long, value_name = "REV", conflicts_with = "out")]
+        clusters_from: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Also save the plan (JSON) for `weir apply PLANFILE`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Exit 0 when there are no changes, 1 on error, 2 when there are changes.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// With `--format markdown`: also write the preview as DIR/comment-1.md, comment-2.md, …
+        /// (one pull-request comment each, at most --comment-limit characters); earlier
+        /// comment-N.md files in DIR are removed.
+        #[arg(long, value_name = "DIR")]
+        split_dir: Option<PathBuf>,
+        /// Size limit of one comment written by --split-dir, in characters.
+        // preview: folded into render by another change; the path is fixed at merge.
+        #[arg(
+            long,
+            value_name = "CHARS",
+            requires = "split_dir",
+            default_value_t = crate::preview::DEFAULT_LIMIT as u64,
+            value_parser = clap::value_parser!(u64).range(crate::preview::MIN_LIMIT as u64..)
+        )]
+        comment_limit: u64,
+    },
+    /// Make the clusters match the repo (or apply a saved plan exactly).
+    #[command(display_order = 2)]
+    Apply {
+        /// A plan saved with `weir plan --out`; refused when stale.
+        planfile: Option<PathBuf>,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+        /// How many jobs to change at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        /// Seconds to wait for a savepoint.
+        #[arg(long, default_value_t = 300)]
+        savepoint_timeout: u64,
+        /// Seconds to wait for a submitted job to be RUNNING.
+        #[arg(long, default_value_t = 180)]
+        start_timeout: u64,
+    },
+    /// A table of jobs: sync state, Flink state, job id, last savepoint.
+    #[command(display_order = 4)]
+    Status {
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Past plans and applies, newest first.
+    #[command(display_order = 5)]
+    History {
+        job: Option<String>,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Only records since then: a duration back from now (30m, 24h, 7d, 1h30m) or a time
+        /// (RFC 3339, or a date such as 2025-01-31).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many records (default 50; `jsonl` exports all unless given).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// `jsonl`: one JSON record per line, oldest first, for shipping to a log system.
+        #[arg(long, value_enum, default_value_t = HistoryFormat::Text)]
+        format: HistoryFormat,
+    },
+    /// The full story of one apply (or plan): its plan, every step with its Flink REST call,
+    /// result, duration and savepoints, and how it ended.
+    #[command(display_order = 6)]
+    Show {
+        /// An apply id (or a plan id), as `weir history` lists them.
+        id: String,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Savepoint lineage of a job: which apply took each savepoint and which restored it.
+    #[command(display_order = 7)]
+    Savepoints {
+        job: String,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Delete plan and apply records older than a duration (retention). Unfinished applies,
+    /// job records and the newest savepoint of each job (with the apply and plan it came from)
+    /// are always kept; the prune itself is recorded.
+    #[command(display_order = 8)]
+    Prune {
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Delete records older than this: a duration back from now (90d, 24h, 0s) or a time
+        /// (RFC 3339, or a date such as 2025-01-31).
+        #[arg(long, value_name = "DURATION", required_unless_present = "log")]
+        older_than: Option<String>,
+        /// Only count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// List the recorded prunes instead.
+        #[arg(long, conflicts_with_all = ["older_than", "dry_run"])]
+        log: bool,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HistoryFormat {
+    Text,
+    Json,
+    Jsonl,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// Runs a CLI command; returns the process exit code.
+pub async fn run(globals: Globals, command: Command) -> Result<i32> {
+    let state = globals.state.as_deref();
+    match command {
+        Command::Validate { repo, rev } => plan::validate(&repo, rev.as_deref()),
+        Command::Plan {
+            repo,
+            rev,
+            clusters_from,
+            format,
+            out,
+            detailed_exitcode,
+            split_dir,
+            comment_limit,
+        } => {
+            let args = plan::PlanArgs {
+                rev: rev.as_deref(),
+                clusters_from: clusters_from.as_deref(),
+                format,
+                out: out.as_deref(),
+                detailed: detailed_exitcode,
+                split_dir: split_dir.as_deref(),
+                comment_limit,
+            };
+            plan::plan_cmd(state, &repo, args).await
+        }
+        Command::Apply {
+            planfile,
+            repo,
+            auto_approve,
+            parallel,
+            savepoint_timeout,
+            start_timeout,
+        } => {
+            let store = open_store(state, &repo).await?;
+            let opts = apply::ApplyOptions {
+                auto_approve,
+                parallel,
+                savepoint_timeout: Duration::from_secs(savepoint_timeout),
+                start_timeout: Duration::from_secs(start_timeout),
+            };
+            apply::apply_cmd(&store, &repo, planfile.as_deref(), opts).await
+        }
+        Command::Status { repo, format } => {
+            let store = open_store(state, &repo).await?;
+            read::status_cmd(&store, &repo, format).await
+        }
+        Command::History {
+            job,
+            repo,
+            since,
+            limit,
+            format,
+        } => {
+            let since_ms = since
+                .as_deref()
+                .map(|s| crate::audit::parse_since(s, now_ms()))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+            let store = open_store(state, &repo).await?;
+            read::history_cmd(&store, job, since_ms, limit, format).await
+        }
+        Command::Show { id, repo, format } => {
+            let store = open_store(state, &repo).await?;
+            read::show_cmd(&store, &id, format).await
+        }
+        Command::Savepoints { job, repo, format } => {
+            let store = open_store(state, &repo).await?;
+            read::savepoints_cmd(&store, &job, format).await
+        }
+        Command::Prune {
+            repo,
+            older_than,
+            dry_run,
+            log,
+            format,
+        } => read::prune(state, &repo, older_than.as_deref(), dry_run, log, format).await,
+    }
+}
+
+async fn open_store(state: Option<&Path>, repo: &Path) -> Result<Store> {
+    let path = state
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| repo.join(".weir").join("state.db"));
+    Store::open(&path)
+        .await
+        .with_context(|| format!("opening the state store {}", path.display()))
+}
+
+/// `n thing` or `n things`.
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

@@ -1,0 +1,264 @@
+//! `weir validate` and `weir plan` (text, JSON, or a pull-request preview in markdown).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use super::{Format, open_store, plural};
+use crate::audit;
+use crate::desired::DesiredState;
+use crate::engine::{self, Planned};
+use crate::git::RepoSource;
+use crate::load::{self, LoadOutcome};
+use crate::plan::Plan;
+use crate::render;
+use crate::spec::ClusterConfig;
+use crate::store::Store;
+
+/// `weir plan`'s options.
+pub(super) struct PlanArgs<'a> {
+    pub rev: Option<&'a str>,
+    pub clusters_from: Option<&'a str>,
+    pub format: Format,
+    pub out: Option<&'a Path>,
+    pub detailed: bool,
+    pub split_dir: Option<&'a Path>,
+    pub comment_limit: u64,
+}
+
+/// `--clusters-from`: where the cluster settings come from, and what they are.
+pub(super) struct BaseClusters {
+    rev: String,
+    clusters: BTreeMap<String, ClusterConfig>,
+}
+
+/// The repo at `rev`, or its working tree.
+pub(super) fn source_for(repo: &Path, rev: Option<&str>) -> Result<RepoSource> {
+    Ok(engine::open_source(repo, rev)?)
+}
+
+/// The cluster settings of the `weir.yaml` at `rev` (for `--clusters-from`).
+fn base_clusters(repo: &Path, rev: &str) -> Result<BaseClusters> {
+    let source = source_for(repo, Some(rev))?;
+    let clusters = load::clusters::clusters_of(&source).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--clusters-from {rev}: weir.yaml does not load at that revision (run weir validate              --ref {rev})"
+        )
+    })?;
+    Ok(BaseClusters {
+        rev: rev.to_string(),
+        clusters,
+    })
+}
+
+/// Loads `source`, with the clusters of `base` when given, and prints every diagnostic. The
+/// desired state only when there are none; the warning to show when the source's own clusters
+/// differ from `base`'s.
+fn load_valid_with(
+    source: &RepoSource,
+    base: Option<&BaseClusters>,
+) -> (Option<DesiredState>, LoadOutcome, Option<String>) {
+    let (outcome, changed) = engine::load(source, base.map(|b| &b.clusters));
+    let (valid, outcome) = report_load(outcome);
+    let warning = base.filter(|_| changed).map(|base| {
+        format!(
+            "This revision changes `clusters` in weir.yaml; the plan uses the cluster settings of              `{}` (--clusters-from), and the new ones take effect once merged.",
+            base.rev
+        )
+    });
+    if let Some(w) = &warning {
+        eprintln!("weir: {w}");
+    }
+    (valid, outcome, warning)
+}
+
+/// Loads `source`; prints every diagnostic. The desired state only when there are none.
+pub(super) fn load_valid(source: &RepoSource) -> (Option<DesiredState>, LoadOutcome) {
+    let (valid, outcome, _) = load_valid_with(source, None);
+    (valid, outcome)
+}
+
+/// Prints every diagnostic; the desired state only when there are none.
+fn report_load(outcome: LoadOutcome) -> (Option<DesiredState>, LoadOutcome) {
+    for d in &outcome.diagnostics {
+        eprintln!("{d}");
+    }
+    let valid = if outcome.diagnostics.is_empty() {
+        outcome.desired.clone()
+    } else {
+        None
+    };
+    (valid, outcome)
+}
+
+pub(super) fn validate(repo: &Path, rev: Option<&str>) -> Result<i32> {
+    let source = source_for(repo, rev)?;
+    let (valid, outcome) = load_valid(&source);
+    match valid {
+        Some(d) => {
+            println!(
+                "OK: {} job definition{} valid.",
+                d.jobs.len(),
+                plural(d.jobs.len())
+            );
+            Ok(0)
+        }
+        None => {
+            let n = outcome.diagnostics.len();
+            let files = outcome.invalid_files.len();
+            eprintln!(
+                "{n} error{} in {} file{}.",
+                plural(n),
+                files.max(1),
+                plural(files)
+            );
+            Ok(1)
+        }
+    }
+}
+
+/// A plan made and recorded by the CLI, with the source it was made from.
+pub(super) struct CliPlan {
+    pub planned: Planned,
+    pub source: RepoSource,
+}
+
+/// Loads the repo (at `rev`), plans and records it. `None` (with the errors printed) when the
+/// repo is invalid.
+pub(super) async fn make_plan(
+    store: &Store,
+    repo: &Path,
+    rev: Option<&str>,
+    base: Option<&BaseClusters>,
+) -> Result<Option<CliPlan>> {
+    let source = source_for(repo, rev)?;
+    let (valid, outcome, warning) = load_valid_with(&source, base);
+    let Some(desired) = valid else {
+        let n = outcome.diagnostics.len();
+        eprintln!(
+            "weir: the repo has {n} error{}; nothing was planned and no job was touched.",
+            plural(n)
+        );
+        return Ok(None);
+    };
+    let mut made = plan_loaded(store, source, desired, &outcome.invalid_files).await?;
+    made.planned.plan.warnings.extend(warning);
+    Ok(Some(made))
+}
+
+/// Plans `desired` and records the plan with the local user as its actor.
+async fn plan_loaded(
+    store: &Store,
+    source: RepoSource,
+    desired: DesiredState,
+    invalid_files: &[String],
+) -> Result<CliPlan> {
+    let planned = engine::plan(store, desired, invalid_files).await?;
+    engine::record_plan(
+        store,
+        &planned.plan,
+        audit::trigger::CLI,
+        &source,
+        audit::cli_actor(),
+    )
+    .await?;
+    Ok(CliPlan { planned, source })
+}
+
+pub(super) async fn plan_cmd(state: Option<&Path>, repo: &Path, args: PlanArgs<'_>) -> Result<i32> {
+    if args.split_dir.is_some() && args.format != Format::Markdown {
+        bail!("--split-dir needs --format markdown");
+    }
+    let store = open_store(state, repo).await?;
+    let base = args
+        .clusters_from
+        .map(|rev| base_clusters(repo, rev))
+        .transpose()?;
+    if args.format == Format::Markdown {
+        return preview_cmd(&store, repo, base.as_ref(), &args).await;
+    }
+    let Some(made) = make_plan(&store, repo, args.rev, base.as_ref()).await? else {
+        return Ok(1);
+    };
+    let plan = &made.planned.plan;
+    let rendered = match args.format {
+        Format::Json => render::json(plan),
+        _ => render::text(plan),
+    };
+    print!("{rendered}");
+    finish_plan(plan, args.out, args.detailed)
+}
+
+/// Saves the plan when asked; the exit code of `weir plan`.
+fn finish_plan(plan: &Plan, out: Option<&Path>, detailed: bool) -> Result<i32> {
+    if let Some(out) = out {
+        std::fs::write(out, render::json(plan))
+            .with_context(|| format!("writing {}", out.display()))?;
+        eprintln!(
+            "Saved the plan to {}. Apply exactly this plan with: weir apply {}",
+            out.display(),
+            out.display()
+        );
+    }
+    if !plan.errors.is_empty() {
+        return Ok(1);
+    }
+    Ok(if detailed && plan.has_changes() { 2 } else { 0 })
+}
+
+/// `weir plan --format markdown`: a pull-request preview. Unlike text and JSON it is rendered
+/// for a repo with invalid files too: every diagnostic is listed and the valid jobs are planned
+/// (the planner deletes nothing then); the exit code is still 1 and no plan file is saved.
+async fn preview_cmd(
+    store: &Store,
+    repo: &Path,
+    base: Option<&BaseClusters>,
+    args: &PlanArgs<'_>,
+) -> Result<i32> {
+    let source = source_for(repo, args.rev)?;
+    let (_, outcome, warning) = load_valid_with(&source, base);
+    let made = match outcome.desired.clone() {
+        Some(desired) => {
+            let mut made = plan_loaded(store, source, desired, &outcome.invalid_files).await?;
+            made.planned.plan.warnings.extend(warning);
+            Some(made)
+        }
+        None => None,
+    };
+    let plan = made.as_ref().map(|m| &m.planned.plan);
+    // preview: folded into render by another change; the path is fixed at merge.
+    let preview = crate::preview::Preview::new(plan, &outcome.diagnostics);
+    print!("{}", preview.to_markdown());
+    if let Some(dir) = args.split_dir {
+        let limit = usize::try_from(args.comment_limit).unwrap_or(usize::MAX);
+        let parts = preview.split(limit);
+        crate::preview::write_parts(dir, &parts)
+            .with_context(|| format!("writing the preview to {}", dir.display()))?;
+        eprintln!(
+            "Wrote the preview as {} comment{} to {} (comment-1.md … comment-{}.md).",
+            parts.len(),
+            plural(parts.len()),
+            dir.display(),
+            parts.len()
+        );
+    }
+    let plan = match plan {
+        Some(plan) if outcome.is_clean() => plan,
+        _ => {
+            let n = outcome.diagnostics.len();
+            eprintln!(
+                "weir: the repo has {n} error{}; the preview lists them. Nothing can be applied \
+                 until they are fixed{}.",
+                plural(n),
+                if args.out.is_some() {
+                    ", and no plan file was saved"
+                } else {
+                    ""
+                }
+            );
+            return Ok(1);
+        }
+    };
+    finish_plan(plan, args.out, args.detailed)
+}

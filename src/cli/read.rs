@@ -1,0 +1,128 @@
+//! The read-only commands: `weir status`, `history`, `show`, `savepoints`, and `prune`.
+
+use std::path::Path;
+
+use anyhow::{Result, anyhow};
+
+use super::plan::source_for;
+use super::{HistoryFormat, OutputFormat, open_store};
+use crate::audit;
+use crate::clock::now_ms;
+use crate::engine;
+use crate::load;
+use crate::store::Store;
+use crate::store::retention::{PruneRequest, TRIGGER_CLI};
+
+pub(super) async fn status_cmd(store: &Store, repo: &Path, format: OutputFormat) -> Result<i32> {
+    let source = source_for(repo, None)?;
+    let outcome = load::load_repo(&source);
+    for d in &outcome.diagnostics {
+        eprintln!("{d}");
+    }
+    let Some(desired) = outcome.desired.clone() else {
+        return Ok(1);
+    };
+    let snapshot = engine::snapshot(store, &desired).await?;
+    let plan = snapshot.plan(&desired, &outcome.invalid_files, "status".into(), now_ms());
+    let rows = crate::status::rows(&desired, &snapshot.observation, &snapshot.history, &plan);
+    match format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        OutputFormat::Text => print!("{}", crate::status::table(&rows)),
+    }
+    Ok(0)
+}
+
+pub(super) async fn history_cmd(
+    store: &Store,
+    job: Option<String>,
+    since_ms: Option<i64>,
+    limit: Option<usize>,
+    format: HistoryFormat,
+) -> Result<i32> {
+    let filter = audit::history_filter(job, since_ms, limit, format == HistoryFormat::Jsonl);
+    let records = audit::load_history(store, &filter).await?;
+    match format {
+        HistoryFormat::Text => print!("{}", audit::history_text(&records)),
+        HistoryFormat::Json => println!("{}", serde_json::to_string_pretty(&records)?),
+        HistoryFormat::Jsonl => print!("{}", audit::jsonl(&records)?),
+    }
+    Ok(0)
+}
+
+pub(super) async fn show_cmd(store: &Store, id: &str, format: OutputFormat) -> Result<i32> {
+    let Some(shown) = audit::load_shown(store, id).await? else {
+        eprintln!(
+            "weir: no apply or plan {id:?} in {}",
+            store.path().display()
+        );
+        return Ok(1);
+    };
+    match format {
+        OutputFormat::Text => print!("{}", audit::shown_text(&shown)),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&shown)?),
+    }
+    Ok(0)
+}
+
+pub(super) async fn savepoints_cmd(store: &Store, job: &str, format: OutputFormat) -> Result<i32> {
+    let lineage = audit::load_lineage(store, job).await?;
+    match format {
+        OutputFormat::Text => print!("{}", audit::lineage_text(&lineage)),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&lineage)?),
+    }
+    Ok(0)
+}
+
+/// `weir prune`: records older than `older_than`, or the log of earlier prunes.
+pub(super) async fn prune(
+    state: Option<&Path>,
+    repo: &Path,
+    older_than: Option<&str>,
+    dry_run: bool,
+    log: bool,
+    format: OutputFormat,
+) -> Result<i32> {
+    let now = now_ms();
+    let cutoff_ms = older_than
+        .map(|s| audit::parse_since(s, now))
+        .transpose()
+        .map_err(|e| anyhow!("--older-than: {e}"))?;
+    let store = open_store(state, repo).await?;
+    match cutoff_ms {
+        Some(cutoff_ms) if !log => prune_cmd(&store, cutoff_ms, now, dry_run, format).await,
+        _ => prune_log_cmd(&store, format).await,
+    }
+}
+
+async fn prune_cmd(
+    store: &Store,
+    cutoff_ms: i64,
+    now: i64,
+    dry_run: bool,
+    format: OutputFormat,
+) -> Result<i32> {
+    let report = store
+        .prune(&PruneRequest {
+            cutoff_ms,
+            at_ms: now,
+            trigger: TRIGGER_CLI.into(),
+            actor: audit::cli_actor(),
+            keep_plans: Vec::new(),
+            dry_run,
+        })
+        .await?;
+    match format {
+        OutputFormat::Text => print!("{}", audit::prune_text(&report)),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(0)
+}
+
+async fn prune_log_cmd(store: &Store, format: OutputFormat) -> Result<i32> {
+    let log = store.prunes().await?;
+    match format {
+        OutputFormat::Text => print!("{}", audit::prune_log_text(&log)),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&log)?),
+    }
+    Ok(0)
+}

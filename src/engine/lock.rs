@@ -1,0 +1,46 @@
+//! The store lock: one process applies against a store at a time.
+
+use std::path::PathBuf;
+
+use crate::store::Store;
+
+/// The path of the store's lock file.
+fn lock_path(store: &Store) -> PathBuf {
+    let mut path = store.path().as_os_str().to_owned();
+    path.push(".lock");
+    PathBuf::from(path)
+}
+
+/// Why the store lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("another weir apply holds {0}; wait for it to finish")]
+    Busy(String),
+    #[error("locking {path}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Holds an exclusive lock on `<state>.lock` so that two applies never run against one store.
+/// The lock is released when the returned file is dropped.
+pub fn lock_store(store: &Store) -> Result<std::fs::File, LockError> {
+    let path = lock_path(store);
+    let io = |source| LockError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LockError::Busy(path.display().to_string())),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
+}

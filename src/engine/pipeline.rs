@@ -1,0 +1,158 @@
+//! The plan pipeline, once: source → load → clients → observe → history → plan.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::clock;
+use crate::desired::DesiredState;
+use crate::flink::FlinkClient;
+use crate::git::{GitError, RepoSource};
+use crate::load::{self, LoadOutcome};
+use crate::observe::{self, Observation};
+use crate::plan::{self, JobHistory, Plan, PlanInput};
+use crate::spec::ClusterConfig;
+use crate::store::{Store, StoreError};
+
+use super::EngineError;
+use super::stale::{self, Scope};
+
+/// A Flink client per cluster of `weir.yaml`.
+pub type Clients = BTreeMap<String, Arc<FlinkClient>>;
+
+/// What the store remembers of every job that was not deleted, by name.
+pub type History = BTreeMap<String, JobHistory>;
+
+/// The repo at `dir`: its working tree, or the tree of `rev` read without a checkout.
+pub fn open_source(dir: &Path, rev: Option<&str>) -> Result<RepoSource, GitError> {
+    match rev {
+        Some(rev) => RepoSource::git_tree(dir, rev),
+        None => RepoSource::work_tree(dir),
+    }
+}
+
+/// Loads `source`; with `clusters`, its `clusters` of `weir.yaml` are replaced by those (the
+/// followed branch's, so that the revision planned cannot choose where weir connects). The flag
+/// says whether the source's own `clusters` differ.
+pub fn load(
+    source: &RepoSource,
+    clusters: Option<&BTreeMap<String, ClusterConfig>>,
+) -> (LoadOutcome, bool) {
+    match clusters {
+        Some(clusters) => load::clusters::load_with_clusters(source, clusters),
+        None => (load::load_repo(source), false),
+    }
+}
+
+/// A Flink client per cluster of `weir.yaml`.
+pub fn clients(desired: &DesiredState) -> Result<Clients, EngineError> {
+    let mut out = BTreeMap::new();
+    for (name, cfg) in &desired.config.clusters {
+        let client = FlinkClient::new(name, cfg).map_err(|source| EngineError::Client {
+            cluster: name.clone(),
+            source: Box::new(source),
+        })?;
+        out.insert(name.clone(), Arc::new(client));
+    }
+    Ok(out)
+}
+
+/// What the store remembers of every job that was not deleted, for the planner.
+pub async fn history(store: &Store) -> Result<History, StoreError> {
+    let mut out = BTreeMap::new();
+    for r in store.jobs().await? {
+        if r.deleted {
+            continue;
+        }
+        out.insert(
+            r.name.clone(),
+            JobHistory {
+                cluster: r.cluster.clone(),
+                current_job_id: r.current_job_id.as_deref().and_then(|s| s.parse().ok()),
+                spec: r
+                    .spec_json
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str(s).ok()),
+                suspended: r.suspended,
+                last_savepoint: r.last_savepoint.clone(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The live inputs of a plan: clients, what they observed, and the store's history.
+pub struct Snapshot {
+    pub clients: Clients,
+    pub observation: Observation,
+    pub history: History,
+}
+
+/// Builds the clients of `desired`, observes every cluster and reads the history.
+pub async fn snapshot(store: &Store, desired: &DesiredState) -> Result<Snapshot, EngineError> {
+    let clients = clients(desired)?;
+    let observation = observe::observe(&clients).await;
+    let history = history(store).await?;
+    Ok(Snapshot {
+        clients,
+        observation,
+        history,
+    })
+}
+
+impl Snapshot {
+    /// Plans `desired` against this snapshot (pure). The plan's observed fingerprint covers every
+    /// job the repo or the store claims ([`Scope::Repo`]).
+    pub fn plan(
+        &self,
+        desired: &DesiredState,
+        invalid_files: &[String],
+        id: String,
+        at_ms: i64,
+    ) -> Plan {
+        let mut plan = plan::plan(&PlanInput {
+            plan_id: id,
+            created_at_ms: at_ms,
+            desired,
+            invalid_files,
+            observation: &self.observation,
+            history: &self.history,
+        });
+        stale::stamp(
+            &mut plan,
+            Scope::Repo,
+            desired,
+            &self.history,
+            &self.observation,
+        );
+        plan
+    }
+}
+
+/// A plan with everything it was made from.
+pub struct Planned {
+    pub plan: Plan,
+    pub desired: DesiredState,
+    pub snapshot: Snapshot,
+}
+
+/// Observes, reads the history and plans `desired` with a new plan id. `invalid_files` is empty
+/// except for a partly invalid repo (the planner then deletes nothing).
+pub async fn plan(
+    store: &Store,
+    desired: DesiredState,
+    invalid_files: &[String],
+) -> Result<Planned, EngineError> {
+    let snapshot = snapshot(store, &desired).await?;
+    let plan = snapshot.plan(
+        &desired,
+        invalid_files,
+        clock::new_id("plan"),
+        clock::now_ms(),
+    );
+    Ok(Planned {
+        plan,
+        desired,
+        snapshot,
+    })
+}

@@ -1,0 +1,42 @@
+//! Recording a plan: the plan itself (and the jobs it touches), and where it came from.
+
+use crate::audit;
+use crate::git::RepoSource;
+use crate::plan::Plan;
+use crate::store::audit::RecordKind;
+use crate::store::{PlanRecord, Store};
+
+use super::EngineError;
+
+/// Records `plan` with its trigger, and its origin: the commit's author and message when the
+/// files came from a commit, and `actor` (who asked for it).
+pub async fn record_plan(
+    store: &Store,
+    plan: &Plan,
+    trigger: &str,
+    source: &RepoSource,
+    actor: Option<String>,
+) -> Result<(), EngineError> {
+    store
+        .insert_plan(&PlanRecord {
+            id: plan.id.clone(),
+            created_at_ms: plan.created_at_ms,
+            revision: plan.revision.to_string(),
+            trigger: trigger.to_string(),
+            summary: plan.summary.line(),
+            plan_json: serde_json::to_string(plan)?,
+            job_names: plan.changes.iter().map(|c| c.job.clone()).collect(),
+        })
+        .await?;
+    audit::record_origin(
+        store,
+        RecordKind::Plan,
+        &plan.id,
+        source,
+        &plan.revision,
+        actor,
+        crate::clock::now_ms(),
+    )
+    .await?;
+    Ok(())
+}

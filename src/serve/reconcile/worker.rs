@@ -1,0 +1,495 @@
+//! The worker: one task that fetches, loads, observes, plans and hands changes to applies.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::in_flight::{InFlight, lock};
+use super::manual::ApplyRequest;
+use super::memory::{self, Memory};
+use super::policy;
+use super::shared::Shared;
+use super::status::{ErrorInfo, Outcome, ReconcileInfo, Reconciled, plan_info};
+use super::{ReconcileError, progress, short};
+use crate::clock::{new_id, now_ms};
+use crate::desired::DesiredState;
+use crate::engine::{self, ApplySettings, Scope};
+use crate::git::RepoSource;
+use crate::load::{self, LoadOutcome};
+use crate::notify::EventKind;
+use crate::plan::Plan;
+use crate::serve::source::Mirror;
+
+/// What one reconcile loaded.
+pub(super) struct Loaded {
+    pub commit: String,
+    pub source: RepoSource,
+    pub outcome: Arc<LoadOutcome>,
+}
+
+pub struct Worker {
+    pub(super) shared: Arc<Shared>,
+    pub(super) mirror: Arc<Mirror>,
+    pub(super) settings: ApplySettings,
+    pub(super) commit: Option<String>,
+    fetch_failures: u32,
+    pub(super) memory: Rc<RefCell<Memory>>,
+    pub(super) in_flight: Arc<Mutex<InFlight>>,
+    pub(super) tasks: JoinSet<()>,
+    /// Flink job ids already announced as `job.failed` (each failure is announced once).
+    pub(super) failed_reported: RefCell<std::collections::BTreeSet<String>>,
+    /// The commit last loaded and what its load produced.
+    last_load: RefCell<Option<(String, Arc<LoadOutcome>)>>,
+    /// (revision digest, observed fingerprint) of the pending manual plan.
+    pub(super) pending_key: Option<(String, String)>,
+}
+
+impl Worker {
+    pub fn new(shared: Arc<Shared>, mirror: Arc<Mirror>) -> Worker {
+        let a = &shared.cfg.apply;
+        let parallel = a.parallel.max(1);
+        let settings = ApplySettings {
+            parallel,
+            slots: Some(Arc::new(tokio::sync::Semaphore::new(parallel))),
+            savepoint_timeout: Duration::from_secs(a.savepoint_timeout_seconds),
+            start_timeout: Duration::from_secs(a.start_timeout_seconds),
+        };
+        let commit = mirror.last_fetched();
+        Worker {
+            shared,
+            mirror,
+            settings,
+            commit,
+            fetch_failures: 0,
+            memory: Rc::default(),
+            in_flight: Arc::default(),
+            tasks: JoinSet::new(),
+            failed_reported: RefCell::default(),
+            last_load: RefCell::default(),
+            pending_key: None,
+        }
+    }
+
+    /// Runs until the cancellation token fires. Applies in progress are finished first (the
+    /// caller bounds how long it waits).
+    pub async fn run(mut self, mut apply_rx: mpsc::Receiver<ApplyRequest>) {
+        *self.memory.borrow_mut() = memory::load(&self.shared.store).await;
+        let cancel = self.shared.cancel.clone();
+        let poll = self.shared.cfg.poll_interval();
+        self.shared.trigger("startup");
+        let mut next_poll = Instant::now() + poll;
+        loop {
+            let reasons = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    if let Err(e) = done {
+                        warn!("an apply task ended abnormally: {e}");
+                    }
+                    continue;
+                }
+                Some(req) = apply_rx.recv() => {
+                    self.manual_apply(req).await;
+                    continue;
+                }
+                _ = self.shared.wake.notified() => self.shared.take_reasons(),
+                _ = tokio::time::sleep_until(next_poll) => vec!["poll".to_string()],
+            };
+            let reasons = if reasons.is_empty() {
+                vec!["poll".to_string()]
+            } else {
+                reasons
+            };
+            self.reconcile(reasons).await;
+            next_poll = Instant::now() + self.next_delay(poll);
+        }
+        self.drain().await;
+    }
+
+    /// Waits for the applies in progress, then for the notifications still being delivered.
+    async fn drain(&mut self) {
+        if !self.tasks.is_empty() {
+            info!(
+                applies = self.tasks.len(),
+                "waiting for the applies in progress"
+            );
+        }
+        while self.tasks.join_next().await.is_some() {}
+        self.shared
+            .flush_notifications(Duration::from_secs(5))
+            .await;
+        info!("reconcile loop stopped");
+    }
+
+    /// The poll interval, or a shorter exponential backoff while the remote is unreachable.
+    fn next_delay(&self, poll: Duration) -> Duration {
+        if self.fetch_failures == 0 {
+            return poll;
+        }
+        let cap = poll.min(Duration::from_secs(300));
+        let exp = Duration::from_secs(1u64 << self.fetch_failures.min(10).saturating_sub(1));
+        exp.min(cap)
+    }
+
+    async fn reconcile(&mut self, triggers: Vec<String>) {
+        let started = now_ms();
+        let Reconciled { outcome, message } = match self.reconcile_inner(&triggers).await {
+            Ok(r) => r,
+            Err(e) => Reconciled::new(Outcome::Error, crate::text::error_chain(&e)),
+        };
+        self.shared.metrics.reconcile(outcome.as_str());
+        let finished = now_ms();
+        if matches!(outcome, Outcome::Error | Outcome::RepoInvalid) {
+            warn!(
+                outcome = outcome.as_str(),
+                message = message.as_deref().unwrap_or(""),
+                "reconcile"
+            );
+        } else {
+            info!(outcome = outcome.as_str(), ?triggers, "reconcile");
+        }
+        self.shared.update(|s| {
+            s.reconciles += 1;
+            if let Some(m) = &message
+                && outcome.is_failure()
+            {
+                s.last_error = Some(ErrorInfo {
+                    at_ms: finished,
+                    message: m.clone(),
+                });
+            }
+            s.last_reconcile = Some(ReconcileInfo {
+                started_at_ms: started,
+                finished_at_ms: finished,
+                triggers,
+                outcome,
+                message,
+            });
+        });
+    }
+
+    async fn fetch(&mut self) {
+        let mirror = self.mirror.clone();
+        let fetched = tokio::task::spawn_blocking(move || mirror.fetch()).await;
+        let now = now_ms();
+        match fetched {
+            Ok(Ok(commit)) => {
+                if self.fetch_failures > 0 {
+                    info!(%commit, "the remote is reachable again");
+                }
+                self.fetch_failures = 0;
+                self.commit = Some(commit.clone());
+                self.shared.update(|s| {
+                    s.repo.commit = Some(commit);
+                    s.repo.fetched_at_ms = Some(now);
+                    s.repo.error = None;
+                    s.repo.error_host = None;
+                    s.repo.consecutive_failures = 0;
+                });
+            }
+            Ok(Err(e)) => {
+                self.fetch_failures += 1;
+                self.shared.metrics.fetch_errors.inc();
+                warn!(host = %e.host, cause = %e.cause, "fetch failed; keeping the last good desired state");
+                if self.fetch_failures == 1 {
+                    self.shared
+                        .event(EventKind::RepoUnreachable, None, None, e.to_string());
+                }
+                let failures = self.fetch_failures;
+                let commit = self.commit.clone();
+                self.shared.update(|s| {
+                    s.repo.commit = commit;
+                    s.repo.error = Some(e.to_string());
+                    s.repo.error_host = Some(e.host.clone());
+                    s.repo.consecutive_failures = failures;
+                    s.last_error = Some(ErrorInfo {
+                        at_ms: now,
+                        message: e.to_string(),
+                    });
+                });
+            }
+            Err(join) => {
+                self.fetch_failures += 1;
+                warn!("fetch task failed: {join}");
+            }
+        }
+    }
+
+    /// Loads the tree of `commit`. A load depends on nothing but the tree (no clock, network or
+    /// environment), so the outcome of the last commit is kept and reused while the branch does
+    /// not move: steady-state reconciles only observe and plan.
+    pub(super) async fn load(&self, commit: &str) -> Result<Loaded, ReconcileError> {
+        let mirror = self.mirror.clone();
+        let cached = self
+            .last_load
+            .borrow()
+            .as_ref()
+            .filter(|(c, _)| c == commit)
+            .map(|(_, o)| o.clone());
+        let commit = commit.to_string();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let source = mirror.source(&commit)?;
+            let outcome = match cached {
+                Some(o) => o,
+                None => Arc::new(load::load_repo(&source)),
+            };
+            Ok::<_, ReconcileError>(Loaded {
+                commit,
+                source,
+                outcome,
+            })
+        })
+        .await
+        .map_err(ReconcileError::Join)??;
+        *self.last_load.borrow_mut() = Some((loaded.commit.clone(), loaded.outcome.clone()));
+        Ok(loaded)
+    }
+
+    /// Fetches and loads; publishes what the load found. `Err` carries the outcome when there is
+    /// nothing to plan.
+    async fn fetch_and_load(
+        &mut self,
+    ) -> Result<Result<(Loaded, DesiredState), Reconciled>, ReconcileError> {
+        self.fetch().await;
+        let Some(commit) = self.commit.clone() else {
+            let msg = self
+                .shared
+                .status()
+                .repo
+                .error
+                .unwrap_or_else(|| "no revision fetched yet".into());
+            return Ok(Err(Reconciled::new(Outcome::NoRevision, msg)));
+        };
+        let loaded = self.load(&commit).await?;
+        let outcome = &loaded.outcome;
+        let diagnostics: Vec<String> = outcome.diagnostics.iter().map(|d| d.to_string()).collect();
+        let invalid = outcome.invalid_files.clone();
+        self.shared.update(|s| {
+            s.invalid_files = invalid.clone();
+            s.diagnostics = diagnostics.clone();
+        });
+        if let Some(desired) = &outcome.desired {
+            self.shared.configure_notifier(desired);
+        }
+        if !outcome.invalid_files.is_empty() {
+            self.shared.event(
+                EventKind::RepoInvalid,
+                None,
+                None,
+                format!("{} at {}", diagnostics.join("; "), short(&commit)),
+            );
+        }
+        let Some(desired) = outcome.desired.clone() else {
+            return Ok(Err(Reconciled::new(
+                Outcome::RepoInvalid,
+                format!(
+                    "weir.yaml does not load at {}; nothing was planned: {}",
+                    short(&commit),
+                    diagnostics.join("; ")
+                ),
+            )));
+        };
+        self.shared.update(|s| {
+            s.revision = Some(desired.revision.to_string());
+            s.revision_digest = Some(desired.revision.digest.clone());
+        });
+        let new_definition = self
+            .memory
+            .borrow_mut()
+            .new_definition(&desired.revision.digest);
+        if new_definition {
+            self.save_memory().await;
+        }
+        Ok(Ok((loaded, desired)))
+    }
+
+    /// Interrupted applies are finished first (at startup, and whenever one is left over by
+    /// another process). Applies this process runs are unfinished too while they run. `Some`
+    /// when the store lock is taken by another process.
+    async fn resume(&self, loaded: &Loaded) -> Result<Option<Reconciled>, ReconcileError> {
+        let store = &self.shared.store;
+        let idle = lock(&self.in_flight).idle();
+        if !idle || store.unfinished_applies().await?.is_empty() {
+            return Ok(None);
+        }
+        let _lock = match engine::lock_store(store) {
+            Ok(l) => l,
+            Err(e) => {
+                let why = crate::text::error_chain(&e);
+                return Ok(Some(Reconciled::new(Outcome::LockBusy, why)));
+            }
+        };
+        let source = self.mirror.source(&loaded.commit)?;
+        info!("finishing interrupted applies");
+        let report =
+            engine::resume_interrupted(store, source, &self.settings, progress(), "serve").await?;
+        for line in &report.lines {
+            info!("{line}");
+        }
+        Ok(None)
+    }
+
+    /// Returns how the reconcile ended.
+    async fn reconcile_inner(&mut self, triggers: &[String]) -> Result<Reconciled, ReconcileError> {
+        let (loaded, desired) = match self.fetch_and_load().await? {
+            Ok(x) => x,
+            Err(quiet) => return Ok(quiet),
+        };
+        if let Some(busy) = self.resume(&loaded).await? {
+            return Ok(busy);
+        }
+        let store = self.shared.store.clone();
+        let invalid_files = &loaded.outcome.invalid_files;
+        let engine::Planned {
+            mut plan,
+            desired,
+            snapshot,
+        } = engine::plan(&store, desired, invalid_files).await?;
+        let invalid_jobs = policy::invalid_jobs(&desired, &snapshot.history, invalid_files);
+        let drift = policy::admit(
+            &mut plan,
+            &invalid_jobs,
+            &self.shared.cfg.sync,
+            &mut self.memory.borrow_mut().heal,
+            now_ms(),
+        );
+        let busy = lock(&self.in_flight).jobs.clone();
+        self.publish(super::publish::Seen {
+            desired: &desired,
+            observation: &snapshot.observation,
+            history: &snapshot.history,
+            plan: &plan,
+            drift: &drift,
+            invalid_jobs: &invalid_jobs,
+            busy: &busy,
+        });
+        self.shared.metrics.plan(plan.has_changes());
+        // Jobs with an apply in flight are left to it; the reconcile after it looks again.
+        plan.retain_changes(|c| !busy.contains_key(&c.job));
+        let digest = desired.revision.digest.clone();
+        let (blocked, changed) = policy::drop_blocked(
+            &mut self.memory.borrow_mut().blocked,
+            &mut plan,
+            &snapshot.observation,
+            &digest,
+        );
+        if changed {
+            self.save_memory().await;
+        }
+        self.shared.update(|s| s.blocked = blocked.clone());
+
+        let mut manual = policy::split_manual(&mut plan, &self.shared.cfg.sync, new_id("plan"));
+        // The part answers for its own jobs only (the staleness rule's scope for it).
+        engine::stale::stamp(
+            &mut manual,
+            Scope::Changes,
+            &desired,
+            &snapshot.history,
+            &snapshot.observation,
+        );
+        let trigger = policy::trigger_of(triggers);
+        let waiting = self
+            .hold_for_approval(&manual, &loaded.source, &trigger)
+            .await?;
+        if !plan.has_changes() {
+            if let Some(w) = waiting {
+                return Ok(Reconciled::new(Outcome::WaitingForApproval, w));
+            }
+            return Ok(policy::quiet_outcome(&plan, &drift, &blocked, &busy));
+        }
+        if self.shared.cancel.is_cancelled() {
+            return Ok(Reconciled::new(Outcome::Error, "shutting down"));
+        }
+        self.record(&plan, &loaded.source, &trigger).await?;
+        self.shared.update(|s| s.last_plan = Some(plan_info(&plan)));
+        self.shared
+            .event(EventKind::PlanReady, None, Some(&plan), plan.summary.line());
+        let apply_id = new_id("apply");
+        let summary = plan.summary.line();
+        let started = self
+            .start_apply(super::apply_task::Start {
+                plan,
+                source: loaded.source,
+                clients: snapshot.clients,
+                apply_id: apply_id.clone(),
+                trigger: format!("serve:{}", triggers.join(",")),
+                observation: &snapshot.observation,
+            })
+            .await;
+        if let Err(e) = started {
+            return Ok(Reconciled::new(
+                Outcome::LockBusy,
+                crate::text::error_chain(&e),
+            ));
+        }
+        let mut message = format!("{apply_id}: {summary}");
+        if let Some(w) = waiting {
+            message.push_str(&format!("; waiting for approval: {w}"));
+        }
+        Ok(Reconciled::new(Outcome::Applying, message))
+    }
+
+    /// Records a plan made by the daemon with where it came from (commit author and message).
+    async fn record(
+        &self,
+        plan: &Plan,
+        source: &RepoSource,
+        trigger: &str,
+    ) -> Result<(), ReconcileError> {
+        engine::record_plan(
+            &self.shared.store,
+            plan,
+            &format!("serve:{trigger}"),
+            source,
+            Some("weir-serve".into()),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The changes waiting for a person (`policy: manual`): recorded once per revision and
+    /// observed state of their jobs (the fingerprint stamped on `manual`), then announced.
+    /// Returns the waiting plan's summary, if any.
+    async fn hold_for_approval(
+        &mut self,
+        manual: &Plan,
+        source: &RepoSource,
+        trigger: &str,
+    ) -> Result<Option<String>, ReconcileError> {
+        if !manual.has_changes() {
+            self.pending_key = None;
+            self.shared.update(|s| s.pending_plan = None);
+            return Ok(None);
+        }
+        let key = (
+            manual.revision.digest.clone(),
+            manual.observed_fingerprint.clone(),
+        );
+        if self.pending_key.as_ref() != Some(&key) {
+            self.record(manual, source, trigger).await?;
+            self.pending_key = Some(key);
+            let info = plan_info(manual);
+            self.shared.update(|s| {
+                s.pending_plan = Some(info.clone());
+                s.last_plan = Some(info);
+            });
+            self.shared.event(
+                EventKind::PlanReady,
+                None,
+                Some(manual),
+                format!("waiting for approval: {}", manual.summary.line()),
+            );
+        }
+        Ok(Some(manual.summary.line()))
+    }
+
+    pub(super) async fn save_memory(&self) {
+        memory::save(&self.shared.store, &self.memory).await;
+    }
+}
