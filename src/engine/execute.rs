@@ -132,3 +132,33 @@ pub async fn resume_interrupted(
         applies,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(outcomes: &[Option<ApplyOutcome>]) -> ResumeReport {
+        ResumeReport {
+            interrupted: outcomes.len(),
+            // The words of a change's message do not decide anything.
+            lines: vec!["apply-1: a completed: the savepoint failed: then it worked".into()],
+            applies: outcomes
+                .iter()
+                .enumerate()
+                .map(|(i, o)| ResumedApply {
+                    id: format!("apply-{i}"),
+                    outcome: *o,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_resume_is_ok_when_every_apply_succeeded() {
+        assert!(ResumeReport::default().ok());
+        assert!(report(&[Some(ApplyOutcome::Succeeded)]).ok());
+        assert!(!report(&[Some(ApplyOutcome::Succeeded), Some(ApplyOutcome::Failed)]).ok());
+        assert!(!report(&[Some(ApplyOutcome::Interrupted)]).ok());
+        assert!(!report(&[None]).ok());
+    }
+}

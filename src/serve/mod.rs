@@ -292,6 +292,11 @@ async fn retention_loop(shared: Arc<Shared>, retention: Duration, cancel: Cancel
     }
 }
 
+/// A commit id as people read it: its first 12 characters.
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
+
 fn resolve(secret: &Option<config::SecretRef>, what: &str) -> Result<Option<String>> {
     secret.as_ref().map(|s| s.resolve(what)).transpose()
 }

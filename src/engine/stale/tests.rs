@@ -127,3 +127,39 @@ fn one_job_fingerprint_is_stable_and_scoped() {
         o.scope_fingerprint([("local", "b"), ("local", "a")])
     );
 }
+
+#[test]
+fn a_plan_read_back_from_json_is_fresh() {
+    for scope in [Scope::Repo, Scope::Changes] {
+        let (d, plan) = made(scope);
+        let saved: Plan = serde_json::from_str(&serde_json::to_string(&plan).unwrap()).unwrap();
+        let (_, now) = setup(JobState::Running, JobState::Running);
+        assert_eq!(check(&saved, scope, &d, &[], &now), Ok(()), "{scope:?}");
+    }
+}
+
+#[test]
+fn a_whole_plan_also_answers_for_its_own_jobs() {
+    // A plan stamped for the whole repo (a reconcile's, or the CLI's) approved as a part.
+    let (d, plan) = made(Scope::Repo);
+    let (_, now) = setup(JobState::Running, JobState::Running);
+    assert_eq!(check(&plan, Scope::Changes, &d, &[], &now), Ok(()));
+}
+
+#[test]
+fn the_job_fingerprint_format_is_pinned() {
+    // The daemon stores these with a failed revision (`daemon_state`): a new format would lift
+    // every stored block once after an upgrade.
+    use sha2::Digest;
+    let (_, now) = setup(JobState::Running, JobState::Running);
+    let a = running(&job("a"), 1, JobState::Running);
+    let text = format!("local/a:{}={}", a.id, a.state);
+    assert_eq!(
+        now.observation.job_fingerprint("local", "a"),
+        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    );
+    assert_eq!(
+        now.observation.job_fingerprint("elsewhere", "a"),
+        hex::encode(sha2::Sha256::digest(b"elsewhere/a:unobserved"))
+    );
+}

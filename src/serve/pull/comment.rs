@@ -2,12 +2,9 @@
 //! footer saying what was planned, or the failure.
 
 use super::merge::{Basis, Prepared};
+use crate::serve::short;
 // preview: folded into render by another change; the path is fixed at merge.
 use crate::preview::{self, Preview};
-
-pub(super) fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
-}
 
 /// The last line of a comment: what was planned and where the cluster settings came from.
 pub(super) fn footer(p: &Prepared, head: &str, branch: &str, plan_id: Option<&str>) -> String {

@@ -45,13 +45,10 @@ use crate::plan::Plan;
 // preview: folded into render by another change; the path is fixed at merge.
 use crate::preview::{self, Preview};
 
+use super::short;
 pub use comment::is_preview_comment;
-use comment::{FullPlan, short, single_comment};
-#[cfg(test)]
-use comment::{continuation_note, failure_comment};
+use comment::{FullPlan, single_comment};
 pub use delivery::{DeliveryError, ForgeKind, Intent, PullEvent, parse_github, parse_gitlab};
-#[cfg(test)]
-use merge::{Basis, contains, merge_head};
 use merge::{Prepared, prepare};
 
 /// The context of weir's commit status.

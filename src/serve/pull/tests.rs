@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use super::comment::{continuation_note, failure_comment};
+use super::merge::{Basis, contains, merge_head};
 use super::*;
 use crate::desired::Program;
 use crate::git::{MemoryFiles, RepoSource};

@@ -102,3 +102,40 @@ pub async fn save(store: &Store, memory: &RefCell<Memory>) {
         warn!("saving the reconcile memory: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_memory_reads_back_the_same() {
+        // The shape an earlier daemon wrote; field names are part of the store.
+        let stored = r#"{"healDigest":"d1","heal":{"a":{"attempts":2,"lastAttemptMs":5,"nextAtMs":9}},
+            "blocked":{"b":{"digest":"d1","fingerprints":["f1"],"info":{"job":"b","revision":"c0ffee",
+            "applyId":"apply-1","error":"boom"}}}}"#;
+        let m: Memory = serde_json::from_str(stored).unwrap();
+        assert_eq!(m.heal["a"].attempts, 2);
+        assert_eq!(m.blocked["b"].info.apply_id, "apply-1");
+        let again: Memory = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(again.heal, m.heal);
+        assert_eq!(again.blocked_infos().len(), 1);
+    }
+
+    #[test]
+    fn a_new_definition_starts_self_heal_again() {
+        let mut m = Memory::default();
+        assert!(m.new_definition("d1"));
+        m.heal.insert(
+            "a".into(),
+            Heal {
+                attempts: 3,
+                last_attempt_ms: 0,
+                next_at_ms: 0,
+            },
+        );
+        assert!(!m.new_definition("d1"));
+        assert_eq!(m.heal.len(), 1);
+        assert!(m.new_definition("d2"));
+        assert!(m.heal.is_empty());
+    }
+}

@@ -32,6 +32,8 @@ use std::sync::Arc;
 
 use tracing::info;
 
+use super::short;
+
 pub use manual::{ApplyRefusal, ApplyRequest};
 pub use shared::Shared;
 pub use status::{
@@ -62,8 +64,4 @@ pub enum ReconcileError {
 
 fn progress() -> Arc<dyn Fn(&str) + Send + Sync> {
     Arc::new(|msg: &str| info!("{msg}"))
-}
-
-fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(12)]
 }
