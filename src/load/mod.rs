@@ -23,6 +23,7 @@ mod yaml;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -31,6 +32,7 @@ use crate::desired::{DesiredJob, DesiredState, JarLocation, JarRef, Program, Rev
 use crate::diagnostic::Diagnostic;
 use crate::git::{AccessLog, GitError, ReadError, RepoFiles, RepoSource, normalize_repo_path};
 use crate::spec::{self, ClusterConfig, JobFile, JobSpec, RepoConfig};
+use crate::text::error_chain;
 
 pub use schema::{job_file_schema, repo_config_schema, schema_file_text};
 use yaml::{Node, ParseFailure, Pos, Problem, Seg, Value, path, suggest};
@@ -127,7 +129,7 @@ struct Loader<'a> {
     digests: BTreeMap<String, String>,
     diagnostics: Vec<Diagnostic>,
     /// Repo jar path → its SHA-256, or why it could not be read.
-    jar_hashes: BTreeMap<String, Result<String, String>>,
+    jar_hashes: BTreeMap<String, Result<String, ReadFailure>>,
 }
 
 impl Loader<'_> {
@@ -256,7 +258,7 @@ impl Loader<'_> {
                         "{REPO_CONFIG_FILE} not found in {}; a jobs repo needs one at its root",
                         self.files.origin()
                     ),
-                    _ => read_failure(&e, file, "YAML files"),
+                    _ => error_chain(&read_failure(e, file, "YAML files")),
                 };
                 self.diagnostics.push(Diagnostic::whole_file(file, message));
                 return None;
@@ -634,7 +636,7 @@ impl Loader<'_> {
         let bytes = match self.read_tracked(&file, MAX_SQL_BYTES) {
             Ok(bytes) => bytes,
             Err(e) => {
-                let message = read_failure(&e, &file, "SQL files");
+                let message = error_chain(&read_failure(e, &file, "SQL files"));
                 problems.push(Problem::new(pos, p, message));
                 return None;
             }
@@ -717,8 +719,8 @@ impl Loader<'_> {
                 };
                 let sha256 = match self.hash_jar(&file) {
                     Ok(sha) => sha,
-                    Err(message) => {
-                        problems.push(Problem::new(pos, p, message));
+                    Err(failure) => {
+                        problems.push(Problem::new(pos, p, error_chain(&failure)));
                         return None;
                     }
                 };
@@ -742,8 +744,8 @@ impl Loader<'_> {
             }
             (None, Some(raw)) => {
                 let p = at("url");
-                if let Err(message) = check_url(raw, &["http", "https", "file"]) {
-                    problems.push(Problem::new(tree.value_pos(&p), p, message));
+                if let Err(e) = check_url(raw, &["http", "https", "file"]) {
+                    problems.push(Problem::new(tree.value_pos(&p), p, error_chain(&e)));
                     return None;
                 }
                 let Some(sha256) = declared else {
@@ -766,7 +768,7 @@ impl Loader<'_> {
     }
 
     /// SHA-256 of a repo jar (cached: jobs often share a jar).
-    fn hash_jar(&mut self, file: &str) -> Result<String, String> {
+    fn hash_jar(&mut self, file: &str) -> Result<String, ReadFailure> {
         if let Some(known) = self.jar_hashes.get(file) {
             return known.clone();
         }
@@ -780,7 +782,7 @@ impl Loader<'_> {
                 if e.is_not_found() {
                     self.log.record_file(file, None);
                 }
-                Err(read_failure(&e, file, "jars"))
+                Err(read_failure(e, file, "jars"))
             }
         };
         self.jar_hashes.insert(file.to_string(), result.clone());
@@ -913,9 +915,9 @@ fn check_config(config: &RepoConfig, tree: &Node, problems: &mut Vec<Problem>) {
                 "cluster names must not be empty",
             ));
         }
-        if let Err(message) = check_url(&cluster.url, &["http", "https"]) {
+        if let Err(e) = check_url(&cluster.url, &["http", "https"]) {
             let p = at("url");
-            problems.push(Problem::new(tree.value_pos(&p), p, message));
+            problems.push(Problem::new(tree.value_pos(&p), p, error_chain(&e)));
         }
         if let Some(dir) = &cluster.savepoint_dir
             && !looks_like_uri(dir)
@@ -960,21 +962,46 @@ fn label_path(base: &[&str], key: &str) -> Vec<Seg> {
     p
 }
 
-fn check_url(raw: &str, schemes: &[&str]) -> Result<(), String> {
-    let allowed = match schemes {
-        [a, b] => format!("{a} or {b}"),
-        [init @ .., last] => format!("{}, or {last}", init.join(", ")),
-        [] => String::new(),
-    };
-    let url = reqwest::Url::parse(raw).map_err(|e| format!("invalid URL `{raw}`: {e}"))?;
+/// Why a URL in the repo is refused.
+#[derive(Debug, thiserror::Error)]
+enum UrlError {
+    #[error("invalid URL `{raw}`")]
+    Invalid {
+        raw: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("URL `{raw}` must use {allowed}, not `{scheme}`")]
+    Scheme {
+        raw: String,
+        allowed: String,
+        scheme: String,
+    },
+    #[error("URL `{raw}` has no host")]
+    NoHost { raw: String },
+}
+
+fn check_url(raw: &str, schemes: &[&str]) -> Result<(), UrlError> {
+    let url = reqwest::Url::parse(raw).map_err(|source| UrlError::Invalid {
+        raw: raw.to_string(),
+        source,
+    })?;
     if !schemes.contains(&url.scheme()) {
-        return Err(format!(
-            "URL `{raw}` must use {allowed}, not `{}`",
-            url.scheme()
-        ));
+        let allowed = match schemes {
+            [a, b] => format!("{a} or {b}"),
+            [init @ .., last] => format!("{}, or {last}", init.join(", ")),
+            [] => String::new(),
+        };
+        return Err(UrlError::Scheme {
+            raw: raw.to_string(),
+            allowed,
+            scheme: url.scheme().to_string(),
+        });
     }
     if url.scheme() != "file" && url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("URL `{raw}` has no host"));
+        return Err(UrlError::NoHost {
+            raw: raw.to_string(),
+        });
     }
     Ok(())
 }
@@ -1023,33 +1050,42 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-/// Why `file` could not be read, for a diagnostic.
-fn read_failure(e: &GitError, file: &str, kind: &str) -> String {
-    match e.read_error() {
-        Some(ReadError::NotFound) => match e {
-            GitError::Read { origin, .. } => format!("`{file}` does not exist in {origin}"),
-            _ => format!("`{file}` does not exist"),
-        },
-        Some(ReadError::TooLarge { size, limit }) => format!(
-            "`{file}` is {size} bytes; {kind} are limited to {}",
-            human_bytes(*limit)
-        ),
-        Some(ReadError::Unsupported(why)) => format!("cannot read `{file}`: {why}"),
-        _ => error_chain(e),
-    }
+/// Why a file of the repo could not be read, as its diagnostic says it.
+#[derive(Debug, Clone, thiserror::Error)]
+enum ReadFailure {
+    #[error("`{file}` does not exist in {origin}")]
+    NotFoundIn { file: String, origin: String },
+    #[error("`{file}` does not exist")]
+    NotFound { file: String },
+    #[error("`{file}` is {size} bytes; {kind} are limited to {}", human_bytes(*.limit))]
+    TooLarge {
+        file: String,
+        size: u64,
+        limit: u64,
+        kind: &'static str,
+    },
+    #[error("cannot read `{file}`: {why}")]
+    Unsupported { file: String, why: &'static str },
+    /// Shared: a jar's failure is cached for every job that names the jar.
+    #[error(transparent)]
+    Other(Arc<GitError>),
 }
 
-/// An error and its sources, `: `-separated.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
+/// Why `file` (one of the repo's `kind`, e.g. "jars") could not be read.
+fn read_failure(e: GitError, file: &str, kind: &'static str) -> ReadFailure {
+    let file = file.to_string();
+    match e.read_error() {
+        Some(ReadError::NotFound) => match e {
+            GitError::Read { origin, .. } => ReadFailure::NotFoundIn { file, origin },
+            _ => ReadFailure::NotFound { file },
+        },
+        Some(ReadError::TooLarge { size, limit }) => ReadFailure::TooLarge {
+            file,
+            size: *size,
+            limit: *limit,
+            kind,
+        },
+        Some(ReadError::Unsupported(why)) => ReadFailure::Unsupported { file, why },
+        _ => ReadFailure::Other(Arc::new(e)),
     }
-    out
 }
