@@ -130,13 +130,7 @@ impl Loader<'_> {
     ) -> Option<(String, String)> {
         let p = path(&["spec", "sqlFile"]);
         let pos = tree.value_pos(&p);
-        let file = match normalize_repo_path(raw) {
-            Ok(file) => file,
-            Err(why) => {
-                problems.push(Problem::new(pos, p, format!("invalid path `{raw}`: {why}")));
-                return None;
-            }
-        };
+        let file = repo_path(raw, pos, &p, problems)?;
         let bytes = match self.read_tracked(&file, MAX_SQL_BYTES) {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -214,13 +208,7 @@ impl Loader<'_> {
             (Some(raw), None) => {
                 let p = at(path_key);
                 let pos = tree.value_pos(&p);
-                let file = match normalize_repo_path(raw) {
-                    Ok(file) => file,
-                    Err(why) => {
-                        problems.push(Problem::new(pos, p, format!("invalid path `{raw}`: {why}")));
-                        return None;
-                    }
-                };
+                let file = repo_path(raw, pos, &p, problems)?;
                 let sha256 = match self.hash_jar(&file) {
                     Ok(sha) => sha,
                     Err(failure) => {
@@ -320,5 +308,20 @@ pub(super) fn check_entry_class(
             p,
             format!("`{class}` is not a valid class name"),
         ));
+    }
+}
+
+/// `raw` as a path inside the repo, or a problem at `pos`.
+fn repo_path(raw: &str, pos: Pos, p: &[Seg], problems: &mut Vec<Problem>) -> Option<String> {
+    match normalize_repo_path(raw) {
+        Ok(file) => Some(file),
+        Err(why) => {
+            problems.push(Problem::new(
+                pos,
+                p.to_vec(),
+                format!("invalid path `{raw}`: {why}"),
+            ));
+            None
+        }
     }
 }

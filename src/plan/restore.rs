@@ -16,23 +16,18 @@ pub(super) fn why_start(
 ) -> (Action, String, Restore) {
     let known_savepoint = history.and_then(|h| h.last_savepoint.clone());
     match (newest, history) {
-        (None, None) => (
+        // Never submitted (or no record of a submission): a new definition.
+        (
+            None,
+            None
+            | Some(JobHistory {
+                current_job_id: None,
+                ..
+            }),
+        ) => (
             Action::Create,
             "new definition".to_string(),
-            desired
-                .initial_savepoint
-                .clone()
-                .map(|path| Restore::Path { path })
-                .unwrap_or(Restore::None),
-        ),
-        (None, Some(h)) if h.current_job_id.is_none() => (
-            Action::Create,
-            "new definition".to_string(),
-            desired
-                .initial_savepoint
-                .clone()
-                .map(|path| Restore::Path { path })
-                .unwrap_or(Restore::None),
+            restore_path(desired.initial_savepoint.clone()),
         ),
         (None, Some(h)) if h.suspended => (
             Action::Resume,
