@@ -19,39 +19,8 @@ impl Loader<'_> {
         runner: &Runner,
         problems: &mut Vec<Problem>,
     ) -> Option<Program> {
-        let set: Vec<&str> = [
-            ("jar", spec.jar.is_some()),
-            ("sql", spec.sql.is_some()),
-            ("sqlFile", spec.sql_file.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(k, on)| on.then_some(k))
-        .collect();
-        match set.as_slice() {
-            [] => {
-                let p = path(&["spec"]);
-                problems.push(Problem::new(
-                    tree.key_pos(&p),
-                    p,
-                    "one of `jar`, `sql` or `sqlFile` is required",
-                ));
-                return None;
-            }
-            [_] => {}
-            [first, rest @ ..] => {
-                for other in rest {
-                    let p = path(&["spec", other]);
-                    problems.push(Problem::new(
-                        tree.key_pos(&p),
-                        p,
-                        format!(
-                            "`{first}` and `{other}` are mutually exclusive; set exactly one of \
-                             `jar`, `sql` or `sqlFile`"
-                        ),
-                    ));
-                }
-                return None;
-            }
+        if !exactly_one_program(tree, spec, problems) {
+            return None;
         }
 
         if let Some(jar) = &spec.jar {
@@ -322,6 +291,45 @@ fn repo_path(raw: &str, pos: Pos, p: &[Seg], problems: &mut Vec<Problem>) -> Opt
                 format!("invalid path `{raw}`: {why}"),
             ));
             None
+        }
+    }
+}
+
+/// Whether exactly one of `jar`, `sql` and `sqlFile` is set; a problem for each extra one or
+/// for none.
+fn exactly_one_program(tree: &Node, spec: &JobSpec, problems: &mut Vec<Problem>) -> bool {
+    let set: Vec<&str> = [
+        ("jar", spec.jar.is_some()),
+        ("sql", spec.sql.is_some()),
+        ("sqlFile", spec.sql_file.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(k, on)| on.then_some(k))
+    .collect();
+    match set.as_slice() {
+        [] => {
+            let p = path(&["spec"]);
+            problems.push(Problem::new(
+                tree.key_pos(&p),
+                p,
+                "one of `jar`, `sql` or `sqlFile` is required",
+            ));
+            false
+        }
+        [_] => true,
+        [first, rest @ ..] => {
+            for other in rest {
+                let p = path(&["spec", other]);
+                problems.push(Problem::new(
+                    tree.key_pos(&p),
+                    p,
+                    format!(
+                        "`{first}` and `{other}` are mutually exclusive; set exactly one of \
+                         `jar`, `sql` or `sqlFile`"
+                    ),
+                ));
+            }
+            false
         }
     }
 }
