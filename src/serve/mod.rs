@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod http;
 pub mod known_hosts;
 pub mod metrics;
 pub mod pull;
@@ -119,14 +120,15 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
         previews,
     });
     let server_cancel = cancel.clone();
-    tracker.spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(server_cancel.cancelled_owned())
-            .await;
-        if let Err(e) = result {
-            warn!("HTTP server: {e}");
-        }
-    });
+    let limits = http::HttpLimits {
+        max_body_bytes: shared
+            .cfg
+            .webhooks
+            .max_body_bytes
+            .max(server::API_BODY_LIMIT),
+        ..http::HttpLimits::default()
+    };
+    tracker.spawn(http::serve(listener, app, limits, server_cancel));
     if let Some(path) = shared.cfg.watch_path()? {
         let debounce = Duration::from_millis(
             shared

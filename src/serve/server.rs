@@ -158,7 +158,7 @@ type ApiResult = Result<Response, ApiError>;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const WEBHOOK_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Body limit of the API's own endpoints (they take no meaningful body).
-const API_BODY_LIMIT: usize = 64 * 1024;
+pub const API_BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let webhook_limit = state.shared.cfg.webhooks.max_body_bytes;
