@@ -50,10 +50,19 @@ def code_of(path):
         return []
     lines = []
     with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip().startswith("#[cfg(test)]"):
-                break
-            lines.append(line.rstrip("\n"))
+        raw = [line.rstrip("\n") for line in f]
+    i = 0
+    while i < len(raw):
+        line = raw[i]
+        if line.strip().startswith("#[cfg(test)]"):
+            following = raw[i + 1].strip() if i + 1 < len(raw) else ""
+            if re.match(r"(pub(\([^)]*\))?\s+)?mod\s+\w+\s*;", following):
+                i += 2  # `#[cfg(test)] mod tests;`: the tests live in their own file
+                continue
+            if re.match(r"(pub(\([^)]*\))?\s+)?mod\s+\w+\s*\{", following):
+                break  # an inline test module: the rest of the file is tests
+        lines.append(line)
+        i += 1
     return lines
 
 

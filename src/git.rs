@@ -216,17 +216,32 @@ pub trait RepoFiles {
     fn revision(&self, accessed: &AccessLog) -> Result<RevisionInfo, GitError>;
 }
 
+/// Why a user-written repo path is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RepoPathError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must not contain NUL characters")]
+    Nul,
+    #[error("must be relative to the repository root (no leading '/')")]
+    Absolute,
+    #[error("must not point outside the repository ('..')")]
+    Escapes,
+    #[error("must name a file")]
+    NoFile,
+}
+
 /// Normalize a user-written repo-relative path: `./a//b/../c` → `a/c`. Rejects absolute paths,
 /// paths escaping the repo through `..`, and paths naming no file.
-pub fn normalize_repo_path(path: &str) -> Result<String, &'static str> {
+pub fn normalize_repo_path(path: &str) -> Result<String, RepoPathError> {
     if path.is_empty() {
-        return Err("must not be empty");
+        return Err(RepoPathError::Empty);
     }
     if path.contains('\0') {
-        return Err("must not contain NUL characters");
+        return Err(RepoPathError::Nul);
     }
     if path.starts_with('/') {
-        return Err("must be relative to the repository root (no leading '/')");
+        return Err(RepoPathError::Absolute);
     }
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
@@ -234,14 +249,14 @@ pub fn normalize_repo_path(path: &str) -> Result<String, &'static str> {
             "" | "." => {}
             ".." => {
                 if parts.pop().is_none() {
-                    return Err("must not point outside the repository ('..')");
+                    return Err(RepoPathError::Escapes);
                 }
             }
             p => parts.push(p),
         }
     }
     if parts.is_empty() {
-        return Err("must name a file");
+        return Err(RepoPathError::NoFile);
     }
     Ok(parts.join("/"))
 }
@@ -968,18 +983,21 @@ mod tests {
         assert!(
             normalize_repo_path("/etc/passwd")
                 .unwrap_err()
+                .to_string()
                 .contains("leading '/'")
         );
-        assert!(normalize_repo_path("../x").unwrap_err().contains("outside"));
+        assert!(normalize_repo_path("../x").unwrap_err() == RepoPathError::Escapes);
         assert!(
             normalize_repo_path("a/../../x")
                 .unwrap_err()
+                .to_string()
                 .contains("outside")
         );
         assert!(normalize_repo_path("").is_err());
         assert!(
             normalize_repo_path("a/..")
                 .unwrap_err()
+                .to_string()
                 .contains("name a file")
         );
     }

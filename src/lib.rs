@@ -19,7 +19,6 @@ pub mod load;
 pub mod notify;
 pub mod observe;
 pub mod plan;
-pub mod preview;
 pub mod redact;
 pub mod render;
 pub mod serve;

@@ -1,4 +1,10 @@
 //! Rendering plans for people (text, markdown) and programs (JSON).
+//!
+//! `markdown` holds the pull-request preview (a comment with a hidden marker, split into parts
+//! under a size limit); this module holds the text and JSON renderings and the pieces of a change
+//! that every rendering shares (diffs, disruption, restore).
+
+pub mod markdown;
 
 use std::fmt::Write;
 
@@ -176,10 +182,10 @@ pub fn json(plan: &Plan) -> String {
     s
 }
 
-/// The plan as a pull-request comment (see [`crate::preview`]): marker line, summary, alerts,
-/// one section per job. For a repo with invalid files use [`crate::preview::Preview`].
+/// The plan as a pull-request comment (see [`markdown::Preview`]): marker line, summary, alerts,
+/// one section per job. For a repo with invalid files use [`markdown::Preview`] itself.
 pub fn markdown(plan: &Plan) -> String {
-    crate::preview::Preview::new(Some(plan), &[]).to_markdown()
+    markdown::Preview::new(Some(plan), &[]).to_markdown()
 }
 
 #[cfg(test)]

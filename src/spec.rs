@@ -396,30 +396,46 @@ impl std::fmt::Display for ConfigValue {
     }
 }
 
-/// Rules for `metadata.name`; returns why a name is invalid.
-pub fn check_job_name(name: &str) -> Result<(), String> {
+/// Why a name (of a job, of a notification route) is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("is {len} characters long; at most {max} are allowed")]
+    TooLong { len: usize, max: usize },
+    #[error("must start with a lowercase letter")]
+    NoLowercaseStart,
+    #[error("must not end with '-'")]
+    EndsWithDash,
+    #[error("contains {found:?}; only {allowed} are allowed")]
+    Character { found: char, allowed: &'static str },
+}
+
+/// Rules for `metadata.name`.
+pub fn check_job_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
-        return Err("must not be empty".into());
+        return Err(NameError::Empty);
     }
     if name.len() > 63 {
-        return Err(format!(
-            "is {} characters long; at most 63 are allowed",
-            name.len()
-        ));
+        return Err(NameError::TooLong {
+            len: name.len(),
+            max: 63,
+        });
     }
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        return Err("must start with a lowercase letter".into());
+        return Err(NameError::NoLowercaseStart);
     }
     if name.ends_with('-') {
-        return Err("must not end with '-'".into());
+        return Err(NameError::EndsWithDash);
     }
-    if let Some(bad) = name
+    if let Some(found) = name
         .chars()
         .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
     {
-        return Err(format!(
-            "contains {bad:?}; only lowercase letters, digits and '-' are allowed"
-        ));
+        return Err(NameError::Character {
+            found,
+            allowed: "lowercase letters, digits and '-'",
+        });
     }
     Ok(())
 }
@@ -433,11 +449,26 @@ mod tests {
         assert!(check_job_name("orders-enricher").is_ok());
         assert!(check_job_name("a1").is_ok());
         assert!(check_job_name("").is_err());
-        assert!(check_job_name("Orders").unwrap_err().contains("lowercase"));
+        assert!(
+            check_job_name("Orders")
+                .unwrap_err()
+                .to_string()
+                .contains("lowercase")
+        );
         assert!(check_job_name("1abc").is_err());
         assert!(check_job_name("abc-").is_err());
-        assert!(check_job_name("a_b").unwrap_err().contains("'_'"));
-        assert!(check_job_name(&"a".repeat(64)).unwrap_err().contains("64"));
+        assert!(
+            check_job_name("a_b")
+                .unwrap_err()
+                .to_string()
+                .contains("'_'")
+        );
+        assert!(
+            check_job_name(&"a".repeat(64))
+                .unwrap_err()
+                .to_string()
+                .contains("64")
+        );
         assert!(check_job_name(&"a".repeat(63)).is_ok());
     }
 

@@ -1,7 +1,6 @@
 //! `weir status` and `weir history` tables.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 use serde::Serialize;
 
@@ -92,30 +91,24 @@ pub fn newest<'a>(
     jobs.min_by_key(|j| (!is_active(&j.state), std::cmp::Reverse(j.start_time_ms)))
 }
 
-/// Left-aligned columns separated by two spaces.
-fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+/// Left-aligned columns separated by two spaces, without borders; no trailing spaces.
+pub fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(header.iter().copied());
     for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
+        table.add_row(r.iter().map(String::as_str));
+    }
+    let last = header.len().saturating_sub(1);
+    for (i, column) in table.column_iter_mut().enumerate() {
+        column.set_padding((0, if i == last { 0 } else { 2 }));
     }
     let mut out = String::new();
-    let line = |cells: Vec<&str>, out: &mut String| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                let _ = write!(s, "{c:<w$}  ", w = widths[i]);
-            }
-        }
-        out.push_str(s.trim_end());
+    for line in table.lines() {
+        out.push_str(line.trim_end());
         out.push('\n');
-    };
-    line(header.to_vec(), &mut out);
-    for r in rows {
-        line(r.iter().map(String::as_str).collect(), &mut out);
     }
     out
 }
@@ -147,18 +140,6 @@ pub fn table(rows: &[StatusRow]) -> String {
     )
 }
 
-fn format_time(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute]:[second]Z"
-            ))
-            .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
-}
-
 pub fn history_table(entries: &[HistoryEntry]) -> String {
     if entries.is_empty() {
         return "No plans or applies recorded yet.\n".into();
@@ -167,7 +148,7 @@ pub fn history_table(entries: &[HistoryEntry]) -> String {
         .iter()
         .map(|e| {
             vec![
-                format_time(e.at_ms),
+                crate::clock::table_time(e.at_ms),
                 format!("{:?}", e.kind).to_lowercase(),
                 e.id.clone(),
                 e.revision.clone(),
@@ -183,4 +164,24 @@ pub fn history_table(entries: &[HistoryEntry]) -> String {
         &["TIME", "KIND", "ID", "REVISION", "TRIGGER", "OUTCOME"],
         &data,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_are_aligned_without_borders_or_trailing_spaces() {
+        let rows = vec![
+            vec!["orders-enricher".into(), "local".into(), "Synced".into()],
+            vec!["a".into(), "".into(), "OutOfSync".into()],
+        ];
+        assert_eq!(
+            columns(&["NAME", "CLUSTER", "SYNC"], &rows),
+            "NAME             CLUSTER  SYNC\n\
+             orders-enricher  local    Synced\n\
+             a                         OutOfSync\n"
+        );
+        assert_eq!(columns(&["A", "B"], &[]), "A  B\n");
+    }
 }

@@ -168,9 +168,7 @@ async fn saved_plan(store: &Store, repo: &Path, path: &Path) -> Result<Option<Cl
         refuse(&why, Some(&snapshot.observation));
         return Ok(None);
     }
-    if let Err(e) = plan.attach(&desired) {
-        anyhow::bail!(e);
-    }
+    plan.attach(&desired)?;
     print!("{}", render::text(&plan));
     Ok(Some(CliPlan {
         planned: Planned {

@@ -70,13 +70,12 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         split_dir: Option<PathBuf>,
         /// Size limit of one comment written by --split-dir, in characters.
-        // preview: folded into render by another change; the path is fixed at merge.
         #[arg(
             long,
             value_name = "CHARS",
             requires = "split_dir",
-            default_value_t = crate::preview::DEFAULT_LIMIT as u64,
-            value_parser = clap::value_parser!(u64).range(crate::preview::MIN_LIMIT as u64..)
+            default_value_t = crate::render::markdown::DEFAULT_LIMIT as u64,
+            value_parser = clap::value_parser!(u64).range(crate::render::markdown::MIN_LIMIT as u64..)
         )]
         comment_limit: u64,
     },

@@ -227,13 +227,12 @@ async fn preview_cmd(
         None => None,
     };
     let plan = made.as_ref().map(|m| &m.planned.plan);
-    // preview: folded into render by another change; the path is fixed at merge.
-    let preview = crate::preview::Preview::new(plan, &outcome.diagnostics);
+    let preview = crate::render::markdown::Preview::new(plan, &outcome.diagnostics);
     print!("{}", preview.to_markdown());
     if let Some(dir) = args.split_dir {
         let limit = usize::try_from(args.comment_limit).unwrap_or(usize::MAX);
         let parts = preview.split(limit);
-        crate::preview::write_parts(dir, &parts)
+        crate::render::markdown::write_parts(dir, &parts)
             .with_context(|| format!("writing the preview to {}", dir.display()))?;
         eprintln!(
             "Wrote the preview as {} comment{} to {} (comment-1.md … comment-{}.md).",

@@ -9,7 +9,7 @@
 
 use crate::desired::DesiredState;
 use crate::observe::Observation;
-use crate::plan::{Change, Plan};
+use crate::plan::{AttachError, Change, Plan};
 
 use super::{History, Snapshot};
 
@@ -43,8 +43,8 @@ pub enum Stale {
     )]
     Observed { jobs: Vec<String> },
     /// The plan submits a job the repo no longer defines.
-    #[error("{0}")]
-    Unattached(String),
+    #[error(transparent)]
+    Unattached(#[from] AttachError),
     #[error("the plan has no changes")]
     Empty,
 }

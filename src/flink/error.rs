@@ -60,6 +60,12 @@ pub enum FlinkError {
     /// The cluster entry in `weir.yaml` cannot be used.
     #[error("invalid configuration of cluster {cluster:?}: {reason}")]
     InvalidConfig { cluster: String, reason: String },
+    #[error("invalid configuration of cluster {cluster:?}: {source}")]
+    InvalidUrl {
+        cluster: String,
+        #[source]
+        source: BaseUrlError,
+    },
     /// A savepoint operation finished without a savepoint.
     #[error("savepoint of job {job} failed: {cause}")]
     SavepointFailed { job: JobId, cause: String },
@@ -202,7 +208,7 @@ pub fn summarize_java_error(text: &str) -> JavaErrorSummary {
         )
     };
     JavaErrorSummary {
-        message: truncate(&message, MAX_MESSAGE_LEN),
+        message: crate::text::truncate(&message, MAX_MESSAGE_LEN),
         exception: root_class,
     }
 }
@@ -340,15 +346,18 @@ fn is_java_class(s: &str) -> bool {
             .is_some_and(|c| c.is_uppercase())
 }
 
-pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
+/// Why a cluster's `url` cannot be the base of the REST API.
+#[derive(Debug, thiserror::Error)]
+pub enum BaseUrlError {
+    // The parse error is part of the text: a cluster error is often shown without its causes.
+    #[error("url {raw:?} is not a valid URL: {source}")]
+    Invalid {
+        raw: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("url {raw:?} {problem}")]
+    Refused { raw: String, problem: &'static str },
 }
 
 /// Wrapper whose Debug never shows the value (for header values and tokens).

@@ -36,13 +36,14 @@ use serde::de::DeserializeOwned;
 use crate::identity::JobId;
 use crate::spec::ClusterConfig;
 
-pub use error::{FlinkError, JavaErrorSummary, summarize_java_error};
+pub use error::{BaseUrlError, FlinkError, JavaErrorSummary, summarize_java_error};
 pub use model::{
     CheckpointCounts, CheckpointSummary, ClusterOverview, CompletedCheckpoint, JobOverview,
     JobState, RestoredCheckpoint, RunJar, SavepointStatus, UploadedJar,
 };
 
-use error::{Redacted, summarize_flink_errors, truncate};
+use crate::text::truncate;
+use error::{Redacted, summarize_flink_errors};
 use model::*;
 
 /// Per-request timeout when `timeoutSeconds` is not set.
@@ -127,7 +128,10 @@ impl FlinkClient {
             cluster: name.to_string(),
             reason,
         };
-        let base = parse_base_url(&cfg.url).map_err(invalid)?;
+        let base = parse_base_url(&cfg.url).map_err(|source| FlinkError::InvalidUrl {
+            cluster: name.to_string(),
+            source,
+        })?;
         let timeout = match cfg.timeout_seconds {
             None => DEFAULT_TIMEOUT,
             Some(0) => return Err(invalid("timeoutSeconds must be at least 1".into())),
@@ -689,16 +693,25 @@ fn api_message(status: StatusCode, body: &[u8]) -> (String, Option<String>) {
     }
 }
 
-fn parse_base_url(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw.trim()).map_err(|e| format!("url {raw:?} is not a valid URL: {e}"))?;
+fn parse_base_url(raw: &str) -> Result<Url, BaseUrlError> {
+    let url = Url::parse(raw.trim()).map_err(|source| BaseUrlError::Invalid {
+        raw: raw.to_string(),
+        source,
+    })?;
+    let refuse = |problem| {
+        Err(BaseUrlError::Refused {
+            raw: raw.to_string(),
+            problem,
+        })
+    };
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("url {raw:?} must start with http:// or https://"));
+        return refuse("must start with http:// or https://");
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("url {raw:?} has no host"));
+        return refuse("has no host");
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("url {raw:?} must not have a query or fragment"));
+        return refuse("must not have a query or fragment");
     }
     Ok(url)
 }

@@ -13,7 +13,8 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Api, Comment, ForgeError, MAX_DESCRIPTION, MAX_PAGES, PER_PAGE, Status, truncate};
+use super::{Api, Comment, ForgeError, MAX_DESCRIPTION, MAX_PAGES, PER_PAGE, Status};
+use crate::text::truncate;
 
 const NAME: &str = "GitHub API";
 

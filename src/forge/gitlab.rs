@@ -14,9 +14,8 @@ use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{
-    Api, Comment, CommitState, ForgeError, MAX_DESCRIPTION, MAX_PAGES, PER_PAGE, Status, truncate,
-};
+use super::{Api, Comment, CommitState, ForgeError, MAX_DESCRIPTION, MAX_PAGES, PER_PAGE, Status};
+use crate::text::truncate;
 
 const NAME: &str = "GitLab API";
 

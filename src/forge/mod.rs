@@ -18,6 +18,8 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
+use crate::text::truncate;
+
 pub use github::GitHub;
 pub use gitlab::GitLab;
 
@@ -31,6 +33,10 @@ const MAX_PAGES: usize = 100;
 const ATTEMPTS: u32 = 3;
 /// GitHub's limit on a commit status description (GitLab's is larger).
 pub const MAX_DESCRIPTION: usize = 140;
+/// The largest comment GitHub accepts is 65,536 characters; weir stays a margin below it.
+pub const GITHUB_COMMENT_LIMIT: usize = 65_000;
+/// GitLab notes take up to 1,000,000 characters.
+pub const GITLAB_COMMENT_LIMIT: usize = 999_000;
 
 /// A comment on a pull request (GitHub issue comment, GitLab merge request note).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,20 +134,9 @@ impl ForgeError {
     }
 }
 
-/// An error and its causes on one line (`a: b: c`).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = s.source();
-    }
-    out
-}
+/// Temporary: `serve::pull` still calls `forge::error_chain`; the one copy is
+/// [`crate::text::error_chain`] (remove this once the caller uses it).
+pub use crate::text::error_chain;
 
 /// GitHub or GitLab, configured for one repository or project.
 #[derive(Debug)]
@@ -162,10 +157,8 @@ impl Forge {
     /// The largest comment the forge accepts, in characters, less a margin.
     pub fn comment_limit(&self) -> usize {
         match self {
-            // GitHub refuses bodies over 65,536 characters.
-            Forge::GitHub(_) => crate::preview::DEFAULT_LIMIT,
-            // GitLab notes take up to 1,000,000 characters.
-            Forge::GitLab(_) => 999_000,
+            Forge::GitHub(_) => GITHUB_COMMENT_LIMIT,
+            Forge::GitLab(_) => GITLAB_COMMENT_LIMIT,
         }
     }
 
@@ -206,16 +199,6 @@ impl Forge {
             Forge::GitLab(g) => g.set_status(status).await,
         }
     }
-}
-
-/// `s` cut to `max` characters (an ellipsis marks the cut).
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 /// The HTTP side shared by both forges: base URL, client, authorization.

@@ -13,8 +13,10 @@
 //! found all at once by a walk over that tree guided by the generated JSON Schema (module
 //! `shape`), then the typed deserialization reports what only serde can see.
 
+mod checks;
 pub mod clusters;
 mod notify;
+mod program;
 mod schema;
 mod shape;
 mod yaml;
@@ -27,11 +29,17 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use crate::desired::{DesiredJob, DesiredState, JarLocation, JarRef, Program, Revision};
+use crate::desired::{DesiredJob, DesiredState, JarRef, Revision};
 use crate::diagnostic::Diagnostic;
-use crate::git::{AccessLog, GitError, ReadError, RepoFiles, RepoSource, normalize_repo_path};
-use crate::spec::{self, ClusterConfig, JobFile, JobSpec, RepoConfig};
+use crate::git::{AccessLog, GitError, ReadError, RepoFiles, RepoSource};
+use crate::spec::{self, ClusterConfig, JobFile, RepoConfig};
+use crate::text::error_chain;
 
+use checks::{
+    ReadFailure, check_url, env_var_message, is_env_var_name, looks_like_uri, read_failure,
+    uri_message,
+};
+use program::{JarFields, check_entry_class};
 pub use schema::{job_file_schema, repo_config_schema, schema_file_text};
 use yaml::{Node, ParseFailure, Pos, Problem, Seg, Value, path, suggest};
 
@@ -127,7 +135,7 @@ struct Loader<'a> {
     digests: BTreeMap<String, String>,
     diagnostics: Vec<Diagnostic>,
     /// Repo jar path → its SHA-256, or why it could not be read.
-    jar_hashes: BTreeMap<String, Result<String, String>>,
+    jar_hashes: BTreeMap<String, Result<String, ReadFailure>>,
 }
 
 impl Loader<'_> {
@@ -256,7 +264,7 @@ impl Loader<'_> {
                         "{REPO_CONFIG_FILE} not found in {}; a jobs repo needs one at its root",
                         self.files.origin()
                     ),
-                    _ => read_failure(&e, file, "YAML files"),
+                    _ => error_chain(&read_failure(e, file, "YAML files")),
                 };
                 self.diagnostics.push(Diagnostic::whole_file(file, message));
                 return None;
@@ -505,288 +513,6 @@ impl Loader<'_> {
         })
     }
 
-    /// Exactly one of `jar`, `sql`, `sqlFile`, resolved into a [`Program`].
-    fn resolve_program(
-        &mut self,
-        tree: &Node,
-        spec: &JobSpec,
-        runner: &Runner,
-        problems: &mut Vec<Problem>,
-    ) -> Option<Program> {
-        let set: Vec<&str> = [
-            ("jar", spec.jar.is_some()),
-            ("sql", spec.sql.is_some()),
-            ("sqlFile", spec.sql_file.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(k, on)| on.then_some(k))
-        .collect();
-        match set.as_slice() {
-            [] => {
-                let p = path(&["spec"]);
-                problems.push(Problem::new(
-                    tree.key_pos(&p),
-                    p,
-                    "one of `jar`, `sql` or `sqlFile` is required",
-                ));
-                return None;
-            }
-            [_] => {}
-            [first, rest @ ..] => {
-                for other in rest {
-                    let p = path(&["spec", other]);
-                    problems.push(Problem::new(
-                        tree.key_pos(&p),
-                        p,
-                        format!(
-                            "`{first}` and `{other}` are mutually exclusive; set exactly one of \
-                             `jar`, `sql` or `sqlFile`"
-                        ),
-                    ));
-                }
-                return None;
-            }
-        }
-
-        if let Some(jar) = &spec.jar {
-            let jar_ref = self.resolve_jar(
-                tree,
-                JarFields {
-                    base: path(&["spec", "jar"]),
-                    path_key: "path",
-                    path: jar.path.as_deref(),
-                    url: jar.url.as_deref(),
-                    sha256: jar.sha256.as_deref(),
-                },
-                problems,
-            );
-            check_entry_class(tree, &["spec", "jar"], jar.entry_class.as_deref(), problems);
-            return Some(Program::Jar {
-                jar: jar_ref?,
-                entry_class: jar.entry_class.clone(),
-                args: jar.args.clone(),
-            });
-        }
-
-        let (field, script, source_file) = if let Some(sql) = &spec.sql {
-            let p = path(&["spec", "sql"]);
-            if sql.trim().is_empty() {
-                problems.push(Problem::new(tree.value_pos(&p), p, "must not be empty"));
-                return None;
-            }
-            ("sql", sql.clone(), None)
-        } else {
-            let raw = spec.sql_file.as_deref().unwrap_or_default();
-            let (script, file) = self.read_sql_file(tree, raw, problems)?;
-            ("sqlFile", script, Some(file))
-        };
-
-        let p = path(&["spec", field]);
-        match runner {
-            Runner::Ready { jar, class } => Some(Program::Sql {
-                script,
-                source_file,
-                runner: jar.clone(),
-                runner_class: class.clone(),
-            }),
-            Runner::Unknown => None,
-            Runner::NotConfigured => {
-                problems.push(Problem::new(
-                    tree.key_pos(&p),
-                    p,
-                    format!(
-                        "SQL jobs need a `sqlRunner` in {REPO_CONFIG_FILE} (the jar that runs the \
-                         script)"
-                    ),
-                ));
-                None
-            }
-            Runner::Invalid => {
-                problems.push(Problem::new(
-                    tree.key_pos(&p),
-                    p,
-                    format!(
-                        "the `sqlRunner` in {REPO_CONFIG_FILE} is invalid (see its diagnostics)"
-                    ),
-                ));
-                None
-            }
-        }
-    }
-
-    /// Read `spec.sqlFile`: a repo-relative, UTF-8, non-empty file. Returns the script and the
-    /// normalized path.
-    fn read_sql_file(
-        &mut self,
-        tree: &Node,
-        raw: &str,
-        problems: &mut Vec<Problem>,
-    ) -> Option<(String, String)> {
-        let p = path(&["spec", "sqlFile"]);
-        let pos = tree.value_pos(&p);
-        let file = match normalize_repo_path(raw) {
-            Ok(file) => file,
-            Err(why) => {
-                problems.push(Problem::new(pos, p, format!("invalid path `{raw}`: {why}")));
-                return None;
-            }
-        };
-        let bytes = match self.read_tracked(&file, MAX_SQL_BYTES) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                let message = read_failure(&e, &file, "SQL files");
-                problems.push(Problem::new(pos, p, message));
-                return None;
-            }
-        };
-        let script = match String::from_utf8(bytes) {
-            Ok(script) => script,
-            Err(e) => {
-                let at = Pos::of_byte_offset(e.as_bytes(), e.utf8_error().valid_up_to());
-                problems.push(Problem::new(
-                    pos,
-                    p,
-                    format!(
-                        "`{file}` is not valid UTF-8 (line {}, column {})",
-                        at.line, at.column
-                    ),
-                ));
-                return None;
-            }
-        };
-        if script.trim().is_empty() {
-            problems.push(Problem::new(pos, p, format!("`{file}` is empty")));
-            return None;
-        }
-        Some((script, file))
-    }
-
-    /// A jar given by repo path (hashed from its bytes) or by URL (with its declared SHA-256).
-    fn resolve_jar(
-        &mut self,
-        tree: &Node,
-        f: JarFields<'_>,
-        problems: &mut Vec<Problem>,
-    ) -> Option<JarRef> {
-        let at = |key: &str| {
-            let mut p = f.base.clone();
-            p.push(Seg::Key(key.to_string()));
-            p
-        };
-        let path_key = f.path_key;
-        let sha_path = at("sha256");
-        let declared = match f.sha256 {
-            Some(s) if is_sha256(s) => Some(s.to_ascii_lowercase()),
-            Some(s) => {
-                problems.push(Problem::new(
-                    tree.value_pos(&sha_path),
-                    sha_path.clone(),
-                    format!("must be 64 hexadecimal characters (a SHA-256), found `{s}`"),
-                ));
-                return None;
-            }
-            None => None,
-        };
-        match (f.path, f.url) {
-            (Some(_), Some(_)) => {
-                let p = at("url");
-                problems.push(Problem::new(
-                    tree.key_pos(&p),
-                    f.base.clone(),
-                    format!("set exactly one of `{path_key}` or `url`, not both"),
-                ));
-                None
-            }
-            (None, None) => {
-                problems.push(Problem::new(
-                    tree.key_pos(&f.base),
-                    f.base.clone(),
-                    format!("one of `{path_key}` (a jar in the repo) or `url` is required"),
-                ));
-                None
-            }
-            (Some(raw), None) => {
-                let p = at(path_key);
-                let pos = tree.value_pos(&p);
-                let file = match normalize_repo_path(raw) {
-                    Ok(file) => file,
-                    Err(why) => {
-                        problems.push(Problem::new(pos, p, format!("invalid path `{raw}`: {why}")));
-                        return None;
-                    }
-                };
-                let sha256 = match self.hash_jar(&file) {
-                    Ok(sha) => sha,
-                    Err(message) => {
-                        problems.push(Problem::new(pos, p, message));
-                        return None;
-                    }
-                };
-                if let Some(declared) = declared
-                    && declared != sha256
-                {
-                    problems.push(Problem::new(
-                        tree.value_pos(&sha_path),
-                        sha_path,
-                        format!(
-                            "does not match `{file}`, whose SHA-256 is {sha256} (remove \
-                                 `sha256` or update it)"
-                        ),
-                    ));
-                    return None;
-                }
-                Some(JarRef {
-                    location: JarLocation::Repo { path: file },
-                    sha256,
-                })
-            }
-            (None, Some(raw)) => {
-                let p = at("url");
-                if let Err(message) = check_url(raw, &["http", "https", "file"]) {
-                    problems.push(Problem::new(tree.value_pos(&p), p, message));
-                    return None;
-                }
-                let Some(sha256) = declared else {
-                    problems.push(Problem::new(
-                        tree.key_pos(&p),
-                        sha_path,
-                        "required with `url`: the SHA-256 (64 hexadecimal characters) the \
-                         downloaded jar must match",
-                    ));
-                    return None;
-                };
-                Some(JarRef {
-                    location: JarLocation::Url {
-                        url: raw.to_string(),
-                    },
-                    sha256,
-                })
-            }
-        }
-    }
-
-    /// SHA-256 of a repo jar (cached: jobs often share a jar).
-    fn hash_jar(&mut self, file: &str) -> Result<String, String> {
-        if let Some(known) = self.jar_hashes.get(file) {
-            return known.clone();
-        }
-        let result = match self.files.hash(file, MAX_JAR_BYTES) {
-            Ok(hash) => {
-                self.log.record_file(file, hash.blob_id);
-                self.digests.insert(file.to_string(), hash.sha256.clone());
-                Ok(hash.sha256)
-            }
-            Err(e) => {
-                if e.is_not_found() {
-                    self.log.record_file(file, None);
-                }
-                Err(read_failure(&e, file, "jars"))
-            }
-        };
-        self.jar_hashes.insert(file.to_string(), result.clone());
-        result
-    }
-
     /// Jobs sharing a `metadata.name` are all invalid; each file gets a diagnostic naming every
     /// file involved.
     fn check_duplicate_names(&mut self, outcomes: &mut [JobOutcome]) {
@@ -827,30 +553,6 @@ impl Loader<'_> {
             outcomes[i].job = None;
             self.emit(&file, vec![problem]);
         }
-    }
-}
-
-/// The fields of a jar reference (`spec.jar` or `sqlRunner`).
-struct JarFields<'a> {
-    base: Vec<Seg>,
-    /// Name of the repo-path field: `path` for jobs, `jar` for the SQL runner.
-    path_key: &'static str,
-    path: Option<&'a str>,
-    url: Option<&'a str>,
-    sha256: Option<&'a str>,
-}
-
-fn check_entry_class(tree: &Node, base: &[&str], class: Option<&str>, problems: &mut Vec<Problem>) {
-    if let Some(class) = class
-        && (class.trim().is_empty() || class.chars().any(char::is_whitespace))
-    {
-        let mut p = path(base);
-        p.push(Seg::Key("entryClass".into()));
-        problems.push(Problem::new(
-            tree.value_pos(&p),
-            p,
-            format!("`{class}` is not a valid class name"),
-        ));
     }
 }
 
@@ -913,9 +615,9 @@ fn check_config(config: &RepoConfig, tree: &Node, problems: &mut Vec<Problem>) {
                 "cluster names must not be empty",
             ));
         }
-        if let Err(message) = check_url(&cluster.url, &["http", "https"]) {
+        if let Err(e) = check_url(&cluster.url, &["http", "https"]) {
             let p = at("url");
-            problems.push(Problem::new(tree.value_pos(&p), p, message));
+            problems.push(Problem::new(tree.value_pos(&p), p, error_chain(&e)));
         }
         if let Some(dir) = &cluster.savepoint_dir
             && !looks_like_uri(dir)
@@ -958,98 +660,4 @@ fn label_path(base: &[&str], key: &str) -> Vec<Seg> {
     let mut p = path(base);
     p.push(Seg::Key(key.to_string()));
     p
-}
-
-fn check_url(raw: &str, schemes: &[&str]) -> Result<(), String> {
-    let allowed = match schemes {
-        [a, b] => format!("{a} or {b}"),
-        [init @ .., last] => format!("{}, or {last}", init.join(", ")),
-        [] => String::new(),
-    };
-    let url = reqwest::Url::parse(raw).map_err(|e| format!("invalid URL `{raw}`: {e}"))?;
-    if !schemes.contains(&url.scheme()) {
-        return Err(format!(
-            "URL `{raw}` must use {allowed}, not `{}`",
-            url.scheme()
-        ));
-    }
-    if url.scheme() != "file" && url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("URL `{raw}` has no host"));
-    }
-    Ok(())
-}
-
-/// `scheme://rest`, as Flink expects for savepoint directories (`s3://b/p`, `file:///p`).
-fn looks_like_uri(s: &str) -> bool {
-    let Some((scheme, rest)) = s.split_once("://") else {
-        return false;
-    };
-    scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-        && !rest.is_empty()
-        && !s.chars().any(char::is_whitespace)
-}
-
-fn uri_message(value: &str) -> String {
-    format!(
-        "must be a URI such as `s3://bucket/savepoints` or `file:///savepoints`, found `{value}`"
-    )
-}
-
-fn is_env_var_name(s: &str) -> bool {
-    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-fn env_var_message(value: &str) -> String {
-    format!(
-        "`{value}` is not a valid environment variable name (letters, digits and '_', not \
-         starting with a digit)"
-    )
-}
-
-fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit())
-}
-
-fn human_bytes(n: u64) -> String {
-    const MIB: u64 = 1024 * 1024;
-    if n >= MIB && n.is_multiple_of(MIB) {
-        format!("{} MiB", n / MIB)
-    } else {
-        format!("{n} bytes")
-    }
-}
-
-/// Why `file` could not be read, for a diagnostic.
-fn read_failure(e: &GitError, file: &str, kind: &str) -> String {
-    match e.read_error() {
-        Some(ReadError::NotFound) => match e {
-            GitError::Read { origin, .. } => format!("`{file}` does not exist in {origin}"),
-            _ => format!("`{file}` does not exist"),
-        },
-        Some(ReadError::TooLarge { size, limit }) => format!(
-            "`{file}` is {size} bytes; {kind} are limited to {}",
-            human_bytes(*limit)
-        ),
-        Some(ReadError::Unsupported(why)) => format!("cannot read `{file}`: {why}"),
-        _ => error_chain(e),
-    }
-}
-
-/// An error and its sources, `: `-separated.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }

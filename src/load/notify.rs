@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::spec::{EventSelector, MAX_DEDUP_WINDOW_SECONDS, NotificationsConfig};
+use crate::spec::{EventSelector, MAX_DEDUP_WINDOW_SECONDS, NameError, NotificationsConfig};
 
 use super::yaml::{Node, Problem, Seg, path};
 use super::{env_var_message, is_env_var_name};
@@ -39,7 +39,11 @@ pub(super) fn check(config: &NotificationsConfig, tree: &Node, problems: &mut Ve
 
         let name_path = at("name");
         if let Err(why) = check_route_name(&route.name) {
-            problems.push(Problem::new(tree.value_pos(&name_path), name_path, why));
+            problems.push(Problem::new(
+                tree.value_pos(&name_path),
+                name_path,
+                why.to_string(),
+            ));
         } else if let Some(first) = first_by_name.get(route.name.as_str()) {
             problems.push(Problem::new(
                 tree.value_pos(&name_path),
@@ -106,24 +110,25 @@ pub(super) fn check(config: &NotificationsConfig, tree: &Node, problems: &mut Ve
     }
 }
 
-/// Rules for a route's `name`; returns why a name is invalid.
-fn check_route_name(name: &str) -> Result<(), String> {
+/// Rules for a route's `name`.
+fn check_route_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
-        return Err("must not be empty".into());
+        return Err(NameError::Empty);
     }
     if name.chars().count() > MAX_ROUTE_NAME {
-        return Err(format!(
-            "is {} characters long; at most {MAX_ROUTE_NAME} are allowed",
-            name.chars().count()
-        ));
+        return Err(NameError::TooLong {
+            len: name.chars().count(),
+            max: MAX_ROUTE_NAME,
+        });
     }
-    if let Some(bad) = name
+    if let Some(found) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
     {
-        return Err(format!(
-            "contains {bad:?}; only letters, digits, '-', '_' and '.' are allowed"
-        ));
+        return Err(NameError::Character {
+            found,
+            allowed: "letters, digits, '-', '_' and '.'",
+        });
     }
     Ok(())
 }

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value as Json};
 
-use super::yaml::{Node, Problem, Seg, Value, unknown_field_message, unknown_value_message};
+use super::yaml::{Entry, Node, Problem, Seg, Value, unknown_field_message, unknown_value_message};
 
 pub(crate) fn check(schema: &Json, node: &Node) -> Vec<Problem> {
     let empty = Map::new();
@@ -214,41 +214,55 @@ impl<'s> Checker<'s> {
                     problem(wrong("a mapping"));
                     return;
                 };
-                let props = schema.get("properties").and_then(Json::as_object);
-                let additional = schema.get("additionalProperties");
-                let names: Vec<&str> = props
-                    .map(|p| p.keys().map(String::as_str).collect())
-                    .unwrap_or_default();
-                for e in entries {
-                    path.push(Seg::Key(e.key.clone()));
-                    match (props.and_then(|p| p.get(&e.key)), additional) {
-                        (Some(s), _) => self.check(s, &e.value, path, Some(e.key_pos), out),
-                        (None, Some(Json::Bool(false))) => out.push(Problem::new(
-                            e.key_pos,
-                            path.clone(),
-                            unknown_field_message(&e.key, &names),
-                        )),
-                        (None, Some(s @ Json::Object(_))) => {
-                            self.check(s, &e.value, path, Some(e.key_pos), out)
-                        }
-                        (None, _) => {}
-                    }
-                    path.pop();
-                }
-                let required = schema.get("required").and_then(Json::as_array);
-                for r in required.into_iter().flatten().filter_map(Json::as_str) {
-                    if !entries.iter().any(|e| e.key == r) {
-                        let mut p = path.clone();
-                        p.push(Seg::Key(r.to_string()));
-                        out.push(Problem::new(
-                            key_pos.unwrap_or(node.pos),
-                            p,
-                            "missing required field",
-                        ));
-                    }
-                }
+                self.check_object(schema, node, entries, path, key_pos, out);
             }
             Expect::Unknown => {}
+        }
+    }
+
+    /// The entries of a mapping against an object schema: known fields checked, unknown ones
+    /// flagged (when the schema forbids them), missing required ones reported at the key.
+    fn check_object(
+        &self,
+        schema: &'s Json,
+        node: &Node,
+        entries: &[Entry],
+        path: &mut Vec<Seg>,
+        key_pos: Option<super::yaml::Pos>,
+        out: &mut Vec<Problem>,
+    ) {
+        let props = schema.get("properties").and_then(Json::as_object);
+        let additional = schema.get("additionalProperties");
+        let names: Vec<&str> = props
+            .map(|p| p.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        for e in entries {
+            path.push(Seg::Key(e.key.clone()));
+            match (props.and_then(|p| p.get(&e.key)), additional) {
+                (Some(s), _) => self.check(s, &e.value, path, Some(e.key_pos), out),
+                (None, Some(Json::Bool(false))) => out.push(Problem::new(
+                    e.key_pos,
+                    path.clone(),
+                    unknown_field_message(&e.key, &names),
+                )),
+                (None, Some(s @ Json::Object(_))) => {
+                    self.check(s, &e.value, path, Some(e.key_pos), out)
+                }
+                (None, _) => {}
+            }
+            path.pop();
+        }
+        let required = schema.get("required").and_then(Json::as_array);
+        for r in required.into_iter().flatten().filter_map(Json::as_str) {
+            if !entries.iter().any(|e| e.key == r) {
+                let mut p = path.clone();
+                p.push(Seg::Key(r.to_string()));
+                out.push(Problem::new(
+                    key_pos.unwrap_or(node.pos),
+                    p,
+                    "missing required field",
+                ));
+            }
         }
     }
 }

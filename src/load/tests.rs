@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::desired::JarLocation;
+use crate::desired::{JarLocation, Program};
 use crate::git::MemoryFiles;
 use crate::spec::{RunState, UpgradeMode};
 

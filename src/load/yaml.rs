@@ -608,6 +608,13 @@ fn problem_from_error(e: &YamlError, tree: Option<&Node>) -> Problem {
             let key = key.as_deref().unwrap_or("?");
             Problem::new(pos, path, format!("duplicate key `{key}`"))
         }
+        other => file_problem(pos, other),
+    }
+}
+
+/// A problem with the file as a whole (limits, aliases, encoding, syntax): no field path.
+fn file_problem(pos: Pos, e: &YamlError) -> Problem {
+    match e {
         YamlError::Budget { breach, .. } => Problem::new(pos, Vec::new(), budget_message(breach)),
         YamlError::AliasReplayLimitExceeded { .. }
         | YamlError::AliasExpansionLimitExceeded { .. }

@@ -3,6 +3,10 @@
 use super::*;
 use crate::desired::{JarLocation, JarRef};
 use crate::spec::{ClusterConfig, RepoConfig};
+// The types the builders take and return, for the tests that use them.
+pub(crate) use crate::desired::{Program, Revision};
+pub(crate) use crate::observe::JobState;
+pub(crate) use crate::spec::{RunState, UpgradeMode};
 
 pub(crate) fn config(prune: bool) -> RepoConfig {
     RepoConfig {

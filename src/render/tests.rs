@@ -193,7 +193,7 @@ fn markdown_with_invalid_files() {
             "spec.cluster: unknown cluster `locl` (clusters: `local`)",
         ),
     ];
-    let out = crate::preview::Preview::new(Some(&plan), &diagnostics).to_markdown();
+    let out = crate::render::markdown::Preview::new(Some(&plan), &diagnostics).to_markdown();
     insta::assert_snapshot!(out);
 }
 
@@ -341,14 +341,14 @@ fn previews_never_show_secrets() {
         Some("spec.flinkConfiguration.\"fs.s3a.secret.key\"".into()),
         "spec.flinkConfiguration.\"fs.s3a.secret.key\": expected a scalar, found \"DIAG-7\"",
     )];
-    let preview = crate::preview::Preview::new(Some(&plan), &diagnostics);
+    let preview = crate::render::markdown::Preview::new(Some(&plan), &diagnostics);
     let mut outputs = vec![
         super::text(&plan),
         super::json(&plan),
         super::markdown(&plan),
         preview.to_markdown(),
     ];
-    outputs.extend(preview.split(crate::preview::MIN_LIMIT));
+    outputs.extend(preview.split(crate::render::markdown::MIN_LIMIT));
     for out in &outputs {
         for secret in SECRETS {
             assert!(!out.contains(secret), "{secret} in:\n{out}");

@@ -510,10 +510,18 @@ pub struct Overrides {
     pub address_file: Option<PathBuf>,
 }
 
+/// A daemon config that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not YAML, or not the shape of a daemon config (the message names line and field).
+    #[error(transparent)]
+    Parse(serde_saphyr::Error),
+}
+
 impl DaemonConfig {
     /// Parses a daemon config (serde-saphyr).
-    pub fn parse(text: &str) -> Result<DaemonConfig> {
-        serde_saphyr::from_str(text).map_err(|e| anyhow!("{e}"))
+    pub fn parse(text: &str) -> Result<DaemonConfig, ConfigError> {
+        serde_saphyr::from_str(text).map_err(ConfigError::Parse)
     }
 
     /// Reads `--config` (if any) and applies the overrides.
@@ -722,10 +730,9 @@ mod tests {
     #[test]
     fn watch_defaults_to_a_local_repo_url() {
         let load = |url: &str, watch: &str| {
-            DaemonConfig::parse(&format!("repo: {{url: {url}}}\n{watch}")).and_then(|c| {
-                c.check()?;
-                c.watch_path()
-            })
+            let c = DaemonConfig::parse(&format!("repo: {{url: {url}}}\n{watch}"))?;
+            c.check()?;
+            c.watch_path()
         };
         assert_eq!(load("/srv/jobs", "").unwrap(), None);
         assert_eq!(

@@ -139,10 +139,21 @@ impl fmt::Display for HostKeyError {
     }
 }
 
+/// The known_hosts file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read known_hosts {}", path.display())]
+pub struct KnownHostsError {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
 impl KnownHosts {
-    pub fn load(path: &Path) -> Result<KnownHosts, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read known_hosts {}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<KnownHosts, KnownHostsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KnownHostsError {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(KnownHosts::parse(path, &text))
     }
 

@@ -8,6 +8,7 @@
 //! store is closed. Anything cut short is in the journal and is finished on the next start.
 
 pub mod config;
+pub mod http;
 pub mod known_hosts;
 pub mod metrics;
 pub mod pull;
@@ -182,14 +183,16 @@ fn spawn_tasks(
         previews,
     });
     let server_cancel = t.cancel.clone();
-    t.tracker.spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(server_cancel.cancelled_owned())
-            .await;
-        if let Err(e) = result {
-            warn!("HTTP server: {e}");
-        }
-    });
+    let limits = http::HttpLimits {
+        max_body_bytes: shared
+            .cfg
+            .webhooks
+            .max_body_bytes
+            .max(server::API_BODY_LIMIT),
+        ..http::HttpLimits::default()
+    };
+    t.tracker
+        .spawn(http::serve(listener, app, limits, server_cancel));
     if let Some(path) = shared.cfg.watch_path()? {
         let debounce = Duration::from_millis(
             shared

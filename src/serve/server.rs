@@ -22,9 +22,10 @@ use tower_http::trace::TraceLayer;
 use super::pull::{self, ForgeKind, Previews, Submitted};
 use super::reconcile::{ApplyRefusal, ApplyRequest, Shared};
 use super::webhook;
-use crate::apply::now_ms;
 use crate::audit;
+use crate::clock::now_ms;
 use crate::store::HistoryKind;
+use crate::text::error_chain;
 
 /// Secrets resolved at start.
 #[derive(Clone, Default)]
@@ -43,24 +44,111 @@ pub struct AppState {
     pub previews: Option<Arc<Previews>>,
 }
 
-/// A JSON error: `{"error": message}` with the status code.
-pub struct ApiError(StatusCode, String);
+/// Everything an API request can fail with. Each error maps to one HTTP status and a JSON body
+/// `{"error": message}` in [`IntoResponse`]: 4xx for the caller's mistakes, with the message;
+/// 5xx for weir's own failures, whose detail goes to the log, not to the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no API token is configured (api.tokens): this endpoint is disabled")]
+    TokensNotConfigured,
+    #[error("missing bearer token (Authorization: Bearer <token>)")]
+    MissingToken,
+    #[error("invalid bearer token")]
+    InvalidToken,
+    /// A webhook delivery without a valid signature or token (the message names the header).
+    #[error("{0}")]
+    BadSignature(&'static str),
+    #[error("the {0} webhook receiver is not configured")]
+    ReceiverDisabled(&'static str),
+    #[error("no such endpoint")]
+    NoEndpoint,
+    #[error("no job `{0}`")]
+    UnknownJob(String),
+    #[error("no plan `{0}`")]
+    UnknownPlan(String),
+    #[error("no apply `{0}`")]
+    UnknownApply(String),
+    #[error("no apply or plan `{0}`")]
+    UnknownRecord(String),
+    /// The reconcile worker knows no such plan (its own message).
+    #[error("{0}")]
+    PlanNotFound(String),
+    /// A bad query parameter or body; the message names the parameter.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A body that could not be read (too large, or not sent in time).
+    #[error("{message}")]
+    BadBody { status: StatusCode, message: String },
+    #[error("plan `{0}` is a pull-request preview; previews are never applied")]
+    PreviewNotApplicable(String),
+    #[error("the plan is stale: {0}")]
+    StalePlan(String),
+    /// Another apply holds a job of the plan.
+    #[error("{0}")]
+    Busy(String),
+    #[error("shutting down")]
+    ShuttingDown,
+    #[error("the apply could not be started: {0}")]
+    ApplyFailed(String),
+    #[error("the store failed")]
+    Store(#[from] crate::store::StoreError),
+    #[error("a record could not be encoded or decoded")]
+    Json(#[from] serde_json::Error),
+}
 
 impl ApiError {
-    fn new(code: StatusCode, msg: impl Into<String>) -> ApiError {
-        ApiError(code, msg.into())
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::TokensNotConfigured => StatusCode::FORBIDDEN,
+            ApiError::MissingToken | ApiError::InvalidToken | ApiError::BadSignature(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::ReceiverDisabled(_)
+            | ApiError::NoEndpoint
+            | ApiError::UnknownJob(_)
+            | ApiError::UnknownPlan(_)
+            | ApiError::UnknownApply(_)
+            | ApiError::UnknownRecord(_)
+            | ApiError::PlanNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadBody { status, .. } => *status,
+            ApiError::PreviewNotApplicable(_) | ApiError::StalePlan(_) => StatusCode::CONFLICT,
+            ApiError::Busy(_) => StatusCode::LOCKED,
+            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ApplyFailed(_) | ApiError::Store(_) | ApiError::Json(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// What the caller is told: the message, except for weir's own failures.
+    fn public_message(&self) -> String {
+        if self.status().is_server_error() && !matches!(self, ApiError::ShuttingDown) {
+            "internal error (see the daemon's log)".to_string()
+        } else {
+            self.to_string()
+        }
+    }
+}
+
+impl From<ApplyRefusal> for ApiError {
+    fn from(r: ApplyRefusal) -> ApiError {
+        match r {
+            ApplyRefusal::NotFound(m) => ApiError::PlanNotFound(m),
+            ApplyRefusal::Stale(m) => ApiError::StalePlan(m.to_string()),
+            ApplyRefusal::Busy(m) => ApiError::Busy(m),
+            ApplyRefusal::Failed(m) => ApiError::ApplyFailed(error_chain(&m)),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, axum::Json(json!({"error": self.1}))).into_response()
-    }
-}
-
-impl<E: std::fmt::Display> From<E> for ApiError {
-    fn from(e: E) -> ApiError {
-        ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %error_chain(&self), "API request failed");
+        }
+        (status, axum::Json(json!({"error": self.public_message()}))).into_response()
     }
 }
 
@@ -70,7 +158,7 @@ type ApiResult = Result<Response, ApiError>;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const WEBHOOK_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Body limit of the API's own endpoints (they take no meaningful body).
-const API_BODY_LIMIT: usize = 64 * 1024;
+pub const API_BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let webhook_limit = state.shared.cfg.webhooks.max_body_bytes;
@@ -99,7 +187,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(webhooks)
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .fallback(|| async { ApiError::NoEndpoint })
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -118,16 +206,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 fn check_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if state.secrets.api_tokens.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "no API token is configured (api.tokens): this endpoint is disabled",
-        ));
+        return Err(ApiError::TokensNotConfigured);
     }
     let Some(given) = bearer(headers) else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing bearer token (Authorization: Bearer <token>)",
-        ));
+        return Err(ApiError::MissingToken);
     };
     // Compare with every token (no early exit) in constant time.
     let mut ok = false;
@@ -137,10 +219,7 @@ fn check_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid bearer token",
-        ))
+        Err(ApiError::InvalidToken)
     }
 }
 
@@ -217,10 +296,7 @@ async fn job(
     check_read(&state, &headers)?;
     let status = state.shared.status();
     let Some(job) = status.jobs.iter().find(|j| j.name == name) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no job `{name}`"),
-        ));
+        return Err(ApiError::UnknownJob(name));
     };
     let store = &state.shared.store;
     let history = store.history(Some(&name), 20).await?;
@@ -260,10 +336,7 @@ async fn plan(
 ) -> ApiResult {
     check_read(&state, &headers)?;
     let Some(record) = state.shared.store.plan(&id).await? else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no plan `{id}`"),
-        ));
+        return Err(ApiError::UnknownPlan(id));
     };
     let plan: Value = serde_json::from_str(&record.plan_json)?;
     json(json!({"id": record.id, "trigger": record.trigger, "plan": plan}))
@@ -278,7 +351,7 @@ async fn apply(
 ) -> ApiResult {
     check_read(&state, &headers)?;
     let store = &state.shared.store;
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no apply `{id}`"));
+    let not_found = || ApiError::UnknownApply(id.clone());
     let record = store.apply(&id).await?.ok_or_else(not_found)?;
     let story = audit::load_apply(store, &id).await?.ok_or_else(not_found)?;
     let journal = store.journal(&id).await?;
@@ -303,15 +376,14 @@ async fn history(
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult {
     check_read(&state, &headers)?;
-    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let jsonl = match q.format.as_deref() {
         None | Some("json") => false,
         Some("jsonl") => true,
         Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("format: `{other}` is neither `json` nor `jsonl`"),
-            ));
+            return Err(ApiError::BadRequest(format!(
+                "format: `{other}` is neither `json` nor `jsonl`"
+            )));
         }
     };
     let since_ms = q
@@ -319,7 +391,7 @@ async fn history(
         .as_deref()
         .map(|s| audit::parse_since(s, now_ms()))
         .transpose()
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("since: {e}")))?;
+        .map_err(|e| ApiError::BadRequest(format!("since: {e}")))?;
     let filter = audit::history_filter(q.job, since_ms, q.limit, jsonl);
     let records = audit::load_history(&state.shared.store, &filter).await?;
     if jsonl {
@@ -341,10 +413,7 @@ async fn record(
     check_read(&state, &headers)?;
     match audit::load_shown(&state.shared.store, &id).await? {
         Some(shown) => json(shown),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no apply or plan `{id}`"),
-        )),
+        None => Err(ApiError::UnknownRecord(id)),
     }
 }
 
@@ -384,10 +453,7 @@ async fn apply_plan(
     if let Some(record) = state.shared.store.plan(&id).await?
         && record.trigger == crate::audit::trigger::PULL_REQUEST
     {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("plan `{id}` is a pull-request preview; previews are never applied"),
-        ));
+        return Err(ApiError::PreviewNotApplicable(id));
     }
     let (reply, rx) = oneshot::channel();
     state
@@ -398,27 +464,15 @@ async fn apply_plan(
             reply,
         })
         .await
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+        .map_err(|_| ApiError::ShuttingDown)?;
     match rx.await {
         Ok(Ok(apply_id)) => Ok((
             StatusCode::ACCEPTED,
             axum::Json(json!({"applyId": apply_id, "planId": id})),
         )
             .into_response()),
-        Ok(Err(ApplyRefusal::NotFound(m))) => Err(ApiError::new(StatusCode::NOT_FOUND, m)),
-        Ok(Err(ApplyRefusal::Stale(m))) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("the plan is stale: {m}"),
-        )),
-        Ok(Err(ApplyRefusal::Busy(m))) => Err(ApiError::new(StatusCode::LOCKED, m)),
-        Ok(Err(ApplyRefusal::Failed(m))) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            crate::text::error_chain(&m),
-        )),
-        Err(_) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting down",
-        )),
+        Ok(Err(refusal)) => Err(refusal.into()),
+        Err(_) => Err(ApiError::ShuttingDown),
     }
 }
 
@@ -431,21 +485,17 @@ fn body(
 ) -> Result<Bytes, ApiError> {
     b.map_err(|e| {
         state.shared.metrics.webhook(receiver, "bad_body");
-        ApiError::new(e.status(), e.body_text())
+        ApiError::BadBody {
+            status: e.status(),
+            message: e.body_text(),
+        }
     })
 }
 
-fn unauthorized(state: &AppState, receiver: &str, msg: &str) -> ApiError {
+fn unauthorized(state: &AppState, receiver: &str, msg: &'static str) -> ApiError {
     state.shared.metrics.webhook(receiver, "rejected");
     tracing::warn!(receiver, "webhook rejected: {msg}");
-    ApiError::new(StatusCode::UNAUTHORIZED, msg)
-}
-
-fn disabled(receiver: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        format!("the {receiver} webhook receiver is not configured"),
-    )
+    ApiError::BadSignature(msg)
 }
 
 /// Triggers a reconcile for a push to the followed branch; ignores other branches.
@@ -476,7 +526,7 @@ async fn github(
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let Some(secret) = state.secrets.github.clone() else {
-        return Err(disabled("github"));
+        return Err(ApiError::ReceiverDisabled("github"));
     };
     let b = body(&state, "github", b)?;
     let sig = headers
@@ -513,7 +563,7 @@ async fn gitlab(
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let Some(secret) = state.secrets.gitlab.clone() else {
-        return Err(disabled("gitlab"));
+        return Err(ApiError::ReceiverDisabled("gitlab"));
     };
     let b = body(&state, "gitlab", b)?;
     let given = headers.get("x-gitlab-token").map(|v| v.as_bytes());
@@ -543,10 +593,9 @@ fn pull_request(state: &AppState, kind: ForgeKind, body: &[u8]) -> ApiResult {
         Ok(ev) => ev,
         Err(e) => {
             state.shared.metrics.webhook(receiver, "bad_body");
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("not a pull request delivery: {e}"),
-            ));
+            return Err(ApiError::BadRequest(format!(
+                "not a pull request delivery: {e}"
+            )));
         }
     };
     let Some(previews) = &state.previews else {
@@ -579,7 +628,7 @@ async fn generic(
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let Some(secret) = state.secrets.generic.clone() else {
-        return Err(disabled("generic"));
+        return Err(ApiError::ReceiverDisabled("generic"));
     };
     let b = body(&state, "generic", b)?;
     let sig = headers
@@ -593,4 +642,111 @@ async fn generic(
         ));
     }
     accept_push(&state, "generic", &b, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn reply(e: ApiError) -> (u16, Value) {
+        let r = e.into_response();
+        let status = r.status().as_u16();
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn callers_mistakes_are_4xx_with_their_message() {
+        for (e, code, message) in [
+            (ApiError::MissingToken, 401, "missing bearer token"),
+            (ApiError::InvalidToken, 401, "invalid bearer token"),
+            (
+                ApiError::TokensNotConfigured,
+                403,
+                "no API token is configured",
+            ),
+            (
+                ApiError::UnknownJob("orders".into()),
+                404,
+                "no job `orders`",
+            ),
+            (ApiError::UnknownApply("a1".into()), 404, "no apply `a1`"),
+            (
+                ApiError::UnknownRecord("x".into()),
+                404,
+                "no apply or plan `x`",
+            ),
+            (ApiError::NoEndpoint, 404, "no such endpoint"),
+            (ApiError::BadRequest("since: bad".into()), 400, "since: bad"),
+            (
+                ApiError::StalePlan("the job changed".into()),
+                409,
+                "the plan is stale: the job changed",
+            ),
+            (
+                ApiError::PreviewNotApplicable("p1".into()),
+                409,
+                "pull-request preview",
+            ),
+            (
+                ApiError::Busy("`orders` is being applied".into()),
+                423,
+                "being applied",
+            ),
+            (
+                ApiError::BadBody {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    message: "too big".into(),
+                },
+                413,
+                "too big",
+            ),
+        ] {
+            let (status, body) = reply(e).await;
+            assert_eq!(status, code, "{body}");
+            let text = body["error"].as_str().unwrap();
+            assert!(text.contains(message), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn weirs_own_failures_are_5xx_without_detail() {
+        let json_error = serde_json::from_str::<Value>("{").unwrap_err();
+        for e in [
+            ApiError::Json(json_error),
+            ApiError::ApplyFailed("cannot open /var/lib/weir/state.db".into()),
+        ] {
+            let (status, body) = reply(e).await;
+            assert_eq!(status, 500);
+            let text = body["error"].as_str().unwrap();
+            assert!(
+                !text.contains("/var/lib") && !text.contains("EOF"),
+                "{text}"
+            );
+        }
+        let (status, body) = reply(ApiError::ShuttingDown).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (503, Some("shutting down"))
+        );
+    }
+
+    #[test]
+    fn refusals_of_the_worker_map_to_their_status() {
+        let status = |r| ApiError::from(r).status().as_u16();
+        assert_eq!(status(ApplyRefusal::NotFound("no plan `p`".into())), 404);
+        assert_eq!(
+            status(ApplyRefusal::Stale(crate::engine::Stale::Empty)),
+            409
+        );
+        assert_eq!(status(ApplyRefusal::Busy("x".into())), 423);
+        let json_error = serde_json::from_str::<Value>("{").unwrap_err();
+        let failed = super::super::reconcile::ReconcileError::PlanJson {
+            id: "p".into(),
+            source: json_error,
+        };
+        assert_eq!(status(ApplyRefusal::Failed(failed)), 500);
+    }
 }

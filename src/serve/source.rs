@@ -21,6 +21,7 @@ use git2::{
 use super::config::RepoConfig;
 use super::known_hosts::KnownHosts;
 use crate::git::RepoSource;
+use crate::text::error_chain;
 
 /// Why a fetch failed: which host, and the cause.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -130,8 +131,7 @@ impl Mirror {
         if let (Some(key), Some(known_hosts)) = (&repo.ssh_key, &repo.known_hosts) {
             std::fs::File::open(&key.file)
                 .with_context(|| format!("repo.sshKey: opening {}", key.file.display()))?;
-            let hosts = KnownHosts::load(known_hosts)
-                .map_err(|e| anyhow::anyhow!("repo.knownHosts: {e}"))?;
+            let hosts = KnownHosts::load(known_hosts).context("repo.knownHosts")?;
             if hosts.is_empty() {
                 bail!(
                     "repo.knownHosts: {} has no host key entries",
@@ -261,7 +261,7 @@ impl Mirror {
                     "host key verification failed: libssh2 did not give the host key of {host}"
                 )));
             };
-            let hosts = KnownHosts::load(path).map_err(|e| refused.refuse(e))?;
+            let hosts = KnownHosts::load(path).map_err(|e| refused.refuse(error_chain(&e)))?;
             hosts
                 .check(host, port, kind.name(), key)
                 .map(|()| CertificateCheckStatus::CertificateOk)

@@ -113,18 +113,21 @@ fn plan_at_an_older_revision_reads_the_tree_without_a_checkout() {
     // Break the working tree: --ref must not read it.
     repo.write(&file, "not: [valid");
     let plan = repo
-        .weir(&["plan", "--ref", "HEAD~1", "--detailed-exitcode"])
-        .code(2);
+        .weir(&[
+            "plan",
+            "--ref",
+            "HEAD~1",
+            "--format",
+            "json",
+            "--detailed-exitcode",
+        ])
+        .code(2)
+        .json();
+    assert_eq!(plan["revision"]["commit"], old.as_str(), "{plan:#}");
+    let (before, after) = diff_of(change(&plan, &name), "args");
     assert!(
-        plan.stdout
-            .contains(&format!("weir plan for revision {}", &old[..12])),
-        "{}",
-        plan.stdout
-    );
-    assert!(
-        plan.stdout.contains("-new-topic") && plan.stdout.contains("+old-topic"),
-        "{}",
-        plan.stdout
+        before.to_string().contains("new-topic") && after.to_string().contains("old-topic"),
+        "{plan:#}"
     );
     let md = repo
         .weir(&["plan", "--ref", "HEAD", "--format", "markdown"])

@@ -357,3 +357,68 @@ pub fn wait_checkpoint(base: &str, id: &str) {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+impl Run {
+    /// stdout parsed as JSON (for `--format json` runs).
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.all()))
+    }
+}
+
+/// `weir plan --format json --detailed-exitcode` with the exit code expected: the plan as JSON.
+#[track_caller]
+pub fn plan_json(repo: &Repo, code: i32) -> Value {
+    repo.weir(&["plan", "--format", "json", "--detailed-exitcode"])
+        .code(code)
+        .json()
+}
+
+/// The one change of `job` in a JSON plan.
+#[track_caller]
+pub fn change<'a>(plan: &'a Value, job: &str) -> &'a Value {
+    let changes: Vec<&Value> = plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["job"] == job)
+        .collect();
+    assert_eq!(changes.len(), 1, "one change of {job} in {plan:#}");
+    changes[0]
+}
+
+/// The `field` diff of a JSON change: `(before, after)`.
+#[track_caller]
+pub fn diff_of(change: &Value, field: &str) -> (Value, Value) {
+    let d = change["diff"]
+        .as_array()
+        .expect("diff")
+        .iter()
+        .find(|d| d["field"] == field)
+        .unwrap_or_else(|| panic!("no {field} diff in {change:#}"));
+    (d["before"].clone(), d["after"].clone())
+}
+
+/// The step names of a JSON change, in order (`stop-with-savepoint`, `submit`, …).
+pub fn step_names(change: &Value) -> Vec<String> {
+    change["steps"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .map(|s| s["step"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `weir status --format json`: the row of `job`.
+#[track_caller]
+pub fn status_row(repo: &Repo, job: &str) -> Value {
+    let status = repo.weir(&["status", "--format", "json"]).ok().json();
+    status
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["name"] == job))
+        .cloned()
+        .unwrap_or_else(|| panic!("no status row for {job} in {status:#}"))
+}

@@ -13,19 +13,13 @@ fn lifecycle(version: Version) {
     // Create.
     repo.write(&file, &jar_job(&name, 2, "orders", ""));
     repo.commit("add job");
-    let plan = repo.weir(&["plan", "--detailed-exitcode"]).code(2);
-    assert!(
-        plan.stdout
-            .contains(&format!("+ {name} (cluster local) will be created")),
-        "{}",
-        plan.stdout
-    );
-    assert!(
-        plan.stdout
-            .contains("Plan: 1 to create, 0 to redeploy, 0 to delete."),
-        "{}",
-        plan.stdout
-    );
+    let plan = plan_json(&repo, 2);
+    let create = change(&plan, &name);
+    assert_eq!(create["action"], "create", "{create:#}");
+    assert_eq!(create["cluster"], "local");
+    assert_eq!(plan["summary"]["create"], 1, "{plan:#}");
+    assert_eq!(plan["summary"]["redeploy"], 0);
+    assert_eq!(plan["summary"]["delete"], 0);
     let applied = repo.weir(&["apply", "--auto-approve"]).ok();
     assert!(
         applied.stdout.contains("Apply complete"),
@@ -61,21 +55,18 @@ fn lifecycle(version: Version) {
     wait_checkpoint(base, &first[0]);
     repo.write(&file, &jar_job(&name, 2, "payments", ""));
     repo.commit("change topic");
-    let plan = repo.weir(&["plan", "--detailed-exitcode"]).code(2);
+    let plan = plan_json(&repo, 2);
+    let redeploy = change(&plan, &name);
+    assert_eq!(redeploy["action"], "redeploy", "{redeploy:#}");
+    assert_eq!(redeploy["reason"], "args changed", "{redeploy:#}");
+    let (before, after) = diff_of(redeploy, "args");
     assert!(
-        plan.stdout.contains("will be redeployed"),
-        "{}",
-        plan.stdout
+        before.to_string().contains("orders") && after.to_string().contains("payments"),
+        "{redeploy:#}"
     );
-    assert!(
-        plan.stdout.contains("why:     args changed"),
-        "{}",
-        plan.stdout
-    );
-    assert!(
-        plan.stdout.contains("-orders") && plan.stdout.contains("+payments"),
-        "{}",
-        plan.stdout
+    assert_eq!(
+        step_names(redeploy),
+        ["stop-with-savepoint", "submit", "await-running"]
     );
     repo.weir(&["apply", "--auto-approve"]).ok();
     let second = running_named(base, &name);
@@ -89,19 +80,16 @@ fn lifecycle(version: Version) {
         restored.contains(repo.savepoints.to_str().unwrap()),
         "{restored}"
     );
-    let status = repo.weir(&["status"]).ok();
-    assert!(
-        status.stdout.contains(&second[0]) && status.stdout.contains("Synced"),
-        "{}",
-        status.stdout
-    );
+    let row = status_row(&repo, &name);
+    assert_eq!(row["jobId"], second[0].as_str(), "{row:#}");
+    assert_eq!(row["sync"], "Synced", "{row:#}");
 
     // Rescale 2 → 1.
     repo.write(&file, &jar_job(&name, 1, "payments", ""));
     repo.commit("rescale");
-    let plan = repo.weir(&["plan"]).ok();
-    assert!(plan.stdout.contains("will be rescaled"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("1 to rescale"), "{}", plan.stdout);
+    let plan = plan_json(&repo, 2);
+    assert_eq!(change(&plan, &name)["action"], "rescale", "{plan:#}");
+    assert_eq!(plan["summary"]["rescale"], 1);
     repo.weir(&["apply", "--auto-approve"]).ok();
     let third = running_named(base, &name);
     assert_eq!(third.len(), 1);
@@ -114,25 +102,27 @@ fn lifecycle(version: Version) {
         &jar_job(&name, 1, "payments", "  state: suspended\n"),
     );
     repo.commit("suspend");
-    let plan = repo.weir(&["plan"]).ok();
-    assert!(plan.stdout.contains("will be suspended"), "{}", plan.stdout);
+    let plan = plan_json(&repo, 2);
+    assert_eq!(change(&plan, &name)["action"], "suspend", "{plan:#}");
     repo.weir(&["apply", "--auto-approve"]).ok();
     assert!(running_named(base, &name).is_empty());
     wait_state(base, &third[0], "FINISHED");
     repo.weir(&["plan", "--detailed-exitcode"]).code(0);
-    let status = repo.weir(&["status"]).ok();
-    assert!(status.stdout.contains("FINISHED"), "{}", status.stdout);
+    let row = status_row(&repo, &name);
+    assert_eq!(row["flinkState"], "FINISHED", "{row:#}");
     assert!(
-        status.stdout.contains(repo.savepoints.to_str().unwrap()),
-        "last savepoint shown: {}",
-        status.stdout
+        row["lastSavepoint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(repo.savepoints.to_str().unwrap()),
+        "last savepoint shown: {row:#}"
     );
 
     // Resume from that savepoint.
     repo.write(&file, &jar_job(&name, 1, "payments", ""));
     repo.commit("resume");
-    let plan = repo.weir(&["plan"]).ok();
-    assert!(plan.stdout.contains("will be resumed"), "{}", plan.stdout);
+    let plan = plan_json(&repo, 2);
+    assert_eq!(change(&plan, &name)["action"], "resume", "{plan:#}");
     repo.weir(&["apply", "--auto-approve"]).ok();
     let fourth = running_named(base, &name);
     assert_eq!(fourth.len(), 1);
@@ -141,27 +131,33 @@ fn lifecycle(version: Version) {
     // Delete: without prune only a warning, with prune a stop-with-savepoint.
     repo.remove(&file);
     repo.commit("delete");
-    let plan = repo.weir(&["plan", "--detailed-exitcode"]).code(0);
+    let plan = plan_json(&repo, 0);
+    let warnings = plan["warnings"].to_string();
     assert!(
-        plan.stdout.contains("prune") && plan.stdout.contains(&name),
-        "{}",
-        plan.stdout
+        warnings.contains("prune") && warnings.contains(&name),
+        "a warning names the job and prune: {plan:#}"
     );
     repo.write_config(true);
     repo.commit("prune");
-    let plan = repo.weir(&["plan"]).ok();
-    assert!(plan.stdout.contains("1 to delete"), "{}", plan.stdout);
+    let plan = plan_json(&repo, 2);
+    assert_eq!(change(&plan, &name)["action"], "delete", "{plan:#}");
+    assert_eq!(plan["summary"]["delete"], 1);
     repo.weir(&["apply", "--auto-approve"]).ok();
     assert!(running_named(base, &name).is_empty());
     wait_state(base, &fourth[0], "FINISHED");
     repo.weir(&["plan", "--detailed-exitcode"]).code(0);
 
-    let history = repo.weir(&["history", &name]).ok();
-    assert!(
-        history.stdout.matches("succeeded").count() >= 6,
-        "{}",
-        history.stdout
-    );
+    let history = repo
+        .weir(&["history", &name, "--format", "json"])
+        .ok()
+        .json();
+    let succeeded = history
+        .as_array()
+        .expect("history records")
+        .iter()
+        .filter(|r| r["kind"] == "apply" && r["summary_or_outcome"] == "succeeded")
+        .count();
+    assert!(succeeded >= 6, "{history:#}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! weir's integration tests: one test binary (link once), one module per area.
 
+mod abuse;
 mod audit;
 mod audit_api;
 mod bad_input;

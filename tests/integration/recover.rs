@@ -21,12 +21,15 @@ fn job_cancelled_behind_weirs_back_is_recovered() {
     assert_ne!(first, second);
 
     cancel(base, &second[0]);
-    let plan = repo.weir(&["plan", "--detailed-exitcode"]).code(2);
-    assert!(plan.stdout.contains("will be recovered"), "{}", plan.stdout);
+    let plan = plan_json(&repo, 2);
+    let recover = change(&plan, &name);
+    assert_eq!(recover["action"], "recover", "{recover:#}");
     assert!(
-        plan.stdout.contains("CANCELED outside weir"),
-        "{}",
-        plan.stdout
+        recover["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("CANCELED outside weir"),
+        "{recover:#}"
     );
     repo.weir(&["apply", "--auto-approve"]).ok();
     let third = running_named(base, &name);

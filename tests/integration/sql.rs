@@ -11,13 +11,15 @@ fn sql_create_and_redeploy(version: Version) {
     let file = format!("jobs/{name}.yaml");
     repo.write(&file, &sql_job(&name, 5));
     repo.commit("sql job");
-    let plan = repo.weir(&["plan"]).ok();
-    assert!(plan.stdout.contains("will be created"), "{}", plan.stdout);
+    let plan = plan_json(&repo, 2);
+    let create = change(&plan, &name);
+    assert_eq!(create["action"], "create", "{create:#}");
+    let (_, sql) = diff_of(create, "sql");
     assert!(
-        plan.stdout
+        sql.as_str()
+            .unwrap_or_default()
             .contains("INSERT INTO sink1 SELECT id FROM src;"),
-        "{}",
-        plan.stdout
+        "{create:#}"
     );
     repo.weir(&["apply", "--auto-approve"]).ok();
     let first = running_named(base, &name);
@@ -31,16 +33,18 @@ fn sql_create_and_redeploy(version: Version) {
 
     repo.write(&file, &sql_job(&name, 7));
     repo.commit("faster");
-    let plan = repo.weir(&["plan"]).ok();
+    let plan = plan_json(&repo, 2);
+    let redeploy = change(&plan, &name);
+    assert_eq!(redeploy["action"], "redeploy", "{redeploy:#}");
+    assert_eq!(redeploy["reason"], "sql changed", "{redeploy:#}");
+    let (before, after) = diff_of(redeploy, "sql");
+    assert_ne!(before, after, "{redeploy:#}");
     assert!(
-        plan.stdout.contains("why:     sql changed"),
-        "{}",
-        plan.stdout
-    );
-    assert!(
-        plan.stdout.contains("-    CREATE TABLE src") || plan.stdout.contains("-CREATE TABLE src"),
-        "{}",
-        plan.stdout
+        before
+            .as_str()
+            .unwrap_or_default()
+            .contains("CREATE TABLE src"),
+        "{redeploy:#}"
     );
     repo.weir(&["apply", "--auto-approve"]).ok();
     let second = running_named(base, &name);

@@ -24,16 +24,14 @@ fn last_state_restores_the_latest_retained_checkpoint() {
         &jar_job(&name, 1, "b", "  upgradeMode: last-state\n"),
     );
     repo.commit("change");
-    let plan = repo.weir(&["plan"]).ok();
-    assert!(
-        plan.stdout.contains(&format!("1. cancel {}", first[0])),
-        "{}",
-        plan.stdout
-    );
-    assert!(
-        plan.stdout.contains("latest retained checkpoint"),
-        "{}",
-        plan.stdout
+    let plan = plan_json(&repo, 2);
+    let redeploy = change(&plan, &name);
+    assert_eq!(redeploy["upgradeMode"], "last-state", "{redeploy:#}");
+    assert_eq!(redeploy["steps"][0]["step"], "cancel", "{redeploy:#}");
+    assert_eq!(redeploy["steps"][0]["jobId"], first[0].as_str());
+    assert_eq!(
+        redeploy["restore"]["from"], "latest-checkpoint",
+        "{redeploy:#}"
     );
     repo.weir(&["apply", "--auto-approve"]).ok();
     let second = running_named(base, &name);
@@ -90,11 +88,15 @@ fn stateless_upgrade_starts_fresh() {
     let first = running_named(base, &name);
     repo.write(&file, &jar_job(&name, 1, "b", "  upgradeMode: stateless\n"));
     repo.commit("change");
-    let plan = repo.weir(&["plan"]).ok();
+    let plan = plan_json(&repo, 2);
+    let redeploy = change(&plan, &name);
+    assert_eq!(redeploy["upgradeMode"], "stateless", "{redeploy:#}");
+    assert_eq!(redeploy["restore"]["from"], "none", "{redeploy:#}");
     assert!(
-        plan.stdout.contains("restarts without its state"),
-        "{}",
-        plan.stdout
+        redeploy["warnings"]
+            .to_string()
+            .contains("restarts without its state"),
+        "{redeploy:#}"
     );
     repo.weir(&["apply", "--auto-approve"]).ok();
     let second = running_named(base, &name);

@@ -2,9 +2,8 @@
 //! footer saying what was planned, or the failure.
 
 use super::merge::{Basis, Prepared};
+use crate::render::markdown::{self as preview, Preview};
 use crate::serve::short;
-// preview: folded into render by another change; the path is fixed at merge.
-use crate::preview::{self, Preview};
 
 /// The last line of a comment: what was planned and where the cluster settings came from.
 pub(super) fn footer(p: &Prepared, head: &str, branch: &str, plan_id: Option<&str>) -> String {

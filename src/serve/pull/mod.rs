@@ -7,7 +7,7 @@
 //! and the branch into the mirror, plans the result of merging the head into the branch against
 //! the live clusters and the store's history, records the plan (trigger `pull_request`), and
 //! writes one comment per pull request (found again by the hidden marker of
-//! `crate::preview`, updated in place) and a `weir/plan` commit status on the head.
+//! `crate::render::markdown`, updated in place) and a `weir/plan` commit status on the head.
 //!
 //! **Cluster settings come from the branch, never from the pull request.** `clusters` in
 //! `weir.yaml` (URLs, token and header environment variables, savepoint directories) are taken
@@ -42,8 +42,7 @@ use crate::clock::now_ms;
 use crate::engine;
 use crate::forge::{self, CommitState, Forge};
 use crate::plan::Plan;
-// preview: folded into render by another change; the path is fixed at merge.
-use crate::preview::{self, Preview};
+use crate::render::markdown::{self as preview, Preview};
 
 use super::short;
 pub use comment::is_preview_comment;

@@ -127,7 +127,7 @@ impl Worker {
             &loaded.outcome.invalid_files,
             &snapshot,
         )?;
-        plan.attach(&desired).map_err(Stale::Unattached)?;
+        plan.attach(&desired).map_err(Stale::from)?;
         if plan.changes.is_empty() {
             return Err(Stale::Empty.into());
         }

@@ -1,0 +1,139 @@
+//! The fields of a definition that plans show and compare, as people read them (secrets
+//! redacted), and the diffs between two definitions.
+
+use crate::desired::{DesiredJob, JarLocation, JarRef, Program};
+use crate::redact;
+use crate::spec::UpgradeMode;
+
+use super::{FieldDiff, Severity};
+
+/// The value of each diffable field, rendered for humans (secrets redacted).
+fn fields(job: &DesiredJob) -> Vec<(&'static str, Severity, Option<String>)> {
+    let (jar, entry, args, sql) = match &job.program {
+        Program::Jar {
+            jar,
+            entry_class,
+            args,
+        } => (
+            Some(jar_label(jar)),
+            entry_class.clone(),
+            Some(redact::args(args).join("\n")),
+            None,
+        ),
+        Program::Sql { script, runner, .. } => (
+            Some(jar_label(runner)),
+            None,
+            None,
+            Some(redact::sql(script)),
+        ),
+    };
+    let config = if job.flink_configuration.is_empty() {
+        None
+    } else {
+        Some(
+            job.flink_configuration
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", redact::config_value(k, v)))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    };
+    vec![
+        ("jar", Severity::Redeploy, jar),
+        ("entryClass", Severity::Redeploy, entry),
+        ("args", Severity::Redeploy, args.filter(|a| !a.is_empty())),
+        ("sql", Severity::Redeploy, sql),
+        ("flinkConfiguration", Severity::Redeploy, config),
+        (
+            "restartNonce",
+            Severity::Redeploy,
+            Some(job.restart_nonce.to_string()),
+        ),
+        (
+            "parallelism",
+            Severity::Rescale,
+            Some(job.parallelism.to_string()),
+        ),
+        (
+            "upgradeMode",
+            Severity::RecordOnly,
+            Some(upgrade_mode_str(job.upgrade_mode).into()),
+        ),
+        (
+            "savepoint.allowNonRestoredState",
+            Severity::RecordOnly,
+            Some(job.allow_non_restored_state.to_string()),
+        ),
+        (
+            "savepoint.directory",
+            Severity::RecordOnly,
+            job.savepoint_dir.clone(),
+        ),
+    ]
+}
+
+/// A jar as shown in diffs: its file name (without a URL's query or fragment, where presigned
+/// URLs carry credentials) and the start of its SHA-256.
+fn jar_label(jar: &JarRef) -> String {
+    let name = match &jar.location {
+        JarLocation::Url { url } => {
+            let path = url.split(['?', '#']).next().unwrap_or(url);
+            path.rsplit('/').next().unwrap_or(path)
+        }
+        JarLocation::Repo { .. } => jar.file_name(),
+    };
+    format!(
+        "{name} (sha256 {})",
+        &jar.sha256[..jar.sha256.len().min(12)]
+    )
+}
+
+pub fn upgrade_mode_str(m: UpgradeMode) -> &'static str {
+    match m {
+        UpgradeMode::Savepoint => "savepoint",
+        UpgradeMode::LastState => "last-state",
+        UpgradeMode::Stateless => "stateless",
+    }
+}
+
+/// Field-level differences between two definitions, most severe first.
+pub fn field_diffs(before: &DesiredJob, after: &DesiredJob) -> Vec<FieldDiff> {
+    let mut out: Vec<FieldDiff> = fields(before)
+        .into_iter()
+        .zip(fields(after))
+        .filter(|((_, _, b), (_, _, a))| a != b)
+        .map(|((field, severity, b), (_, _, a))| FieldDiff {
+            field: field.into(),
+            severity,
+            before: b,
+            after: a,
+        })
+        .collect();
+    // Two secrets that both render as redacted still differ when the fingerprints do.
+    if before.code_fingerprint() != after.code_fingerprint()
+        && !out.iter().any(|d| d.severity == Severity::Redeploy)
+    {
+        out.push(FieldDiff {
+            field: "flinkConfiguration".into(),
+            severity: Severity::Redeploy,
+            before: Some("(redacted values)".into()),
+            after: Some("(redacted values changed)".into()),
+        });
+    }
+    out.sort_by_key(|d| std::cmp::Reverse(d.severity));
+    out
+}
+
+/// For a create: every field as an addition.
+pub(super) fn creation_diff(job: &DesiredJob) -> Vec<FieldDiff> {
+    fields(job)
+        .into_iter()
+        .filter(|(_, _, v)| v.is_some())
+        .map(|(field, severity, after)| FieldDiff {
+            field: field.into(),
+            severity,
+            before: None,
+            after,
+        })
+        .collect()
+}

@@ -1,0 +1,134 @@
+//! Where a job's state comes from when it starts again, and what the plan warns about it.
+
+use crate::desired::DesiredJob;
+use crate::identity::JobId;
+use crate::observe::{JobState, ObservedJob};
+use crate::spec::UpgradeMode;
+
+use super::{Action, JobHistory, Restore, StateRisk, Step};
+
+/// Why `desired`, with nothing running, starts (create, resume or recover) and the state it
+/// restores: `newest` is its newest job that ended, if Flink still lists one.
+pub(super) fn why_start(
+    desired: &DesiredJob,
+    newest: Option<&ObservedJob>,
+    history: Option<&JobHistory>,
+) -> (Action, String, Restore) {
+    let known_savepoint = history.and_then(|h| h.last_savepoint.clone());
+    match (newest, history) {
+        // Never submitted (or no record of a submission): a new definition.
+        (
+            None,
+            None
+            | Some(JobHistory {
+                current_job_id: None,
+                ..
+            }),
+        ) => (
+            Action::Create,
+            "new definition".to_string(),
+            restore_path(desired.initial_savepoint.clone()),
+        ),
+        (None, Some(h)) if h.suspended => (
+            Action::Resume,
+            "spec.state is `running` and the job is suspended".to_string(),
+            restore_path(known_savepoint),
+        ),
+        (None, Some(h)) => (
+            Action::Recover,
+            format!(
+                "job {} is missing from the cluster",
+                h.current_job_id.map(|i| i.to_string()).unwrap_or_default()
+            ),
+            restore_path(known_savepoint),
+        ),
+        (Some(job), h) => {
+            let own_savepoint = h
+                .filter(|h| h.current_job_id == Some(job.id))
+                .and_then(|h| h.last_savepoint.clone());
+            let newest_state = match job.state {
+                // A FINISHED job was stopped with a savepoint and its checkpoints are gone: the
+                // savepoint weir recorded for it, else the one Flink reports.
+                JobState::Finished => own_savepoint
+                    .or(job.latest_savepoint.clone())
+                    .or(known_savepoint),
+                // FAILED or CANCELED: the job's newest retained checkpoint (or savepoint) is at
+                // least as recent as anything the store remembers.
+                _ => job
+                    .latest_checkpoint
+                    .clone()
+                    .or(job.latest_savepoint.clone())
+                    .or(known_savepoint),
+            };
+            let suspended_by_weir =
+                h.is_some_and(|h| h.suspended && h.current_job_id == Some(job.id));
+            if suspended_by_weir {
+                (
+                    Action::Resume,
+                    "spec.state is `running` and the job is suspended".to_string(),
+                    restore_path(newest_state),
+                )
+            } else {
+                let how = match job.state {
+                    JobState::Failed => "FAILED".to_string(),
+                    JobState::Canceled => "CANCELED outside weir".to_string(),
+                    JobState::Finished => "FINISHED (stopped outside weir)".to_string(),
+                    ref other => other.to_string(),
+                };
+                (
+                    Action::Recover,
+                    format!("job {} is {how}", job.id),
+                    restore_path(newest_state),
+                )
+            }
+        }
+    }
+}
+
+pub(super) fn add_restore_warnings(
+    desired: &DesiredJob,
+    restore: &Restore,
+    warnings: &mut Vec<String>,
+) {
+    if desired.allow_non_restored_state && *restore != Restore::None {
+        warnings.push(
+            "allowNonRestoredState is on: state that no operator claims is silently dropped".into(),
+        );
+    }
+    if desired.upgrade_mode == UpgradeMode::Stateless {
+        warnings.push("upgradeMode is stateless: the job restarts without its state".into());
+    }
+}
+
+/// `has_state`: the job has state that a stateless upgrade would drop.
+pub(super) fn add_state_risks(
+    desired: &DesiredJob,
+    restore: &Restore,
+    has_state: bool,
+    risks: &mut Vec<StateRisk>,
+) {
+    if desired.upgrade_mode == UpgradeMode::Stateless && has_state {
+        risks.push(StateRisk::StatelessDropsState);
+    }
+    if desired.allow_non_restored_state && *restore != Restore::None {
+        risks.push(StateRisk::NonRestoredStateAllowed);
+    }
+}
+
+fn restore_path(path: Option<String>) -> Restore {
+    match path {
+        Some(path) => Restore::Path { path },
+        None => Restore::None,
+    }
+}
+
+pub(super) fn stop_step(desired: &DesiredJob, job_id: JobId) -> Step {
+    if desired.upgrade_mode == UpgradeMode::Stateless {
+        Step::Cancel { job_id }
+    } else {
+        Step::StopWithSavepoint {
+            job_id,
+            target_dir: desired.savepoint_dir.clone(),
+        }
+    }
+}
