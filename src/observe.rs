@@ -93,33 +93,6 @@ impl Observation {
         }
         hex::encode(h.finalize())
     }
-
-    /// Superseded by [`Observation::scope_fingerprint`] (the engine stamps every plan with it);
-    /// kept only while `plan::observed_fingerprint` calls it. Remove both together.
-    pub fn fingerprint(&self, relevant: &BTreeSet<(String, u64)>) -> String {
-        let mut h = Sha256::new();
-        for (name, cluster) in &self.clusters {
-            h.update(name.as_bytes());
-            match cluster {
-                ClusterObservation::Unreachable { .. } => h.update(b"|unreachable\n"),
-                ClusterObservation::Reachable { jobs, .. } => {
-                    let mut managed: Vec<String> = jobs
-                        .iter()
-                        .filter(|j| {
-                            j.identity
-                                .is_some_and(|i| relevant.contains(&(name.clone(), i.name_hash)))
-                        })
-                        .map(|j| format!("{}={}", j.id, j.state))
-                        .collect();
-                    managed.sort();
-                    h.update(b"|");
-                    h.update(managed.join(",").as_bytes());
-                    h.update(b"\n");
-                }
-            }
-        }
-        hex::encode(h.finalize())
-    }
 }
 
 /// Observes every cluster concurrently: one `/jobs/overview` call each, plus one checkpoints call

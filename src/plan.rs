@@ -130,23 +130,23 @@ fn observed_jobs<'o>(
     }
 }
 
-/// The stale-plan fingerprint of `observation`, over the jobs this repo and store claim.
+/// The stale-plan fingerprint of `observation`, over the jobs this repo and store claim (see
+/// `engine::stale`): [`Observation::scope_fingerprint`] of those (cluster, job) pairs.
 pub fn observed_fingerprint(
     desired: &DesiredState,
     history: &BTreeMap<String, JobHistory>,
     observation: &Observation,
 ) -> String {
-    let relevant: BTreeSet<(String, u64)> = desired
+    let claimed = desired
         .jobs
         .iter()
-        .map(|j| (j.cluster.clone(), identity::name_hash(&j.name)))
+        .map(|j| (j.cluster.as_str(), j.name.as_str()))
         .chain(
             history
                 .iter()
-                .map(|(name, h)| (h.cluster.clone(), identity::name_hash(name))),
-        )
-        .collect();
-    observation.fingerprint(&relevant)
+                .map(|(n, h)| (h.cluster.as_str(), n.as_str())),
+        );
+    observation.scope_fingerprint(claimed)
 }
 
 /// The identity a submission of `desired` carries, with a caller-chosen nonce.

@@ -15,7 +15,6 @@ use crate::spec::ClusterConfig;
 use crate::store::{Store, StoreError};
 
 use super::EngineError;
-use super::stale::{self, Scope};
 
 /// A Flink client per cluster of `weir.yaml`.
 pub type Clients = BTreeMap<String, Arc<FlinkClient>>;
@@ -101,8 +100,8 @@ pub async fn snapshot(store: &Store, desired: &DesiredState) -> Result<Snapshot,
 }
 
 impl Snapshot {
-    /// Plans `desired` against this snapshot (pure). The plan's observed fingerprint covers every
-    /// job the repo or the store claims ([`Scope::Repo`]).
+    /// Plans `desired` against this snapshot (pure). The planner stamps the plan's observed
+    /// fingerprint over every job the repo or the store claims ([`super::Scope::Repo`]).
     pub fn plan(
         &self,
         desired: &DesiredState,
@@ -110,22 +109,14 @@ impl Snapshot {
         id: String,
         at_ms: i64,
     ) -> Plan {
-        let mut plan = plan::plan(&PlanInput {
+        plan::plan(&PlanInput {
             plan_id: id,
             created_at_ms: at_ms,
             desired,
             invalid_files,
             observation: &self.observation,
             history: &self.history,
-        });
-        stale::stamp(
-            &mut plan,
-            Scope::Repo,
-            desired,
-            &self.history,
-            &self.observation,
-        );
-        plan
+        })
     }
 }
 

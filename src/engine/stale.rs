@@ -60,32 +60,6 @@ fn quoted(jobs: &[String]) -> String {
     }
 }
 
-/// The (cluster, job) pairs of `scope`.
-fn scope_jobs<'a>(
-    scope: Scope,
-    plan: &'a Plan,
-    desired: &'a DesiredState,
-    history: &'a History,
-) -> Vec<(&'a str, &'a str)> {
-    match scope {
-        Scope::Changes => plan
-            .changes
-            .iter()
-            .map(|c| (c.cluster.as_str(), c.job.as_str()))
-            .collect(),
-        Scope::Repo => desired
-            .jobs
-            .iter()
-            .map(|j| (j.cluster.as_str(), j.name.as_str()))
-            .chain(
-                history
-                    .iter()
-                    .map(|(n, h)| (h.cluster.as_str(), n.as_str())),
-            )
-            .collect(),
-    }
-}
-
 /// The observed fingerprint of `plan`'s scope.
 pub fn fingerprint(
     plan: &Plan,
@@ -94,7 +68,15 @@ pub fn fingerprint(
     history: &History,
     observation: &Observation,
 ) -> String {
-    observation.scope_fingerprint(scope_jobs(scope, plan, desired, history))
+    match scope {
+        // The planner stamps every plan with this one.
+        Scope::Repo => crate::plan::observed_fingerprint(desired, history, observation),
+        Scope::Changes => observation.scope_fingerprint(
+            plan.changes
+                .iter()
+                .map(|c| (c.cluster.as_str(), c.job.as_str())),
+        ),
+    }
 }
 
 /// Stamps `plan` with the observed fingerprint of its scope.
