@@ -44,3 +44,20 @@ pub fn lock_store(store: &Store) -> Result<std::fs::File, LockError> {
         Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_holder_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+        let held = lock_store(&store).unwrap();
+        let err = lock_store(&store).unwrap_err();
+        assert!(matches!(err, LockError::Busy(_)), "{err}");
+        assert!(err.to_string().contains("state.db.lock"), "{err}");
+        drop(held);
+        assert!(lock_store(&store).is_ok());
+    }
+}

@@ -147,3 +147,6 @@ pub async fn plan(
         snapshot,
     })
 }
+
+#[cfg(test)]
+mod tests;
