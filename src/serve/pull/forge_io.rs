@@ -1,9 +1,9 @@
 //! A preview's traffic with the mirror and the forge: fetching the pull request, the comment and
 //! the commit status.
 
-use anyhow::{Context, Result};
 use tracing::warn;
 
+use super::PreviewError;
 use super::merge::{Fetched, contains};
 use super::{
     FETCH_ATTEMPTS, FETCH_RETRY_DELAY, Previews, PullEvent, PullKey, STATUS_CONTEXT, Target,
@@ -13,7 +13,11 @@ use crate::forge::{self, CommitState, ForgeError};
 
 impl Previews {
     /// Fetches the head and the branch; again (briefly) while the head ref lags the delivery.
-    pub(super) async fn fetch(&self, key: PullKey, ev: &PullEvent) -> Result<Fetched> {
+    pub(super) async fn fetch(
+        &self,
+        key: PullKey,
+        ev: &PullEvent,
+    ) -> Result<Fetched, PreviewError> {
         let kind = key.forge.as_str();
         let n = key.number;
         let head_local = format!("refs/weir/previews/{kind}/{n}/head");
@@ -34,10 +38,13 @@ impl Previews {
             let (ids, has_wanted) = tokio::task::spawn_blocking(move || {
                 let ids = mirror.fetch_refs(&[(&hr, &hl), (&br, &bl)])?;
                 let has = contains(mirror.path(), &ids[0], &wanted);
-                Ok::<_, anyhow::Error>((ids, has))
+                Ok::<_, PreviewError>((ids, has))
             })
             .await
-            .context("fetching the pull request")??;
+            .map_err(|source| PreviewError::Task {
+                what: "fetching the pull request",
+                source,
+            })??;
             if has_wanted || attempt >= FETCH_ATTEMPTS {
                 if !has_wanted {
                     warn!(

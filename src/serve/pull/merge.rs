@@ -3,8 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
-
+use super::PreviewError;
 use super::short;
 use crate::desired::DesiredState;
 use crate::diagnostic::Diagnostic;
@@ -62,7 +61,7 @@ pub(super) fn merge_head(
     base: &str,
     head: &str,
     number: u64,
-) -> Result<(String, Basis)> {
+) -> Result<(String, Basis), git2::Error> {
     let base_id = git2::Oid::from_str(base)?;
     let head_id = git2::Oid::from_str(head)?;
     if base_id == head_id || repo.graph_descendant_of(head_id, base_id)? {
@@ -91,20 +90,25 @@ pub(super) fn prepare(
     fetched: &Fetched,
     branch: &str,
     number: u64,
-) -> Result<Prepared> {
+) -> Result<Prepared, PreviewError> {
     let (planned, basis) = {
-        let repo = git2::Repository::open_bare(mirror)
-            .with_context(|| format!("opening the mirror {}", mirror.display()))?;
-        merge_head(&repo, &fetched.base, &fetched.head, number)
-            .with_context(|| format!("merging the pull request into `{branch}`"))?
+        let repo = git2::Repository::open_bare(mirror).map_err(|source| PreviewError::Mirror {
+            path: mirror.display().to_string(),
+            source,
+        })?;
+        merge_head(&repo, &fetched.base, &fetched.head, number).map_err(|source| {
+            PreviewError::Merge {
+                branch: branch.to_string(),
+                source,
+            }
+        })?
     };
     let base_source = RepoSource::git_tree(mirror, &fetched.base)?;
     let Some(base_clusters) = clusters_of(&base_source) else {
-        bail!(
-            "{REPO_CONFIG_FILE} of `{branch}` ({}) does not load; previews take the cluster \
-             settings from it",
-            short(&fetched.base)
-        );
+        return Err(PreviewError::BaseClusters {
+            branch: branch.to_string(),
+            commit: short(&fetched.base).to_string(),
+        });
     };
     let source = RepoSource::git_tree(mirror, &planned)?;
     let (outcome, changed) = engine::load(&source, Some(&base_clusters));

@@ -21,6 +21,7 @@
 
 mod comment;
 mod delivery;
+mod error;
 mod forge_io;
 mod merge;
 
@@ -48,6 +49,7 @@ use super::short;
 pub use comment::is_preview_comment;
 use comment::{FullPlan, single_comment};
 pub use delivery::{DeliveryError, ForgeKind, Intent, PullEvent, parse_github, parse_gitlab};
+pub use error::PreviewError;
 use merge::{Prepared, prepare};
 
 /// The context of weir's commit status.
@@ -391,8 +393,8 @@ impl Previews {
                 });
             }
             Err(failure) => {
-                let message = self.scrubbed(&format!("{:#}", failure.error));
-                let brief = self.scrubbed(&brief(&failure.error));
+                let message = self.scrubbed(&crate::text::error_chain(&failure.error));
+                let brief = self.scrubbed(&failure.error.brief());
                 warn!(
                     forge = key.forge.as_str(),
                     number = key.number,
@@ -430,7 +432,7 @@ impl Previews {
     ) -> Result<Done, Failure> {
         let fetched = self.fetch(key, ev).await.map_err(Failure::before_fetch)?;
         let head = fetched.head.clone();
-        let fail = |error: anyhow::Error| Failure {
+        let fail = |error: PreviewError| Failure {
             head: Some(head.clone()),
             error,
         };
@@ -449,10 +451,17 @@ impl Previews {
         let prepared =
             tokio::task::spawn_blocking(move || prepare(&mirror, &fetched, &branch, number))
                 .await
-                .context("loading the pull request")
-                .map_err(&fail)?
+                .map_err(|source| {
+                    fail(PreviewError::Task {
+                        what: "loading the pull request",
+                        source,
+                    })
+                })?
                 .map_err(&fail)?;
-        let plan = self.plan(&prepared, key, ev).await.map_err(&fail)?;
+        let plan = self
+            .plan(&prepared, key, ev)
+            .await
+            .map_err(|e| fail(e.into()))?;
         self.write(target, key, head.clone(), prepared, plan)
             .await
             .map_err(|e| fail(e.into()))
@@ -466,7 +475,7 @@ impl Previews {
         prepared: &Prepared,
         key: PullKey,
         ev: &PullEvent,
-    ) -> Result<Option<Plan>> {
+    ) -> Result<Option<Plan>, crate::engine::EngineError> {
         let Some(desired) = &prepared.desired else {
             return Ok(None);
         };
@@ -553,15 +562,6 @@ impl Previews {
     }
 }
 
-/// The gist of a failure, for a status description (140 characters on GitHub): for a fetch, the
-/// cause without the URL; otherwise the innermost error.
-fn brief(e: &anyhow::Error) -> String {
-    match e.downcast_ref::<super::source::FetchError>() {
-        Some(f) => f.cause.clone(),
-        None => e.root_cause().to_string(),
-    }
-}
-
 fn fill_key(r: &mut PreviewRecord, key: PullKey) {
     r.forge = key.forge.as_str().into();
     r.number = key.number;
@@ -570,11 +570,11 @@ fn fill_key(r: &mut PreviewRecord, key: PullKey) {
 /// A failed preview: the error, and the head commit when it was known.
 struct Failure {
     head: Option<String>,
-    error: anyhow::Error,
+    error: PreviewError,
 }
 
 impl Failure {
-    fn before_fetch(error: anyhow::Error) -> Failure {
+    fn before_fetch(error: PreviewError) -> Failure {
         Failure { head: None, error }
     }
 }
