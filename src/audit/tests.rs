@@ -1,8 +1,16 @@
+use std::collections::BTreeMap;
+
 use super::*;
-use crate::store::audit::RecordKind;
+use crate::clock::{rfc3339, table_time as time_text};
+use crate::desired::Revision;
+use crate::git::RepoSource;
+use crate::store::audit::{
+    ApplyEvent, ChangeResult, EVENT_RESUMED, RecordKind, RecordOrigin, record_origin,
+};
 use crate::store::{
-    ApplyOutcome, JournalStatus, NewApply, NewJournalEntry, SavepointKind, SavepointRestore,
-    StepStatus,
+    ApplyOutcome, ApplyRecord, JournalEntry, JournalStatus, NewApply, NewJournalEntry, PlanRecord,
+    SavepointKind, SavepointRecord, SavepointRestore, StepDetail, StepKind, StepResult,
+    StopDetail,
 };
 
 const OLD: &str = "3e00000000000000000000000000aaaa";

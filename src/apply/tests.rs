@@ -1,0 +1,1 @@
+//! Unit tests of the executor against the fake Flink (see src/testing/fake_flink.rs).
