@@ -20,8 +20,8 @@ use crate::plan::{self, Plan, PlanInput};
 use crate::render;
 use crate::serve::engine::{self, ApplySettings, history_map};
 use crate::store::Store;
-use crate::store::audit::RecordKind;
 use crate::store::Trigger;
+use crate::store::audit::RecordKind;
 use crate::store::retention::PruneRequest;
 
 #[derive(Parser, Debug)]

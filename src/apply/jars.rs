@@ -159,7 +159,11 @@ impl Applier {
     }
 }
 
-pub(super) fn run_request(desired: &DesiredJob, job_id: JobId, savepoint: Option<String>) -> RunJar {
+pub(super) fn run_request(
+    desired: &DesiredJob,
+    job_id: JobId,
+    savepoint: Option<String>,
+) -> RunJar {
     let mut config = desired.flink_configuration.clone();
     config
         .entry("pipeline.name".into())
@@ -177,10 +181,12 @@ pub(super) fn run_request(desired: &DesiredJob, job_id: JobId, savepoint: Option
 
 async fn fetch_url(url: &str) -> Result<Vec<u8>, JarError> {
     if let Some(path) = url.strip_prefix("file://") {
-        return tokio::fs::read(path).await.map_err(|source| JarError::File {
-            path: path.to_string(),
-            source,
-        });
+        return tokio::fs::read(path)
+            .await
+            .map_err(|source| JarError::File {
+                path: path.to_string(),
+                source,
+            });
     }
     let fetch = |source| JarError::Fetch {
         url: url.to_string(),

@@ -121,7 +121,6 @@ struct Carry {
     new_job_id: Option<JobId>,
 }
 
-
 impl Applier {
     fn client(&self, cluster: &str) -> Result<Arc<FlinkClient>, ApplyError> {
         self.clients

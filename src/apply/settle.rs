@@ -10,9 +10,7 @@ use crate::flink::{FlinkClient, FlinkError, JobState};
 use crate::identity::JobId;
 use crate::plan::{self, Change, Plan, Step};
 use crate::store::audit::{ApplyEvent, EVENT_RESUMED};
-use crate::store::{
-    ApplyOutcome, JournalEntry, StepDetail, StepKind, StepResult, StopDetail,
-};
+use crate::store::{ApplyOutcome, JournalEntry, StepDetail, StepKind, StepResult, StopDetail};
 
 /// How the changes of one resumed apply ended, or why it could not be resumed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,9 +76,7 @@ impl Applier {
                     request_id,
                     target_dir: target_dir.clone(),
                 };
-                let location = self
-                    .settle_stop(change, entry.id, detail, client)
-                    .await?;
+                let location = self.settle_stop(change, entry.id, detail, client).await?;
                 self.finish_stop(change, entry.id, job_id, location, carry)
                     .await
             }
@@ -149,7 +145,8 @@ impl Applier {
                     self.store
                         .journal_progress(entry, &StepDetail::StopWithSavepoint(detail), now_ms())
                         .await?;
-                    self.await_savepoint(change, client, &job_id, &request).await
+                    self.await_savepoint(change, client, &job_id, &request)
+                        .await
                 }
                 Err(e) => Err(e),
             };
@@ -256,7 +253,12 @@ impl Applier {
                     describe_journal(&journals)
                 );
                 self.store
-                    .finish_apply(&apply.id, ApplyOutcome::Interrupted, Some(&message), now_ms())
+                    .finish_apply(
+                        &apply.id,
+                        ApplyOutcome::Interrupted,
+                        Some(&message),
+                        now_ms(),
+                    )
                     .await?;
                 report.push(Resumed::PlanUnavailable {
                     apply_id: apply.id.clone(),

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::crash::{self, Moment};
 use super::{Applier, ApplyError, Carry, POLL};
+use crate::clock::now_ms;
 use crate::flink::{FlinkClient, FlinkError, JobState};
 use crate::identity::JobId;
 use crate::plan::{self, Change, Restore, Step};
@@ -12,7 +13,6 @@ use crate::store::{
     JobRef, NewJournalEntry, SavepointKind, SavepointRecord, StepDetail, StepKind, StepResult,
     StopDetail, SubmitDetail,
 };
-use crate::clock::now_ms;
 
 impl Applier {
     pub(super) async fn journal_intent(
@@ -148,7 +148,9 @@ impl Applier {
         self.store
             .journal_progress(entry, &StepDetail::StopWithSavepoint(detail), now_ms())
             .await?;
-        let location = self.await_savepoint(change, client, &job_id, &request).await;
+        let location = self
+            .await_savepoint(change, client, &job_id, &request)
+            .await;
         self.finish_stop(change, entry, &job_id, location, carry)
             .await
     }

@@ -147,4 +147,3 @@ pub async fn load_lineage(store: &Store, job: &str) -> Result<Lineage, StoreErro
     }
     Ok(assemble_lineage(job, &savepoints, &applies))
 }
-

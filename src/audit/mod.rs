@@ -24,7 +24,9 @@ mod story;
 pub mod text;
 mod time;
 
-pub use lineage::{ApplyRef, Lineage, RestoreStory, SavepointStory, assemble_lineage, load_lineage};
+pub use lineage::{
+    ApplyRef, Lineage, RestoreStory, SavepointStory, assemble_lineage, load_lineage,
+};
 pub use plan::{ApplyBrief, PlanStory, PlannedChange, assemble_plan, load_plan};
 pub use story::{
     ApplyRecords, ApplyStory, EventStory, JobStory, PlanBrief, StepStory, assemble_apply,
@@ -84,7 +86,6 @@ pub(crate) fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-
 /// `weir show ID`: an apply or a plan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -100,8 +101,6 @@ pub async fn load_shown(store: &Store, id: &str) -> Result<Option<Shown>, StoreE
     }
     Ok(load_plan(store, id).await?.map(Shown::Plan))
 }
-
-
 
 /// One line of `weir history`: a plan or an apply, complete enough to ship to a log system.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -179,7 +178,6 @@ fn bare_record(entry: HistoryEntry) -> HistoryRecord {
     }
 }
 
-
 /// Which records `weir history` (and `GET /api/v1/history`) lists: newest first and at most
 /// `limit` (default [`DEFAULT_HISTORY_LIMIT`]); as JSON lines (`jsonl`) oldest first, all unless
 /// `limit` is given, for shipping to a log system.
@@ -213,7 +211,6 @@ pub fn jsonl<T: Serialize>(items: &[T]) -> Result<String, serde_json::Error> {
     }
     Ok(out)
 }
-
 
 #[cfg(test)]
 mod tests;

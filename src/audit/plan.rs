@@ -114,4 +114,3 @@ pub async fn load_plan(store: &Store, id: &str) -> Result<Option<PlanStory>, Sto
     let applies = store.applies_of_plan(id).await?;
     Ok(Some(assemble_plan(&plan, origin.as_ref(), &applies)))
 }
-

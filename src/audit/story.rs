@@ -122,7 +122,6 @@ pub struct ApplyRecords {
     pub events: Vec<ApplyEvent>,
 }
 
-
 /// The Flink REST call a journaled step makes, and the one it polls, from its detail.
 pub fn rest_calls(kind: StepKind, detail: Option<&StepDetail>) -> (Option<String>, Option<String>) {
     let job = detail.and_then(StepDetail::job_id);
@@ -239,7 +238,10 @@ fn step_from(
             .or(planned_job),
         request_id,
         savepoint_used,
-        savepoint_produced: result.as_ref().and_then(|r| r.produced()).map(str::to_string),
+        savepoint_produced: result
+            .as_ref()
+            .and_then(|r| r.produced())
+            .map(str::to_string),
         error: result.as_ref().and_then(|r| r.error()).map(str::to_string),
         notes: Vec::new(),
     }
@@ -311,7 +313,10 @@ pub fn assemble_apply(r: &ApplyRecords) -> ApplyStory {
         duration_ms: r.apply.finished_at_ms.map(|f| f - r.apply.started_at_ms),
         outcome: outcome_text(r.apply.outcome),
         error: r.apply.error.clone(),
-        plan: r.plan.as_ref().map(|p| plan_brief(p, plan.as_ref(), r.plan_origin.as_ref())),
+        plan: r
+            .plan
+            .as_ref()
+            .map(|p| plan_brief(p, plan.as_ref(), r.plan_origin.as_ref())),
         events: r
             .events
             .iter()

@@ -3,8 +3,8 @@
 use std::fmt::Write;
 
 use super::{
-    ApplyRef, ApplyStory, CommitRef, HistoryRecord, JobStory, Lineage, PlanStory, Shown,
-    StepStory, duration_text,
+    ApplyRef, ApplyStory, CommitRef, HistoryRecord, JobStory, Lineage, PlanStory, Shown, StepStory,
+    duration_text,
 };
 use crate::clock::table_time as time_text;
 use crate::store::retention::{PruneRecord, PruneReport};
@@ -103,7 +103,6 @@ pub fn apply_text(s: &ApplyStory) -> String {
 
 /// One job of an apply story: what changed and each step.
 fn job_text(out: &mut String, j: &JobStory) {
-
     out.push('\n');
     let _ = writeln!(
         out,
@@ -141,7 +140,6 @@ fn job_text(out: &mut String, j: &JobStory) {
 
 /// One step of a job of an apply story.
 fn step_text(out: &mut String, st: &StepStory) {
-
     let timing = match st.duration_ms {
         Some(d) => format!("  {}", duration_text(d)),
         None => String::new(),
@@ -241,7 +239,6 @@ pub fn plan_text(p: &PlanStory) -> String {
     out
 }
 
-
 pub fn shown_text(s: &Shown) -> String {
     match s {
         Shown::Apply(a) => apply_text(a),
@@ -275,7 +272,6 @@ fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
     }
     out
 }
-
 
 pub fn history_text(records: &[HistoryRecord]) -> String {
     if records.is_empty() {
@@ -322,7 +318,6 @@ pub fn history_text(records: &[HistoryRecord]) -> String {
         &rows,
     )
 }
-
 
 impl ApplyRef {
     /// `apply-… (redeploy, succeeded; 1a2b3c4d5e6f by Ann: subject)`.
@@ -401,7 +396,6 @@ pub fn lineage_text(l: &Lineage) -> String {
     }
     out
 }
-
 
 /// `3 plans`, `1 apply`.
 fn count(n: u64, one: &str, many: &str) -> String {
@@ -497,4 +491,3 @@ pub fn prune_log_text(log: &[PruneRecord]) -> String {
         .collect();
     columns(&["ID", "TIME", "BY", "CUTOFF", "DELETED"], &rows)
 }
-

@@ -648,9 +648,13 @@ impl Previews {
             Some(desired) => {
                 let mut plan = self.plan(desired, &prepared).await.map_err(fail)?;
                 plan.warnings.extend(prepared.warnings.iter().cloned());
-                engine::record_plan(store, &plan, &crate::store::Trigger::PullRequest.to_string())
-                    .await
-                    .map_err(fail)?;
+                engine::record_plan(
+                    store,
+                    &plan,
+                    &crate::store::Trigger::PullRequest.to_string(),
+                )
+                .await
+                .map_err(fail)?;
                 let actor = ev
                     .author
                     .as_ref()

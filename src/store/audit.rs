@@ -298,7 +298,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{NewApply, PlanRecord};
+    use crate::store::{HistoryEntry, NewApply, PlanRecord};
 
     async fn store_with_apply() -> Store {
         let store = Store::open_in_memory().await.unwrap();

@@ -92,12 +92,13 @@ impl Store {
         .await
         .map_err(self.query(OP))?;
         if inserted.rows_affected() == 0 {
-            let existing =
-                sqlx::query_as::<_, SavepointRecord>(&format!("{SAVEPOINT_SELECT} WHERE path = ?1"))
-                    .bind(&s.path)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(self.query(OP))?;
+            let existing = sqlx::query_as::<_, SavepointRecord>(&format!(
+                "{SAVEPOINT_SELECT} WHERE path = ?1"
+            ))
+            .bind(&s.path)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(self.query(OP))?;
             let same = existing.job == s.job
                 && existing.kind == s.kind
                 && existing.flink_job_id == s.flink_job_id

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Store, StoreError, Rejection};
+use super::{Rejection, Store, StoreError};
 use crate::identity::JobId;
 
 /// The kind of a journaled step; stored as its snake-case name (`stop_with_savepoint`, ...).
@@ -212,7 +212,9 @@ impl StepDetail {
     /// Reads the stored text of a step of `kind`.
     pub fn parse(kind: StepKind, text: &str) -> Result<StepDetail, serde_json::Error> {
         Ok(match kind {
-            StepKind::StopWithSavepoint => StepDetail::StopWithSavepoint(serde_json::from_str(text)?),
+            StepKind::StopWithSavepoint => {
+                StepDetail::StopWithSavepoint(serde_json::from_str(text)?)
+            }
             StepKind::Cancel => StepDetail::Cancel(serde_json::from_str(text)?),
             StepKind::Submit => StepDetail::Submit(serde_json::from_str(text)?),
             StepKind::AwaitRunning => StepDetail::AwaitRunning(serde_json::from_str(text)?),
@@ -225,9 +227,13 @@ impl StepDetail {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepResult {
     /// The stop produced this savepoint.
-    Stopped { savepoint: String },
+    Stopped {
+        savepoint: String,
+    },
     /// The job was cancelled; the retained checkpoint it left, if any.
-    Cancelled { latest_checkpoint: Option<String> },
+    Cancelled {
+        latest_checkpoint: Option<String>,
+    },
     /// The job runs (or was started) as `job_id`, from the snapshot, if any.
     Submitted {
         job_id: JobId,
@@ -237,7 +243,9 @@ pub enum StepResult {
     Running,
     Forgotten,
     /// The step failed with this error.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// The result fields any step kind has written (all optional: a reader takes what it needs).

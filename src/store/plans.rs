@@ -3,7 +3,9 @@
 use std::collections::BTreeSet;
 
 use super::audit::HistoryFilter;
-use super::{ApplyOutcome, ApplyRecord, HistoryEntry, NewApply, PlanRecord, Rejection, Store, StoreError};
+use super::{
+    ApplyOutcome, ApplyRecord, HistoryEntry, NewApply, PlanRecord, Rejection, Store, StoreError,
+};
 
 pub(super) const APPLY_SELECT: &str = "SELECT id, plan_id, started_at_ms, revision, triggered_by,
     finished_at_ms, outcome, error FROM applies";
