@@ -26,3 +26,6 @@ pub mod spec;
 pub mod status;
 pub mod store;
 pub mod text;
+
+#[cfg(test)]
+mod testing;

@@ -32,6 +32,7 @@ mod steps;
 mod tests;
 
 pub use jars::JarError;
+pub use settle::Resumed;
 
 /// Kept for callers outside the executor that still import it from here.
 pub use crate::clock::now_ms;
