@@ -794,3 +794,15 @@ fn origins_carry_the_commit_author_and_message() {
     assert_eq!((o.commit_sha, o.author_name, o.message), (None, None, None));
     assert_eq!(source.commit_info(&sha), None);
 }
+
+#[test]
+fn tables_are_left_aligned_columns_two_spaces_apart() {
+    let rows = vec![
+        vec!["x".to_string(), "yé".to_string(), "last".to_string()],
+        vec!["long".to_string(), "z".to_string(), String::new()],
+    ];
+    assert_eq!(
+        text::columns(&["A", "BB", "C"], &rows),
+        "A     BB  C\nx     yé  last\nlong  z\n"
+    );
+}
