@@ -137,7 +137,7 @@ impl Applier {
         let err = |source: JarError| ApplyError::Jar {
             job: job.into(),
             jar: jar.file_name().into(),
-            source,
+            source: Box::new(source),
         };
         let bytes = match &jar.location {
             JarLocation::Repo { path } => {

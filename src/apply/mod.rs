@@ -54,7 +54,7 @@ pub enum ApplyError {
         job: String,
         jar: String,
         #[source]
-        source: JarError,
+        source: Box<JarError>,
     },
     #[error("no client for cluster `{cluster}`")]
     NoCluster { cluster: String },

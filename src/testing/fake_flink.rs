@@ -432,48 +432,7 @@ async fn handle(State(fake): State<Arc<Fake>>, method: Method, uri: Uri, body: B
             c.jars.retain(|(j, _, _)| j != id);
             ok(serde_json::json!({}))
         }
-        (&Method::POST, ["jars", jar, "run"]) => {
-            if !c.jars.iter().any(|(j, _, _)| j == jar) {
-                return error(StatusCode::BAD_REQUEST, "Jar file does not exist");
-            }
-            let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            let id = match req["jobId"].as_str() {
-                Some(s) if is_job_id(s) => s.to_ascii_lowercase(),
-                Some(s) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        &format!("invalid job id {s:?}: expected 32 hex digits"),
-                    );
-                }
-                None => format!("7f{:030x}", fake.next()),
-            };
-            if c.jobs.contains_key(&id) {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!(
-                        "org.apache.flink.runtime.client.DuplicateJobSubmissionException: Job has already been submitted. JobID: {id}"
-                    ),
-                );
-            }
-            let parallelism = req["parallelism"].as_u64().unwrap_or(1) as u16;
-            let name = req["entryClass"]
-                .as_str()
-                .map(|c| format!("Bench {c}"))
-                .unwrap_or_else(|| "Bench job".into());
-            c.jobs.insert(
-                id.clone(),
-                FakeJob {
-                    id: id.clone(),
-                    name,
-                    state: "RUNNING",
-                    parallelism,
-                    start_ms: now,
-                    end_ms: None,
-                },
-            );
-            c.overview = None;
-            ok(serde_json::json!({"jobid": id, "applicationId": id}))
-        }
+        (&Method::POST, ["jars", jar, "run"]) => run_jar(&fake, &mut c, jar, &body, now),
         (_, ["jobs", id, rest @ ..]) => {
             let id = id.to_string();
             let Some(job) = c.jobs.get(&id).cloned() else {
@@ -487,6 +446,50 @@ async fn handle(State(fake): State<Arc<Fake>>, method: Method, uri: Uri, body: B
             "the benchmark's fake Flink does not answer this",
         ),
     }
+}
+
+/// `POST /jars/{jar}/run`: the job is RUNNING at once with every task deployed.
+fn run_jar(fake: &Fake, c: &mut Cluster, jar: &str, body: &[u8], now: i64) -> Response {
+    if !c.jars.iter().any(|(j, _, _)| j == jar) {
+        return error(StatusCode::BAD_REQUEST, "Jar file does not exist");
+    }
+    let req: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let id = match req["jobId"].as_str() {
+        Some(s) if is_job_id(s) => s.to_ascii_lowercase(),
+        Some(s) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid job id {s:?}: expected 32 hex digits"),
+            );
+        }
+        None => format!("7f{:030x}", fake.next()),
+    };
+    if c.jobs.contains_key(&id) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "org.apache.flink.runtime.client.DuplicateJobSubmissionException: Job has already been submitted. JobID: {id}"
+            ),
+        );
+    }
+    let parallelism = req["parallelism"].as_u64().unwrap_or(1) as u16;
+    let name = req["entryClass"]
+        .as_str()
+        .map(|c| format!("Bench {c}"))
+        .unwrap_or_else(|| "Bench job".into());
+    c.jobs.insert(
+        id.clone(),
+        FakeJob {
+            id: id.clone(),
+            name,
+            state: "RUNNING",
+            parallelism,
+            start_ms: now,
+            end_ms: None,
+        },
+    );
+    c.overview = None;
+    ok(serde_json::json!({"jobid": id, "applicationId": id}))
 }
 
 fn job_endpoint(
