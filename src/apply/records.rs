@@ -18,25 +18,16 @@ impl Applier {
         path: &str,
         apply_id: &str,
     ) -> Result<(), ApplyError> {
-        let known = self
-            .store
-            .savepoints(&change.job)
-            .await?
-            .iter()
-            .any(|s| s.path == path);
-        if !known {
-            self.store
-                .insert_savepoint(&SavepointRecord {
-                    job: change.job.clone(),
-                    path: path.to_string(),
-                    kind: SavepointKind::Savepoint,
-                    flink_job_id: job_id.to_string(),
-                    produced_by_apply: Some(apply_id.to_string()),
-                    at_ms: now_ms(),
-                    restores: Vec::new(),
-                })
-                .await?;
-        }
+        self.insert_savepoint_once(SavepointRecord {
+            job: change.job.clone(),
+            path: path.to_string(),
+            kind: SavepointKind::Savepoint,
+            flink_job_id: job_id.to_string(),
+            produced_by_apply: Some(apply_id.to_string()),
+            at_ms: now_ms(),
+            restores: Vec::new(),
+        })
+        .await?;
         let mut record = self.job_record(change).await?;
         if record.last_savepoint.as_deref() != Some(path) {
             record.last_savepoint = Some(path.to_string());
@@ -82,32 +73,38 @@ impl Applier {
         apply_id: &str,
         new_id: JobId,
     ) -> Result<(), ApplyError> {
-        let known = self
-            .store
-            .savepoints(job)
-            .await?
-            .iter()
-            .any(|s| s.path == path);
-        if !known {
-            self.store
-                .insert_savepoint(&SavepointRecord {
-                    job: job.into(),
-                    path: path.into(),
-                    kind: if path.contains("/chk-") {
-                        SavepointKind::Checkpoint
-                    } else {
-                        SavepointKind::Savepoint
-                    },
-                    flink_job_id: String::new(),
-                    produced_by_apply: None,
-                    at_ms: now_ms(),
-                    restores: Vec::new(),
-                })
-                .await?;
-        }
+        self.insert_savepoint_once(SavepointRecord {
+            job: job.into(),
+            path: path.into(),
+            kind: if path.contains("/chk-") {
+                SavepointKind::Checkpoint
+            } else {
+                SavepointKind::Savepoint
+            },
+            flink_job_id: String::new(),
+            produced_by_apply: None,
+            at_ms: now_ms(),
+            restores: Vec::new(),
+        })
+        .await?;
         self.store
             .mark_savepoint_restored(path, apply_id, &new_id.to_string(), now_ms())
             .await?;
+        Ok(())
+    }
+
+    /// Records a savepoint in the lineage unless its path is there already (from the first run
+    /// of a step that a resumed apply repeats, with another time).
+    async fn insert_savepoint_once(&self, savepoint: SavepointRecord) -> Result<(), ApplyError> {
+        let known = self
+            .store
+            .savepoints(&savepoint.job)
+            .await?
+            .iter()
+            .any(|s| s.path == savepoint.path);
+        if !known {
+            self.store.insert_savepoint(&savepoint).await?;
+        }
         Ok(())
     }
 

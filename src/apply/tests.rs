@@ -158,6 +158,36 @@ impl World {
             .await
             .unwrap()
     }
+
+    /// An apply whose stop completed and whose submission (with the id chosen from `nonce`) was
+    /// journaled, without its outcome: what a crash right after sending it leaves. Returns the
+    /// submission's job id and the stop's savepoint.
+    async fn interrupted_submit(&self, apply_id: &str, nonce: u32) -> (JobId, String) {
+        let savepoint = format!("file:///sp/savepoint-{apply_id}");
+        let new_id = plan::submission_identity(&self.new_job, nonce).job_id();
+        self.begin(apply_id).await;
+        let stop = StepDetail::StopWithSavepoint(StopDetail {
+            job_id: self.old_id,
+            request_id: Some("r-1".into()),
+            target_dir: Some("file:///sp".into()),
+        });
+        let stop = self.journal(apply_id, 0, stop).await;
+        let stopped = StepResult::Stopped {
+            savepoint: savepoint.clone(),
+        };
+        self.store
+            .journal_result(stop, &stopped, 2_200)
+            .await
+            .unwrap();
+        let submit = StepDetail::Submit(SubmitDetail {
+            jar_id: None,
+            job_id: new_id,
+            parallelism: Some(2),
+            savepoint_path: Some(savepoint.clone()),
+        });
+        self.journal(apply_id, 1, submit).await;
+        (new_id, savepoint)
+    }
 }
 
 #[tokio::test]
@@ -224,42 +254,8 @@ async fn a_savepoint_redeploy_records_the_savepoint_before_submitting_from_it() 
 #[tokio::test]
 async fn resuming_settles_a_submission_flink_received_without_submitting_again() {
     let w = world().await;
-    let savepoint = "file:///sp/savepoint-old-1".to_string();
-    let new_id = plan::submission_identity(&w.new_job, 7).job_id();
     // The process died after Flink accepted the run, before the outcome was journaled.
-    w.begin("apply-2").await;
-    let stop = w
-        .journal(
-            "apply-2",
-            0,
-            StepDetail::StopWithSavepoint(StopDetail {
-                job_id: w.old_id,
-                request_id: Some("r-1".into()),
-                target_dir: Some("file:///sp".into()),
-            }),
-        )
-        .await;
-    w.store
-        .journal_result(
-            stop,
-            &StepResult::Stopped {
-                savepoint: savepoint.clone(),
-            },
-            2_200,
-        )
-        .await
-        .unwrap();
-    w.journal(
-        "apply-2",
-        1,
-        StepDetail::Submit(SubmitDetail {
-            jar_id: Some("jar-1".into()),
-            job_id: new_id,
-            parallelism: Some(2),
-            savepoint_path: Some(savepoint.clone()),
-        }),
-    )
-    .await;
+    let (new_id, savepoint) = w.interrupted_submit("apply-2", 7).await;
     w.fake.insert_jobs([FakeJob {
         id: new_id.to_string(),
         name: "orders".into(),
@@ -300,41 +296,8 @@ async fn resuming_settles_a_submission_flink_received_without_submitting_again()
 #[tokio::test]
 async fn resuming_a_submission_flink_never_received_submits_the_same_id_once() {
     let w = world().await;
-    let savepoint = "file:///sp/savepoint-old-2".to_string();
-    let new_id = plan::submission_identity(&w.new_job, 9).job_id();
-    w.begin("apply-3").await;
-    let stop = w
-        .journal(
-            "apply-3",
-            0,
-            StepDetail::StopWithSavepoint(StopDetail {
-                job_id: w.old_id,
-                request_id: Some("r-1".into()),
-                target_dir: Some("file:///sp".into()),
-            }),
-        )
-        .await;
-    w.store
-        .journal_result(
-            stop,
-            &StepResult::Stopped {
-                savepoint: savepoint.clone(),
-            },
-            2_200,
-        )
-        .await
-        .unwrap();
-    w.journal(
-        "apply-3",
-        1,
-        StepDetail::Submit(SubmitDetail {
-            jar_id: None,
-            job_id: new_id,
-            parallelism: Some(2),
-            savepoint_path: Some(savepoint.clone()),
-        }),
-    )
-    .await;
+    // The process died before the run reached Flink.
+    let (new_id, savepoint) = w.interrupted_submit("apply-3", 9).await;
 
     let mark = w.fake.mark();
     let plan = w.plan.clone();

@@ -2,10 +2,29 @@
 
 use std::collections::BTreeSet;
 
+use sqlx::{Sqlite, Transaction};
+
 use super::audit::HistoryFilter;
 use super::{
     ApplyOutcome, ApplyRecord, HistoryEntry, NewApply, PlanRecord, Rejection, Store, StoreError,
 };
+
+/// Inserts the jobs a plan or apply touches, as a set (`insert` binds the record id and a job).
+async fn insert_jobs(
+    tx: &mut Transaction<'static, Sqlite>,
+    insert: &str,
+    id: &str,
+    jobs: &[String],
+) -> Result<(), sqlx::Error> {
+    for job in jobs.iter().collect::<BTreeSet<_>>() {
+        sqlx::query(insert)
+            .bind(id)
+            .bind(job)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
 
 pub(super) const APPLY_SELECT: &str = "SELECT id, plan_id, started_at_ms, revision, triggered_by,
     finished_at_ms, outcome, error FROM applies";
@@ -30,14 +49,14 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(self.query(OP))?;
-        for job in p.job_names.iter().collect::<BTreeSet<_>>() {
-            sqlx::query("INSERT INTO plan_jobs (plan_id, job) VALUES (?1, ?2)")
-                .bind(&p.id)
-                .bind(job)
-                .execute(&mut *tx)
-                .await
-                .map_err(self.query(OP))?;
-        }
+        insert_jobs(
+            &mut tx,
+            "INSERT INTO plan_jobs (plan_id, job) VALUES (?1, ?2)",
+            &p.id,
+            &p.job_names,
+        )
+        .await
+        .map_err(self.query(OP))?;
         tx.commit().await.map_err(self.query(OP))
     }
 
@@ -82,14 +101,14 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(self.query(OP))?;
-        for job in a.job_names.iter().collect::<BTreeSet<_>>() {
-            sqlx::query("INSERT INTO apply_jobs (apply_id, job) VALUES (?1, ?2)")
-                .bind(&a.id)
-                .bind(job)
-                .execute(&mut *tx)
-                .await
-                .map_err(self.query(OP))?;
-        }
+        insert_jobs(
+            &mut tx,
+            "INSERT INTO apply_jobs (apply_id, job) VALUES (?1, ?2)",
+            &a.id,
+            &a.job_names,
+        )
+        .await
+        .map_err(self.query(OP))?;
         tx.commit().await.map_err(self.query(OP))
     }
 
