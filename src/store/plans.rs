@@ -120,22 +120,8 @@ impl Store {
         error: Option<&str>,
         finished_at_ms: i64,
     ) -> Result<(), StoreError> {
-        const OP: &str = "finish_apply";
-        let done = sqlx::query(
-            "UPDATE applies SET finished_at_ms = ?2, outcome = ?3, error = ?4
-             WHERE id = ?1 AND finished_at_ms IS NULL",
-        )
-        .bind(id)
-        .bind(finished_at_ms)
-        .bind(outcome)
-        .bind(error)
-        .execute(&self.pool)
-        .await
-        .map_err(self.query(OP))?;
-        if done.rows_affected() == 1 {
-            return Ok(());
-        }
-        Err(self.rejected(OP, self.apply_rejection(id, OP).await?))
+        self.finish_apply_with_changes(id, outcome, error, &[], finished_at_ms)
+            .await
     }
 
     pub async fn apply(&self, id: &str) -> Result<Option<ApplyRecord>, StoreError> {
