@@ -9,7 +9,7 @@ use crate::clock::now_ms;
 use crate::flink::{FlinkClient, FlinkError, JobState};
 use crate::identity::JobId;
 use crate::plan::{self, Change, Plan, Step};
-use crate::store::audit::{ApplyEvent, EVENT_RESUMED};
+use crate::store::audit::{ApplyEvent, ApplyEventKind};
 use crate::store::{ApplyOutcome, JournalEntry, StepDetail, StepKind, StepResult, StopDetail};
 
 /// How the changes of one resumed apply ended, or why it could not be resumed.
@@ -274,7 +274,7 @@ impl Applier {
                 .insert_apply_event(&ApplyEvent {
                     apply_id: apply.id.clone(),
                     at_ms: now_ms(),
-                    kind: EVENT_RESUMED.into(),
+                    kind: ApplyEventKind::Resumed,
                     message: format!(
                         "the process running the apply stopped before finishing it; a later apply \
                          (trigger {}) resumed it from the journal ({} change(s) had started)",

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::{CommitRef, json, str_at, strings};
 use crate::plan::Step;
-use crate::store::audit::{ApplyEvent, ChangeResult, EVENT_RESUMED, RecordOrigin};
+use crate::store::audit::{ApplyEvent, ApplyEventKind, ChangeResult, RecordOrigin};
 use crate::store::{
     ApplyOutcome, ApplyRecord, JournalEntry, JournalStatus, PlanRecord, StepDetail, StepKind,
     Store, StoreError,
@@ -269,7 +269,7 @@ pub fn assemble_apply(r: &ApplyRecords) -> ApplyStory {
     let resumes: Vec<&ApplyEvent> = r
         .events
         .iter()
-        .filter(|e| e.kind == EVENT_RESUMED)
+        .filter(|e| e.kind == ApplyEventKind::Resumed)
         .collect();
 
     // Jobs in plan order, then any other job the records mention.
@@ -322,7 +322,7 @@ pub fn assemble_apply(r: &ApplyRecords) -> ApplyStory {
             .iter()
             .map(|e| EventStory {
                 at_ms: e.at_ms,
-                kind: e.kind.clone(),
+                kind: e.kind.as_str().to_string(),
                 message: e.message.clone(),
             })
             .collect(),

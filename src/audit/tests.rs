@@ -4,7 +4,7 @@ use super::*;
 use crate::clock::{rfc3339, table_time as time_text};
 use crate::desired::Revision;
 use crate::git::RepoSource;
-use crate::store::audit::{ApplyEvent, ChangeResult, EVENT_RESUMED, RecordKind, RecordOrigin};
+use crate::store::audit::{ApplyEvent, ApplyEventKind, ChangeResult, RecordKind, RecordOrigin};
 use crate::store::{
     ApplyOutcome, ApplyRecord, JobRef, JournalEntry, JournalStatus, NewApply, NewJournalEntry,
     PlanRecord, SavepointKind, SavepointRecord, SavepointRestore, StepDetail, StepKind, StepResult,
@@ -287,7 +287,7 @@ fn an_apply_resumed_after_a_crash_says_where_it_was_interrupted() {
     records.events = vec![ApplyEvent {
         apply_id: "apply-1".into(),
         at_ms: 4_000,
-        kind: EVENT_RESUMED.into(),
+        kind: ApplyEventKind::Resumed,
         message: "resumed from the journal".into(),
     }];
     records.changes = vec![ChangeResult {
@@ -619,7 +619,7 @@ async fn records_in_the_store_come_back_as_one_story() {
         .insert_apply_event(&ApplyEvent {
             apply_id: "apply-1".into(),
             at_ms: 3_000,
-            kind: EVENT_RESUMED.into(),
+            kind: ApplyEventKind::Resumed,
             message: "resumed".into(),
         })
         .await

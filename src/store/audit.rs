@@ -121,13 +121,26 @@ pub struct ChangeResult {
 pub struct ApplyEvent {
     pub apply_id: String,
     pub at_ms: i64,
-    /// e.g. [`EVENT_RESUMED`].
-    pub kind: String,
+    pub kind: ApplyEventKind,
     pub message: String,
 }
 
-/// The process running an apply died, and a later one finished it from the journal.
-pub const EVENT_RESUMED: &str = "resumed";
+/// What happened to an apply as a whole; stored as its snake-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(rename_all = "snake_case")]
+pub enum ApplyEventKind {
+    /// The process running an apply died, and a later one finished it from the journal.
+    Resumed,
+}
+
+impl ApplyEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplyEventKind::Resumed => "resumed",
+        }
+    }
+}
 
 /// Which plans and applies [`Store::history_filtered`] returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -266,7 +279,7 @@ impl Store {
         )
         .bind(&e.apply_id)
         .bind(e.at_ms)
-        .bind(&e.kind)
+        .bind(e.kind)
         .bind(&e.message)
         .execute(&self.pool)
         .await
@@ -420,7 +433,7 @@ mod tests {
         let event = ApplyEvent {
             apply_id: "a1".into(),
             at_ms: 2_500,
-            kind: EVENT_RESUMED.into(),
+            kind: ApplyEventKind::Resumed,
             message: "resumed".into(),
         };
         store.insert_apply_event(&event).await.unwrap();
@@ -446,7 +459,7 @@ mod tests {
             .insert_apply_event(&ApplyEvent {
                 apply_id: "a1".into(),
                 at_ms: 2_500,
-                kind: EVENT_RESUMED.into(),
+                kind: ApplyEventKind::Resumed,
                 message: "resumed".into(),
             })
             .await

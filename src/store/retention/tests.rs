@@ -1,5 +1,5 @@
 use super::*;
-use crate::store::audit::{ApplyEvent, ChangeResult, RecordKind, RecordOrigin};
+use crate::store::audit::{ApplyEvent, ApplyEventKind, ChangeResult, RecordKind, RecordOrigin};
 use crate::store::{
     ApplyOutcome, JobRecord, NewApply, NewJournalEntry, PlanRecord, SavepointKind, SavepointRecord,
     StepDetail, StepResult, Trigger,
@@ -115,7 +115,7 @@ async fn apply(
         .insert_apply_event(&ApplyEvent {
             apply_id: id.into(),
             at_ms: finish,
-            kind: "resumed".into(),
+            kind: ApplyEventKind::Resumed,
             message: "m".into(),
         })
         .await
