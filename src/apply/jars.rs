@@ -1,7 +1,7 @@
 //! Jars and submissions: each jar uploaded once per cluster (named by its content hash), the
 //! run request, and where a submission restores from.
 
-use super::{Applier, ApplyError, Carry};
+use super::{Applier, ApplyError, Carry, StepError};
 use crate::desired::{DesiredJob, JarLocation, JarRef};
 use crate::flink::{FlinkClient, RunJar};
 use crate::git::{GitError, RepoFiles};
@@ -47,16 +47,16 @@ impl Applier {
         match restore {
             Restore::None => Ok(None),
             Restore::Path { path } => Ok(Some(path.clone())),
-            Restore::StopSavepoint => carry.stop_savepoint.clone().map(Some).ok_or_else(|| ApplyError::Step {
-                job: job.into(),
-                message: "no savepoint was produced by the stop step".into(),
-            }),
-            Restore::LatestCheckpoint => carry.latest_checkpoint.clone().map(Some).ok_or_else(|| ApplyError::Step {
-                job: job.into(),
-                message: "upgradeMode last-state needs a completed, retained checkpoint and the cancelled \
-                          job has none; refusing to start without its state (use upgradeMode savepoint)"
-                    .into(),
-            }),
+            Restore::StopSavepoint => carry
+                .stop_savepoint
+                .clone()
+                .map(Some)
+                .ok_or_else(|| ApplyError::step(job, StepError::NoStopSavepoint)),
+            Restore::LatestCheckpoint => carry
+                .latest_checkpoint
+                .clone()
+                .map(Some)
+                .ok_or_else(|| ApplyError::step(job, StepError::NoRetainedCheckpoint)),
         }
     }
 
@@ -70,23 +70,16 @@ impl Applier {
         let flink = Applier::flink(job);
         let summary = client.checkpoints(job_id).await.map_err(&flink)?;
         if summary.completed.is_none() {
-            return Err(ApplyError::Step {
-                job: job.into(),
-                message: format!(
-                    "upgradeMode last-state: job {job_id} has no completed checkpoint; refusing to cancel it \
-                     and lose its state (enable checkpointing or use upgradeMode savepoint)"
-                ),
-            });
+            return Err(ApplyError::step(
+                job,
+                StepError::NoCompletedCheckpoint(*job_id),
+            ));
         }
         if let Ok(Some(false)) = client.checkpoints_retained_on_cancel(job_id).await {
-            return Err(ApplyError::Step {
-                job: job.into(),
-                message: format!(
-                    "upgradeMode last-state: job {job_id} deletes its checkpoints on cancellation; refusing to \
-                     cancel it (set execution.checkpointing.externalized-checkpoint-retention: \
-                     RETAIN_ON_CANCELLATION or use upgradeMode savepoint)"
-                ),
-            });
+            return Err(ApplyError::step(
+                job,
+                StepError::CheckpointsDeletedOnCancel(*job_id),
+            ));
         }
         Ok(())
     }

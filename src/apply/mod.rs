@@ -47,8 +47,12 @@ pub enum ApplyError {
         #[source]
         source: Box<FlinkError>,
     },
-    #[error("{job}: {message}")]
-    Step { job: String, message: String },
+    #[error("{job}: {source}")]
+    Step {
+        job: String,
+        #[source]
+        source: StepError,
+    },
     #[error("{job}: cannot read jar {jar}: {source}")]
     Jar {
         job: String,
@@ -58,6 +62,61 @@ pub enum ApplyError {
     },
     #[error("no client for cluster `{cluster}`")]
     NoCluster { cluster: String },
+}
+
+/// Why a step cannot go on (weir's own refusals, as opposed to Flink's errors).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    #[error("the plan has no definition to submit")]
+    NoDefinition,
+    #[error("nothing was submitted to wait for")]
+    NothingSubmitted,
+    #[error("no savepoint was produced by the stop step")]
+    NoStopSavepoint,
+    #[error(
+        "upgradeMode last-state needs a completed, retained checkpoint and the cancelled job has \
+         none; refusing to start without its state (use upgradeMode savepoint)"
+    )]
+    NoRetainedCheckpoint,
+    #[error(
+        "upgradeMode last-state: job {0} has no completed checkpoint; refusing to cancel it and \
+         lose its state (enable checkpointing or use upgradeMode savepoint)"
+    )]
+    NoCompletedCheckpoint(JobId),
+    #[error(
+        "upgradeMode last-state: job {0} deletes its checkpoints on cancellation; refusing to \
+         cancel it (set execution.checkpointing.externalized-checkpoint-retention: \
+         RETAIN_ON_CANCELLATION or use upgradeMode savepoint)"
+    )]
+    CheckpointsDeletedOnCancel(JobId),
+    /// A resumed apply found the step journaled as failed by the earlier run.
+    #[error("step {} ({kind}) had failed: {result}", seq + 1)]
+    HadFailed {
+        seq: u32,
+        kind: StepKind,
+        /// The journaled result, as stored.
+        result: String,
+    },
+    #[error("journal entry for submit has no job id")]
+    NoSubmittedId,
+    #[error(
+        "the interrupted submission {job_id} was never started and the definition has changed \
+         since; not resubmitting it. Last savepoint: {}. Run `weir plan` again.",
+        savepoint.as_deref().unwrap_or("none")
+    )]
+    DefinitionChanged {
+        job_id: JobId,
+        savepoint: Option<String>,
+    },
+}
+
+impl ApplyError {
+    fn step(job: &str, source: StepError) -> ApplyError {
+        ApplyError::Step {
+            job: job.to_string(),
+            source,
+        }
+    }
 }
 
 /// A callback told of each change's outcome as it ends.
@@ -277,15 +336,12 @@ impl Applier {
                         continue;
                     }
                     JournalStatus::Failed => {
-                        return Err(ApplyError::Step {
-                            job: job.into(),
-                            message: format!(
-                                "step {} ({}) had failed: {}",
-                                seq + 1,
-                                step_kind(step),
-                                entry.result_json.as_deref().unwrap_or("")
-                            ),
-                        });
+                        let failed = StepError::HadFailed {
+                            seq,
+                            kind: step_kind(step),
+                            result: entry.result_json.clone().unwrap_or_default(),
+                        };
+                        return Err(ApplyError::step(job, failed));
                     }
                     JournalStatus::Pending => {
                         self.say(&format!(

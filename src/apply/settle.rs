@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{Applier, ApplyError, Carry, POLL};
+use super::{Applier, ApplyError, Carry, POLL, StepError};
 use crate::clock::now_ms;
 use crate::flink::{FlinkClient, FlinkError, JobState};
 use crate::identity::JobId;
@@ -91,10 +91,9 @@ impl Applier {
             }
             Step::Submit { .. } => self.settle_submit(change, entry, client, carry).await,
             Step::AwaitRunning => {
-                let id = carry.new_job_id.ok_or_else(|| ApplyError::Step {
-                    job: job.into(),
-                    message: "nothing was submitted to wait for".into(),
-                })?;
+                let id = carry
+                    .new_job_id
+                    .ok_or_else(|| ApplyError::step(job, StepError::NothingSubmitted))?;
                 self.finish_await(change, entry.id, id, client).await
             }
             Step::Forget => {
@@ -181,10 +180,7 @@ impl Applier {
         let job = change.job.as_str();
         let flink = Applier::flink(job);
         let Some(StepDetail::Submit(detail)) = entry.detail() else {
-            return Err(ApplyError::Step {
-                job: job.into(),
-                message: "journal entry for submit has no job id".into(),
-            });
+            return Err(ApplyError::step(job, StepError::NoSubmittedId));
         };
         let new_id = detail.job_id;
         let restore_path = detail.savepoint_path;
@@ -209,21 +205,20 @@ impl Applier {
         client: &FlinkClient,
     ) -> Result<Result<JobId, FlinkError>, ApplyError> {
         let job = change.job.as_str();
-        let desired = change.desired.as_ref().ok_or_else(|| ApplyError::Step {
-            job: job.into(),
-            message: "the plan has no definition to submit".into(),
-        })?;
+        let desired = change
+            .desired
+            .as_ref()
+            .ok_or_else(|| ApplyError::step(job, StepError::NoDefinition))?;
         let ident = crate::identity::Identity::decode(&new_id);
         let expected = ident.map(|i| plan::submission_identity(desired, i.nonce).job_id());
         if expected != Some(new_id) {
-            return Err(ApplyError::Step {
-                job: job.into(),
-                message: format!(
-                    "the interrupted submission {new_id} was never started and the definition has \
-                     changed since; not resubmitting it. Last savepoint: {}. Run `weir plan` again.",
-                    restore_path.as_deref().unwrap_or("none")
-                ),
-            });
+            return Err(ApplyError::step(
+                job,
+                StepError::DefinitionChanged {
+                    job_id: new_id,
+                    savepoint: restore_path,
+                },
+            ));
         }
         let jar_id = self.ensure_jar(job, client, desired.jar()).await?;
         let request = super::jars::run_request(desired, new_id, restore_path);

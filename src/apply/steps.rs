@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::crash::{self, Moment};
-use super::{Applier, ApplyError, Carry, POLL};
+use super::{Applier, ApplyError, Carry, POLL, StepError};
 use crate::clock::now_ms;
 use crate::flink::{FlinkClient, FlinkError, JobState};
 use crate::identity::JobId;
@@ -96,10 +96,9 @@ impl Applier {
                     .await
             }
             Step::AwaitRunning => {
-                let id = carry.new_job_id.ok_or_else(|| ApplyError::Step {
-                    job: job.into(),
-                    message: "nothing was submitted to wait for".into(),
-                })?;
+                let id = carry
+                    .new_job_id
+                    .ok_or_else(|| ApplyError::step(job, StepError::NothingSubmitted))?;
                 let detail = StepDetail::AwaitRunning(JobRef { job_id: id });
                 let entry = self.journal_intent(apply_id, job, seq, detail).await?;
                 self.finish_await(change, entry, id, client).await
@@ -201,10 +200,10 @@ impl Applier {
         carry: &mut Carry,
     ) -> Result<(), ApplyError> {
         let job = change.job.as_str();
-        let desired = change.desired.as_ref().ok_or_else(|| ApplyError::Step {
-            job: job.into(),
-            message: "the plan has no definition to submit".into(),
-        })?;
+        let desired = change
+            .desired
+            .as_ref()
+            .ok_or_else(|| ApplyError::step(job, StepError::NoDefinition))?;
         let restore_path = self.restore_path(job, restore, carry)?;
         let jar_id = self.ensure_jar(job, client, desired.jar()).await?;
         let nonce: u32 = rand::random::<u32>() & 0x00ff_ffff;
