@@ -454,3 +454,60 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_kinds_read_their_stored_and_planned_names() {
+        for kind in [
+            StepKind::StopWithSavepoint,
+            StepKind::Cancel,
+            StepKind::Submit,
+            StepKind::AwaitRunning,
+            StepKind::Forget,
+        ] {
+            let stored = serde_json::to_value(kind).unwrap();
+            assert_eq!(stored, kind.as_str());
+            assert_eq!(kind.to_string(), kind.as_str());
+            let planned = serde_json::Value::String(kind.as_str().replace('_', "-"));
+            assert_eq!(serde_json::from_value::<StepKind>(planned).unwrap(), kind);
+        }
+    }
+
+    #[test]
+    fn results_are_read_as_their_kind_says() {
+        let id: JobId = "3e00000000000000000000000000abcd".parse().unwrap();
+        let ok = JournalStatus::Succeeded;
+        let submitted = StepResult::Submitted {
+            job_id: id,
+            savepoint_path: None,
+        };
+        assert_eq!(
+            submitted.to_json(),
+            format!(r#"{{"jobId":"{id}","savepointPath":null}}"#)
+        );
+        assert_eq!(
+            StepResult::parse(StepKind::Submit, ok, &submitted.to_json()).unwrap(),
+            submitted
+        );
+        assert!(matches!(
+            StepResult::parse(StepKind::StopWithSavepoint, ok, "{}"),
+            Err(ResultError::Missing {
+                field: "savepoint",
+                ..
+            })
+        ));
+        assert!(matches!(
+            StepResult::parse(StepKind::Cancel, ok, "not json"),
+            Err(ResultError::Json { .. })
+        ));
+        assert_eq!(
+            StepResult::parse(StepKind::Submit, JournalStatus::Failed, r#"{"error":"x"}"#).unwrap(),
+            StepResult::Failed { error: "x".into() }
+        );
+        assert_eq!(StepResult::Running.to_json(), r#"{"state":"RUNNING"}"#);
+        assert_eq!(StepDetail::Forget.to_json(), "{}");
+    }
+}
