@@ -4,8 +4,13 @@
 //! committed journal entry saying what is about to happen (for a submission: the exact job id);
 //! after it, the outcome (for a stop: the savepoint path) is committed before the next step starts.
 //! A crash at any instant therefore leaves either an entry whose outcome can be read back from
-//! Flink (see [`resume`]) or a completed one. Submissions use caller-chosen job ids, which Flink
-//! refuses to run twice, so settling a half-done submission never starts a second copy.
+//! Flink (see [`Applier::resume`]) or a completed one. Submissions use caller-chosen job ids,
+//! which Flink refuses to run twice, so settling a half-done submission never starts a second copy.
+//!
+//! Modules: `steps` runs one step (intent, call, outcome); `settle` finishes what a dead process
+//! started (a pending step, unfinished applies); `jars` uploads jars once and builds run
+//! requests; `records` keeps job records and savepoint lineage; `crash` is the fault-injection
+//! hook of the crash tests. The journal's types live in [`crate::store::journal`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
