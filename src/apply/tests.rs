@@ -398,3 +398,41 @@ async fn a_failed_submit_reports_and_leaves_the_job_stopped_with_its_savepoint()
         }
     ));
 }
+
+#[tokio::test]
+async fn resuming_a_stop_flink_received_reads_its_savepoint_without_stopping_again() {
+    let w = world().await;
+    // The process died after Flink accepted the stop and its request id was journaled.
+    let client = w.applier.clients["local"].clone();
+    let request = client
+        .stop_with_savepoint(&w.old_id, Some("file:///sp"))
+        .await
+        .unwrap();
+    w.begin("apply-6").await;
+    let stop = StepDetail::StopWithSavepoint(StopDetail {
+        job_id: w.old_id,
+        request_id: Some(request),
+        target_dir: Some("file:///sp".into()),
+    });
+    w.journal("apply-6", 0, stop).await;
+
+    let mark = w.fake.mark();
+    let plan = w.plan.clone();
+    let report = w.applier.resume(|_| Some(plan.clone())).await.unwrap();
+    assert!(report.iter().all(Resumed::ok), "{report:?}");
+    let requests = w.fake.since(mark);
+    assert!(calls(&requests, STOP).is_empty(), "{requests:?}");
+    let runs = calls(&requests, RUN);
+    assert_eq!(runs.len(), 1, "{requests:?}");
+
+    let journal = w.store.journal("apply-6").await.unwrap();
+    let Some(StepResult::Stopped { savepoint }) = journal[0].result() else {
+        panic!("stop result: {:?}", journal[0]);
+    };
+    assert_eq!(
+        runs[0].json.as_ref().unwrap()["savepointPath"],
+        savepoint.as_str()
+    );
+    let apply = w.store.apply("apply-6").await.unwrap().unwrap();
+    assert_eq!(apply.outcome, Some(ApplyOutcome::Succeeded));
+}
