@@ -46,15 +46,9 @@ mod tests {
 
     #[test]
     fn chain_joins_causes_once() {
-        let e = Wrap(
-            "POST /jars/upload: timed out",
-            Some(Box::new(Wrap("timed out", None))),
-        );
+        let e = Wrap("POST /jars/upload: timed out", Some(Box::new(Wrap("timed out", None))));
         assert_eq!(error_chain(&e), "POST /jars/upload: timed out");
-        let e = Wrap(
-            "upload failed",
-            Some(Box::new(Wrap("connection refused", None))),
-        );
+        let e = Wrap("upload failed", Some(Box::new(Wrap("connection refused", None))));
         assert_eq!(error_chain(&e), "upload failed: connection refused");
     }
 
