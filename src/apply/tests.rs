@@ -12,7 +12,7 @@ use crate::desired::{DesiredJob, Program};
 use crate::flink::JobState;
 use crate::plan::fixtures;
 use crate::plan::{self, JobHistory, Restore};
-use crate::spec::ClusterConfig;
+use crate::spec::{ClusterConfig, UpgradeMode};
 use crate::store::{
     ApplyOutcome, NewJournalEntry, PlanRecord, StepDetail, StepResult, StopDetail, SubmitDetail,
 };
@@ -43,10 +43,17 @@ fn old_job() -> DesiredJob {
 }
 
 async fn world() -> World {
+    world_with(UpgradeMode::Savepoint).await
+}
+
+/// The world of a redeploy with `upgrade` as the job's upgrade mode.
+async fn world_with(upgrade: UpgradeMode) -> World {
     let (fake, url) = Fake::serve().await;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("weir.db")).await.unwrap();
-    let (old, new) = (old_job(), fixtures::job("orders"));
+    let (mut old, mut new) = (old_job(), fixtures::job("orders"));
+    old.upgrade_mode = upgrade;
+    new.upgrade_mode = upgrade;
     let old_id = plan::submission_identity(&old, 1).job_id();
     fake.insert_jobs([FakeJob {
         id: old_id.to_string(),
@@ -435,4 +442,28 @@ async fn resuming_a_stop_flink_received_reads_its_savepoint_without_stopping_aga
     );
     let apply = w.store.apply("apply-6").await.unwrap().unwrap();
     assert_eq!(apply.outcome, Some(ApplyOutcome::Succeeded));
+}
+
+#[tokio::test]
+async fn last_state_refuses_to_cancel_a_job_without_a_completed_checkpoint() {
+    let w = world_with(UpgradeMode::LastState).await;
+    let steps: Vec<StepKind> = w.plan.changes[0].steps.iter().map(step_kind).collect();
+    assert_eq!(
+        steps,
+        [StepKind::Cancel, StepKind::Submit, StepKind::AwaitRunning]
+    );
+    // The fake's jobs have no completed checkpoint.
+    let mark = w.fake.mark();
+    let outcomes = w.applier.apply(&w.plan, "apply-7").await.unwrap();
+    assert!(!outcomes[0].ok);
+    assert!(
+        outcomes[0].message.contains("has no completed checkpoint"),
+        "{}",
+        outcomes[0].message
+    );
+    let requests = w.fake.since(mark);
+    assert!(requests.iter().all(|r| !r.is_mutating()), "{requests:?}");
+    assert_eq!(w.fake.job(&w.old_id.to_string()).unwrap().state, "RUNNING");
+    // Refused before anything was journaled.
+    assert!(w.store.journal("apply-7").await.unwrap().is_empty());
 }
