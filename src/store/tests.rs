@@ -1168,3 +1168,37 @@ async fn journal_rows_of_earlier_versions_read_back_typed() {
     assert_eq!(json["kind"], "stop_with_savepoint");
     assert_eq!(json["status"], "succeeded");
 }
+
+/// Triggers are stored as the text earlier versions wrote and read back as the same value.
+#[tokio::test]
+async fn triggers_round_trip_as_their_stored_text() {
+    let store = Store::open_in_memory().await.unwrap();
+    let triggers = [
+        Trigger::Cli,
+        Trigger::PullRequest,
+        Trigger::Serve(vec!["webhook:github".into(), "startup".into()]),
+        Trigger::from("schedule"),
+    ];
+    for (i, trigger) in triggers.iter().enumerate() {
+        let id = format!("p{i}");
+        store
+            .insert_plan(&PlanRecord {
+                trigger: trigger.clone(),
+                ..plan(&id, i as i64, &["a"])
+            })
+            .await
+            .unwrap();
+        let stored: String = sqlx::query_scalar("SELECT triggered_by FROM plans WHERE id = ?1")
+            .bind(&id)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, trigger.to_string());
+        assert_eq!(&store.plan(&id).await.unwrap().unwrap().trigger, trigger);
+    }
+    let history = store.history(None, 10).await.unwrap();
+    assert_eq!(
+        history[1].trigger.to_string(),
+        "serve:webhook:github,startup"
+    );
+}
