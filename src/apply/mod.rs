@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -379,9 +379,4 @@ impl Applier {
             source: Box::new(source),
         }
     }
-}
-
-/// Elapsed-time helper for progress lines.
-pub fn since(start: Instant) -> String {
-    format!("{:.1}s", start.elapsed().as_secs_f64())
 }
