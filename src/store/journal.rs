@@ -397,10 +397,8 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(self.query(OP))?;
-        if done.rows_affected() == 1 {
-            return Ok(());
-        }
-        Err(self.rejected(OP, self.entry_rejection(entry_id, OP).await?))
+        self.pending_updated(done.rows_affected(), entry_id, OP)
+            .await
     }
 
     /// Completes a pending entry with the side effect's result.
@@ -422,10 +420,8 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(self.query(OP))?;
-        if done.rows_affected() == 1 {
-            return Ok(());
-        }
-        Err(self.rejected(OP, self.entry_rejection(entry_id, OP).await?))
+        self.pending_updated(done.rows_affected(), entry_id, OP)
+            .await
     }
 
     /// The journal of one apply, ordered by job, seq, id (empty for an unknown apply).
@@ -439,19 +435,29 @@ impl Store {
         .map_err(self.query("journal"))
     }
 
-    async fn entry_rejection(&self, id: i64, op: &'static str) -> Result<Rejection, StoreError> {
+    /// Ok when an update of pending entry `id` took; otherwise why it was refused.
+    async fn pending_updated(
+        &self,
+        rows_affected: u64,
+        id: i64,
+        op: &'static str,
+    ) -> Result<(), StoreError> {
+        if rows_affected == 1 {
+            return Ok(());
+        }
         let exists = sqlx::query_scalar::<_, i64>("SELECT 1 FROM journal WHERE id = ?1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
             .map_err(self.query(op))?;
-        Ok(match exists {
+        let rejection = match exists {
             None => Rejection::NotFound {
                 what: "journal entry",
                 id: id.to_string(),
             },
             Some(_) => Rejection::EntryComplete { id },
-        })
+        };
+        Err(self.rejected(op, rejection))
     }
 }
 
