@@ -20,8 +20,9 @@ use crate::plan::{self, Plan, PlanInput};
 use crate::render;
 use crate::serve::engine::{self, ApplySettings, history_map};
 use crate::store::Store;
+use crate::store::Trigger;
 use crate::store::audit::RecordKind;
-use crate::store::retention::{PruneRequest, TRIGGER_CLI};
+use crate::store::retention::PruneRequest;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -467,7 +468,7 @@ async fn plan_loaded(
         history: &history,
     });
     engine::record_plan(store, &plan, trigger).await?;
-    let actor = (trigger == audit::trigger::CLI)
+    let actor = (Trigger::from(trigger) == Trigger::Cli)
         .then(audit::cli_actor)
         .flatten();
     audit::record_origin(
@@ -861,7 +862,7 @@ async fn prune_cmd(
         .prune(&PruneRequest {
             cutoff_ms,
             at_ms: now,
-            trigger: TRIGGER_CLI.into(),
+            trigger: Trigger::Cli,
             actor: audit::cli_actor(),
             keep_plans: Vec::new(),
             dry_run,

@@ -30,3 +30,6 @@ pub mod text;
 /// Temporary: `preview` moved to [`render::markdown`]; this keeps `crate::preview::…` in the
 /// CLI and `serve::pull` compiling until they are updated (then remove it).
 pub use render::markdown as preview;
+
+#[cfg(test)]
+mod testing;

@@ -80,7 +80,7 @@ pub async fn record_plan(store: &Store, plan: &Plan, trigger: &str) -> Result<()
             id: plan.id.clone(),
             created_at_ms: plan.created_at_ms,
             revision: plan.revision.to_string(),
-            trigger: trigger.to_string(),
+            trigger: trigger.into(),
             summary: plan.summary.line(),
             plan_json: serde_json::to_string(plan)?,
             job_names: plan.changes.iter().map(|c| c.job.clone()).collect(),
@@ -218,6 +218,6 @@ pub async fn resume_interrupted(
         .context("resuming interrupted applies")?;
     Ok(ResumeReport {
         interrupted: unfinished.len(),
-        lines,
+        lines: lines.iter().map(ToString::to_string).collect(),
     })
 }

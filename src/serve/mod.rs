@@ -35,7 +35,8 @@ use source::Mirror;
 
 use crate::apply::now_ms;
 use crate::store::Store;
-use crate::store::retention::{PruneRequest, TRIGGER_RETENTION};
+use crate::store::Trigger;
+use crate::store::retention::PruneRequest;
 
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
 pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
@@ -205,7 +206,7 @@ async fn retention_loop(shared: Arc<Shared>, retention: Duration, cancel: Cancel
         let request = PruneRequest {
             cutoff_ms: now.saturating_sub(keep),
             at_ms: now,
-            trigger: TRIGGER_RETENTION.into(),
+            trigger: Trigger::Retention,
             actor: Some("weir serve".into()),
             keep_plans: shared
                 .status()
@@ -217,7 +218,7 @@ async fn retention_loop(shared: Arc<Shared>, retention: Duration, cancel: Cancel
         };
         match shared.store.prune(&request).await {
             Ok(r) => info!(
-                cutoff = %crate::audit::rfc3339(r.cutoff_ms),
+                cutoff = %crate::clock::rfc3339(r.cutoff_ms),
                 plans = r.deleted.plans,
                 applies = r.deleted.applies,
                 savepoints = r.deleted.savepoints,

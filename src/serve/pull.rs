@@ -45,6 +45,7 @@ use crate::load::clusters::{clusters_of, load_with_clusters};
 use crate::observe;
 use crate::plan::{self, Plan, PlanInput};
 use crate::preview::{self, Preview};
+use crate::store::Trigger;
 use crate::store::audit::RecordKind;
 
 /// The context of weir's commit status.
@@ -648,7 +649,7 @@ impl Previews {
             Some(desired) => {
                 let mut plan = self.plan(desired, &prepared).await.map_err(fail)?;
                 plan.warnings.extend(prepared.warnings.iter().cloned());
-                engine::record_plan(store, &plan, audit::trigger::PULL_REQUEST)
+                engine::record_plan(store, &plan, &Trigger::PullRequest.to_string())
                     .await
                     .map_err(fail)?;
                 let actor = ev

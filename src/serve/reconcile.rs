@@ -1504,9 +1504,7 @@ impl ApplyTask {
         for e in journal {
             if let Some(end) = e.finished_at_ms {
                 let seconds = (end - e.created_at_ms).max(0) as f64 / 1000.0;
-                self.shared
-                    .metrics
-                    .step(&e.kind, e.status.as_str(), seconds);
+                self.shared.metrics.step(e.kind, e.status.as_str(), seconds);
             }
         }
     }
@@ -1520,7 +1518,8 @@ impl ApplyTask {
         journal: &[crate::store::JournalEntry],
     ) {
         for entry in journal.iter().filter(|e| {
-            e.kind == "stop_with_savepoint" && e.status == crate::store::JournalStatus::Failed
+            e.kind == crate::store::StepKind::StopWithSavepoint
+                && e.status == crate::store::JournalStatus::Failed
         }) {
             let cause = entry.result_json.clone().unwrap_or_default();
             let mut e = self.shared.event_of(
@@ -1623,13 +1622,13 @@ fn quiet_outcome(
 fn trigger_of(reasons: &[String]) -> String {
     let any = |p: &str| reasons.iter().any(|r| r.starts_with(p));
     if any("webhook:") {
-        crate::audit::trigger::PUSH.into()
+        crate::store::Trigger::Push.to_string()
     } else if any("api") {
-        crate::audit::trigger::API.into()
+        crate::store::Trigger::Api.to_string()
     } else if any("watch") {
         "watch".into()
     } else {
-        crate::audit::trigger::POLL.into()
+        crate::store::Trigger::Poll.to_string()
     }
 }
 
