@@ -13,7 +13,7 @@
 //! counted, default 5), `--keep` keeps the work directories (repo, bare remote, store, daemon log).
 //!
 //! Per N the bench
-//! 1. starts the fake Flink 2.x REST API of `benches/fake_flink` (in-process, 127.0.0.1:0, every
+//! 1. starts the fake Flink 2.x REST API of `src/testing/fake_flink.rs` (in-process, 127.0.0.1:0, every
 //!    request recorded with its arrival time; submitted jobs are RUNNING at once, savepoints
 //!    complete at once), generates the jobs repo of `benches/jobs_repo` (N job definitions in 20
 //!    directories, the fake's URL in `weir.yaml`), commits it and pushes it to a bare repo;
@@ -41,6 +41,7 @@
 //! `target/release/weir`); `WEIR_BIN=path` overrides it. Markdown tables go to stdout, progress to
 //! stderr.
 
+#[path = "../src/testing/fake_flink.rs"]
 mod fake_flink;
 mod jobs_repo;
 

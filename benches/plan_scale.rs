@@ -17,7 +17,7 @@
 //!    (`weir::plan::submission_identity(job, nonce).job_id()`), so the fake cluster runs exactly
 //!    what the repo asks for, except ~5% of the jobs: 2.5% run another parallelism (rescale) and
 //!    2.5% another code fingerprint (redeploy);
-//! 3. serves the fake Flink 2.x JobManager REST API of `benches/fake_flink` on 127.0.0.1:0
+//! 3. serves the fake Flink 2.x JobManager REST API of `src/testing/fake_flink.rs` on 127.0.0.1:0
 //!    (in-process, axum), which answers `GET /jobs/overview` with those N RUNNING jobs (and other
 //!    calls with plausible JSON) and records every request;
 //! 4. runs the real `weir` binary (`weir validate --repo DIR`, then
@@ -29,6 +29,7 @@
 //! `target/release/weir`, rebuilt by `cargo bench` whenever a source changed); `WEIR_BIN=path`
 //! overrides it. A markdown table goes to stdout, progress to stderr.
 
+#[path = "../src/testing/fake_flink.rs"]
 mod fake_flink;
 mod jobs_repo;
 
@@ -151,7 +152,7 @@ fn fake_jobs(repo: &Path, n: usize) -> (Vec<FakeJob>, Duration) {
                 Drift::Code => ident.code_hash ^= 0x5a5a_5a5a,
             }
             FakeJob {
-                id: ident.job_id(),
+                id: ident.job_id().to_string(),
                 name: if is_sql(i) {
                     "insert-into_default_catalog.default_database.dst".to_string()
                 } else {

@@ -5,6 +5,7 @@
 //! [`store`]) into a [`plan::Plan`], and [`apply`] executes it step by step through a journal.
 
 pub mod apply;
+pub mod artifact;
 pub mod audit;
 pub mod cli;
 pub mod clock;
@@ -26,3 +27,6 @@ pub mod spec;
 pub mod status;
 pub mod store;
 pub mod text;
+
+#[cfg(test)]
+mod testing;

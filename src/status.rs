@@ -152,7 +152,7 @@ pub fn history_table(entries: &[HistoryEntry]) -> String {
                 format!("{:?}", e.kind).to_lowercase(),
                 e.id.clone(),
                 e.revision.clone(),
-                e.trigger.clone(),
+                e.trigger.to_string(),
                 match &e.error {
                     Some(err) => format!("{}: {err}", e.summary_or_outcome),
                     None => e.summary_or_outcome.clone(),

@@ -1,8 +1,14 @@
+use std::collections::BTreeMap;
+
 use super::*;
-use crate::store::audit::RecordKind;
+use crate::clock::{rfc3339, table_time as time_text};
+use crate::desired::Revision;
+use crate::git::RepoSource;
+use crate::store::audit::{ApplyEvent, ApplyEventKind, ChangeResult, RecordKind, RecordOrigin};
 use crate::store::{
-    ApplyOutcome, JournalStatus, NewApply, NewJournalEntry, SavepointKind, SavepointRestore,
-    StepStatus,
+    ApplyOutcome, ApplyRecord, JobRef, JournalEntry, JournalStatus, NewApply, NewJournalEntry,
+    PlanRecord, SavepointKind, SavepointRecord, SavepointRestore, StepDetail, StepKind, StepResult,
+    StopDetail, SubmitDetail,
 };
 
 const OLD: &str = "3e00000000000000000000000000aaaa";
@@ -82,7 +88,7 @@ fn entry(
         apply_id: "apply-1".into(),
         job: "orders".into(),
         seq,
-        kind: kind.into(),
+        kind: serde_json::from_value(Value::String(kind.into())).unwrap(),
         status,
         intent_json: intent.to_string(),
         detail_json: detail.unwrap_or_else(|| intent.clone()).to_string(),
@@ -281,7 +287,7 @@ fn an_apply_resumed_after_a_crash_says_where_it_was_interrupted() {
     records.events = vec![ApplyEvent {
         apply_id: "apply-1".into(),
         at_ms: 4_000,
-        kind: EVENT_RESUMED.into(),
+        kind: ApplyEventKind::Resumed,
         message: "resumed from the journal".into(),
     }];
     records.changes = vec![ChangeResult {
@@ -350,21 +356,24 @@ fn records_without_a_plan_still_show_the_journal() {
 
 #[test]
 fn rest_calls_follow_the_journal_detail() {
-    let d = serde_json::json!({"jobId": OLD});
+    let d = StepDetail::Cancel(JobRef {
+        job_id: OLD.parse().unwrap(),
+    });
+    let d = Some(&d);
     assert_eq!(
-        rest_calls("cancel", &d),
+        rest_calls(StepKind::Cancel, d),
         (
             Some(format!("PATCH /jobs/{OLD}?mode=cancel")),
             Some(format!("GET /jobs/{OLD}"))
         )
     );
     assert_eq!(
-        rest_calls("await_running", &d),
+        rest_calls(StepKind::AwaitRunning, d),
         (None, Some(format!("GET /jobs/{OLD}")))
     );
-    assert_eq!(rest_calls("forget", &d), (None, None));
+    assert_eq!(rest_calls(StepKind::Forget, d), (None, None));
     assert_eq!(
-        rest_calls("submit", &serde_json::json!({})).0.as_deref(),
+        rest_calls(StepKind::Submit, None).0.as_deref(),
         Some("POST /jars/{jarId}/run")
     );
 }
@@ -397,7 +406,8 @@ fn times_and_durations_render_compactly() {
     assert_eq!(duration_text(3_240), "3.2s");
     assert_eq!(duration_text(125_000), "2m05s");
     assert_eq!(duration_text(3_720_000), "1h02m");
-    assert_eq!(rfc3339(1_706_702_400_000), "2024-01-31T12:00:00Z");
+    // One precision everywhere (crate::clock): milliseconds always shown.
+    assert_eq!(rfc3339(1_706_702_400_000), "2024-01-31T12:00:00.000Z");
     assert_eq!(time_text(1_706_702_400_000), "2024-01-31 12:00:00Z");
 }
 
@@ -537,7 +547,7 @@ fn history_renders_as_a_table_and_as_json_lines() {
     assert_eq!(parsed.len(), 2);
     assert_eq!(parsed[0]["kind"], "apply");
     assert_eq!(parsed[0]["id"], "apply-1");
-    assert_eq!(parsed[0]["at"], "1970-01-01T00:00:02Z");
+    assert_eq!(parsed[0]["at"], "1970-01-01T00:00:02.000Z");
     assert_eq!(parsed[0]["duration_ms"], 2_500);
     assert_eq!(parsed[0]["summary_or_outcome"], "failed");
     assert_eq!(parsed[1]["commit"]["author_name"], "Ann Author");
@@ -574,8 +584,11 @@ async fn records_in_the_store_come_back_as_one_story() {
             apply_id: "apply-1".into(),
             job: "orders".into(),
             seq: 0,
-            kind: "stop_with_savepoint".into(),
-            detail_json: serde_json::json!({"jobId": OLD}).to_string(),
+            detail: StepDetail::StopWithSavepoint(StopDetail {
+                job_id: OLD.parse().unwrap(),
+                request_id: None,
+                target_dir: None,
+            }),
             at_ms: 2_000,
         })
         .await
@@ -583,8 +596,9 @@ async fn records_in_the_store_come_back_as_one_story() {
     store
         .journal_result(
             stop,
-            StepStatus::Succeeded,
-            &serde_json::json!({"savepoint": SP}).to_string(),
+            &StepResult::Stopped {
+                savepoint: SP.into(),
+            },
             2_600,
         )
         .await
@@ -605,7 +619,7 @@ async fn records_in_the_store_come_back_as_one_story() {
         .insert_apply_event(&ApplyEvent {
             apply_id: "apply-1".into(),
             at_ms: 3_000,
-            kind: EVENT_RESUMED.into(),
+            kind: ApplyEventKind::Resumed,
             message: "resumed".into(),
         })
         .await
@@ -615,9 +629,12 @@ async fn records_in_the_store_come_back_as_one_story() {
             apply_id: "apply-1".into(),
             job: "orders".into(),
             seq: 1,
-            kind: "submit".into(),
-            detail_json: serde_json::json!({"jobId": NEW, "jarId": "j.jar", "savepointPath": SP})
-                .to_string(),
+            detail: StepDetail::Submit(SubmitDetail {
+                jar_id: Some("j.jar".into()),
+                job_id: NEW.parse().unwrap(),
+                parallelism: None,
+                savepoint_path: Some(SP.into()),
+            }),
             at_ms: 3_100,
         })
         .await
@@ -625,8 +642,10 @@ async fn records_in_the_store_come_back_as_one_story() {
     store
         .journal_result(
             submit,
-            StepStatus::Succeeded,
-            &serde_json::json!({"jobId": NEW, "savepointPath": SP}).to_string(),
+            &StepResult::Submitted {
+                job_id: NEW.parse().unwrap(),
+                savepoint_path: Some(SP.into()),
+            },
             3_200,
         )
         .await
@@ -730,7 +749,7 @@ fn origins_carry_the_commit_author_and_message() {
         dirty: true,
         digest: "d".repeat(64),
     };
-    let o = origin(
+    let o = RecordOrigin::of(
         RecordKind::Plan,
         "plan-9",
         &source,
@@ -771,7 +790,19 @@ fn origins_carry_the_commit_author_and_message() {
         dirty: false,
         digest: "d".repeat(64),
     };
-    let o = origin(RecordKind::Apply, "apply-9", &source, &none, None, 42);
+    let o = RecordOrigin::of(RecordKind::Apply, "apply-9", &source, &none, None, 42);
     assert_eq!((o.commit_sha, o.author_name, o.message), (None, None, None));
     assert_eq!(source.commit_info(&sha), None);
+}
+
+#[test]
+fn tables_are_left_aligned_columns_two_spaces_apart() {
+    let rows = vec![
+        vec!["x".to_string(), "yé".to_string(), "last".to_string()],
+        vec!["long".to_string(), "z".to_string(), String::new()],
+    ];
+    assert_eq!(
+        text::columns(&["A", "BB", "C"], &rows),
+        "A     BB  C\nx     yé  last\nlong  z\n"
+    );
 }

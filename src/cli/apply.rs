@@ -14,7 +14,7 @@ use crate::engine::{self, ApplySettings, Planned, Scope, Stale};
 use crate::observe::{ClusterObservation, Observation};
 use crate::plan::Plan;
 use crate::render;
-use crate::store::Store;
+use crate::store::{Store, Trigger};
 
 pub(super) struct ApplyOptions {
     pub auto_approve: bool,
@@ -48,8 +48,9 @@ async fn resume_interrupted(store: &Store, repo: &Path, opts: &ApplyOptions) -> 
     let source = source_for(repo, None)?;
     eprintln!("weir: interrupted apply(s) found; finishing them first.");
     let report =
-        engine::resume_interrupted(store, source, &opts.settings(), progress(), "cli").await?;
-    for line in &report.lines {
+        engine::resume_interrupted(store, source, &opts.settings(), progress(), Trigger::Cli)
+            .await?;
+    for line in report.lines() {
         eprintln!("  {line}");
     }
     Ok(report.ok())
@@ -98,7 +99,7 @@ pub(super) async fn apply_cmd(
         source,
         &settings,
         progress(),
-        "cli",
+        Trigger::Cli,
     );
     let outcomes = applier.apply(&plan, &apply_id).await?;
     let failed = outcomes.iter().filter(|o| !o.ok).count();

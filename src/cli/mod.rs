@@ -244,7 +244,7 @@ pub async fn run(globals: Globals, command: Command) -> Result<i32> {
                 .as_deref()
                 .map(|s| crate::audit::parse_since(s, now_ms()))
                 .transpose()
-                .map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+                .context("--since")?;
             let store = open_store(state, &repo).await?;
             read::history_cmd(&store, job, since_ms, limit, format).await
         }

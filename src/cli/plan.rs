@@ -14,7 +14,7 @@ use crate::load::{self, LoadOutcome};
 use crate::plan::Plan;
 use crate::render;
 use crate::spec::ClusterConfig;
-use crate::store::Store;
+use crate::store::{Store, Trigger};
 
 /// `weir plan`'s options.
 pub(super) struct PlanArgs<'a> {
@@ -158,7 +158,7 @@ async fn plan_loaded(
     engine::record_plan(
         store,
         &planned.plan,
-        audit::trigger::CLI,
+        Trigger::Cli,
         &source,
         audit::cli_actor(),
     )

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result};
 
 use super::plan::source_for;
 use super::{HistoryFormat, OutputFormat, open_store};
@@ -11,7 +11,8 @@ use crate::clock::now_ms;
 use crate::engine;
 use crate::load;
 use crate::store::Store;
-use crate::store::retention::{PruneRequest, TRIGGER_CLI};
+use crate::store::Trigger;
+use crate::store::retention::PruneRequest;
 
 pub(super) async fn status_cmd(store: &Store, repo: &Path, format: OutputFormat) -> Result<i32> {
     let source = source_for(repo, None)?;
@@ -86,7 +87,7 @@ pub(super) async fn prune(
     let cutoff_ms = older_than
         .map(|s| audit::parse_since(s, now))
         .transpose()
-        .map_err(|e| anyhow!("--older-than: {e}"))?;
+        .context("--older-than")?;
     let store = open_store(state, repo).await?;
     match cutoff_ms {
         Some(cutoff_ms) if !log => prune_cmd(&store, cutoff_ms, now, dry_run, format).await,
@@ -105,7 +106,7 @@ async fn prune_cmd(
         .prune(&PruneRequest {
             cutoff_ms,
             at_ms: now,
-            trigger: TRIGGER_CLI.into(),
+            trigger: Trigger::Cli,
             actor: audit::cli_actor(),
             keep_plans: Vec::new(),
             dry_run,

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::apply::Applier;
+use crate::apply::{Applier, Resumed};
 use crate::desired::DesiredState;
 use crate::git::RepoSource;
 use crate::load;
 use crate::plan::Plan;
-use crate::store::{ApplyOutcome, Store};
+use crate::store::{Store, Trigger};
 
 use super::{Clients, EngineError, clients};
 
@@ -31,7 +31,7 @@ pub fn applier(
     source: RepoSource,
     settings: &ApplySettings,
     progress: Arc<dyn Fn(&str) + Send + Sync>,
-    trigger: &str,
+    trigger: Trigger,
 ) -> Applier {
     Applier {
         store: store.clone(),
@@ -44,7 +44,7 @@ pub fn applier(
         progress,
         on_change_done: None,
         jar_ids: Default::default(),
-        trigger: trigger.into(),
+        trigger,
     }
 }
 
@@ -56,31 +56,24 @@ pub fn attach_available(plan: &mut Plan, desired: &DesiredState) {
     }
 }
 
-/// How one interrupted apply ended when it was finished (as the store recorded it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResumedApply {
-    pub id: String,
-    /// `None` when the store has no outcome for it (it did not finish).
-    pub outcome: Option<ApplyOutcome>,
-}
-
 /// What finishing interrupted applies produced.
 #[derive(Debug, Default)]
 pub struct ResumeReport {
     /// How many unfinished applies were found.
     pub interrupted: usize,
-    /// One line per change (or per apply whose plan could not be loaded), for people.
-    pub lines: Vec<String>,
-    /// Each interrupted apply and how it ended.
-    pub applies: Vec<ResumedApply>,
+    /// How each change (or each apply whose plan could not be loaded) ended.
+    pub resumed: Vec<Resumed>,
 }
 
 impl ResumeReport {
-    /// True when every interrupted apply completed every change it had started.
+    /// True when every interrupted change completed.
     pub fn ok(&self) -> bool {
-        self.applies
-            .iter()
-            .all(|a| a.outcome == Some(ApplyOutcome::Succeeded))
+        self.resumed.iter().all(Resumed::ok)
+    }
+
+    /// One line per change, for people.
+    pub fn lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.resumed.iter().map(ToString::to_string)
     }
 }
 
@@ -91,7 +84,7 @@ pub async fn resume_interrupted(
     source: RepoSource,
     settings: &ApplySettings,
     progress: Arc<dyn Fn(&str) + Send + Sync>,
-    trigger: &str,
+    trigger: Trigger,
 ) -> Result<ResumeReport, EngineError> {
     let unfinished = store.unfinished_applies().await?;
     if unfinished.is_empty() {
@@ -114,22 +107,13 @@ pub async fn resume_interrupted(
         }
     }
     let applier = applier(store, clients, source, settings, progress, trigger);
-    let lines = applier
+    let resumed = applier
         .resume(|id| plans.get(id).cloned())
         .await
         .map_err(EngineError::Resume)?;
-    let mut applies = Vec::with_capacity(unfinished.len());
-    for a in &unfinished {
-        let outcome = store.apply(&a.id).await?.and_then(|r| r.outcome);
-        applies.push(ResumedApply {
-            id: a.id.clone(),
-            outcome,
-        });
-    }
     Ok(ResumeReport {
         interrupted: unfinished.len(),
-        lines,
-        applies,
+        resumed,
     })
 }
 
@@ -137,28 +121,30 @@ pub async fn resume_interrupted(
 mod tests {
     use super::*;
 
-    fn report(outcomes: &[Option<ApplyOutcome>]) -> ResumeReport {
-        ResumeReport {
-            interrupted: outcomes.len(),
-            // The words of a change's message do not decide anything.
-            lines: vec!["apply-1: a completed: the savepoint failed: then it worked".into()],
-            applies: outcomes
-                .iter()
-                .enumerate()
-                .map(|(i, o)| ResumedApply {
-                    id: format!("apply-{i}"),
-                    outcome: *o,
-                })
-                .collect(),
+    fn change(ok: bool, message: &str) -> Resumed {
+        Resumed::Change {
+            apply_id: "apply-1".into(),
+            job: "a".into(),
+            ok,
+            message: message.into(),
         }
     }
 
     #[test]
-    fn a_resume_is_ok_when_every_apply_succeeded() {
+    fn a_resume_is_ok_when_every_change_completed() {
         assert!(ResumeReport::default().ok());
-        assert!(report(&[Some(ApplyOutcome::Succeeded)]).ok());
-        assert!(!report(&[Some(ApplyOutcome::Succeeded), Some(ApplyOutcome::Failed)]).ok());
-        assert!(!report(&[Some(ApplyOutcome::Interrupted)]).ok());
-        assert!(!report(&[None]).ok());
+        // The words of a message decide nothing.
+        let done = change(true, "the savepoint failed: then it worked");
+        let report = |resumed| ResumeReport {
+            interrupted: 1,
+            resumed,
+        };
+        assert!(report(vec![done.clone()]).ok());
+        assert!(!report(vec![done, change(false, "boom")]).ok());
+        let lost = Resumed::PlanUnavailable {
+            apply_id: "apply-2".into(),
+            message: "its plan cannot be loaded".into(),
+        };
+        assert!(!report(vec![lost]).ok());
     }
 }

@@ -14,9 +14,7 @@ mod record;
 pub mod stale;
 
 pub use error::EngineError;
-pub use execute::{
-    ApplySettings, ResumeReport, ResumedApply, applier, attach_available, resume_interrupted,
-};
+pub use execute::{ApplySettings, ResumeReport, applier, attach_available, resume_interrupted};
 pub use lock::{LockError, lock_store};
 pub use pipeline::{
     Clients, History, Planned, Snapshot, clients, history, load, open_source, plan, snapshot,

@@ -1,10 +1,9 @@
 //! Recording a plan: the plan itself (and the jobs it touches), and where it came from.
 
-use crate::audit;
 use crate::git::RepoSource;
 use crate::plan::Plan;
-use crate::store::audit::RecordKind;
-use crate::store::{PlanRecord, Store};
+use crate::store::audit::{RecordKind, record_origin};
+use crate::store::{PlanRecord, Store, Trigger};
 
 use super::EngineError;
 
@@ -13,7 +12,7 @@ use super::EngineError;
 pub async fn record_plan(
     store: &Store,
     plan: &Plan,
-    trigger: &str,
+    trigger: Trigger,
     source: &RepoSource,
     actor: Option<String>,
 ) -> Result<(), EngineError> {
@@ -22,13 +21,13 @@ pub async fn record_plan(
             id: plan.id.clone(),
             created_at_ms: plan.created_at_ms,
             revision: plan.revision.to_string(),
-            trigger: trigger.to_string(),
+            trigger,
             summary: plan.summary.line(),
             plan_json: serde_json::to_string(plan)?,
             job_names: plan.changes.iter().map(|c| c.job.clone()).collect(),
         })
         .await?;
-    audit::record_origin(
+    record_origin(
         store,
         RecordKind::Plan,
         &plan.id,

@@ -35,8 +35,10 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::now_ms;
 use crate::plan::Summary;
 use crate::store::Store;
+use crate::text::error_chain;
 
 pub use crate::spec::{
     EventKind, EventSelector, NotificationFormat, NotificationRoute, NotificationsConfig,
@@ -150,52 +152,7 @@ impl Event {
 // ---------------------------------------------------------------------------------------------
 // Deliveries
 
-/// How the delivery of an event to a route ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    /// The receiver answered `2xx`.
-    Delivered,
-    /// Every attempt failed, or the receiver answered with a status that is not retried.
-    Failed,
-    /// Not sent: an identical event went to this route less than a window ago.
-    Suppressed,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Failed => "failed",
-            DeliveryStatus::Suppressed => "suppressed",
-        }
-    }
-}
-
-/// The outcome of delivering one event to one route; what the store records.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Delivery {
-    /// The event id (`webhook-id`), shared by every route the event went to.
-    pub event_id: String,
-    pub route: String,
-    pub event: EventKind,
-    pub job: Option<String>,
-    pub cluster: Option<String>,
-    pub revision: Option<String>,
-    /// The route's URL, redacted ([`scrub::url`]).
-    pub url: String,
-    pub status: DeliveryStatus,
-    /// HTTP requests made (0 when suppressed).
-    pub attempts: u32,
-    /// The last HTTP status received, if any.
-    pub status_code: Option<u16>,
-    /// Why the delivery failed (scrubbed of secrets); `None` unless `status` is `failed`.
-    pub error: Option<String>,
-    pub event_at_ms: i64,
-    pub started_at_ms: i64,
-    pub finished_at_ms: i64,
-}
+pub use crate::store::notify::{Delivery, DeliveryStatus};
 
 // ---------------------------------------------------------------------------------------------
 // Errors and options
@@ -580,10 +537,6 @@ fn new_event_id(at_ms: i64) -> String {
     format!("msg_{:012x}{random:020x}", at_ms.clamp(0, (1 << 48) - 1))
 }
 
-fn now_ms() -> i64 {
-    crate::apply::now_ms()
-}
-
 /// How a delivery ended, before it becomes a [`Delivery`].
 struct Outcome {
     status: DeliveryStatus,
@@ -818,7 +771,7 @@ impl Inner {
         let body = body.trim();
         if !body.is_empty() {
             message.push_str(": ");
-            message.push_str(&payload::truncate(body, MAX_ERROR_BODY));
+            message.push_str(&crate::text::truncate(body, MAX_ERROR_BODY));
         }
         Err(AttemptError {
             status: Some(code),
@@ -840,21 +793,6 @@ async fn read_prefix(mut response: reqwest::Response, max: usize) -> String {
     }
     buf.truncate(max);
     String::from_utf8_lossy(&buf).into_owned()
-}
-
-/// An error and its sources, `: `-separated (repeated suffixes dropped).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -10,8 +10,10 @@ use serde_json::{Value, json};
 
 use super::Event;
 use super::scrub::{self, Scrubber};
+use crate::clock::rfc3339;
 use crate::plan::Summary;
 use crate::spec::{EventKind, NotificationFormat};
+use crate::text::truncate;
 
 /// Longest message kept in a generic payload (characters).
 pub const MAX_MESSAGE_CHARS: usize = 4000;
@@ -221,29 +223,6 @@ fn slack_url(url: &str) -> String {
     url.replace('|', "%7C")
         .replace('>', "%3E")
         .replace('<', "%3C")
-}
-
-/// At most `max` characters, with `…` when shortened.
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
-/// RFC 3339 (UTC, milliseconds) of unix epoch milliseconds.
-pub fn rfc3339(at_ms: i64) -> String {
-    let nanos = i128::from(at_ms) * 1_000_000;
-    match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-        Ok(t) => t
-            .format(time::macros::format_description!(
-                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-            ))
-            .unwrap_or_else(|_| at_ms.to_string()),
-        Err(_) => at_ms.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::store::StepKind;
+
 type Labels = Vec<(String, String)>;
 
 pub struct Metrics {
@@ -141,10 +143,10 @@ impl Metrics {
         }
     }
 
-    pub fn step(&self, kind: &str, outcome: &str, seconds: f64) {
+    pub fn step(&self, kind: StepKind, outcome: &str, seconds: f64) {
         self.steps
             .get_or_create(&vec![
-                ("step".to_string(), kind.to_string()),
+                ("step".to_string(), kind.as_str().to_string()),
                 ("outcome".to_string(), outcome.to_string()),
             ])
             .observe(seconds);
@@ -186,7 +188,7 @@ mod tests {
         m.apply("failed");
         m.webhook("github", "rejected");
         m.synced("local", 1_700_000_000_000);
-        m.step("stop_with_savepoint", "succeeded", 0.3);
+        m.step(crate::store::StepKind::StopWithSavepoint, "succeeded", 0.3);
         m.set_health(&[("RUNNING".to_string(), 2)].into_iter().collect());
         let text = m.render();
         assert!(

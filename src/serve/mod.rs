@@ -34,7 +34,8 @@ use source::Mirror;
 
 use crate::clock::now_ms;
 use crate::store::Store;
-use crate::store::retention::{PruneRequest, TRIGGER_RETENTION};
+use crate::store::Trigger;
+use crate::store::retention::PruneRequest;
 
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
 pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
@@ -266,7 +267,7 @@ async fn retention_loop(shared: Arc<Shared>, retention: Duration, cancel: Cancel
         let request = PruneRequest {
             cutoff_ms: now.saturating_sub(keep),
             at_ms: now,
-            trigger: TRIGGER_RETENTION.into(),
+            trigger: Trigger::Retention,
             actor: Some("weir serve".into()),
             keep_plans: shared
                 .status()

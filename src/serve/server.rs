@@ -451,7 +451,7 @@ async fn apply_plan(
     check_token(&state, &headers)?;
     // A preview plans a pull request, not the branch: it is never applied.
     if let Some(record) = state.shared.store.plan(&id).await?
-        && record.trigger == crate::audit::trigger::PULL_REQUEST
+        && record.trigger == crate::store::Trigger::PullRequest
     {
         return Err(ApiError::PreviewNotApplicable(id));
     }

@@ -4,12 +4,10 @@
 //! audit log; [`crate::audit`] assembles and renders the records.
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
-use super::{
-    ApplyOutcome, ApplyRecord, HistoryEntry, Rejection, Store, StoreError, apply_from_row,
-};
+use super::{ApplyOutcome, Rejection, Store, StoreError};
+use crate::desired::Revision;
+use crate::git::RepoSource;
 
 /// Whether an origin belongs to a plan or an apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
@@ -30,7 +28,7 @@ impl RecordKind {
 }
 
 /// Where a plan or an apply came from (append-only, one per record).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct RecordOrigin {
     /// The plan or apply id.
     pub record_id: String,
@@ -49,8 +47,62 @@ pub struct RecordOrigin {
     pub recorded_at_ms: i64,
 }
 
+impl RecordOrigin {
+    /// Where a plan or apply made from `source` at `revision` came from, with the commit's
+    /// author and message when the files came from a Git commit.
+    pub fn of(
+        kind: RecordKind,
+        id: &str,
+        source: &RepoSource,
+        revision: &Revision,
+        actor: Option<String>,
+        now_ms: i64,
+    ) -> RecordOrigin {
+        let info = revision
+            .commit
+            .as_deref()
+            .and_then(|c| source.commit_info(c));
+        RecordOrigin {
+            record_id: id.to_string(),
+            kind,
+            actor,
+            commit_sha: revision.commit.clone(),
+            dirty: revision.dirty,
+            author_name: info.as_ref().map(|i| i.author_name.clone()),
+            author_email: info.as_ref().map(|i| i.author_email.clone()),
+            authored_at_ms: info.as_ref().map(|i| i.authored_at_ms),
+            message: info.map(|i| i.message),
+            recorded_at_ms: now_ms,
+        }
+    }
+}
+
+/// The local user running the CLI, as the actor of its plans and applies.
+pub fn cli_actor() -> Option<String> {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+}
+
+/// Records [`RecordOrigin::of`] in the store. [`crate::apply::Applier::apply`] records an apply's
+/// origin itself (the local user as the actor for `cli`) unless one was recorded before it
+/// started, so a caller that knows a better actor (e.g. the API token's name) records it first.
+pub async fn record_origin(
+    store: &Store,
+    kind: RecordKind,
+    id: &str,
+    source: &RepoSource,
+    revision: &Revision,
+    actor: Option<String>,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    store
+        .insert_origin(&RecordOrigin::of(kind, id, source, revision, actor, now_ms))
+        .await
+}
+
 /// How one change of an apply ended (append-only; written with the apply's outcome).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct ChangeResult {
     pub job: String,
     /// The plan's action, e.g. `redeploy`.
@@ -65,17 +117,30 @@ pub struct ChangeResult {
 }
 
 /// Something that happened to an apply as a whole (append-only).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct ApplyEvent {
     pub apply_id: String,
     pub at_ms: i64,
-    /// e.g. [`EVENT_RESUMED`].
-    pub kind: String,
+    pub kind: ApplyEventKind,
     pub message: String,
 }
 
-/// The process running an apply died, and a later one finished it from the journal.
-pub const EVENT_RESUMED: &str = "resumed";
+/// What happened to an apply as a whole; stored as its snake-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(rename_all = "snake_case")]
+pub enum ApplyEventKind {
+    /// The process running an apply died, and a later one finished it from the journal.
+    Resumed,
+}
+
+impl ApplyEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplyEventKind::Resumed => "resumed",
+        }
+    }
+}
 
 /// Which plans and applies [`Store::history_filtered`] returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -103,7 +168,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .bind(&o.record_id)
-        .bind(o.kind.as_str())
+        .bind(o.kind)
         .bind(&o.actor)
         .bind(&o.commit_sha)
         .bind(o.dirty)
@@ -121,14 +186,10 @@ impl Store {
     /// Where the plan or apply `record_id` came from, if that was recorded.
     pub async fn origin(&self, record_id: &str) -> Result<Option<RecordOrigin>, StoreError> {
         const OP: &str = "origin";
-        let row = sqlx::query(&format!("{ORIGIN_SELECT} WHERE record_id = ?1"))
+        sqlx::query_as::<_, RecordOrigin>(&format!("{ORIGIN_SELECT} WHERE record_id = ?1"))
             .bind(record_id)
             .fetch_optional(&self.pool)
             .await
-            .map_err(self.query(OP))?;
-        row.as_ref()
-            .map(origin_from_row)
-            .transpose()
             .map_err(self.query(OP))
     }
 
@@ -188,7 +249,7 @@ impl Store {
         )
         .bind(id)
         .bind(finished_at_ms)
-        .bind(outcome.as_str())
+        .bind(outcome)
         .bind(error)
         .execute(&mut *tx)
         .await
@@ -199,27 +260,14 @@ impl Store {
     /// How each change of an apply ended, by job (empty while it runs).
     pub async fn apply_changes(&self, apply_id: &str) -> Result<Vec<ChangeResult>, StoreError> {
         const OP: &str = "apply_changes";
-        let rows = sqlx::query(
+        sqlx::query_as::<_, ChangeResult>(
             "SELECT job, action, ok, message, new_job_id, savepoint FROM apply_changes
              WHERE apply_id = ?1 ORDER BY job",
         )
         .bind(apply_id)
         .fetch_all(&self.pool)
         .await
-        .map_err(self.query(OP))?;
-        rows.iter()
-            .map(|row| {
-                Ok(ChangeResult {
-                    job: row.try_get("job")?,
-                    action: row.try_get("action")?,
-                    ok: row.try_get("ok")?,
-                    message: row.try_get("message")?,
-                    new_job_id: row.try_get("new_job_id")?,
-                    savepoint: row.try_get("savepoint")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(self.query(OP))
+        .map_err(self.query(OP))
     }
 
     /// Records something that happened to an apply as a whole. Its apply must exist.
@@ -231,7 +279,7 @@ impl Store {
         )
         .bind(&e.apply_id)
         .bind(e.at_ms)
-        .bind(&e.kind)
+        .bind(e.kind)
         .bind(&e.message)
         .execute(&self.pool)
         .await
@@ -249,127 +297,21 @@ impl Store {
     /// The events of an apply, oldest first.
     pub async fn apply_events(&self, apply_id: &str) -> Result<Vec<ApplyEvent>, StoreError> {
         const OP: &str = "apply_events";
-        let rows = sqlx::query(
+        sqlx::query_as::<_, ApplyEvent>(
             "SELECT apply_id, at_ms, kind, message FROM apply_events
              WHERE apply_id = ?1 ORDER BY id",
         )
         .bind(apply_id)
         .fetch_all(&self.pool)
         .await
-        .map_err(self.query(OP))?;
-        rows.iter()
-            .map(|row| {
-                Ok(ApplyEvent {
-                    apply_id: row.try_get("apply_id")?,
-                    at_ms: row.try_get("at_ms")?,
-                    kind: row.try_get("kind")?,
-                    message: row.try_get("message")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(self.query(OP))
+        .map_err(self.query(OP))
     }
-
-    /// The applies of one plan, oldest first (without their job names).
-    pub async fn applies_of_plan(&self, plan_id: &str) -> Result<Vec<ApplyRecord>, StoreError> {
-        const OP: &str = "applies_of_plan";
-        let rows = sqlx::query(&format!(
-            "{} WHERE plan_id = ?1 ORDER BY started_at_ms, id",
-            super::APPLY_SELECT
-        ))
-        .bind(plan_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.query(OP))?;
-        rows.iter()
-            .map(apply_from_row)
-            .collect::<Result<_, _>>()
-            .map_err(self.query(OP))
-    }
-
-    /// Plans and applies as [`Store::history`] lists them, filtered by job and time, newest
-    /// first (or oldest first).
-    pub async fn history_filtered(
-        &self,
-        filter: &HistoryFilter,
-    ) -> Result<Vec<HistoryEntry>, StoreError> {
-        const OP: &str = "history_filtered";
-        let (plans, applies) = match filter.job {
-            Some(_) => (
-                "FROM plan_jobs pj JOIN plans p ON p.id = pj.plan_id WHERE pj.job = ?1",
-                "FROM apply_jobs aj JOIN applies a ON a.id = aj.apply_id WHERE aj.job = ?1",
-            ),
-            None => (
-                "FROM plans p WHERE ?1 IS NULL",
-                "FROM applies a WHERE ?1 IS NULL",
-            ),
-        };
-        let order = if filter.oldest_first {
-            "at_ms ASC, sort_rank ASC, id ASC"
-        } else {
-            "at_ms DESC, sort_rank DESC, id DESC"
-        };
-        let sql = format!(
-            "SELECT 'plan' AS kind, p.id AS id, p.created_at_ms AS at_ms, p.revision AS revision,
-                    p.triggered_by AS triggered_by, p.summary AS summary_or_outcome,
-                    NULL AS error, NULL AS plan_id, NULL AS finished_at_ms, 0 AS sort_rank
-             {plans} AND (?2 IS NULL OR p.created_at_ms >= ?2)
-             UNION ALL
-             SELECT 'apply', a.id, a.started_at_ms, a.revision, a.triggered_by,
-                    COALESCE(a.outcome, 'unfinished'), a.error, a.plan_id, a.finished_at_ms, 1
-             {applies} AND (?2 IS NULL OR a.started_at_ms >= ?2)
-             ORDER BY {order}
-             LIMIT ?3"
-        );
-        let limit = filter
-            .limit
-            .map(|l| i64::try_from(l).unwrap_or(i64::MAX))
-            .unwrap_or(-1);
-        let rows = sqlx::query(&sql)
-            .bind(filter.job.as_deref())
-            .bind(filter.since_ms)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(self.query(OP))?;
-        rows.iter()
-            .map(|row| {
-                Ok(HistoryEntry {
-                    kind: row.try_get("kind")?,
-                    id: row.try_get("id")?,
-                    at_ms: row.try_get("at_ms")?,
-                    revision: row.try_get("revision")?,
-                    trigger: row.try_get("triggered_by")?,
-                    summary_or_outcome: row.try_get("summary_or_outcome")?,
-                    error: row.try_get("error")?,
-                    plan_id: row.try_get("plan_id")?,
-                    finished_at_ms: row.try_get("finished_at_ms")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(self.query(OP))
-    }
-}
-
-fn origin_from_row(row: &SqliteRow) -> Result<RecordOrigin, sqlx::Error> {
-    Ok(RecordOrigin {
-        record_id: row.try_get("record_id")?,
-        kind: row.try_get("kind")?,
-        actor: row.try_get("actor")?,
-        commit_sha: row.try_get("commit_sha")?,
-        dirty: row.try_get("dirty")?,
-        author_name: row.try_get("author_name")?,
-        author_email: row.try_get("author_email")?,
-        authored_at_ms: row.try_get("authored_at_ms")?,
-        message: row.try_get("message")?,
-        recorded_at_ms: row.try_get("recorded_at_ms")?,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{NewApply, PlanRecord};
+    use crate::store::{HistoryEntry, NewApply, PlanRecord};
 
     async fn store_with_apply() -> Store {
         let store = Store::open_in_memory().await.unwrap();
@@ -491,7 +433,7 @@ mod tests {
         let event = ApplyEvent {
             apply_id: "a1".into(),
             at_ms: 2_500,
-            kind: EVENT_RESUMED.into(),
+            kind: ApplyEventKind::Resumed,
             message: "resumed".into(),
         };
         store.insert_apply_event(&event).await.unwrap();
@@ -517,7 +459,7 @@ mod tests {
             .insert_apply_event(&ApplyEvent {
                 apply_id: "a1".into(),
                 at_ms: 2_500,
-                kind: EVENT_RESUMED.into(),
+                kind: ApplyEventKind::Resumed,
                 message: "resumed".into(),
             })
             .await

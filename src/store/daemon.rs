@@ -2,8 +2,6 @@
 //! documents by key, overwritten in place. The audit tables record what happened; this records
 //! what `weir serve` must not forget when it restarts (self-heal attempts, failed revisions).
 
-use sqlx::Row;
-
 use super::{Store, StoreError};
 
 impl Store {
@@ -32,13 +30,10 @@ impl Store {
     /// The JSON document stored under `key`, if any.
     pub async fn daemon_state(&self, key: &str) -> Result<Option<String>, StoreError> {
         const OP: &str = "daemon_state";
-        let row = sqlx::query("SELECT value_json FROM daemon_state WHERE key = ?1")
+        sqlx::query_scalar::<_, String>("SELECT value_json FROM daemon_state WHERE key = ?1")
             .bind(key)
             .fetch_optional(&self.pool)
             .await
-            .map_err(self.query(OP))?;
-        row.map(|r| r.try_get::<String, _>(0))
-            .transpose()
             .map_err(self.query(OP))
     }
 }

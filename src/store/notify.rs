@@ -1,15 +1,78 @@
 //! Outbound notification deliveries (schema version 3, `migrations/0003_notify.sql`): one
-//! append-only row per event and route, written by [`crate::notify::Notifier`] when a delivery
-//! ended. The record types live in [`crate::notify`].
+//! append-only row per event and route, written by the notifier (`crate::notify`) when a delivery
+//! ended.
 
 use std::collections::BTreeMap;
 
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
-use crate::notify::{Delivery, DeliveryStatus};
 use crate::spec::EventKind;
+
+/// How the delivery of an event to a route ended.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, sqlx::Type,
+)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// The receiver answered `2xx`.
+    Delivered,
+    /// Every attempt failed, or the receiver answered with a status that is not retried.
+    Failed,
+    /// Not sent: an identical event went to this route less than a window ago.
+    Suppressed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Suppressed => "suppressed",
+        }
+    }
+}
+
+/// The outcome of delivering one event to one route; what the store records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// The event id (`webhook-id`), shared by every route the event went to.
+    pub event_id: String,
+    pub route: String,
+    #[sqlx(try_from = "String")]
+    pub event: EventKind,
+    pub job: Option<String>,
+    pub cluster: Option<String>,
+    pub revision: Option<String>,
+    /// The route's URL, redacted (`notify::scrub::url`).
+    pub url: String,
+    #[sqlx(rename = "outcome")]
+    pub status: DeliveryStatus,
+    /// HTTP requests made (0 when suppressed).
+    pub attempts: u32,
+    /// The last HTTP status received, if any.
+    pub status_code: Option<u16>,
+    /// Why the delivery failed (scrubbed of secrets); `None` unless `status` is `failed`.
+    pub error: Option<String>,
+    pub event_at_ms: i64,
+    pub started_at_ms: i64,
+    pub finished_at_ms: i64,
+}
+
+/// A stored event name this weir does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown event {0:?}")]
+pub struct UnknownEvent(String);
+
+impl TryFrom<String> for EventKind {
+    type Error = UnknownEvent;
+
+    fn try_from(name: String) -> Result<EventKind, UnknownEvent> {
+        EventKind::from_name(&name).ok_or(UnknownEvent(name))
+    }
+}
 
 const DELIVERY_SELECT: &str = "SELECT event_id, route, event, job, cluster, revision, url, outcome,
     attempts, status_code, error, event_at_ms, started_at_ms, finished_at_ms
@@ -33,7 +96,7 @@ impl Store {
         .bind(&d.cluster)
         .bind(&d.revision)
         .bind(&d.url)
-        .bind(d.status.as_str())
+        .bind(d.status)
         .bind(i64::from(d.attempts))
         .bind(d.status_code.map(i64::from))
         .bind(&d.error)
@@ -52,8 +115,7 @@ impl Store {
         event_id: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        const OP: &str = "deliveries";
-        let rows = sqlx::query(&format!(
+        sqlx::query_as::<_, Delivery>(&format!(
             "{DELIVERY_SELECT} WHERE ?1 IS NULL OR event_id = ?1
              ORDER BY finished_at_ms DESC, id DESC LIMIT ?2"
         ))
@@ -61,69 +123,25 @@ impl Store {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
-        .map_err(self.query(OP))?;
-        rows.iter()
-            .map(delivery_from_row)
-            .collect::<Result<_, _>>()
-            .map_err(self.query(OP))
+        .map_err(self.query("deliveries"))
     }
 
     /// How many deliveries each route has had, by outcome (e.g. for metrics).
     pub async fn delivery_totals(
         &self,
     ) -> Result<BTreeMap<(String, DeliveryStatus), u64>, StoreError> {
-        const OP: &str = "delivery_totals";
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, (String, DeliveryStatus, i64)>(
             "SELECT route, outcome, COUNT(*) AS n FROM notification_deliveries
              GROUP BY route, outcome",
         )
         .fetch_all(&self.pool)
         .await
-        .map_err(self.query(OP))?;
-        rows.iter()
-            .map(|row| {
-                let route: String = row.try_get("route")?;
-                let status = status_from_text(&row.try_get::<String, _>("outcome")?)?;
-                let n: i64 = row.try_get("n")?;
-                Ok(((route, status), u64::try_from(n).unwrap_or(0)))
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(self.query(OP))
+        .map_err(self.query("delivery_totals"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(route, status, n)| ((route, status), u64::try_from(n).unwrap_or(0)))
+            .collect())
     }
-}
-
-fn status_from_text(s: &str) -> Result<DeliveryStatus, sqlx::Error> {
-    match s {
-        "delivered" => Ok(DeliveryStatus::Delivered),
-        "failed" => Ok(DeliveryStatus::Failed),
-        other => Err(sqlx::Error::Decode(
-            format!("unknown delivery outcome {other:?}").into(),
-        )),
-    }
-}
-
-fn delivery_from_row(row: &SqliteRow) -> Result<Delivery, sqlx::Error> {
-    let event: String = row.try_get("event")?;
-    let event = EventKind::from_name(&event)
-        .ok_or_else(|| sqlx::Error::Decode(format!("unknown event {event:?}").into()))?;
-    let attempts: i64 = row.try_get("attempts")?;
-    let status_code: Option<i64> = row.try_get("status_code")?;
-    Ok(Delivery {
-        event_id: row.try_get("event_id")?,
-        route: row.try_get("route")?,
-        event,
-        job: row.try_get("job")?,
-        cluster: row.try_get("cluster")?,
-        revision: row.try_get("revision")?,
-        url: row.try_get("url")?,
-        status: status_from_text(&row.try_get::<String, _>("outcome")?)?,
-        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-        status_code: status_code.and_then(|c| u16::try_from(c).ok()),
-        error: row.try_get("error")?,
-        event_at_ms: row.try_get("event_at_ms")?,
-        started_at_ms: row.try_get("started_at_ms")?,
-        finished_at_ms: row.try_get("finished_at_ms")?,
-    })
 }
 
 #[cfg(test)]

@@ -22,9 +22,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use sqlx::{Sqlite, Transaction};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, Trigger};
 
 /// What [`Store::prune`] is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +34,9 @@ pub struct PruneRequest {
     pub cutoff_ms: i64,
     /// Now (recorded with the prune).
     pub at_ms: i64,
-    /// `cli` ([`TRIGGER_CLI`]) or `retention` ([`TRIGGER_RETENTION`]).
-    pub trigger: String,
+    /// [`Trigger::Cli`] (`weir prune`) or [`Trigger::Retention`] (the daemon's
+    /// `audit.retentionDays`).
+    pub trigger: Trigger,
     /// Who pruned: the local user for `cli`.
     pub actor: Option<String>,
     /// Plans kept whatever their age (e.g. the daemon's plan waiting for approval).
@@ -43,11 +44,6 @@ pub struct PruneRequest {
     /// Count only: nothing is deleted and no prune is recorded.
     pub dry_run: bool,
 }
-
-/// `weir prune`.
-pub const TRIGGER_CLI: &str = "cli";
-/// The daemon's `audit.retentionDays`.
-pub const TRIGGER_RETENTION: &str = "retention";
 
 /// How many rows of each kind a prune deleted (or would delete).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,7 +88,7 @@ pub struct PruneReport {
     pub id: Option<i64>,
     pub at_ms: i64,
     pub cutoff_ms: i64,
-    pub trigger: String,
+    pub trigger: Trigger,
     pub actor: Option<String>,
     pub dry_run: bool,
     pub deleted: PruneCounts,
@@ -100,14 +96,24 @@ pub struct PruneReport {
 }
 
 /// One recorded prune (append-only).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct PruneRecord {
     pub id: i64,
     pub at_ms: i64,
     pub cutoff_ms: i64,
-    pub trigger: String,
+    pub trigger: Trigger,
     pub actor: Option<String>,
+    #[sqlx(rename = "counts_json", try_from = "String")]
     pub deleted: PruneCounts,
+}
+
+impl TryFrom<String> for PruneCounts {
+    type Error = serde_json::Error;
+
+    /// The counts as the prune log stores them (JSON).
+    fn try_from(json: String) -> Result<PruneCounts, serde_json::Error> {
+        serde_json::from_str(&json)
+    }
 }
 
 /// The rows [`select`] decides about.
@@ -239,93 +245,12 @@ impl Store {
     pub async fn prune(&self, req: &PruneRequest) -> Result<PruneReport, StoreError> {
         const OP: &str = "prune";
         let mut tx = self.begin_immediate(OP).await?;
-        let graph = Graph {
-            applies: sqlx::query_as("SELECT id, plan_id, finished_at_ms FROM applies")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(self.query(OP))?,
-            plans: sqlx::query_as("SELECT id, created_at_ms FROM plans")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(self.query(OP))?,
-            savepoints: sqlx::query_as("SELECT path, produced_by_apply, at_ms FROM savepoints")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(self.query(OP))?,
-            restores: sqlx::query_as("SELECT path, apply_id FROM savepoint_restores")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(self.query(OP))?,
-            // The same order as `Store::savepoints` and the `savepoints_keep_last` trigger.
-            protected: sqlx::query_scalar(
-                "SELECT path FROM (
-                     SELECT path, ROW_NUMBER() OVER (
-                         PARTITION BY job ORDER BY at_ms DESC, rowid DESC) AS n
-                     FROM savepoints)
-                 WHERE n = 1
-                 UNION
-                 SELECT s.path FROM savepoints s JOIN jobs j ON j.last_savepoint = s.path",
-            )
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(self.query(OP))?
-            .into_iter()
-            .collect(),
-        };
+        let graph = self.graph(&mut tx).await.map_err(self.query(OP))?;
         let selection = select(&graph, req.cutoff_ms, &req.keep_plans);
-        let ids = |set: &BTreeSet<String>| serde_json::to_string(set).unwrap_or_default();
-        let applies = ids(&selection.applies);
-        let plans = ids(&selection.plans);
-        let records = ids(&selection.applies.union(&selection.plans).cloned().collect());
-        let savepoints = ids(&selection.savepoints);
-
-        sqlx::query("INSERT INTO prune_in_progress (one) VALUES (1)")
-            .execute(&mut *tx)
+        let deleted = self
+            .delete_selected(&mut tx, &selection, req.cutoff_ms)
             .await
             .map_err(self.query(OP))?;
-        // Children before parents (foreign keys). A statement's count is its own rows only.
-        let mut delete = async |table: &str, column: &str, ids: &str| {
-            sqlx::query(&format!(
-                "DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(?1))"
-            ))
-            .bind(ids)
-            .execute(&mut *tx)
-            .await
-            .map(|r| r.rows_affected())
-            .map_err(self.query(OP))
-        };
-        let savepoint_restores = delete("savepoint_restores", "apply_id", &applies).await?;
-        let savepoints = delete("savepoints", "path", &savepoints).await?;
-        let journal_entries = delete("journal", "apply_id", &applies).await?;
-        let apply_changes = delete("apply_changes", "apply_id", &applies).await?;
-        let apply_events = delete("apply_events", "apply_id", &applies).await?;
-        delete("apply_jobs", "apply_id", &applies).await?;
-        let applies = delete("applies", "id", &applies).await?;
-        delete("plan_jobs", "plan_id", &plans).await?;
-        let plans = delete("plans", "id", &plans).await?;
-        let origins = delete("record_origins", "record_id", &records).await?;
-        let deliveries =
-            sqlx::query("DELETE FROM notification_deliveries WHERE finished_at_ms < ?1")
-                .bind(req.cutoff_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(self.query(OP))?
-                .rows_affected();
-        sqlx::query("DELETE FROM prune_in_progress")
-            .execute(&mut *tx)
-            .await
-            .map_err(self.query(OP))?;
-        let deleted = PruneCounts {
-            plans,
-            applies,
-            journal_entries,
-            apply_changes,
-            apply_events,
-            origins,
-            savepoints,
-            savepoint_restores,
-            deliveries,
-        };
         let mut report = PruneReport {
             id: None,
             at_ms: req.at_ms,
@@ -359,28 +284,103 @@ impl Store {
         Ok(report)
     }
 
+    /// The rows a prune decides about, read inside its transaction.
+    async fn graph(&self, tx: &mut Transaction<'static, Sqlite>) -> Result<Graph, sqlx::Error> {
+        Ok(Graph {
+            applies: sqlx::query_as("SELECT id, plan_id, finished_at_ms FROM applies")
+                .fetch_all(&mut **tx)
+                .await?,
+            plans: sqlx::query_as("SELECT id, created_at_ms FROM plans")
+                .fetch_all(&mut **tx)
+                .await?,
+            savepoints: sqlx::query_as("SELECT path, produced_by_apply, at_ms FROM savepoints")
+                .fetch_all(&mut **tx)
+                .await?,
+            restores: sqlx::query_as("SELECT path, apply_id FROM savepoint_restores")
+                .fetch_all(&mut **tx)
+                .await?,
+            // The same order as `Store::savepoints` and the `savepoints_keep_last` trigger.
+            protected: sqlx::query_scalar(
+                "SELECT path FROM (
+                     SELECT path, ROW_NUMBER() OVER (
+                         PARTITION BY job ORDER BY at_ms DESC, rowid DESC) AS n
+                     FROM savepoints)
+                 WHERE n = 1
+                 UNION
+                 SELECT s.path FROM savepoints s JOIN jobs j ON j.last_savepoint = s.path",
+            )
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .collect(),
+        })
+    }
+
+    /// Deletes what `selection` names (and deliveries older than `cutoff_ms`) with the schema's
+    /// delete triggers opened for the length of the transaction.
+    async fn delete_selected(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        selection: &Selection,
+        cutoff_ms: i64,
+    ) -> Result<PruneCounts, sqlx::Error> {
+        let ids = |set: &BTreeSet<String>| serde_json::to_string(set).unwrap_or_default();
+        let applies = ids(&selection.applies);
+        let plans = ids(&selection.plans);
+        let records = ids(&selection.applies.union(&selection.plans).cloned().collect());
+        let savepoints = ids(&selection.savepoints);
+
+        sqlx::query("INSERT INTO prune_in_progress (one) VALUES (1)")
+            .execute(&mut **tx)
+            .await?;
+        // Children before parents (foreign keys). A statement's count is its own rows only.
+        let mut delete = async |table: &str, column: &str, ids: &str| {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(?1))"
+            ))
+            .bind(ids)
+            .execute(&mut **tx)
+            .await
+            .map(|r| r.rows_affected())
+        };
+        let savepoint_restores = delete("savepoint_restores", "apply_id", &applies).await?;
+        let savepoints = delete("savepoints", "path", &savepoints).await?;
+        let journal_entries = delete("journal", "apply_id", &applies).await?;
+        let apply_changes = delete("apply_changes", "apply_id", &applies).await?;
+        let apply_events = delete("apply_events", "apply_id", &applies).await?;
+        delete("apply_jobs", "apply_id", &applies).await?;
+        let applies = delete("applies", "id", &applies).await?;
+        delete("plan_jobs", "plan_id", &plans).await?;
+        let plans = delete("plans", "id", &plans).await?;
+        let origins = delete("record_origins", "record_id", &records).await?;
+        let deliveries =
+            sqlx::query("DELETE FROM notification_deliveries WHERE finished_at_ms < ?1")
+                .bind(cutoff_ms)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+        sqlx::query("DELETE FROM prune_in_progress")
+            .execute(&mut **tx)
+            .await?;
+        Ok(PruneCounts {
+            plans,
+            applies,
+            journal_entries,
+            apply_changes,
+            apply_events,
+            origins,
+            savepoints,
+            savepoint_restores,
+            deliveries,
+        })
+    }
+
     /// Every recorded prune, newest first.
     pub async fn prunes(&self) -> Result<Vec<PruneRecord>, StoreError> {
-        const OP: &str = "prunes";
-        let rows = sqlx::query(&format!("{PRUNE_SELECT} ORDER BY id DESC"))
+        sqlx::query_as::<_, PruneRecord>(&format!("{PRUNE_SELECT} ORDER BY id DESC"))
             .fetch_all(&self.pool)
             .await
-            .map_err(self.query(OP))?;
-        rows.iter()
-            .map(|row| {
-                let counts: String = row.try_get("counts_json")?;
-                Ok(PruneRecord {
-                    id: row.try_get("id")?,
-                    at_ms: row.try_get("at_ms")?,
-                    cutoff_ms: row.try_get("cutoff_ms")?,
-                    trigger: row.try_get("trigger")?,
-                    actor: row.try_get("actor")?,
-                    deleted: serde_json::from_str(&counts)
-                        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(self.query(OP))
+            .map_err(self.query("prunes"))
     }
 }
 

@@ -1,11 +1,13 @@
 use super::*;
 
+use super::journal::{JobRef, StopDetail, SubmitDetail};
+
 fn plan(id: &str, at: i64, jobs: &[&str]) -> PlanRecord {
     PlanRecord {
         id: id.to_string(),
         created_at_ms: at,
         revision: format!("rev-{id}"),
-        trigger: "cli".to_string(),
+        trigger: Trigger::Cli,
         summary: format!("summary of {id}"),
         plan_json: format!(r#"{{"plan":"{id}"}}"#),
         job_names: jobs.iter().map(|j| j.to_string()).collect(),
@@ -18,19 +20,52 @@ fn new_apply(id: &str, plan_id: &str, at: i64, jobs: &[&str]) -> NewApply {
         plan_id: plan_id.to_string(),
         started_at_ms: at,
         revision: format!("rev-{plan_id}"),
-        trigger: "webhook".to_string(),
+        trigger: Trigger::from("webhook"),
         job_names: jobs.iter().map(|j| j.to_string()).collect(),
     }
 }
 
-fn intent(apply_id: &str, job: &str, seq: u32, kind: &str, at: i64) -> NewJournalEntry {
+const FLINK_JOB: &str = "3e00000000000000000000000000abcd";
+
+fn detail(kind: StepKind) -> StepDetail {
+    let job_id = FLINK_JOB.parse().unwrap();
+    match kind {
+        StepKind::StopWithSavepoint => StepDetail::StopWithSavepoint(StopDetail {
+            job_id,
+            request_id: None,
+            target_dir: None,
+        }),
+        StepKind::Cancel => StepDetail::Cancel(JobRef { job_id }),
+        StepKind::Submit => StepDetail::Submit(SubmitDetail {
+            jar_id: Some("j.jar".into()),
+            job_id,
+            parallelism: Some(2),
+            savepoint_path: None,
+        }),
+        StepKind::AwaitRunning => StepDetail::AwaitRunning(JobRef { job_id }),
+        StepKind::Forget => StepDetail::Forget,
+    }
+}
+
+fn intent(apply_id: &str, job: &str, seq: u32, kind: StepKind, at: i64) -> NewJournalEntry {
     NewJournalEntry {
         apply_id: apply_id.to_string(),
         job: job.to_string(),
         seq,
-        kind: kind.to_string(),
-        detail_json: format!(r#"{{"job":"{job}","seq":{seq}}}"#),
+        detail: detail(kind),
         at_ms: at,
+    }
+}
+
+fn stopped(path: &str) -> StepResult {
+    StepResult::Stopped {
+        savepoint: path.into(),
+    }
+}
+
+fn failed(error: &str) -> StepResult {
+    StepResult::Failed {
+        error: error.into(),
     }
 }
 
@@ -129,7 +164,7 @@ async fn apply_round_trip_and_finish() {
             plan_id: "p1".into(),
             started_at_ms: 1_100,
             revision: "rev-p1".into(),
-            trigger: "webhook".into(),
+            trigger: Trigger::from("webhook"),
             job_names: vec!["a".into(), "b".into()],
             finished_at_ms: None,
             outcome: None,
@@ -215,38 +250,42 @@ async fn journal_round_trip() {
     let store = seeded().await;
     // Written out of order on purpose: reads are ordered by job, seq, id.
     let b0 = store
-        .journal_intent(&intent("a1", "b", 0, "cancel", 10))
+        .journal_intent(&intent("a1", "b", 0, StepKind::Cancel, 10))
         .await
         .unwrap();
     let a1 = store
-        .journal_intent(&intent("a1", "a", 1, "submit", 11))
+        .journal_intent(&intent("a1", "a", 1, StepKind::Submit, 11))
         .await
         .unwrap();
     let a0 = store
-        .journal_intent(&intent("a1", "a", 0, "stop_with_savepoint", 12))
+        .journal_intent(&intent("a1", "a", 0, StepKind::StopWithSavepoint, 12))
         .await
         .unwrap();
     let a1_retry = store
-        .journal_intent(&intent("a1", "a", 1, "submit", 13))
+        .journal_intent(&intent("a1", "a", 1, StepKind::Submit, 13))
         .await
         .unwrap();
 
+    let progress = |request: &str| {
+        StepDetail::StopWithSavepoint(StopDetail {
+            job_id: FLINK_JOB.parse().unwrap(),
+            request_id: Some(request.into()),
+            target_dir: Some("s3://sp".into()),
+        })
+    };
     store
-        .journal_progress(a0, r#"{"request_id":"r1"}"#, 20)
+        .journal_progress(a0, &progress("r1"), 20)
         .await
         .unwrap();
     store
-        .journal_progress(a0, r#"{"request_id":"r1","n":2}"#, 21)
+        .journal_progress(a0, &progress("r2"), 21)
         .await
         .unwrap();
     store
-        .journal_result(a0, StepStatus::Succeeded, r#"{"path":"s3://sp/1"}"#, 30)
+        .journal_result(a0, &stopped("s3://sp/1"), 30)
         .await
         .unwrap();
-    store
-        .journal_result(a1, StepStatus::Failed, r#"{"error":"x"}"#, 31)
-        .await
-        .unwrap();
+    store.journal_result(a1, &failed("x"), 31).await.unwrap();
 
     let entries = store.journal("a1").await.unwrap();
     let order: Vec<i64> = entries.iter().map(|e| e.id).collect();
@@ -258,11 +297,13 @@ async fn journal_round_trip() {
             apply_id: "a1".into(),
             job: "a".into(),
             seq: 0,
-            kind: "stop_with_savepoint".into(),
+            kind: StepKind::StopWithSavepoint,
             status: JournalStatus::Succeeded,
-            intent_json: r#"{"job":"a","seq":0}"#.into(),
-            detail_json: r#"{"request_id":"r1","n":2}"#.into(),
-            result_json: Some(r#"{"path":"s3://sp/1"}"#.into()),
+            intent_json: format!(r#"{{"jobId":"{FLINK_JOB}","targetDir":null}}"#),
+            detail_json: format!(
+                r#"{{"jobId":"{FLINK_JOB}","requestId":"r2","targetDir":"s3://sp"}}"#
+            ),
+            result_json: Some(r#"{"savepoint":"s3://sp/1"}"#.into()),
             created_at_ms: 12,
             progress_at_ms: Some(21),
             finished_at_ms: Some(30),
@@ -272,19 +313,28 @@ async fn journal_round_trip() {
     assert_eq!(entries[2].status, JournalStatus::Pending);
     assert_eq!(entries[2].result_json, None);
     assert_eq!(entries[2].finished_at_ms, None);
-    assert_eq!(entries[3].kind, "cancel");
+    assert_eq!(entries[3].kind, StepKind::Cancel);
+    assert_eq!(entries[0].result(), Some(stopped("s3://sp/1")));
+    assert_eq!(entries[1].result(), Some(failed("x")));
+    assert_eq!(entries[0].detail(), Some(progress("r2")));
     assert_eq!(entries[3].detail_json, entries[3].intent_json);
     assert!(store.journal("nope").await.unwrap().is_empty());
 
     // A completed entry is final.
     let err = store
-        .journal_result(a0, StepStatus::Failed, "{}", 40)
+        .journal_result(a0, &failed("again"), 40)
         .await
         .unwrap_err();
     assert_eq!(rejection(err), Rejection::EntryComplete { id: a0 });
-    let err = store.journal_progress(a1, "{}", 40).await.unwrap_err();
+    let err = store
+        .journal_progress(a1, &StepDetail::Forget, 40)
+        .await
+        .unwrap_err();
     assert_eq!(rejection(err), Rejection::EntryComplete { id: a1 });
-    let err = store.journal_progress(999, "{}", 40).await.unwrap_err();
+    let err = store
+        .journal_progress(999, &StepDetail::Forget, 40)
+        .await
+        .unwrap_err();
     assert_eq!(
         rejection(err),
         Rejection::NotFound {
@@ -293,7 +343,7 @@ async fn journal_round_trip() {
         }
     );
     let err = store
-        .journal_result(999, StepStatus::Failed, "{}", 40)
+        .journal_result(999, &failed("x"), 40)
         .await
         .unwrap_err();
     assert_eq!(
@@ -306,7 +356,7 @@ async fn journal_round_trip() {
 
     // No new intents for an unknown or finished apply; results of in-flight steps still land.
     let err = store
-        .journal_intent(&intent("zz", "a", 0, "cancel", 50))
+        .journal_intent(&intent("zz", "a", 0, StepKind::Cancel, 50))
         .await
         .unwrap_err();
     assert_eq!(
@@ -321,12 +371,12 @@ async fn journal_round_trip() {
         .await
         .unwrap();
     let err = store
-        .journal_intent(&intent("a1", "a", 2, "record", 61))
+        .journal_intent(&intent("a1", "a", 2, StepKind::Forget, 61))
         .await
         .unwrap_err();
     assert_eq!(rejection(err), Rejection::ApplyFinished { id: "a1".into() });
     store
-        .journal_result(a1_retry, StepStatus::Succeeded, "{}", 62)
+        .journal_result(a1_retry, &StepResult::Forgotten, 62)
         .await
         .unwrap();
     assert_eq!(store.journal("a1").await.unwrap().len(), 4);
@@ -337,7 +387,7 @@ async fn journal_round_trip() {
         .await
         .unwrap();
     store
-        .journal_intent(&intent("a9", "a", u32::MAX, "record", 71))
+        .journal_intent(&intent("a9", "a", u32::MAX, StepKind::Forget, 71))
         .await
         .unwrap();
     assert_eq!(store.journal("a9").await.unwrap()[0].seq, u32::MAX);
@@ -537,7 +587,7 @@ async fn history_filters_and_orders() {
             id: "x1".into(),
             at_ms: 200,
             revision: "rev-p1".into(),
-            trigger: "webhook".into(),
+            trigger: Trigger::from("webhook"),
             summary_or_outcome: "failed".into(),
             error: Some("boom".into()),
             plan_id: Some("p1".into()),
@@ -552,7 +602,7 @@ async fn history_filters_and_orders() {
             id: "p1".into(),
             at_ms: 100,
             revision: "rev-p1".into(),
-            trigger: "cli".into(),
+            trigger: Trigger::Cli,
             summary_or_outcome: "summary of p1".into(),
             error: None,
             plan_id: None,
@@ -585,7 +635,7 @@ async fn history_filters_and_orders() {
 async fn audit_tables_are_append_only() {
     let store = seeded().await;
     let id = store
-        .journal_intent(&intent("a1", "a", 0, "submit", 1))
+        .journal_intent(&intent("a1", "a", 0, StepKind::Submit, 1))
         .await
         .unwrap();
     store
@@ -674,19 +724,25 @@ async fn file_store_is_created_durable_and_survives_reopen() {
         .await
         .unwrap();
     let e0 = store
-        .journal_intent(&intent("a1", "a", 0, "upload_jar", 3))
+        .journal_intent(&intent("a1", "a", 0, StepKind::Cancel, 3))
         .await
         .unwrap();
     let e1 = store
-        .journal_intent(&intent("a1", "a", 1, "submit", 4))
+        .journal_intent(&intent("a1", "a", 1, StepKind::Submit, 4))
         .await
         .unwrap();
     store
-        .journal_result(e0, StepStatus::Succeeded, r#"{"jar":"x.jar"}"#, 5)
+        .journal_result(
+            e0,
+            &StepResult::Cancelled {
+                latest_checkpoint: None,
+            },
+            5,
+        )
         .await
         .unwrap();
     store
-        .journal_progress(e1, r#"{"job_id":"3e01"}"#, 6)
+        .journal_progress(e1, &detail(StepKind::Submit), 6)
         .await
         .unwrap();
     store.upsert_job(&job_record("a", 7)).await.unwrap();
@@ -700,7 +756,7 @@ async fn file_store_is_created_durable_and_survives_reopen() {
     let reopened = Store::open(&path).await.unwrap();
     assert_eq!(reopened.journal("a1").await.unwrap(), before);
     assert_eq!(before[1].status, JournalStatus::Pending);
-    assert_eq!(before[1].detail_json, r#"{"job_id":"3e01"}"#);
+    assert_eq!(before[1].detail(), Some(detail(StepKind::Submit)));
     assert_eq!(reopened.plan("p1").await.unwrap().unwrap().job_names, ["a"]);
     assert_eq!(reopened.unfinished_applies().await.unwrap().len(), 1);
     assert_eq!(reopened.job("a").await.unwrap(), Some(job_record("a", 7)));
@@ -763,12 +819,12 @@ async fn two_handles_on_one_file_write_concurrently() {
         for i in 0..n {
             let at = i64::from(i);
             let id = store
-                .journal_intent(&intent(&format!("a-{tag}"), tag, i, "submit", at))
+                .journal_intent(&intent(&format!("a-{tag}"), tag, i, StepKind::Submit, at))
                 .await?;
-            store.journal_progress(id, r#"{"p":1}"#, at).await?;
             store
-                .journal_result(id, StepStatus::Succeeded, "{}", at)
+                .journal_progress(id, &detail(StepKind::Submit), at)
                 .await?;
+            store.journal_result(id, &StepResult::Forgotten, at).await?;
             if i % 10 == 0 {
                 store
                     .insert_plan(&plan(&format!("p-{tag}-{i}"), at, &[tag, "shared"]))
@@ -841,7 +897,7 @@ async fn journal_survives_sigkill() {
             .unwrap();
         for i in 0..SIGKILL_ENTRIES {
             store
-                .journal_intent(&intent("a1", "a", i, "submit", i64::from(i)))
+                .journal_intent(&intent("a1", "a", i, StepKind::Submit, i64::from(i)))
                 .await
                 .unwrap();
         }
@@ -911,11 +967,11 @@ async fn two_processes_write_one_file() {
         for i in 0..WRITER_ENTRIES {
             let at = i64::from(i);
             let id = store
-                .journal_intent(&intent(&a, &tag, i, "submit", at))
+                .journal_intent(&intent(&a, &tag, i, StepKind::Submit, at))
                 .await
                 .unwrap();
             store
-                .journal_result(id, StepStatus::Succeeded, "{}", at)
+                .journal_result(id, &StepResult::Forgotten, at)
                 .await
                 .unwrap();
             store.upsert_job(&job_record("shared", at)).await.unwrap();
@@ -962,4 +1018,187 @@ async fn two_processes_write_one_file() {
     }
     assert!(store.unfinished_applies().await.unwrap().is_empty());
     assert_eq!(store.history(Some("shared"), 10).await.unwrap().len(), 2);
+}
+
+/// Rows written by earlier versions of weir (the exact text their executor stored) read back as
+/// the typed journal, and the typed journal writes exactly the same text.
+#[tokio::test]
+async fn journal_rows_of_earlier_versions_read_back_typed() {
+    let store = seeded().await;
+    let old = "3e00000000000000000000000000aaaa";
+    let new = "3e00000000000000000000000000bbbb";
+    // (seq, kind, status, intent, detail, result), as `serde_json::json!` wrote them.
+    let rows = [
+        (
+            0,
+            "stop_with_savepoint",
+            "succeeded",
+            format!(r#"{{"jobId":"{old}","targetDir":"file:/sp"}}"#),
+            format!(r#"{{"jobId":"{old}","requestId":"r-1","targetDir":"file:/sp"}}"#),
+            Some(r#"{"savepoint":"file:/sp/savepoint-1"}"#.to_string()),
+        ),
+        (
+            1,
+            "cancel",
+            "succeeded",
+            format!(r#"{{"jobId":"{old}"}}"#),
+            format!(r#"{{"jobId":"{old}"}}"#),
+            Some(r#"{"latestCheckpoint":null}"#.to_string()),
+        ),
+        (
+            2,
+            "submit",
+            "succeeded",
+            format!(
+                r#"{{"jarId":"j_weir.jar","jobId":"{new}","parallelism":2,"savepointPath":"file:/sp/savepoint-1"}}"#
+            ),
+            format!(
+                r#"{{"jarId":"j_weir.jar","jobId":"{new}","parallelism":2,"savepointPath":"file:/sp/savepoint-1"}}"#
+            ),
+            Some(format!(
+                r#"{{"jobId":"{new}","savepointPath":"file:/sp/savepoint-1"}}"#
+            )),
+        ),
+        (
+            3,
+            "await_running",
+            "failed",
+            format!(r#"{{"jobId":"{new}"}}"#),
+            format!(r#"{{"jobId":"{new}"}}"#),
+            Some(r#"{"error":"job failed"}"#.to_string()),
+        ),
+        (
+            4,
+            "forget",
+            "pending",
+            "{}".to_string(),
+            "{}".to_string(),
+            None,
+        ),
+    ];
+    for (seq, kind, status, intent, detail, result) in &rows {
+        sqlx::query(
+            "INSERT INTO journal (apply_id, job, seq, kind, status, intent_json, detail_json,
+                                  result_json, created_at_ms)
+             VALUES ('a1', 'orders', ?1, ?2, 'pending', ?3, ?4, NULL, 1)",
+        )
+        .bind(seq)
+        .bind(kind)
+        .bind(intent)
+        .bind(detail)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        if let Some(result) = result {
+            sqlx::query(
+                "UPDATE journal SET status = ?2, result_json = ?3, finished_at_ms = 2
+                 WHERE apply_id = 'a1' AND seq = ?1",
+            )
+            .bind(seq)
+            .bind(status)
+            .bind(result)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        }
+    }
+    let entries = store.journal("a1").await.unwrap();
+    assert_eq!(entries.len(), rows.len());
+    let kinds: Vec<StepKind> = entries.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            StepKind::StopWithSavepoint,
+            StepKind::Cancel,
+            StepKind::Submit,
+            StepKind::AwaitRunning,
+            StepKind::Forget
+        ]
+    );
+    let (old_id, new_id) = (old.parse().unwrap(), new.parse().unwrap());
+    assert_eq!(
+        entries[0].detail(),
+        Some(StepDetail::StopWithSavepoint(StopDetail {
+            job_id: old_id,
+            request_id: Some("r-1".into()),
+            target_dir: Some("file:/sp".into()),
+        }))
+    );
+    assert_eq!(
+        entries[0].intent().map(|d| d.to_json()),
+        Some(rows[0].3.clone())
+    );
+    assert_eq!(entries[0].result(), Some(stopped("file:/sp/savepoint-1")));
+    assert_eq!(
+        entries[1].result(),
+        Some(StepResult::Cancelled {
+            latest_checkpoint: None
+        })
+    );
+    assert_eq!(
+        entries[2].detail(),
+        Some(StepDetail::Submit(SubmitDetail {
+            jar_id: Some("j_weir.jar".into()),
+            job_id: new_id,
+            parallelism: Some(2),
+            savepoint_path: Some("file:/sp/savepoint-1".into()),
+        }))
+    );
+    assert_eq!(
+        entries[2].result(),
+        Some(StepResult::Submitted {
+            job_id: new_id,
+            savepoint_path: Some("file:/sp/savepoint-1".into()),
+        })
+    );
+    assert_eq!(entries[3].status, JournalStatus::Failed);
+    assert_eq!(entries[3].result(), Some(failed("job failed")));
+    assert_eq!(entries[4].result(), None);
+    assert_eq!(entries[4].detail(), Some(StepDetail::Forget));
+    // What the typed journal writes is byte for byte what was stored.
+    for (entry, row) in entries.iter().zip(&rows) {
+        assert_eq!(entry.kind.as_str(), row.1);
+        assert_eq!(entry.detail().unwrap().to_json(), row.4, "{}", row.1);
+        if let (Some(result), Some(text)) = (entry.result(), &row.5) {
+            assert_eq!(&result.to_json(), text, "{}", row.1);
+        }
+    }
+    // The API returns the entries with the kind as stored.
+    let json = serde_json::to_value(&entries[0]).unwrap();
+    assert_eq!(json["kind"], "stop_with_savepoint");
+    assert_eq!(json["status"], "succeeded");
+}
+
+/// Triggers are stored as the text earlier versions wrote and read back as the same value.
+#[tokio::test]
+async fn triggers_round_trip_as_their_stored_text() {
+    let store = Store::open_in_memory().await.unwrap();
+    let triggers = [
+        Trigger::Cli,
+        Trigger::PullRequest,
+        Trigger::Serve(vec!["webhook:github".into(), "startup".into()]),
+        Trigger::from("schedule"),
+    ];
+    for (i, trigger) in triggers.iter().enumerate() {
+        let id = format!("p{i}");
+        store
+            .insert_plan(&PlanRecord {
+                trigger: trigger.clone(),
+                ..plan(&id, i as i64, &["a"])
+            })
+            .await
+            .unwrap();
+        let stored: String = sqlx::query_scalar("SELECT triggered_by FROM plans WHERE id = ?1")
+            .bind(&id)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, trigger.to_string());
+        assert_eq!(&store.plan(&id).await.unwrap().unwrap().trigger, trigger);
+    }
+    let history = store.history(None, 10).await.unwrap();
+    assert_eq!(
+        history[1].trigger.to_string(),
+        "serve:webhook:github,startup"
+    );
 }

@@ -305,7 +305,7 @@ async fn signed_generic_delivery_is_verified_by_the_receiver() {
         body["links"]["commit"],
         "https://git.example.com/jobs/commit/4f2a9c1e0b7d"
     );
-    assert_eq!(body["timestamp"], weir::notify::payload::rfc3339(at));
+    assert_eq!(body["timestamp"], weir::clock::rfc3339(at));
 
     // A tampered body fails verification.
     let mut tampered = r.clone();

@@ -7,6 +7,7 @@ use super::*;
 use crate::engine::stale::{self, Scope};
 use crate::plan::Action;
 use crate::plan::fixtures::{desired, job};
+use crate::store::Trigger;
 
 async fn flink(jobs: &str) -> MockServer {
     let server = MockServer::start().await;
@@ -50,11 +51,11 @@ async fn plans_records_and_checks_a_plan() {
 
     let dir = tempfile::tempdir().unwrap();
     let source = RepoSource::work_tree(dir.path()).unwrap();
-    crate::engine::record_plan(&store, p, "cli", &source, Some("alice".into()))
+    crate::engine::record_plan(&store, p, Trigger::Cli, &source, Some("alice".into()))
         .await
         .unwrap();
     let record = store.plan(&p.id).await.unwrap().expect("recorded");
-    assert_eq!(record.trigger, "cli");
+    assert_eq!(record.trigger, Trigger::Cli);
 
     // Nothing changed: the plan is still fresh against a new snapshot.
     let now = snapshot(&store, &planned.desired).await.unwrap();

@@ -38,12 +38,12 @@ use tracing::{info, warn};
 use super::config::{PreviewsConfig, ProjectId};
 use super::reconcile::Shared;
 use super::source::Mirror;
-use crate::audit;
 use crate::clock::now_ms;
 use crate::engine;
 use crate::forge::{self, CommitState, Forge};
 use crate::plan::Plan;
 use crate::render::markdown::{self as preview, Preview};
+use crate::store::Trigger;
 
 use super::short;
 pub use comment::is_preview_comment;
@@ -488,14 +488,7 @@ impl Previews {
             .author
             .as_ref()
             .map(|a| format!("{}:{a}", key.forge.as_str()));
-        engine::record_plan(
-            store,
-            &plan,
-            audit::trigger::PULL_REQUEST,
-            &prepared.source,
-            actor,
-        )
-        .await?;
+        engine::record_plan(store, &plan, Trigger::PullRequest, &prepared.source, actor).await?;
         Ok(Some(plan))
     }
 

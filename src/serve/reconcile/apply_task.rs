@@ -23,7 +23,7 @@ use crate::git::RepoSource;
 use crate::notify::EventKind;
 use crate::observe::{self, Observation};
 use crate::plan::{Action, Plan};
-use crate::store::{JournalEntry, JournalStatus};
+use crate::store::{JournalEntry, JournalStatus, StepKind, Trigger};
 
 /// What an apply starts from.
 pub(super) struct Start<'a> {
@@ -32,7 +32,7 @@ pub(super) struct Start<'a> {
     pub clients: Clients,
     pub apply_id: String,
     /// The trigger recorded with the apply (`serve:...`).
-    pub trigger: String,
+    pub trigger: Trigger,
     /// What the plan was made from (each job's fingerprint is remembered if its change fails).
     pub observation: &'a Observation,
 }
@@ -96,7 +96,7 @@ impl Worker {
             source,
             &self.settings,
             progress(),
-            &trigger,
+            trigger,
         );
         // A job is free again as soon as its own change has ended, not when the whole apply has.
         let (in_flight, id) = (self.in_flight.clone(), apply_id.clone());
@@ -286,9 +286,7 @@ impl ApplyTask {
         for e in journal {
             if let Some(end) = e.finished_at_ms {
                 let seconds = (end - e.created_at_ms).max(0) as f64 / 1000.0;
-                self.shared
-                    .metrics
-                    .step(&e.kind, e.status.as_str(), seconds);
+                self.shared.metrics.step(e.kind, e.status.as_str(), seconds);
             }
         }
     }
@@ -296,10 +294,9 @@ impl ApplyTask {
     /// `savepoint.failed` for every stop-with-savepoint step of the apply that failed (the job
     /// keeps running: Flink does not stop a job whose savepoint failed).
     fn announce_failed_savepoints(&self, plan: &Plan, apply_id: &str, journal: &[JournalEntry]) {
-        // journal kind: typed after merge
         for entry in journal
             .iter()
-            .filter(|e| e.kind == "stop_with_savepoint" && e.status == JournalStatus::Failed)
+            .filter(|e| e.kind == StepKind::StopWithSavepoint && e.status == JournalStatus::Failed)
         {
             let cause = entry.result_json.clone().unwrap_or_default();
             let mut e = self.shared.event_of(

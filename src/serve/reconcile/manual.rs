@@ -14,6 +14,7 @@ use crate::engine::{self, Clients, Scope, Stale};
 use crate::git::RepoSource;
 use crate::observe::Observation;
 use crate::plan::Plan;
+use crate::store::Trigger;
 
 /// `POST /api/v1/plans/{id}/apply`, handed to the worker.
 pub struct ApplyRequest {
@@ -63,7 +64,7 @@ impl Worker {
                 source: approved.source,
                 clients: approved.clients,
                 apply_id: apply_id.clone(),
-                trigger: "serve:api".into(),
+                trigger: Trigger::serve("api"),
                 observation: &approved.observation,
             })
             .await;

@@ -11,6 +11,7 @@ use crate::engine::History;
 use crate::observe::Observation;
 use crate::plan::{Action, Plan};
 use crate::serve::config::{SyncConfig, SyncPolicy};
+use crate::store::Trigger;
 
 /// Job → why it needs a recover that self-heal does not do (yet).
 pub type Drift = BTreeMap<String, String>;
@@ -239,18 +240,20 @@ pub fn quiet_outcome(
     Reconciled::quiet(Outcome::InSync)
 }
 
-/// The audit trigger of a reconcile started by `reasons`: the most specific one wins.
-pub fn trigger_of(reasons: &[String]) -> String {
+/// The audit trigger of a reconcile started by `reasons`: the most specific one wins (the plan
+/// is recorded as `serve:` and it).
+pub fn trigger_of(reasons: &[String]) -> Trigger {
     let any = |p: &str| reasons.iter().any(|r| r.starts_with(p));
-    if any("webhook:") {
-        crate::audit::trigger::PUSH.into()
+    let why = if any("webhook:") {
+        Trigger::Push
     } else if any("api") {
-        crate::audit::trigger::API.into()
+        Trigger::Api
     } else if any("watch") {
-        "watch".into()
+        Trigger::Other("watch".into())
     } else {
-        crate::audit::trigger::POLL.into()
-    }
+        Trigger::Poll
+    };
+    Trigger::serve(why.to_string())
 }
 
 #[cfg(test)]

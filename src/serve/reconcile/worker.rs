@@ -25,6 +25,7 @@ use crate::load::{self, LoadOutcome};
 use crate::notify::EventKind;
 use crate::plan::Plan;
 use crate::serve::source::Mirror;
+use crate::store::Trigger;
 
 /// What one reconcile loaded.
 pub(super) struct Loaded {
@@ -327,9 +328,15 @@ impl Worker {
         };
         let source = self.mirror.source(&loaded.commit)?;
         info!("finishing interrupted applies");
-        let report =
-            engine::resume_interrupted(store, source, &self.settings, progress(), "serve").await?;
-        for line in &report.lines {
+        let report = engine::resume_interrupted(
+            store,
+            source,
+            &self.settings,
+            progress(),
+            Trigger::Other("serve".into()),
+        )
+        .await?;
+        for line in report.lines() {
             info!("{line}");
         }
         Ok(None)
@@ -418,7 +425,7 @@ impl Worker {
                 source: loaded.source,
                 clients: snapshot.clients,
                 apply_id: apply_id.clone(),
-                trigger: format!("serve:{}", triggers.join(",")),
+                trigger: Trigger::Serve(triggers.to_vec()),
                 observation: &snapshot.observation,
             })
             .await;
@@ -440,12 +447,12 @@ impl Worker {
         &self,
         plan: &Plan,
         source: &RepoSource,
-        trigger: &str,
+        trigger: &Trigger,
     ) -> Result<(), ReconcileError> {
         engine::record_plan(
             &self.shared.store,
             plan,
-            &format!("serve:{trigger}"),
+            trigger.clone(),
             source,
             Some("weir-serve".into()),
         )
@@ -460,7 +467,7 @@ impl Worker {
         &mut self,
         manual: &Plan,
         source: &RepoSource,
-        trigger: &str,
+        trigger: &Trigger,
     ) -> Result<Option<String>, ReconcileError> {
         if !manual.has_changes() {
             self.pending_key = None;

@@ -1,8 +1,8 @@
 use super::*;
-use crate::store::audit::{ApplyEvent, ChangeResult, RecordKind, RecordOrigin};
+use crate::store::audit::{ApplyEvent, ApplyEventKind, ChangeResult, RecordKind, RecordOrigin};
 use crate::store::{
     ApplyOutcome, JobRecord, NewApply, NewJournalEntry, PlanRecord, SavepointKind, SavepointRecord,
-    StepStatus,
+    StepDetail, StepResult, Trigger,
 };
 
 const CUTOFF: i64 = 10_000;
@@ -87,8 +87,7 @@ async fn apply(
             apply_id: id.into(),
             job: job.into(),
             seq: 0,
-            kind: "submit".into(),
-            detail_json: "{}".into(),
+            detail: StepDetail::Forget,
             at_ms: start,
         })
         .await
@@ -109,14 +108,14 @@ async fn apply(
         return;
     };
     store
-        .journal_result(entry, StepStatus::Succeeded, "{}", finish)
+        .journal_result(entry, &StepResult::Forgotten, finish)
         .await
         .unwrap();
     store
         .insert_apply_event(&ApplyEvent {
             apply_id: id.into(),
             at_ms: finish,
-            kind: "resumed".into(),
+            kind: ApplyEventKind::Resumed,
             message: "m".into(),
         })
         .await
@@ -272,7 +271,7 @@ fn request(dry_run: bool) -> PruneRequest {
     PruneRequest {
         cutoff_ms: CUTOFF,
         at_ms: 30_000,
-        trigger: TRIGGER_CLI.into(),
+        trigger: Trigger::Cli,
         actor: Some("alice".into()),
         keep_plans: vec!["p7".into()],
         dry_run,
@@ -386,7 +385,7 @@ async fn prune_deletes_old_records_whole_and_keeps_what_recovery_and_planning_ne
     assert_eq!(log[1].id, report.id.unwrap());
     assert_eq!(log[1].cutoff_ms, CUTOFF);
     assert_eq!(log[1].at_ms, 30_000);
-    assert_eq!(log[1].trigger, "cli");
+    assert_eq!(log[1].trigger, Trigger::Cli);
     assert_eq!(log[1].actor.as_deref(), Some("alice"));
     assert_eq!(log[1].deleted, expected_deleted());
 }

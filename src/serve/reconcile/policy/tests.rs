@@ -238,9 +238,10 @@ fn quiet_outcomes_name_the_most_important_reason() {
 
 #[test]
 fn the_most_specific_trigger_wins() {
-    let t = |r: &[&str]| trigger_of(&r.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-    assert_eq!(t(&["poll", "webhook:github"]), "push");
-    assert_eq!(t(&["api", "watch"]), "api");
-    assert_eq!(t(&["watch"]), "watch");
-    assert_eq!(t(&["startup"]), "poll");
+    let t =
+        |r: &[&str]| trigger_of(&r.iter().map(|s| s.to_string()).collect::<Vec<_>>()).to_string();
+    assert_eq!(t(&["poll", "webhook:github"]), "serve:push");
+    assert_eq!(t(&["api", "watch"]), "serve:api");
+    assert_eq!(t(&["watch"]), "serve:watch");
+    assert_eq!(t(&["startup"]), "serve:poll");
 }

@@ -1,8 +1,13 @@
-//! A fake Flink 2.x JobManager REST API for the scale benchmarks (`plan_scale`, `daemon`): an
-//! in-process axum server on 127.0.0.1:0 that records every request with its arrival time.
+//! A fake Flink 2.x JobManager REST API for the unit tests of the executor (`src/apply/tests.rs`)
+//! and the scale benchmarks (`plan_scale`, `daemon`): an in-process axum server on 127.0.0.1:0
+//! that records every request with its arrival time.
 //!
-//! It is a stand-in for scale only (real Flink is tested by `scripts/test.sh` and the integration
-//! tests). It answers what weir's observer and applier call, in Flink 2.x's shapes:
+//! One source for both: the library includes it as `testing::fake_flink` (under `cfg(test)`),
+//! the benches with `#[path = "../src/testing/fake_flink.rs"] mod fake_flink;`. So it uses
+//! external crates only, never `crate::` or `weir::` (job ids are their 32 hex digits).
+//!
+//! It is a stand-in (real Flink is tested by `scripts/test.sh` and the integration tests). It
+//! answers what weir's observer and applier call, in Flink 2.x's shapes:
 //!
 //! - `GET /jobs/overview` (every job, serialized once per change of the job table), `/config`,
 //!   `/overview`, `/jobs/{id}`, `/jobs/{id}/config`, `/jobs/{id}/checkpoints`,
@@ -14,8 +19,11 @@
 //! - `POST /jobs/{id}/stop`: the savepoint completes at once and the job is FINISHED;
 //!   `GET /jobs/{id}/savepoints/{request}` reports it COMPLETED with its location;
 //! - `PATCH /jobs/{id}?mode=cancel`: the job is CANCELED.
+//!
+//! Any endpoint can be made to fail ([`Fake::fail`]): it then answers with the given status and
+//! Flink's error body, and changes nothing.
 
-// Shared by several bench targets: each bench uses a different part of the fake.
+// Shared by several targets: each uses a different part of the fake.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -28,12 +36,12 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::Response;
-use weir::identity::JobId;
 
 /// A job the fake cluster knows.
 #[derive(Clone, Debug)]
 pub struct FakeJob {
-    pub id: JobId,
+    /// The Flink job id: 32 hex digits.
+    pub id: String,
     pub name: String,
     pub state: &'static str,
     pub parallelism: u16,
@@ -50,6 +58,8 @@ pub struct Request {
     /// `{jarid}` / `{requestid}`.
     pub endpoint: String,
     pub path: String,
+    /// The body, when it is JSON (a run request's `jobId`, `savepointPath`, ...).
+    pub json: Option<serde_json::Value>,
 }
 
 impl Request {
@@ -70,8 +80,19 @@ struct Cluster {
     savepoints: BTreeMap<String, (String, String)>,
 }
 
+/// An injected failure of one endpoint.
+#[derive(Clone, Debug)]
+struct Failure {
+    status: StatusCode,
+    message: String,
+    /// How many more requests fail (`None`: all of them).
+    left: Option<u32>,
+}
+
 pub struct Fake {
     cluster: Mutex<Cluster>,
+    /// Endpoint (as [`Request::endpoint`] names it) → its injected failure.
+    failures: Mutex<BTreeMap<String, Failure>>,
     log: Mutex<Vec<Request>>,
     /// Signalled after every request recorded.
     arrived: Condvar,
@@ -80,27 +101,99 @@ pub struct Fake {
 }
 
 pub fn now_ms() -> i64 {
-    weir::apply::now_ms()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl Fake {
     /// Serves an empty cluster on 127.0.0.1:0 from `rt`; returns it and its base URL.
     pub fn start(rt: &tokio::runtime::Runtime) -> (Arc<Fake>, String) {
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        rt.block_on(Fake::serve())
+    }
+
+    /// Serves an empty cluster on 127.0.0.1:0 from the current runtime; returns it and its base
+    /// URL.
+    pub async fn serve() -> (Arc<Fake>, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
             .expect("binding the fake Flink port");
         let url = format!("http://{}", listener.local_addr().unwrap());
         let fake = Arc::new(Fake {
             cluster: Mutex::new(Cluster::default()),
+            failures: Mutex::new(BTreeMap::new()),
             log: Mutex::new(Vec::new()),
             arrived: Condvar::new(),
             counter: AtomicU64::new(0),
             server: Mutex::new(None),
         });
         let app = Router::new().fallback(handle).with_state(fake.clone());
-        let server = rt.spawn(async move { axum::serve(listener, app).await });
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
         *fake.server.lock().unwrap() = Some(server.abort_handle());
         (fake, url)
+    }
+
+    /// Makes `endpoint` (e.g. `POST /jobs/{jobid}/stop`) answer `status` with `message` as
+    /// Flink's error, `times` times (`None`: until [`Fake::heal`]).
+    pub fn fail(&self, endpoint: &str, status: StatusCode, message: &str, times: Option<u32>) {
+        self.failures.lock().unwrap().insert(
+            endpoint.to_string(),
+            Failure {
+                status,
+                message: message.to_string(),
+                left: times,
+            },
+        );
+    }
+
+    /// Ends every injected failure.
+    pub fn heal(&self) {
+        self.failures.lock().unwrap().clear();
+    }
+
+    /// Uploads a jar (as if an earlier apply had); returns its id.
+    pub fn insert_jar(&self, name: &str) -> String {
+        let now = now_ms();
+        let id = format!("{:08x}-fake-{:04x}_{name}", now, self.next());
+        self.cluster
+            .lock()
+            .unwrap()
+            .jars
+            .push((id.clone(), name.to_string(), now));
+        id
+    }
+
+    /// The job with this id, if the cluster knows it.
+    pub fn job(&self, id: &str) -> Option<FakeJob> {
+        self.cluster.lock().unwrap().jobs.get(id).cloned()
+    }
+
+    /// Every job the cluster knows.
+    pub fn jobs(&self) -> Vec<FakeJob> {
+        self.cluster
+            .lock()
+            .unwrap()
+            .jobs
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The failure to answer a request to `endpoint` with, counting it down.
+    fn injected(&self, endpoint: &str) -> Option<Failure> {
+        let mut failures = self.failures.lock().unwrap();
+        let failure = failures.get_mut(endpoint)?;
+        let answer = failure.clone();
+        match &mut failure.left {
+            Some(0) => {
+                failures.remove(endpoint);
+                return None;
+            }
+            Some(n) => *n -= 1,
+            None => {}
+        }
+        Some(answer)
     }
 
     /// Stops serving.
@@ -114,7 +207,7 @@ impl Fake {
     pub fn insert_jobs(&self, jobs: impl IntoIterator<Item = FakeJob>) {
         let mut c = self.cluster.lock().unwrap();
         for j in jobs {
-            c.jobs.insert(j.id.to_string(), j);
+            c.jobs.insert(j.id.clone(), j);
         }
         c.overview = None;
     }
@@ -211,7 +304,7 @@ fn overview(c: &mut Cluster) -> Bytes {
             let finished = if j.state == "FINISHED" { p } else { 0 };
             let canceled = if j.state == "CANCELED" { p } else { 0 };
             serde_json::json!({
-                "jid": j.id.to_string(),
+                "jid": j.id,
                 "name": j.name,
                 "state": j.state,
                 "start-time": j.start_ms,
@@ -284,13 +377,18 @@ async fn handle(State(fake): State<Arc<Fake>>, method: Method, uri: Uri, body: B
     let at = Instant::now();
     let path = uri.path().trim_end_matches('/').to_string();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let endpoint = endpoint(&method, &segments);
     fake.log.lock().unwrap().push(Request {
         at,
-        endpoint: endpoint(&method, &segments),
+        endpoint: endpoint.clone(),
         method: method.clone(),
         path: path.clone(),
+        json: serde_json::from_slice(&body).ok(),
     });
     fake.arrived.notify_all();
+    if let Some(failure) = fake.injected(&endpoint) {
+        return error(failure.status, &failure.message);
+    }
     let mut c = fake.cluster.lock().unwrap();
     let now = now_ms();
     match (&method, segments.as_slice()) {
@@ -334,50 +432,7 @@ async fn handle(State(fake): State<Arc<Fake>>, method: Method, uri: Uri, body: B
             c.jars.retain(|(j, _, _)| j != id);
             ok(serde_json::json!({}))
         }
-        (&Method::POST, ["jars", jar, "run"]) => {
-            if !c.jars.iter().any(|(j, _, _)| j == jar) {
-                return error(StatusCode::BAD_REQUEST, "Jar file does not exist");
-            }
-            let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            let id = match req["jobId"].as_str() {
-                Some(s) => match s.parse::<JobId>() {
-                    Ok(id) => id,
-                    Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
-                },
-                None => {
-                    let mut b = [0u8; 16];
-                    b[8..].copy_from_slice(&fake.next().to_be_bytes());
-                    b[0] = 0x7f;
-                    JobId(b)
-                }
-            };
-            if c.jobs.contains_key(&id.to_string()) {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!(
-                        "org.apache.flink.runtime.client.DuplicateJobSubmissionException: Job has already been submitted. JobID: {id}"
-                    ),
-                );
-            }
-            let parallelism = req["parallelism"].as_u64().unwrap_or(1) as u16;
-            let name = req["entryClass"]
-                .as_str()
-                .map(|c| format!("Bench {c}"))
-                .unwrap_or_else(|| "Bench job".into());
-            c.jobs.insert(
-                id.to_string(),
-                FakeJob {
-                    id,
-                    name,
-                    state: "RUNNING",
-                    parallelism,
-                    start_ms: now,
-                    end_ms: None,
-                },
-            );
-            c.overview = None;
-            ok(serde_json::json!({"jobid": id.to_string(), "applicationId": id.to_string()}))
-        }
+        (&Method::POST, ["jars", jar, "run"]) => run_jar(&fake, &mut c, jar, &body, now),
         (_, ["jobs", id, rest @ ..]) => {
             let id = id.to_string();
             let Some(job) = c.jobs.get(&id).cloned() else {
@@ -393,6 +448,50 @@ async fn handle(State(fake): State<Arc<Fake>>, method: Method, uri: Uri, body: B
     }
 }
 
+/// `POST /jars/{jar}/run`: the job is RUNNING at once with every task deployed.
+fn run_jar(fake: &Fake, c: &mut Cluster, jar: &str, body: &[u8], now: i64) -> Response {
+    if !c.jars.iter().any(|(j, _, _)| j == jar) {
+        return error(StatusCode::BAD_REQUEST, "Jar file does not exist");
+    }
+    let req: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let id = match req["jobId"].as_str() {
+        Some(s) if is_job_id(s) => s.to_ascii_lowercase(),
+        Some(s) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid job id {s:?}: expected 32 hex digits"),
+            );
+        }
+        None => format!("7f{:030x}", fake.next()),
+    };
+    if c.jobs.contains_key(&id) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "org.apache.flink.runtime.client.DuplicateJobSubmissionException: Job has already been submitted. JobID: {id}"
+            ),
+        );
+    }
+    let parallelism = req["parallelism"].as_u64().unwrap_or(1) as u16;
+    let name = req["entryClass"]
+        .as_str()
+        .map(|c| format!("Bench {c}"))
+        .unwrap_or_else(|| "Bench job".into());
+    c.jobs.insert(
+        id.clone(),
+        FakeJob {
+            id: id.clone(),
+            name,
+            state: "RUNNING",
+            parallelism,
+            start_ms: now,
+            end_ms: None,
+        },
+    );
+    c.overview = None;
+    ok(serde_json::json!({"jobid": id, "applicationId": id}))
+}
+
 fn job_endpoint(
     fake: &Fake,
     c: &mut Cluster,
@@ -402,7 +501,7 @@ fn job_endpoint(
     rest: &[&str],
     now: i64,
 ) -> Response {
-    let id = job.id.to_string();
+    let id = job.id.clone();
     match (method, rest) {
         (&Method::GET, []) => ok(serde_json::json!({
             "jid": id, "name": job.name, "isStoppable": false, "state": job.state,

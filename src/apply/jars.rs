@@ -1,0 +1,196 @@
+//! Jars and submissions: each jar uploaded once per cluster (named by its content hash), the
+//! run request, and where a submission restores from.
+
+use super::{Applier, ApplyError, Carry, StepError};
+use crate::desired::{DesiredJob, JarLocation, JarRef};
+use crate::flink::{FlinkClient, RunJar};
+use crate::git::{GitError, RepoFiles};
+use crate::identity::JobId;
+use crate::plan::Restore;
+
+/// Jars larger than this are refused (Flink's default upload limit is far below it).
+const MAX_JAR_BYTES: u64 = 1 << 30;
+
+/// Why a jar's bytes could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum JarError {
+    #[error("{0}")]
+    Repo(#[source] GitError),
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{url}: {source}")]
+    Fetch {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{url}: HTTP {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("sha256 is {found}, expected {expected}")]
+    Digest { found: String, expected: String },
+}
+
+impl Applier {
+    pub(super) fn restore_path(
+        &self,
+        job: &str,
+        restore: &Restore,
+        carry: &Carry,
+    ) -> Result<Option<String>, ApplyError> {
+        match restore {
+            Restore::None => Ok(None),
+            Restore::Path { path } => Ok(Some(path.clone())),
+            Restore::StopSavepoint => carry
+                .stop_savepoint
+                .clone()
+                .map(Some)
+                .ok_or_else(|| ApplyError::step(job, StepError::NoStopSavepoint)),
+            Restore::LatestCheckpoint => carry
+                .latest_checkpoint
+                .clone()
+                .map(Some)
+                .ok_or_else(|| ApplyError::step(job, StepError::NoRetainedCheckpoint)),
+        }
+    }
+
+    /// Refuses a last-state upgrade up front when cancelling would lose the state.
+    pub(super) async fn check_retained_checkpoint(
+        &self,
+        job: &str,
+        client: &FlinkClient,
+        job_id: &JobId,
+    ) -> Result<(), ApplyError> {
+        let flink = Applier::flink(job);
+        let summary = client.checkpoints(job_id).await.map_err(&flink)?;
+        if summary.completed.is_none() {
+            return Err(ApplyError::step(
+                job,
+                StepError::NoCompletedCheckpoint(*job_id),
+            ));
+        }
+        if let Ok(Some(false)) = client.checkpoints_retained_on_cancel(job_id).await {
+            return Err(ApplyError::step(
+                job,
+                StepError::CheckpointsDeletedOnCancel(*job_id),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Uploads the jar unless the cluster already has this exact content (named by its hash).
+    pub(super) async fn ensure_jar(
+        &self,
+        job: &str,
+        client: &FlinkClient,
+        jar: &JarRef,
+    ) -> Result<String, ApplyError> {
+        let name = format!("weir-{}-{}", &jar.sha256[..16], jar.file_name());
+        let flink = Applier::flink(job);
+        let slot = self
+            .jar_ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((client.name().to_string(), name.clone()))
+            .or_default()
+            .clone();
+        let mut known = slot.lock().await;
+        if let Some(id) = known.as_ref() {
+            return Ok(id.clone());
+        }
+        let id = match client
+            .list_jars()
+            .await
+            .map_err(&flink)?
+            .into_iter()
+            .find(|j| j.name == name)
+        {
+            Some(existing) => existing.id,
+            None => {
+                let bytes = self.jar_bytes(job, jar).await?;
+                self.say(&format!(
+                    "{job}: uploading {} ({} KiB)",
+                    jar.file_name(),
+                    bytes.len() / 1024
+                ));
+                client.upload_jar(&name, bytes).await.map_err(&flink)?
+            }
+        };
+        *known = Some(id.clone());
+        Ok(id)
+    }
+
+    async fn jar_bytes(&self, job: &str, jar: &JarRef) -> Result<Vec<u8>, ApplyError> {
+        let err = |source: JarError| ApplyError::Jar {
+            job: job.into(),
+            jar: jar.file_name().into(),
+            source: Box::new(source),
+        };
+        let bytes = match &jar.location {
+            JarLocation::Repo { path } => {
+                self.source
+                    .read(path, MAX_JAR_BYTES)
+                    .map_err(|e| err(JarError::Repo(e)))?
+                    .bytes
+            }
+            JarLocation::Url { url } => fetch_url(url).await.map_err(err)?,
+        };
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        if !digest.eq_ignore_ascii_case(&jar.sha256) {
+            return Err(err(JarError::Digest {
+                found: digest,
+                expected: jar.sha256.clone(),
+            }));
+        }
+        Ok(bytes)
+    }
+}
+
+pub(super) fn run_request(
+    desired: &DesiredJob,
+    job_id: JobId,
+    savepoint: Option<String>,
+) -> RunJar {
+    let mut config = desired.flink_configuration.clone();
+    config
+        .entry("pipeline.name".into())
+        .or_insert_with(|| desired.name.clone());
+    RunJar {
+        entry_class: desired.entry_class().map(str::to_string),
+        program_args_list: desired.program_args(),
+        parallelism: Some(desired.parallelism),
+        job_id: Some(job_id),
+        savepoint_path: savepoint,
+        allow_non_restored_state: desired.allow_non_restored_state,
+        flink_configuration: config,
+    }
+}
+
+async fn fetch_url(url: &str) -> Result<Vec<u8>, JarError> {
+    if let Some(path) = url.strip_prefix("file://") {
+        return tokio::fs::read(path)
+            .await
+            .map_err(|source| JarError::File {
+                path: path.to_string(),
+                source,
+            });
+    }
+    let fetch = |source| JarError::Fetch {
+        url: url.to_string(),
+        source,
+    };
+    let response = reqwest::get(url).await.map_err(fetch)?;
+    if !response.status().is_success() {
+        return Err(JarError::Status {
+            url: url.to_string(),
+            status: response.status(),
+        });
+    }
+    Ok(response.bytes().await.map_err(fetch)?.to_vec())
+}

@@ -1,0 +1,382 @@
+//! Executing a plan: one change per job, its steps in order, every side effect journaled.
+//!
+//! Architecture invariant (safety): before any call that changes a cluster, the store holds a
+//! committed journal entry saying what is about to happen (for a submission: the exact job id);
+//! after it, the outcome (for a stop: the savepoint path) is committed before the next step starts.
+//! A crash at any instant therefore leaves either an entry whose outcome can be read back from
+//! Flink (see [`Applier::resume`]) or a completed one. Submissions use caller-chosen job ids,
+//! which Flink refuses to run twice, so settling a half-done submission never starts a second copy.
+//!
+//! Modules: `steps` runs one step (intent, call, outcome); `settle` finishes what a dead process
+//! started (a pending step, unfinished applies); `jars` uploads jars once and builds run
+//! requests; `records` keeps job records and savepoint lineage; `crash` is the fault-injection
+//! hook of the crash tests. The journal's types live in [`crate::store::journal`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::flink::{FlinkClient, FlinkError};
+use crate::git::RepoSource;
+use crate::identity::JobId;
+use crate::plan::{Action, Change, Plan, Step};
+use crate::store::audit::{ChangeResult, RecordKind, cli_actor, record_origin};
+use crate::store::{
+    ApplyOutcome, JournalEntry, JournalStatus, NewApply, StepKind, Store, StoreError, Trigger,
+};
+
+mod crash;
+mod jars;
+mod records;
+mod settle;
+mod steps;
+#[cfg(test)]
+mod tests;
+
+pub use jars::JarError;
+pub use settle::Resumed;
+
+/// Kept for callers outside the executor that still import it from here.
+pub use crate::clock::now_ms;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{job}: {source}")]
+    Flink {
+        job: String,
+        #[source]
+        source: Box<FlinkError>,
+    },
+    #[error("{job}: {source}")]
+    Step {
+        job: String,
+        #[source]
+        source: StepError,
+    },
+    #[error("{job}: cannot read jar {jar}: {source}")]
+    Jar {
+        job: String,
+        jar: String,
+        #[source]
+        source: Box<JarError>,
+    },
+    #[error("no client for cluster `{cluster}`")]
+    NoCluster { cluster: String },
+}
+
+/// Why a step cannot go on (weir's own refusals, as opposed to Flink's errors).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    #[error("the plan has no definition to submit")]
+    NoDefinition,
+    #[error("nothing was submitted to wait for")]
+    NothingSubmitted,
+    #[error("no savepoint was produced by the stop step")]
+    NoStopSavepoint,
+    #[error(
+        "upgradeMode last-state needs a completed, retained checkpoint and the cancelled job has \
+         none; refusing to start without its state (use upgradeMode savepoint)"
+    )]
+    NoRetainedCheckpoint,
+    #[error(
+        "upgradeMode last-state: job {0} has no completed checkpoint; refusing to cancel it and \
+         lose its state (enable checkpointing or use upgradeMode savepoint)"
+    )]
+    NoCompletedCheckpoint(JobId),
+    #[error(
+        "upgradeMode last-state: job {0} deletes its checkpoints on cancellation; refusing to \
+         cancel it (set execution.checkpointing.externalized-checkpoint-retention: \
+         RETAIN_ON_CANCELLATION or use upgradeMode savepoint)"
+    )]
+    CheckpointsDeletedOnCancel(JobId),
+    /// A resumed apply found the step journaled as failed by the earlier run.
+    #[error("step {} ({kind}) had failed: {result}", seq + 1)]
+    HadFailed {
+        seq: u32,
+        kind: StepKind,
+        /// The journaled result, as stored.
+        result: String,
+    },
+    #[error("journal entry for submit has no job id")]
+    NoSubmittedId,
+    #[error(
+        "the interrupted submission {job_id} was never started and the definition has changed \
+         since; not resubmitting it. Last savepoint: {}. Run `weir plan` again.",
+        savepoint.as_deref().unwrap_or("none")
+    )]
+    DefinitionChanged {
+        job_id: JobId,
+        savepoint: Option<String>,
+    },
+}
+
+impl ApplyError {
+    fn step(job: &str, source: StepError) -> ApplyError {
+        ApplyError::Step {
+            job: job.to_string(),
+            source,
+        }
+    }
+}
+
+/// A callback told of each change's outcome as it ends.
+pub type ChangeDone = Arc<dyn Fn(&ChangeOutcome) + Send + Sync>;
+
+/// The id of each jar on each cluster, found or uploaded once per apply: (cluster, jar name) →
+/// a slot that the first submission fills while the others wait for it.
+pub type JarIds =
+    Arc<std::sync::Mutex<BTreeMap<(String, String), Arc<tokio::sync::Mutex<Option<String>>>>>>;
+
+/// Settings of one apply run.
+pub struct Applier {
+    pub store: Store,
+    pub clients: BTreeMap<String, Arc<FlinkClient>>,
+    pub source: Arc<RepoSource>,
+    pub concurrency: usize,
+    /// Shared by every apply of a process (the daemon runs applies of independent jobs side by
+    /// side): a change takes a slot for as long as it runs, so `concurrency` bounds them all.
+    pub slots: Option<Arc<tokio::sync::Semaphore>>,
+    pub savepoint_timeout: Duration,
+    pub start_timeout: Duration,
+    pub progress: Arc<dyn Fn(&str) + Send + Sync>,
+    /// Called as each change ends (before the apply as a whole is recorded).
+    pub on_change_done: Option<ChangeDone>,
+    /// Jars this apply found or uploaded (concurrent submissions of one jar list and upload it
+    /// once, instead of each listing the cluster's jars and racing to upload duplicates).
+    pub jar_ids: JarIds,
+    pub trigger: Trigger,
+}
+
+/// What happened to one change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangeOutcome {
+    pub job: String,
+    pub action: Action,
+    pub ok: bool,
+    pub message: String,
+    pub new_job_id: Option<JobId>,
+    pub savepoint: Option<String>,
+}
+
+/// The journal kind of a planned step.
+pub fn step_kind(step: &Step) -> StepKind {
+    match step {
+        Step::StopWithSavepoint { .. } => StepKind::StopWithSavepoint,
+        Step::Cancel { .. } => StepKind::Cancel,
+        Step::Submit { .. } => StepKind::Submit,
+        Step::AwaitRunning => StepKind::AwaitRunning,
+        Step::Forget => StepKind::Forget,
+    }
+}
+
+/// How often Flink is polled while waiting.
+const POLL: Duration = Duration::from_millis(250);
+
+/// What earlier steps of one change produced, for the steps after them.
+#[derive(Default)]
+struct Carry {
+    apply_id: String,
+    stop_savepoint: Option<String>,
+    latest_checkpoint: Option<String>,
+    new_job_id: Option<JobId>,
+}
+
+impl Applier {
+    fn client(&self, cluster: &str) -> Result<Arc<FlinkClient>, ApplyError> {
+        self.clients
+            .get(cluster)
+            .cloned()
+            .ok_or_else(|| ApplyError::NoCluster {
+                cluster: cluster.to_string(),
+            })
+    }
+
+    fn say(&self, msg: &str) {
+        (self.progress)(msg);
+    }
+
+    /// Records the plan and an apply, runs every change (independent jobs concurrently), and
+    /// records the outcome. Returns the apply id and per-change outcomes.
+    pub async fn apply(
+        &self,
+        plan: &Plan,
+        apply_id: &str,
+    ) -> Result<Vec<ChangeOutcome>, ApplyError> {
+        let job_names: Vec<String> = plan.changes.iter().map(|c| c.job.clone()).collect();
+        // Where the apply came from (commit author and message), unless the caller recorded it
+        // already (e.g. with the API token's name as the actor).
+        if self.store.origin(apply_id).await?.is_none() {
+            let actor = (self.trigger == Trigger::Cli).then(cli_actor).flatten();
+            record_origin(
+                &self.store,
+                RecordKind::Apply,
+                apply_id,
+                &self.source,
+                &plan.revision,
+                actor,
+                now_ms(),
+            )
+            .await?;
+        }
+        self.store
+            .insert_apply(&NewApply {
+                id: apply_id.to_string(),
+                plan_id: plan.id.clone(),
+                started_at_ms: now_ms(),
+                revision: plan.revision.to_string(),
+                trigger: self.trigger.clone(),
+                job_names,
+            })
+            .await?;
+        let outcomes = self.run_changes(plan, apply_id, &BTreeMap::new()).await;
+        self.finish(apply_id, &outcomes).await?;
+        Ok(outcomes)
+    }
+
+    async fn finish(&self, apply_id: &str, outcomes: &[ChangeOutcome]) -> Result<(), ApplyError> {
+        let failed: Vec<String> = outcomes
+            .iter()
+            .filter(|o| !o.ok)
+            .map(|o| format!("{}: {}", o.job, o.message))
+            .collect();
+        let (outcome, error) = if failed.is_empty() {
+            (ApplyOutcome::Succeeded, None)
+        } else {
+            (ApplyOutcome::Failed, Some(failed.join("; ")))
+        };
+        // How each change ended is recorded with the outcome, for the audit trail.
+        let changes: Vec<ChangeResult> = outcomes
+            .iter()
+            .map(|o| ChangeResult {
+                job: o.job.clone(),
+                action: o.action.to_string(),
+                ok: o.ok,
+                message: o.message.clone(),
+                new_job_id: o.new_job_id.map(|id| id.to_string()),
+                savepoint: o.savepoint.clone(),
+            })
+            .collect();
+        self.store
+            .finish_apply_with_changes(apply_id, outcome, error.as_deref(), &changes, now_ms())
+            .await?;
+        Ok(())
+    }
+
+    async fn run_changes(
+        &self,
+        plan: &Plan,
+        apply_id: &str,
+        journals: &BTreeMap<String, Vec<JournalEntry>>,
+    ) -> Vec<ChangeOutcome> {
+        let empty = Vec::new();
+        futures::stream::iter(plan.changes.iter())
+            .map(|change| {
+                let journal = journals.get(&change.job).unwrap_or(&empty);
+                async move {
+                    let _slot = match &self.slots {
+                        Some(slots) => slots.clone().acquire_owned().await.ok(),
+                        None => None,
+                    };
+                    let result = self.run_change(change, apply_id, journal).await;
+                    let outcome = match result {
+                        Ok((carry, message)) => ChangeOutcome {
+                            job: change.job.clone(),
+                            action: change.action,
+                            ok: true,
+                            message,
+                            new_job_id: carry.new_job_id,
+                            savepoint: carry.stop_savepoint,
+                        },
+                        Err(e) => {
+                            self.say(&format!("{}: FAILED: {e}", change.job));
+                            ChangeOutcome {
+                                job: change.job.clone(),
+                                action: change.action,
+                                ok: false,
+                                message: e.to_string(),
+                                new_job_id: None,
+                                savepoint: None,
+                            }
+                        }
+                    };
+                    if let Some(done) = &self.on_change_done {
+                        done(&outcome);
+                    }
+                    outcome
+                }
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await
+    }
+
+    /// Runs the steps of one change in order. `journal` holds entries of an interrupted earlier
+    /// run of the same change: finished steps are skipped (their results carried over), a
+    /// pending one is settled against the cluster before anything else happens.
+    async fn run_change(
+        &self,
+        change: &Change,
+        apply_id: &str,
+        journal: &[JournalEntry],
+    ) -> Result<(Carry, String), ApplyError> {
+        let client = self.client(&change.cluster)?;
+        let mut carry = Carry {
+            apply_id: apply_id.to_string(),
+            ..Carry::default()
+        };
+        let job = change.job.as_str();
+        for (seq, step) in change.steps.iter().enumerate() {
+            let seq = seq as u32;
+            let previous = journal.iter().rev().find(|e| e.seq == seq);
+            if let Some(entry) = previous {
+                match entry.status {
+                    JournalStatus::Succeeded => {
+                        settle::absorb_result(&mut carry, entry);
+                        self.rerecord(change, step, entry, &carry).await?;
+                        continue;
+                    }
+                    JournalStatus::Failed => {
+                        let failed = StepError::HadFailed {
+                            seq,
+                            kind: step_kind(step),
+                            result: entry.result_json.clone().unwrap_or_default(),
+                        };
+                        return Err(ApplyError::step(job, failed));
+                    }
+                    JournalStatus::Pending => {
+                        self.say(&format!(
+                            "{job}: resuming interrupted step {} ({})",
+                            seq + 1,
+                            step_kind(step)
+                        ));
+                        self.settle(change, step, entry, &client, &mut carry)
+                            .await?;
+                        continue;
+                    }
+                }
+            }
+            self.run_step(change, apply_id, seq, step, &client, &mut carry)
+                .await?;
+        }
+        let message = match (&carry.new_job_id, &carry.stop_savepoint) {
+            (Some(id), _) => format!("{} done: running as {id}", change.action),
+            (None, Some(sp)) => format!("{} done: savepoint {sp}", change.action),
+            _ => format!("{} done", change.action),
+        };
+        self.say(&format!("{job}: {message}"));
+        Ok((carry, message))
+    }
+
+    /// The Flink error of `job` as an apply error.
+    fn flink(job: &str) -> impl Fn(FlinkError) -> ApplyError + '_ {
+        move |source| ApplyError::Flink {
+            job: job.to_string(),
+            source: Box::new(source),
+        }
+    }
+}

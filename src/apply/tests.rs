@@ -1,0 +1,469 @@
+//! Unit tests of the executor against the fake Flink (`src/testing/fake_flink.rs`) and a temp
+//! SQLite store: the safety invariants of a redeploy, resume and failures, in milliseconds.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+
+use super::*;
+use crate::desired::{DesiredJob, Program};
+use crate::flink::JobState;
+use crate::plan::fixtures;
+use crate::plan::{self, JobHistory, Restore};
+use crate::spec::{ClusterConfig, UpgradeMode};
+use crate::store::{
+    ApplyOutcome, NewJournalEntry, PlanRecord, StepDetail, StepResult, StopDetail, SubmitDetail,
+};
+use crate::testing::fake_flink::{Fake, FakeJob, Request};
+
+const STOP: &str = "POST /jobs/{jobid}/stop";
+const RUN: &str = "POST /jars/{jarid}/run";
+
+/// A fake cluster, a store in a temp dir, and a redeploy of `orders` through a savepoint.
+struct World {
+    fake: Arc<Fake>,
+    store: Store,
+    applier: Applier,
+    plan: Plan,
+    old_id: JobId,
+    new_job: DesiredJob,
+    progress: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// The running definition: the desired one with other program arguments.
+fn old_job() -> DesiredJob {
+    let mut job = fixtures::job("orders");
+    if let Program::Jar { args, .. } = &mut job.program {
+        args.push("--old".into());
+    }
+    job
+}
+
+async fn world() -> World {
+    world_with(UpgradeMode::Savepoint).await
+}
+
+/// The world of a redeploy with `upgrade` as the job's upgrade mode.
+async fn world_with(upgrade: UpgradeMode) -> World {
+    let (fake, url) = Fake::serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("weir.db")).await.unwrap();
+    let (mut old, mut new) = (old_job(), fixtures::job("orders"));
+    old.upgrade_mode = upgrade;
+    new.upgrade_mode = upgrade;
+    let old_id = plan::submission_identity(&old, 1).job_id();
+    fake.insert_jobs([FakeJob {
+        id: old_id.to_string(),
+        name: "orders".into(),
+        state: "RUNNING",
+        parallelism: 2,
+        start_ms: 1_000,
+        end_ms: None,
+    }]);
+    // The jar is on the cluster already (as an earlier apply left it): nothing to upload.
+    let jar = new.jar();
+    fake.insert_jar(&format!("weir-{}-{}", &jar.sha256[..16], jar.file_name()));
+
+    let observed = fixtures::running(&old, 1, JobState::Running);
+    let history = BTreeMap::from([(
+        "orders".to_string(),
+        JobHistory {
+            cluster: "local".into(),
+            current_job_id: Some(old_id),
+            spec: Some(old.clone()),
+            suspended: false,
+            last_savepoint: None,
+        },
+    )]);
+    let desired = fixtures::desired(vec![new.clone()], false);
+    let plan = fixtures::run(
+        &desired,
+        &fixtures::observation(vec![observed]),
+        &history,
+        &[],
+    );
+    store
+        .insert_plan(&PlanRecord {
+            id: plan.id.clone(),
+            created_at_ms: plan.created_at_ms,
+            revision: plan.revision.to_string(),
+            trigger: Trigger::Cli,
+            summary: plan.summary.line(),
+            plan_json: serde_json::to_string(&plan).unwrap(),
+            job_names: vec!["orders".into()],
+        })
+        .await
+        .unwrap();
+
+    let cluster = ClusterConfig {
+        url,
+        savepoint_dir: Some("file:///sp".into()),
+        bearer_token_env: None,
+        headers_from_env: Default::default(),
+        timeout_seconds: Some(5),
+    };
+    let client = Arc::new(FlinkClient::new("local", &cluster).unwrap());
+    let progress = Arc::new(Mutex::new(Vec::new()));
+    let said = progress.clone();
+    let applier = Applier {
+        store: store.clone(),
+        clients: BTreeMap::from([("local".to_string(), client)]),
+        source: Arc::new(RepoSource::work_tree(dir.path()).unwrap()),
+        concurrency: 2,
+        slots: None,
+        savepoint_timeout: Duration::from_secs(5),
+        start_timeout: Duration::from_secs(5),
+        progress: Arc::new(move |m: &str| said.lock().unwrap().push(m.to_string())),
+        on_change_done: None,
+        jar_ids: Default::default(),
+        trigger: Trigger::Cli,
+    };
+    World {
+        fake,
+        store,
+        applier,
+        plan,
+        old_id,
+        new_job: new,
+        progress,
+        _dir: dir,
+    }
+}
+
+fn calls<'a>(requests: &'a [Request], endpoint: &str) -> Vec<&'a Request> {
+    requests.iter().filter(|r| r.endpoint == endpoint).collect()
+}
+
+impl World {
+    /// Starts an apply of the plan as `weir apply` would, without running it.
+    async fn begin(&self, apply_id: &str) {
+        self.store
+            .insert_apply(&NewApply {
+                id: apply_id.into(),
+                plan_id: self.plan.id.clone(),
+                started_at_ms: 2_000,
+                revision: self.plan.revision.to_string(),
+                trigger: Trigger::Cli,
+                job_names: vec!["orders".into()],
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn journal(&self, apply_id: &str, seq: u32, detail: StepDetail) -> i64 {
+        self.store
+            .journal_intent(&NewJournalEntry {
+                apply_id: apply_id.into(),
+                job: "orders".into(),
+                seq,
+                detail,
+                at_ms: 2_100,
+            })
+            .await
+            .unwrap()
+    }
+
+    /// An apply whose stop completed and whose submission (with the id chosen from `nonce`) was
+    /// journaled, without its outcome: what a crash right after sending it leaves. Returns the
+    /// submission's job id and the stop's savepoint.
+    async fn interrupted_submit(&self, apply_id: &str, nonce: u32) -> (JobId, String) {
+        let savepoint = format!("file:///sp/savepoint-{apply_id}");
+        let new_id = plan::submission_identity(&self.new_job, nonce).job_id();
+        self.begin(apply_id).await;
+        let stop = StepDetail::StopWithSavepoint(StopDetail {
+            job_id: self.old_id,
+            request_id: Some("r-1".into()),
+            target_dir: Some("file:///sp".into()),
+        });
+        let stop = self.journal(apply_id, 0, stop).await;
+        let stopped = StepResult::Stopped {
+            savepoint: savepoint.clone(),
+        };
+        self.store
+            .journal_result(stop, &stopped, 2_200)
+            .await
+            .unwrap();
+        let submit = StepDetail::Submit(SubmitDetail {
+            jar_id: None,
+            job_id: new_id,
+            parallelism: Some(2),
+            savepoint_path: Some(savepoint.clone()),
+        });
+        self.journal(apply_id, 1, submit).await;
+        (new_id, savepoint)
+    }
+}
+
+#[tokio::test]
+async fn a_savepoint_redeploy_records_the_savepoint_before_submitting_from_it() {
+    let w = world().await;
+    let steps: Vec<StepKind> = w.plan.changes[0].steps.iter().map(step_kind).collect();
+    assert_eq!(
+        steps,
+        [
+            StepKind::StopWithSavepoint,
+            StepKind::Submit,
+            StepKind::AwaitRunning
+        ]
+    );
+    let mark = w.fake.mark();
+    let outcomes = w.applier.apply(&w.plan, "apply-1").await.unwrap();
+    assert!(outcomes[0].ok, "{outcomes:?}");
+    let savepoint = outcomes[0].savepoint.clone().expect("the stop's savepoint");
+    let new_id = outcomes[0].new_job_id.expect("a new job");
+
+    // Flink saw: the stop, then the run from that savepoint with the chosen id.
+    let requests = w.fake.since(mark);
+    let (stops, runs) = (calls(&requests, STOP), calls(&requests, RUN));
+    assert_eq!((stops.len(), runs.len()), (1, 1));
+    assert!(stops[0].at <= runs[0].at);
+    let run = runs[0].json.as_ref().unwrap();
+    assert_eq!(run["savepointPath"], savepoint.as_str());
+    assert_eq!(run["jobId"], new_id.to_string());
+    assert_eq!(w.fake.job(&w.old_id.to_string()).unwrap().state, "FINISHED");
+    assert_eq!(w.fake.job(&new_id.to_string()).unwrap().state, "RUNNING");
+
+    // The journal: the savepoint was durable before the submit's intent was written.
+    let journal = w.store.journal("apply-1").await.unwrap();
+    let kinds: Vec<StepKind> = journal.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, steps);
+    assert_eq!(
+        journal[0].result(),
+        Some(StepResult::Stopped {
+            savepoint: savepoint.clone()
+        })
+    );
+    assert!(journal[0].finished_at_ms.unwrap() <= journal[1].created_at_ms);
+    match journal[1].intent() {
+        Some(StepDetail::Submit(d)) => {
+            assert_eq!(d.savepoint_path.as_deref(), Some(savepoint.as_str()));
+            assert_eq!(d.job_id, new_id);
+        }
+        other => panic!("submit intent: {other:?}"),
+    }
+    assert_eq!(journal[2].result(), Some(StepResult::Running));
+
+    // The store knows the new job, its savepoint, and that it was restored from it.
+    let record = w.store.job("orders").await.unwrap().unwrap();
+    assert_eq!(record.current_job_id, Some(new_id.to_string()));
+    assert_eq!(record.last_savepoint.as_deref(), Some(savepoint.as_str()));
+    let lineage = w.store.savepoints("orders").await.unwrap();
+    assert_eq!(lineage[0].path, savepoint);
+    assert_eq!(lineage[0].restores[0].job_id, new_id.to_string());
+    let apply = w.store.apply("apply-1").await.unwrap().unwrap();
+    assert_eq!(apply.outcome, Some(ApplyOutcome::Succeeded));
+    assert!(w.store.origin("apply-1").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn resuming_settles_a_submission_flink_received_without_submitting_again() {
+    let w = world().await;
+    // The process died after Flink accepted the run, before the outcome was journaled.
+    let (new_id, savepoint) = w.interrupted_submit("apply-2", 7).await;
+    w.fake.insert_jobs([FakeJob {
+        id: new_id.to_string(),
+        name: "orders".into(),
+        state: "RUNNING",
+        parallelism: 2,
+        start_ms: 2_300,
+        end_ms: None,
+    }]);
+
+    let mark = w.fake.mark();
+    let plan = w.plan.clone();
+    let report = w.applier.resume(|_| Some(plan.clone())).await.unwrap();
+    assert_eq!(report.len(), 1);
+    assert!(report.iter().all(Resumed::ok), "{report:?}");
+    let requests = w.fake.since(mark);
+    assert!(calls(&requests, RUN).is_empty(), "{requests:?}");
+    assert!(calls(&requests, STOP).is_empty(), "{requests:?}");
+
+    let journal = w.store.journal("apply-2").await.unwrap();
+    assert_eq!(
+        journal[1].result(),
+        Some(StepResult::Submitted {
+            job_id: new_id,
+            savepoint_path: Some(savepoint.clone()),
+        })
+    );
+    assert_eq!(journal[2].result(), Some(StepResult::Running));
+    let record = w.store.job("orders").await.unwrap().unwrap();
+    assert_eq!(record.current_job_id, Some(new_id.to_string()));
+    let apply = w.store.apply("apply-2").await.unwrap().unwrap();
+    assert_eq!(apply.outcome, Some(ApplyOutcome::Succeeded));
+    let events = w.store.apply_events("apply-2").await.unwrap();
+    assert_eq!(events.len(), 1);
+    // Nothing left to resume; a second resume does nothing.
+    assert!(w.applier.resume(|_| None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn resuming_a_submission_flink_never_received_submits_the_same_id_once() {
+    let w = world().await;
+    // The process died before the run reached Flink.
+    let (new_id, savepoint) = w.interrupted_submit("apply-3", 9).await;
+
+    let mark = w.fake.mark();
+    let plan = w.plan.clone();
+    let report = w.applier.resume(|_| Some(plan.clone())).await.unwrap();
+    assert!(report.iter().all(Resumed::ok), "{report:?}");
+    let requests = w.fake.since(mark);
+    let runs = calls(&requests, RUN);
+    assert_eq!(runs.len(), 1, "{requests:?}");
+    let run = runs[0].json.as_ref().unwrap();
+    assert_eq!(run["jobId"], new_id.to_string());
+    assert_eq!(run["savepointPath"], savepoint.as_str());
+    assert_eq!(w.fake.job(&new_id.to_string()).unwrap().state, "RUNNING");
+    assert_eq!(
+        w.fake
+            .jobs()
+            .iter()
+            .filter(|j| j.state == "RUNNING")
+            .count(),
+        2,
+        "the old job (never stopped in this fake) and exactly one new one"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_stop_leaves_the_job_running_and_is_reported() {
+    let w = world().await;
+    w.fake.fail(
+        STOP,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "java.util.concurrent.CompletionException: savepoint coordinator is shut down",
+        None,
+    );
+    let mark = w.fake.mark();
+    let outcomes = w.applier.apply(&w.plan, "apply-4").await.unwrap();
+    assert!(!outcomes[0].ok);
+    assert!(
+        outcomes[0].message.contains("savepoint coordinator"),
+        "{}",
+        outcomes[0].message
+    );
+    assert_eq!(outcomes[0].new_job_id, None);
+    assert_eq!(w.fake.job(&w.old_id.to_string()).unwrap().state, "RUNNING");
+    assert!(calls(&w.fake.since(mark), RUN).is_empty());
+
+    let journal = w.store.journal("apply-4").await.unwrap();
+    assert_eq!(journal.len(), 1, "nothing after the failed stop");
+    assert_eq!(journal[0].status, JournalStatus::Failed);
+    let error = journal[0]
+        .result()
+        .and_then(|r| r.error().map(str::to_string));
+    assert!(error.unwrap().contains("savepoint coordinator"));
+    let apply = w.store.apply("apply-4").await.unwrap().unwrap();
+    assert_eq!(apply.outcome, Some(ApplyOutcome::Failed));
+    assert!(apply.error.unwrap().starts_with("orders: "));
+    let said = w.progress.lock().unwrap().join("\n");
+    assert!(said.contains("orders: FAILED"), "{said}");
+}
+
+#[tokio::test]
+async fn a_failed_submit_reports_and_leaves_the_job_stopped_with_its_savepoint() {
+    let w = world().await;
+    w.fake.fail(
+        RUN,
+        StatusCode::BAD_REQUEST,
+        "org.apache.flink.client.program.ProgramInvocationException: main class not found",
+        None,
+    );
+    let outcomes = w.applier.apply(&w.plan, "apply-5").await.unwrap();
+    assert!(!outcomes[0].ok);
+    assert!(
+        outcomes[0].message.contains("main class not found"),
+        "{}",
+        outcomes[0].message
+    );
+    // The old job is stopped, nothing new runs.
+    assert_eq!(w.fake.job(&w.old_id.to_string()).unwrap().state, "FINISHED");
+    assert!(w.fake.jobs().iter().all(|j| j.state != "RUNNING"));
+
+    let journal = w.store.journal("apply-5").await.unwrap();
+    let savepoint = match journal[0].result() {
+        Some(StepResult::Stopped { savepoint }) => savepoint,
+        other => panic!("stop result: {other:?}"),
+    };
+    assert_eq!(journal[1].kind, StepKind::Submit);
+    assert_eq!(journal[1].status, JournalStatus::Failed);
+    assert_eq!(journal.len(), 2, "no wait after the failed submit");
+    // The next plan restores from the savepoint the stop took.
+    let record = w.store.job("orders").await.unwrap().unwrap();
+    assert_eq!(record.last_savepoint.as_deref(), Some(savepoint.as_str()));
+    assert_eq!(record.current_job_id, None);
+    let apply = w.store.apply("apply-5").await.unwrap().unwrap();
+    assert_eq!(apply.outcome, Some(ApplyOutcome::Failed));
+    assert!(matches!(
+        w.plan.changes[0].steps[1],
+        Step::Submit {
+            restore: Restore::StopSavepoint,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn resuming_a_stop_flink_received_reads_its_savepoint_without_stopping_again() {
+    let w = world().await;
+    // The process died after Flink accepted the stop and its request id was journaled.
+    let client = w.applier.clients["local"].clone();
+    let request = client
+        .stop_with_savepoint(&w.old_id, Some("file:///sp"))
+        .await
+        .unwrap();
+    w.begin("apply-6").await;
+    let stop = StepDetail::StopWithSavepoint(StopDetail {
+        job_id: w.old_id,
+        request_id: Some(request),
+        target_dir: Some("file:///sp".into()),
+    });
+    w.journal("apply-6", 0, stop).await;
+
+    let mark = w.fake.mark();
+    let plan = w.plan.clone();
+    let report = w.applier.resume(|_| Some(plan.clone())).await.unwrap();
+    assert!(report.iter().all(Resumed::ok), "{report:?}");
+    let requests = w.fake.since(mark);
+    assert!(calls(&requests, STOP).is_empty(), "{requests:?}");
+    let runs = calls(&requests, RUN);
+    assert_eq!(runs.len(), 1, "{requests:?}");
+
+    let journal = w.store.journal("apply-6").await.unwrap();
+    let Some(StepResult::Stopped { savepoint }) = journal[0].result() else {
+        panic!("stop result: {:?}", journal[0]);
+    };
+    assert_eq!(
+        runs[0].json.as_ref().unwrap()["savepointPath"],
+        savepoint.as_str()
+    );
+    let apply = w.store.apply("apply-6").await.unwrap().unwrap();
+    assert_eq!(apply.outcome, Some(ApplyOutcome::Succeeded));
+}
+
+#[tokio::test]
+async fn last_state_refuses_to_cancel_a_job_without_a_completed_checkpoint() {
+    let w = world_with(UpgradeMode::LastState).await;
+    let steps: Vec<StepKind> = w.plan.changes[0].steps.iter().map(step_kind).collect();
+    assert_eq!(
+        steps,
+        [StepKind::Cancel, StepKind::Submit, StepKind::AwaitRunning]
+    );
+    // The fake's jobs have no completed checkpoint.
+    let mark = w.fake.mark();
+    let outcomes = w.applier.apply(&w.plan, "apply-7").await.unwrap();
+    assert!(!outcomes[0].ok);
+    assert!(
+        outcomes[0].message.contains("has no completed checkpoint"),
+        "{}",
+        outcomes[0].message
+    );
+    let requests = w.fake.since(mark);
+    assert!(requests.iter().all(|r| !r.is_mutating()), "{requests:?}");
+    assert_eq!(w.fake.job(&w.old_id.to_string()).unwrap().state, "RUNNING");
+    // Refused before anything was journaled.
+    assert!(w.store.journal("apply-7").await.unwrap().is_empty());
+}

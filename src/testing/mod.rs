@@ -1,0 +1,3 @@
+//! Test support shared by the unit tests (and, for the fake Flink, the benches).
+
+pub mod fake_flink;
