@@ -81,3 +81,52 @@ fn a_cluster_entry_that_makes_no_client_names_the_cluster() {
     let err = clients(&d).unwrap_err();
     assert!(err.to_string().contains("cluster `local`"), "{err}");
 }
+
+/// Plan, apply through the engine's applier against the fake Flink, and the applied plan is
+/// stale afterwards in both scopes (the daemon's "the same plan again" refusal, in milliseconds).
+#[tokio::test]
+async fn an_applied_plan_is_stale_and_the_repo_in_sync() {
+    use crate::testing::fake_flink::Fake;
+    let (fake, url) = Fake::serve().await;
+    let d = desired_at(&url);
+    let jar = d.jobs[0].jar();
+    fake.insert_jar(&format!("weir-{}-{}", &jar.sha256[..16], jar.file_name()));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("weir.db")).await.unwrap();
+    let source = RepoSource::work_tree(dir.path()).unwrap();
+    let planned = plan(&store, d, &[]).await.unwrap();
+    crate::engine::record_plan(&store, &planned.plan, Trigger::Cli, &source, None)
+        .await
+        .unwrap();
+    let settings = crate::engine::ApplySettings {
+        parallel: 2,
+        slots: None,
+        savepoint_timeout: std::time::Duration::from_secs(5),
+        start_timeout: std::time::Duration::from_secs(5),
+    };
+    let applier = crate::engine::applier(
+        &store,
+        planned.snapshot.clients.clone(),
+        source,
+        &settings,
+        Arc::new(|_: &str| {}),
+        Trigger::Cli,
+    );
+    let outcomes = applier
+        .apply(&planned.plan, &crate::clock::new_id("apply"))
+        .await
+        .unwrap();
+    assert!(outcomes.iter().all(|o| o.ok), "{outcomes:?}");
+
+    let now = snapshot(&store, &planned.desired).await.unwrap();
+    for scope in [Scope::Repo, Scope::Changes] {
+        let stale = stale::check(&planned.plan, scope, &planned.desired, &[], &now);
+        assert_eq!(
+            stale,
+            Err(stale::Stale::Changed { job: "a".into() }),
+            "{scope:?}"
+        );
+    }
+    let again = plan(&store, planned.desired.clone(), &[]).await.unwrap();
+    assert!(!again.plan.has_changes(), "{:?}", again.plan.changes);
+}
