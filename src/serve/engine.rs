@@ -110,6 +110,7 @@ pub fn applier(
         on_change_done: None,
         jar_ids: Default::default(),
         trigger: trigger.into(),
+        artifacts: crate::artifact::ArtifactSettings::for_cli(Vec::new()),
     }
 }
 
