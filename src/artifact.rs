@@ -41,6 +41,37 @@ impl Default for FetchPolicy {
     }
 }
 
+/// Where verified artifacts are kept and what fetching them may do.
+#[derive(Debug, Clone)]
+pub struct ArtifactSettings {
+    pub policy: FetchPolicy,
+    pub cache: PathBuf,
+}
+
+impl ArtifactSettings {
+    /// The CLI's: `$WEIR_CACHE/artifacts`, else `$XDG_CACHE_HOME/weir/artifacts`, else
+    /// `~/.cache/weir/artifacts` (the daemon keeps them in its state directory instead).
+    pub fn for_cli(file_roots: Vec<PathBuf>) -> ArtifactSettings {
+        let env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let cache = env("WEIR_CACHE")
+            .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("weir")))
+            .or_else(|| env("HOME").map(|h| h.join(".cache").join("weir")))
+            .unwrap_or_else(|| std::env::temp_dir().join("weir"))
+            .join("artifacts");
+        ArtifactSettings {
+            policy: FetchPolicy {
+                file_roots,
+                ..FetchPolicy::default()
+            },
+            cache,
+        }
+    }
+}
+
 /// The same limit as a jar in the repo.
 pub const MAX_ARTIFACT_BYTES: u64 = 1 << 30;
 

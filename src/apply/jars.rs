@@ -2,6 +2,7 @@
 //! run request, and where a submission restores from.
 
 use super::{Applier, ApplyError, Carry, StepError};
+use crate::artifact::{self, ArtifactSettings, FetchError};
 use crate::desired::{DesiredJob, JarLocation, JarRef};
 use crate::flink::{FlinkClient, RunJar};
 use crate::git::{GitError, RepoFiles};
@@ -16,22 +17,13 @@ const MAX_JAR_BYTES: u64 = 1 << 30;
 pub enum JarError {
     #[error("{0}")]
     Repo(#[source] GitError),
-    #[error("{path}: {source}")]
-    File {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("{path}: cannot read the verified artifact")]
+    Cached {
         path: String,
         #[source]
         source: std::io::Error,
-    },
-    #[error("{url}: {source}")]
-    Fetch {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
-    #[error("{url}: HTTP {status}")]
-    Status {
-        url: String,
-        status: reqwest::StatusCode,
     },
     #[error("sha256 is {found}, expected {expected}")]
     Digest { found: String, expected: String },
@@ -139,7 +131,9 @@ impl Applier {
                     .map_err(|e| err(JarError::Repo(e)))?
                     .bytes
             }
-            JarLocation::Url { url } => fetch_url(url).await.map_err(err)?,
+            JarLocation::Url { url } => fetch_url(url, &jar.sha256, &self.artifacts)
+                .await
+                .map_err(err)?,
         };
         let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
         if !digest.eq_ignore_ascii_case(&jar.sha256) {
@@ -172,25 +166,17 @@ pub(super) fn run_request(
     }
 }
 
-async fn fetch_url(url: &str) -> Result<Vec<u8>, JarError> {
-    if let Some(path) = url.strip_prefix("file://") {
-        return tokio::fs::read(path)
-            .await
-            .map_err(|source| JarError::File {
-                path: path.to_string(),
-                source,
-            });
-    }
-    let fetch = |source| JarError::Fetch {
-        url: url.to_string(),
-        source,
-    };
-    let response = reqwest::get(url).await.map_err(fetch)?;
-    if !response.status().is_success() {
-        return Err(JarError::Status {
-            url: url.to_string(),
-            status: response.status(),
-        });
-    }
-    Ok(response.bytes().await.map_err(fetch)?.to_vec())
+/// A URL jar: fetched (bounded, verified) into the artifact cache unless it is there already.
+async fn fetch_url(
+    url: &str,
+    sha256: &str,
+    settings: &ArtifactSettings,
+) -> Result<Vec<u8>, JarError> {
+    let artifact = artifact::fetch(url, sha256, &settings.policy, &settings.cache).await?;
+    tokio::fs::read(&artifact.path)
+        .await
+        .map_err(|source| JarError::Cached {
+            path: artifact.path.display().to_string(),
+            source,
+        })
 }

@@ -150,6 +150,8 @@ pub struct Applier {
     /// once, instead of each listing the cluster's jars and racing to upload duplicates).
     pub jar_ids: JarIds,
     pub trigger: Trigger,
+    /// How URL jars are fetched and where they are kept.
+    pub artifacts: crate::artifact::ArtifactSettings,
 }
 
 /// What happened to one change.
@@ -330,6 +332,7 @@ impl Applier {
             ..Carry::default()
         };
         let job = change.job.as_str();
+        self.stage_jar(change, journal, &client).await?;
         for (seq, step) in change.steps.iter().enumerate() {
             let seq = seq as u32;
             let previous = journal.iter().rev().find(|e| e.seq == seq);
@@ -370,6 +373,30 @@ impl Applier {
         };
         self.say(&format!("{job}: {message}"));
         Ok((carry, message))
+    }
+
+    /// Fetches and uploads the jar a change will submit before its first step, so that a jar
+    /// that cannot be had (unreachable URL, wrong digest, too large) fails the change while the
+    /// running job is still untouched, not after it was stopped.
+    async fn stage_jar(
+        &self,
+        change: &Change,
+        journal: &[JournalEntry],
+        client: &FlinkClient,
+    ) -> Result<(), ApplyError> {
+        let submits = change.steps.iter().enumerate().any(|(seq, step)| {
+            matches!(step, Step::Submit { .. })
+                && !journal
+                    .iter()
+                    .any(|e| e.seq == seq as u32 && e.status == JournalStatus::Succeeded)
+        });
+        match (&change.desired, submits) {
+            (Some(desired), true) => self
+                .ensure_jar(&change.job, client, desired.jar())
+                .await
+                .map(drop),
+            _ => Ok(()),
+        }
     }
 
     /// The Flink error of `job` as an apply error.

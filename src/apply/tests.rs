@@ -120,6 +120,10 @@ async fn world_with(upgrade: UpgradeMode) -> World {
         on_change_done: None,
         jar_ids: Default::default(),
         trigger: Trigger::Cli,
+        artifacts: crate::artifact::ArtifactSettings {
+            policy: Default::default(),
+            cache: dir.path().join("artifacts"),
+        },
     };
     World {
         fake,
@@ -466,4 +470,43 @@ async fn last_state_refuses_to_cancel_a_job_without_a_completed_checkpoint() {
     assert_eq!(w.fake.job(&w.old_id.to_string()).unwrap().state, "RUNNING");
     // Refused before anything was journaled.
     assert!(w.store.journal("apply-7").await.unwrap().is_empty());
+}
+
+/// Safety invariant 2 for URL jars: a jar that cannot be had fails the change before the
+/// running job is stopped (it used to be fetched by the submit step, after the stop).
+#[tokio::test]
+async fn a_url_jar_that_cannot_be_fetched_fails_before_the_stop() {
+    let mut w = world().await;
+    let root = tempfile::tempdir().unwrap();
+    for (url, expect) in [
+        // file:// is off unless the operator allowed a directory.
+        (
+            format!("file://{}/app.jar", root.path().display()),
+            "file:// URLs are off",
+        ),
+        // Nothing listens there.
+        ("http://127.0.0.1:9/app.jar".to_string(), "127.0.0.1:9"),
+    ] {
+        let desired = w.plan.changes[0].desired.as_mut().unwrap();
+        if let Program::Jar { jar, .. } = &mut desired.program {
+            jar.location = crate::desired::JarLocation::Url { url };
+            jar.sha256 = "cd".repeat(32);
+        }
+        let mark = w.fake.mark();
+        let outcomes = w
+            .applier
+            .apply(&w.plan, &format!("apply-{expect}"))
+            .await
+            .unwrap();
+        assert!(!outcomes[0].ok, "{outcomes:?}");
+        assert!(
+            outcomes[0].message.contains(expect),
+            "{}",
+            outcomes[0].message
+        );
+        let requests = w.fake.since(mark);
+        assert!(calls(&requests, STOP).is_empty(), "no stop: {requests:?}");
+        assert!(calls(&requests, RUN).is_empty());
+        assert_eq!(w.fake.job(&w.old_id.to_string()).unwrap().state, "RUNNING");
+    }
 }

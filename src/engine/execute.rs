@@ -45,6 +45,7 @@ pub fn applier(
         on_change_done: None,
         jar_ids: Default::default(),
         trigger,
+        artifacts: crate::artifact::ArtifactSettings::for_cli(Vec::new()),
     }
 }
 
