@@ -41,6 +41,7 @@
 //! `target/release/weir`); `WEIR_BIN=path` overrides it. Markdown tables go to stdout, progress to
 //! stderr.
 
+mod args;
 #[path = "../src/testing/fake_flink.rs"]
 mod fake_flink;
 mod jobs_repo;
@@ -52,6 +53,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use args::Args;
 use fake_flink::{Fake, Request, counts, describe};
 use serde_json::Value;
 
@@ -66,44 +68,21 @@ struct Options {
     keep: bool,
 }
 
-fn parse_list(s: &str) -> Vec<usize> {
-    s.split(',')
-        .map(|s| s.trim().replace('_', "").parse().expect("jobs: N[,N...]"))
-        .collect()
-}
-
 fn parse_args() -> Options {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let args = Args::parse(&["--jobs", "--runs", "--reconciles"]);
     let mut opts = Options {
-        jobs: parse_list(&env("WEIR_BENCH_JOBS").unwrap_or_else(|| "10,1000".into())),
-        runs: env("WEIR_BENCH_RUNS").map_or(5, |v| v.parse().expect("WEIR_BENCH_RUNS=N")),
-        reconciles: env("WEIR_BENCH_RECONCILES")
-            .map_or(5, |v| v.parse().expect("WEIR_BENCH_RECONCILES=N")),
-        keep: false,
+        jobs: args.list("--jobs").unwrap_or_else(|| {
+            args::parse_list(&env("WEIR_BENCH_JOBS").unwrap_or_else(|| "10,1000".into()))
+        }),
+        runs: args.get("--runs").unwrap_or_else(|| {
+            env("WEIR_BENCH_RUNS").map_or(5, |v| v.parse().expect("WEIR_BENCH_RUNS=N"))
+        }),
+        reconciles: args.get("--reconciles").unwrap_or_else(|| {
+            env("WEIR_BENCH_RECONCILES").map_or(5, |v| v.parse().expect("WEIR_BENCH_RECONCILES=N"))
+        }),
+        keep: args.has("--keep"),
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let (key, inline) = match arg.split_once('=') {
-            Some((k, v)) => (k.to_string(), Some(v.to_string())),
-            None => (arg.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .unwrap_or_else(|| panic!("{name} needs a value"))
-        };
-        match key.as_str() {
-            "--jobs" => opts.jobs = parse_list(&value("--jobs")),
-            "--runs" => opts.runs = value("--runs").parse().expect("--runs N"),
-            "--reconciles" => {
-                opts.reconciles = value("--reconciles").parse().expect("--reconciles N")
-            }
-            "--keep" => opts.keep = true,
-            // `cargo bench` passes `--bench`; ignore it and any other harness flag.
-            _ => {}
-        }
-    }
     assert!(
         opts.runs > 0 && opts.reconciles > 0,
         "runs must be at least 1"

@@ -29,6 +29,7 @@
 //! `target/release/weir`, rebuilt by `cargo bench` whenever a source changed); `WEIR_BIN=path`
 //! overrides it. A markdown table goes to stdout, progress to stderr.
 
+mod args;
 #[path = "../src/testing/fake_flink.rs"]
 mod fake_flink;
 mod jobs_repo;
@@ -41,6 +42,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use args::Args;
 use fake_flink::{Fake, FakeJob};
 use jobs_repo::is_sql;
 use weir::identity::Identity;
@@ -60,38 +62,13 @@ struct Options {
 }
 
 fn parse_args() -> Options {
-    let mut opts = Options {
-        jobs: DEFAULT_JOBS.to_vec(),
-        runs: DEFAULT_RUNS,
-        dirs: DEFAULT_DIRS,
-        keep: false,
+    let args = Args::parse(&["--jobs", "--runs", "--dirs"]);
+    let opts = Options {
+        jobs: args.list("--jobs").unwrap_or_else(|| DEFAULT_JOBS.to_vec()),
+        runs: args.get("--runs").unwrap_or(DEFAULT_RUNS),
+        dirs: args.get("--dirs").unwrap_or(DEFAULT_DIRS),
+        keep: args.has("--keep"),
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let (key, inline) = match arg.split_once('=') {
-            Some((k, v)) => (k.to_string(), Some(v.to_string())),
-            None => (arg.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .unwrap_or_else(|| panic!("{name} needs a value"))
-        };
-        match key.as_str() {
-            "--jobs" => {
-                opts.jobs = value("--jobs")
-                    .split(',')
-                    .map(|s| s.trim().replace('_', "").parse().expect("--jobs N[,N...]"))
-                    .collect();
-            }
-            "--runs" => opts.runs = value("--runs").parse().expect("--runs N"),
-            "--dirs" => opts.dirs = value("--dirs").parse().expect("--dirs K"),
-            "--keep" => opts.keep = true,
-            // `cargo bench` passes `--bench`; ignore it and any other harness flag.
-            _ => {}
-        }
-    }
     assert!(opts.runs > 0, "--runs must be at least 1");
     assert!(opts.dirs > 0, "--dirs must be at least 1");
     opts
