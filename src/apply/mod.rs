@@ -39,8 +39,7 @@ mod tests;
 pub use jars::JarError;
 pub use settle::Resumed;
 
-/// Kept for callers outside the executor that still import it from here.
-pub use crate::clock::now_ms;
+use crate::clock::now_ms;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {

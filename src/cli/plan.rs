@@ -43,7 +43,7 @@ fn base_clusters(repo: &Path, rev: &str) -> Result<BaseClusters> {
     let source = source_for(repo, Some(rev))?;
     let clusters = load::clusters::clusters_of(&source).ok_or_else(|| {
         anyhow::anyhow!(
-            "--clusters-from {rev}: weir.yaml does not load at that revision (run weir validate              --ref {rev})"
+            "--clusters-from {rev}: weir.yaml does not load at that revision (run weir validate --ref {rev})"
         )
     })?;
     Ok(BaseClusters {

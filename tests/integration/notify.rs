@@ -242,7 +242,7 @@ fn apply_succeeded(at_ms: i64) -> Event {
 }
 
 fn now_ms() -> i64 {
-    weir::apply::now_ms()
+    weir::clock::now_ms()
 }
 
 // ---- tests -------------------------------------------------------------------------------------
