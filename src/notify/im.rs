@@ -32,9 +32,9 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::Event;
 use super::payload::{GenericPayload, generic, title};
 use super::scrub::Scrubber;
+use super::{AttemptError, Event, MAX_ERROR_BODY, read_prefix};
 use crate::spec::NotificationFormat;
 use crate::text::truncate;
 
@@ -353,6 +353,34 @@ pub fn check_reply(format: NotificationFormat, body: &str) -> Result<(), ReplyEr
         message,
         retryable: rate_limited.contains(&code),
     })
+}
+
+/// A robot's `2xx` response as an attempt's outcome: an error code in the body fails the
+/// attempt (retried when the code is the robot's rate limit).
+pub(super) async fn check_response(
+    format: NotificationFormat,
+    response: reqwest::Response,
+    scrubber: &Scrubber,
+) -> Result<u16, AttemptError> {
+    let code = response.status().as_u16();
+    if !matches!(
+        format,
+        NotificationFormat::Dingtalk | NotificationFormat::Wecom | NotificationFormat::Lark
+    ) {
+        return Ok(code);
+    }
+    let body = read_prefix(response, MAX_ERROR_BODY).await;
+    check_reply(format, &body).map_err(|e| AttemptError {
+        status: Some(code),
+        retryable: e.retryable,
+        retry_after: None,
+        message: scrubber.text(&format!(
+            "HTTP {code} with error code {}: {}",
+            e.code,
+            truncate(&e.message, MAX_ERROR_BODY)
+        )),
+    })?;
+    Ok(code)
 }
 
 #[cfg(test)]

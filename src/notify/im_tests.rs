@@ -44,13 +44,16 @@ struct Got {
     body: Value,
 }
 
+/// A robot's verdict on a request: `Err((status, reply))` rejects it.
+type Verdict = Result<(), (u16, Value)>;
+
 /// A robot: checks each request with `verify` (the real service's checks) and answers with the
 /// next scripted reply, or with the verdict of `verify`.
 #[derive(Clone)]
 struct Robot {
     got: Arc<Mutex<Vec<Got>>>,
     script: Arc<Mutex<Vec<(u16, Value)>>>,
-    verify: Arc<dyn Fn(&Got) -> Result<(), (u16, Value)> + Send + Sync>,
+    verify: Arc<dyn Fn(&Got) -> Verdict + Send + Sync>,
 }
 
 async fn receive(
@@ -80,7 +83,7 @@ async fn receive(
 
 async fn start_robot(
     script: Vec<(u16, Value)>,
-    verify: impl Fn(&Got) -> Result<(), (u16, Value)> + Send + Sync + 'static,
+    verify: impl Fn(&Got) -> Verdict + Send + Sync + 'static,
 ) -> (Robot, String) {
     let robot = Robot {
         got: Arc::default(),
@@ -108,7 +111,7 @@ fn hmac_b64(key: &[u8], msg: &[u8]) -> String {
 
 /// DingTalk's check: `timestamp` (ms) within an hour, `sign` = base64(HMAC-SHA256(secret,
 /// "timestamp\nsecret")); errcode 310000 otherwise.
-fn dingtalk_verify(secret: &'static str) -> impl Fn(&Got) -> Result<(), (u16, Value)> {
+fn dingtalk_verify(secret: &'static str) -> impl Fn(&Got) -> Verdict {
     move |got: &Got| {
         let fail = || (200, json!({"errcode": 310000, "errmsg": "sign not match"}));
         let ts: i64 = got
@@ -129,7 +132,7 @@ fn dingtalk_verify(secret: &'static str) -> impl Fn(&Got) -> Result<(), (u16, Va
 
 /// Lark's check: body `timestamp` (seconds, a string) within an hour, `sign` =
 /// base64(HMAC-SHA256(key = "timestamp\nsecret", message = "")); code 19021 otherwise.
-fn lark_verify(secret: &'static str) -> impl Fn(&Got) -> Result<(), (u16, Value)> {
+fn lark_verify(secret: &'static str) -> impl Fn(&Got) -> Verdict {
     move |got: &Got| {
         let fail = || {
             (

@@ -895,7 +895,7 @@ impl Inner {
         };
         let status = response.status();
         if status.is_success() {
-            return self.check_reply(route.format, response).await;
+            return im::check_response(route.format, response, &self.scrubber).await;
         }
         let code = status.as_u16();
         let retry_after = response
@@ -920,36 +920,6 @@ impl Inner {
             retry_after,
             message: self.scrubber.text(&message),
         })
-    }
-}
-
-impl Inner {
-    /// A robot's `2xx` reply that carries an error code is a failure (retried when the code is
-    /// the robot's rate limit).
-    async fn check_reply(
-        &self,
-        format: NotificationFormat,
-        response: reqwest::Response,
-    ) -> Result<u16, AttemptError> {
-        let code = response.status().as_u16();
-        if !matches!(
-            format,
-            NotificationFormat::Dingtalk | NotificationFormat::Wecom | NotificationFormat::Lark
-        ) {
-            return Ok(code);
-        }
-        let body = read_prefix(response, MAX_ERROR_BODY).await;
-        im::check_reply(format, &body).map_err(|e| AttemptError {
-            status: Some(code),
-            retryable: e.retryable,
-            retry_after: None,
-            message: self.scrubber.text(&format!(
-                "HTTP {code} with error code {}: {}",
-                e.code,
-                crate::text::truncate(&e.message, MAX_ERROR_BODY)
-            )),
-        })?;
-        Ok(code)
     }
 }
 

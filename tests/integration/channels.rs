@@ -26,8 +26,8 @@ const SMTP_PASSWORD: &str = "smtp-pa55word-do-not-leak";
 /// How the sink protects its port.
 #[derive(Clone, Copy, PartialEq)]
 enum Tls {
-    None,
-    StartTls,
+    Plain,
+    Starttls,
     Implicit,
 }
 
@@ -92,9 +92,9 @@ impl SmtpSink {
             .arg(dir.path())
             .args(["--port", &port.to_string()])
             .args(["--fail-first", &fail_first.to_string()]);
-        let certs = (tls != Tls::None).then(Certs::new);
+        let certs = (tls != Tls::Plain).then(Certs::new);
         if let Some(certs) = &certs {
-            let mode = if tls == Tls::StartTls {
+            let mode = if tls == Tls::Starttls {
                 "starttls"
             } else {
                 "implicit"
@@ -309,7 +309,7 @@ fn assert_email(raw: &str, envelope: &Value, password_known: bool) {
 /// The delivery is recorded in the store; an identical event is de-duplicated.
 #[tokio::test]
 async fn email_over_starttls_with_auth_reaches_a_real_smtp_server() {
-    let sink = SmtpSink::start(Tls::StartTls, true, 0);
+    let sink = SmtpSink::start(Tls::Starttls, true, 0);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("state.db")).await.unwrap();
     let url = format!(
@@ -363,7 +363,7 @@ async fn email_over_implicit_tls_retries_a_temporary_refusal() {
 /// with an error that names neither the password nor the user; nothing is sent.
 #[tokio::test]
 async fn untrusted_certificate_fails_without_leaking_credentials() {
-    let sink = SmtpSink::start(Tls::StartTls, true, 0);
+    let sink = SmtpSink::start(Tls::Starttls, true, 0);
     let url = format!("smtp://{SMTP_USER}:{SMTP_PASSWORD}@127.0.0.1:{}", sink.port);
     let d = notifier(url, None).notify(apply_failed()).await;
     assert_eq!(d[0].status, DeliveryStatus::Failed, "{d:?}");
@@ -379,7 +379,7 @@ async fn untrusted_certificate_fails_without_leaking_credentials() {
 /// Plain SMTP only when asked for (`?tls=none`), here to a loopback relay without credentials.
 #[tokio::test]
 async fn plain_smtp_to_a_local_relay_when_asked_for() {
-    let sink = SmtpSink::start(Tls::None, false, 0);
+    let sink = SmtpSink::start(Tls::Plain, false, 0);
     let url = format!("smtp://127.0.0.1:{}?tls=none", sink.port);
     let d = notifier(url, None).notify(apply_failed()).await;
     assert_eq!(d[0].status, DeliveryStatus::Delivered, "{d:?}");
@@ -399,7 +399,7 @@ async fn plain_smtp_to_a_local_relay_when_asked_for() {
 /// as an email; the daemon's log never shows the SMTP password.
 #[test]
 fn daemon_sends_repo_invalid_by_email() {
-    let sink = SmtpSink::start(Tls::StartTls, true, 0);
+    let sink = SmtpSink::start(Tls::Starttls, true, 0);
     // No Flink needed: the repo is invalid before any cluster is asked.
     let repo = Repo::new("http://127.0.0.1:9", None);
     let remote = Remote::new();
