@@ -394,16 +394,21 @@ pub(super) fn target(
         var: var.to_string(),
     })?;
     secrets.push(raw.clone());
-    let invalid = |source| NotifyError::Email {
+    let invalid_url = |source| NotifyError::InvalidSmtpUrl {
         route: r.name.clone(),
+        var: var.to_string(),
         source,
     };
-    let url = url::Url::parse(&raw).map_err(|e| invalid(EmailConfigError::NotUrl(e)))?;
+    let url = url::Url::parse(&raw).map_err(|e| invalid_url(EmailConfigError::NotUrl(e)))?;
     secrets.extend(scrub::url_secrets(&url));
-    let settings = SmtpSettings::parse(&raw).map_err(invalid)?;
+    let settings = SmtpSettings::parse(&raw).map_err(invalid_url)?;
     secrets.extend(settings.user.iter().cloned());
     secrets.extend(settings.password.iter().cloned());
-    let mailer = Mailer::new(&settings, from, &r.to, timeout).map_err(invalid)?;
+    let mailer =
+        Mailer::new(&settings, from, &r.to, timeout).map_err(|source| NotifyError::Email {
+            route: r.name.clone(),
+            source,
+        })?;
     let port = settings.port;
     let shown = format!("{}://{}:{port}", url.scheme(), settings.host);
     Ok((mailer, shown))

@@ -137,3 +137,70 @@ fn message_has_both_parts_and_no_secrets() {
         "{raw}"
     );
 }
+
+#[test]
+fn unusable_email_routes_are_reported_without_secrets() {
+    use crate::notify::{EventSelector, NotificationsConfig, Notifier};
+    use crate::spec::{NotificationFormat, NotificationRoute};
+    let route = |from: Option<&str>, to: &[&str]| NotificationRoute {
+        name: "mail".into(),
+        events: vec![EventSelector::All],
+        format: NotificationFormat::Email,
+        smtp_url_from_env: Some("SMTP".into()),
+        from: from.map(str::to_string),
+        to: to.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let error = |r: NotificationRoute, url: Option<&str>| {
+        let config = NotificationsConfig {
+            dedup_window_seconds: None,
+            routes: vec![r],
+        };
+        let url = url.map(str::to_string);
+        let e = Notifier::from_config(&config, None, move |_| url.clone()).unwrap_err();
+        let chain = crate::text::error_chain(&e);
+        assert!(!chain.contains("pa55-secret"), "{chain}");
+        chain
+    };
+    let ok = route(Some("weir@example.com"), &["ops@example.com"]);
+    assert_eq!(
+        error(ok.clone(), None),
+        "notification route `mail`: environment variable SMTP (the SMTP server URL) is not set"
+    );
+    assert_eq!(
+        error(
+            ok.clone(),
+            Some("smtp://u:pa55-secret@mail.example.com?tls=none")
+        ),
+        "notification route `mail`: environment variable SMTP does not hold a usable SMTP URL: \
+         credentials over an unencrypted connection are only sent to a loopback host; use \
+         smtps:// or STARTTLS"
+    );
+    assert_eq!(
+        error(
+            route(None, &["ops@example.com"]),
+            Some("smtps://u:pa55-secret@h")
+        ),
+        "notification route `mail`: `from` is required by format `email`"
+    );
+    assert!(
+        error(
+            route(Some("weir@example.com"), &["nope"]),
+            Some("smtps://u:pa55-secret@h")
+        )
+        .starts_with(
+            "notification route `mail`: the sender, the recipients or TLS cannot be used: `nope` \
+             is not an email address"
+        )
+    );
+    let config = NotificationsConfig {
+        dedup_window_seconds: None,
+        routes: vec![ok],
+    };
+    let n = Notifier::from_config(&config, None, |_| {
+        Some("smtps://u:pa55-secret@mail.example.com".into())
+    })
+    .unwrap();
+    assert_eq!(n.route_names(), ["mail"]);
+    assert!(!format!("{n:?}").contains("pa55-secret"));
+}

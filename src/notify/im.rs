@@ -45,6 +45,9 @@ const MAX_CHAT_MESSAGE_CHARS: usize = 1500;
 const MAX_WECOM_BYTES: usize = 4096;
 /// Most savepoint paths listed.
 const MAX_SAVEPOINTS: usize = 5;
+/// The last line of a chat message; `weir` is the keyword to configure for a robot with keyword
+/// security.
+pub const SIGNATURE: &str = "Sent by weir";
 /// The Adaptive Card schema version sent to Teams (Workflows and webhooks render 1.4).
 const ADAPTIVE_CARD_VERSION: &str = "1.4";
 
@@ -150,6 +153,8 @@ fn markdown(p: &GenericPayload) -> String {
             .collect();
         out.push_str(&format!("\n{}\n", links.join(" · ")));
     }
+    // Also the keyword a DingTalk or Lark robot with keyword security can require.
+    out.push_str(&format!("\n{SIGNATURE}\n"));
     out
 }
 
@@ -169,6 +174,7 @@ fn lark(p: &GenericPayload) -> Value {
     if !links.is_empty() {
         lines.push(Value::Array(links));
     }
+    lines.push(json!([{"tag": "text", "text": SIGNATURE}]));
     json!({
         "msg_type": "post",
         "content": {"post": {"en_us": {"title": headline(p), "content": lines}}},

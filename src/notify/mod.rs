@@ -6,7 +6,9 @@
 //! that selects it:
 //!
 //! * **Formats.** `generic`: weir's JSON payload ([`payload::GenericPayload`]); `slack`: a Slack
-//!   incoming-webhook message. Every delivery carries `webhook-id` (the event id, the same on every
+//!   incoming-webhook message; `dingtalk`, `wecom`, `lark`, `teams`: the chat robots' own
+//!   messages, DingTalk's and Lark's signed ([`im`]); `email`: a plain-text and HTML message over
+//!   SMTP with TLS ([`email`]). Every delivery carries `webhook-id` (the event id, the same on every
 //!   attempt) and `webhook-timestamp`; with a secret also `webhook-signature` ([`sign`]).
 //! * **Retries.** Network errors, `5xx` and `429` are retried with jittered exponential backoff
 //!   (honouring `Retry-After` up to the maximum delay); any other status is final. Redirects are
@@ -190,7 +192,7 @@ pub struct Delivery {
     pub status: DeliveryStatus,
     /// HTTP requests made (0 when suppressed).
     pub attempts: u32,
-    /// The last HTTP status received, if any.
+    /// The last HTTP status (for email: SMTP reply code) received, if any.
     pub status_code: Option<u16>,
     /// Why the delivery failed (scrubbed of secrets); `None` unless `status` is `failed`.
     pub error: Option<String>,
@@ -242,7 +244,16 @@ pub enum NotifyError {
         "notification route `{route}`: environment variable {var} (the SMTP server URL) is not set"
     )]
     MissingSmtpUrl { route: String, var: String },
-    #[error("notification route `{route}`: the email settings cannot be used")]
+    #[error(
+        "notification route `{route}`: environment variable {var} does not hold a usable SMTP URL"
+    )]
+    InvalidSmtpUrl {
+        route: String,
+        var: String,
+        #[source]
+        source: email::EmailConfigError,
+    },
+    #[error("notification route `{route}`: the sender, the recipients or TLS cannot be used")]
     Email {
         route: String,
         #[source]
