@@ -18,7 +18,7 @@ use weir::plan::Summary;
 use weir::store::Store;
 
 use crate::daemon::{Options, Remote};
-use crate::harness::Repo;
+use crate::harness::{Repo, Version, cluster, jar_job, running_named};
 
 const SMTP_USER: &str = "weir-mailer";
 const SMTP_PASSWORD: &str = "smtp-pa55word-do-not-leak";
@@ -439,4 +439,54 @@ fn daemon_sends_repo_invalid_by_email() {
     let log = d.log();
     assert!(log.contains("notification delivered"), "{log}");
     assert!(!log.contains(SMTP_PASSWORD), "{log}");
+}
+
+/// The real daemon and a real Flink cluster: a job deployed by `weir serve` announces
+/// `apply.succeeded` by email (implicit TLS), with the job, the cluster, the plan summary and the
+/// revision.
+#[test]
+fn daemon_emails_apply_succeeded_after_a_real_deploy() {
+    let sink = SmtpSink::start(Tls::Implicit, true, 0);
+    let cluster = cluster(Version::V2);
+    let repo = Repo::new(&cluster.url, Some(&cluster.jars));
+    let remote = Remote::new();
+    let job = repo.unique("mailed");
+    let config = std::fs::read_to_string(repo.root.join("weir.yaml")).unwrap();
+    repo.write(
+        "weir.yaml",
+        &format!(
+            "{config}notifications:\n  routes:\n    - name: mail\n      \
+             events: [apply.succeeded, apply.failed]\n      format: email\n      \
+             smtpUrlFromEnv: WEIR_TEST_SMTP_URL\n      from: weir@example.com\n      \
+             to: [ops@example.com]\n"
+        ),
+    );
+    repo.write(&format!("jobs/{job}.yaml"), &jar_job(&job, 1, "m", ""));
+    let commit = remote.push(&repo, "a mailed job");
+    let url = format!(
+        "smtps://{SMTP_USER}:{SMTP_PASSWORD}@127.0.0.1:{}?cafile={}",
+        sink.port,
+        sink.ca_file().display()
+    );
+    let d = Options::following(&remote)
+        .config("pollIntervalSeconds: 3600\n")
+        .env("WEIR_TEST_SMTP_URL", &url)
+        .start();
+    d.wait_job(&job, "Synced", "RUNNING");
+    assert_eq!(running_named(&cluster.url, &job).len(), 1);
+    let (raw, envelope) = sink.message(1, Duration::from_secs(60));
+    assert_eq!(envelope["encrypted"], true, "{envelope}");
+    let text = unfold(&raw);
+    assert!(
+        text.contains(&format!("Subject: [weir] Apply succeeded: {job} on local")),
+        "{text}"
+    );
+    assert!(text.contains("Plan: Plan: 1 to create"), "{text}");
+    assert!(
+        text.contains(&format!("Revision: {}", &commit[..12])),
+        "{text}"
+    );
+    assert!(text.contains("Content-Type: text/html"), "{text}");
+    assert!(!text.contains(SMTP_PASSWORD), "{text}");
+    assert!(!d.log().contains(SMTP_PASSWORD));
 }
