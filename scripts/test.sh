@@ -33,6 +33,12 @@ if [ ! -x /usr/sbin/sshd ]; then
   apt-get update -q && apt-get install -y -q openssh-server
 fi
 
+# The email tests (tests/integration/channels.rs) run a real SMTP server, aiosmtpd.
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  log "installing aiosmtpd"
+  python3 -m pip install -q aiosmtpd
+fi
+
 log "fetching Flink $flink2 and $flink1 (cached in $cache) and building the Java jobs"
 scripts/build-java.sh "$flink2" "$root/target/java/$flink2"
 scripts/build-java.sh "$flink1" "$root/target/java/$flink1"

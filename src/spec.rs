@@ -86,8 +86,8 @@ pub const DEFAULT_DEDUP_WINDOW_SECONDS: u64 = 300;
 /// Largest accepted `notifications.dedupWindowSeconds` (one day).
 pub const MAX_DEDUP_WINDOW_SECONDS: u64 = 86_400;
 
-/// One webhook receiving a selection of events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// One channel (a webhook, a chat robot, a mailbox) receiving a selection of events.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NotificationRoute {
     /// Unique among the routes; letters, digits, '-', '_' and '.', at most 63 characters. Names
@@ -95,19 +95,36 @@ pub struct NotificationRoute {
     pub name: String,
     /// The events sent to this route; `*` selects every event.
     pub events: Vec<EventSelector>,
-    /// Payload format (default `generic`).
+    /// Message format and channel (default `generic`).
     #[serde(default)]
     pub format: NotificationFormat,
     /// Name of the environment variable holding the webhook URL (`http://` or `https://`).
-    pub url_from_env: String,
-    /// Name of the environment variable holding a Standard Webhooks signing secret
-    /// (`whsec_` + base64, or raw text; at least 24 bytes). When set, every delivery carries
-    /// `webhook-id`, `webhook-timestamp` and `webhook-signature` headers.
+    /// Required by every format except `email`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_from_env: Option<String>,
+    /// Name of the environment variable holding a signing secret. `generic` and `slack`: a
+    /// Standard Webhooks secret (`whsec_` + base64, or raw text; at least 24 bytes), sent as
+    /// `webhook-id`, `webhook-timestamp` and `webhook-signature` headers. `dingtalk`: the robot's
+    /// signing secret (`SEC...`; `timestamp` and `sign` query parameters). `lark`: the bot's
+    /// signature-verification secret (`timestamp` and `sign` in the body). Not used by `wecom`,
+    /// `teams` and `email`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_from_env: Option<String>,
+    /// `email` only: name of the environment variable holding the SMTP server URL with its
+    /// credentials: `smtps://user:pass@host[:465]` (implicit TLS), `smtp://user:pass@host[:587]`
+    /// (STARTTLS, required), `smtp://host:25?tls=none` (no TLS; credentials only to a loopback
+    /// host). `?cafile=/path/ca.pem` trusts a private CA besides the public ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_url_from_env: Option<String>,
+    /// `email` only: the recipients (`ops@example.com` or `Ops <ops@example.com>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+    /// `email` only: the sender (`weir@example.com` or `weir <weir@example.com>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
-/// The body a route receives.
+/// The body a route receives, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NotificationFormat {
@@ -116,6 +133,61 @@ pub enum NotificationFormat {
     Generic,
     /// A Slack incoming-webhook message (`text` and blocks).
     Slack,
+    /// An email (plain text and HTML) sent over SMTP with TLS.
+    Email,
+    /// A DingTalk custom robot message (`msgtype: markdown`), signed when a secret is given.
+    Dingtalk,
+    /// A WeCom (WeChat Work) group robot message (`msgtype: markdown`).
+    Wecom,
+    /// A Lark / Feishu custom bot message (`msg_type: post`), signed when a secret is given.
+    Lark,
+    /// A Microsoft Teams message with an Adaptive Card (incoming webhook or Workflows).
+    Teams,
+}
+
+impl NotificationFormat {
+    /// As written in `weir.yaml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationFormat::Generic => "generic",
+            NotificationFormat::Slack => "slack",
+            NotificationFormat::Email => "email",
+            NotificationFormat::Dingtalk => "dingtalk",
+            NotificationFormat::Wecom => "wecom",
+            NotificationFormat::Lark => "lark",
+            NotificationFormat::Teams => "teams",
+        }
+    }
+
+    /// Whether routes of this format are webhooks (need `urlFromEnv`).
+    pub fn is_webhook(self) -> bool {
+        self != NotificationFormat::Email
+    }
+
+    /// What `secretFromEnv` means for this format, if anything.
+    pub fn signing(self) -> Option<Signing> {
+        match self {
+            NotificationFormat::Generic | NotificationFormat::Slack => {
+                Some(Signing::StandardWebhooks)
+            }
+            NotificationFormat::Dingtalk => Some(Signing::Dingtalk),
+            NotificationFormat::Lark => Some(Signing::Lark),
+            NotificationFormat::Email | NotificationFormat::Wecom | NotificationFormat::Teams => {
+                None
+            }
+        }
+    }
+}
+
+/// How a route's requests are signed with its `secretFromEnv`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signing {
+    /// `webhook-signature` headers (Standard Webhooks).
+    StandardWebhooks,
+    /// DingTalk's `timestamp` and `sign` query parameters.
+    Dingtalk,
+    /// Lark's `timestamp` and `sign` body fields.
+    Lark,
 }
 
 /// Something weir tells people about.

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::spec::{EventSelector, MAX_DEDUP_WINDOW_SECONDS, NameError, NotificationsConfig};
+use crate::spec::{
+    EventSelector, MAX_DEDUP_WINDOW_SECONDS, NameError, NotificationRoute, NotificationsConfig,
+};
 
 use super::yaml::{Node, Problem, Seg, path};
 use super::{env_var_message, is_env_var_name};
@@ -87,26 +89,99 @@ pub(super) fn check(config: &NotificationsConfig, tree: &Node, problems: &mut Ve
             }
         }
 
-        let url_path = at("urlFromEnv");
-        if !is_env_var_name(&route.url_from_env) {
-            problems.push(Problem::new(
-                tree.value_pos(&url_path),
-                url_path,
-                env_var_message(&route.url_from_env),
-            ));
+        check_channel(route, tree, &base, problems);
+    }
+}
+
+/// The fields of a route's channel: what its format needs, what it does not use.
+fn check_channel(
+    route: &NotificationRoute,
+    tree: &Node,
+    base: &[Seg],
+    problems: &mut Vec<Problem>,
+) {
+    let at = |key: &str| {
+        let mut p = base.to_vec();
+        p.push(Seg::Key(key.to_string()));
+        p
+    };
+    let mut problem = |p: Vec<Seg>, message: String| {
+        problems.push(Problem::new(tree.value_pos(&p), p, message));
+    };
+    let format = route.format.as_str();
+    let mut env_vars = Vec::new();
+    if route.format.is_webhook() {
+        match &route.url_from_env {
+            Some(var) => env_vars.push(("urlFromEnv", var)),
+            // Where the shape check puts a missing field: at the route.
+            None => problem(at("urlFromEnv"), "missing required field".into()),
         }
-        if let Some(var) = &route.secret_from_env {
-            let p = at("secretFromEnv");
-            if !is_env_var_name(var) {
-                problems.push(Problem::new(tree.value_pos(&p), p, env_var_message(var)));
-            } else if *var == route.url_from_env {
-                problems.push(Problem::new(
-                    tree.value_pos(&p),
-                    p,
-                    format!("`{var}` is also `urlFromEnv`; the secret needs its own variable"),
-                ));
+        for (field, set) in [
+            ("smtpUrlFromEnv", route.smtp_url_from_env.is_some()),
+            ("to", !route.to.is_empty()),
+            ("from", route.from.is_some()),
+        ] {
+            if set {
+                problem(
+                    at(field),
+                    format!("is only used by `format: email`, not `{format}`"),
+                );
             }
         }
+    } else {
+        if route.url_from_env.is_some() {
+            problem(
+                at("urlFromEnv"),
+                "is not used by `format: email`; the server comes from `smtpUrlFromEnv`".into(),
+            );
+        }
+        match &route.smtp_url_from_env {
+            Some(var) => env_vars.push(("smtpUrlFromEnv", var)),
+            None => problem(
+                at("smtpUrlFromEnv"),
+                "missing required field (`format: email` needs the name of the environment \
+                 variable holding the SMTP URL, e.g. WEIR_SMTP_URL)"
+                    .into(),
+            ),
+        }
+        match &route.from {
+            Some(from) => check_address(from, at("from"), &mut problem),
+            None => problem(at("from"), "missing required field (the sender)".into()),
+        }
+        if route.to.is_empty() {
+            problem(at("to"), "at least one recipient is required".into());
+        }
+        for (j, to) in route.to.iter().enumerate() {
+            let mut p = at("to");
+            p.push(Seg::Index(j));
+            check_address(to, p, &mut problem);
+        }
+    }
+    if let Some(var) = &route.secret_from_env {
+        if route.format.signing().is_none() {
+            problem(
+                at("secretFromEnv"),
+                format!("`format: {format}` does not sign its requests; remove `secretFromEnv`"),
+            );
+        } else if let Some((field, _)) = env_vars.iter().find(|(_, v)| *v == var) {
+            problem(
+                at("secretFromEnv"),
+                format!("`{var}` is also `{field}`; the secret needs its own variable"),
+            );
+        }
+        env_vars.push(("secretFromEnv", var));
+    }
+    for (field, var) in env_vars {
+        if !is_env_var_name(var) {
+            problem(at(field), env_var_message(var));
+        }
+    }
+}
+
+/// An email address as lettre will read it: `ops@example.com` or `Ops <ops@example.com>`.
+fn check_address(address: &str, p: Vec<Seg>, problem: &mut impl FnMut(Vec<Seg>, String)) {
+    if let Err(e) = address.trim().parse::<lettre::message::Mailbox>() {
+        problem(p, format!("`{address}` is not an email address ({e})"));
     }
 }
 
@@ -214,7 +289,8 @@ notifications:
                  `job.recovered`, `drift.detected`, `savepoint.failed`, `repo.invalid`, \
                  `repo.unreachable`)",
                 "weir.yaml:7:15: notifications.routes[0].format: unknown value `slak`; did you \
-                 mean `slack`? (expected one of `generic`, `slack`)",
+                 mean `slack`? (expected one of `generic`, `slack`, `email`, `dingtalk`, \
+                 `wecom`, `lark`, `teams`)",
                 "weir.yaml:9:7: notifications.routes[0].secretFomEnv: unknown field \
                  `secretFomEnv`; did you mean `secretFromEnv`?",
             ]
@@ -235,13 +311,6 @@ notifications:
         );
         let all = rendered(&o);
         assert!(
-            all.contains(
-                &"weir.yaml:6:7: notifications.routes[0].urlFromEnv: missing required field"
-                    .to_string()
-            ),
-            "{all:#?}"
-        );
-        assert!(
             all.iter().any(|d| d.starts_with(
                 "weir.yaml:4:23: notifications.dedupWindowSeconds: invalid type: string \"soon\""
             )),
@@ -254,6 +323,12 @@ notifications:
                     .to_string()
             ),
             "{all:#?}"
+        );
+        // `urlFromEnv` is required by the webhook formats (checked once the shape is right).
+        let o = load("notifications:\n  routes:\n    - name: ops\n      events: [apply.failed]\n");
+        assert_eq!(
+            rendered(&o),
+            ["weir.yaml:5:7: notifications.routes[0].urlFromEnv: missing required field"]
         );
         let o = load("notifications: {}\n");
         assert_eq!(
@@ -311,5 +386,77 @@ notifications:
         assert_eq!(o.invalid_files, ["weir.yaml"]);
         // Semantic problems keep the configuration (like other `weir.yaml` checks).
         assert!(o.desired.is_some());
+    }
+
+    #[test]
+    fn channel_fields() {
+        let o = load(
+            "\
+notifications:
+  routes:
+    - name: mail
+      events: [apply.failed]
+      format: email
+      smtpUrlFromEnv: WEIR_SMTP_URL
+      from: weir <weir@example.com>
+      to: [ops@example.com, 'On Call <oncall@example.com>']
+    - name: ding
+      events: ['*']
+      format: dingtalk
+      urlFromEnv: DING_URL
+      secretFromEnv: DING_SECRET
+    - name: teams
+      events: ['*']
+      format: teams
+      urlFromEnv: TEAMS_URL
+",
+        );
+        assert!(o.is_clean(), "{:#?}", rendered(&o));
+        let n = o.desired.unwrap().config.notifications.unwrap();
+        assert_eq!(n.routes[0].format, NotificationFormat::Email);
+        assert_eq!(n.routes[0].to.len(), 2);
+        assert_eq!(n.routes[1].format, NotificationFormat::Dingtalk);
+
+        let o = load(
+            "\
+notifications:
+  routes:
+    - name: mail
+      events: [apply.failed]
+      format: email
+      urlFromEnv: URL
+      to: [not-an-address]
+    - name: wecom
+      events: ['*']
+      format: wecom
+      urlFromEnv: WECOM_URL
+      secretFromEnv: WECOM_SECRET
+      from: weir@example.com
+    - name: lark
+      events: ['*']
+      format: lark
+      urlFromEnv: LARK
+      secretFromEnv: LARK
+",
+        );
+        assert_eq!(
+            rendered(&o),
+            [
+                "weir.yaml:5:7: notifications.routes[0].smtpUrlFromEnv: missing required field \
+                 (`format: email` needs the name of the environment variable holding the SMTP \
+                 URL, e.g. WEIR_SMTP_URL)",
+                "weir.yaml:5:7: notifications.routes[0].from: missing required field (the sender)",
+                "weir.yaml:8:19: notifications.routes[0].urlFromEnv: is not used by `format: \
+                 email`; the server comes from `smtpUrlFromEnv`",
+                "weir.yaml:9:12: notifications.routes[0].to[0]: `not-an-address` is not an email \
+                 address (Invalid input)",
+                "weir.yaml:14:22: notifications.routes[1].secretFromEnv: `format: wecom` does not \
+                 sign its requests; remove `secretFromEnv`",
+                "weir.yaml:15:13: notifications.routes[1].from: is only used by `format: email`, \
+                 not `wecom`",
+                "weir.yaml:20:22: notifications.routes[2].secretFromEnv: `LARK` is also \
+                 `urlFromEnv`; the secret needs its own variable",
+            ]
+        );
     }
 }

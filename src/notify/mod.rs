@@ -6,7 +6,9 @@
 //! that selects it:
 //!
 //! * **Formats.** `generic`: weir's JSON payload ([`payload::GenericPayload`]); `slack`: a Slack
-//!   incoming-webhook message. Every delivery carries `webhook-id` (the event id, the same on every
+//!   incoming-webhook message; `dingtalk`, `wecom`, `lark`, `teams`: the chat robots' own
+//!   messages, DingTalk's and Lark's signed ([`im`]); `email`: a plain-text and HTML message over
+//!   SMTP with TLS ([`email`]). Every delivery carries `webhook-id` (the event id, the same on every
 //!   attempt) and `webhook-timestamp`; with a secret also `webhook-signature` ([`sign`]).
 //! * **Retries.** Network errors, `5xx` and `429` are retried with jittered exponential backoff
 //!   (honouring `Retry-After` up to the maximum delay); any other status is final. Redirects are
@@ -23,6 +25,8 @@
 //! timestamps (`webhook-timestamp`) and the recorded delivery times.
 
 mod dedup;
+pub mod email;
+pub mod im;
 pub mod payload;
 pub mod scrub;
 pub mod sign;
@@ -187,6 +191,31 @@ pub enum NotifyError {
         #[source]
         source: SecretError,
     },
+    #[error("notification route `{route}`: `{field}` is required by format `{format}`")]
+    MissingField {
+        route: String,
+        field: &'static str,
+        format: &'static str,
+    },
+    #[error(
+        "notification route `{route}`: environment variable {var} (the SMTP server URL) is not set"
+    )]
+    MissingSmtpUrl { route: String, var: String },
+    #[error(
+        "notification route `{route}`: environment variable {var} does not hold a usable SMTP URL"
+    )]
+    InvalidSmtpUrl {
+        route: String,
+        var: String,
+        #[source]
+        source: email::EmailConfigError,
+    },
+    #[error("notification route `{route}`: the sender, the recipients or TLS cannot be used")]
+    Email {
+        route: String,
+        #[source]
+        source: email::EmailConfigError,
+    },
     #[error("notification route `{route}` is defined twice")]
     DuplicateRoute { route: String },
     #[error("cannot set up the HTTP client for notifications")]
@@ -264,9 +293,29 @@ struct Route {
     name: String,
     events: Vec<EventSelector>,
     format: NotificationFormat,
-    url: reqwest::Url,
+    target: Target,
     shown_url: String,
-    key: Option<SigningKey>,
+}
+
+/// Where a route's messages go.
+enum Target {
+    /// A webhook; `key` signs the Standard Webhooks way (`generic`, `slack`), `secret` the
+    /// robot's way (`dingtalk`, `lark`).
+    Http {
+        url: reqwest::Url,
+        key: Option<SigningKey>,
+        secret: Option<String>,
+    },
+    /// An SMTP server (`email`).
+    Email(Box<email::Mailer>),
+}
+
+/// What one delivery sends on every attempt.
+enum Body {
+    Http(Vec<u8>),
+    Email(Box<lettre::Message>),
+    /// The message could not be built (already scrubbed); the delivery fails without a retry.
+    Invalid(String),
 }
 
 impl std::fmt::Debug for Route {
@@ -276,7 +325,11 @@ impl std::fmt::Debug for Route {
             .field("events", &self.events)
             .field("format", &self.format)
             .field("url", &self.shown_url)
-            .field("signed", &self.key.is_some())
+            .field(
+                "signed",
+                &matches!(&self.target, Target::Http { key, secret, .. }
+                    if key.is_some() || secret.is_some()),
+            )
             .finish()
     }
 }
@@ -346,7 +399,7 @@ impl Notifier {
                 });
                 continue;
             }
-            match route_from_config(r, env, &mut secrets) {
+            match route_from_config(r, env, &mut secrets, options.request_timeout) {
                 Ok(route) => routes.push(route),
                 Err(e) => errors.push(e),
             }
@@ -473,19 +526,38 @@ fn route_from_config(
     r: &NotificationRoute,
     env: &dyn Fn(&str) -> Option<String>,
     secrets: &mut Vec<String>,
+    timeout: Duration,
 ) -> Result<Route, NotifyError> {
     let read = |var: &str| {
         env(var)
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     };
-    let raw_url = read(&r.url_from_env).ok_or_else(|| NotifyError::MissingUrl {
+    if !r.format.is_webhook() {
+        let (mailer, shown_url) = email::target(r, &read, secrets, timeout)?;
+        return Ok(Route {
+            name: r.name.clone(),
+            events: r.events.clone(),
+            format: r.format,
+            target: Target::Email(Box::new(mailer)),
+            shown_url,
+        });
+    }
+    let url_var = r
+        .url_from_env
+        .as_deref()
+        .ok_or_else(|| NotifyError::MissingField {
+            route: r.name.clone(),
+            field: "urlFromEnv",
+            format: r.format.as_str(),
+        })?;
+    let raw_url = read(url_var).ok_or_else(|| NotifyError::MissingUrl {
         route: r.name.clone(),
-        var: r.url_from_env.clone(),
+        var: url_var.to_string(),
     })?;
     let invalid = |reason: String| NotifyError::InvalidUrl {
         route: r.name.clone(),
-        var: r.url_from_env.clone(),
+        var: url_var.to_string(),
         reason,
     };
     // The parse error names no part of the URL.
@@ -501,32 +573,38 @@ fn route_from_config(
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("the URL has no host".into()));
     }
-    let key = match &r.secret_from_env {
-        None => None,
-        Some(var) => {
-            let secret = read(var).ok_or_else(|| NotifyError::MissingSecret {
-                route: r.name.clone(),
-                var: var.clone(),
-            })?;
-            secrets.push(secret.clone());
+    let (mut key, mut robot_secret) = (None, None);
+    if let (Some(var), Some(signing)) = (&r.secret_from_env, r.format.signing()) {
+        let secret = read(var).ok_or_else(|| NotifyError::MissingSecret {
+            route: r.name.clone(),
+            var: var.clone(),
+        })?;
+        secrets.push(secret.clone());
+        if signing != crate::spec::Signing::StandardWebhooks {
+            robot_secret = Some(secret);
+        } else {
             if let Some(encoded) = secret.strip_prefix(sign::SECRET_PREFIX) {
                 secrets.push(encoded.to_string());
             }
-            let key = SigningKey::parse(&secret).map_err(|source| NotifyError::InvalidSecret {
-                route: r.name.clone(),
-                var: var.clone(),
-                source,
-            })?;
-            Some(key)
+            let parsed =
+                SigningKey::parse(&secret).map_err(|source| NotifyError::InvalidSecret {
+                    route: r.name.clone(),
+                    var: var.clone(),
+                    source,
+                })?;
+            key = Some(parsed);
         }
-    };
+    }
     Ok(Route {
         name: r.name.clone(),
         events: r.events.clone(),
         format: r.format,
         shown_url: scrub::url(&url),
-        url,
-        key,
+        target: Target::Http {
+            url,
+            key,
+            secret: robot_secret,
+        },
     })
 }
 
@@ -650,7 +728,17 @@ impl Inner {
     /// Sends `event` to `route` with retries.
     async fn deliver(&self, route: &Route, id: &str, event: &Event) -> Delivery {
         let started = now_ms();
-        let body = payload::render(route.format, id, event, &self.scrubber);
+        let body = match &route.target {
+            Target::Http { .. } => {
+                Body::Http(payload::render(route.format, id, event, &self.scrubber))
+            }
+            Target::Email(mailer) => {
+                match email::message(id, event, &self.scrubber, &mailer.from, &mailer.to) {
+                    Ok(message) => Body::Email(Box::new(message)),
+                    Err(e) => Body::Invalid(self.scrubber.text(&error_chain(&e))),
+                }
+            }
+        };
         let attempts = AtomicU32::new(0);
         let max_backoff = self.options.max_backoff;
         let backoff = ExponentialBuilder::default()
@@ -724,24 +812,41 @@ impl Inner {
         }
     }
 
-    /// One HTTP request; the status code on `2xx`.
-    async fn attempt(&self, route: &Route, id: &str, body: &[u8]) -> Result<u16, AttemptError> {
+    /// One HTTP request or SMTP transaction; the status (or SMTP reply) code on success.
+    async fn attempt(&self, route: &Route, id: &str, body: &Body) -> Result<u16, AttemptError> {
         let _permit = self
             .permits
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let timestamp = now_ms().div_euclid(1000);
+        let (url, key, secret, body) = match (&route.target, body) {
+            (Target::Http { url, key, secret }, Body::Http(body)) => (url, key, secret, body),
+            (Target::Email(mailer), Body::Email(message)) => {
+                return email::attempt(mailer, message, &self.scrubber).await;
+            }
+            (_, Body::Invalid(message)) => {
+                return Err(AttemptError {
+                    status: None,
+                    retryable: false,
+                    retry_after: None,
+                    message: message.clone(),
+                });
+            }
+            _ => unreachable!("a route's body is built for its target"),
+        };
+        let now = now_ms();
+        let timestamp = now.div_euclid(1000);
+        let (url, body) = im::signed(route.format, secret.as_deref(), url, body, now);
         let mut request = self
             .client
-            .post(route.url.clone())
+            .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(sign::HEADER_ID, id)
             .header(sign::HEADER_TIMESTAMP, timestamp.to_string());
-        if let Some(key) = &route.key {
-            request = request.header(sign::HEADER_SIGNATURE, key.sign(id, timestamp, body));
+        if let Some(key) = key {
+            request = request.header(sign::HEADER_SIGNATURE, key.sign(id, timestamp, &body));
         }
-        let response = match request.body(body.to_vec()).send().await {
+        let response = match request.body(body).send().await {
             Ok(response) => response,
             Err(e) => {
                 return Err(AttemptError {
@@ -754,7 +859,7 @@ impl Inner {
         };
         let status = response.status();
         if status.is_success() {
-            return Ok(status.as_u16());
+            return im::check_response(route.format, response, &self.scrubber).await;
         }
         let code = status.as_u16();
         let retry_after = response

@@ -59,6 +59,11 @@ pub fn render(format: NotificationFormat, id: &str, event: &Event, scrubber: &Sc
             serde_json::to_value(generic(id, event, scrubber)).expect("payloads serialize")
         }
         NotificationFormat::Slack => slack(event, scrubber),
+        // An email is built by `email::message`; its JSON form is the generic payload.
+        NotificationFormat::Email => {
+            serde_json::to_value(generic(id, event, scrubber)).expect("payloads serialize")
+        }
+        chat => super::im::body(chat, event, scrubber).expect("chat formats have a body"),
     };
     serde_json::to_vec(&value).expect("JSON values serialize")
 }

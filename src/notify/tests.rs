@@ -7,8 +7,8 @@ fn route(name: &str, events: &[EventSelector], url_var: &str) -> NotificationRou
         name: name.into(),
         events: events.to_vec(),
         format: NotificationFormat::Generic,
-        url_from_env: url_var.into(),
-        secret_from_env: None,
+        url_from_env: Some(url_var.into()),
+        ..Default::default()
     }
 }
 

@@ -52,7 +52,7 @@ pub struct Delivery {
     pub status: DeliveryStatus,
     /// HTTP requests made (0 when suppressed).
     pub attempts: u32,
-    /// The last HTTP status received, if any.
+    /// The last HTTP status (for email: SMTP reply code) received, if any.
     pub status_code: Option<u16>,
     /// Why the delivery failed (scrubbed of secrets); `None` unless `status` is `failed`.
     pub error: Option<String>,

@@ -197,8 +197,9 @@ fn route(name: &str, format: NotificationFormat, secret: bool) -> NotificationRo
         name: name.into(),
         events: vec![EventSelector::All],
         format,
-        url_from_env: format!("{}_URL", name.to_uppercase()),
+        url_from_env: Some(format!("{}_URL", name.to_uppercase())),
         secret_from_env: secret.then(|| format!("{}_SECRET", name.to_uppercase())),
+        ..Default::default()
     }
 }
 
