@@ -22,6 +22,8 @@ mod shape;
 mod yaml;
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
