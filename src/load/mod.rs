@@ -474,7 +474,13 @@ impl Loader<'_> {
                     "configuration keys must not be empty",
                 ));
             }
-            flink_configuration.insert(key.clone(), value.to_string());
+            // As written in the file: `0x1F`, `1.0`, `yes` and 20-digit numbers reach Flink
+            // unchanged (the typed value is the resolved one).
+            let written = tree
+                .get(&label_path(&["spec", "flinkConfiguration"], key))
+                .and_then(Node::scalar_as_written)
+                .unwrap_or_else(|| value.to_string());
+            flink_configuration.insert(key.clone(), written);
         }
 
         let sp = &spec.savepoint;

@@ -94,6 +94,11 @@ pub(crate) struct Node {
     pub value: Value,
     /// Where the node is used (for an alias: the `*alias` token).
     pub pos: Pos,
+    /// For numbers and booleans: the scalar exactly as written (`0x1F`, `1.0`, `yes`), filled by
+    /// [`parse_tree`]. The resolved value would change what reaches Flink.
+    pub written: Option<String>,
+    /// Byte range of the scalar's text where it is defined (for an alias: the anchored node).
+    span: Option<(usize, usize)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -247,6 +252,31 @@ impl Node {
         best.map(|(_, p)| p)
     }
 
+    /// Record, for every number and boolean, its text as written in `text`.
+    fn fill_written(&mut self, text: &str) {
+        match &mut self.value {
+            Value::Map(entries) => entries.iter_mut().for_each(|e| e.value.fill_written(text)),
+            Value::Seq(items) => items.iter_mut().for_each(|n| n.fill_written(text)),
+            Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+                self.written = self
+                    .span
+                    .and_then(|(start, len)| text.get(start..start.checked_add(len)?))
+                    .map(str::to_string);
+            }
+            Value::Null | Value::Str(_) => {}
+        }
+    }
+
+    /// A scalar's text as it reaches Flink: strings as parsed, numbers and booleans as written.
+    pub fn scalar_as_written(&self) -> Option<String> {
+        match &self.value {
+            Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+                self.written.clone().or_else(|| self.value.scalar_text())
+            }
+            other => other.scalar_text(),
+        }
+    }
+
     /// Pre-order traversal (parents before children, so "last match" is the deepest).
     fn visit(&self, path: &mut Vec<Seg>, f: &mut dyn FnMut(&[Seg], &Node)) {
         f(path, self);
@@ -273,9 +303,18 @@ impl Node {
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = Spanned::<Value>::deserialize(d)?;
+        let span = s.defined.span();
+        let span = span
+            .byte_offset()
+            .zip(span.byte_len())
+            .and_then(|(start, len)| {
+                Some((usize::try_from(start).ok()?, usize::try_from(len).ok()?))
+            });
         Ok(Node {
             value: s.value,
             pos: Pos::from_location(s.referenced).unwrap_or(Pos::START),
+            written: None,
+            span,
         })
     }
 }
@@ -401,6 +440,10 @@ pub(crate) fn options() -> serde_saphyr::Options {
     };
     options.alias_limits.max_total_replayed_events = 5 * MAX_NODES;
     options.alias_limits.max_replay_stack_depth = MAX_DEPTH;
+    // A tag weir does not know (`!Ref`, `!secret`) would otherwise be dropped silently, and the
+    // value used as if the tag were not there.
+    options.reject_unsupported_tags = true;
+    options.reject_tagged_field_names = true;
     options
 }
 
@@ -470,7 +513,11 @@ pub(crate) fn parse_tree(text: &str) -> Result<Node, ParseFailure> {
     };
     match docs.len() {
         0 => Err(ParseFailure::Empty),
-        1 => Ok(docs.remove(0)),
+        1 => {
+            let mut tree = docs.remove(0);
+            tree.fill_written(text);
+            Ok(tree)
+        }
         _ => Err(ParseFailure::MultipleDocuments(docs[1].pos)),
     }
 }
@@ -625,6 +672,13 @@ fn file_problem(pos: Pos, e: &YamlError) -> Problem {
             "YAML aliases expand to too much data (a \"billion laughs\" YAML bomb?)",
         ),
         YamlError::InvalidUtf8Input => Problem::new(pos, Vec::new(), "file is not valid UTF-8"),
+        YamlError::UnsupportedTag { tag, .. } | YamlError::TaggedStructFieldName { tag, .. } => {
+            Problem::new(
+                pos,
+                Vec::new(),
+                format!("unsupported YAML tag `{tag}`; weir files use no tags (remove it)"),
+            )
+        }
         other => {
             let msg = serde_saphyr::UserMessageFormatter.format_message(other);
             if msg.contains("recursion limit exceeded") || msg.contains("nesting limit") {
