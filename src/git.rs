@@ -194,9 +194,21 @@ pub trait RepoFiles {
     /// `revision HEAD~1 (1a2b3c4d5e6f) of /src/jobs`.
     fn origin(&self) -> String;
 
+    /// Every entry under `dir` (recursively; `""` is the root) with its kind, sorted by path.
+    /// A missing directory yields an empty list; a `dir` that is a symlink or not a directory is
+    /// an error (its content would otherwise be skipped silently).
+    fn entries(&self, dir: &str) -> Result<Vec<ListedEntry>, GitError>;
+
     /// Every file under `dir` (recursively; `""` is the root), as sorted repo-relative paths.
     /// A missing directory yields an empty list. Symlinks are listed (reading them fails).
-    fn list(&self, dir: &str) -> Result<Vec<String>, GitError>;
+    fn list(&self, dir: &str) -> Result<Vec<String>, GitError> {
+        Ok(self
+            .entries(dir)?
+            .into_iter()
+            .filter(|e| matches!(e.kind, EntryKind::File | EntryKind::Symlink))
+            .map(|e| e.path)
+            .collect())
+    }
 
     /// The content of a file, refusing files larger than `limit` bytes (checked before reading
     /// the content whenever the source can tell the size up front).
@@ -214,6 +226,33 @@ pub trait RepoFiles {
 
     /// The commit behind these files and whether the accessed files differ from it.
     fn revision(&self, accessed: &AccessLog) -> Result<RevisionInfo, GitError>;
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedEntry {
+    /// Repo-relative path (non-UTF-8 names lossily converted).
+    pub path: String,
+    pub kind: EntryKind,
+}
+
+/// What a listed entry is. Only files can be read; the loader tells about the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    /// A symbolic link (to anything); never followed.
+    Symlink,
+    Directory,
+    /// A FIFO, socket, device or submodule: `why` says which.
+    Special(&'static str),
+    /// An entry the listing could not look at (permissions, a non-UTF-8 name).
+    Unreadable(String),
+}
+
+impl ListedEntry {
+    fn new(path: String, kind: EntryKind) -> Self {
+        ListedEntry { path, kind }
+    }
 }
 
 /// Why a user-written repo path is refused.
@@ -442,6 +481,34 @@ impl RepoSource {
     }
 }
 
+/// The kind of a working-tree entry (symlinks are not followed).
+fn kind_of(ft: std::fs::FileType) -> EntryKind {
+    #[cfg(unix)]
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_symlink() {
+        return EntryKind::Symlink;
+    }
+    if ft.is_dir() {
+        return EntryKind::Directory;
+    }
+    if ft.is_file() {
+        return EntryKind::File;
+    }
+    #[cfg(unix)]
+    {
+        if ft.is_fifo() {
+            return EntryKind::Special("is a FIFO (named pipe)");
+        }
+        if ft.is_socket() {
+            return EntryKind::Special("is a socket");
+        }
+        if ft.is_block_device() || ft.is_char_device() {
+            return EntryKind::Special("is a device");
+        }
+    }
+    EntryKind::Special("is not a regular file")
+}
+
 fn path_to_repo_string(p: &Path) -> Option<String> {
     let mut parts = Vec::new();
     for c in p.components() {
@@ -469,10 +536,10 @@ impl RepoFiles for RepoSource {
             RepoSource::GitTree(g) => g.origin(),
         }
     }
-    fn list(&self, dir: &str) -> Result<Vec<String>, GitError> {
+    fn entries(&self, dir: &str) -> Result<Vec<ListedEntry>, GitError> {
         match self {
-            RepoSource::WorkTree(w) => w.list_files(dir),
-            RepoSource::GitTree(g) => g.list_files(dir),
+            RepoSource::WorkTree(w) => w.list_entries(dir),
+            RepoSource::GitTree(g) => g.list_entries(dir),
         }
     }
     fn read(&self, path: &str, limit: u64) -> Result<FileContent, GitError> {
@@ -537,7 +604,7 @@ impl WorkTree {
         format!("working tree {}", self.root.display())
     }
 
-    fn list_files(&self, dir: &str) -> Result<Vec<String>, GitError> {
+    fn list_entries(&self, dir: &str) -> Result<Vec<ListedEntry>, GitError> {
         let list_err = |source| GitError::List {
             dir: dir.to_string(),
             origin: self.origin(),
@@ -549,7 +616,12 @@ impl WorkTree {
         let base = self.root.join(dir);
         match std::fs::symlink_metadata(&base) {
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Ok(Vec::new()),
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(list_err(ReadError::Unsupported(
+                    "is a symbolic link; symbolic links are not followed",
+                )));
+            }
+            Ok(_) => return Err(list_err(ReadError::Unsupported("is not a directory"))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(list_err(e.into())),
         }
@@ -557,26 +629,46 @@ impl WorkTree {
         let walker = walkdir::WalkDir::new(&base)
             .follow_links(false)
             .sort_by_file_name()
+            .min_depth(1)
             .into_iter()
-            .filter_entry(|e| e.depth() == 0 || e.file_name() != ".git");
+            .filter_entry(|e| e.file_name() != ".git");
         for entry in walker {
-            let entry = entry.map_err(|e| list_err(ReadError::Io(e.into())))?;
-            let ft = entry.file_type();
-            if !(ft.is_file() || ft.is_symlink()) {
-                continue;
-            }
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    let path = e.path().map_or_else(|| base.clone(), Path::to_path_buf);
+                    let why = std::io::Error::from(e).to_string();
+                    out.push(ListedEntry::new(
+                        self.display_rel(&path),
+                        EntryKind::Unreadable(why),
+                    ));
+                    continue;
+                }
+            };
             let Some(rel) = entry
                 .path()
                 .strip_prefix(&self.root)
                 .ok()
                 .and_then(path_to_repo_string)
             else {
-                continue; // non-UTF-8 names cannot be referenced from YAML anyway
+                out.push(ListedEntry::new(
+                    self.display_rel(entry.path()),
+                    EntryKind::Unreadable("its name is not valid UTF-8".to_string()),
+                ));
+                continue;
             };
-            out.push(rel);
+            out.push(ListedEntry::new(rel, kind_of(entry.file_type())));
         }
-        out.sort();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
+    }
+
+    /// `path` relative to the root, for messages (lossy for non-UTF-8 names).
+    fn display_rel(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned()
     }
 
     fn read_file(&self, path: &str, limit: u64) -> Result<FileContent, GitError> {
@@ -738,6 +830,20 @@ fn differs_from_tree(
 
 /// Every blob (files and symlinks) under `dir` of `tree`, sorted.
 fn list_tree(repo: &Repository, tree: &Tree<'_>, dir: &str) -> Result<Vec<String>, git2::Error> {
+    Ok(tree_entries(repo, tree, dir)?
+        .into_iter()
+        .filter(|e| matches!(e.kind, EntryKind::File | EntryKind::Symlink))
+        .map(|e| e.path)
+        .collect())
+}
+
+/// Every entry under `dir` of `tree`, sorted; `Ok(None)` when `dir` is not a directory there
+/// (`Some(kind)` of what it is instead).
+fn tree_entries(
+    repo: &Repository,
+    tree: &Tree<'_>,
+    dir: &str,
+) -> Result<Vec<ListedEntry>, git2::Error> {
     let sub;
     let start = if dir.is_empty() {
         tree
@@ -754,14 +860,25 @@ fn list_tree(repo: &Repository, tree: &Tree<'_>, dir: &str) -> Result<Vec<String
     };
     let mut out = Vec::new();
     start.walk(TreeWalkMode::PreOrder, |root, entry| {
-        if entry.kind() == Some(ObjectType::Blob)
-            && let Some(name) = entry.name()
-        {
-            out.push(join_dir(dir, &format!("{root}{name}")));
-        }
+        let name = entry.name().map_or_else(
+            || String::from_utf8_lossy(entry.name_bytes()).into_owned(),
+            str::to_string,
+        );
+        let path = join_dir(dir, &format!("{root}{name}"));
+        let kind = match entry.kind() {
+            _ if entry.name().is_none() => {
+                EntryKind::Unreadable("its name is not valid UTF-8".to_string())
+            }
+            Some(ObjectType::Blob) if entry.filemode() == GIT_FILEMODE_LINK => EntryKind::Symlink,
+            Some(ObjectType::Blob) => EntryKind::File,
+            Some(ObjectType::Tree) => EntryKind::Directory,
+            Some(ObjectType::Commit) => EntryKind::Special("is a submodule"),
+            _ => EntryKind::Special("is not a regular file"),
+        };
+        out.push(ListedEntry::new(path, kind));
         TreeWalkResult::Ok
     })?;
-    out.sort();
+    out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
 
@@ -811,7 +928,7 @@ impl GitTree {
         Ok(entry.id())
     }
 
-    fn list_files(&self, dir: &str) -> Result<Vec<String>, GitError> {
+    fn list_entries(&self, dir: &str) -> Result<Vec<ListedEntry>, GitError> {
         let list_err = |source| GitError::List {
             dir: dir.to_string(),
             origin: self.origin(),
@@ -822,7 +939,18 @@ impl GitTree {
         }
         let repo = lock(&self.repo);
         let tree = repo.find_tree(self.tree).map_err(|e| list_err(e.into()))?;
-        list_tree(&repo, &tree, dir).map_err(|e| list_err(e.into()))
+        if !dir.is_empty()
+            && let Ok(e) = tree.get_path(Path::new(dir))
+            && e.kind() != Some(ObjectType::Tree)
+        {
+            let why = if e.filemode() == GIT_FILEMODE_LINK {
+                "is a symbolic link; symbolic links are not followed"
+            } else {
+                "is not a directory"
+            };
+            return Err(list_err(ReadError::Unsupported(why)));
+        }
+        tree_entries(&repo, &tree, dir).map_err(|e| list_err(e.into()))
     }
 
     fn read_file(&self, path: &str, limit: u64) -> Result<FileContent, GitError> {
@@ -887,7 +1015,7 @@ impl RepoFiles for MemoryFiles {
         "in-memory repo".to_string()
     }
 
-    fn list(&self, dir: &str) -> Result<Vec<String>, GitError> {
+    fn entries(&self, dir: &str) -> Result<Vec<ListedEntry>, GitError> {
         let prefix = if dir.is_empty() {
             String::new()
         } else {
@@ -897,7 +1025,7 @@ impl RepoFiles for MemoryFiles {
             .files
             .keys()
             .filter(|p| p.starts_with(&prefix))
-            .cloned()
+            .map(|p| ListedEntry::new(p.clone(), EntryKind::File))
             .collect())
     }
 

@@ -121,3 +121,133 @@ fn unknown_tags_are_errors() {
     assert!(o.is_clean(), "{}", rendered(&o));
     assert_eq!(o.desired.unwrap().jobs[0].flink_configuration["a"], "10");
 }
+
+fn write(root: &std::path::Path, path: &str, content: &str) {
+    let full = root.join(path);
+    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+    std::fs::write(full, content).unwrap();
+}
+
+/// A work tree with a valid `jobs/a.yaml`.
+fn work_tree() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "weir.yaml", CONFIG);
+    write(dir.path(), "jars/orders.jar", "orders-bytes");
+    write(dir.path(), "jobs/a.yaml", &job(""));
+    dir
+}
+
+fn load_dir(dir: &std::path::Path) -> LoadOutcome {
+    load_repo(&crate::git::RepoSource::work_tree(dir).unwrap())
+}
+
+#[cfg(unix)]
+#[test]
+fn entries_weir_cannot_read_are_diagnostics() {
+    let outside = tempfile::tempdir().unwrap();
+    write(
+        outside.path(),
+        "b.yaml",
+        &job("").replace("name: orders", "name: other"),
+    );
+    let dir = work_tree();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("jobs/team")).unwrap();
+    std::fs::create_dir_all(dir.path().join("jobs/x.yaml")).unwrap();
+    let _socket =
+        std::os::unix::net::UnixListener::bind(dir.path().join("jobs/agent.sock")).unwrap();
+    // Hidden entries (editor lock files are dangling symlinks) stay ignored.
+    std::os::unix::fs::symlink("nowhere", dir.path().join("jobs/.#a.yaml")).unwrap();
+    let o = load_dir(dir.path());
+    let all = rendered(&o);
+    assert!(
+        all.contains("jobs/team:1:1: `jobs/team` is a symbolic link"),
+        "{all}"
+    );
+    assert!(
+        all.contains("jobs/x.yaml:1:1: `jobs/x.yaml` is a directory"),
+        "{all}"
+    );
+    assert!(
+        all.contains("jobs/agent.sock:1:1: `jobs/agent.sock` is a socket"),
+        "{all}"
+    );
+    assert_eq!(o.diagnostics.len(), 3, "{all}");
+    assert_eq!(
+        o.invalid_files,
+        ["jobs/agent.sock", "jobs/team", "jobs/x.yaml"]
+    );
+    // The readable job is still loaded.
+    assert_eq!(o.desired.unwrap().jobs.len(), 1);
+}
+
+#[cfg(unix)]
+#[test]
+fn jobs_directory_that_is_a_symlink_or_a_file_is_a_diagnostic() {
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "a.yaml", &job(""));
+    let dir = work_tree();
+    std::fs::remove_dir_all(dir.path().join("jobs")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("jobs")).unwrap();
+    let o = load_dir(dir.path());
+    assert!(
+        rendered(&o).starts_with("jobs:1:1: cannot list `jobs`"),
+        "{}",
+        rendered(&o)
+    );
+    assert!(rendered(&o).contains("symbolic link"), "{}", rendered(&o));
+    assert_eq!(o.invalid_files, ["jobs"]);
+
+    std::fs::remove_file(dir.path().join("jobs")).unwrap();
+    write(dir.path(), "jobs", "not a directory");
+    let o = load_dir(dir.path());
+    assert!(
+        rendered(&o).contains("is not a directory"),
+        "{}",
+        rendered(&o)
+    );
+    assert_eq!(o.invalid_files, ["jobs"]);
+}
+
+#[test]
+fn symlinks_directories_and_submodules_in_a_commit_are_diagnostics() {
+    let dir = work_tree();
+    let repo = git2::Repository::init(dir.path()).unwrap();
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    // A symlink blob `jobs/team` and a submodule `jobs/sub.yaml`, written into the index.
+    let link = repo.blob(b"../elsewhere").unwrap();
+    let entry = |path: &str, id: git2::Oid, mode: u32| git2::IndexEntry {
+        ctime: git2::IndexTime::new(0, 0),
+        mtime: git2::IndexTime::new(0, 0),
+        dev: 0,
+        ino: 0,
+        mode,
+        uid: 0,
+        gid: 0,
+        file_size: 0,
+        id,
+        flags: path.len() as u16,
+        flags_extended: 0,
+        path: path.as_bytes().to_vec(),
+    };
+    index.add(&entry("jobs/team", link, 0o120000)).unwrap();
+    index.add(&entry("jobs/sub.yaml", link, 0o160000)).unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("t", "t@example.com").unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &[])
+        .unwrap();
+    let source = crate::git::RepoSource::git_tree(dir.path(), "HEAD").unwrap();
+    let o = load_repo(&source);
+    let all = rendered(&o);
+    assert!(
+        all.contains("jobs/team:1:1: `jobs/team` is a symbolic link"),
+        "{all}"
+    );
+    assert!(
+        all.contains("jobs/sub.yaml:1:1: `jobs/sub.yaml` is a submodule"),
+        "{all}"
+    );
+    assert_eq!(o.desired.unwrap().jobs.len(), 1);
+}

@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 
 use crate::desired::{DesiredJob, DesiredState, JarRef, Revision};
 use crate::diagnostic::Diagnostic;
-use crate::git::{AccessLog, GitError, ReadError, RepoFiles, RepoSource};
+use crate::git::{AccessLog, EntryKind, GitError, ListedEntry, ReadError, RepoFiles, RepoSource};
 use crate::spec::{self, ClusterConfig, JobFile, RepoConfig};
 use crate::text::error_chain;
 
@@ -148,15 +148,7 @@ impl Loader<'_> {
             runner,
         };
 
-        let listed = match self.files.list(JOBS_DIR) {
-            Ok(files) => files,
-            Err(e) => {
-                self.diagnostics
-                    .push(Diagnostic::whole_file(JOBS_DIR, error_chain(&e)));
-                Vec::new()
-            }
-        };
-        let job_files: Vec<String> = listed.into_iter().filter(|p| is_job_file(p)).collect();
+        let job_files = self.list_job_files();
         self.log
             .record_listing(JOBS_DIR, is_job_file, job_files.clone());
 
@@ -193,6 +185,52 @@ impl Loader<'_> {
             diagnostics,
             invalid_files,
         }
+    }
+
+    /// The job files under `jobs/`. Every entry that could hide a job definition and cannot be
+    /// read (a symlink, a FIFO, a directory named like a job file, an unreadable directory) is a
+    /// diagnostic: its file is then invalid, which keeps prune from deleting the job it defines.
+    fn list_job_files(&mut self) -> Vec<String> {
+        let entries = match self.files.entries(JOBS_DIR) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.diagnostics
+                    .push(Diagnostic::whole_file(JOBS_DIR, error_chain(&e)));
+                return Vec::new();
+            }
+        };
+        let mut job_files = Vec::new();
+        for ListedEntry { path, kind } in entries {
+            if path.split('/').any(|c| c.starts_with('.')) {
+                continue; // hidden: editor lock files (often symlinks), backups
+            }
+            let why = match kind {
+                EntryKind::File if is_job_file(&path) => {
+                    job_files.push(path);
+                    continue;
+                }
+                // Reading it reports the symlink.
+                EntryKind::Symlink if is_job_file(&path) => {
+                    job_files.push(path);
+                    continue;
+                }
+                EntryKind::File => continue,
+                EntryKind::Directory if !is_job_file(&path) => continue,
+                EntryKind::Symlink => {
+                    "is a symbolic link; weir does not follow symbolic links (job files behind \
+                     it would be skipped)"
+                        .to_string()
+                }
+                EntryKind::Directory => "is a directory, not a job file".to_string(),
+                EntryKind::Special(why) => why.to_string(),
+                EntryKind::Unreadable(why) => format!("cannot be read: {why}"),
+            };
+            self.diagnostics.push(Diagnostic::whole_file(
+                path.as_str(),
+                format!("`{path}` {why}"),
+            ));
+        }
+        job_files
     }
 
     fn revision(&mut self) -> Revision {
