@@ -346,19 +346,8 @@ fn is_java_class(s: &str) -> bool {
             .is_some_and(|c| c.is_uppercase())
 }
 
-/// Why a cluster's `url` cannot be the base of the REST API.
-#[derive(Debug, thiserror::Error)]
-pub enum BaseUrlError {
-    // The parse error is part of the text: a cluster error is often shown without its causes.
-    #[error("url {raw:?} is not a valid URL: {source}")]
-    Invalid {
-        raw: String,
-        #[source]
-        source: url::ParseError,
-    },
-    #[error("url {raw:?} {problem}")]
-    Refused { raw: String, problem: &'static str },
-}
+/// Why a cluster's `url` cannot be the base of the REST API (the rule lives with the format).
+pub use crate::spec::ClusterUrlError as BaseUrlError;
 
 /// Wrapper whose Debug never shows the value (for header values and tokens).
 pub(crate) struct Redacted;

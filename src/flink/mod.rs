@@ -694,26 +694,7 @@ fn api_message(status: StatusCode, body: &[u8]) -> (String, Option<String>) {
 }
 
 fn parse_base_url(raw: &str) -> Result<Url, BaseUrlError> {
-    let url = Url::parse(raw.trim()).map_err(|source| BaseUrlError::Invalid {
-        raw: raw.to_string(),
-        source,
-    })?;
-    let refuse = |problem| {
-        Err(BaseUrlError::Refused {
-            raw: raw.to_string(),
-            problem,
-        })
-    };
-    if !matches!(url.scheme(), "http" | "https") {
-        return refuse("must start with http:// or https://");
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return refuse("has no host");
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return refuse("must not have a query or fragment");
-    }
-    Ok(url)
+    crate::spec::cluster_base_url(raw)
 }
 
 /// The URL without user name and password, and without the trailing `/` of a bare host.

@@ -260,10 +260,12 @@ fn config_is_validated() {
             .to_string()
             .contains("timeoutSeconds")
     );
-    let ok =
-        FlinkClient::with_env("c", &cfg("http://user:pw@flink.example:8081/"), |_| None).unwrap();
+    // Credentials in the URL are refused (they would live in the repo), never echoed.
+    let refused = bad("http://user:pw@flink.example:8081/", None).to_string();
+    assert!(refused.contains("user name or password"), "{refused}");
+    assert!(!refused.contains("pw@"), "{refused}");
+    let ok = FlinkClient::with_env("c", &cfg("http://flink.example:8081/"), |_| None).unwrap();
     assert_eq!(ok.url(), "http://flink.example:8081");
-    assert!(!format!("{ok:?}").contains("pw"));
     let prefixed = FlinkClient::with_env("c", &cfg("https://gw.example/flink/"), |_| None).unwrap();
     assert_eq!(
         prefixed.endpoint(&["jobs", JOB], &[]).as_str(),

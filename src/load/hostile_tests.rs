@@ -251,3 +251,22 @@ fn symlinks_directories_and_submodules_in_a_commit_are_diagnostics() {
     );
     assert_eq!(o.desired.unwrap().jobs.len(), 1);
 }
+
+#[test]
+fn cluster_urls_apply_would_refuse_are_errors_without_the_password() {
+    for (url, needle) in [
+        ("http://admin:hunter2@flink:8081", "user name or password"),
+        ("http://flink:8081/?token=hunter2", "query or fragment"),
+        ("http://flink:8081/#hunter2", "query or fragment"),
+    ] {
+        let o = load_from(
+            &MemoryFiles::new().with("weir.yaml", format!("clusters:\n  prod:\n    url: {url}\n")),
+        );
+        let all = rendered(&o);
+        assert!(
+            all.starts_with("weir.yaml:3:10: clusters.prod.url: ") && all.contains(needle),
+            "{all}"
+        );
+        assert!(!all.contains("hunter2"), "{all}");
+    }
+}

@@ -661,9 +661,16 @@ fn check_config(config: &RepoConfig, tree: &Node, problems: &mut Vec<Problem>) {
                 "cluster names must not be empty",
             ));
         }
-        if let Err(e) = check_url(&cluster.url, &["http", "https"]) {
+        // The client's own rule last: what `weir apply` would refuse (credentials, a query).
+        let url_problem = match check_url(&cluster.url, &["http", "https"]) {
+            Err(e) => Some(error_chain(&e)),
+            Ok(()) => spec::cluster_base_url(&cluster.url)
+                .err()
+                .map(|e| e.to_string()),
+        };
+        if let Some(message) = url_problem {
             let p = at("url");
-            problems.push(Problem::new(tree.value_pos(&p), p, error_chain(&e)));
+            problems.push(Problem::new(tree.value_pos(&p), p, message));
         }
         if let Some(dir) = &cluster.savepoint_dir
             && !looks_like_uri(dir)
