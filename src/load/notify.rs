@@ -25,6 +25,7 @@ pub(super) fn check(config: &NotificationsConfig, tree: &Node, problems: &mut Ve
         ));
     }
     let mut first_by_name: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut flagged_first = std::collections::BTreeSet::new();
     for (i, route) in config.routes.iter().enumerate() {
         let base = {
             let mut p = path(&["notifications", "routes"]);
@@ -44,7 +45,21 @@ pub(super) fn check(config: &NotificationsConfig, tree: &Node, problems: &mut Ve
                 name_path,
                 why.to_string(),
             ));
-        } else if let Some(first) = first_by_name.get(route.name.as_str()) {
+        } else if let Some(&first) = first_by_name.get(route.name.as_str()) {
+            // Both places are told: either could be the one to rename.
+            if flagged_first.insert(first) {
+                let mut first_path = path(&["notifications", "routes"]);
+                first_path.push(Seg::Index(first));
+                first_path.push(Seg::Key("name".into()));
+                problems.push(Problem::new(
+                    tree.value_pos(&first_path),
+                    first_path,
+                    format!(
+                        "duplicate route name `{}` (also notifications.routes[{i}])",
+                        route.name
+                    ),
+                ));
+            }
             problems.push(Problem::new(
                 tree.value_pos(&name_path),
                 name_path,
@@ -298,6 +313,8 @@ notifications:
                  environment variable name (letters, digits and '_', not starting with a digit)",
                 "weir.yaml:9:22: notifications.routes[0].secretFromEnv: `SECRET-X` is not a valid \
                  environment variable name (letters, digits and '_', not starting with a digit)",
+                "weir.yaml:10:13: notifications.routes[1].name: duplicate route name `audit` (also \
+                 notifications.routes[2])",
                 "weir.yaml:11:16: notifications.routes[1].events[0]: `job.failed` is redundant: \
                  `*` already selects every event",
                 "weir.yaml:11:33: notifications.routes[1].events[2]: `job.failed` is listed twice",
