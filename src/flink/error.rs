@@ -16,17 +16,32 @@ use super::model::JobState;
 #[derive(Debug, thiserror::Error)]
 pub enum FlinkError {
     /// The request never got an HTTP answer (connection refused, DNS, TLS, reset...).
-    #[error("cannot reach Flink at {url}: {}", transport_cause(.source))]
+    /// `call` names the request; `attempts` and `elapsed` count retries of idempotent calls.
+    #[error(
+        "{call} to {url}: cannot reach Flink: {}{}",
+        transport_cause(.source),
+        retries(*.attempts, *.elapsed)
+    )]
     Unreachable {
+        call: String,
         url: String,
+        attempts: usize,
+        elapsed: Duration,
         #[source]
         source: reqwest::Error,
     },
-    /// The JobManager did not answer within the per-request timeout.
-    #[error("Flink at {url} did not answer within {}", fmt_duration(*.after))]
+    /// The JobManager did not answer within the per-request timeout `after`.
+    #[error(
+        "{call} to {url}: did not answer within {}{}",
+        fmt_duration(*.after),
+        retries(*.attempts, *.elapsed)
+    )]
     Timeout {
+        call: String,
         url: String,
         after: Duration,
+        attempts: usize,
+        elapsed: Duration,
         #[source]
         source: reqwest::Error,
     },
@@ -125,6 +140,32 @@ impl FlinkError {
             }
             _ => false,
         }
+    }
+}
+
+impl FlinkError {
+    /// This transport error, as the last of `attempts` that took `elapsed` in all.
+    pub(crate) fn after_attempts(mut self, total: usize, total_elapsed: Duration) -> Self {
+        if let FlinkError::Unreachable {
+            attempts, elapsed, ..
+        }
+        | FlinkError::Timeout {
+            attempts, elapsed, ..
+        } = &mut self
+        {
+            *attempts = total;
+            *elapsed = total_elapsed;
+        }
+        self
+    }
+}
+
+/// ` (3 attempts over 1m 31s)` when a call was retried; empty for a single attempt.
+fn retries(attempts: usize, elapsed: Duration) -> String {
+    if attempts > 1 {
+        format!(" ({attempts} attempts over {})", fmt_duration(elapsed))
+    } else {
+        String::new()
     }
 }
 

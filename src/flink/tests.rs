@@ -628,9 +628,17 @@ async fn unreachable_address_is_named() {
     assert!(matches!(err, FlinkError::Unreachable { .. }), "{err:?}");
     assert!(err.is_retryable());
     let text = err.to_string();
-    assert_eq!(
-        text,
-        format!("cannot reach Flink at {url}: connection refused")
+    // The call is named; the retries of this idempotent GET are counted with their real time.
+    assert!(
+        text.starts_with(&format!(
+            "GET /config to {url}: cannot reach Flink: connection refused ("
+        )),
+        "{text}"
+    );
+    let attempts = fast_retry().attempts;
+    assert!(
+        text.contains(&format!("({attempts} attempts over ")),
+        "{text}"
     );
     assert!(std::error::Error::source(&err).is_some());
 }
@@ -655,7 +663,10 @@ async fn slow_answers_time_out() {
     assert!(matches!(err, FlinkError::Timeout { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
-        format!("Flink at {} did not answer within 1s", server.uri())
+        format!(
+            "GET /overview to {}: did not answer within 1s",
+            server.uri()
+        )
     );
     assert!(err.is_retryable());
 }
@@ -682,4 +693,42 @@ async fn non_flink_error_bodies_are_shortened() {
     assert!(err.to_string().len() < 450, "{err}");
     let err = c.flink_version().await.unwrap_err();
     assert!(matches!(err, FlinkError::Decode { .. }), "{err:?}");
+}
+
+/// Transport errors name the call and, for retried calls, the attempts and the real time spent
+/// (issue 9 item 15): never "30s" after 90 s of retries.
+#[tokio::test]
+async fn timeouts_name_the_call_and_the_real_time() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/overview"))
+        .respond_with(json("{}").set_delay(Duration::from_secs(3)))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/jobs/{JOB}/stop")))
+        .respond_with(json("{}").set_delay(Duration::from_secs(3)))
+        .mount(&server)
+        .await;
+    let mut c = cfg(&server.uri());
+    c.timeout_seconds = Some(1);
+    let client = FlinkClient::with_env("slow", &c, |_| None)
+        .unwrap()
+        .with_retry(fast_retry());
+    let text = client.overview().await.unwrap_err().to_string();
+    assert!(
+        text.starts_with(&format!(
+            "GET /overview to {}: did not answer within 1s (3 attempts over ",
+            server.uri()
+        )),
+        "{text}"
+    );
+    let err = client.stop_with_savepoint(&job(), None).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "POST /jobs/{JOB}/stop to {}: did not answer within 1s",
+            server.uri()
+        )
+    );
 }
