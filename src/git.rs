@@ -14,8 +14,15 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use git2::{ErrorCode, ObjectType, Oid, Repository, Tree, TreeWalkMode, TreeWalkResult};
+use git2::{ErrorCode, ObjectType, Oid, Repository, Tree};
 use sha2::{Digest, Sha256};
+
+mod listing;
+mod memory;
+
+pub use listing::{EntryKind, ListedEntry};
+use listing::{kind_of, tree_entries};
+pub use memory::MemoryFiles;
 
 /// Mode bits of a symbolic link in a Git tree.
 const GIT_FILEMODE_LINK: i32 = 0o120000;
@@ -226,33 +233,6 @@ pub trait RepoFiles {
 
     /// The commit behind these files and whether the accessed files differ from it.
     fn revision(&self, accessed: &AccessLog) -> Result<RevisionInfo, GitError>;
-}
-
-/// One entry of a directory listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedEntry {
-    /// Repo-relative path (non-UTF-8 names lossily converted).
-    pub path: String,
-    pub kind: EntryKind,
-}
-
-/// What a listed entry is. Only files can be read; the loader tells about the others.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntryKind {
-    File,
-    /// A symbolic link (to anything); never followed.
-    Symlink,
-    Directory,
-    /// A FIFO, socket, device or submodule: `why` says which.
-    Special(&'static str),
-    /// An entry the listing could not look at (permissions, a non-UTF-8 name).
-    Unreadable(String),
-}
-
-impl ListedEntry {
-    fn new(path: String, kind: EntryKind) -> Self {
-        ListedEntry { path, kind }
-    }
 }
 
 /// Why a user-written repo path is refused.
@@ -479,34 +459,6 @@ impl RepoSource {
                 .to_string(),
         })
     }
-}
-
-/// The kind of a working-tree entry (symlinks are not followed).
-fn kind_of(ft: std::fs::FileType) -> EntryKind {
-    #[cfg(unix)]
-    use std::os::unix::fs::FileTypeExt;
-    if ft.is_symlink() {
-        return EntryKind::Symlink;
-    }
-    if ft.is_dir() {
-        return EntryKind::Directory;
-    }
-    if ft.is_file() {
-        return EntryKind::File;
-    }
-    #[cfg(unix)]
-    {
-        if ft.is_fifo() {
-            return EntryKind::Special("is a FIFO (named pipe)");
-        }
-        if ft.is_socket() {
-            return EntryKind::Special("is a socket");
-        }
-        if ft.is_block_device() || ft.is_char_device() {
-            return EntryKind::Special("is a device");
-        }
-    }
-    EntryKind::Special("is not a regular file")
 }
 
 fn path_to_repo_string(p: &Path) -> Option<String> {
@@ -837,51 +789,6 @@ fn list_tree(repo: &Repository, tree: &Tree<'_>, dir: &str) -> Result<Vec<String
         .collect())
 }
 
-/// Every entry under `dir` of `tree`, sorted; `Ok(None)` when `dir` is not a directory there
-/// (`Some(kind)` of what it is instead).
-fn tree_entries(
-    repo: &Repository,
-    tree: &Tree<'_>,
-    dir: &str,
-) -> Result<Vec<ListedEntry>, git2::Error> {
-    let sub;
-    let start = if dir.is_empty() {
-        tree
-    } else {
-        match tree.get_path(Path::new(dir)) {
-            Ok(e) if e.kind() == Some(ObjectType::Tree) => {
-                sub = repo.find_tree(e.id())?;
-                &sub
-            }
-            Ok(_) => return Ok(Vec::new()),
-            Err(e) if e.code() == ErrorCode::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        }
-    };
-    let mut out = Vec::new();
-    start.walk(TreeWalkMode::PreOrder, |root, entry| {
-        let name = entry.name().map_or_else(
-            || String::from_utf8_lossy(entry.name_bytes()).into_owned(),
-            str::to_string,
-        );
-        let path = join_dir(dir, &format!("{root}{name}"));
-        let kind = match entry.kind() {
-            _ if entry.name().is_none() => {
-                EntryKind::Unreadable("its name is not valid UTF-8".to_string())
-            }
-            Some(ObjectType::Blob) if entry.filemode() == GIT_FILEMODE_LINK => EntryKind::Symlink,
-            Some(ObjectType::Blob) => EntryKind::File,
-            Some(ObjectType::Tree) => EntryKind::Directory,
-            Some(ObjectType::Commit) => EntryKind::Special("is a submodule"),
-            _ => EntryKind::Special("is not a regular file"),
-        };
-        out.push(ListedEntry::new(path, kind));
-        TreeWalkResult::Ok
-    })?;
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
-}
-
 impl GitTree {
     fn origin(&self) -> String {
         format!(
@@ -985,76 +892,6 @@ impl GitTree {
     fn revision(&self, _accessed: &AccessLog) -> Result<RevisionInfo, GitError> {
         Ok(RevisionInfo {
             commit: Some(self.commit.to_string()),
-            dirty: false,
-        })
-    }
-}
-
-/// An in-memory repo, for tests.
-#[derive(Debug, Clone, Default)]
-pub struct MemoryFiles {
-    pub files: BTreeMap<String, Vec<u8>>,
-    /// Reported as the revision's commit (never dirty).
-    pub commit: Option<String>,
-}
-
-impl MemoryFiles {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Add (or replace) a file.
-    pub fn with(mut self, path: &str, content: impl Into<Vec<u8>>) -> Self {
-        self.files.insert(path.to_string(), content.into());
-        self
-    }
-}
-
-impl RepoFiles for MemoryFiles {
-    fn origin(&self) -> String {
-        "in-memory repo".to_string()
-    }
-
-    fn entries(&self, dir: &str) -> Result<Vec<ListedEntry>, GitError> {
-        let prefix = if dir.is_empty() {
-            String::new()
-        } else {
-            format!("{dir}/")
-        };
-        Ok(self
-            .files
-            .keys()
-            .filter(|p| p.starts_with(&prefix))
-            .map(|p| ListedEntry::new(p.clone(), EntryKind::File))
-            .collect())
-    }
-
-    fn read(&self, path: &str, limit: u64) -> Result<FileContent, GitError> {
-        let err = |source| GitError::Read {
-            path: path.to_string(),
-            origin: self.origin(),
-            source,
-        };
-        check_relative(path).map_err(err)?;
-        let bytes = self
-            .files
-            .get(path)
-            .ok_or_else(|| err(ReadError::NotFound))?;
-        if bytes.len() as u64 > limit {
-            return Err(err(ReadError::TooLarge {
-                size: bytes.len() as u64,
-                limit,
-            }));
-        }
-        Ok(FileContent {
-            bytes: bytes.clone(),
-            blob_id: None,
-        })
-    }
-
-    fn revision(&self, _accessed: &AccessLog) -> Result<RevisionInfo, GitError> {
-        Ok(RevisionInfo {
-            commit: self.commit.clone(),
             dirty: false,
         })
     }

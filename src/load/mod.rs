@@ -502,24 +502,8 @@ impl Loader<'_> {
 
         let program = self.resolve_program(tree, &spec, &ctx.runner, problems);
 
-        let mut flink_configuration = BTreeMap::new();
-        for (key, value) in &spec.flink_configuration {
-            if key.trim().is_empty() {
-                let p = label_path(&["spec", "flinkConfiguration"], key);
-                problems.push(Problem::new(
-                    tree.key_pos(&p),
-                    p,
-                    "configuration keys must not be empty",
-                ));
-            }
-            // As written in the file: `0x1F`, `1.0`, `yes` and 20-digit numbers reach Flink
-            // unchanged (the typed value is the resolved one).
-            let written = tree
-                .get(&label_path(&["spec", "flinkConfiguration"], key))
-                .and_then(Node::scalar_as_written)
-                .unwrap_or_else(|| value.to_string());
-            flink_configuration.insert(key.clone(), written);
-        }
+        let flink_configuration =
+            configuration_as_written(tree, &spec.flink_configuration, problems);
 
         let sp = &spec.savepoint;
         if let Some(dir) = &sp.directory {
@@ -600,6 +584,33 @@ impl Loader<'_> {
             self.emit(&file, vec![problem]);
         }
     }
+}
+
+/// `spec.flinkConfiguration` with every value as written in the file.
+fn configuration_as_written(
+    tree: &Node,
+    configuration: &BTreeMap<String, spec::ConfigValue>,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (key, value) in configuration {
+        if key.trim().is_empty() {
+            let p = label_path(&["spec", "flinkConfiguration"], key);
+            problems.push(Problem::new(
+                tree.key_pos(&p),
+                p,
+                "configuration keys must not be empty",
+            ));
+        }
+        // As written in the file: `0x1F`, `1.0`, `yes` and 20-digit numbers reach Flink
+        // unchanged (the typed value is the resolved one).
+        let written = tree
+            .get(&label_path(&["spec", "flinkConfiguration"], key))
+            .and_then(Node::scalar_as_written)
+            .unwrap_or_else(|| value.to_string());
+        out.insert(key.clone(), written);
+    }
+    out
 }
 
 /// `spec.cluster` must name a cluster of `weir.yaml`.

@@ -46,28 +46,8 @@ pub(super) fn check(config: &NotificationsConfig, tree: &Node, problems: &mut Ve
                 why.to_string(),
             ));
         } else if let Some(&first) = first_by_name.get(route.name.as_str()) {
-            // Both places are told: either could be the one to rename.
-            if flagged_first.insert(first) {
-                let mut first_path = path(&["notifications", "routes"]);
-                first_path.push(Seg::Index(first));
-                first_path.push(Seg::Key("name".into()));
-                problems.push(Problem::new(
-                    tree.value_pos(&first_path),
-                    first_path,
-                    format!(
-                        "duplicate route name `{}` (also notifications.routes[{i}])",
-                        route.name
-                    ),
-                ));
-            }
-            problems.push(Problem::new(
-                tree.value_pos(&name_path),
-                name_path,
-                format!(
-                    "duplicate route name `{}` (also notifications.routes[{first}])",
-                    route.name
-                ),
-            ));
+            let first_told = !flagged_first.insert(first);
+            duplicate_name(tree, &route.name, (first, first_told), i, problems);
         } else {
             first_by_name.insert(&route.name, i);
         }
@@ -123,6 +103,35 @@ pub(super) fn check(config: &NotificationsConfig, tree: &Node, problems: &mut Ve
             }
         }
     }
+}
+
+/// A route named like an earlier one (`first`, and whether it was already told): both places
+/// are told, either could be the one to rename.
+fn duplicate_name(
+    tree: &Node,
+    name: &str,
+    (first, first_told): (usize, bool),
+    i: usize,
+    problems: &mut Vec<Problem>,
+) {
+    let name_path = |index: usize| {
+        let mut p = path(&["notifications", "routes"]);
+        p.push(Seg::Index(index));
+        p.push(Seg::Key("name".into()));
+        p
+    };
+    let mut tell = |at: usize, other: usize| {
+        let p = name_path(at);
+        problems.push(Problem::new(
+            tree.value_pos(&p),
+            p,
+            format!("duplicate route name `{name}` (also notifications.routes[{other}])"),
+        ));
+    };
+    if !first_told {
+        tell(first, i);
+    }
+    tell(i, first);
 }
 
 /// Rules for a route's `name`.
