@@ -672,9 +672,10 @@ async fn poll<T>(
         }
         let elapsed = start.elapsed();
         if elapsed >= timeout {
+            // The real time: a slow (retried) request can make it much longer than `timeout`.
             return Err(FlinkError::WaitTimeout {
                 what: what.to_string(),
-                after: timeout,
+                after: elapsed,
                 last: last.clone(),
             });
         }

@@ -732,3 +732,29 @@ async fn timeouts_name_the_call_and_the_real_time() {
         )
     );
 }
+
+/// A wait reports the time it really took, not its nominal timeout.
+#[tokio::test]
+async fn waits_report_the_real_time() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/jobs/{JOB}")))
+        .respond_with(json(r#"{"state":"CREATED"}"#).set_delay(Duration::from_millis(1500)))
+        .mount(&server)
+        .await;
+    let err = client(&server)
+        .wait_for_state(
+            &job(),
+            &[JobState::Running],
+            Duration::from_millis(100),
+            Duration::from_millis(10),
+            |_, _| {},
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("gave up after 1.5s waiting for "),
+        "{text}"
+    );
+}
