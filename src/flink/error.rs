@@ -248,6 +248,8 @@ pub fn summarize_java_error(text: &str) -> JavaErrorSummary {
             root_msg
         )
     };
+    // Text from the cluster: no terminal escapes or forged lines wherever it is shown.
+    let message = crate::text::escape_controls(&message);
     JavaErrorSummary {
         message: crate::text::truncate(&message, MAX_MESSAGE_LEN),
         exception: root_class,

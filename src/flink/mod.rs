@@ -720,7 +720,7 @@ fn api_message(status: StatusCode, body: &[u8]) -> (String, Option<String>) {
             None,
         )
     } else {
-        (truncate(&text, 300), None)
+        (truncate(&crate::text::escape_controls(&text), 300), None)
     }
 }
 

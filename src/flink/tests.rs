@@ -758,3 +758,20 @@ async fn waits_report_the_real_time() {
         "{text}"
     );
 }
+
+/// Flink's error text cannot carry terminal escapes into weir's output.
+#[tokio::test]
+async fn control_characters_in_flink_errors_are_escaped() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/overview"))
+        .respond_with(status_json(
+            400,
+            r#"{"errors":["java.lang.IllegalArgumentException: bad \u001b[2K\rvalue"]}"#,
+        ))
+        .mount(&server)
+        .await;
+    let text = client(&server).overview().await.unwrap_err().to_string();
+    assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
+    assert!(text.contains("bad \\u{1b}[2K\\rvalue"), "{text}");
+}
