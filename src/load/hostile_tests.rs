@@ -270,3 +270,15 @@ fn cluster_urls_apply_would_refuse_are_errors_without_the_password() {
         assert!(!all.contains("hunter2"), "{all}");
     }
 }
+
+#[test]
+fn numeric_configuration_keys_keep_their_values_as_written() {
+    let o = load(&job("  flinkConfiguration:\n    0x1F: 1.0\n    10: yes\n"));
+    assert!(o.is_clean(), "{}", rendered(&o));
+    let config = &o.desired.unwrap().jobs[0].flink_configuration;
+    let got: Vec<(&str, &str)> = config
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(got, [("0x1F", "1.0"), ("10", "yes")]);
+}

@@ -117,6 +117,8 @@ pub(crate) struct Entry {
     /// The key as text (`<complex key>` for mapping or sequence keys).
     pub key: String,
     pub key_pos: Pos,
+    /// Byte range of a number or boolean key (made its text as written by [`parse_tree`]).
+    key_span: Option<(usize, usize)>,
     pub value: Node,
 }
 
@@ -255,7 +257,18 @@ impl Node {
     /// Record, for every number and boolean, its text as written in `text`.
     fn fill_written(&mut self, text: &str) {
         match &mut self.value {
-            Value::Map(entries) => entries.iter_mut().for_each(|e| e.value.fill_written(text)),
+            Value::Map(entries) => {
+                for e in entries {
+                    // A key `0x1F` or `1.0` is that text for serde too, not the number.
+                    if let Some(written) = e
+                        .key_span
+                        .and_then(|(start, len)| text.get(start..start.checked_add(len)?))
+                    {
+                        e.key = written.to_string();
+                    }
+                    e.value.fill_written(text);
+                }
+            }
             Value::Seq(items) => items.iter_mut().for_each(|n| n.fill_written(text)),
             Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
                 self.written = self
@@ -323,6 +336,8 @@ impl<'de> Deserialize<'de> for Node {
 struct KeyNode {
     text: String,
     pos: Pos,
+    /// For numbers and booleans: where their text is.
+    span: Option<(usize, usize)>,
 }
 
 impl<'de> Deserialize<'de> for KeyNode {
@@ -334,9 +349,14 @@ impl<'de> Deserialize<'de> for KeyNode {
                 .scalar_text()
                 .unwrap_or_else(|| "<complex key>".to_string()),
         };
+        let span = match node.value {
+            Value::Int(_) | Value::Float(_) | Value::Bool(_) => node.span,
+            _ => None,
+        };
         Ok(KeyNode {
             text,
             pos: node.pos,
+            span,
         })
     }
 }
@@ -407,6 +427,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
             entries.push(Entry {
                 key: key.text,
                 key_pos: key.pos,
+                key_span: key.span,
                 value,
             });
         }
