@@ -46,12 +46,18 @@ impl Diagnostic {
     }
 }
 
+/// As printed by `weir validate`: file names and messages (which quote values from the repo)
+/// have their control characters escaped, so that a file cannot forge lines in a log.
 impl std::fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::text::escape_controls;
         write!(
             f,
             "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
+            escape_controls(&self.file),
+            self.line,
+            self.column,
+            escape_controls(&self.message)
         )
     }
 }
@@ -80,6 +86,15 @@ mod tests {
         let d = Diagnostic::new("weir.yaml", 0, 0, None, "boom");
         assert_eq!(d.to_string(), "weir.yaml:1:1: boom");
         assert_eq!(Diagnostic::whole_file("x", "y").to_string(), "x:1:1: y");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let d = Diagnostic::whole_file("jobs/\u{1b}[2Kx.yaml", "value `a\nweir.yaml:1:1: OK\u{7}`");
+        assert_eq!(
+            d.to_string(),
+            "jobs/\\u{1b}[2Kx.yaml:1:1: value `a\\nweir.yaml:1:1: OK\\u{7}`"
+        );
     }
 
     #[test]

@@ -14,8 +14,15 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use git2::{ErrorCode, ObjectType, Oid, Repository, Tree, TreeWalkMode, TreeWalkResult};
+use git2::{ErrorCode, ObjectType, Oid, Repository, Tree};
 use sha2::{Digest, Sha256};
+
+mod listing;
+mod memory;
+
+pub use listing::{EntryKind, ListedEntry};
+use listing::{kind_of, tree_entries};
+pub use memory::MemoryFiles;
 
 /// Mode bits of a symbolic link in a Git tree.
 const GIT_FILEMODE_LINK: i32 = 0o120000;
@@ -194,9 +201,21 @@ pub trait RepoFiles {
     /// `revision HEAD~1 (1a2b3c4d5e6f) of /src/jobs`.
     fn origin(&self) -> String;
 
+    /// Every entry under `dir` (recursively; `""` is the root) with its kind, sorted by path.
+    /// A missing directory yields an empty list; a `dir` that is a symlink or not a directory is
+    /// an error (its content would otherwise be skipped silently).
+    fn entries(&self, dir: &str) -> Result<Vec<ListedEntry>, GitError>;
+
     /// Every file under `dir` (recursively; `""` is the root), as sorted repo-relative paths.
     /// A missing directory yields an empty list. Symlinks are listed (reading them fails).
-    fn list(&self, dir: &str) -> Result<Vec<String>, GitError>;
+    fn list(&self, dir: &str) -> Result<Vec<String>, GitError> {
+        Ok(self
+            .entries(dir)?
+            .into_iter()
+            .filter(|e| matches!(e.kind, EntryKind::File | EntryKind::Symlink))
+            .map(|e| e.path)
+            .collect())
+    }
 
     /// The content of a file, refusing files larger than `limit` bytes (checked before reading
     /// the content whenever the source can tell the size up front).
@@ -469,10 +488,10 @@ impl RepoFiles for RepoSource {
             RepoSource::GitTree(g) => g.origin(),
         }
     }
-    fn list(&self, dir: &str) -> Result<Vec<String>, GitError> {
+    fn entries(&self, dir: &str) -> Result<Vec<ListedEntry>, GitError> {
         match self {
-            RepoSource::WorkTree(w) => w.list_files(dir),
-            RepoSource::GitTree(g) => g.list_files(dir),
+            RepoSource::WorkTree(w) => w.list_entries(dir),
+            RepoSource::GitTree(g) => g.list_entries(dir),
         }
     }
     fn read(&self, path: &str, limit: u64) -> Result<FileContent, GitError> {
@@ -537,7 +556,7 @@ impl WorkTree {
         format!("working tree {}", self.root.display())
     }
 
-    fn list_files(&self, dir: &str) -> Result<Vec<String>, GitError> {
+    fn list_entries(&self, dir: &str) -> Result<Vec<ListedEntry>, GitError> {
         let list_err = |source| GitError::List {
             dir: dir.to_string(),
             origin: self.origin(),
@@ -549,7 +568,12 @@ impl WorkTree {
         let base = self.root.join(dir);
         match std::fs::symlink_metadata(&base) {
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Ok(Vec::new()),
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(list_err(ReadError::Unsupported(
+                    "is a symbolic link; symbolic links are not followed",
+                )));
+            }
+            Ok(_) => return Err(list_err(ReadError::Unsupported("is not a directory"))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(list_err(e.into())),
         }
@@ -557,26 +581,46 @@ impl WorkTree {
         let walker = walkdir::WalkDir::new(&base)
             .follow_links(false)
             .sort_by_file_name()
+            .min_depth(1)
             .into_iter()
-            .filter_entry(|e| e.depth() == 0 || e.file_name() != ".git");
+            .filter_entry(|e| e.file_name() != ".git");
         for entry in walker {
-            let entry = entry.map_err(|e| list_err(ReadError::Io(e.into())))?;
-            let ft = entry.file_type();
-            if !(ft.is_file() || ft.is_symlink()) {
-                continue;
-            }
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    let path = e.path().map_or_else(|| base.clone(), Path::to_path_buf);
+                    let why = std::io::Error::from(e).to_string();
+                    out.push(ListedEntry::new(
+                        self.display_rel(&path),
+                        EntryKind::Unreadable(why),
+                    ));
+                    continue;
+                }
+            };
             let Some(rel) = entry
                 .path()
                 .strip_prefix(&self.root)
                 .ok()
                 .and_then(path_to_repo_string)
             else {
-                continue; // non-UTF-8 names cannot be referenced from YAML anyway
+                out.push(ListedEntry::new(
+                    self.display_rel(entry.path()),
+                    EntryKind::Unreadable("its name is not valid UTF-8".to_string()),
+                ));
+                continue;
             };
-            out.push(rel);
+            out.push(ListedEntry::new(rel, kind_of(entry.file_type())));
         }
-        out.sort();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
+    }
+
+    /// `path` relative to the root, for messages (lossy for non-UTF-8 names).
+    fn display_rel(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned()
     }
 
     fn read_file(&self, path: &str, limit: u64) -> Result<FileContent, GitError> {
@@ -738,31 +782,11 @@ fn differs_from_tree(
 
 /// Every blob (files and symlinks) under `dir` of `tree`, sorted.
 fn list_tree(repo: &Repository, tree: &Tree<'_>, dir: &str) -> Result<Vec<String>, git2::Error> {
-    let sub;
-    let start = if dir.is_empty() {
-        tree
-    } else {
-        match tree.get_path(Path::new(dir)) {
-            Ok(e) if e.kind() == Some(ObjectType::Tree) => {
-                sub = repo.find_tree(e.id())?;
-                &sub
-            }
-            Ok(_) => return Ok(Vec::new()),
-            Err(e) if e.code() == ErrorCode::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        }
-    };
-    let mut out = Vec::new();
-    start.walk(TreeWalkMode::PreOrder, |root, entry| {
-        if entry.kind() == Some(ObjectType::Blob)
-            && let Some(name) = entry.name()
-        {
-            out.push(join_dir(dir, &format!("{root}{name}")));
-        }
-        TreeWalkResult::Ok
-    })?;
-    out.sort();
-    Ok(out)
+    Ok(tree_entries(repo, tree, dir)?
+        .into_iter()
+        .filter(|e| matches!(e.kind, EntryKind::File | EntryKind::Symlink))
+        .map(|e| e.path)
+        .collect())
 }
 
 impl GitTree {
@@ -811,7 +835,7 @@ impl GitTree {
         Ok(entry.id())
     }
 
-    fn list_files(&self, dir: &str) -> Result<Vec<String>, GitError> {
+    fn list_entries(&self, dir: &str) -> Result<Vec<ListedEntry>, GitError> {
         let list_err = |source| GitError::List {
             dir: dir.to_string(),
             origin: self.origin(),
@@ -822,7 +846,18 @@ impl GitTree {
         }
         let repo = lock(&self.repo);
         let tree = repo.find_tree(self.tree).map_err(|e| list_err(e.into()))?;
-        list_tree(&repo, &tree, dir).map_err(|e| list_err(e.into()))
+        if !dir.is_empty()
+            && let Ok(e) = tree.get_path(Path::new(dir))
+            && e.kind() != Some(ObjectType::Tree)
+        {
+            let why = if e.filemode() == GIT_FILEMODE_LINK {
+                "is a symbolic link; symbolic links are not followed"
+            } else {
+                "is not a directory"
+            };
+            return Err(list_err(ReadError::Unsupported(why)));
+        }
+        tree_entries(&repo, &tree, dir).map_err(|e| list_err(e.into()))
     }
 
     fn read_file(&self, path: &str, limit: u64) -> Result<FileContent, GitError> {
@@ -857,76 +892,6 @@ impl GitTree {
     fn revision(&self, _accessed: &AccessLog) -> Result<RevisionInfo, GitError> {
         Ok(RevisionInfo {
             commit: Some(self.commit.to_string()),
-            dirty: false,
-        })
-    }
-}
-
-/// An in-memory repo, for tests.
-#[derive(Debug, Clone, Default)]
-pub struct MemoryFiles {
-    pub files: BTreeMap<String, Vec<u8>>,
-    /// Reported as the revision's commit (never dirty).
-    pub commit: Option<String>,
-}
-
-impl MemoryFiles {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Add (or replace) a file.
-    pub fn with(mut self, path: &str, content: impl Into<Vec<u8>>) -> Self {
-        self.files.insert(path.to_string(), content.into());
-        self
-    }
-}
-
-impl RepoFiles for MemoryFiles {
-    fn origin(&self) -> String {
-        "in-memory repo".to_string()
-    }
-
-    fn list(&self, dir: &str) -> Result<Vec<String>, GitError> {
-        let prefix = if dir.is_empty() {
-            String::new()
-        } else {
-            format!("{dir}/")
-        };
-        Ok(self
-            .files
-            .keys()
-            .filter(|p| p.starts_with(&prefix))
-            .cloned()
-            .collect())
-    }
-
-    fn read(&self, path: &str, limit: u64) -> Result<FileContent, GitError> {
-        let err = |source| GitError::Read {
-            path: path.to_string(),
-            origin: self.origin(),
-            source,
-        };
-        check_relative(path).map_err(err)?;
-        let bytes = self
-            .files
-            .get(path)
-            .ok_or_else(|| err(ReadError::NotFound))?;
-        if bytes.len() as u64 > limit {
-            return Err(err(ReadError::TooLarge {
-                size: bytes.len() as u64,
-                limit,
-            }));
-        }
-        Ok(FileContent {
-            bytes: bytes.clone(),
-            blob_id: None,
-        })
-    }
-
-    fn revision(&self, _accessed: &AccessLog) -> Result<RevisionInfo, GitError> {
-        Ok(RevisionInfo {
-            commit: self.commit.clone(),
             dirty: false,
         })
     }

@@ -37,6 +37,29 @@ pub fn config_value(key: &str, value: &str) -> String {
     }
 }
 
+/// `text` with the user name and password of every URL in it (`scheme://user:pass@host`)
+/// replaced by [`REDACTED`]; the rest of the text is kept.
+pub fn url_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '`') || c.is_whitespace())
+            .unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(at) => {
+                out.push_str(REDACTED);
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Program arguments with the value after a secret-looking flag (`--password x`,
 /// `--password=x`) redacted.
 pub fn args(args: &[String]) -> Vec<String> {
@@ -186,5 +209,19 @@ mod tests {
             scrub("bearer sekrit-123 failed", &["sekrit-123".into()]),
             "bearer <redacted> failed"
         );
+    }
+
+    #[test]
+    fn url_credentials_are_removed() {
+        assert_eq!(
+            url_credentials("url \"http://admin:hunter2@flink:8081/x\" and https://h/p?a=b"),
+            "url \"http://<redacted>@flink:8081/x\" and https://h/p?a=b"
+        );
+        assert_eq!(
+            url_credentials("jdbc:postgresql://u:p@db/x"),
+            "jdbc:postgresql://<redacted>@db/x"
+        );
+        assert_eq!(url_credentials("no url"), "no url");
+        assert_eq!(url_credentials("a://"), "a://");
     }
 }

@@ -11,6 +11,7 @@ use std::fmt::Write;
 use similar::TextDiff;
 
 use crate::plan::{Action, Change, FieldDiff, Plan, Restore, Step};
+use crate::text::{escape_controls as one_line, escape_controls_multiline as multi_line};
 
 /// Unified line diff of one field (`--- before` / `+++ after`), or the single new value.
 pub fn unified(diff: &FieldDiff) -> String {
@@ -26,14 +27,15 @@ pub fn unified(diff: &FieldDiff) -> String {
     } else {
         after + "\n"
     };
-    TextDiff::from_lines(&before, &after)
+    let diff_text = TextDiff::from_lines(&before, &after)
         .unified_diff()
         .context_radius(3)
         .header(
             &format!("{} (before)", diff.field),
             &format!("{} (after)", diff.field),
         )
-        .to_string()
+        .to_string();
+    multi_line(&diff_text).into_owned()
 }
 
 /// The fields of a new job, one per line; multi-line values (SQL, args, configuration) indented
@@ -45,10 +47,10 @@ pub(crate) fn definition(fields: &[FieldDiff], indent: &str) -> String {
         if value.contains('\n') {
             let _ = writeln!(out, "{indent}{}:", f.field);
             for line in value.lines() {
-                let _ = writeln!(out, "{indent}  {line}");
+                let _ = writeln!(out, "{indent}  {}", one_line(line));
             }
         } else {
-            let _ = writeln!(out, "{indent}{}: {value}", f.field);
+            let _ = writeln!(out, "{indent}{}: {}", f.field, one_line(value));
         }
     }
     out
@@ -64,7 +66,11 @@ fn headline(c: &Change) -> String {
         Action::Recover => "will be recovered",
         Action::Delete => "will be deleted",
     };
-    format!("{} (cluster {}) {verb}", c.job, c.cluster)
+    format!(
+        "{} (cluster {}) {verb}",
+        one_line(&c.job),
+        one_line(&c.cluster)
+    )
 }
 
 /// What users feel while the change is applied.
@@ -74,7 +80,10 @@ pub fn disruption(c: &Change) -> String {
         Action::Create => "job starts (nothing running is touched)".into(),
         Action::Resume => "job starts again".into(),
         Action::Recover => match &c.current_job {
-            Some(cur) => format!("job starts again (it is {} now)", cur.state),
+            Some(cur) => format!(
+                "job starts again (it is {} now)",
+                one_line(&cur.state.to_string())
+            ),
             None => "job starts again (it is missing from the cluster)".into(),
         },
         Action::Suspend | Action::Delete if cancels => {
@@ -95,12 +104,14 @@ pub fn disruption(c: &Change) -> String {
 pub(crate) fn restore_text(r: &Restore) -> String {
     match r {
         Restore::None => "none (fresh state)".into(),
-        Restore::Path { path } => path.clone(),
+        Restore::Path { path } => one_line(path).into_owned(),
         Restore::StopSavepoint => "the savepoint taken when stopping the current job".into(),
         Restore::LatestCheckpoint => "the latest retained checkpoint of the current job".into(),
     }
 }
 
+/// The plan for a terminal or CI log. Every value from the repo or a cluster is escaped
+/// ([`crate::text::escape_controls`]): a value cannot forge a line or send terminal escapes.
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "weir plan for revision {}\n", plan.revision);
@@ -112,16 +123,21 @@ pub fn text(plan: &Plan) -> String {
         };
         let _ = writeln!(out, "{sign} {}", headline(c));
         let _ = writeln!(out, "    action:  {}", c.action);
-        let _ = writeln!(out, "    why:     {}", c.reason);
+        let _ = writeln!(out, "    why:     {}", one_line(&c.reason));
         if let Some(cur) = &c.current_job {
-            let _ = writeln!(out, "    current: {} ({})", cur.job_id, cur.state);
+            let _ = writeln!(
+                out,
+                "    current: {} ({})",
+                cur.job_id,
+                one_line(&cur.state.to_string())
+            );
         }
         if c.action != Action::Suspend && c.action != Action::Delete {
             let _ = writeln!(out, "    restore: {}", restore_text(&c.restore));
         }
         let _ = writeln!(out, "    steps:");
         for (i, s) in c.steps.iter().enumerate() {
-            let _ = writeln!(out, "      {}. {}", i + 1, s.describe());
+            let _ = writeln!(out, "      {}. {}", i + 1, one_line(&s.describe()));
         }
         if c.action == Action::Create {
             let _ = writeln!(out, "    definition:");
@@ -135,7 +151,7 @@ pub fn text(plan: &Plan) -> String {
             }
         }
         for w in &c.warnings {
-            let _ = writeln!(out, "    warning: {w}");
+            let _ = writeln!(out, "    warning: {}", one_line(w));
         }
         out.push('\n');
     }
@@ -145,21 +161,24 @@ pub fn text(plan: &Plan) -> String {
             let who = u
                 .weir_job
                 .as_deref()
-                .map(|n| format!(" [weir job {n}]"))
+                .map(|n| format!(" [weir job {}]", one_line(n)))
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "  {} {} {:?} {}{who}",
-                u.cluster, u.job_id, u.flink_name, u.state
+                one_line(&u.cluster),
+                u.job_id,
+                u.flink_name,
+                one_line(&u.state.to_string())
             );
         }
         out.push('\n');
     }
     for w in &plan.warnings {
-        let _ = writeln!(out, "Warning: {w}");
+        let _ = writeln!(out, "Warning: {}", one_line(w));
     }
     for e in &plan.errors {
-        let _ = writeln!(out, "Error: {}", e.message);
+        let _ = writeln!(out, "Error: {}", one_line(&e.message));
     }
     if !plan.warnings.is_empty() || !plan.errors.is_empty() {
         out.push('\n');
@@ -168,7 +187,8 @@ pub fn text(plan: &Plan) -> String {
         let _ = writeln!(out, "No changes. The clusters match the repo.");
     }
     let _ = writeln!(out, "{}", plan.summary.line());
-    out
+    // Whatever a field above did not escape cannot reach the terminal either.
+    multi_line(&out).into_owned()
 }
 
 pub fn json(plan: &Plan) -> String {

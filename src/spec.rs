@@ -468,6 +468,70 @@ impl std::fmt::Display for ConfigValue {
     }
 }
 
+/// Why a cluster's `url` cannot be the base of the REST API. The URL is shown without its user
+/// name and password.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterUrlError {
+    // The parse error is part of the text: a cluster error is often shown without its causes.
+    #[error("url {:?} is not a valid URL: {source}", shown_url(.raw))]
+    Invalid {
+        raw: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error(
+        "url {:?} must use http or https, not `{scheme}` (http://host:port or https://...)",
+        shown_url(.raw)
+    )]
+    Scheme { raw: String, scheme: String },
+    #[error("url {:?} {problem}", shown_url(.raw))]
+    Refused { raw: String, problem: &'static str },
+}
+
+/// `raw` for messages: no user name, password, query or fragment (where tokens go).
+fn shown_url(raw: &str) -> String {
+    let without_secrets = crate::redact::url_credentials(raw);
+    match without_secrets.find(['?', '#']) {
+        Some(i) => format!("{}{}", &without_secrets[..=i], crate::redact::REDACTED),
+        None => without_secrets,
+    }
+}
+
+/// The base URL of a cluster's REST API, as the loader validates it and the Flink client uses
+/// it (one rule for both, so that `weir validate` refuses what `weir apply` would).
+pub fn cluster_base_url(raw: &str) -> Result<url::Url, ClusterUrlError> {
+    let url = url::Url::parse(raw.trim()).map_err(|source| ClusterUrlError::Invalid {
+        raw: raw.to_string(),
+        source,
+    })?;
+    let refuse = |problem| {
+        Err(ClusterUrlError::Refused {
+            raw: raw.to_string(),
+            problem,
+        })
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ClusterUrlError::Scheme {
+            raw: raw.to_string(),
+            scheme: url.scheme().to_string(),
+        });
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return refuse("has no host");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return refuse(
+            "must not contain a user name or password (they would be shown and stored with \
+             the URL); put credentials in the environment variables named by `bearerTokenEnv` \
+             or `headersFromEnv`",
+        );
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return refuse("must not have a query or fragment");
+    }
+    Ok(url)
+}
+
 /// Why a name (of a job, of a notification route) is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -559,5 +623,23 @@ mod tests {
         assert!(!EventSelector::ApplyFailed.matches(EventKind::ApplySucceeded));
         assert_eq!(EventSelector::All.as_str(), "*");
         assert_eq!(EventKind::from_name("*"), None);
+    }
+
+    #[test]
+    fn cluster_urls() {
+        assert!(cluster_base_url("http://flink:8081").is_ok());
+        assert!(cluster_base_url("https://flink.example.com/proxy/").is_ok());
+        for (raw, needle) in [
+            ("http://admin:hunter2@flink:8081", "user name or password"),
+            ("http://admin@flink:8081", "user name or password"),
+            ("http://flink:8081/?token=x", "query or fragment"),
+            ("http://flink:8081/#x", "query or fragment"),
+            ("ftp://flink", "must use http or https, not `ftp`"),
+            ("http://admin:hunter2@[bad", "not a valid URL"),
+        ] {
+            let e = cluster_base_url(raw).unwrap_err().to_string();
+            assert!(e.contains(needle), "{raw}: {e}");
+            assert!(!e.contains("hunter2"), "{raw}: {e}");
+        }
     }
 }

@@ -16,17 +16,32 @@ use super::model::JobState;
 #[derive(Debug, thiserror::Error)]
 pub enum FlinkError {
     /// The request never got an HTTP answer (connection refused, DNS, TLS, reset...).
-    #[error("cannot reach Flink at {url}: {}", transport_cause(.source))]
+    /// `call` names the request; `attempts` and `elapsed` count retries of idempotent calls.
+    #[error(
+        "{call} to {url}: cannot reach Flink: {}{}",
+        transport_cause(.source),
+        retries(*.attempts, *.elapsed)
+    )]
     Unreachable {
+        call: String,
         url: String,
+        attempts: usize,
+        elapsed: Duration,
         #[source]
         source: reqwest::Error,
     },
-    /// The JobManager did not answer within the per-request timeout.
-    #[error("Flink at {url} did not answer within {}", fmt_duration(*.after))]
+    /// The JobManager did not answer within the per-request timeout `after`.
+    #[error(
+        "{call} to {url}: did not answer within {}{}",
+        fmt_duration(*.after),
+        retries(*.attempts, *.elapsed)
+    )]
     Timeout {
+        call: String,
         url: String,
         after: Duration,
+        attempts: usize,
+        elapsed: Duration,
         #[source]
         source: reqwest::Error,
     },
@@ -128,6 +143,32 @@ impl FlinkError {
     }
 }
 
+impl FlinkError {
+    /// This transport error, as the last of `attempts` that took `elapsed` in all.
+    pub(crate) fn after_attempts(mut self, total: usize, total_elapsed: Duration) -> Self {
+        if let FlinkError::Unreachable {
+            attempts, elapsed, ..
+        }
+        | FlinkError::Timeout {
+            attempts, elapsed, ..
+        } = &mut self
+        {
+            *attempts = total;
+            *elapsed = total_elapsed;
+        }
+        self
+    }
+}
+
+/// ` (3 attempts over 1m 31s)` when a call was retried; empty for a single attempt.
+fn retries(attempts: usize, elapsed: Duration) -> String {
+    if attempts > 1 {
+        format!(" ({attempts} attempts over {})", fmt_duration(elapsed))
+    } else {
+        String::new()
+    }
+}
+
 /// `1.5s`, `30s`, `2m 5s`.
 pub(crate) fn fmt_duration(d: Duration) -> String {
     let ms = d.as_millis();
@@ -207,6 +248,8 @@ pub fn summarize_java_error(text: &str) -> JavaErrorSummary {
             root_msg
         )
     };
+    // Text from the cluster: no terminal escapes or forged lines wherever it is shown.
+    let message = crate::text::escape_controls(&message);
     JavaErrorSummary {
         message: crate::text::truncate(&message, MAX_MESSAGE_LEN),
         exception: root_class,
@@ -346,19 +389,8 @@ fn is_java_class(s: &str) -> bool {
             .is_some_and(|c| c.is_uppercase())
 }
 
-/// Why a cluster's `url` cannot be the base of the REST API.
-#[derive(Debug, thiserror::Error)]
-pub enum BaseUrlError {
-    // The parse error is part of the text: a cluster error is often shown without its causes.
-    #[error("url {raw:?} is not a valid URL: {source}")]
-    Invalid {
-        raw: String,
-        #[source]
-        source: url::ParseError,
-    },
-    #[error("url {raw:?} {problem}")]
-    Refused { raw: String, problem: &'static str },
-}
+/// Why a cluster's `url` cannot be the base of the REST API (the rule lives with the format).
+pub use crate::spec::ClusterUrlError as BaseUrlError;
 
 /// Wrapper whose Debug never shows the value (for header values and tokens).
 pub(crate) struct Redacted;

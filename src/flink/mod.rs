@@ -556,7 +556,10 @@ impl FlinkClient {
 
     /// A GET, retried on transient failures, decoded from JSON.
     async fn get_json<T: DeserializeOwned>(&self, url: &Url) -> Result<T, FlinkError> {
+        let start = Instant::now();
+        let attempts = std::sync::atomic::AtomicUsize::new(0);
         let op = || async {
+            attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.send(Method::GET, url, self.http.get(url.clone()))
                 .await
         };
@@ -565,7 +568,8 @@ impl FlinkClient {
             .sleep(tokio::time::sleep)
             .when(FlinkError::is_retryable)
             .notify(|e, after| tracing::debug!("retrying in {after:?} after: {e}"))
-            .await?;
+            .await
+            .map_err(|e| e.after_attempts(attempts.into_inner(), start.elapsed()))?;
         decode(url, &body)
     }
 
@@ -588,6 +592,18 @@ impl FlinkClient {
         self.send(method, url, req).await
     }
 
+    /// The path of `url` below the base URL, e.g. `/jobs/{id}/stop` (no query).
+    fn call_path(&self, url: &Url) -> String {
+        let base = self.base.path().trim_end_matches('/');
+        let path = url.path();
+        let below = path.strip_prefix(base).unwrap_or(path);
+        if below.starts_with('/') {
+            below.to_string()
+        } else {
+            format!("/{below}")
+        }
+    }
+
     /// Sends once; a non-2xx answer becomes [`FlinkError::Api`] with Flink's message.
     async fn send(
         &self,
@@ -595,17 +611,31 @@ impl FlinkClient {
         url: &Url,
         req: reqwest::RequestBuilder,
     ) -> Result<Vec<u8>, FlinkError> {
+        // The request's own timeout (uploads get longer than the cluster's).
+        let after = req
+            .try_clone()
+            .and_then(|r| r.build().ok())
+            .and_then(|r| r.timeout().copied())
+            .unwrap_or(self.timeout);
+        let start = Instant::now();
+        let call = format!("{method} {}", self.call_path(url));
         let transport = |e: reqwest::Error| {
             let e = e.without_url();
             if e.is_timeout() {
                 FlinkError::Timeout {
+                    call: call.clone(),
                     url: self.shown.clone(),
-                    after: self.timeout,
+                    after,
+                    attempts: 1,
+                    elapsed: start.elapsed(),
                     source: e,
                 }
             } else {
                 FlinkError::Unreachable {
+                    call: call.clone(),
                     url: self.shown.clone(),
+                    attempts: 1,
+                    elapsed: start.elapsed(),
                     source: e,
                 }
             }
@@ -642,9 +672,10 @@ async fn poll<T>(
         }
         let elapsed = start.elapsed();
         if elapsed >= timeout {
+            // The real time: a slow (retried) request can make it much longer than `timeout`.
             return Err(FlinkError::WaitTimeout {
                 what: what.to_string(),
-                after: timeout,
+                after: elapsed,
                 last: last.clone(),
             });
         }
@@ -689,31 +720,12 @@ fn api_message(status: StatusCode, body: &[u8]) -> (String, Option<String>) {
             None,
         )
     } else {
-        (truncate(&text, 300), None)
+        (truncate(&crate::text::escape_controls(&text), 300), None)
     }
 }
 
 fn parse_base_url(raw: &str) -> Result<Url, BaseUrlError> {
-    let url = Url::parse(raw.trim()).map_err(|source| BaseUrlError::Invalid {
-        raw: raw.to_string(),
-        source,
-    })?;
-    let refuse = |problem| {
-        Err(BaseUrlError::Refused {
-            raw: raw.to_string(),
-            problem,
-        })
-    };
-    if !matches!(url.scheme(), "http" | "https") {
-        return refuse("must start with http:// or https://");
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return refuse("has no host");
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return refuse("must not have a query or fragment");
-    }
-    Ok(url)
+    crate::spec::cluster_base_url(raw)
 }
 
 /// The URL without user name and password, and without the trailing `/` of a bare host.

@@ -260,10 +260,12 @@ fn config_is_validated() {
             .to_string()
             .contains("timeoutSeconds")
     );
-    let ok =
-        FlinkClient::with_env("c", &cfg("http://user:pw@flink.example:8081/"), |_| None).unwrap();
+    // Credentials in the URL are refused (they would live in the repo), never echoed.
+    let refused = bad("http://user:pw@flink.example:8081/", None).to_string();
+    assert!(refused.contains("user name or password"), "{refused}");
+    assert!(!refused.contains("pw@"), "{refused}");
+    let ok = FlinkClient::with_env("c", &cfg("http://flink.example:8081/"), |_| None).unwrap();
     assert_eq!(ok.url(), "http://flink.example:8081");
-    assert!(!format!("{ok:?}").contains("pw"));
     let prefixed = FlinkClient::with_env("c", &cfg("https://gw.example/flink/"), |_| None).unwrap();
     assert_eq!(
         prefixed.endpoint(&["jobs", JOB], &[]).as_str(),
@@ -626,9 +628,17 @@ async fn unreachable_address_is_named() {
     assert!(matches!(err, FlinkError::Unreachable { .. }), "{err:?}");
     assert!(err.is_retryable());
     let text = err.to_string();
-    assert_eq!(
-        text,
-        format!("cannot reach Flink at {url}: connection refused")
+    // The call is named; the retries of this idempotent GET are counted with their real time.
+    assert!(
+        text.starts_with(&format!(
+            "GET /config to {url}: cannot reach Flink: connection refused ("
+        )),
+        "{text}"
+    );
+    let attempts = fast_retry().attempts;
+    assert!(
+        text.contains(&format!("({attempts} attempts over ")),
+        "{text}"
     );
     assert!(std::error::Error::source(&err).is_some());
 }
@@ -653,7 +663,10 @@ async fn slow_answers_time_out() {
     assert!(matches!(err, FlinkError::Timeout { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
-        format!("Flink at {} did not answer within 1s", server.uri())
+        format!(
+            "GET /overview to {}: did not answer within 1s",
+            server.uri()
+        )
     );
     assert!(err.is_retryable());
 }
@@ -680,4 +693,85 @@ async fn non_flink_error_bodies_are_shortened() {
     assert!(err.to_string().len() < 450, "{err}");
     let err = c.flink_version().await.unwrap_err();
     assert!(matches!(err, FlinkError::Decode { .. }), "{err:?}");
+}
+
+/// Transport errors name the call and, for retried calls, the attempts and the real time spent
+/// (issue 9 item 15): never "30s" after 90 s of retries.
+#[tokio::test]
+async fn timeouts_name_the_call_and_the_real_time() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/overview"))
+        .respond_with(json("{}").set_delay(Duration::from_secs(3)))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/jobs/{JOB}/stop")))
+        .respond_with(json("{}").set_delay(Duration::from_secs(3)))
+        .mount(&server)
+        .await;
+    let mut c = cfg(&server.uri());
+    c.timeout_seconds = Some(1);
+    let client = FlinkClient::with_env("slow", &c, |_| None)
+        .unwrap()
+        .with_retry(fast_retry());
+    let text = client.overview().await.unwrap_err().to_string();
+    assert!(
+        text.starts_with(&format!(
+            "GET /overview to {}: did not answer within 1s (3 attempts over ",
+            server.uri()
+        )),
+        "{text}"
+    );
+    let err = client.stop_with_savepoint(&job(), None).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "POST /jobs/{JOB}/stop to {}: did not answer within 1s",
+            server.uri()
+        )
+    );
+}
+
+/// A wait reports the time it really took, not its nominal timeout.
+#[tokio::test]
+async fn waits_report_the_real_time() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/jobs/{JOB}")))
+        .respond_with(json(r#"{"state":"CREATED"}"#).set_delay(Duration::from_millis(1500)))
+        .mount(&server)
+        .await;
+    let err = client(&server)
+        .wait_for_state(
+            &job(),
+            &[JobState::Running],
+            Duration::from_millis(100),
+            Duration::from_millis(10),
+            |_, _| {},
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("gave up after 1.5s waiting for "),
+        "{text}"
+    );
+}
+
+/// Flink's error text cannot carry terminal escapes into weir's output.
+#[tokio::test]
+async fn control_characters_in_flink_errors_are_escaped() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/overview"))
+        .respond_with(status_json(
+            400,
+            r#"{"errors":["java.lang.IllegalArgumentException: bad \u001b[2K\rvalue"]}"#,
+        ))
+        .mount(&server)
+        .await;
+    let text = client(&server).overview().await.unwrap_err().to_string();
+    assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
+    assert!(text.contains("bad \\u{1b}[2K\\rvalue"), "{text}");
 }

@@ -8,19 +8,19 @@ use crate::git::{GitError, ReadError};
 /// Why a URL in the repo is refused.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum UrlError {
-    #[error("invalid URL `{raw}`")]
+    #[error("invalid URL `{}`", crate::redact::url_credentials(.raw))]
     Invalid {
         raw: String,
         #[source]
         source: url::ParseError,
     },
-    #[error("URL `{raw}` must use {allowed}, not `{scheme}`")]
+    #[error("URL `{}` must use {allowed}, not `{scheme}`", crate::redact::url_credentials(.raw))]
     Scheme {
         raw: String,
         allowed: String,
         scheme: String,
     },
-    #[error("URL `{raw}` has no host")]
+    #[error("URL `{}` has no host", crate::redact::url_credentials(.raw))]
     NoHost { raw: String },
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::{LoadOutcome, REPO_CONFIG_FILE, load_from};
 use crate::diagnostic::Diagnostic;
 use crate::git::{
-    AccessLog, FileContent, GitError, ReadError, RepoFiles, RepoSource, RevisionInfo,
+    AccessLog, FileContent, GitError, ListedEntry, ReadError, RepoFiles, RepoSource, RevisionInfo,
 };
 use crate::spec::{ClusterConfig, RepoConfig};
 
@@ -103,8 +103,8 @@ impl RepoFiles for WithConfig<'_> {
     fn origin(&self) -> String {
         self.inner.origin()
     }
-    fn list(&self, dir: &str) -> Result<Vec<String>, GitError> {
-        self.inner.list(dir)
+    fn entries(&self, dir: &str) -> Result<Vec<ListedEntry>, GitError> {
+        self.inner.entries(dir)
     }
     fn read(&self, path: &str, limit: u64) -> Result<FileContent, GitError> {
         if path == REPO_CONFIG_FILE {
@@ -135,7 +135,7 @@ impl RepoFiles for ConfigOnly<'_> {
     fn origin(&self) -> String {
         self.0.origin()
     }
-    fn list(&self, _dir: &str) -> Result<Vec<String>, GitError> {
+    fn entries(&self, _dir: &str) -> Result<Vec<ListedEntry>, GitError> {
         Ok(Vec::new())
     }
     fn read(&self, path: &str, limit: u64) -> Result<FileContent, GitError> {

@@ -22,6 +22,8 @@ mod shape;
 mod yaml;
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
@@ -31,7 +33,7 @@ use sha2::{Digest, Sha256};
 
 use crate::desired::{DesiredJob, DesiredState, JarRef, Revision};
 use crate::diagnostic::Diagnostic;
-use crate::git::{AccessLog, GitError, ReadError, RepoFiles, RepoSource};
+use crate::git::{AccessLog, EntryKind, GitError, ListedEntry, ReadError, RepoFiles, RepoSource};
 use crate::spec::{self, ClusterConfig, JobFile, RepoConfig};
 use crate::text::error_chain;
 
@@ -146,15 +148,7 @@ impl Loader<'_> {
             runner,
         };
 
-        let listed = match self.files.list(JOBS_DIR) {
-            Ok(files) => files,
-            Err(e) => {
-                self.diagnostics
-                    .push(Diagnostic::whole_file(JOBS_DIR, error_chain(&e)));
-                Vec::new()
-            }
-        };
-        let job_files: Vec<String> = listed.into_iter().filter(|p| is_job_file(p)).collect();
+        let job_files = self.list_job_files();
         self.log
             .record_listing(JOBS_DIR, is_job_file, job_files.clone());
 
@@ -191,6 +185,52 @@ impl Loader<'_> {
             diagnostics,
             invalid_files,
         }
+    }
+
+    /// The job files under `jobs/`. Every entry that could hide a job definition and cannot be
+    /// read (a symlink, a FIFO, a directory named like a job file, an unreadable directory) is a
+    /// diagnostic: its file is then invalid, which keeps prune from deleting the job it defines.
+    fn list_job_files(&mut self) -> Vec<String> {
+        let entries = match self.files.entries(JOBS_DIR) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.diagnostics
+                    .push(Diagnostic::whole_file(JOBS_DIR, error_chain(&e)));
+                return Vec::new();
+            }
+        };
+        let mut job_files = Vec::new();
+        for ListedEntry { path, kind } in entries {
+            if path.split('/').any(|c| c.starts_with('.')) {
+                continue; // hidden: editor lock files (often symlinks), backups
+            }
+            let why = match kind {
+                EntryKind::File if is_job_file(&path) => {
+                    job_files.push(path);
+                    continue;
+                }
+                // Reading it reports the symlink.
+                EntryKind::Symlink if is_job_file(&path) => {
+                    job_files.push(path);
+                    continue;
+                }
+                EntryKind::File => continue,
+                EntryKind::Directory if !is_job_file(&path) => continue,
+                EntryKind::Symlink => {
+                    "is a symbolic link; weir does not follow symbolic links (job files behind \
+                     it would be skipped)"
+                        .to_string()
+                }
+                EntryKind::Directory => "is a directory, not a job file".to_string(),
+                EntryKind::Special(why) => why.to_string(),
+                EntryKind::Unreadable(why) => format!("cannot be read: {why}"),
+            };
+            self.diagnostics.push(Diagnostic::whole_file(
+                path.as_str(),
+                format!("`{path}` {why}"),
+            ));
+        }
+        job_files
     }
 
     fn revision(&mut self) -> Revision {
@@ -462,18 +502,8 @@ impl Loader<'_> {
 
         let program = self.resolve_program(tree, &spec, &ctx.runner, problems);
 
-        let mut flink_configuration = BTreeMap::new();
-        for (key, value) in &spec.flink_configuration {
-            if key.trim().is_empty() {
-                let p = label_path(&["spec", "flinkConfiguration"], key);
-                problems.push(Problem::new(
-                    tree.key_pos(&p),
-                    p,
-                    "configuration keys must not be empty",
-                ));
-            }
-            flink_configuration.insert(key.clone(), value.to_string());
-        }
+        let flink_configuration =
+            configuration_as_written(tree, &spec.flink_configuration, problems);
 
         let sp = &spec.savepoint;
         if let Some(dir) = &sp.directory {
@@ -556,6 +586,33 @@ impl Loader<'_> {
     }
 }
 
+/// `spec.flinkConfiguration` with every value as written in the file.
+fn configuration_as_written(
+    tree: &Node,
+    configuration: &BTreeMap<String, spec::ConfigValue>,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (key, value) in configuration {
+        if key.trim().is_empty() {
+            let p = label_path(&["spec", "flinkConfiguration"], key);
+            problems.push(Problem::new(
+                tree.key_pos(&p),
+                p,
+                "configuration keys must not be empty",
+            ));
+        }
+        // As written in the file: `0x1F`, `1.0`, `yes` and 20-digit numbers reach Flink
+        // unchanged (the typed value is the resolved one).
+        let written = tree
+            .get(&label_path(&["spec", "flinkConfiguration"], key))
+            .and_then(Node::scalar_as_written)
+            .unwrap_or_else(|| value.to_string());
+        out.insert(key.clone(), written);
+    }
+    out
+}
+
 /// `spec.cluster` must name a cluster of `weir.yaml`.
 fn check_cluster_ref<'c>(
     config: &'c RepoConfig,
@@ -615,9 +672,16 @@ fn check_config(config: &RepoConfig, tree: &Node, problems: &mut Vec<Problem>) {
                 "cluster names must not be empty",
             ));
         }
-        if let Err(e) = check_url(&cluster.url, &["http", "https"]) {
+        // The client's own rule last: what `weir apply` would refuse (credentials, a query).
+        let url_problem = match check_url(&cluster.url, &["http", "https"]) {
+            Err(e) => Some(error_chain(&e)),
+            Ok(()) => spec::cluster_base_url(&cluster.url)
+                .err()
+                .map(|e| e.to_string()),
+        };
+        if let Some(message) = url_problem {
             let p = at("url");
-            problems.push(Problem::new(tree.value_pos(&p), p, error_chain(&e)));
+            problems.push(Problem::new(tree.value_pos(&p), p, message));
         }
         if let Some(dir) = &cluster.savepoint_dir
             && !looks_like_uri(dir)

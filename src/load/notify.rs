@@ -27,6 +27,7 @@ pub(super) fn check(config: &NotificationsConfig, tree: &Node, problems: &mut Ve
         ));
     }
     let mut first_by_name: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut flagged_first = std::collections::BTreeSet::new();
     for (i, route) in config.routes.iter().enumerate() {
         let base = {
             let mut p = path(&["notifications", "routes"]);
@@ -46,15 +47,9 @@ pub(super) fn check(config: &NotificationsConfig, tree: &Node, problems: &mut Ve
                 name_path,
                 why.to_string(),
             ));
-        } else if let Some(first) = first_by_name.get(route.name.as_str()) {
-            problems.push(Problem::new(
-                tree.value_pos(&name_path),
-                name_path,
-                format!(
-                    "duplicate route name `{}` (also notifications.routes[{first}])",
-                    route.name
-                ),
-            ));
+        } else if let Some(&first) = first_by_name.get(route.name.as_str()) {
+            let first_told = !flagged_first.insert(first);
+            duplicate_name(tree, &route.name, (first, first_told), i, problems);
         } else {
             first_by_name.insert(&route.name, i);
         }
@@ -183,6 +178,35 @@ fn check_address(address: &str, p: Vec<Seg>, problem: &mut impl FnMut(Vec<Seg>, 
     if let Err(e) = address.trim().parse::<lettre::message::Mailbox>() {
         problem(p, format!("`{address}` is not an email address ({e})"));
     }
+}
+
+/// A route named like an earlier one (`first`, and whether it was already told): both places
+/// are told, either could be the one to rename.
+fn duplicate_name(
+    tree: &Node,
+    name: &str,
+    (first, first_told): (usize, bool),
+    i: usize,
+    problems: &mut Vec<Problem>,
+) {
+    let name_path = |index: usize| {
+        let mut p = path(&["notifications", "routes"]);
+        p.push(Seg::Index(index));
+        p.push(Seg::Key("name".into()));
+        p
+    };
+    let mut tell = |at: usize, other: usize| {
+        let p = name_path(at);
+        problems.push(Problem::new(
+            tree.value_pos(&p),
+            p,
+            format!("duplicate route name `{name}` (also notifications.routes[{other}])"),
+        ));
+    };
+    if !first_told {
+        tell(first, i);
+    }
+    tell(i, first);
 }
 
 /// Rules for a route's `name`.
@@ -373,6 +397,8 @@ notifications:
                  environment variable name (letters, digits and '_', not starting with a digit)",
                 "weir.yaml:9:22: notifications.routes[0].secretFromEnv: `SECRET-X` is not a valid \
                  environment variable name (letters, digits and '_', not starting with a digit)",
+                "weir.yaml:10:13: notifications.routes[1].name: duplicate route name `audit` (also \
+                 notifications.routes[2])",
                 "weir.yaml:11:16: notifications.routes[1].events[0]: `job.failed` is redundant: \
                  `*` already selects every event",
                 "weir.yaml:11:33: notifications.routes[1].events[2]: `job.failed` is listed twice",

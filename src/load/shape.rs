@@ -179,16 +179,15 @@ impl<'s> Checker<'s> {
                         problem(format!("invalid value: integer `{i}`, expected {name}"));
                     }
                 }
-                // Quoted numbers are accepted by serde-saphyr; only flag text that cannot be one.
-                Value::Str(s) if looks_numeric(s) => {}
+                // serde-saphyr would accept a quoted number; a string is not what the field takes.
                 v @ (Value::Str(_) | Value::Bool(_) | Value::Float(_)) => {
                     problem(format!("invalid type: {}, expected {name}", v.describe()));
                 }
                 _ => problem(wrong(name)),
             },
             Expect::Boolean => match &node.value {
-                Value::Bool(_) | Value::Str(_) => {}
-                v @ (Value::Int(_) | Value::Float(_)) => {
+                Value::Bool(_) => {}
+                v @ (Value::Str(_) | Value::Int(_) | Value::Float(_)) => {
                     problem(format!(
                         "invalid type: {}, expected a boolean",
                         v.describe()
@@ -285,11 +284,4 @@ fn describe(expect: &Expect<'_>) -> String {
         Expect::Boolean => "a boolean".into(),
         Expect::Unknown => "a value".into(),
     }
-}
-
-/// Whether YAML could read `s` as an integer (decimal, 0x/0o/0b, underscores, sign).
-fn looks_numeric(s: &str) -> bool {
-    let t = s.trim();
-    let t = t.strip_prefix(['+', '-']).unwrap_or(t);
-    t.starts_with(|c: char| c.is_ascii_digit())
 }

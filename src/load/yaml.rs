@@ -94,6 +94,11 @@ pub(crate) struct Node {
     pub value: Value,
     /// Where the node is used (for an alias: the `*alias` token).
     pub pos: Pos,
+    /// For numbers and booleans: the scalar exactly as written (`0x1F`, `1.0`, `yes`), filled by
+    /// [`parse_tree`]. The resolved value would change what reaches Flink.
+    pub written: Option<String>,
+    /// Byte range of the scalar's text where it is defined (for an alias: the anchored node).
+    span: Option<(usize, usize)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +117,8 @@ pub(crate) struct Entry {
     /// The key as text (`<complex key>` for mapping or sequence keys).
     pub key: String,
     pub key_pos: Pos,
+    /// Byte range of a number or boolean key (made its text as written by [`parse_tree`]).
+    key_span: Option<(usize, usize)>,
     pub value: Node,
 }
 
@@ -247,6 +254,42 @@ impl Node {
         best.map(|(_, p)| p)
     }
 
+    /// Record, for every number and boolean, its text as written in `text`.
+    fn fill_written(&mut self, text: &str) {
+        match &mut self.value {
+            Value::Map(entries) => {
+                for e in entries {
+                    // A key `0x1F` or `1.0` is that text for serde too, not the number.
+                    if let Some(written) = e
+                        .key_span
+                        .and_then(|(start, len)| text.get(start..start.checked_add(len)?))
+                    {
+                        e.key = written.to_string();
+                    }
+                    e.value.fill_written(text);
+                }
+            }
+            Value::Seq(items) => items.iter_mut().for_each(|n| n.fill_written(text)),
+            Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+                self.written = self
+                    .span
+                    .and_then(|(start, len)| text.get(start..start.checked_add(len)?))
+                    .map(str::to_string);
+            }
+            Value::Null | Value::Str(_) => {}
+        }
+    }
+
+    /// A scalar's text as it reaches Flink: strings as parsed, numbers and booleans as written.
+    pub fn scalar_as_written(&self) -> Option<String> {
+        match &self.value {
+            Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+                self.written.clone().or_else(|| self.value.scalar_text())
+            }
+            other => other.scalar_text(),
+        }
+    }
+
     /// Pre-order traversal (parents before children, so "last match" is the deepest).
     fn visit(&self, path: &mut Vec<Seg>, f: &mut dyn FnMut(&[Seg], &Node)) {
         f(path, self);
@@ -273,9 +316,18 @@ impl Node {
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = Spanned::<Value>::deserialize(d)?;
+        let span = s.defined.span();
+        let span = span
+            .byte_offset()
+            .zip(span.byte_len())
+            .and_then(|(start, len)| {
+                Some((usize::try_from(start).ok()?, usize::try_from(len).ok()?))
+            });
         Ok(Node {
             value: s.value,
             pos: Pos::from_location(s.referenced).unwrap_or(Pos::START),
+            written: None,
+            span,
         })
     }
 }
@@ -284,6 +336,8 @@ impl<'de> Deserialize<'de> for Node {
 struct KeyNode {
     text: String,
     pos: Pos,
+    /// For numbers and booleans: where their text is.
+    span: Option<(usize, usize)>,
 }
 
 impl<'de> Deserialize<'de> for KeyNode {
@@ -295,9 +349,14 @@ impl<'de> Deserialize<'de> for KeyNode {
                 .scalar_text()
                 .unwrap_or_else(|| "<complex key>".to_string()),
         };
+        let span = match node.value {
+            Value::Int(_) | Value::Float(_) | Value::Bool(_) => node.span,
+            _ => None,
+        };
         Ok(KeyNode {
             text,
             pos: node.pos,
+            span,
         })
     }
 }
@@ -368,6 +427,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
             entries.push(Entry {
                 key: key.text,
                 key_pos: key.pos,
+                key_span: key.span,
                 value,
             });
         }
@@ -401,6 +461,10 @@ pub(crate) fn options() -> serde_saphyr::Options {
     };
     options.alias_limits.max_total_replayed_events = 5 * MAX_NODES;
     options.alias_limits.max_replay_stack_depth = MAX_DEPTH;
+    // A tag weir does not know (`!Ref`, `!secret`) would otherwise be dropped silently, and the
+    // value used as if the tag were not there.
+    options.reject_unsupported_tags = true;
+    options.reject_tagged_field_names = true;
     options
 }
 
@@ -470,7 +534,11 @@ pub(crate) fn parse_tree(text: &str) -> Result<Node, ParseFailure> {
     };
     match docs.len() {
         0 => Err(ParseFailure::Empty),
-        1 => Ok(docs.remove(0)),
+        1 => {
+            let mut tree = docs.remove(0);
+            tree.fill_written(text);
+            Ok(tree)
+        }
         _ => Err(ParseFailure::MultipleDocuments(docs[1].pos)),
     }
 }
@@ -625,6 +693,13 @@ fn file_problem(pos: Pos, e: &YamlError) -> Problem {
             "YAML aliases expand to too much data (a \"billion laughs\" YAML bomb?)",
         ),
         YamlError::InvalidUtf8Input => Problem::new(pos, Vec::new(), "file is not valid UTF-8"),
+        YamlError::UnsupportedTag { tag, .. } | YamlError::TaggedStructFieldName { tag, .. } => {
+            Problem::new(
+                pos,
+                Vec::new(),
+                format!("unsupported YAML tag `{tag}`; weir files use no tags (remove it)"),
+            )
+        }
         other => {
             let msg = serde_saphyr::UserMessageFormatter.format_message(other);
             if msg.contains("recursion limit exceeded") || msg.contains("nesting limit") {

@@ -4,6 +4,7 @@
 use crate::desired::{DesiredJob, JarLocation, JarRef, Program};
 use crate::redact;
 use crate::spec::UpgradeMode;
+use crate::text::escape_controls;
 
 use super::{FieldDiff, Severity};
 
@@ -17,7 +18,14 @@ fn fields(job: &DesiredJob) -> Vec<(&'static str, Severity, Option<String>)> {
         } => (
             Some(jar_label(jar)),
             entry_class.clone(),
-            Some(redact::args(args).join("\n")),
+            // One argument per line: a line break inside one must not look like two.
+            Some(
+                redact::args(args)
+                    .iter()
+                    .map(|a| escape_controls(a))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
             None,
         ),
         Program::Sql { script, runner, .. } => (
@@ -33,7 +41,10 @@ fn fields(job: &DesiredJob) -> Vec<(&'static str, Severity, Option<String>)> {
         Some(
             job.flink_configuration
                 .iter()
-                .map(|(k, v)| format!("{k}: {}", redact::config_value(k, v)))
+                .map(|(k, v)| {
+                    let v = redact::config_value(k, v);
+                    format!("{}: {}", escape_controls(k), escape_controls(&v))
+                })
                 .collect::<Vec<_>>()
                 .join("\n"),
         )

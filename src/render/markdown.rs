@@ -69,6 +69,7 @@ pub struct Preview {
 
 /// Text from the repo or a cluster, safe inside a Markdown line: no HTML, no line breaks.
 pub fn inline(s: &str) -> String {
+    let s = crate::text::escape_controls(&s.replace(['\n', '\r'], " ")).into_owned();
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -84,7 +85,7 @@ pub fn inline(s: &str) -> String {
 
 /// A code span holding `s` verbatim, whatever backticks it contains.
 pub fn code(s: &str) -> String {
-    let s = s.replace(['\n', '\r'], " ");
+    let s = crate::text::escape_controls(&s.replace(['\n', '\r'], " ")).into_owned();
     let longest = longest_run(&s, '`');
     if longest == 0 {
         format!("`{s}`")
@@ -409,7 +410,7 @@ fn unmanaged_sections(plan: &Plan) -> Vec<Section> {
                 code(&u.cluster),
                 code(&u.job_id.to_string()),
                 code(&u.flink_name),
-                u.state
+                inline(&u.state.to_string())
             );
         }
         sections.push(Section {
@@ -447,7 +448,7 @@ fn job_section(c: &Change) -> Section {
             head,
             "- **Current job:** {} ({})",
             code(&cur.job_id.to_string()),
-            cur.state
+            inline(&cur.state.to_string())
         );
     }
     for s in &c.steps {

@@ -359,3 +359,59 @@ fn previews_never_show_secrets() {
     assert!(md.contains("'password' = '<redacted>'"), "{md}");
     assert!(md.contains("s3.secret-key: <redacted>"), "{md}");
 }
+
+/// Control characters in args, configuration, SQL, names and messages cannot forge lines or
+/// send terminal escapes in any human rendering (issue 9 item 11).
+#[test]
+fn control_characters_are_escaped_in_text_and_markdown() {
+    let old = job("orders-enricher");
+    let old_run = running(&old, 1, JobState::Running);
+    let mut new = old.clone();
+    if let Program::Jar { args, .. } = &mut new.program {
+        args[1] = "x\nPlan: 0 to create, 0 to redeploy, 0 to delete.\u{1b}[2K\r".into();
+    }
+    new.flink_configuration.insert(
+        "key\u{7}".into(),
+        "v\u{1b}]0;owned\u{7}\nforged: line".into(),
+    );
+    let mut sql = job("revenue-sql");
+    sql.program = Program::Sql {
+        script: "INSERT INTO sink\nSELECT '\u{1b}[31mred\r' FROM src;\n".into(),
+        source_file: None,
+        runner: JarRef {
+            location: JarLocation::Repo {
+                path: "artifacts/weir-sql-runner.jar".into(),
+            },
+            sha256: "cd".repeat(32),
+        },
+        runner_class: "dev.weir.sqlrunner.SqlRunner".into(),
+    };
+    sql.file = "jobs/\u{1b}[8mhidden.yaml".into();
+    let d = desired(vec![new, sql], false);
+    let obs = observation(vec![old_run.clone()]);
+    let hist: BTreeMap<String, JobHistory> =
+        [("orders-enricher".to_string(), history_for(&old, &old_run))].into();
+    let mut plan = run(&d, &obs, &hist, &[]);
+    plan.warnings
+        .push("Flink said: boom\nError: forged\u{9b}31m".into());
+    let text = super::text(&plan);
+    let markdown = super::markdown(&plan);
+    for out in [&text, &markdown] {
+        assert!(
+            !out.chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t'),
+            "{out}"
+        );
+        assert!(!out.contains("\nforged: line"), "{out}");
+        assert!(
+            !out.lines().any(|l| l.starts_with("Plan: 0 to create")),
+            "{out}"
+        );
+        assert!(
+            !out.lines().any(|l| l.starts_with("Error: forged")),
+            "{out}"
+        );
+    }
+    insta::assert_snapshot!("escaped_text", text);
+    insta::assert_snapshot!("escaped_markdown", markdown);
+}

@@ -9,6 +9,7 @@ mod crash;
 mod daemon;
 mod examples;
 mod harness;
+mod hostile_input;
 mod lifecycle;
 mod notify;
 mod pr_preview;
