@@ -24,6 +24,16 @@ pub struct Globals {
     /// Log format on stderr (levels with WEIR_LOG, e.g. `info`).
     #[arg(long, global = true, env = "WEIR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Directories below which `file://` jar URLs may be read (repeat the flag, or separate
+    /// with `:` in the variable). Off by default: a URL in the repo cannot read the host's files.
+    #[arg(
+        long = "allow-file-urls",
+        value_name = "DIR",
+        global = true,
+        env = "WEIR_ALLOW_FILE_URLS",
+        value_delimiter = ':'
+    )]
+    pub allow_file_urls: Vec<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -226,6 +236,9 @@ pub async fn run(globals: Globals, command: Command) -> Result<i32> {
                 parallel,
                 savepoint_timeout: Duration::from_secs(savepoint_timeout),
                 start_timeout: Duration::from_secs(start_timeout),
+                artifacts: crate::artifact::ArtifactSettings::for_cli(
+                    globals.allow_file_urls.clone(),
+                ),
             };
             apply::apply_cmd(&store, &repo, planfile.as_deref(), opts).await
         }

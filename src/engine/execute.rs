@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::apply::{Applier, Resumed};
+use crate::artifact::ArtifactSettings;
 use crate::desired::DesiredState;
 use crate::git::RepoSource;
 use crate::load;
@@ -22,6 +23,8 @@ pub struct ApplySettings {
     pub slots: Option<Arc<tokio::sync::Semaphore>>,
     pub savepoint_timeout: Duration,
     pub start_timeout: Duration,
+    /// How URL jars are fetched (`file://` roots, limits) and where they are cached.
+    pub artifacts: ArtifactSettings,
 }
 
 /// An applier for `store` with these clients and source.
@@ -45,7 +48,7 @@ pub fn applier(
         on_change_done: None,
         jar_ids: Default::default(),
         trigger,
-        artifacts: crate::artifact::ArtifactSettings::for_cli(Vec::new()),
+        artifacts: settings.artifacts.clone(),
     }
 }
 

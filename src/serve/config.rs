@@ -48,6 +48,19 @@ pub struct DaemonConfig {
     /// Plan previews on pull requests (GitHub) and merge requests (GitLab); off when absent.
     #[serde(default)]
     pub previews: PreviewsConfig,
+    /// URL jars: which directories `file://` URLs may read (none by default).
+    #[serde(default)]
+    pub artifacts: ArtifactsConfig,
+}
+
+/// `artifacts`: what URL jars may be fetched from. Kept in the daemon's config, not the jobs
+/// repo: a pull request must not be able to let its own jar URLs read the daemon host's files.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArtifactsConfig {
+    /// Directories below which `file://` jar URLs may be read.
+    #[serde(default)]
+    pub allow_file_urls: Vec<PathBuf>,
 }
 
 /// `previews`: which forges get a plan comment and a commit status on their pull requests.

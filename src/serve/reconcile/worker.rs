@@ -60,6 +60,13 @@ impl Worker {
             slots: Some(Arc::new(tokio::sync::Semaphore::new(parallel))),
             savepoint_timeout: Duration::from_secs(a.savepoint_timeout_seconds),
             start_timeout: Duration::from_secs(a.start_timeout_seconds),
+            artifacts: crate::artifact::ArtifactSettings {
+                policy: crate::artifact::FetchPolicy {
+                    file_roots: shared.cfg.artifacts.allow_file_urls.clone(),
+                    ..Default::default()
+                },
+                cache: shared.cfg.state_dir.join("artifacts"),
+            },
         };
         let commit = mirror.last_fetched();
         Worker {
