@@ -76,6 +76,7 @@ async fn world_with(upgrade: UpgradeMode) -> World {
             spec: Some(old.clone()),
             suspended: false,
             last_savepoint: None,
+            stopped_by_weir: Default::default(),
         },
     )]);
     let desired = fixtures::desired(vec![new.clone()], false);

@@ -576,3 +576,54 @@ fn jar_urls_show_no_query_string() {
         .unwrap();
     assert_eq!(jar, format!("app-1.2.jar (sha256 {})", &"ab".repeat(6)));
 }
+
+/// Issue 9 item 1: a job started from savepoint S1 and stopped outside weir with S2 is
+/// recovered from S2 (its own, newer state), not from S1 (what the store last recorded).
+#[test]
+fn job_stopped_outside_weir_recovers_from_its_own_newer_savepoint() {
+    let j = job("a");
+    let mut stopped = running(&j, 2, JobState::Finished);
+    stopped.latest_savepoint = Some("file:///sp/savepoint-2".into());
+    // The store last recorded S1: the savepoint this job was started from.
+    let hist: BTreeMap<_, _> = [("a".to_string(), history_for(&j, &stopped))].into();
+    let p = run(
+        &desired(vec![j.clone()], false),
+        &observation(vec![stopped.clone()]),
+        &hist,
+        &[],
+    );
+    let c = &p.changes[0];
+    assert_eq!(c.action, Action::Recover);
+    assert_eq!(
+        c.restore,
+        Restore::Path {
+            path: "file:///sp/savepoint-2".into()
+        }
+    );
+    assert!(
+        c.reason.contains("stopped with a savepoint outside weir"),
+        "{}",
+        c.reason
+    );
+
+    // weir stopped it (a redeploy whose submission failed): said so, and its savepoint wins.
+    let mut h = history_for(&j, &stopped);
+    h.stopped_by_weir = [(stopped.id, "file:///sp/savepoint-2".to_string())].into();
+    let mut lagging = stopped.clone();
+    lagging.latest_savepoint = None;
+    let p = run(
+        &desired(vec![j], false),
+        &observation(vec![lagging]),
+        &[("a".to_string(), h)].into(),
+        &[],
+    );
+    let c = &p.changes[0];
+    assert!(!c.reason.contains("outside weir"), "{}", c.reason);
+    assert!(c.reason.contains("weir stopped it"), "{}", c.reason);
+    assert_eq!(
+        c.restore,
+        Restore::Path {
+            path: "file:///sp/savepoint-2".into()
+        }
+    );
+}
