@@ -5,7 +5,7 @@ use crate::identity::JobId;
 use crate::observe::{JobState, ObservedJob};
 use crate::spec::UpgradeMode;
 
-use super::{Action, JobHistory, Restore, StateRisk, Step};
+use super::{Action, JobHistory, PlanError, Restore, StateRisk, Step};
 
 /// Why `desired`, with nothing running, starts (create, resume or recover) and the state it
 /// restores: `newest` is its newest job that ended, if Flink still lists one.
@@ -104,6 +104,51 @@ fn newest_state(job: &ObservedJob, h: Option<&JobHistory>) -> Option<String> {
             .or(weir_took),
     };
     of_a_later_job.or(own).or(known_savepoint)
+}
+
+/// How long after a job FINISHED a fresh start of its definition is refused when no savepoint
+/// of it is known: Flink's checkpoint statistics name a stop's savepoint only seconds after the
+/// job finished, and another weir process that just stopped it is about to submit its successor.
+pub const RECENT_STOP_MS: i64 = 10 * 60 * 1000;
+
+/// Refuses to start `desired` without state while its newest job FINISHED recently (a FINISHED
+/// streaming job was stopped with a savepoint) and no savepoint of it is known: the savepoint is
+/// there even if Flink does not name it yet, and the process that stopped it (weir elsewhere, a
+/// second CI job) may be about to start its successor. After [`RECENT_STOP_MS`] the start goes
+/// ahead, warned as starting without state.
+pub(super) fn refuse_losing_state(
+    desired: &DesiredJob,
+    newest: Option<&ObservedJob>,
+    restore: &Restore,
+    now_ms: i64,
+) -> Result<(), PlanError> {
+    let Some(job) = newest else { return Ok(()) };
+    let ended_ms_ago = job.end_time_ms.map(|end| now_ms.saturating_sub(end));
+    let recent = ended_ms_ago.is_none_or(|ago| ago < RECENT_STOP_MS);
+    if job.state != JobState::Finished
+        || *restore != Restore::None
+        || desired.upgrade_mode == UpgradeMode::Stateless
+        || !recent
+    {
+        return Ok(());
+    }
+    let when = ended_ms_ago
+        .map(|ago| format!(" {}s ago", ago / 1000))
+        .unwrap_or_default();
+    Err(PlanError {
+        job: Some(desired.name.clone()),
+        cluster: desired.cluster.clone(),
+        message: format!(
+            "`{}`: job {} FINISHED{when}, so it was stopped with a savepoint, but neither Flink \
+             nor this store knows that savepoint yet; refusing to start `{}` without its state \
+             (another weir process may be applying to this cluster right now). Plan again in a \
+             minute; after {} minutes weir starts it without state",
+            desired.name,
+            job.id,
+            desired.name,
+            RECENT_STOP_MS / 60_000
+        ),
+    })
 }
 
 pub(super) fn add_restore_warnings(
