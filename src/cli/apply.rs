@@ -21,6 +21,7 @@ pub(super) struct ApplyOptions {
     pub parallel: usize,
     pub savepoint_timeout: Duration,
     pub start_timeout: Duration,
+    pub run_timeout: Duration,
 }
 
 impl ApplyOptions {
@@ -30,6 +31,7 @@ impl ApplyOptions {
             slots: None,
             savepoint_timeout: self.savepoint_timeout,
             start_timeout: self.start_timeout,
+            run_timeout: self.run_timeout,
         }
     }
 }

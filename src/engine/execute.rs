@@ -22,6 +22,8 @@ pub struct ApplySettings {
     pub slots: Option<Arc<tokio::sync::Semaphore>>,
     pub savepoint_timeout: Duration,
     pub start_timeout: Duration,
+    /// How long to wait for the answer to a submission (see [`Applier::run_timeout`]).
+    pub run_timeout: Duration,
 }
 
 /// An applier for `store` with these clients and source.
@@ -41,6 +43,8 @@ pub fn applier(
         slots: settings.slots.clone(),
         savepoint_timeout: settings.savepoint_timeout,
         start_timeout: settings.start_timeout,
+        run_timeout: settings.run_timeout,
+        submit_settle: crate::apply::SUBMIT_SETTLE,
         progress,
         on_change_done: None,
         jar_ids: Default::default(),

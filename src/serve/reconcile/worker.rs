@@ -60,6 +60,7 @@ impl Worker {
             slots: Some(Arc::new(tokio::sync::Semaphore::new(parallel))),
             savepoint_timeout: Duration::from_secs(a.savepoint_timeout_seconds),
             start_timeout: Duration::from_secs(a.start_timeout_seconds),
+            run_timeout: Duration::from_secs(a.run_timeout_seconds.max(1)),
         };
         let commit = mirror.last_fetched();
         Worker {
