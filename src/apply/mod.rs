@@ -146,6 +146,12 @@ pub enum StepError {
     #[error("journal entry for submit has no job id")]
     NoSubmittedId,
     #[error(
+        "another copy of this definition, job {0}, is already active on the cluster (another weir \
+         process or store applied it since the plan was made); not submitting a second copy. Run \
+         `weir plan` again"
+    )]
+    AnotherCopyActive(JobId),
+    #[error(
         "the interrupted submission {job_id} was never started and the definition has changed \
          since; not resubmitting it. Last savepoint: {}. Run `weir plan` again.",
         savepoint.as_deref().unwrap_or("none")

@@ -285,6 +285,7 @@ impl Applier {
             .as_ref()
             .ok_or_else(|| ApplyError::step(job, StepError::NoDefinition))?;
         let restore_path = self.restore_path(job, restore, carry)?;
+        self.refuse_second_copy(change, client).await?;
         let jar_id = self.ensure_jar(job, client, desired.jar()).await?;
         let nonce: u32 = rand::random::<u32>() & 0x00ff_ffff;
         let ident = plan::submission_identity(desired, nonce);
@@ -311,6 +312,34 @@ impl Applier {
         crash::point(Moment::Sent, StepKind::Submit);
         self.finish_submit(change, entry, new_id, restore_path, sent, client, carry)
             .await
+    }
+
+    /// Refuses to submit while another job of the same definition is active: one that this
+    /// change does not replace was started by someone else (a second weir process or store)
+    /// after the plan was made, and a submission now would make two copies.
+    async fn refuse_second_copy(
+        &self,
+        change: &Change,
+        client: &FlinkClient,
+    ) -> Result<(), ApplyError> {
+        let hash = crate::identity::name_hash(&change.job);
+        let replaced = change.current_job.as_ref().map(|c| c.job_id);
+        let jobs = client
+            .jobs_overview()
+            .await
+            .map_err(Applier::flink(&change.job))?;
+        let other = jobs.iter().find(|j| {
+            Some(j.id) != replaced
+                && crate::observe::is_active(&j.state)
+                && crate::identity::Identity::decode(&j.id).is_some_and(|i| i.name_hash == hash)
+        });
+        match other {
+            Some(j) => Err(ApplyError::step(
+                &change.job,
+                StepError::AnotherCopyActive(j.id),
+            )),
+            None => Ok(()),
+        }
     }
 
     pub(super) async fn await_savepoint(

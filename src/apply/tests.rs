@@ -645,3 +645,32 @@ async fn a_lost_run_stays_pending_and_the_next_apply_settles_it_without_a_second
     let apply = w.store.apply("apply-lost-run").await.unwrap().unwrap();
     assert_eq!(apply.outcome, Some(ApplyOutcome::Succeeded));
 }
+
+/// Issue 9 item 4: another process started a copy of the definition after the plan was made
+/// (two stores against one cluster): the submission is refused instead of making a second copy.
+#[tokio::test]
+async fn a_copy_started_by_another_process_is_not_doubled() {
+    let w = world().await;
+    let theirs = plan::submission_identity(&w.new_job, 77).job_id();
+    w.fake.insert_jobs([FakeJob {
+        id: theirs.to_string(),
+        name: "orders".into(),
+        state: "RUNNING",
+        parallelism: 2,
+        start_ms: 5_000,
+        end_ms: None,
+    }]);
+    let mark = w.fake.mark();
+    let outcomes = w.applier.apply(&w.plan, "apply-race").await.unwrap();
+    assert!(!outcomes[0].ok);
+    assert!(
+        outcomes[0].message.contains(&theirs.to_string()),
+        "{}",
+        outcomes[0].message
+    );
+    assert!(
+        calls(&w.fake.since(mark), RUN).is_empty(),
+        "nothing submitted"
+    );
+    assert_eq!(w.fake.jobs_in("RUNNING").len(), 1, "one copy");
+}
