@@ -467,6 +467,14 @@ impl Applier {
             } else {
                 Duration::ZERO
             };
+            if lost {
+                self.say(&format!(
+                    "{}: Flink did not answer the submission of {new_id} ({e}); looking for the \
+                     job by its id for up to {}s",
+                    change.job,
+                    settle.as_secs()
+                ));
+            }
             match self.look_for_job(client, &new_id, settle).await {
                 Ok(Some(state)) if lost || crate::observe::is_active(&state) => {}
                 Ok(_) if !lost => {

@@ -171,3 +171,32 @@ fn a_second_running_copy_is_an_error_never_synced() {
     assert!(message.contains(&copy), "{message}");
     assert_eq!(status_row(&repo, &name)["sync"], "Error");
 }
+
+/// Item 3: Flink runs main() inside `POST /jars/{id}/run`; a main() slower than the run
+/// timeout makes the answer late, and the job appears after it. weir finds the job by the id it
+/// chose instead of failing (and submitting another id later): one copy, in sync.
+#[test]
+fn a_submission_answered_after_the_run_timeout_is_found_not_doubled() {
+    let cluster = cluster(Version::V2);
+    let repo = Repo::new(&cluster.url, Some(&cluster.jars));
+    let base = &cluster.url;
+    let name = repo.unique("slowmain");
+    repo.write(
+        &format!("jobs/{name}.yaml"),
+        &jar_job_args(&name, 1, &["--topic", "a", "--sleep-in-main-ms", "6000"]),
+    );
+    repo.commit("slow main");
+    let run = repo
+        .weir(&["apply", "--auto-approve", "--run-timeout", "2"])
+        .ok();
+    assert!(run.all().contains("did not answer"), "{}", run.all());
+    assert_eq!(running_named(base, &name).len(), 1, "one copy");
+    repo.weir(&["plan", "--detailed-exitcode"]).code(0);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        jobs_named(base, &name).len(),
+        1,
+        "{:?}",
+        jobs_named(base, &name)
+    );
+}
