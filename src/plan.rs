@@ -122,12 +122,14 @@ fn observed_jobs<'o>(
                     "cannot plan `{}`: cluster `{}`{at} is unreachable: {error}",
                     desired.name, desired.cluster
                 ),
+                drift: false,
             })
         }
         None => Err(PlanError {
             job: Some(desired.name.clone()),
             cluster: desired.cluster.clone(),
             message: format!("cluster `{}` was not observed", desired.cluster),
+            drift: false,
         }),
     }
 }

@@ -70,6 +70,7 @@ fn duplicate_error(desired: &DesiredJob, active: &[&ObservedJob]) -> PlanError {
             active[0].id,
             older.join(", ")
         ),
+        drift: true,
     }
 }
 

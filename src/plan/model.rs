@@ -239,6 +239,10 @@ pub struct PlanError {
     pub job: Option<String>,
     pub cluster: String,
     pub message: String,
+    /// The error is drift on the cluster (two active copies of the job), which the daemon
+    /// announces like other drift.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drift: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

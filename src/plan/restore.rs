@@ -148,6 +148,7 @@ pub(super) fn refuse_losing_state(
             desired.name,
             RECENT_STOP_MS / 60_000
         ),
+        drift: false,
     })
 }
 

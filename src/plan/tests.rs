@@ -646,6 +646,7 @@ fn two_running_copies_are_an_error_not_in_sync() {
     let e = &p.errors[0];
     assert_eq!(e.job.as_deref(), Some("a"));
     assert!(e.message.contains("2 copies"), "{}", e.message);
+    assert!(e.drift, "announced as drift by the daemon");
     assert!(e.message.contains(&first.id.to_string()), "{}", e.message);
     assert!(e.message.contains(&second.id.to_string()), "{}", e.message);
     let rows = crate::status::rows(
