@@ -674,3 +674,50 @@ async fn a_copy_started_by_another_process_is_not_doubled() {
     );
     assert_eq!(w.fake.jobs_in("RUNNING").len(), 1, "one copy");
 }
+
+/// Issue 9 items 1 and 2: the stop's answer is lost and Flink cannot be asked what happened:
+/// the apply says the outcome is unknown and stays unfinished; the next apply settles the stop
+/// from the stopped job and its savepoint (recorded), without stopping again.
+#[tokio::test]
+async fn an_unknown_stop_is_settled_by_the_next_apply_from_flinks_state() {
+    let mut w = world().await;
+    impatient(&mut w);
+    w.fake.answer_late(STOP, Duration::from_secs(3));
+    w.fake.fail(
+        "GET /jobs/{jobid}",
+        StatusCode::SERVICE_UNAVAILABLE,
+        "JobManager is restarting",
+        None,
+    );
+    let mark = w.fake.mark();
+    let outcomes = w
+        .applier
+        .apply(&w.plan, "apply-unknown-stop")
+        .await
+        .unwrap();
+    assert!(!outcomes[0].ok);
+    assert!(outcomes[0].unsettled, "{outcomes:?}");
+    let message = &outcomes[0].message;
+    assert!(message.contains("the stop of"), "{message}");
+    assert!(message.contains("run `weir apply` again"), "{message}");
+    let journal = w.store.journal("apply-unknown-stop").await.unwrap();
+    assert_eq!(journal.len(), 1);
+    assert_eq!(journal[0].status, JournalStatus::Pending);
+
+    w.fake.heal();
+    let plan = w.plan.clone();
+    let resumed = w.applier.resume(|_| Some(plan.clone())).await.unwrap();
+    assert!(resumed.iter().all(Resumed::ok), "{resumed:?}");
+    let requests = w.fake.since(mark);
+    assert_eq!(calls(&requests, STOP).len(), 1, "stopped once");
+    assert_eq!(calls(&requests, RUN).len(), 1);
+    let journal = w.store.journal("apply-unknown-stop").await.unwrap();
+    let savepoint = match journal[0].result() {
+        Some(StepResult::Stopped { savepoint }) => savepoint,
+        other => panic!("stop result: {other:?}"),
+    };
+    let record = w.store.job("orders").await.unwrap().unwrap();
+    assert_eq!(record.last_savepoint.as_deref(), Some(savepoint.as_str()));
+    let apply = w.store.apply("apply-unknown-stop").await.unwrap().unwrap();
+    assert_eq!(apply.outcome, Some(ApplyOutcome::Succeeded));
+}
