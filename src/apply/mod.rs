@@ -179,6 +179,16 @@ pub type ChangeDone = Arc<dyn Fn(&ChangeOutcome) + Send + Sync>;
 pub type JarIds =
     Arc<std::sync::Mutex<BTreeMap<(String, String), Arc<tokio::sync::Mutex<Option<String>>>>>>;
 
+/// Each cluster's `/jobs/overview` as last read by a submission's second-copy check, shared by
+/// the submissions of an apply that run within [`OVERVIEW_FRESH`] of it (so that creating many
+/// jobs does not read the whole overview once per job).
+pub type Overviews = Arc<
+    tokio::sync::Mutex<BTreeMap<String, (std::time::Instant, Arc<Vec<crate::flink::JobOverview>>)>>,
+>;
+
+/// How long a cached overview serves the second-copy check.
+const OVERVIEW_FRESH: Duration = Duration::from_secs(1);
+
 /// Settings of one apply run.
 pub struct Applier {
     pub store: Store,
@@ -202,6 +212,8 @@ pub struct Applier {
     /// Jars this apply found or uploaded (concurrent submissions of one jar list and upload it
     /// once, instead of each listing the cluster's jars and racing to upload duplicates).
     pub jar_ids: JarIds,
+    /// Overviews read by the second-copy check before each submission.
+    pub overviews: Overviews,
     pub trigger: Trigger,
     /// How URL jars are fetched and where they are kept.
     pub artifacts: crate::artifact::ArtifactSettings,

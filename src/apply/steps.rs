@@ -1,6 +1,7 @@
 //! Running one step: its intent journaled first, the call to Flink, its outcome journaled before
 //! the next step starts (see the safety invariant in [`super`]).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::crash::{self, Moment};
@@ -324,10 +325,22 @@ impl Applier {
     ) -> Result<(), ApplyError> {
         let hash = crate::identity::name_hash(&change.job);
         let replaced = change.current_job.as_ref().map(|c| c.job_id);
-        let jobs = client
-            .jobs_overview()
-            .await
-            .map_err(Applier::flink(&change.job))?;
+        let jobs = {
+            let mut cache = self.overviews.lock().await;
+            match cache.get(&change.cluster) {
+                Some((at, jobs)) if at.elapsed() < super::OVERVIEW_FRESH => jobs.clone(),
+                _ => {
+                    let jobs = Arc::new(
+                        client
+                            .jobs_overview()
+                            .await
+                            .map_err(Applier::flink(&change.job))?,
+                    );
+                    cache.insert(change.cluster.clone(), (Instant::now(), jobs.clone()));
+                    jobs
+                }
+            }
+        };
         let other = jobs.iter().find(|j| {
             Some(j.id) != replaced
                 && crate::observe::is_active(&j.state)

@@ -122,6 +122,7 @@ async fn world_with(upgrade: UpgradeMode) -> World {
         progress: Arc::new(move |m: &str| said.lock().unwrap().push(m.to_string())),
         on_change_done: None,
         jar_ids: Default::default(),
+        overviews: Default::default(),
         trigger: Trigger::Cli,
         artifacts: crate::artifact::ArtifactSettings {
             policy: Default::default(),

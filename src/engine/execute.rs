@@ -48,6 +48,7 @@ pub fn applier(
         progress,
         on_change_done: None,
         jar_ids: Default::default(),
+        overviews: Default::default(),
         trigger,
         artifacts: crate::artifact::ArtifactSettings::for_cli(Vec::new()),
     }
