@@ -49,8 +49,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             }
         };
         let history = input.history.get(&desired.name);
-        if let Some(change) = job::plan_job(desired, &observed, history, &mut warnings) {
-            changes.push(change);
+        match job::plan_job(desired, &observed, history, input.created_at_ms) {
+            Ok(Some(change)) => changes.push(change),
+            Ok(None) => {}
+            Err(e) => errors.push(e),
         }
     }
 
@@ -120,12 +122,14 @@ fn observed_jobs<'o>(
                     "cannot plan `{}`: cluster `{}`{at} is unreachable: {error}",
                     desired.name, desired.cluster
                 ),
+                drift: false,
             })
         }
         None => Err(PlanError {
             job: Some(desired.name.clone()),
             cluster: desired.cluster.clone(),
             message: format!("cluster `{}` was not observed", desired.cluster),
+            drift: false,
         }),
     }
 }

@@ -15,7 +15,8 @@ use crate::store::HistoryEntry;
 pub struct StatusRow {
     pub name: String,
     pub cluster: String,
-    /// `Synced`, `OutOfSync` (the plan has a change for it) or `Unknown` (cluster unreachable).
+    /// `Synced`, `OutOfSync` (the plan has a change for it), `Error` (the plan refuses to act on
+    /// it, e.g. two copies run) or `Unknown` (cluster unreachable).
     pub sync: String,
     pub flink_state: String,
     pub job_id: String,
@@ -56,8 +57,20 @@ pub fn rows(
                         .get(&key)
                         .and_then(|mine| newest(mine.iter().copied()));
                     let out_of_sync = changed.contains(job.name.as_str());
+                    // The plan refuses to act on the job (e.g. two copies run): never Synced.
+                    let error = plan
+                        .errors
+                        .iter()
+                        .any(|e| e.job.as_deref() == Some(job.name.as_str()));
+                    let sync = if error {
+                        "Error"
+                    } else if out_of_sync {
+                        "OutOfSync"
+                    } else {
+                        "Synced"
+                    };
                     (
-                        if out_of_sync { "OutOfSync" } else { "Synced" }.to_string(),
+                        sync.to_string(),
                         newest
                             .map(|j| j.state.to_string())
                             .unwrap_or_else(|| "-".into()),

@@ -66,7 +66,48 @@ pub enum ApplyError {
     },
     #[error("no client for cluster `{cluster}`")]
     NoCluster { cluster: String },
+    /// A call that changes the cluster was sent and its answer was lost: whether Flink acted is
+    /// unknown. The journal entry stays pending and the apply unfinished, so the next apply
+    /// settles it from Flink's state before anything else.
+    #[error(
+        "{job}: {what}; Flink did not answer ({source}). The outcome is unknown: run `weir apply` \
+         again to settle it from Flink's state"
+    )]
+    Unsettled {
+        job: String,
+        what: String,
+        #[source]
+        source: Box<FlinkError>,
+    },
+    /// A step after the job was stopped failed: nothing runs for the job now.
+    #[error(
+        "{source}. The job is left stopped: {}. Fix the cause and run `weir apply` again; it \
+         starts `{job}` from that state",
+        state.as_deref().map(|s| format!("its state is in {s} (recorded)"))
+            .unwrap_or_else(|| "it was cancelled without a savepoint".into())
+    )]
+    LeftStopped {
+        job: String,
+        state: Option<String>,
+        #[source]
+        source: Box<ApplyError>,
+    },
 }
+
+/// Whether `e` leaves it open whether Flink acted on a call: no answer (a timeout, a dropped
+/// connection), as opposed to an answer that refused it.
+pub(crate) fn answer_lost(e: &FlinkError) -> bool {
+    matches!(
+        e,
+        FlinkError::Timeout { .. }
+            | FlinkError::Unreachable { .. }
+            | FlinkError::WaitTimeout { .. }
+    )
+}
+
+/// How long, after a submission whose answer was lost, weir looks for its job id before it
+/// leaves the outcome unknown (for the next apply to settle).
+pub const SUBMIT_SETTLE: Duration = Duration::from_secs(60);
 
 /// Why a step cannot go on (weir's own refusals, as opposed to Flink's errors).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,6 +145,12 @@ pub enum StepError {
     #[error("journal entry for submit has no job id")]
     NoSubmittedId,
     #[error(
+        "another copy of this definition, job {0}, is already active on the cluster (another weir \
+         process or store applied it since the plan was made); not submitting a second copy. Run \
+         `weir plan` again"
+    )]
+    AnotherCopyActive(JobId),
+    #[error(
         "the interrupted submission {job_id} was never started and the definition has changed \
          since; not resubmitting it. Last savepoint: {}. Run `weir plan` again.",
         savepoint.as_deref().unwrap_or("none")
@@ -131,6 +178,16 @@ pub type ChangeDone = Arc<dyn Fn(&ChangeOutcome) + Send + Sync>;
 pub type JarIds =
     Arc<std::sync::Mutex<BTreeMap<(String, String), Arc<tokio::sync::Mutex<Option<String>>>>>>;
 
+/// Each cluster's `/jobs/overview` as last read by a submission's second-copy check, shared by
+/// the submissions of an apply that run within [`OVERVIEW_FRESH`] of it (so that creating many
+/// jobs does not read the whole overview once per job).
+pub type Overviews = Arc<
+    tokio::sync::Mutex<BTreeMap<String, (std::time::Instant, Arc<Vec<crate::flink::JobOverview>>)>>,
+>;
+
+/// How long a cached overview serves the second-copy check.
+const OVERVIEW_FRESH: Duration = Duration::from_secs(1);
+
 /// Settings of one apply run.
 pub struct Applier {
     pub store: Store,
@@ -142,12 +199,20 @@ pub struct Applier {
     pub slots: Option<Arc<tokio::sync::Semaphore>>,
     pub savepoint_timeout: Duration,
     pub start_timeout: Duration,
+    /// How long a submission's answer may take: Flink runs the program's main() inside
+    /// `POST /jars/{id}/run`, so a slow main() outlasts the per-request timeout.
+    pub run_timeout: Duration,
+    /// After a submission whose answer was lost, how long to look for its job id before the
+    /// outcome is left unknown (the apply then stays unfinished and the next one settles it).
+    pub submit_settle: Duration,
     pub progress: Arc<dyn Fn(&str) + Send + Sync>,
     /// Called as each change ends (before the apply as a whole is recorded).
     pub on_change_done: Option<ChangeDone>,
     /// Jars this apply found or uploaded (concurrent submissions of one jar list and upload it
     /// once, instead of each listing the cluster's jars and racing to upload duplicates).
     pub jar_ids: JarIds,
+    /// Overviews read by the second-copy check before each submission.
+    pub overviews: Overviews,
     pub trigger: Trigger,
     /// How URL jars are fetched and where they are kept.
     pub artifacts: crate::artifact::ArtifactSettings,
@@ -162,6 +227,10 @@ pub struct ChangeOutcome {
     pub message: String,
     pub new_job_id: Option<JobId>,
     pub savepoint: Option<String>,
+    /// Whether Flink acted on the change's last call is unknown ([`ApplyError::Unsettled`]):
+    /// the apply stays unfinished and the next one settles it.
+    #[serde(default)]
+    pub unsettled: bool,
 }
 
 /// The journal kind of a planned step.
@@ -185,6 +254,8 @@ struct Carry {
     stop_savepoint: Option<String>,
     latest_checkpoint: Option<String>,
     new_job_id: Option<JobId>,
+    /// The job this change replaces was stopped or cancelled (by this run or an earlier one).
+    stopped: bool,
 }
 
 impl Applier {
@@ -239,7 +310,25 @@ impl Applier {
         Ok(outcomes)
     }
 
+    /// Records how the apply ended, unless a change's outcome is unknown: then the apply stays
+    /// unfinished (like one whose process died), and the next apply resumes it, settling the
+    /// pending step from Flink's state before it plans anything new.
     async fn finish(&self, apply_id: &str, outcomes: &[ChangeOutcome]) -> Result<(), ApplyError> {
+        if outcomes.iter().any(|o| o.unsettled) {
+            self.say(&format!(
+                "apply {apply_id} is left unfinished: Flink did not answer a call that changes \
+                 the cluster; the next `weir apply` settles it first"
+            ));
+            return Ok(());
+        }
+        self.record_finish(apply_id, outcomes).await
+    }
+
+    async fn record_finish(
+        &self,
+        apply_id: &str,
+        outcomes: &[ChangeOutcome],
+    ) -> Result<(), ApplyError> {
         let failed: Vec<String> = outcomes
             .iter()
             .filter(|o| !o.ok)
@@ -292,6 +381,7 @@ impl Applier {
                             message,
                             new_job_id: carry.new_job_id,
                             savepoint: carry.stop_savepoint,
+                            unsettled: false,
                         },
                         Err(e) => {
                             self.say(&format!("{}: FAILED: {e}", change.job));
@@ -299,6 +389,7 @@ impl Applier {
                                 job: change.job.clone(),
                                 action: change.action,
                                 ok: false,
+                                unsettled: matches!(e, ApplyError::Unsettled { .. }),
                                 message: e.to_string(),
                                 new_job_id: None,
                                 savepoint: None,
@@ -325,11 +416,34 @@ impl Applier {
         apply_id: &str,
         journal: &[JournalEntry],
     ) -> Result<(Carry, String), ApplyError> {
-        let client = self.client(&change.cluster)?;
         let mut carry = Carry {
             apply_id: apply_id.to_string(),
             ..Carry::default()
         };
+        match self.run_steps(change, journal, &mut carry).await {
+            Ok(message) => Ok((carry, message)),
+            // A failure after the running job was stopped leaves nothing running: say so, with
+            // the state the next apply starts from.
+            Err(e) if carry.stopped && !matches!(e, ApplyError::Unsettled { .. }) => {
+                Err(ApplyError::LeftStopped {
+                    job: change.job.clone(),
+                    state: carry.stop_savepoint.or(carry.latest_checkpoint),
+                    source: Box::new(e),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn run_steps(
+        &self,
+        change: &Change,
+        journal: &[JournalEntry],
+        carry: &mut Carry,
+    ) -> Result<String, ApplyError> {
+        let apply_id = carry.apply_id.clone();
+        let apply_id = apply_id.as_str();
+        let client = self.client(&change.cluster)?;
         let job = change.job.as_str();
         self.stage_jar(change, journal, &client).await?;
         for (seq, step) in change.steps.iter().enumerate() {
@@ -338,8 +452,8 @@ impl Applier {
             if let Some(entry) = previous {
                 match entry.status {
                     JournalStatus::Succeeded => {
-                        settle::absorb_result(&mut carry, entry);
-                        self.rerecord(change, step, entry, &carry).await?;
+                        settle::absorb_result(carry, entry);
+                        self.rerecord(change, step, entry, carry).await?;
                         continue;
                     }
                     JournalStatus::Failed => {
@@ -356,13 +470,12 @@ impl Applier {
                             seq + 1,
                             step_kind(step)
                         ));
-                        self.settle(change, step, entry, &client, &mut carry)
-                            .await?;
+                        self.settle(change, step, entry, &client, carry).await?;
                         continue;
                     }
                 }
             }
-            self.run_step(change, apply_id, seq, step, &client, &mut carry)
+            self.run_step(change, apply_id, seq, step, &client, carry)
                 .await?;
         }
         let message = match (&carry.new_job_id, &carry.stop_savepoint) {
@@ -371,7 +484,7 @@ impl Applier {
             _ => format!("{} done", change.action),
         };
         self.say(&format!("{job}: {message}"));
-        Ok((carry, message))
+        Ok(message)
     }
 
     /// Fetches and uploads the jar a change will submit before its first step, so that a jar

@@ -58,7 +58,14 @@ impl Applier {
         record.deleted = false;
         self.store.upsert_job(&record).await?;
         if let Some(path) = restore_path {
-            self.note_restore(&change.job, path, apply_id, new_id)
+            // A recover or resume restores the state its stopped predecessor left: a path weir
+            // did not take itself is that job's own (found on the cluster), so the lineage
+            // names the job that produced it.
+            let produced_by = match change.action {
+                Action::Recover | Action::Resume => change.current_job.as_ref().map(|c| c.job_id),
+                _ => None,
+            };
+            self.note_restore(&change.job, path, apply_id, new_id, produced_by)
                 .await?;
         }
         Ok(())
@@ -72,6 +79,7 @@ impl Applier {
         path: &str,
         apply_id: &str,
         new_id: JobId,
+        produced_by: Option<JobId>,
     ) -> Result<(), ApplyError> {
         self.insert_savepoint_once(SavepointRecord {
             job: job.into(),
@@ -81,7 +89,7 @@ impl Applier {
             } else {
                 SavepointKind::Savepoint
             },
-            flink_job_id: String::new(),
+            flink_job_id: produced_by.map(|id| id.to_string()).unwrap_or_default(),
             produced_by_apply: None,
             at_ms: now_ms(),
             restores: Vec::new(),

@@ -76,8 +76,7 @@ impl Applier {
                     request_id,
                     target_dir: target_dir.clone(),
                 };
-                let location = self.settle_stop(change, entry.id, detail, client).await?;
-                self.finish_stop(change, entry.id, job_id, location, carry)
+                self.settle_lost_stop(change, entry.id, detail, client, carry)
                     .await
             }
             Step::Cancel { job_id } => {
@@ -105,7 +104,7 @@ impl Applier {
     }
 
     /// Where an interrupted stop's savepoint is, finding out whether the stop was sent.
-    async fn settle_stop(
+    pub(super) async fn settle_stop(
         &self,
         change: &Change,
         entry: i64,
@@ -222,7 +221,9 @@ impl Applier {
         }
         let jar_id = self.ensure_jar(job, client, desired.jar()).await?;
         let request = super::jars::run_request(desired, new_id, restore_path);
-        Ok(client.run_jar(&jar_id, &request).await)
+        Ok(client
+            .run_jar_within(&jar_id, &request, self.run_timeout)
+            .await)
     }
 
     /// Finishes every apply an earlier process left unfinished. Changes that had started are
@@ -340,9 +341,13 @@ fn describe_journal(journals: &BTreeMap<String, Vec<JournalEntry>>) -> String {
 /// Carries on what a step that completed before the crash produced.
 pub(super) fn absorb_result(carry: &mut Carry, entry: &JournalEntry) {
     match entry.result() {
-        Some(StepResult::Stopped { savepoint }) => carry.stop_savepoint = Some(savepoint),
+        Some(StepResult::Stopped { savepoint }) => {
+            carry.stop_savepoint = Some(savepoint);
+            carry.stopped = true;
+        }
         Some(StepResult::Cancelled { latest_checkpoint }) => {
-            carry.latest_checkpoint = latest_checkpoint
+            carry.latest_checkpoint = latest_checkpoint;
+            carry.stopped = true;
         }
         Some(StepResult::Submitted { job_id, .. }) => carry.new_job_id = Some(job_id),
         _ => {}

@@ -1,6 +1,7 @@
 //! Running one step: its intent journaled first, the call to Flink, its outcome journaled before
 //! the next step starts (see the safety invariant in [`super`]).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::crash::{self, Moment};
@@ -140,18 +141,98 @@ impl Applier {
             .await
         {
             Ok(r) => r,
+            Err(e) if super::answer_lost(&e) => {
+                // The stop may have reached Flink: what the job did is the truth.
+                self.say(&format!(
+                    "{job}: Flink did not answer the stop of {job_id} ({e}); asking it what \
+                     happened"
+                ));
+                return self
+                    .settle_lost_stop(change, entry, detail, client, carry)
+                    .await;
+            }
             Err(e) => return Err(self.fail(entry, kind, job, e).await),
         };
         crash::point(Moment::Sent, kind);
         detail.request_id = Some(request.clone());
         self.store
-            .journal_progress(entry, &StepDetail::StopWithSavepoint(detail), now_ms())
+            .journal_progress(
+                entry,
+                &StepDetail::StopWithSavepoint(detail.clone()),
+                now_ms(),
+            )
             .await?;
         let location = self
             .await_savepoint(change, client, &job_id, &request)
             .await;
-        self.finish_stop(change, entry, &job_id, location, carry)
-            .await
+        match location {
+            // The savepoint's status was not learnt (its polls went unanswered, or it was still
+            // in progress): the job may stop with it any moment.
+            Err(e) if super::answer_lost(&e) => {
+                self.stop_status_lost(change, entry, &job_id, client, carry, e)
+                    .await
+            }
+            location => {
+                self.finish_stop(change, entry, &job_id, location, carry)
+                    .await
+            }
+        }
+    }
+
+    /// A stop whose answer was lost: settled like an interrupted one (the job's state decides;
+    /// a job still RUNNING after a while is stopped again), or left pending when Flink still
+    /// does not answer.
+    pub(super) async fn settle_lost_stop(
+        &self,
+        change: &Change,
+        entry: i64,
+        detail: StopDetail,
+        client: &FlinkClient,
+        carry: &mut Carry,
+    ) -> Result<(), ApplyError> {
+        let job_id = detail.job_id;
+        let unsettled = |source: FlinkError| ApplyError::Unsettled {
+            job: change.job.clone(),
+            what: format!("the stop of {job_id} with a savepoint was sent"),
+            source: Box::new(source),
+        };
+        match self.settle_stop(change, entry, detail, client).await {
+            Ok(Err(e)) if super::answer_lost(&e) => Err(unsettled(e)),
+            Ok(location) => {
+                self.finish_stop(change, entry, &job_id, location, carry)
+                    .await
+            }
+            // Flink could not be asked: still unknown.
+            Err(ApplyError::Flink { source, .. }) => Err(unsettled(*source)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The status of a stop's savepoint was not learnt: if the job has stopped, the savepoint
+    /// it stopped with; otherwise the step stays pending (the next apply waits on the request).
+    async fn stop_status_lost(
+        &self,
+        change: &Change,
+        entry: i64,
+        job_id: &JobId,
+        client: &FlinkClient,
+        carry: &mut Carry,
+        lost: FlinkError,
+    ) -> Result<(), ApplyError> {
+        if let Ok(Some(JobState::Finished)) = client.job_state(job_id).await
+            && let Ok(path) = self.stopped_savepoint(client, job_id).await
+        {
+            return self
+                .finish_stop(change, entry, job_id, Ok(path), carry)
+                .await;
+        }
+        Err(ApplyError::Unsettled {
+            job: change.job.clone(),
+            what: format!(
+                "the stop of {job_id} was accepted but its savepoint's outcome is not known"
+            ),
+            source: Box::new(lost),
+        })
     }
 
     async fn cancel(
@@ -205,6 +286,7 @@ impl Applier {
             .as_ref()
             .ok_or_else(|| ApplyError::step(job, StepError::NoDefinition))?;
         let restore_path = self.restore_path(job, restore, carry)?;
+        self.refuse_second_copy(change, client).await?;
         let jar_id = self.ensure_jar(job, client, desired.jar()).await?;
         let nonce: u32 = rand::random::<u32>() & 0x00ff_ffff;
         let ident = plan::submission_identity(desired, nonce);
@@ -225,10 +307,52 @@ impl Applier {
                 .unwrap_or_default()
         ));
         let request = super::jars::run_request(desired, new_id, restore_path.clone());
-        let sent = client.run_jar(&jar_id, &request).await;
+        let sent = client
+            .run_jar_within(&jar_id, &request, self.run_timeout)
+            .await;
         crash::point(Moment::Sent, StepKind::Submit);
         self.finish_submit(change, entry, new_id, restore_path, sent, client, carry)
             .await
+    }
+
+    /// Refuses to submit while another job of the same definition is active: one that this
+    /// change does not replace was started by someone else (a second weir process or store)
+    /// after the plan was made, and a submission now would make two copies.
+    async fn refuse_second_copy(
+        &self,
+        change: &Change,
+        client: &FlinkClient,
+    ) -> Result<(), ApplyError> {
+        let hash = crate::identity::name_hash(&change.job);
+        let replaced = change.current_job.as_ref().map(|c| c.job_id);
+        let jobs = {
+            let mut cache = self.overviews.lock().await;
+            match cache.get(&change.cluster) {
+                Some((at, jobs)) if at.elapsed() < super::OVERVIEW_FRESH => jobs.clone(),
+                _ => {
+                    let jobs = Arc::new(
+                        client
+                            .jobs_overview()
+                            .await
+                            .map_err(Applier::flink(&change.job))?,
+                    );
+                    cache.insert(change.cluster.clone(), (Instant::now(), jobs.clone()));
+                    jobs
+                }
+            }
+        };
+        let other = jobs.iter().find(|j| {
+            Some(j.id) != replaced
+                && crate::observe::is_active(&j.state)
+                && crate::identity::Identity::decode(&j.id).is_some_and(|i| i.name_hash == hash)
+        });
+        match other {
+            Some(j) => Err(ApplyError::step(
+                &change.job,
+                StepError::AnotherCopyActive(j.id),
+            )),
+            None => Ok(()),
+        }
     }
 
     pub(super) async fn await_savepoint(
@@ -279,6 +403,7 @@ impl Applier {
                     .await?;
                 self.say(&format!("{job}: savepoint {path}"));
                 carry.stop_savepoint = Some(path);
+                carry.stopped = true;
                 Ok(())
             }
             Err(e) => Err(self.fail(entry, kind, job, e).await),
@@ -329,6 +454,7 @@ impl Applier {
                 .await?;
         }
         carry.latest_checkpoint = checkpoint;
+        carry.stopped = true;
         Ok(())
     }
 
@@ -344,11 +470,44 @@ impl Applier {
         carry: &mut Carry,
     ) -> Result<(), ApplyError> {
         if let Err(e) = sent {
-            // A timeout or a duplicate-id refusal can hide a submission that did happen.
-            match client.job_state(&new_id).await {
-                Ok(Some(state)) if crate::observe::is_active(&state) => {}
-                _ => {
+            // A lost answer or a duplicate-id refusal can hide a submission that did happen.
+            // Flink runs main() inside the request, so after a lost answer the job may appear
+            // well after it: look for its id a while, and never submit another id before the
+            // outcome is known (a second copy).
+            let lost = super::answer_lost(&e);
+            let settle = if lost {
+                self.submit_settle
+            } else {
+                Duration::ZERO
+            };
+            if lost {
+                self.say(&format!(
+                    "{}: Flink did not answer the submission of {new_id} ({e}); looking for the \
+                     job by its id for up to {}s",
+                    change.job,
+                    settle.as_secs()
+                ));
+            }
+            match self.look_for_job(client, &new_id, settle).await {
+                Ok(Some(state)) if lost || crate::observe::is_active(&state) => {}
+                Ok(_) if !lost => {
                     return Err(self.fail(entry, StepKind::Submit, &change.job, e).await);
+                }
+                Err(other) if !lost && !super::answer_lost(&other) => {
+                    return Err(self.fail(entry, StepKind::Submit, &change.job, e).await);
+                }
+                // The entry stays pending with the id: the next apply asks Flink for that id
+                // first and sends the same id again only if Flink never saw it.
+                _ => {
+                    return Err(ApplyError::Unsettled {
+                        job: change.job.clone(),
+                        what: format!(
+                            "the submission of {new_id} was sent and the job has not appeared \
+                             within {}s; it may still start",
+                            settle.as_secs()
+                        ),
+                        source: Box::new(e),
+                    });
                 }
             }
         }
@@ -399,6 +558,31 @@ impl Applier {
         match state {
             Ok(()) => self.journal_done(entry, kind, StepResult::Running).await,
             Err(e) => Err(self.fail(entry, kind, &change.job, e).await),
+        }
+    }
+
+    /// Asks Flink for job `id` until it knows it or `limit` passed (one look when `limit` is
+    /// zero); `None`: Flink does not know it. An error only when no look got an answer.
+    async fn look_for_job(
+        &self,
+        client: &FlinkClient,
+        id: &JobId,
+        limit: Duration,
+    ) -> Result<Option<JobState>, FlinkError> {
+        let started = Instant::now();
+        let mut answered = false;
+        loop {
+            let seen = client.job_state(id).await;
+            match seen {
+                Ok(Some(state)) => return Ok(Some(state)),
+                Ok(None) => answered = true,
+                Err(e) if started.elapsed() >= limit && !answered => return Err(e),
+                Err(_) => {}
+            }
+            if started.elapsed() >= limit {
+                return Ok(None);
+            }
+            tokio::time::sleep(POLL).await;
         }
     }
 

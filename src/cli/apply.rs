@@ -22,6 +22,7 @@ pub(super) struct ApplyOptions {
     pub savepoint_timeout: Duration,
     pub start_timeout: Duration,
     pub artifacts: crate::artifact::ArtifactSettings,
+    pub run_timeout: Duration,
 }
 
 impl ApplyOptions {
@@ -32,6 +33,7 @@ impl ApplyOptions {
             savepoint_timeout: self.savepoint_timeout,
             start_timeout: self.start_timeout,
             artifacts: self.artifacts.clone(),
+            run_timeout: self.run_timeout,
         }
     }
 }

@@ -108,6 +108,10 @@ pub enum Command {
         /// Seconds to wait for a submitted job to be RUNNING.
         #[arg(long, default_value_t = 180)]
         start_timeout: u64,
+        /// Seconds to wait for Flink's answer to a submission (`POST /jars/{id}/run`, which
+        /// runs the program's main() before it answers).
+        #[arg(long, default_value_t = crate::flink::DEFAULT_RUN_TIMEOUT.as_secs())]
+        run_timeout: u64,
     },
     /// A table of jobs: sync state, Flink state, job id, last savepoint.
     #[command(display_order = 4)]
@@ -229,6 +233,7 @@ pub async fn run(globals: Globals, command: Command) -> Result<i32> {
             parallel,
             savepoint_timeout,
             start_timeout,
+            run_timeout,
         } => {
             let store = open_store(state, &repo).await?;
             let opts = apply::ApplyOptions {
@@ -239,6 +244,7 @@ pub async fn run(globals: Globals, command: Command) -> Result<i32> {
                 artifacts: crate::artifact::ArtifactSettings::for_cli(
                     globals.allow_file_urls.clone(),
                 ),
+                run_timeout: Duration::from_secs(run_timeout.max(1)),
             };
             apply::apply_cmd(&store, &repo, planfile.as_deref(), opts).await
         }

@@ -25,6 +25,8 @@ pub struct ApplySettings {
     pub start_timeout: Duration,
     /// How URL jars are fetched (`file://` roots, limits) and where they are cached.
     pub artifacts: ArtifactSettings,
+    /// How long to wait for the answer to a submission (see [`Applier::run_timeout`]).
+    pub run_timeout: Duration,
 }
 
 /// An applier for `store` with these clients and source.
@@ -44,9 +46,12 @@ pub fn applier(
         slots: settings.slots.clone(),
         savepoint_timeout: settings.savepoint_timeout,
         start_timeout: settings.start_timeout,
+        run_timeout: settings.run_timeout,
+        submit_settle: crate::apply::SUBMIT_SETTLE,
         progress,
         on_change_done: None,
         jar_ids: Default::default(),
+        overviews: Default::default(),
         trigger,
         artifacts: settings.artifacts.clone(),
     }

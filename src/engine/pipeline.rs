@@ -74,8 +74,33 @@ pub async fn history(store: &Store) -> Result<History, StoreError> {
                     .and_then(|s| serde_json::from_str(s).ok()),
                 suspended: r.suspended,
                 last_savepoint: r.last_savepoint.clone(),
+                stopped_by_weir: stopped_by_weir(store, &r.name).await?,
             },
         );
+    }
+    Ok(out)
+}
+
+/// The savepoints weir took when it stopped a Flink job of `job` (its own stops, found in the
+/// savepoint lineage), newest per Flink job.
+async fn stopped_by_weir(
+    store: &Store,
+    job: &str,
+) -> Result<BTreeMap<crate::identity::JobId, String>, StoreError> {
+    let mut out = BTreeMap::new();
+    let mut taken: Vec<_> = store
+        .savepoints(job)
+        .await?
+        .into_iter()
+        .filter(|s| {
+            s.produced_by_apply.is_some() && s.kind == crate::store::SavepointKind::Savepoint
+        })
+        .collect();
+    taken.sort_by_key(|s| s.at_ms);
+    for s in taken {
+        if let Ok(id) = s.flink_job_id.parse() {
+            out.insert(id, s.path);
+        }
     }
     Ok(out)
 }

@@ -48,6 +48,9 @@ use model::*;
 
 /// Per-request timeout when `timeoutSeconds` is not set.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a submission (`POST /jars/{id}/run`) may take by default: Flink runs the program's
+/// main() before it answers.
+pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(300);
 /// Jar uploads get at least this long, whatever the per-request timeout.
 pub const MIN_UPLOAD_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -379,8 +382,26 @@ impl FlinkClient {
     /// `POST /jars/{id}/run`; returns the id of the submitted job. Never retried: resubmit with
     /// the same [`RunJar::job_id`] to be safe against duplicates.
     pub async fn run_jar(&self, jar_id: &str, req: &RunJar) -> Result<JobId, FlinkError> {
+        self.run_jar_within(jar_id, req, self.timeout).await
+    }
+
+    /// [`FlinkClient::run_jar`] waiting up to `timeout` for the answer (Flink runs the
+    /// program's main() before answering, which may well outlast the per-request timeout).
+    pub async fn run_jar_within(
+        &self,
+        jar_id: &str,
+        req: &RunJar,
+        timeout: Duration,
+    ) -> Result<JobId, FlinkError> {
         let url = self.endpoint(&["jars", jar_id, "run"], &[]);
-        let body: RunBody = decode(&url, &self.send_json(Method::POST, &url, req).await?)?;
+        let request = self
+            .http
+            .request(Method::POST, url.clone())
+            .json(req)
+            .timeout(timeout);
+        // `send` reports the request's own timeout (this one), not the cluster's.
+        let answer = self.send(Method::POST, &url, request).await?;
+        let body: RunBody = decode(&url, &answer)?;
         Ok(body.jobid)
     }
 

@@ -121,5 +121,6 @@ pub(crate) fn history_for(d: &DesiredJob, current: &ObservedJob) -> JobHistory {
         spec: Some(d.clone()),
         suspended: false,
         last_savepoint: Some("file:///sp/savepoint-1".into()),
+        stopped_by_weir: Default::default(),
     }
 }

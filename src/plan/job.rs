@@ -12,35 +12,65 @@ use crate::spec::{RunState, UpgradeMode};
 use super::fields::{creation_diff, field_diffs};
 use super::restore::{self, add_restore_warnings, add_state_risks, stop_step};
 use super::{
-    Action, Change, CurrentJob, FieldDiff, JobHistory, Restore, Severity, StateRisk, Step,
+    Action, Change, CurrentJob, FieldDiff, JobHistory, PlanError, Restore, Severity, StateRisk,
+    Step,
 };
 
-/// The change `desired` needs given its `observed` jobs (newest first), if any.
+/// The change `desired` needs given its `observed` jobs (newest first), if any; an error when
+/// weir must not act on it (two copies run, or a fresh start would lose a predecessor's state).
+/// `now_ms` is the plan's time (the planner reads no clock).
 pub(super) fn plan_job(
     desired: &DesiredJob,
     observed: &[&ObservedJob],
     history: Option<&JobHistory>,
-    warnings: &mut Vec<String>,
-) -> Option<Change> {
+    now_ms: i64,
+) -> Result<Option<Change>, PlanError> {
     let active: Vec<&ObservedJob> = observed
         .iter()
         .copied()
         .filter(|j| is_active(&j.state))
         .collect();
     if active.len() > 1 {
-        let ids: Vec<String> = active.iter().map(|j| j.id.to_string()).collect();
-        warnings.push(format!(
-            "`{}` has {} active Flink jobs ({}); weir acts on the newest only",
-            desired.name,
-            active.len(),
-            ids.join(", ")
-        ));
+        return Err(duplicate_error(desired, &active));
     }
-    match active.first() {
+    Ok(match active.first() {
         Some(current) => running_change(desired, current, history),
         // Nothing is running for this definition.
         None if desired.state == RunState::Suspended => None,
-        None => Some(start_change(desired, observed.first().copied(), history)),
+        None => Some(start_change(
+            desired,
+            observed.first().copied(),
+            history,
+            now_ms,
+        )?),
+    })
+}
+
+/// Two or more active copies of one definition: drift that weir does not settle by guessing
+/// which copy holds the state everyone relies on. The plan has an error for the job (so `weir
+/// plan` exits 1, status says `Error`, the daemon reports it) until one copy is left.
+fn duplicate_error(desired: &DesiredJob, active: &[&ObservedJob]) -> PlanError {
+    let ids: Vec<String> = active
+        .iter()
+        .map(|j| format!("{} ({})", j.id, j.state))
+        .collect();
+    let older: Vec<String> = active[1..].iter().map(|j| j.id.to_string()).collect();
+    PlanError {
+        job: Some(desired.name.clone()),
+        cluster: desired.cluster.clone(),
+        message: format!(
+            "`{}` runs {} copies on cluster `{}`: {}. weir does not act on a definition with \
+             more than one copy; stop the extra one(s) with a savepoint (the newest is {}; older: \
+             {}), e.g. `curl -X POST <flink>/jobs/<id>/stop -d '{{\"drain\":false}}'`, then plan \
+             again",
+            desired.name,
+            active.len(),
+            desired.cluster,
+            ids.join(", "),
+            active[0].id,
+            older.join(", ")
+        ),
+        drift: true,
     }
 }
 
@@ -198,8 +228,10 @@ fn start_change(
     desired: &DesiredJob,
     newest: Option<&ObservedJob>,
     history: Option<&JobHistory>,
-) -> Change {
+    now_ms: i64,
+) -> Result<Change, PlanError> {
     let (action, reason, restore) = restore::why_start(desired, newest, history);
+    restore::refuse_losing_state(desired, newest, &restore, now_ms)?;
     // Stateless ignores a known savepoint or checkpoint: that state is dropped.
     let ignores_state = desired.upgrade_mode == UpgradeMode::Stateless
         && action != Action::Create
@@ -237,5 +269,5 @@ fn start_change(
         Step::AwaitRunning,
     ];
     c.restore = restore;
-    c
+    Ok(c)
 }

@@ -20,6 +20,12 @@ pub struct JobHistory {
     /// weir itself suspended the job (as opposed to it stopping on its own or behind weir's back).
     pub suspended: bool,
     pub last_savepoint: Option<String>,
+    /// The savepoint weir itself took of each Flink job it stopped (from the savepoint
+    /// lineage), newest per job. A job found FINISHED with an entry here was stopped by weir; the
+    /// path is that job's own final state, which `last_savepoint` is not always (it may name the
+    /// savepoint the job was started from).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stopped_by_weir: BTreeMap<JobId, String>,
 }
 
 pub struct PlanInput<'a> {
@@ -233,6 +239,10 @@ pub struct PlanError {
     pub job: Option<String>,
     pub cluster: String,
     pub message: String,
+    /// The error is drift on the cluster (two active copies of the job), which the daemon
+    /// announces like other drift.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drift: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -576,3 +576,139 @@ fn jar_urls_show_no_query_string() {
         .unwrap();
     assert_eq!(jar, format!("app-1.2.jar (sha256 {})", &"ab".repeat(6)));
 }
+
+/// Issue 9 item 1: a job started from savepoint S1 and stopped outside weir with S2 is
+/// recovered from S2 (its own, newer state), not from S1 (what the store last recorded).
+#[test]
+fn job_stopped_outside_weir_recovers_from_its_own_newer_savepoint() {
+    let j = job("a");
+    let mut stopped = running(&j, 2, JobState::Finished);
+    stopped.latest_savepoint = Some("file:///sp/savepoint-2".into());
+    // The store last recorded S1: the savepoint this job was started from.
+    let hist: BTreeMap<_, _> = [("a".to_string(), history_for(&j, &stopped))].into();
+    let p = run(
+        &desired(vec![j.clone()], false),
+        &observation(vec![stopped.clone()]),
+        &hist,
+        &[],
+    );
+    let c = &p.changes[0];
+    assert_eq!(c.action, Action::Recover);
+    assert_eq!(
+        c.restore,
+        Restore::Path {
+            path: "file:///sp/savepoint-2".into()
+        }
+    );
+    assert!(
+        c.reason.contains("stopped with a savepoint outside weir"),
+        "{}",
+        c.reason
+    );
+
+    // weir stopped it (a redeploy whose submission failed): said so, and its savepoint wins.
+    let mut h = history_for(&j, &stopped);
+    h.stopped_by_weir = [(stopped.id, "file:///sp/savepoint-2".to_string())].into();
+    let mut lagging = stopped.clone();
+    lagging.latest_savepoint = None;
+    let p = run(
+        &desired(vec![j], false),
+        &observation(vec![lagging]),
+        &[("a".to_string(), h)].into(),
+        &[],
+    );
+    let c = &p.changes[0];
+    assert!(!c.reason.contains("outside weir"), "{}", c.reason);
+    assert!(c.reason.contains("weir stopped it"), "{}", c.reason);
+    assert_eq!(
+        c.restore,
+        Restore::Path {
+            path: "file:///sp/savepoint-2".into()
+        }
+    );
+}
+
+/// Issue 9 item 5: two active copies of one definition are an error of the plan (so `weir plan`
+/// exits 1 and status says `Error`), never a warning with the job counted as in sync.
+#[test]
+fn two_running_copies_are_an_error_not_in_sync() {
+    let j = job("a");
+    let first = running(&j, 1, JobState::Running);
+    let second = running(&j, 2, JobState::Running);
+    let p = run(
+        &desired(vec![j.clone()], false),
+        &observation(vec![first.clone(), second.clone()]),
+        &BTreeMap::new(),
+        &[],
+    );
+    assert!(p.changes.is_empty());
+    assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+    let e = &p.errors[0];
+    assert_eq!(e.job.as_deref(), Some("a"));
+    assert!(e.message.contains("2 copies"), "{}", e.message);
+    assert!(e.drift, "announced as drift by the daemon");
+    assert!(e.message.contains(&first.id.to_string()), "{}", e.message);
+    assert!(e.message.contains(&second.id.to_string()), "{}", e.message);
+    let rows = crate::status::rows(
+        &desired(vec![j], false),
+        &observation(vec![first, second]),
+        &BTreeMap::new(),
+        &p,
+    );
+    assert_eq!(rows[0].sync, "Error");
+}
+
+/// Issue 9 item 4: a job that FINISHED moments ago was stopped with a savepoint; while neither
+/// Flink nor the store names it, the definition is not started fresh (a second weir process
+/// may have stopped it and be about to submit its successor).
+#[test]
+fn a_recently_finished_job_without_a_known_savepoint_is_not_started_fresh() {
+    let j = job("a");
+    let mut stopped = running(&j, 1, JobState::Finished);
+    stopped.end_time_ms = Some(1_000_000);
+    let d = desired(vec![j.clone()], false);
+    let o = observation(vec![stopped.clone()]);
+    let at = |now: i64| {
+        plan(&PlanInput {
+            plan_id: "p1".into(),
+            created_at_ms: now,
+            desired: &d,
+            invalid_files: &[],
+            observation: &o,
+            history: &BTreeMap::new(),
+        })
+    };
+    let p = at(1_030_000);
+    assert!(p.changes.is_empty());
+    assert_eq!(p.errors.len(), 1);
+    assert!(
+        p.errors[0]
+            .message
+            .contains("refusing to start `a` without its state"),
+        "{}",
+        p.errors[0].message
+    );
+    // Long after, the start goes ahead with the no-state warning.
+    let p = at(1_000_000 + 11 * 60 * 1000);
+    assert!(p.errors.is_empty());
+    assert_eq!(p.changes[0].state_risks, vec![StateRisk::NoKnownState]);
+    // With the savepoint Flink reports, it recovers from it at once.
+    let mut reported = stopped;
+    reported.latest_savepoint = Some("file:///sp/savepoint-9".into());
+    let o = observation(vec![reported]);
+    let p = plan(&PlanInput {
+        plan_id: "p1".into(),
+        created_at_ms: 1_030_000,
+        desired: &d,
+        invalid_files: &[],
+        observation: &o,
+        history: &BTreeMap::new(),
+    });
+    assert!(p.errors.is_empty());
+    assert_eq!(
+        p.changes[0].restore,
+        Restore::Path {
+            path: "file:///sp/savepoint-9".into()
+        }
+    );
+}

@@ -404,6 +404,10 @@ pub struct ApplyConfig {
     pub savepoint_timeout_seconds: u64,
     #[serde(default = "default_start_timeout")]
     pub start_timeout_seconds: u64,
+    /// How long a submission (`POST /jars/{id}/run`, which runs main() before answering) may
+    /// take before weir stops waiting for the answer and settles it by the job id.
+    #[serde(default = "default_run_timeout")]
+    pub run_timeout_seconds: u64,
 }
 
 impl Default for ApplyConfig {
@@ -412,6 +416,7 @@ impl Default for ApplyConfig {
             parallel: default_parallel(),
             savepoint_timeout_seconds: default_savepoint_timeout(),
             start_timeout_seconds: default_start_timeout(),
+            run_timeout_seconds: default_run_timeout(),
         }
     }
 }
@@ -477,6 +482,9 @@ fn default_savepoint_timeout() -> u64 {
 }
 fn default_start_timeout() -> u64 {
     180
+}
+fn default_run_timeout() -> u64 {
+    crate::flink::DEFAULT_RUN_TIMEOUT.as_secs()
 }
 fn default_preview_concurrency() -> usize {
     2

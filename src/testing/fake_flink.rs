@@ -93,6 +93,8 @@ pub struct Fake {
     cluster: Mutex<Cluster>,
     /// Endpoint (as [`Request::endpoint`] names it) → its injected failure.
     failures: Mutex<BTreeMap<String, Failure>>,
+    /// Endpoint → how long it delays its answer after acting ([`Fake::answer_late`]).
+    late: Mutex<BTreeMap<String, Duration>>,
     log: Mutex<Vec<Request>>,
     /// Signalled after every request recorded.
     arrived: Condvar,
@@ -123,6 +125,7 @@ impl Fake {
         let fake = Arc::new(Fake {
             cluster: Mutex::new(Cluster::default()),
             failures: Mutex::new(BTreeMap::new()),
+            late: Mutex::new(BTreeMap::new()),
             log: Mutex::new(Vec::new()),
             arrived: Condvar::new(),
             counter: AtomicU64::new(0),
@@ -150,6 +153,16 @@ impl Fake {
     /// Ends every injected failure.
     pub fn heal(&self) {
         self.failures.lock().unwrap().clear();
+        self.late.lock().unwrap().clear();
+    }
+
+    /// Makes `endpoint` act as usual but answer only after `delay` (a lost or late answer:
+    /// the call took effect, the caller timed out), until [`Fake::heal`].
+    pub fn answer_late(&self, endpoint: &str, delay: Duration) {
+        self.late
+            .lock()
+            .unwrap()
+            .insert(endpoint.to_string(), delay);
     }
 
     /// Uploads a jar (as if an earlier apply had); returns its id.
@@ -389,9 +402,29 @@ async fn handle(State(fake): State<Arc<Fake>>, method: Method, uri: Uri, body: B
     if let Some(failure) = fake.injected(&endpoint) {
         return error(failure.status, &failure.message);
     }
+    let answer = act(&fake, &method, &uri, &path, &segments, &body);
+    // A late answer: the call took effect, the caller may have given up waiting for it.
+    let late = fake.late.lock().unwrap().get(&endpoint).copied();
+    if let Some(delay) = late {
+        tokio::time::sleep(delay).await;
+    }
+    answer
+}
+
+/// Does what the request asks and builds the answer.
+fn act(
+    fake: &Arc<Fake>,
+    method: &Method,
+    uri: &Uri,
+    path: &str,
+    segments: &[&str],
+    body: &Bytes,
+) -> Response {
+    let fake = fake.clone();
+    let (method, uri, path, body) = (method.clone(), uri.clone(), path.to_string(), body.clone());
     let mut c = fake.cluster.lock().unwrap();
     let now = now_ms();
-    match (&method, segments.as_slice()) {
+    match (&method, segments) {
         (&Method::GET, ["jobs", "overview"]) => json(StatusCode::OK, overview(&mut c)),
         (&Method::GET, ["config"]) => ok(serde_json::json!({
             "refresh-interval": 3000, "timezone-name": "Coordinated Universal Time",
@@ -545,10 +578,25 @@ fn job_endpoint(
                                  "job-parallelism": job.parallelism,
                                  "object-reuse-mode": false, "user-config": {}}
         })),
-        (&Method::GET, ["checkpoints"]) => json(
-            StatusCode::OK,
-            r#"{"counts":{"restored":0,"total":0,"in_progress":0,"completed":0,"failed":0},"summary":{},"latest":{"completed":null,"savepoint":null,"failed":null,"restored":null},"history":[]}"#,
-        ),
+        (&Method::GET, ["checkpoints"]) => {
+            // A job stopped with a savepoint reports it as its latest savepoint, like Flink.
+            let savepoint =
+                c.savepoints
+                    .values()
+                    .find(|(job_id, _)| *job_id == id)
+                    .map(|(_, location)| {
+                        serde_json::json!({"id": 7, "status": "COMPLETED", "is_savepoint": true,
+                                       "trigger_timestamp": now, "external_path": location,
+                                       "discarded": false})
+                    });
+            ok(serde_json::json!({
+                "counts": {"restored": 0, "total": 0, "in_progress": 0, "completed": 0, "failed": 0},
+                "summary": {},
+                "latest": {"completed": savepoint, "savepoint": savepoint, "failed": null,
+                           "restored": null},
+                "history": []
+            }))
+        }
         (&Method::GET, ["checkpoints", "config"]) => json(
             StatusCode::OK,
             r#"{"mode":"exactly_once","interval":10000,"timeout":600000,"externalization":{"enabled":true,"delete_on_cancellation":false}}"#,

@@ -20,4 +20,5 @@ mod remote;
 mod serve;
 mod sql;
 mod stale;
+mod state_truth;
 mod upgrade_modes;

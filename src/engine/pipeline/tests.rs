@@ -104,6 +104,7 @@ async fn an_applied_plan_is_stale_and_the_repo_in_sync() {
         savepoint_timeout: std::time::Duration::from_secs(5),
         start_timeout: std::time::Duration::from_secs(5),
         artifacts: crate::artifact::ArtifactSettings::for_cli(Vec::new()),
+        run_timeout: std::time::Duration::from_secs(5),
     };
     let applier = crate::engine::applier(
         &store,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use super::in_flight::{InFlightGuard, lock};
+use super::in_flight::{ChangeFailure, InFlightGuard, change_done, lock};
 use super::memory::{self, Memory};
 use super::policy;
 use super::progress;
@@ -98,13 +98,21 @@ impl Worker {
             progress(),
             trigger,
         );
-        // A job is free again as soon as its own change has ended, not when the whole apply has.
-        let (in_flight, id) = (self.in_flight.clone(), apply_id.clone());
-        applier.on_change_done = Some(Arc::new(move |o: &ChangeOutcome| {
-            lock(&in_flight).release_job(&o.job, &id);
-        }));
-        self.tasks
-            .spawn_local(task.run(applier, plan, apply_id, clients, before));
+        // A job is free again as soon as its own change has ended, not when the whole apply
+        // has; a failed one once its block is recorded (by the task, as the failure happens).
+        let (failures, failed_rx) = tokio::sync::mpsc::unbounded_channel();
+        applier.on_change_done = Some(change_done(
+            self.in_flight.clone(),
+            apply_id.clone(),
+            failures,
+        ));
+        let ran = Ran {
+            plan,
+            apply_id,
+            clients,
+            before,
+        };
+        self.tasks.spawn_local(task.run(applier, ran, failed_rx));
         Ok(())
     }
 
@@ -136,6 +144,15 @@ impl Worker {
     }
 }
 
+/// What an apply task runs and what it was made from.
+struct Ran {
+    plan: Plan,
+    apply_id: String,
+    clients: Clients,
+    /// Each job's fingerprint before the apply.
+    before: BTreeMap<String, String>,
+}
+
 /// One apply running on its own task; it owns the per-job locks until it ends.
 struct ApplyTask {
     shared: Arc<Shared>,
@@ -149,12 +166,35 @@ impl ApplyTask {
     async fn run(
         self,
         applier: Applier,
-        plan: Plan,
-        apply_id: String,
-        clients: Clients,
-        before: BTreeMap<String, String>,
+        ran: Ran,
+        mut failed_rx: tokio::sync::mpsc::UnboundedReceiver<ChangeFailure>,
     ) {
-        let result = applier.apply(&plan, &apply_id).await;
+        let Ran {
+            plan,
+            apply_id,
+            clients,
+            before,
+        } = ran;
+        // Each failed change is blocked as it fails, while the others go on.
+        let mut blocked_early: BTreeSet<String> = BTreeSet::new();
+        let result = {
+            let apply = applier.apply(&plan, &apply_id);
+            tokio::pin!(apply);
+            loop {
+                tokio::select! {
+                    result = &mut apply => break result,
+                    Some((job, why)) = failed_rx.recv() => {
+                        self.block_now(&plan, &apply_id, &job, why, &clients, &before).await;
+                        blocked_early.insert(job);
+                    }
+                }
+            }
+        };
+        while let Ok((job, why)) = failed_rx.try_recv() {
+            self.block_now(&plan, &apply_id, &job, why, &clients, &before)
+                .await;
+            blocked_early.insert(job);
+        }
         let journal = match self.shared.store.journal(&apply_id).await {
             Ok(j) => j,
             Err(e) => {
@@ -183,8 +223,15 @@ impl ApplyTask {
             let savepoints = result.iter().flatten().filter_map(|o| o.savepoint.clone());
             self.succeeded(&plan, &apply_id, savepoints.collect());
         } else {
-            self.failed(&plan, &apply_id, &journal, &failed, &clients, &before)
-                .await;
+            let late: BTreeMap<String, String> = failed
+                .iter()
+                .filter(|(job, _)| !blocked_early.contains(*job))
+                .map(|(j, m)| (j.clone(), m.clone()))
+                .collect();
+            self.failed(
+                &plan, &apply_id, &journal, &failed, &late, &clients, &before,
+            )
+            .await;
         }
         drop(self.guard);
         self.shared.update(|s| {
@@ -237,12 +284,41 @@ impl ApplyTask {
         info!(%apply_id, "apply succeeded");
     }
 
+    /// Records the block of `job`, whose change just failed, before its lock is released.
+    async fn block_now(
+        &self,
+        plan: &Plan,
+        apply_id: &str,
+        job: &str,
+        why: String,
+        clients: &Clients,
+        before: &BTreeMap<String, String>,
+    ) {
+        let after = observe::observe(clients).await;
+        let failed = BTreeMap::from([(job.to_string(), why)]);
+        policy::block_failed(
+            &mut self.memory.borrow_mut().blocked,
+            plan,
+            apply_id,
+            &failed,
+            before,
+            &after,
+        );
+        memory::save(&self.shared.store, &self.memory).await;
+        let blocked = self.memory.borrow().blocked_infos();
+        self.shared.update(|s| s.blocked = blocked);
+        lock(&self.guard.in_flight).release_job(job, apply_id);
+    }
+
+    /// `failed`: every job whose change failed; `unblocked`: those not blocked yet.
+    #[allow(clippy::too_many_arguments)]
     async fn failed(
         &self,
         plan: &Plan,
         apply_id: &str,
         journal: &[JournalEntry],
         failed: &BTreeMap<String, String>,
+        unblocked: &BTreeMap<String, String>,
         clients: &Clients,
         before: &BTreeMap<String, String>,
     ) {
@@ -266,16 +342,18 @@ impl ApplyTask {
         self.announce_failed_savepoints(plan, apply_id, journal);
         // Not retried while the revision and the cluster state of the job stay as they were
         // before the apply or as the failure left them.
-        let after = observe::observe(clients).await;
-        policy::block_failed(
-            &mut self.memory.borrow_mut().blocked,
-            plan,
-            apply_id,
-            failed,
-            before,
-            &after,
-        );
-        memory::save(&self.shared.store, &self.memory).await;
+        if !unblocked.is_empty() {
+            let after = observe::observe(clients).await;
+            policy::block_failed(
+                &mut self.memory.borrow_mut().blocked,
+                plan,
+                apply_id,
+                unblocked,
+                before,
+                &after,
+            );
+            memory::save(&self.shared.store, &self.memory).await;
+        }
         let blocked = self.memory.borrow().blocked_infos();
         self.shared.update(|s| s.blocked = blocked);
         self.set_outcome(apply_id, ApplyProgress::Failed, Some(err));

@@ -45,6 +45,13 @@ impl Worker {
             self.shared
                 .event(EventKind::DriftDetected, Some(job), None, why.clone());
         }
+        // Drift that the plan refuses to act on (two copies of a job) is announced too.
+        for e in seen.plan.errors.iter().filter(|e| e.drift) {
+            if let Some(job) = &e.job {
+                self.shared
+                    .event(EventKind::DriftDetected, Some(job), None, e.message.clone());
+            }
+        }
         self.announce_failed_jobs(&jobs);
         let warnings = seen.plan.warnings.clone();
         let errors: Vec<String> = seen.plan.errors.iter().map(|e| e.message.clone()).collect();

@@ -67,6 +67,7 @@ impl Worker {
                 },
                 cache: shared.cfg.state_dir.join("artifacts"),
             },
+            run_timeout: Duration::from_secs(a.run_timeout_seconds.max(1)),
         };
         let commit = mirror.last_fetched();
         Worker {
