@@ -144,6 +144,21 @@ pub async fn fetch(
     cache: &Path,
 ) -> Result<Artifact, FetchError> {
     let sha256 = sha256.to_ascii_lowercase();
+    let parsed = url::Url::parse(url).map_err(|source| FetchError::InvalidUrl {
+        url: url.into(),
+        source,
+    })?;
+    // The policy is checked before the cache: content fetched once under a wider policy is not
+    // handed out to a URL the current one forbids.
+    let local = match parsed.scheme() {
+        "file" => Some(allowed_file(&parsed, policy).await?),
+        "http" | "https" => None,
+        other => {
+            return Err(FetchError::Scheme {
+                scheme: other.into(),
+            });
+        }
+    };
     let dir = cache.join("sha256");
     let target = dir.join(&sha256);
     if let Ok(meta) = tokio::fs::metadata(&target).await
@@ -155,10 +170,6 @@ pub async fn fetch(
             bytes: meta.len(),
         });
     }
-    let parsed = url::Url::parse(url).map_err(|source| FetchError::InvalidUrl {
-        url: url.into(),
-        source,
-    })?;
     let cache_err = |source| FetchError::Cache {
         path: dir.display().to_string(),
         source,
@@ -168,14 +179,9 @@ pub async fn fetch(
         .prefix(".partial-")
         .tempfile_in(&dir)
         .map_err(cache_err)?;
-    let (digest, bytes) = match parsed.scheme() {
-        "file" => copy_file(&parsed, policy, partial.path()).await?,
-        "http" | "https" => download(url, policy, partial.path()).await?,
-        other => {
-            return Err(FetchError::Scheme {
-                scheme: other.into(),
-            });
-        }
+    let (digest, bytes) = match &local {
+        Some(path) => copy_file(path, url, policy, partial.path()).await?,
+        None => download(url, policy, partial.path()).await?,
     };
     if digest != sha256 {
         let actual = if parsed.scheme() == "file" {
@@ -197,12 +203,9 @@ pub async fn fetch(
     })
 }
 
-/// `file://` below an allowed root only (after resolving `..` and symlinks).
-async fn copy_file(
-    url: &url::Url,
-    policy: &FetchPolicy,
-    to: &Path,
-) -> Result<(String, u64), FetchError> {
+/// The regular file a `file://` URL names, when it is below an allowed root (after resolving
+/// `..` and symlinks).
+async fn allowed_file(url: &url::Url, policy: &FetchPolicy) -> Result<PathBuf, FetchError> {
     if policy.file_roots.is_empty() {
         return Err(FetchError::FileUrlsOff);
     }
@@ -235,18 +238,32 @@ async fn copy_file(
     if !allowed {
         return Err(not_allowed());
     }
-    let read_err = |source| FetchError::Read {
-        path: shown.clone(),
-        source,
-    };
-    let meta = tokio::fs::metadata(&real).await.map_err(read_err)?;
+    let meta = tokio::fs::metadata(&real)
+        .await
+        .map_err(|source| FetchError::Read {
+            path: shown.clone(),
+            source,
+        })?;
     if !meta.is_file() {
         return Err(FetchError::NotAFile { path: shown });
     }
-    let file = tokio::fs::File::open(&real).await.map_err(read_err)?;
+    Ok(real)
+}
+
+async fn copy_file(
+    path: &Path,
+    url: &str,
+    policy: &FetchPolicy,
+    to: &Path,
+) -> Result<(String, u64), FetchError> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|source| FetchError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
     let stream = tokio_util::io::ReaderStream::new(file);
-    let url_text = url.to_string();
-    write_capped(stream.map(|r| r.map_err(Chunk::Io)), &url_text, policy, to).await
+    write_capped(stream.map(|r| r.map_err(Chunk::Io)), url, policy, to).await
 }
 
 async fn download(url: &str, policy: &FetchPolicy, to: &Path) -> Result<(String, u64), FetchError> {

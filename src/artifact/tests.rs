@@ -249,3 +249,23 @@ async fn a_local_mismatch_does_not_reveal_the_digest() {
     assert!(!text.contains(&sha(JAR)), "{text}");
     assert!(text.contains("not shown"), "{text}");
 }
+
+#[tokio::test]
+async fn the_policy_is_checked_before_the_cache() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("a.jar"), JAR).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/a.jar", root.path().display());
+    let allowed = FetchPolicy {
+        file_roots: vec![root.path().to_path_buf()],
+        ..policy()
+    };
+    fetch(&url, &sha(JAR), &allowed, cache.path())
+        .await
+        .unwrap();
+    // Cached now; the same URL under a policy without file:// is still refused.
+    let err = fetch(&url, &sha(JAR), &policy(), cache.path())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::FileUrlsOff), "{err}");
+}

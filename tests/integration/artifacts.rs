@@ -27,7 +27,9 @@ fn file_urls_need_an_allowed_directory_and_a_jar_that_cannot_be_had_never_stops_
 
     // The same program, now from a directory outside the repo.
     let outside = tempfile::tempdir().unwrap();
-    let jar = outside.path().join("app.jar");
+    // A file name of its own: the cluster keeps uploaded jars by name and content, and a jar it
+    // already has is not fetched again (nothing would be read from the host).
+    let jar = outside.path().join(format!("{name}.jar"));
     std::fs::copy(cluster.jars.join("weir-test-job.jar"), &jar).unwrap();
     let sha = hex::encode(Sha256::digest(std::fs::read(&jar).unwrap()));
     let url = format!("file://{}", jar.display());
