@@ -4,6 +4,7 @@ mod abuse;
 mod audit;
 mod audit_api;
 mod bad_input;
+mod console;
 mod crash;
 mod daemon;
 mod examples;

@@ -257,10 +257,21 @@ async fn apply_handler(
     uri: Uri,
     Path(id): Path<String>,
 ) -> Response {
-    read_page!(state, headers, uri, |visit| async {
-        Ok::<_, ApiError>(apply_page(&visit.frame, &apply_detail(&state, &id).await?))
+    let visit = Visit::of(&state, &headers, &uri);
+    if !visit.may_read(&state) {
+        return visit.login_required(&state);
     }
-    .await)
+    match apply_detail(&state, &id).await {
+        Ok(detail) => {
+            let body = apply_page(&visit.frame, &detail);
+            visit.page(body)
+        }
+        Err(ApiError::UnknownApply(_)) => {
+            let body = records::apply_not_found_page(&visit.frame, &id);
+            visit.respond(StatusCode::NOT_FOUND, body, Vec::new())
+        }
+        Err(e) => visit.error(e),
+    }
 }
 
 async fn pulls_handler(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {

@@ -286,3 +286,16 @@ pub fn message_page(frame: &Frame, title: &str, message: &str, back: Option<(&st
     };
     page(title, Nav::None, frame, None, content)
 }
+
+/// An apply that is not (yet) recorded: one approved a moment ago is being started, so the page
+/// looks again by itself.
+pub fn apply_not_found_page(frame: &Frame, id: &str) -> Markup {
+    let content = html! {
+        h1 { "Apply " code { (id) } }
+        (notice(Tone::Busy, "Not recorded (yet).", html! {
+            "An apply that was just approved appears here within seconds; this page looks again by itself. "
+            a href="/plans" { "Plans" }
+        }))
+    };
+    page(&format!("Apply {id}"), Nav::Plans, frame, Some(2), content)
+}

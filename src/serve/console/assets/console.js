@@ -20,7 +20,8 @@
     if (busy || document.hidden || editing()) return;
     busy = true;
     fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
-      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      // A 404 is a page too (an apply approved a moment ago is not recorded yet).
+      .then(function (r) { return r.ok || r.status === 404 ? r.text() : Promise.reject(r.status); })
       .then(function (text) {
         var doc = new DOMParser().parseFromString(text, "text/html");
         var fresh = doc.getElementById("main");
