@@ -19,8 +19,10 @@ function check(ok, what) {
   console.log("ok: " + what);
 }
 
+// Every page is screenshotted, and none may hold the API token (secrets never reach a page).
 async function shot(page, name) {
   await page.screenshot({ path: path.join(shots, name + ".png"), fullPage: true });
+  check(!(await page.content()).includes(token), name + ": the API token is not on the page");
 }
 
 async function rowOf(page, job) {

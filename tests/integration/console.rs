@@ -80,7 +80,11 @@ fn the_console_in_a_browser_lists_filters_shows_lineage_and_approves() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "{report}\n--- daemon log\n{}", d.log());
+    assert!(
+        out.status.success(),
+        "{report}\n--- daemon log\n{}",
+        d.log()
+    );
     // The approval went through the API's path: the manual job runs now.
     d.wait_job(&manual, "Synced", "RUNNING");
     assert_eq!(running_named(&cluster.url, &manual).len(), 1, "{report}");

@@ -72,9 +72,18 @@ fn counts<'a>(values: impl Iterator<Item = &'a str>) -> BTreeMap<&'a str, usize>
     m
 }
 
-pub fn jobs_page(frame: &Frame, status: &Status, overview: &JobsOverview, f: &JobsFilter) -> Markup {
+pub fn jobs_page(
+    frame: &Frame,
+    status: &Status,
+    overview: &JobsOverview,
+    f: &JobsFilter,
+) -> Markup {
     let blocked: BTreeSet<&str> = status.blocked.iter().map(|b| b.job.as_str()).collect();
-    let rows: Vec<&JobRow> = overview.jobs.iter().filter(|r| f.matches(r, &blocked)).collect();
+    let rows: Vec<&JobRow> = overview
+        .jobs
+        .iter()
+        .filter(|r| f.matches(r, &blocked))
+        .collect();
     let all = &overview.jobs;
     let by_sync = counts(all.iter().flat_map(|r| sync_labels(&r.status, &blocked)));
     let by_state = counts(all.iter().map(|r| r.status.health.as_str()));
@@ -93,13 +102,22 @@ pub fn jobs_page(frame: &Frame, status: &Status, overview: &JobsOverview, f: &Jo
         }
         (overview_banners(status))
         section aria-label="Counts" {
-            ul.counts {
-                li { a href="/" { span.count { (all.len()) } " jobs" } }
-                @for (sync, n) in &by_sync {
-                    li { a href={ "/?sync=" (urlencode(sync)) } { span.count { (n) } " " (badge(sync)) } }
+            div.countrow {
+                div.countgroup {
+                    span.grouplabel { "All" }
+                    ul.counts { li { a href="/" { span.count { (all.len()) } " jobs" } } }
                 }
-                @for (state, n) in &by_state {
-                    li { a href={ "/?state=" (urlencode(state)) } { span.count { (n) } " " (badge(state)) } }
+                div.countgroup {
+                    span.grouplabel { "Sync" }
+                    ul.counts { @for (sync, n) in &by_sync {
+                        li { a href={ "/?sync=" (urlencode(sync)) } { span.count { (n) } " " (badge(sync)) } }
+                    } }
+                }
+                div.countgroup {
+                    span.grouplabel { "Flink state" }
+                    ul.counts { @for (state, n) in &by_state {
+                        li { a href={ "/?state=" (urlencode(state)) } { span.count { (n) } " " (badge(state)) } }
+                    } }
                 }
             }
         }
@@ -158,14 +176,19 @@ fn overview_banners(status: &Status) -> Markup {
     }
 }
 
-fn select<'a>(label: &str, name: &str, options: impl Iterator<Item = &'a str>, current: Option<&str>) -> Markup {
+fn select<'a>(
+    label: &str,
+    name: &str,
+    options: impl Iterator<Item = &'a str>,
+    current: Option<&str>,
+) -> Markup {
     html! {
         label {
             (label)
             select name=(name) {
                 option value="" { "any" }
                 @for o in options {
-                    option value=(o) selected[current == Some(o)] { (o) }
+                    option value=(o) selected[current == Some(o)] { (super::layout::display(o)) }
                 }
             }
         }
@@ -276,46 +299,16 @@ pub fn job_page(frame: &Frame, status: &Status, d: &JobDetail) -> Markup {
                 None => p.muted { "weir has not applied this job yet." },
             }
         }
-        section aria-labelledby="lineage" {
-            h2 #lineage { "Savepoint lineage" }
-            @if d.lineage.savepoints.is_empty() { p.muted { "No savepoint recorded yet." } }
-            ol.timeline {
-                @for s in &d.lineage.savepoints {
-                    li {
-                        div.when { (when(s.at_ms)) " " (badge_as(&s.kind, Tone::Neutral)) }
-                        div { code.wrap { (s.path) } }
-                        div.small {
-                            @if let Some(by) = &s.produced_by {
-                                "taken by " a href={ "/applies/" (urlencode(&by.apply_id)) } { (by.apply_id) }
-                                @if let Some(a) = &by.action { " (" (a) ")" }
-                                @if let Some(id) = &s.flink_job_id { " from Flink job " (short_id(id)) }
-                            } @else { "not taken by weir (initial savepoint or a checkpoint found on the cluster)" }
-                        }
-                        @for r in &s.restores {
-                            div.small.restore {
-                                "↳ restored " (when(r.at_ms)) " by " a href={ "/applies/" (urlencode(&r.by.apply_id)) } { (r.by.apply_id) }
-                                " into Flink job " (short_id(&r.flink_job_id))
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        section aria-labelledby="applies" {
-            h2 #applies { "Applies" }
-            @if d.applies.is_empty() { p.muted { "No apply of this job yet." } }
-            @for a in &d.applies {
-                details.apply open[a.id == d.applies[0].id] {
-                    summary {
-                        (badge(&a.outcome)) " " a href={ "/applies/" (urlencode(&a.id)) } { (a.id) }
-                        " · " (when(a.started_at_ms)) " · " (duration(a.duration_ms)) " · " (a.trigger)
-                    }
-                    @for js in a.jobs.iter().filter(|js| js.job == j.name) { (steps_table(&js.steps)) }
-                }
-            }
-        }
+        (lineage_section(&d.lineage))
+        (applies_section(d))
     };
-    page(&j.name, Nav::Jobs, frame, Some(if running { 2 } else { 10 }), content)
+    page(
+        &j.name,
+        Nav::Jobs,
+        frame,
+        Some(if running { 2 } else { 10 }),
+        content,
+    )
 }
 
 /// The stored (redacted) definition: facts, then the SQL or the jar's args.
@@ -349,5 +342,56 @@ fn definition(def: &Value) -> Markup {
                 table.kv { tbody { @for (k, v) in conf { tr { th scope="row" { code { (k) } } td { code { (text(v)) } } } } } }
             }
         }
+    }
+}
+
+/// Every savepoint of the job, newest first: which apply took it and which started from it.
+fn lineage_section(lineage: &crate::audit::Lineage) -> Markup {
+    html! {
+    section aria-labelledby="lineage" {
+        h2 #lineage { "Savepoint lineage" }
+        @if lineage.savepoints.is_empty() { p.muted { "No savepoint recorded yet." } }
+        ol.timeline {
+            @for s in &lineage.savepoints {
+                li {
+                    div.when { (when(s.at_ms)) " " (badge_as(&s.kind, Tone::Neutral)) }
+                    div { code.wrap { (s.path) } }
+                    div.small {
+                        @if let Some(by) = &s.produced_by {
+                            "taken by " a href={ "/applies/" (urlencode(&by.apply_id)) } { (by.apply_id) }
+                            @if let Some(a) = &by.action { " (" (a) ")" }
+                            @if let Some(id) = &s.flink_job_id { " from Flink job " (short_id(id)) }
+                        } @else { "not taken by weir (initial savepoint or a checkpoint found on the cluster)" }
+                    }
+                    @for r in &s.restores {
+                        div.small.restore {
+                            "↳ restored " (when(r.at_ms)) " by " a href={ "/applies/" (urlencode(&r.by.apply_id)) } { (r.by.apply_id) }
+                            " into Flink job " (short_id(&r.flink_job_id))
+                        }
+                    }
+                }
+            }
+        }
+    }
+    }
+}
+
+/// The job's newest applies, the newest unfolded, with every step.
+fn applies_section(d: &JobDetail) -> Markup {
+    let j = &d.job;
+    html! {
+    section aria-labelledby="applies" {
+        h2 #applies { "Applies" }
+        @if d.applies.is_empty() { p.muted { "No apply of this job yet." } }
+        @for a in &d.applies {
+            details.apply open[a.id == d.applies[0].id] {
+                summary {
+                    (badge(&a.outcome)) " " a href={ "/applies/" (urlencode(&a.id)) } { (a.id) }
+                    " · " (when(a.started_at_ms)) " · " (duration(a.duration_ms)) " · " (a.trigger)
+                }
+                @for js in a.jobs.iter().filter(|js| js.job == j.name) { (steps_table(&js.steps)) }
+            }
+        }
+    }
     }
 }

@@ -132,8 +132,15 @@ pub fn tone(value: &str) -> Tone {
         "Synced" | "RUNNING" | "succeeded" | "success" | "FINISHED" | "in_sync" => Tone::Good,
         "running" | "unfinished" | "pending" | "queued" | "applying" | "CREATED"
         | "INITIALIZING" | "RESTARTING" | "RECONCILING" | "Applying" => Tone::Busy,
-        "OutOfSync" | "Unknown" | "waiting_for_approval" | "drift" | "SUSPENDED"
-        | "interrupted" | "not_run" | "failure" | "RolledBack" => Tone::Warn,
+        "OutOfSync"
+        | "Unknown"
+        | "waiting_for_approval"
+        | "drift"
+        | "SUSPENDED"
+        | "interrupted"
+        | "not_run"
+        | "failure"
+        | "RolledBack" => Tone::Warn,
         "InvalidDefinition" | "Invalid" | "Blocked" | "FAILED" | "FAILING" | "CANCELED"
         | "CANCELLING" | "failed" | "error" | "repo_invalid" => Tone::Bad,
         _ => Tone::Neutral,
@@ -148,8 +155,17 @@ pub fn badge(value: &str) -> Markup {
 pub fn badge_as(value: &str, tone: Tone) -> Markup {
     html! {
         span class={ "badge " (tone.class()) } {
-            span.glyph aria-hidden="true" { (tone.glyph()) } " " (value)
+            span.glyph aria-hidden="true" { (tone.glyph()) } " " (display(value))
         }
+    }
+}
+
+/// A state as people read it: `waiting_for_approval` → `waiting for approval`; the daemon's
+/// `-` (no Flink job) → `no job`.
+pub fn display(value: &str) -> String {
+    match value {
+        "-" => "no job".into(),
+        v => v.replace('_', " "),
     }
 }
 
@@ -210,21 +226,96 @@ pub fn csrf_field(frame: &Frame) -> Markup {
 pub fn notice(tone: Tone, title: &str, body: Markup) -> Markup {
     html! {
         div class={ "notice " (tone.class()) } role=[matches!(tone, Tone::Bad).then_some("alert")] {
-            strong { (title) } " " (body)
+            @if !title.is_empty() { strong { (title) } " " }
+            (body)
         }
     }
 }
 
 const SQL_KEYWORDS: &[&str] = &[
-    "ADD", "ALL", "ALTER", "AND", "AS", "ASC", "BETWEEN", "BIGINT", "BOOLEAN", "BY", "CASE",
-    "CAST", "CATALOG", "CREATE", "CROSS", "CURRENT_TIMESTAMP", "DATABASE", "DECIMAL", "DESC",
-    "DISTINCT", "DOUBLE", "DROP", "ELSE", "END", "EXISTS", "FALSE", "FOR", "FROM", "FULL",
-    "FUNCTION", "GROUP", "HAVING", "HOP", "IF", "IN", "INNER", "INSERT", "INT", "INTEGER",
-    "INTERVAL", "INTO", "IS", "JOIN", "KEY", "LEFT", "LIKE", "LIMIT", "MATCH_RECOGNIZE", "NOT",
-    "NULL", "ON", "OR", "ORDER", "OUTER", "OVER", "PARTITION", "PRIMARY", "RIGHT", "ROW", "ROWS",
-    "SELECT", "SESSION", "SET", "STATEMENT", "STRING", "SYSTEM_TIME", "TABLE", "TEMPORARY",
-    "THEN", "TIMESTAMP", "TIMESTAMP_LTZ", "TRUE", "TUMBLE", "UNION", "USE", "VALUES", "VARCHAR",
-    "VIEW", "WATERMARK", "WHEN", "WHERE", "WINDOW", "WITH",
+    "ADD",
+    "ALL",
+    "ALTER",
+    "AND",
+    "AS",
+    "ASC",
+    "BETWEEN",
+    "BIGINT",
+    "BOOLEAN",
+    "BY",
+    "CASE",
+    "CAST",
+    "CATALOG",
+    "CREATE",
+    "CROSS",
+    "CURRENT_TIMESTAMP",
+    "DATABASE",
+    "DECIMAL",
+    "DESC",
+    "DISTINCT",
+    "DOUBLE",
+    "DROP",
+    "ELSE",
+    "END",
+    "EXISTS",
+    "FALSE",
+    "FOR",
+    "FROM",
+    "FULL",
+    "FUNCTION",
+    "GROUP",
+    "HAVING",
+    "HOP",
+    "IF",
+    "IN",
+    "INNER",
+    "INSERT",
+    "INT",
+    "INTEGER",
+    "INTERVAL",
+    "INTO",
+    "IS",
+    "JOIN",
+    "KEY",
+    "LEFT",
+    "LIKE",
+    "LIMIT",
+    "MATCH_RECOGNIZE",
+    "NOT",
+    "NULL",
+    "ON",
+    "OR",
+    "ORDER",
+    "OUTER",
+    "OVER",
+    "PARTITION",
+    "PRIMARY",
+    "RIGHT",
+    "ROW",
+    "ROWS",
+    "SELECT",
+    "SESSION",
+    "SET",
+    "STATEMENT",
+    "STRING",
+    "SYSTEM_TIME",
+    "TABLE",
+    "TEMPORARY",
+    "THEN",
+    "TIMESTAMP",
+    "TIMESTAMP_LTZ",
+    "TRUE",
+    "TUMBLE",
+    "UNION",
+    "USE",
+    "VALUES",
+    "VARCHAR",
+    "VIEW",
+    "WATERMARK",
+    "WHEN",
+    "WHERE",
+    "WINDOW",
+    "WITH",
 ];
 
 /// SQL as HTML with keywords, strings, numbers and comments in spans. Every character of the
@@ -247,7 +338,11 @@ pub fn highlight_sql(sql: &str) -> Markup {
                 i += 1;
             }
             i = (i + 1).min(chars.len());
-            span(&mut out, if c == '\'' { "s" } else { "i" }, &chars[start..i]);
+            span(
+                &mut out,
+                if c == '\'' { "s" } else { "i" },
+                &chars[start..i],
+            );
         } else if c.is_ascii_digit() {
             while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
                 i += 1;

@@ -30,7 +30,9 @@ use rand::RngCore;
 
 pub use jobs::{JobsFilter, flink_ui_link, job_page, jobs_page};
 pub use layout::{Frame, highlight_sql};
-pub use records::{apply_page, login_page, message_page, plan_page, plans_page, pulls_page, settings_page};
+pub use records::{
+    apply_page, login_page, message_page, plan_page, plans_page, pulls_page, settings_page,
+};
 
 use super::server::{
     ApiError, AppState, apply_detail, approve_plan, check_given_token, job_detail, jobs_overview,
@@ -55,8 +57,14 @@ pub fn router() -> Router<AppState> {
         .route("/settings", get(settings_handler))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
-        .route("/assets/console.css", get(|| asset(CSS, "text/css; charset=utf-8")))
-        .route("/assets/console.js", get(|| asset(JS, "text/javascript; charset=utf-8")))
+        .route(
+            "/assets/console.css",
+            get(|| asset(CSS, "text/css; charset=utf-8")),
+        )
+        .route(
+            "/assets/console.js",
+            get(|| asset(JS, "text/javascript; charset=utf-8")),
+        )
 }
 
 async fn asset(body: &'static str, kind: &'static str) -> Response {
@@ -84,7 +92,9 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// A cookie only this site's own requests send, that scripts cannot read.
 pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>) -> String {
-    let age = max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
+    let age = max_age
+        .map(|s| format!("; Max-Age={s}"))
+        .unwrap_or_default();
     format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict{age}")
 }
 
@@ -173,7 +183,12 @@ impl Visit {
         } else {
             e.to_string()
         };
-        let body = message_page(&self.frame, "Not available", &message, Some(("/", "Back to the jobs")));
+        let body = message_page(
+            &self.frame,
+            "Not available",
+            &message,
+            Some(("/", "Back to the jobs")),
+        );
         self.respond(status, body, Vec::new())
     }
 
@@ -213,7 +228,12 @@ async fn jobs_handler(
     let filter = filter.map(|Query(f)| f).unwrap_or_default();
     read_page!(state, headers, uri, |visit| async {
         let overview = jobs_overview(&state).await?;
-        Ok::<_, ApiError>(jobs_page(&visit.frame, &state.shared.status(), &overview, &filter))
+        Ok::<_, ApiError>(jobs_page(
+            &visit.frame,
+            &state.shared.status(),
+            &overview,
+            &filter,
+        ))
     }
     .await)
 }
@@ -283,7 +303,11 @@ async fn pulls_handler(State(state): State<AppState>, headers: HeaderMap, uri: U
 
 async fn settings_handler(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     read_page!(state, headers, uri, |visit| async {
-        Ok::<_, ApiError>(settings_page(&visit.frame, &state.shared.status(), &state.shared.cfg))
+        Ok::<_, ApiError>(settings_page(
+            &visit.frame,
+            &state.shared.status(),
+            &state.shared.cfg,
+        ))
     }
     .await)
 }
@@ -294,7 +318,9 @@ fn form(body: &[u8]) -> Vec<(String, String)> {
 }
 
 fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Whether a POST carries the CSRF token of its cookie.
@@ -335,7 +361,12 @@ async fn login_form(State(state): State<AppState>, headers: HeaderMap, uri: Uri)
     visit.page(body)
 }
 
-async fn login(State(state): State<AppState>, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
     let visit = Visit::of(&state, &headers, &uri);
     let f = form(&body);
     if !csrf_ok(&headers, &f) {
@@ -349,7 +380,14 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, uri: Uri, body
             visit.redirect(&next, vec![cookie])
         }
         Ok(()) => {
-            let body = login_page(&visit.frame, &next, Some("This token cannot be kept in a cookie (it holds `;`, `,`, spaces or quotes); use the API with it."), false);
+            let body = login_page(
+                &visit.frame,
+                &next,
+                Some(
+                    "This token cannot be kept in a cookie (it holds `;`, `,`, spaces or quotes); use the API with it.",
+                ),
+                false,
+            );
             visit.respond(StatusCode::BAD_REQUEST, body, Vec::new())
         }
         Err(e) => {
@@ -367,7 +405,12 @@ fn cookie_safe(token: &str) -> bool {
         .all(|b| b.is_ascii_graphic() && !b";,\"\\".contains(&b))
 }
 
-async fn logout(State(state): State<AppState>, headers: HeaderMap, uri: Uri, body: Bytes) -> Response {
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
     let visit = Visit::of(&state, &headers, &uri);
     if !csrf_ok(&headers, &form(&body)) {
         return refused_csrf(visit);
@@ -388,17 +431,46 @@ async fn approve_handler(
     }
     let back = format!("/plans/{}", layout::path_segment(&id));
     if let Err(e) = check_given_token(&state, cookie(&headers, TOKEN_COOKIE)) {
-        let message = format!("{e}. Sign in with an API token to approve plans.");
+        let message = match &e {
+            ApiError::MissingToken => {
+                "You are not signed in: approving a plan needs an API token.".to_string()
+            }
+            ApiError::InvalidToken => {
+                "The token this browser signed in with is not valid (any more): sign in again."
+                    .to_string()
+            }
+            e => e.to_string(),
+        };
         let status = e.status();
-        let body = message_page(&visit.frame, "Not approved", &message, Some((&format!("/login?next={}", layout::urlencode(&back)), "Sign in")));
+        let body = message_page(
+            &visit.frame,
+            "Not approved",
+            &message,
+            Some((
+                &format!("/login?next={}", layout::urlencode(&back)),
+                "Sign in",
+            )),
+        );
         return visit.respond(status, body, Vec::new());
     }
     match approve_plan(&state, &id).await {
-        Ok(a) => visit.redirect(&format!("/applies/{}", layout::path_segment(&a.apply_id)), Vec::new()),
+        Ok(a) => visit.redirect(
+            &format!("/applies/{}", layout::path_segment(&a.apply_id)),
+            Vec::new(),
+        ),
         Err(e) => {
             let status = e.status();
-            let message = if status.is_server_error() { "internal error (see the daemon's log)".to_string() } else { e.to_string() };
-            let body = message_page(&visit.frame, "Not approved", &message, Some((&back, "Back to the plan")));
+            let message = if status.is_server_error() {
+                "internal error (see the daemon's log)".to_string()
+            } else {
+                e.to_string()
+            };
+            let body = message_page(
+                &visit.frame,
+                "Not approved",
+                &message,
+                Some((&back, "Back to the plan")),
+            );
             visit.respond(status, body, Vec::new())
         }
     }

@@ -24,11 +24,14 @@ fn word(v: &impl Serialize) -> String {
     }
 }
 
+/// Above this many field diffs, a change's diffs start folded (as in the pull-request preview).
+const FOLD_OVER: usize = 3;
+
 /// A field diff as a unified diff with added and removed lines marked (by sign and colour).
-fn diff_block(d: &FieldDiff) -> Markup {
+fn diff_block(d: &FieldDiff, open: bool) -> Markup {
     let text = crate::render::unified(d);
     html! {
-        details.diff open {
+        details.diff open[open] {
             summary { code { (d.field) } " " span.muted { "(" (word(&d.severity)) ")" } }
             pre.diff { code {
                 @for line in text.lines() {
@@ -43,9 +46,8 @@ fn diff_block(d: &FieldDiff) -> Markup {
 
 /// The field diffs of a change as stored in a plan's JSON.
 pub fn change_diffs(change: &Value) -> Markup {
-    let diffs: Vec<FieldDiff> =
-        serde_json::from_value(change["diff"].clone()).unwrap_or_default();
-    html! { @for d in &diffs { (diff_block(d)) } }
+    let diffs: Vec<FieldDiff> = serde_json::from_value(change["diff"].clone()).unwrap_or_default();
+    html! { @for d in &diffs { (diff_block(d, diffs.len() <= FOLD_OVER)) } }
 }
 
 /// Steps of an apply with status, times, duration and the Flink REST calls.
@@ -123,7 +125,8 @@ fn plan_body(p: &Plan) -> Markup {
                 h2 { (badge_as(&word(&c.action), Tone::Neutral)) " " a href=(job_href(&c.job)) { (c.job) } " " span.muted.small { "on " (c.cluster) " · " (word(&c.upgrade_mode)) } }
                 p { (c.reason) }
                 @for w in &c.warnings { (notice(Tone::Warn, "Warning.", html! { (w) })) }
-                @for d in &c.diff { (diff_block(d)) }
+                @if c.diff.len() > FOLD_OVER { p.small.muted { (c.diff.len()) " fields change; each diff is folded." } }
+                @for d in &c.diff { (diff_block(d, c.diff.len() <= FOLD_OVER)) }
                 details { summary { "Steps (" (c.steps.len()) ")" }
                     ol { @for s in &c.steps { li { (s.describe()) } } }
                 }
@@ -165,7 +168,13 @@ pub fn apply_page(frame: &Frame, d: &ApplyDetail) -> Markup {
             }
         }
     };
-    page(&format!("Apply {}", a.id), Nav::Plans, frame, running.then_some(2), content)
+    page(
+        &format!("Apply {}", a.id),
+        Nav::Plans,
+        frame,
+        running.then_some(2),
+        content,
+    )
 }
 
 pub fn plans_page(frame: &Frame, list: &PlansList) -> Markup {
@@ -278,11 +287,16 @@ pub fn login_page(frame: &Frame, next: &str, error: Option<&str>, required: bool
 }
 
 /// A refusal or an error, with the way back.
-pub fn message_page(frame: &Frame, title: &str, message: &str, back: Option<(&str, &str)>) -> Markup {
+pub fn message_page(
+    frame: &Frame,
+    title: &str,
+    message: &str,
+    back: Option<(&str, &str)>,
+) -> Markup {
     let content = html! {
         h1 { (title) }
         (notice(Tone::Bad, "", html! { (message) }))
-        @if let Some((href, label)) = back { p { a href=(href) { (label) } } }
+        @if let Some((href, label)) = back { p { a.button href=(href) { (label) } } }
     };
     page(title, Nav::None, frame, None, content)
 }

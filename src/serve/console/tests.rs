@@ -100,7 +100,10 @@ fn hostile_names_are_escaped_on_the_jobs_page() {
     assert!(!html.contains("<img src=x"), "{html}");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     // The link to its page is percent-encoded, not raw.
-    assert!(html.contains("/jobs/%3Cscript%3Ealert%281%29%3C%2Fscript%3E"), "{html}");
+    assert!(
+        html.contains("/jobs/%3Cscript%3Ealert%281%29%3C%2Fscript%3E"),
+        "{html}"
+    );
 }
 
 #[test]
@@ -133,15 +136,24 @@ fn the_jobs_page_counts_every_job_and_filters_narrow_the_rows() {
     let html = jobs_page(&frame(), &s, &ov, &by_label).into_string();
     assert!(html.contains("Showing 2 of 3 jobs"), "{html}");
     // The chosen filter stays selected (it lives in the query string).
-    assert!(html.contains("<option value=\"team=team-0\" selected>"), "{html}");
+    assert!(
+        html.contains("<option value=\"team=team-0\" selected>"),
+        "{html}"
+    );
 }
 
 #[test]
 fn sql_is_highlighted_and_escaped() {
     let html = highlight_sql("SELECT '<b>' FROM t -- </pre>\nWHERE x > 1").into_string();
     assert!(html.contains("<span class=\"k\">SELECT</span>"), "{html}");
-    assert!(html.contains("<span class=\"s\">&#39;&lt;b&gt;&#39;</span>"), "{html}");
-    assert!(html.contains("<span class=\"c\">-- &lt;/pre&gt;</span>"), "{html}");
+    assert!(
+        html.contains("<span class=\"s\">&#39;&lt;b&gt;&#39;</span>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<span class=\"c\">-- &lt;/pre&gt;</span>"),
+        "{html}"
+    );
     assert!(html.contains("x &gt; <span class=\"n\">1</span>"), "{html}");
     assert!(!html.contains("<b>") && !html.contains("</pre>"));
 }
@@ -260,25 +272,45 @@ async fn approving_needs_the_csrf_token_and_an_api_token() {
     let s = serve(false, false).await;
     let csrf = format!("weir_csrf={CSRF}");
     // No CSRF field: refused before anything else.
-    let r = s.post("/plans/plan-1/approve", &format!("{csrf}; weir_token={TOKEN}"), "").await;
+    let r = s
+        .post(
+            "/plans/plan-1/approve",
+            &format!("{csrf}; weir_token={TOKEN}"),
+            "",
+        )
+        .await;
     assert_eq!(r.status().as_u16(), 403);
     // A field that is not the cookie's: refused.
     let r = s
-        .post("/plans/plan-1/approve", &format!("{csrf}; weir_token={TOKEN}"), &format!("csrf={}", "f".repeat(32)))
+        .post(
+            "/plans/plan-1/approve",
+            &format!("{csrf}; weir_token={TOKEN}"),
+            &format!("csrf={}", "f".repeat(32)),
+        )
         .await;
     assert_eq!(r.status().as_u16(), 403);
     // CSRF right, no token: refused, and the worker never heard of it.
-    let r = s.post("/plans/plan-1/approve", &csrf, &format!("csrf={CSRF}")).await;
+    let r = s
+        .post("/plans/plan-1/approve", &csrf, &format!("csrf={CSRF}"))
+        .await;
     assert_eq!(r.status().as_u16(), 401);
     assert!(r.text().await.unwrap().contains("Sign in"));
     let r = s
-        .post("/plans/plan-1/approve", &format!("{csrf}; weir_token=wrong"), &format!("csrf={CSRF}"))
+        .post(
+            "/plans/plan-1/approve",
+            &format!("{csrf}; weir_token=wrong"),
+            &format!("csrf={CSRF}"),
+        )
         .await;
     assert_eq!(r.status().as_u16(), 401);
     assert!(s.approved.lock().unwrap().is_empty());
     // Both: the plan goes to the worker, the browser to the apply's page.
     let r = s
-        .post("/plans/plan-1/approve", &format!("{csrf}; weir_token={TOKEN}"), &format!("csrf={CSRF}"))
+        .post(
+            "/plans/plan-1/approve",
+            &format!("{csrf}; weir_token={TOKEN}"),
+            &format!("csrf={CSRF}"),
+        )
         .await;
     assert_eq!(r.status().as_u16(), 303);
     assert_eq!(r.headers()["location"], "/applies/apply-1");
@@ -303,24 +335,50 @@ async fn a_stale_plan_is_refused_as_the_api_refuses_it() {
 async fn signing_in_sets_the_token_cookie_only_for_a_valid_token() {
     let s = serve(false, false).await;
     let csrf = format!("weir_csrf={CSRF}");
-    let r = s.post("/login", &csrf, &format!("csrf={CSRF}&token=nope&next=/settings")).await;
-    assert_eq!(r.status().as_u16(), 401);
-    assert!(r.headers().get("set-cookie").is_none_or(|c| !c.to_str().unwrap().contains("weir_token")));
     let r = s
-        .post("/login", "", &format!("csrf={CSRF}&token={TOKEN}&next=/settings"))
+        .post(
+            "/login",
+            &csrf,
+            &format!("csrf={CSRF}&token=nope&next=/settings"),
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(
+        r.headers()
+            .get("set-cookie")
+            .is_none_or(|c| !c.to_str().unwrap().contains("weir_token"))
+    );
+    let r = s
+        .post(
+            "/login",
+            "",
+            &format!("csrf={CSRF}&token={TOKEN}&next=/settings"),
+        )
         .await;
     assert_eq!(r.status().as_u16(), 403, "no CSRF cookie: refused");
     let r = s
-        .post("/login", &csrf, &format!("csrf={CSRF}&token={TOKEN}&next=//evil.example"))
+        .post(
+            "/login",
+            &csrf,
+            &format!("csrf={CSRF}&token={TOKEN}&next=//evil.example"),
+        )
         .await;
     assert_eq!(r.status().as_u16(), 303);
     assert_eq!(r.headers()["location"], "/");
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.starts_with("weir_token=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.starts_with("weir_token=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     // A first visit gets a CSRF cookie of the same kind.
     let r = s.client.get(format!("{}/", s.base)).send().await.unwrap();
     let c = r.headers()["set-cookie"].to_str().unwrap();
-    assert!(c.starts_with("weir_csrf=") && c.contains("HttpOnly") && c.contains("SameSite=Strict"), "{c}");
+    assert!(
+        c.starts_with("weir_csrf=") && c.contains("HttpOnly") && c.contains("SameSite=Strict"),
+        "{c}"
+    );
 }
 
 #[tokio::test]
@@ -330,7 +388,10 @@ async fn with_require_token_for_reads_the_console_asks_for_the_token() {
         let (code, body) = s.get(path, "").await;
         assert_eq!(code, 401, "{path}");
         assert!(body.contains("name=\"token\""), "{path}: {body}");
-        assert!(!body.contains("orders") || path == "/jobs/orders", "{path}: {body}");
+        assert!(
+            !body.contains("orders") || path == "/jobs/orders",
+            "{path}: {body}"
+        );
     }
     let (code, body) = s.get("/", &format!("weir_token={TOKEN}")).await;
     assert_eq!(code, 200);
@@ -342,14 +403,26 @@ async fn secrets_never_reach_a_page() {
     let s = serve(false, false).await;
     let signed_in = format!("weir_csrf={CSRF}; weir_token={TOKEN}");
     for path in [
-        "/", "/?q=ord", "/jobs/orders", "/plans", "/plans/plan-1", "/pulls", "/settings", "/login",
-        "/applies/none", "/assets/console.js", "/assets/console.css",
+        "/",
+        "/?q=ord",
+        "/jobs/orders",
+        "/plans",
+        "/plans/plan-1",
+        "/pulls",
+        "/settings",
+        "/login",
+        "/applies/none",
+        "/assets/console.js",
+        "/assets/console.css",
     ] {
         for cookies in ["", signed_in.as_str()] {
             let (code, body) = s.get(path, cookies).await;
             assert!(code < 500, "{path}: {code}");
             assert!(!body.contains(TOKEN), "{path} shows the API token");
-            assert!(!body.contains("gh-SECRET-9a"), "{path} shows the webhook secret");
+            assert!(
+                !body.contains("gh-SECRET-9a"),
+                "{path} shows the webhook secret"
+            );
         }
     }
     let (code, body) = s.get("/jobs/orders", "").await;
