@@ -61,6 +61,17 @@ fn the_console_in_a_browser_lists_filters_shows_lineage_and_approves() {
         }) && s["pendingPlan"]["id"].is_string()
     });
 
+    // The jobs page's figures come from `GET /api/v1/jobs`: labels of the applied definition.
+    let jobs = d.get("/api/v1/jobs");
+    let row = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == auto.as_str())
+        .unwrap_or_else(|| panic!("{jobs}"));
+    assert_eq!(row["labels"]["team"], "test", "{jobs}");
+    assert_eq!(row["lastApply"]["outcome"], "succeeded", "{jobs}");
+
     let shots = screenshots_dir();
     std::fs::create_dir_all(&shots).unwrap();
     let profile = tempfile::tempdir().unwrap();
