@@ -75,6 +75,12 @@ async function main() {
   check((await page.locator("section", { has: page.locator("#applies") }).locator("ol.steps li").count()) > 0, "the job's applies list their steps");
   await shot(page, "03-job");
 
+  // The job waiting for approval: why it is out of sync (the pending change and its diff).
+  await page.goto(base + "/jobs/" + manual);
+  const why = await page.locator("section", { has: page.locator("#pending") }).innerText();
+  check(why.includes("create") && why.includes("args"), "the out-of-sync job shows its pending change: " + why);
+  await shot(page, "03-job-out-of-sync");
+
   // The pending plan; approving without a token is refused.
   await page.goto(base + "/plans");
   await shot(page, "04-plans");

@@ -433,3 +433,49 @@ async fn secrets_never_reach_a_page() {
     let (_, body) = s.get("/", "").await;
     assert!(body.contains("Showing 3 of 3 jobs"));
 }
+
+#[test]
+fn the_job_page_escapes_hostile_args_and_sql_and_shows_the_pending_change() {
+    use crate::serve::server::{JobDetail, PendingChange};
+    let s = status();
+    let definition = serde_json::json!({
+        "file": "jobs/orders.yaml", "parallelism": 2, "upgradeMode": "savepoint", "state": "running",
+        "program": {"kind": "sql", "script": "SELECT '<script>x</script>' FROM t", "args": ["--x", HOSTILE]},
+    });
+    let detail = JobDetail {
+        job: s.jobs[1].clone(),
+        history: Vec::new(),
+        savepoints: Vec::new(),
+        definition: Some(definition),
+        lineage: crate::audit::Lineage {
+            job: "payments".into(),
+            savepoints: Vec::new(),
+        },
+        applies: Vec::new(),
+        pending_change: Some(PendingChange {
+            plan_id: "plan-1".into(),
+            change: serde_json::json!({
+                "action": "redeploy", "reason": "args changed <b>",
+                "diff": [{"field": "args", "severity": "redeploy", "before": "--x\na", "after": "--x\n<script>"}],
+            }),
+        }),
+    };
+    let html = job_page(&frame(), &s, &detail).into_string();
+    assert!(
+        !html.contains("<script>x") && !html.contains("<script>alert") && !html.contains("<b>"),
+        "{html}"
+    );
+    assert!(html.contains("<span class=\"k\">SELECT</span>"), "{html}");
+    assert!(
+        html.contains("Why it is out of sync") && html.contains("+&lt;script&gt;"),
+        "{html}"
+    );
+    // The blocked apply is explained, and Flink's UI is linked.
+    assert!(
+        html.contains("Blocked.") && html.contains("&lt;/td&gt;&lt;b&gt;boom"),
+        "{html}"
+    );
+    assert!(
+        html.contains("http://flink:8081/#/job/running/3efa3ff3bf4fe7f49bf7e20002000002/overview")
+    );
+}
