@@ -38,6 +38,18 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   log "installing aiosmtpd"
   python3 -m pip install -q aiosmtpd
 fi
+# The console's browser test (tests/integration/console.rs) drives Debian's Chromium with
+# playwright-core from npm (no browser download); it fails, not skips, without them.
+if [ ! -x /usr/bin/chromium ]; then
+  log "installing chromium"
+  apt-get update -q && apt-get install -y -q chromium
+fi
+if ! command -v npm >/dev/null; then
+  log "installing nodejs and npm"
+  apt-get update -q && apt-get install -y -q nodejs npm
+fi
+log "installing playwright-core (tests/browser, npm ci)"
+(cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 
 log "fetching Flink $flink2 and $flink1 (cached in $cache) and building the Java jobs"
 scripts/build-java.sh "$flink2" "$root/target/java/$flink2"

@@ -8,6 +8,7 @@
 //! store is closed. Anything cut short is in the journal and is finished on the next start.
 
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod known_hosts;
 pub mod metrics;

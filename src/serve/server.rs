@@ -13,19 +13,24 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
 use super::pull::{self, ForgeKind, Previews, Submitted};
-use super::reconcile::{ApplyRefusal, ApplyRequest, Shared};
+use super::reconcile::{ApplyRefusal, Shared};
 use super::webhook;
 use crate::audit;
 use crate::clock::now_ms;
-use crate::store::HistoryKind;
 use crate::text::error_chain;
+
+mod data;
+pub use data::{
+    ApplyDetail, Approved, JobDetail, JobRow, JobsOverview, LastApply, PendingChange, PlanDetail,
+    PlansList, PreviewsList, apply_detail, approve_plan, job_detail, jobs_overview, plan_detail,
+    plans_list, previews_list,
+};
 
 /// Secrets resolved at start.
 #[derive(Clone, Default)]
@@ -173,6 +178,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/jobs", get(jobs))
         .route("/api/v1/jobs/{name}", get(job))
         .route("/api/v1/plans", get(plans))
         .route("/api/v1/plans/{id}", get(plan))
@@ -186,6 +192,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
     Router::new()
         .merge(api)
+        .merge(super::console::router())
         .merge(webhooks)
         .fallback(|| async { ApiError::NoEndpoint })
         .with_state(state)
@@ -205,10 +212,15 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn check_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    check_given_token(state, bearer(headers))
+}
+
+/// Whether `given` (from a bearer header or the console's cookie) is one of the API tokens.
+pub(crate) fn check_given_token(state: &AppState, given: Option<&str>) -> Result<(), ApiError> {
     if state.secrets.api_tokens.is_empty() {
         return Err(ApiError::TokensNotConfigured);
     }
-    let Some(given) = bearer(headers) else {
+    let Some(given) = given else {
         return Err(ApiError::MissingToken);
     };
     // Compare with every token (no early exit) in constant time.
@@ -223,7 +235,7 @@ fn check_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn check_read(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_read(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if state.shared.cfg.api.require_token_for_reads {
         check_token(state, headers)
     } else {
@@ -288,20 +300,18 @@ async fn status(State(state): State<AppState>, headers: HeaderMap) -> ApiResult 
     json(state.shared.status())
 }
 
+async fn jobs(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    check_read(&state, &headers)?;
+    json(jobs_overview(&state).await?)
+}
+
 async fn job(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult {
     check_read(&state, &headers)?;
-    let status = state.shared.status();
-    let Some(job) = status.jobs.iter().find(|j| j.name == name) else {
-        return Err(ApiError::UnknownJob(name));
-    };
-    let store = &state.shared.store;
-    let history = store.history(Some(&name), 20).await?;
-    let savepoints = store.savepoints(&name).await?;
-    json(json!({"job": job, "history": history, "savepoints": savepoints}))
+    json(job_detail(&state, &name).await?)
 }
 
 #[derive(Deserialize)]
@@ -316,17 +326,7 @@ async fn plans(
 ) -> ApiResult {
     check_read(&state, &headers)?;
     let limit = q.limit.unwrap_or(50).min(1000);
-    let entries: Vec<_> = state
-        .shared
-        .store
-        .history(None, limit * 2)
-        .await?
-        .into_iter()
-        .filter(|e| e.kind == HistoryKind::Plan)
-        .take(limit)
-        .collect();
-    let status = state.shared.status();
-    json(json!({"pending": status.pending_plan, "plans": entries}))
+    json(plans_list(&state, limit).await?)
 }
 
 async fn plan(
@@ -335,11 +335,7 @@ async fn plan(
     Path(id): Path<String>,
 ) -> ApiResult {
     check_read(&state, &headers)?;
-    let Some(record) = state.shared.store.plan(&id).await? else {
-        return Err(ApiError::UnknownPlan(id));
-    };
-    let plan: Value = serde_json::from_str(&record.plan_json)?;
-    json(json!({"id": record.id, "trigger": record.trigger, "plan": plan}))
+    json(plan_detail(&state, &id).await?)
 }
 
 /// The story of an apply (as `weir show APPLY_ID --format json` and `/api/v1/records/{id}`),
@@ -350,15 +346,7 @@ async fn apply(
     Path(id): Path<String>,
 ) -> ApiResult {
     check_read(&state, &headers)?;
-    let store = &state.shared.store;
-    let not_found = || ApiError::UnknownApply(id.clone());
-    let record = store.apply(&id).await?.ok_or_else(not_found)?;
-    let story = audit::load_apply(store, &id).await?.ok_or_else(not_found)?;
-    let journal = store.journal(&id).await?;
-    let mut body = serde_json::to_value(story)?;
-    body["apply"] = serde_json::to_value(record)?;
-    body["journal"] = serde_json::to_value(journal)?;
-    json(body)
+    json(apply_detail(&state, &id).await?)
 }
 
 #[derive(Deserialize)]
@@ -435,12 +423,7 @@ async fn sync(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
 
 async fn previews(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     check_read(&state, &headers)?;
-    let records = state
-        .previews
-        .as_ref()
-        .map(|p| p.records())
-        .unwrap_or_default();
-    json(json!({"enabled": state.previews.is_some(), "previews": records}))
+    json(previews_list(&state))
 }
 
 async fn apply_plan(
@@ -449,31 +432,8 @@ async fn apply_plan(
     Path(id): Path<String>,
 ) -> ApiResult {
     check_token(&state, &headers)?;
-    // A preview plans a pull request, not the branch: it is never applied.
-    if let Some(record) = state.shared.store.plan(&id).await?
-        && record.trigger == crate::store::Trigger::PullRequest
-    {
-        return Err(ApiError::PreviewNotApplicable(id));
-    }
-    let (reply, rx) = oneshot::channel();
-    state
-        .shared
-        .apply_tx
-        .send(ApplyRequest {
-            plan_id: id.clone(),
-            reply,
-        })
-        .await
-        .map_err(|_| ApiError::ShuttingDown)?;
-    match rx.await {
-        Ok(Ok(apply_id)) => Ok((
-            StatusCode::ACCEPTED,
-            axum::Json(json!({"applyId": apply_id, "planId": id})),
-        )
-            .into_response()),
-        Ok(Err(refusal)) => Err(refusal.into()),
-        Err(_) => Err(ApiError::ShuttingDown),
-    }
+    let approved = approve_plan(&state, &id).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(approved)).into_response())
 }
 
 // ---- webhooks --------------------------------------------------------------------------------
@@ -647,6 +607,7 @@ async fn generic(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     async fn reply(e: ApiError) -> (u16, Value) {
         let r = e.into_response();

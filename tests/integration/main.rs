@@ -6,6 +6,7 @@ mod audit;
 mod audit_api;
 mod bad_input;
 mod channels;
+mod console;
 mod crash;
 mod daemon;
 mod examples;
