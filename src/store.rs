@@ -46,6 +46,7 @@ mod jobs;
 pub mod journal;
 pub mod notify;
 mod plans;
+mod preflight;
 mod records;
 pub mod retention;
 mod trigger;
@@ -58,6 +59,7 @@ pub use records::{
     ApplyOutcome, ApplyRecord, HistoryEntry, HistoryKind, JobRecord, NewApply, PlanRecord,
     SavepointKind, SavepointRecord, SavepointRestore,
 };
+pub use preflight::PreflightKey;
 pub use trigger::Trigger;
 
 /// How long one connection waits for another connection (or process) holding the write lock.
@@ -70,6 +72,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("store/migrations/0003_notify.sql")),
     (4, include_str!("store/migrations/0004_daemon.sql")),
     (5, include_str!("store/migrations/0005_retention.sql")),
+    (6, include_str!("store/migrations/0006_preflight.sql")),
 ];
 
 /// The schema version this build of weir reads and writes.

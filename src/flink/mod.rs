@@ -21,6 +21,7 @@
 
 mod error;
 mod model;
+mod plan;
 
 #[cfg(test)]
 mod tests;
@@ -595,6 +596,26 @@ impl FlinkClient {
         url: &Url,
         req: reqwest::RequestBuilder,
     ) -> Result<Vec<u8>, FlinkError> {
+        let (status, body) = self.send_raw(req).await?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let (message, exception) = api_message(status, &body);
+        Err(FlinkError::Api {
+            method,
+            url: shown_url(url),
+            status,
+            message,
+            exception,
+        })
+    }
+
+    /// Sends once; any HTTP answer is returned with its status, only transport failures are
+    /// errors.
+    async fn send_raw(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, Vec<u8>), FlinkError> {
         let transport = |e: reqwest::Error| {
             let e = e.without_url();
             if e.is_timeout() {
@@ -613,17 +634,7 @@ impl FlinkClient {
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(transport)?.to_vec();
-        if status.is_success() {
-            return Ok(body);
-        }
-        let (message, exception) = api_message(status, &body);
-        Err(FlinkError::Api {
-            method,
-            url: shown_url(url),
-            status,
-            message,
-            exception,
-        })
+        Ok((status, body))
     }
 }
 

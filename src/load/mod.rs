@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use crate::desired::{DesiredJob, DesiredState, JarRef, Revision};
+use crate::desired::{DesiredJob, DesiredState, JarRef, Program, Revision, SqlOrigin};
 use crate::diagnostic::Diagnostic;
 use crate::git::{AccessLog, GitError, ReadError, RepoFiles, RepoSource};
 use crate::spec::{self, ClusterConfig, JobFile, RepoConfig};
@@ -492,6 +492,7 @@ impl Loader<'_> {
         if !problems.is_empty() {
             return None;
         }
+        let sql_origin = sql_origin(file, tree, program.as_ref());
         let savepoint_dir = sp
             .directory
             .clone()
@@ -510,6 +511,8 @@ impl Loader<'_> {
             savepoint_dir,
             restart_nonce: spec.restart_nonce,
             labels: metadata.labels,
+            preflight: spec.preflight,
+            sql_origin,
         })
     }
 
@@ -660,4 +663,31 @@ fn label_path(base: &[&str], key: &str) -> Vec<Seg> {
     let mut p = path(base);
     p.push(Seg::Key(key.to_string()));
     p
+}
+
+/// Where line 1 of an SQL job's script is: line 1 of its `sqlFile`, or where the block of an
+/// inline `sql:` starts in the job file (the tree's position of a block scalar is its first
+/// content character, so its column gives the block's indentation).
+fn sql_origin(file: &str, tree: &Node, program: Option<&Program>) -> Option<SqlOrigin> {
+    match program? {
+        Program::Jar { .. } => None,
+        Program::Sql {
+            source_file: Some(script),
+            ..
+        } => Some(SqlOrigin {
+            file: script.clone(),
+            line: 1,
+            indent: 0,
+        }),
+        Program::Sql {
+            source_file: None, ..
+        } => {
+            let pos = tree.value_pos(&path(&["spec", "sql"]));
+            Some(SqlOrigin {
+                file: file.to_string(),
+                line: u32::try_from(pos.line).unwrap_or(u32::MAX),
+                indent: u32::try_from(pos.column.saturating_sub(1)).unwrap_or(0),
+            })
+        }
+    }
 }
