@@ -5,6 +5,7 @@
 //! that every rendering shares (diffs, disruption, restore).
 
 pub mod markdown;
+mod preflight;
 
 use std::fmt::Write;
 
@@ -103,7 +104,11 @@ pub(crate) fn restore_text(r: &Restore) -> String {
 
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "weir plan for revision {}\n", plan.revision);
+    let _ = writeln!(out, "weir plan for revision {}", plan.revision);
+    if let Some(line) = preflight::versions_line(plan) {
+        let _ = writeln!(out, "{line}");
+    }
+    out.push('\n');
     for c in &plan.changes {
         let sign = match c.action {
             Action::Create => "+",
@@ -119,6 +124,7 @@ pub fn text(plan: &Plan) -> String {
         if c.action != Action::Suspend && c.action != Action::Delete {
             let _ = writeln!(out, "    restore: {}", restore_text(&c.restore));
         }
+        preflight::change_lines(plan, c, &mut out);
         let _ = writeln!(out, "    steps:");
         for (i, s) in c.steps.iter().enumerate() {
             let _ = writeln!(out, "      {}. {}", i + 1, s.describe());
@@ -159,7 +165,7 @@ pub fn text(plan: &Plan) -> String {
         let _ = writeln!(out, "Warning: {w}");
     }
     for e in &plan.errors {
-        let _ = writeln!(out, "Error: {}", e.message);
+        let _ = writeln!(out, "{}", preflight::error_line(plan, e));
     }
     if !plan.warnings.is_empty() || !plan.errors.is_empty() {
         out.push('\n');

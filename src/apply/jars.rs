@@ -179,14 +179,24 @@ impl JarStage<'_> {
     }
 }
 
-/// The body of a submission of `desired` (`POST /jars/{id}/run`) and, without a job id and a
-/// savepoint, of its pre-flight (`POST /jars/{id}/plan`): one function, so that the pre-flight
-/// plans exactly the program the submission runs.
+/// The body of a submission of `desired` (`POST /jars/{id}/run`): its [`plan_request`] with the
+/// chosen job id and the savepoint to restore.
 pub fn run_request(
     desired: &DesiredJob,
     job_id: JobId,
     savepoint: Option<String>,
 ) -> RunJar {
+    RunJar {
+        job_id: Some(job_id),
+        savepoint_path: savepoint,
+        ..plan_request(desired)
+    }
+}
+
+/// The body of a pre-flight of `desired` (`POST /jars/{id}/plan`), and everything of its
+/// submission but the job id and the savepoint: one function, so that a pre-flight plans
+/// exactly the program (entry class, arguments, parallelism, configuration) a submission runs.
+pub fn plan_request(desired: &DesiredJob) -> RunJar {
     let mut config = desired.flink_configuration.clone();
     config
         .entry("pipeline.name".into())
@@ -195,8 +205,8 @@ pub fn run_request(
         entry_class: desired.entry_class().map(str::to_string),
         program_args_list: desired.program_args(),
         parallelism: Some(desired.parallelism),
-        job_id: Some(job_id),
-        savepoint_path: savepoint,
+        job_id: None,
+        savepoint_path: None,
         allow_non_restored_state: desired.allow_non_restored_state,
         flink_configuration: config,
     }

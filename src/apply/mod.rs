@@ -36,7 +36,7 @@ mod steps;
 #[cfg(test)]
 mod tests;
 
-pub use jars::{JarError, JarStage, run_request};
+pub use jars::{JarError, JarStage, plan_request, run_request};
 pub use settle::Resumed;
 
 /// Kept for callers outside the executor that still import it from here.

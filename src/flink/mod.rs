@@ -22,6 +22,7 @@
 mod error;
 mod model;
 mod plan;
+pub use plan::{GraphNode, JobGraph, ProgramPlan, ProgramRefusal};
 
 #[cfg(test)]
 mod tests;
