@@ -384,6 +384,11 @@ impl Failure {
         let on = record.checked_on.clone().unwrap_or_default();
         let error = match self {
             Failure::Refused { message, detail } => {
+                // Every refused program's message starts so; it says nothing about the cause.
+                let message = message
+                    .strip_prefix("The main method caused an error: ")
+                    .map(str::to_string)
+                    .unwrap_or(message);
                 let located = match (&desired.program, &desired.sql_origin) {
                     (Program::Sql { script, .. }, Some(origin)) => {
                         sql::locate(origin, script, &detail, &message)
@@ -432,3 +437,6 @@ fn vertices(graph: &JobGraph) -> Vec<Vertex> {
         .collect()
 }
 
+
+#[cfg(test)]
+mod tests;
