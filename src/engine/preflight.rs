@@ -136,8 +136,10 @@ pub async fn preflight(
         .filter(|c| c.steps.iter().any(|s| matches!(s, Step::Submit { .. })))
         .filter_map(|c| Some((c, c.desired.as_ref()?)))
         .collect();
-    let verdicts: Vec<Verdict> = futures::stream::iter(work)
-        .map(|(change, desired)| ctx.check(change, desired))
+    // The futures are made first (not by a closure of the stream) so that the whole stays
+    // `Send` for the daemon's tasks.
+    let checks: Vec<_> = work.into_iter().map(|(c, d)| ctx.check(c, d)).collect();
+    let verdicts: Vec<Verdict> = futures::stream::iter(checks)
         .buffer_unordered(opts.concurrency.max(1))
         .collect()
         .await;
@@ -210,6 +212,21 @@ impl Ctx<'_> {
         let Some(client) = self.clients.get(&on) else {
             return not_checked(record, format!("no client for cluster `{on}`"));
         };
+        if on != change.cluster {
+            let (sandbox, target) = (self.versions.get(&on), self.versions.get(&change.cluster));
+            if sandbox.is_none() || sandbox != target {
+                let shown = |v: Option<&String>| {
+                    v.cloned().unwrap_or_else(|| "an unknown version".into())
+                };
+                let why = format!(
+                    "the pre-flight cluster `{on}` runs Flink {}, `{}` runs {}",
+                    shown(sandbox),
+                    change.cluster,
+                    shown(target)
+                );
+                return not_checked(record, why);
+            }
+        }
         record.checked_on = Some(on.clone());
         let planned = match self.program_graph(client, desired).await {
             Ok(planned) => planned,

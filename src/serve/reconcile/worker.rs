@@ -353,11 +353,19 @@ impl Worker {
         }
         let store = self.shared.store.clone();
         let invalid_files = &loaded.outcome.invalid_files;
+        let mut planned = engine::plan(&store, desired, invalid_files).await?;
+        // The followed branch is reviewed code: its programs are pre-flighted on their clusters,
+        // and one the cluster refuses is a plan error of its job (never applied, so never
+        // retried until the revision changes).
+        let preflight = engine::PreflightOptions::everywhere(
+            crate::artifact::ArtifactSettings::for_cli(Vec::new()),
+        );
+        engine::preflight(&store, &mut planned, &loaded.source, &preflight).await;
         let engine::Planned {
             mut plan,
             desired,
             snapshot,
-        } = engine::plan(&store, desired, invalid_files).await?;
+        } = planned;
         let invalid_jobs = policy::invalid_jobs(&desired, &snapshot.history, invalid_files);
         let drift = policy::admit(
             &mut plan,
