@@ -323,7 +323,10 @@ pub struct JobSpec {
     /// plan it (`POST /jars/{id}/plan`), so a program that cannot start is a plan error and the
     /// running job is never stopped for it. This runs the program's `main()` on the JobManager
     /// (DDL against a persistent catalog really executes). `false` turns it off for this job.
-    #[serde(default = "preflight_default", skip_serializing_if = "is_preflight_default")]
+    #[serde(
+        default = "preflight_default",
+        skip_serializing_if = "is_preflight_default"
+    )]
     pub preflight: bool,
 }
 

@@ -55,11 +55,11 @@ pub use journal::{
     JobRef, JournalEntry, JournalStatus, NewJournalEntry, StepDetail, StepKind, StepResult,
     StepStatus, StopDetail, SubmitDetail,
 };
+pub use preflight::PreflightKey;
 pub use records::{
     ApplyOutcome, ApplyRecord, HistoryEntry, HistoryKind, JobRecord, NewApply, PlanRecord,
     SavepointKind, SavepointRecord, SavepointRestore,
 };
-pub use preflight::PreflightKey;
 pub use trigger::Trigger;
 
 /// How long one connection waits for another connection (or process) holding the write lock.

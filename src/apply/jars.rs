@@ -181,11 +181,7 @@ impl JarStage<'_> {
 
 /// The body of a submission of `desired` (`POST /jars/{id}/run`): its [`plan_request`] with the
 /// chosen job id and the savepoint to restore.
-pub fn run_request(
-    desired: &DesiredJob,
-    job_id: JobId,
-    savepoint: Option<String>,
-) -> RunJar {
+pub fn run_request(desired: &DesiredJob, job_id: JobId, savepoint: Option<String>) -> RunJar {
     RunJar {
         job_id: Some(job_id),
         savepoint_path: savepoint,

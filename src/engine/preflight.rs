@@ -161,7 +161,10 @@ fn record(plan: &mut Plan, verdicts: Vec<Verdict>) {
             && let Some(change) = plan.changes.iter_mut().find(|c| c.job == job)
         {
             change.warnings.push(dropped);
-            if !change.state_risks.contains(&StateRisk::OperatorStateDropped) {
+            if !change
+                .state_risks
+                .contains(&StateRisk::OperatorStateDropped)
+            {
                 change.state_risks.push(StateRisk::OperatorStateDropped);
             }
         }
@@ -215,9 +218,8 @@ impl Ctx<'_> {
         if on != change.cluster {
             let (sandbox, target) = (self.versions.get(&on), self.versions.get(&change.cluster));
             if sandbox.is_none() || sandbox != target {
-                let shown = |v: Option<&String>| {
-                    v.cloned().unwrap_or_else(|| "an unknown version".into())
-                };
+                let shown =
+                    |v: Option<&String>| v.cloned().unwrap_or_else(|| "an unknown version".into());
                 let why = format!(
                     "the pre-flight cluster `{on}` runs Flink {}, `{}` runs {}",
                     shown(sandbox),
@@ -396,7 +398,12 @@ enum Failure {
 }
 
 impl Failure {
-    fn into_verdict(self, mut record: JobPreflight, change: &Change, desired: &DesiredJob) -> Verdict {
+    fn into_verdict(
+        self,
+        mut record: JobPreflight,
+        change: &Change,
+        desired: &DesiredJob,
+    ) -> Verdict {
         record.status = PreflightStatus::Failed;
         let on = record.checked_on.clone().unwrap_or_default();
         let error = match self {
@@ -453,7 +460,6 @@ fn vertices(graph: &JobGraph) -> Vec<Vertex> {
         })
         .collect()
 }
-
 
 #[cfg(test)]
 mod tests;

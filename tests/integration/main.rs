@@ -11,6 +11,7 @@ mod harness;
 mod lifecycle;
 mod notify;
 mod pr_preview;
+mod preflight;
 mod preview;
 mod recover;
 mod remote;

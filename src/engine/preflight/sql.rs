@@ -12,7 +12,12 @@ pub fn locate(origin: &SqlOrigin, script: &str, detail: &str, message: &str) -> 
     let within = detail
         .find("From line ")
         .map(|i| &detail[i..])
-        .and_then(|rest| Some((number_after(rest, "From line ")?, number_after(rest, "column ")?)));
+        .and_then(|rest| {
+            Some((
+                number_after(rest, "From line ")?,
+                number_after(rest, "column ")?,
+            ))
+        });
     let script_line = match within {
         Some((line, _)) => statement_line + line.saturating_sub(1),
         None => statement_line,
@@ -71,8 +76,13 @@ mod tests {
     fn a_file_script_error_names_the_file_line_and_column() {
         let script = "CREATE TABLE a (x INT);\nCREATE TABLE b (x INT);\n\nINSERT INTO sink\nSELECT id FROM clickz;\n";
         assert_eq!(
-            locate(&origin("sql/orders.sql", 1, 0), script, DETAIL, "Object 'clickz' not found")
-                .as_deref(),
+            locate(
+                &origin("sql/orders.sql", 1, 0),
+                script,
+                DETAIL,
+                "Object 'clickz' not found"
+            )
+            .as_deref(),
             Some("sql/orders.sql:5:16: Object 'clickz' not found")
         );
     }

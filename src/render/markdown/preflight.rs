@@ -79,7 +79,11 @@ pub(super) fn not_checked_alert(plan: &Plan) -> Vec<Section> {
 
 /// An error line: pre-flight failures name their job and cluster.
 pub(super) fn error_item(plan: &Plan, e: &crate::plan::PlanError) -> String {
-    let failed = e.job.as_deref().and_then(|j| record(plan, j)).filter(|p| p.status == PreflightStatus::Failed);
+    let failed = e
+        .job
+        .as_deref()
+        .and_then(|j| record(plan, j))
+        .filter(|p| p.status == PreflightStatus::Failed);
     match (failed, &e.job) {
         (Some(p), Some(job)) => format!(
             "- {} failed pre-flight on {}: {}",
@@ -88,5 +92,127 @@ pub(super) fn error_item(plan: &Plan, e: &crate::plan::PlanError) -> String {
             inline(&e.message)
         ),
         _ => format!("- {}", inline(&e.message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use crate::observe::JobState;
+    use crate::plan::fixtures::*;
+    use crate::plan::{
+        GraphDiff, JobHistory, JobPreflight, Plan, PlanError, PreflightStatus, StateRisk, Vertex,
+    };
+
+    fn vertex(id: &str, operators: &str) -> Vertex {
+        Vertex {
+            id: id.into(),
+            operators: operators.into(),
+            parallelism: 2,
+        }
+    }
+
+    fn checked(job: &str, status: PreflightStatus) -> JobPreflight {
+        JobPreflight {
+            job: job.into(),
+            cluster: "local".into(),
+            status,
+            checked_on: Some("local".into()),
+            reason: None,
+            graph: None,
+        }
+    }
+
+    /// Two redeploys of running jobs (`typo` and `renamed`) and a create (`unchecked`).
+    fn plan_of_three() -> Plan {
+        let typo = job("clicks");
+        let typo_run = running(&typo, 1, JobState::Running);
+        let mut typo_new = typo.clone();
+        typo_new.restart_nonce = 1;
+        let renamed = job("counter");
+        let renamed_run = running(&renamed, 2, JobState::Running);
+        let mut renamed_new = renamed.clone();
+        renamed_new.restart_nonce = 1;
+        renamed_new.allow_non_restored_state = true;
+        let hist: BTreeMap<String, JobHistory> = [
+            ("clicks".to_string(), history_for(&typo, &typo_run)),
+            ("counter".to_string(), history_for(&renamed, &renamed_run)),
+        ]
+        .into();
+        let mut plan = run(
+            &desired(vec![typo_new, renamed_new, job("unchecked")], false),
+            &observation(vec![typo_run, renamed_run]),
+            &hist,
+            &[],
+        );
+        plan.flink_versions = [("local".to_string(), "2.3.0".to_string())].into();
+        plan
+    }
+
+    /// What the engine's pre-flight leaves in a plan whose SQL job has a typo (an error, its
+    /// change gone) and whose other program was not checked.
+    #[test]
+    fn markdown_preflight_error() {
+        let mut plan = plan_of_three();
+        plan.retain_changes(|c| c.job != "clicks" && c.job != "counter");
+        plan.errors.push(PlanError {
+            job: Some("clicks".into()),
+            cluster: "local".into(),
+            message: "sql/clicks.sql:18:59: Object 'clickz' not found".into(),
+        });
+        plan.summary.errors = 1;
+        let mut failed = checked("clicks", PreflightStatus::Failed);
+        failed.reason = Some("the cluster refused the program".into());
+        let mut unchecked = checked("unchecked", PreflightStatus::NotChecked);
+        unchecked.checked_on = None;
+        unchecked.reason = Some(
+            "pull requests from forks are never pre-flighted (their code would run on a cluster)"
+                .into(),
+        );
+        plan.preflight = vec![failed, unchecked];
+        insta::assert_snapshot!(crate::render::markdown(&plan));
+    }
+
+    /// A redeploy whose new graph lacks a vertex of the running job's, with
+    /// `allowNonRestoredState` on: a warning naming what is dropped, and the graph folded.
+    #[test]
+    fn markdown_preflight_state_risk() {
+        let mut plan = plan_of_three();
+        plan.retain_changes(|c| c.job == "counter");
+        let counter = plan
+            .changes
+            .iter_mut()
+            .find(|c| c.job == "counter")
+            .unwrap();
+        counter.warnings.push(
+            "state of operator `count-per-key → discard: Writer` \
+             (c7a6cae66b5683a6ab3ff8c64c3376c3) is dropped: the new job graph has no such vertex \
+             (spec.savepoint.allowNonRestoredState is on)"
+                .into(),
+        );
+        counter.state_risks.push(StateRisk::OperatorStateDropped);
+        let source = vertex(
+            "e0f150793f753442126f38f9da4ecd44",
+            "Source: numbers → to-keyed",
+        );
+        let old = [
+            source.clone(),
+            vertex(
+                "c7a6cae66b5683a6ab3ff8c64c3376c3",
+                "count-per-key → discard: Writer",
+            ),
+        ];
+        let new = [
+            source,
+            vertex(
+                "6b2d0d3f21a8c8e5b5d4e2a1f0c9b8a7",
+                "count-per-key → discard: Writer",
+            ),
+        ];
+        let mut record = checked("counter", PreflightStatus::Passed);
+        record.graph = Some(GraphDiff::of(&old, &new));
+        plan.preflight = vec![record];
+        insta::assert_snapshot!(crate::render::markdown(&plan));
     }
 }

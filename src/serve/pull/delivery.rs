@@ -120,8 +120,8 @@ pub fn parse_github(body: &[u8]) -> Result<PullEvent, DeliveryError> {
         "closed" => Intent::Stop,
         other => Intent::Ignore(format!("action `{other}` needs no preview")),
     };
-    let from_fork = d.pull_request.head.repo.as_ref().map(|r| &r.full_name)
-        != Some(&d.repository.full_name);
+    let from_fork =
+        d.pull_request.head.repo.as_ref().map(|r| &r.full_name) != Some(&d.repository.full_name);
     Ok(PullEvent {
         forge: ForgeKind::GitHub,
         from_fork,

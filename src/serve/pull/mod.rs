@@ -20,11 +20,11 @@
 //! previewed coalesce: one more preview runs afterwards, of the newest head.
 
 mod comment;
-mod preflight;
 mod delivery;
 mod error;
 mod forge_io;
 mod merge;
+mod preflight;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
