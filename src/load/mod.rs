@@ -422,7 +422,6 @@ impl Loader<'_> {
         problems: &mut Vec<Problem>,
     ) -> Option<DesiredJob> {
         let JobFile { metadata, spec, .. } = jf;
-
         let name_path = path(&["metadata", "name"]);
         if let Err(why) = spec::check_job_name(&metadata.name) {
             problems.push(Problem::new(
@@ -492,7 +491,6 @@ impl Loader<'_> {
         if !problems.is_empty() {
             return None;
         }
-        let sql_origin = sql_origin(file, tree, program.as_ref());
         let savepoint_dir = sp
             .directory
             .clone()
@@ -504,6 +502,7 @@ impl Loader<'_> {
             state: spec.state,
             upgrade_mode: spec.upgrade_mode,
             parallelism: spec.parallelism,
+            sql_origin: sql_origin(file, tree, program.as_ref()),
             program: program?,
             flink_configuration,
             initial_savepoint: sp.initial_path.clone(),
@@ -512,7 +511,6 @@ impl Loader<'_> {
             restart_nonce: spec.restart_nonce,
             labels: metadata.labels,
             preflight: spec.preflight,
-            sql_origin,
         })
     }
 

@@ -353,19 +353,11 @@ impl Worker {
         }
         let store = self.shared.store.clone();
         let invalid_files = &loaded.outcome.invalid_files;
-        let mut planned = engine::plan(&store, desired, invalid_files).await?;
-        // The followed branch is reviewed code: its programs are pre-flighted on their clusters,
-        // and one the cluster refuses is a plan error of its job (never applied, so never
-        // retried until the revision changes).
-        let preflight = engine::PreflightOptions::everywhere(
-            crate::artifact::ArtifactSettings::for_cli(Vec::new()),
-        );
-        engine::preflight(&store, &mut planned, &loaded.source, &preflight).await;
         let engine::Planned {
             mut plan,
             desired,
             snapshot,
-        } = planned;
+        } = plan_preflighted(&store, desired, invalid_files, &loaded.source).await?;
         let invalid_jobs = policy::invalid_jobs(&desired, &snapshot.history, invalid_files);
         let drift = policy::admit(
             &mut plan,
@@ -507,4 +499,21 @@ impl Worker {
     pub(super) async fn save_memory(&self) {
         memory::save(&self.shared.store, &self.memory).await;
     }
+}
+
+/// Plans the followed branch and pre-flights its programs on their clusters (it is reviewed
+/// code): a program the cluster refuses is a plan error of its job, never applied, so never
+/// retried until the revision changes.
+async fn plan_preflighted(
+    store: &crate::store::Store,
+    desired: crate::desired::DesiredState,
+    invalid_files: &[String],
+    source: &crate::git::RepoSource,
+) -> Result<engine::Planned, crate::engine::EngineError> {
+    let mut planned = engine::plan(store, desired, invalid_files).await?;
+    let preflight = engine::PreflightOptions::everywhere(
+        crate::artifact::ArtifactSettings::for_cli(Vec::new()),
+    );
+    engine::preflight(store, &mut planned, source, &preflight).await;
+    Ok(planned)
 }
