@@ -413,6 +413,8 @@ impl Failure {
                     .strip_prefix("The main method caused an error: ")
                     .map(str::to_string)
                     .unwrap_or(message);
+                // Flink may echo the program's configuration: its secrets never reach a plan.
+                let message = crate::redact::scrub(&message, &secret_values(desired));
                 let located = match (&desired.program, &desired.sql_origin) {
                     (Program::Sql { script, .. }, Some(origin)) => {
                         sql::locate(origin, script, &detail, &message)
@@ -447,6 +449,38 @@ fn program_fingerprint(desired: &DesiredJob) -> String {
     h.update(desired.parallelism.to_be_bytes());
     h.update(desired.name.as_bytes());
     hex::encode(h.finalize())
+}
+
+/// The secret values of a definition (what [`DesiredJob::redacted`] hides): secret configuration
+/// values, the values of secret program flags, and the values of secret SQL options
+/// (`'password' = '...'`).
+fn secret_values(desired: &DesiredJob) -> Vec<String> {
+    let redacted = desired.redacted();
+    let mut out: Vec<String> = desired
+        .flink_configuration
+        .iter()
+        .filter(|(k, v)| redacted.flink_configuration.get(*k) != Some(v))
+        .map(|(_, v)| v.clone())
+        .collect();
+    match (&desired.program, &redacted.program) {
+        (Program::Jar { args, .. }, Program::Jar { args: hidden, .. }) => out.extend(
+            args.iter()
+                .zip(hidden)
+                .filter(|(a, h)| a != h)
+                .map(|(a, _)| a.clone()),
+        ),
+        (Program::Sql { script, .. }, _) => {
+            // Quoted strings are the odd pieces between single quotes: `'key' = 'value'`.
+            let pieces: Vec<&str> = script.split('\'').collect();
+            for i in (1..pieces.len().saturating_sub(2)).step_by(2) {
+                if crate::redact::is_secret_key(pieces[i]) && pieces[i + 1].trim() == "=" {
+                    out.push(pieces[i + 2].to_string());
+                }
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 fn vertices(graph: &JobGraph) -> Vec<Vertex> {

@@ -142,3 +142,32 @@ async fn a_pull_request_policy_preflights_only_allowed_clusters() {
     let reason = p.preflight[0].reason.as_deref().unwrap();
     assert!(reason.contains("does not allow"), "{reason}");
 }
+
+#[test]
+fn secret_values_are_found_in_configuration_arguments_and_sql() {
+    let mut jar = job("a");
+    jar.flink_configuration
+        .insert("s3.secret-key".into(), "CONF-SECRET".into());
+    if let Program::Jar { args, .. } = &mut jar.program {
+        *args = vec![
+            "--db-password".into(),
+            "ARG-SECRET".into(),
+            "--topic".into(),
+            "x".into(),
+        ];
+    }
+    let found = secret_values(&jar);
+    assert!(found.contains(&"CONF-SECRET".to_string()), "{found:?}");
+    assert!(found.contains(&"ARG-SECRET".to_string()), "{found:?}");
+    assert!(!found.contains(&"x".to_string()), "{found:?}");
+
+    let mut sql = job("b");
+    sql.program = Program::Sql {
+        script: "CREATE TABLE t (x INT) WITH ('connector' = 'jdbc', 'password' = 'SQL-SECRET');"
+            .into(),
+        source_file: None,
+        runner: jar.jar().clone(),
+        runner_class: "R".into(),
+    };
+    assert_eq!(secret_values(&sql), vec!["SQL-SECRET".to_string()]);
+}
