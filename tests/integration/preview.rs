@@ -241,6 +241,7 @@ fn preview_of_a_pull_request_branch() {
             "markdown",
             "--split-dir",
             split.to_str().unwrap(),
+            "--no-preflight",
         ])
         .ok();
     let parts = read_parts(&split);
