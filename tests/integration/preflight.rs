@@ -195,3 +195,38 @@ fn preflight_refuses_unrestorable_state_on_flink_2() {
 fn preflight_refuses_unrestorable_state_on_flink_1_20() {
     uid_change_needs_allow_non_restored_state(Version::V1_20);
 }
+
+/// The daemon pre-flights its followed branch: a pushed program that cannot start is a plan
+/// error reported by the reconcile, and the running job is never stopped for it.
+#[test]
+fn the_daemon_never_stops_a_job_for_a_program_that_fails_preflight() {
+    use crate::daemon::{Options, Remote, job_of};
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new();
+    let name = repo.unique("pf-serve");
+    let file = format!("jobs/{name}.yaml");
+    repo.write(&file, &jar_job(&name, 1, "a", ""));
+    remote.push(&repo, "a job");
+    let d = Options::following(&remote)
+        .github_webhook()
+        .config("pollIntervalSeconds: 3600\n")
+        .start();
+    let first = d.wait_job(&name, "Synced", "RUNNING")["jobId"].clone();
+
+    repo.write(
+        &file,
+        &jar_job_args(&name, 1, &["--topic", "a", "--fail-in-main", "boom"]),
+    );
+    remote.push(&repo, "a broken main");
+    let s = d.sync_and_wait();
+    assert_eq!(s["lastReconcile"]["outcome"], "error", "{s:#}");
+    let message = s["lastReconcile"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("--fail-in-main: boom"), "{s:#}");
+    assert_eq!(job_of(&s, &name).unwrap()["jobId"], first, "{s:#}");
+    assert_eq!(
+        running_named(base, &name),
+        vec![first.as_str().unwrap().to_string()]
+    );
+}
