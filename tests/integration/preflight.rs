@@ -200,11 +200,20 @@ fn preflight_refuses_unrestorable_state_on_flink_1_20() {
 /// error reported by the reconcile, and the running job is never stopped for it.
 #[test]
 fn the_daemon_never_stops_a_job_for_a_program_that_fails_preflight() {
-    use crate::daemon::{Options, Remote, job_of};
+    use crate::daemon::{Options, Remote, Sink, job_of};
+    let sink = Sink::start();
     let cluster = cluster(Version::V2);
     let base = &cluster.url;
     let repo = Repo::new(base, Some(&cluster.jars));
     let remote = Remote::new();
+    let config = std::fs::read_to_string(repo.root.join("weir.yaml")).unwrap();
+    repo.write(
+        "weir.yaml",
+        &format!(
+            "{config}notifications:\n  routes:\n    - name: ops\n      events: [\"apply.failed\"]\n      \
+             urlFromEnv: WEIR_TEST_HOOK_URL\n      secretFromEnv: WEIR_TEST_HOOK_SECRET\n"
+        ),
+    );
     let name = repo.unique("pf-serve");
     let file = format!("jobs/{name}.yaml");
     repo.write(&file, &jar_job(&name, 1, "a", ""));
@@ -212,6 +221,11 @@ fn the_daemon_never_stops_a_job_for_a_program_that_fails_preflight() {
     let d = Options::following(&remote)
         .github_webhook()
         .config("pollIntervalSeconds: 3600\n")
+        .env("WEIR_TEST_HOOK_URL", &sink.url)
+        .env(
+            "WEIR_TEST_HOOK_SECRET",
+            "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+        )
         .start();
     let first = d.wait_job(&name, "Synced", "RUNNING")["jobId"].clone();
 
