@@ -63,6 +63,27 @@ pub struct DesiredJob {
     pub savepoint_dir: Option<String>,
     pub restart_nonce: u64,
     pub labels: BTreeMap<String, String>,
+    /// Pre-flight the program before a change submits it (`spec.preflight`, default true).
+    #[serde(default = "preflight_default")]
+    pub preflight: bool,
+    /// Where an SQL script's first line is in the repo, for mapping the cluster's errors back
+    /// to it; `None` for jar jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_origin: Option<SqlOrigin>,
+}
+
+fn preflight_default() -> bool {
+    true
+}
+
+/// Where line 1 of an SQL script is: line `line` of `file`, shifted right by `indent` columns
+/// (the indentation of an inline `sql: |` block).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SqlOrigin {
+    pub file: String,
+    pub line: u32,
+    pub indent: u32,
 }
 
 /// What is submitted to Flink.

@@ -113,7 +113,10 @@ pub async fn observe(
 
 async fn observe_cluster(client: &crate::flink::FlinkClient) -> ClusterObservation {
     let url = client.url().to_string();
-    let overview = match client.jobs_overview().await {
+    // The version is observed with the jobs, once per observation (one `GET /config`): the plan
+    // shows it, pre-flight results are cached by it, and `weir status` reports it.
+    let (overview, version) = futures::join!(client.jobs_overview(), client.flink_version());
+    let overview = match overview {
         Ok(jobs) => jobs,
         Err(e) => {
             return ClusterObservation::Unreachable {
@@ -169,7 +172,7 @@ async fn observe_cluster(client: &crate::flink::FlinkClient) -> ClusterObservati
     }
     ClusterObservation::Reachable {
         url,
-        flink_version: None,
+        flink_version: version.ok(),
         jobs,
     }
 }

@@ -15,6 +15,7 @@
 mod fields;
 mod job;
 mod model;
+mod preflight;
 mod restore;
 mod unclaimed;
 
@@ -29,6 +30,7 @@ pub use model::{
     Action, AttachError, Change, CurrentJob, FieldDiff, JobHistory, Plan, PlanError, PlanInput,
     Restore, Severity, StateRisk, Step, Summary, UnmanagedJob,
 };
+pub use preflight::{GraphDiff, JobPreflight, PreflightStatus, Rescaled, Vertex};
 
 /// Computes the plan. Pure: see the module docs.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
@@ -73,7 +75,24 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         warnings,
         unmanaged: unclaimed.unmanaged,
         summary,
+        flink_versions: flink_versions(input.observation),
+        preflight: Vec::new(),
     }
+}
+
+/// The Flink version of each cluster that answered.
+fn flink_versions(observation: &Observation) -> BTreeMap<String, String> {
+    observation
+        .clusters
+        .iter()
+        .filter_map(|(name, c)| match c {
+            ClusterObservation::Reachable {
+                flink_version: Some(v),
+                ..
+            } => Some((name.clone(), v.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Managed jobs per `(cluster, name hash)`, newest first.

@@ -5,6 +5,7 @@
 //! that every rendering shares (diffs, disruption, restore).
 
 pub mod markdown;
+mod preflight;
 
 use std::fmt::Write;
 
@@ -114,7 +115,11 @@ pub(crate) fn restore_text(r: &Restore) -> String {
 /// ([`crate::text::escape_controls`]): a value cannot forge a line or send terminal escapes.
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "weir plan for revision {}\n", plan.revision);
+    let _ = writeln!(out, "weir plan for revision {}", plan.revision);
+    if let Some(line) = preflight::versions_line(plan) {
+        let _ = writeln!(out, "{line}");
+    }
+    out.push('\n');
     for c in &plan.changes {
         let sign = match c.action {
             Action::Create => "+",
@@ -135,6 +140,7 @@ pub fn text(plan: &Plan) -> String {
         if c.action != Action::Suspend && c.action != Action::Delete {
             let _ = writeln!(out, "    restore: {}", restore_text(&c.restore));
         }
+        preflight::change_lines(plan, c, &mut out);
         let _ = writeln!(out, "    steps:");
         for (i, s) in c.steps.iter().enumerate() {
             let _ = writeln!(out, "      {}. {}", i + 1, one_line(&s.describe()));
@@ -178,7 +184,7 @@ pub fn text(plan: &Plan) -> String {
         let _ = writeln!(out, "Warning: {}", one_line(w));
     }
     for e in &plan.errors {
-        let _ = writeln!(out, "Error: {}", one_line(&e.message));
+        let _ = writeln!(out, "{}", preflight::error_line(plan, e));
     }
     if !plan.warnings.is_empty() || !plan.errors.is_empty() {
         out.push('\n');

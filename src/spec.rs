@@ -391,6 +391,23 @@ pub struct JobSpec {
     /// Bump to force a redeploy with the normal upgrade semantics.
     #[serde(default)]
     pub restart_nonce: u64,
+    /// Pre-flight: before a change submits this program, `weir plan` asks the target cluster to
+    /// plan it (`POST /jars/{id}/plan`), so a program that cannot start is a plan error and the
+    /// running job is never stopped for it. This runs the program's `main()` on the JobManager
+    /// (DDL against a persistent catalog really executes). `false` turns it off for this job.
+    #[serde(
+        default = "preflight_default",
+        skip_serializing_if = "is_preflight_default"
+    )]
+    pub preflight: bool,
+}
+
+fn preflight_default() -> bool {
+    true
+}
+
+fn is_preflight_default(on: &bool) -> bool {
+    *on
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]

@@ -21,6 +21,8 @@ pub struct StatusRow {
     pub flink_state: String,
     pub job_id: String,
     pub last_savepoint: String,
+    /// The Flink version of the job's cluster (`GET /config`), when it answered.
+    pub flink_version: Option<String>,
 }
 
 pub fn rows(
@@ -91,6 +93,12 @@ pub fn rows(
                     .get(&job.name)
                     .and_then(|h| h.last_savepoint.clone())
                     .unwrap_or_else(|| "-".into()),
+                flink_version: match observation.clusters.get(&job.cluster) {
+                    Some(ClusterObservation::Reachable { flink_version, .. }) => {
+                        flink_version.clone()
+                    }
+                    _ => None,
+                },
             }
         })
         .collect()

@@ -46,6 +46,7 @@ mod jobs;
 pub mod journal;
 pub mod notify;
 mod plans;
+mod preflight;
 mod records;
 pub mod retention;
 mod trigger;
@@ -54,6 +55,7 @@ pub use journal::{
     JobRef, JournalEntry, JournalStatus, NewJournalEntry, StepDetail, StepKind, StepResult,
     StepStatus, StopDetail, SubmitDetail,
 };
+pub use preflight::PreflightKey;
 pub use records::{
     ApplyOutcome, ApplyRecord, HistoryEntry, HistoryKind, JobRecord, NewApply, PlanRecord,
     SavepointKind, SavepointRecord, SavepointRestore,
@@ -70,6 +72,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("store/migrations/0003_notify.sql")),
     (4, include_str!("store/migrations/0004_daemon.sql")),
     (5, include_str!("store/migrations/0005_retention.sql")),
+    (6, include_str!("store/migrations/0006_preflight.sql")),
 ];
 
 /// The schema version this build of weir reads and writes.

@@ -1,11 +1,11 @@
 //! Jars and submissions: each jar uploaded once per cluster (named by its content hash), the
 //! run request, and where a submission restores from.
 
-use super::{Applier, ApplyError, Carry, StepError};
+use super::{Applier, ApplyError, Carry, JarIds, StepError};
 use crate::artifact::{self, ArtifactSettings, FetchError};
 use crate::desired::{DesiredJob, JarLocation, JarRef};
 use crate::flink::{FlinkClient, RunJar};
-use crate::git::{GitError, RepoFiles};
+use crate::git::{GitError, RepoFiles, RepoSource};
 use crate::identity::JobId;
 use crate::plan::Restore;
 
@@ -83,6 +83,39 @@ impl Applier {
         client: &FlinkClient,
         jar: &JarRef,
     ) -> Result<String, ApplyError> {
+        let progress = |msg: &str| self.say(msg);
+        JarStage {
+            source: &self.source,
+            artifacts: &self.artifacts,
+            jar_ids: &self.jar_ids,
+            progress: &progress,
+        }
+        .ensure(job, client, jar)
+        .await
+    }
+}
+
+/// Staging jars on clusters: what `weir apply` does before a submission and what a pre-flight
+/// does before asking the cluster to plan the program (one implementation for both, so that a
+/// pre-flight checks exactly the jar the submission will run).
+pub struct JarStage<'a> {
+    /// Where repo jars are read from (the same tree as the definitions).
+    pub source: &'a RepoSource,
+    pub artifacts: &'a ArtifactSettings,
+    /// The jars found or uploaded so far (shared by the concurrent users of one run).
+    pub jar_ids: &'a JarIds,
+    pub progress: &'a (dyn Fn(&str) + Send + Sync),
+}
+
+impl JarStage<'_> {
+    /// The cluster's id of `jar`: uploaded under a name carrying its content hash unless the
+    /// cluster already has this exact content.
+    pub async fn ensure(
+        &self,
+        job: &str,
+        client: &FlinkClient,
+        jar: &JarRef,
+    ) -> Result<String, ApplyError> {
         let name = format!("weir-{}-{}", &jar.sha256[..16], jar.file_name());
         let flink = Applier::flink(job);
         let slot = self
@@ -106,7 +139,7 @@ impl Applier {
             Some(existing) => existing.id,
             None => {
                 let bytes = self.jar_bytes(job, jar).await?;
-                self.say(&format!(
+                (self.progress)(&format!(
                     "{job}: uploading {} ({} KiB)",
                     jar.file_name(),
                     bytes.len() / 1024
@@ -131,7 +164,7 @@ impl Applier {
                     .map_err(|e| err(JarError::Repo(e)))?
                     .bytes
             }
-            JarLocation::Url { url } => fetch_url(url, &jar.sha256, &self.artifacts)
+            JarLocation::Url { url } => fetch_url(url, &jar.sha256, self.artifacts)
                 .await
                 .map_err(err)?,
         };
@@ -146,11 +179,20 @@ impl Applier {
     }
 }
 
-pub(super) fn run_request(
-    desired: &DesiredJob,
-    job_id: JobId,
-    savepoint: Option<String>,
-) -> RunJar {
+/// The body of a submission of `desired` (`POST /jars/{id}/run`): its [`plan_request`] with the
+/// chosen job id and the savepoint to restore.
+pub fn run_request(desired: &DesiredJob, job_id: JobId, savepoint: Option<String>) -> RunJar {
+    RunJar {
+        job_id: Some(job_id),
+        savepoint_path: savepoint,
+        ..plan_request(desired)
+    }
+}
+
+/// The body of a pre-flight of `desired` (`POST /jars/{id}/plan`), and everything of its
+/// submission but the job id and the savepoint: one function, so that a pre-flight plans
+/// exactly the program (entry class, arguments, parallelism, configuration) a submission runs.
+pub fn plan_request(desired: &DesiredJob) -> RunJar {
     let mut config = desired.flink_configuration.clone();
     config
         .entry("pipeline.name".into())
@@ -159,8 +201,8 @@ pub(super) fn run_request(
         entry_class: desired.entry_class().map(str::to_string),
         program_args_list: desired.program_args(),
         parallelism: Some(desired.parallelism),
-        job_id: Some(job_id),
-        savepoint_path: savepoint,
+        job_id: None,
+        savepoint_path: None,
         allow_non_restored_state: desired.allow_non_restored_state,
         flink_configuration: config,
     }

@@ -36,7 +36,7 @@ mod steps;
 #[cfg(test)]
 mod tests;
 
-pub use jars::JarError;
+pub use jars::{JarError, JarStage, plan_request, run_request};
 pub use settle::Resumed;
 
 use crate::clock::now_ms;

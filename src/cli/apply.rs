@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::plan::{CliPlan, load_valid, make_plan, source_for};
+use super::plan::{CliPlan, load_valid, make_plan, preflight_options, source_for};
 use crate::clock::new_id;
 use crate::engine::{self, ApplySettings, Planned, Scope, Stale};
 use crate::observe::{ClusterObservation, Observation};
@@ -75,7 +75,9 @@ pub(super) async fn apply_cmd(
             None => return Ok(1),
         },
         None => {
-            let Some(made) = make_plan(store, repo, None, None).await? else {
+            // Always pre-flighted: a program the cluster refuses never stops its running job.
+            let preflight = preflight_options(true);
+            let Some(made) = make_plan(store, repo, None, None, &preflight).await? else {
                 return Ok(1);
             };
             print!("{}", render::text(&made.planned.plan));

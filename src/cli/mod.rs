@@ -88,6 +88,10 @@ pub enum Command {
             value_parser = clap::value_parser!(u64).range(crate::render::markdown::MIN_LIMIT as u64..)
         )]
         comment_limit: u64,
+        /// Do not ask the target clusters to plan the programs of the changes (pre-flight runs
+        /// each program's main() on the JobManager; the plan then says they were not checked).
+        #[arg(long)]
+        no_preflight: bool,
     },
     /// Make the clusters match the repo (or apply a saved plan exactly).
     #[command(display_order = 2)]
@@ -214,6 +218,7 @@ pub async fn run(globals: Globals, command: Command) -> Result<i32> {
             detailed_exitcode,
             split_dir,
             comment_limit,
+            no_preflight,
         } => {
             let args = plan::PlanArgs {
                 rev: rev.as_deref(),
@@ -223,6 +228,7 @@ pub async fn run(globals: Globals, command: Command) -> Result<i32> {
                 detailed: detailed_exitcode,
                 split_dir: split_dir.as_deref(),
                 comment_limit,
+                preflight: !no_preflight,
             };
             plan::plan_cmd(state, &repo, args).await
         }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use super::{Format, open_store, plural};
 use crate::audit;
 use crate::desired::DesiredState;
-use crate::engine::{self, Planned};
+use crate::engine::{self, Planned, PreflightOptions};
 use crate::git::RepoSource;
 use crate::load::{self, LoadOutcome};
 use crate::plan::Plan;
@@ -25,6 +25,18 @@ pub(super) struct PlanArgs<'a> {
     pub detailed: bool,
     pub split_dir: Option<&'a Path>,
     pub comment_limit: u64,
+    /// Pre-flight the programs of the changes (off with `--no-preflight`).
+    pub preflight: bool,
+}
+
+/// How `weir plan` and `weir apply` pre-flight: every program on its target cluster, unless
+/// `--no-preflight`.
+pub(super) fn preflight_options(on: bool) -> PreflightOptions {
+    if on {
+        PreflightOptions::everywhere(crate::artifact::ArtifactSettings::for_cli(Vec::new()))
+    } else {
+        PreflightOptions::off("--no-preflight")
+    }
 }
 
 /// `--clusters-from`: where the cluster settings come from, and what they are.
@@ -131,6 +143,7 @@ pub(super) async fn make_plan(
     repo: &Path,
     rev: Option<&str>,
     base: Option<&BaseClusters>,
+    preflight: &PreflightOptions,
 ) -> Result<Option<CliPlan>> {
     let source = source_for(repo, rev)?;
     let (valid, outcome, warning) = load_valid_with(&source, base);
@@ -142,7 +155,7 @@ pub(super) async fn make_plan(
         );
         return Ok(None);
     };
-    let mut made = plan_loaded(store, source, desired, &outcome.invalid_files).await?;
+    let mut made = plan_loaded(store, source, desired, &outcome.invalid_files, preflight).await?;
     made.planned.plan.warnings.extend(warning);
     Ok(Some(made))
 }
@@ -153,8 +166,10 @@ async fn plan_loaded(
     source: RepoSource,
     desired: DesiredState,
     invalid_files: &[String],
+    preflight: &PreflightOptions,
 ) -> Result<CliPlan> {
-    let planned = engine::plan(store, desired, invalid_files).await?;
+    let mut planned = engine::plan(store, desired, invalid_files).await?;
+    engine::preflight(store, &mut planned, &source, preflight).await;
     engine::record_plan(
         store,
         &planned.plan,
@@ -178,7 +193,8 @@ pub(super) async fn plan_cmd(state: Option<&Path>, repo: &Path, args: PlanArgs<'
     if args.format == Format::Markdown {
         return preview_cmd(&store, repo, base.as_ref(), &args).await;
     }
-    let Some(made) = make_plan(&store, repo, args.rev, base.as_ref()).await? else {
+    let preflight = preflight_options(args.preflight);
+    let Some(made) = make_plan(&store, repo, args.rev, base.as_ref(), &preflight).await? else {
         return Ok(1);
     };
     let plan = &made.planned.plan;
@@ -220,7 +236,9 @@ async fn preview_cmd(
     let (_, outcome, warning) = load_valid_with(&source, base);
     let made = match outcome.desired.clone() {
         Some(desired) => {
-            let mut made = plan_loaded(store, source, desired, &outcome.invalid_files).await?;
+            let preflight = preflight_options(args.preflight);
+            let mut made =
+                plan_loaded(store, source, desired, &outcome.invalid_files, &preflight).await?;
             made.planned.plan.warnings.extend(warning);
             Some(made)
         }

@@ -10,6 +10,7 @@ mod error;
 mod execute;
 mod lock;
 mod pipeline;
+pub mod preflight;
 mod record;
 pub mod stale;
 
@@ -19,5 +20,6 @@ pub use lock::{LockError, lock_store};
 pub use pipeline::{
     Clients, History, Planned, Snapshot, clients, history, load, open_source, plan, snapshot,
 };
+pub use preflight::{PreflightOptions, Route, preflight};
 pub use record::record_plan;
 pub use stale::{Scope, Stale};

@@ -21,6 +21,8 @@
 
 mod error;
 mod model;
+mod plan;
+pub use plan::{GraphNode, JobGraph, ProgramPlan, ProgramRefusal};
 
 #[cfg(test)]
 mod tests;
@@ -632,6 +634,28 @@ impl FlinkClient {
         url: &Url,
         req: reqwest::RequestBuilder,
     ) -> Result<Vec<u8>, FlinkError> {
+        let (status, body) = self.send_raw(&method, url, req).await?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let (message, exception) = api_message(status, &body);
+        Err(FlinkError::Api {
+            method,
+            url: shown_url(url),
+            status,
+            message,
+            exception,
+        })
+    }
+
+    /// Sends once; any HTTP answer is returned with its status, only transport failures are
+    /// errors (naming the call, the request's own timeout and the real time taken).
+    async fn send_raw(
+        &self,
+        method: &Method,
+        url: &Url,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, Vec<u8>), FlinkError> {
         // The request's own timeout (uploads get longer than the cluster's).
         let after = req
             .try_clone()
@@ -664,17 +688,7 @@ impl FlinkClient {
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(transport)?.to_vec();
-        if status.is_success() {
-            return Ok(body);
-        }
-        let (message, exception) = api_message(status, &body);
-        Err(FlinkError::Api {
-            method,
-            url: shown_url(url),
-            status,
-            message,
-            exception,
-        })
+        Ok((status, body))
     }
 }
 

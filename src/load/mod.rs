@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use crate::desired::{DesiredJob, DesiredState, JarRef, Revision};
+use crate::desired::{DesiredJob, DesiredState, JarRef, Program, Revision, SqlOrigin};
 use crate::diagnostic::Diagnostic;
 use crate::git::{AccessLog, EntryKind, GitError, ListedEntry, ReadError, RepoFiles, RepoSource};
 use crate::spec::{self, ClusterConfig, JobFile, RepoConfig};
@@ -462,7 +462,6 @@ impl Loader<'_> {
         problems: &mut Vec<Problem>,
     ) -> Option<DesiredJob> {
         let JobFile { metadata, spec, .. } = jf;
-
         let name_path = path(&["metadata", "name"]);
         if let Err(why) = spec::check_job_name(&metadata.name) {
             problems.push(Problem::new(
@@ -533,6 +532,7 @@ impl Loader<'_> {
             state: spec.state,
             upgrade_mode: spec.upgrade_mode,
             parallelism: spec.parallelism,
+            sql_origin: sql_origin(file, tree, program.as_ref()),
             program: program?,
             flink_configuration,
             initial_savepoint: sp.initial_path.clone(),
@@ -540,6 +540,7 @@ impl Loader<'_> {
             savepoint_dir,
             restart_nonce: spec.restart_nonce,
             labels: metadata.labels,
+            preflight: spec.preflight,
         })
     }
 
@@ -724,4 +725,31 @@ fn label_path(base: &[&str], key: &str) -> Vec<Seg> {
     let mut p = path(base);
     p.push(Seg::Key(key.to_string()));
     p
+}
+
+/// Where line 1 of an SQL job's script is: line 1 of its `sqlFile`, or where the block of an
+/// inline `sql:` starts in the job file (the tree's position of a block scalar is its first
+/// content character, so its column gives the block's indentation).
+fn sql_origin(file: &str, tree: &Node, program: Option<&Program>) -> Option<SqlOrigin> {
+    match program? {
+        Program::Jar { .. } => None,
+        Program::Sql {
+            source_file: Some(script),
+            ..
+        } => Some(SqlOrigin {
+            file: script.clone(),
+            line: 1,
+            indent: 0,
+        }),
+        Program::Sql {
+            source_file: None, ..
+        } => {
+            let pos = tree.value_pos(&path(&["spec", "sql"]));
+            Some(SqlOrigin {
+                file: file.to_string(),
+                line: u32::try_from(pos.line).unwrap_or(u32::MAX),
+                indent: u32::try_from(pos.column.saturating_sub(1)).unwrap_or(0),
+            })
+        }
+    }
 }

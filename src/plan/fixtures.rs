@@ -55,6 +55,8 @@ pub(crate) fn job(name: &str) -> DesiredJob {
         savepoint_dir: Some("file:///sp".into()),
         restart_nonce: 0,
         labels: Default::default(),
+        preflight: true,
+        sql_origin: None,
     }
 }
 

@@ -52,6 +52,12 @@ pub struct Plan {
     pub warnings: Vec<String>,
     pub unmanaged: Vec<UnmanagedJob>,
     pub summary: Summary,
+    /// The Flink version of each cluster that answered (`GET /config`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub flink_versions: BTreeMap<String, String>,
+    /// The pre-flight of each change that submits a program (see `engine::preflight`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preflight: Vec<super::JobPreflight>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -134,6 +140,9 @@ pub enum StateRisk {
     NonRestoredStateAllowed,
     /// A recover or resume with no savepoint or retained checkpoint known: it starts empty.
     NoKnownState,
+    /// The new job graph lacks vertices of the old one (pre-flight state check): their state
+    /// is dropped (allowed by `allowNonRestoredState`).
+    OperatorStateDropped,
 }
 
 impl StateRisk {
@@ -146,6 +155,9 @@ impl StateRisk {
                 "allowNonRestoredState is on: state no operator claims is silently dropped"
             }
             StateRisk::NoKnownState => "no savepoint or retained checkpoint is known",
+            StateRisk::OperatorStateDropped => {
+                "the new job graph lacks operators of the running job: their state is dropped"
+            }
         }
     }
 }

@@ -11,6 +11,7 @@
 
 use std::fmt::Write;
 
+mod preflight;
 mod split;
 
 pub use split::write_parts;
@@ -275,7 +276,7 @@ impl Preview {
         }
         if let Some(plan) = plan {
             sections.extend(plan_alerts(plan));
-            sections.extend(plan.changes.iter().map(job_section));
+            sections.extend(plan.changes.iter().map(|c| job_section(plan, c)));
             sections.extend(unmanaged_sections(plan));
         }
 
@@ -338,10 +339,11 @@ fn plan_alerts(plan: &Plan) -> Vec<Section> {
         let items: Vec<String> = plan
             .errors
             .iter()
-            .map(|e| format!("- {}", inline(&e.message)))
+            .map(|e| preflight::error_item(plan, e))
             .collect();
         sections.extend(alerts("CAUTION", &title, &items, ALERT_CHUNK));
     }
+    sections.extend(preflight::not_checked_alert(plan));
 
     let risky: Vec<&Change> = plan
         .changes
@@ -430,7 +432,7 @@ fn unmanaged_sections(plan: &Plan) -> Vec<Section> {
 }
 
 /// One job's change: what happens, why, what users feel, where state comes from, and the diffs.
-fn job_section(c: &Change) -> Section {
+fn job_section(plan: &Plan, c: &Change) -> Section {
     let mut head = String::new();
     let mode = match c.action {
         Action::Redeploy | Action::Rescale => format!(" ({})", mode_str(c.upgrade_mode)),
@@ -463,6 +465,9 @@ fn job_section(c: &Change) -> Section {
     if c.action != Action::Suspend && c.action != Action::Delete {
         let _ = writeln!(head, "- **Restores from:** {}", restore_md(c));
     }
+    if let Some(line) = preflight::status_line(plan, c) {
+        let _ = writeln!(head, "{line}");
+    }
     head.push('\n');
     if !c.warnings.is_empty() {
         let kind = if c.state_risks.is_empty() {
@@ -483,6 +488,7 @@ fn job_section(c: &Change) -> Section {
     let mut section = Section {
         pieces: vec![Piece::Text(head)],
     };
+    section.pieces.extend(preflight::graph_block(plan, c));
     if c.action == Action::Create {
         if !c.diff.is_empty() {
             section.pieces.push(Piece::Block {

@@ -78,6 +78,24 @@ pub struct PreviewsConfig {
     /// link to the plan (`/api/v1/plans/{id}`) when set.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Where pull requests are pre-flighted. Off when absent: pre-flight runs the program's
+    /// `main()` on a JobManager, i.e. unreviewed code of the pull request on a cluster.
+    #[serde(default)]
+    pub preflight: Option<PreviewPreflight>,
+}
+
+/// `previews.preflight`: the clusters (of the followed branch's `weir.yaml`) that may run the
+/// programs of pull requests. Pull requests from forks are never pre-flighted.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PreviewPreflight {
+    /// Programs for these clusters are pre-flighted on the cluster itself.
+    #[serde(default)]
+    pub clusters: Vec<String>,
+    /// Programs for the key's cluster are pre-flighted on the value's cluster instead (a sandbox
+    /// session cluster of the same Flink version; a different version is not used).
+    #[serde(default)]
+    pub sandboxes: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for PreviewsConfig {
@@ -87,6 +105,7 @@ impl Default for PreviewsConfig {
             gitlab: None,
             concurrency: default_preview_concurrency(),
             public_url: None,
+            preflight: None,
         }
     }
 }

@@ -342,6 +342,14 @@ fn overview(c: &mut Cluster) -> Bytes {
     body
 }
 
+/// A job graph of one vertex (the id every fake job's vertex has), as `.../plan` answers it.
+fn plan_body(jid: &str, parallelism: u64) -> serde_json::Value {
+    serde_json::json!({"plan": {"jid": jid, "name": "fake", "type": "STREAMING", "nodes": [
+        {"id": "cbc357ccb763df2852fee8c4fc7d55f2", "parallelism": parallelism,
+         "description": "Source -> Sink", "operator": "", "inputs": []}
+    ]}})
+}
+
 fn json(status: StatusCode, body: impl Into<Body>) -> Response {
     Response::builder()
         .status(status)
@@ -466,6 +474,16 @@ fn act(
             ok(serde_json::json!({}))
         }
         (&Method::POST, ["jars", jar, "run"]) => run_jar(&fake, &mut c, jar, &body, now),
+        (&Method::POST, ["jars", jar, "plan"]) => {
+            if !c.jars.iter().any(|(j, _, _)| j == jar) {
+                return error(StatusCode::BAD_REQUEST, "Jar file does not exist");
+            }
+            let parallelism = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|b| b["parallelism"].as_u64())
+                .unwrap_or(1);
+            ok(plan_body("fake", parallelism))
+        }
         (_, ["jobs", id, rest @ ..]) => {
             let id = id.to_string();
             let Some(job) = c.jobs.get(&id).cloned() else {
@@ -578,6 +596,7 @@ fn job_endpoint(
                                  "job-parallelism": job.parallelism,
                                  "object-reuse-mode": false, "user-config": {}}
         })),
+        (&Method::GET, ["plan"]) => ok(plan_body(&id, u64::from(job.parallelism))),
         (&Method::GET, ["checkpoints"]) => {
             // A job stopped with a savepoint reports it as its latest savepoint, like Flink.
             let savepoint =

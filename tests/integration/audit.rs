@@ -73,10 +73,14 @@ fn records_of_real_applies_including_a_failed_one_flink2() {
     let second = running_named(base, &name);
     assert_eq!(second.len(), 1);
 
-    // A script with a SELECT: the stop succeeds, the submit fails.
+    // A script with a SELECT: the stop succeeds, the submit fails (pre-flight, which would make
+    // it a plan error that stops nothing, is off for this record of a failed apply).
     repo.write(
         &file,
-        &secret_sql_job(&name, 7).replace("INSERT INTO sink2 SELECT id FROM src;", "SELECT 1;"),
+        &format!(
+            "{}  preflight: false\n",
+            secret_sql_job(&name, 7).replace("INSERT INTO sink2 SELECT id FROM src;", "SELECT 1;")
+        ),
     );
     repo.commit("bad sql\n\nadds a SELECT");
     let failed = repo.weir(&["apply", "--auto-approve"]).code(1);

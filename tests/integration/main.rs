@@ -15,6 +15,7 @@ mod hostile_input;
 mod lifecycle;
 mod notify;
 mod pr_preview;
+mod preflight;
 mod preview;
 mod recover;
 mod remote;

@@ -703,10 +703,14 @@ fn per_job_policy_signed_notifications_and_failures_remembered_across_restarts()
     d.wait_job(&gated, "Synced", "RUNNING");
 
     // A job whose program fails at submission: its create fails once and is not retried.
+    // (Pre-flight is off for it: it would make the failure a plan error, never applied.)
     let broken = repo.unique("serve-broken");
     repo.write(
         &format!("jobs/{broken}.yaml"),
-        &jar_job_args(&broken, 1, &["--fail-in-main", "boom"]),
+        &format!(
+            "{}  preflight: false\n",
+            jar_job_args(&broken, 1, &["--fail-in-main", "boom"])
+        ),
     );
     remote.push(&repo, "broken job");
     d.sync();

@@ -64,6 +64,9 @@ pub struct PullEvent {
     pub head_sha: String,
     /// Who opened the pull request (the actor of the recorded plan).
     pub author: Option<String>,
+    /// The head is in another repository (a fork), or the delivery does not say where it is:
+    /// such pull requests are never pre-flighted (their code would run on a cluster).
+    pub from_fork: bool,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +91,9 @@ struct GhRef {
     #[serde(rename = "ref")]
     name: String,
     sha: String,
+    /// Absent (null) when the fork was deleted.
+    #[serde(default)]
+    repo: Option<GhRepo>,
 }
 
 #[derive(Deserialize)]
@@ -114,8 +120,11 @@ pub fn parse_github(body: &[u8]) -> Result<PullEvent, DeliveryError> {
         "closed" => Intent::Stop,
         other => Intent::Ignore(format!("action `{other}` needs no preview")),
     };
+    let from_fork =
+        d.pull_request.head.repo.as_ref().map(|r| &r.full_name) != Some(&d.repository.full_name);
     Ok(PullEvent {
         forge: ForgeKind::GitHub,
+        from_fork,
         repo: d.repository.full_name,
         project_id: None,
         number: d.pull_request.number,
@@ -159,6 +168,10 @@ struct GlAttributes {
     /// Set on `update` when the update pushed commits.
     #[serde(default)]
     oldrev: Option<String>,
+    #[serde(default)]
+    source_project_id: Option<u64>,
+    #[serde(default)]
+    target_project_id: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -187,8 +200,10 @@ pub fn parse_gitlab(body: &[u8]) -> Result<PullEvent, DeliveryError> {
         "close" | "merge" => Intent::Stop,
         other => Intent::Ignore(format!("action `{other}` needs no preview")),
     };
+    let from_fork = a.source_project_id.is_none() || a.source_project_id != a.target_project_id;
     Ok(PullEvent {
         forge: ForgeKind::GitLab,
+        from_fork,
         repo: d.project.path_with_namespace,
         project_id: Some(d.project.id),
         number: a.iid,

@@ -24,6 +24,7 @@ mod delivery;
 mod error;
 mod forge_io;
 mod merge;
+mod preflight;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -480,9 +481,10 @@ impl Previews {
             return Ok(None);
         };
         let store = &self.shared.store;
-        let mut plan = engine::plan(store, desired.clone(), &prepared.invalid_files)
-            .await?
-            .plan;
+        let mut planned = engine::plan(store, desired.clone(), &prepared.invalid_files).await?;
+        let opts = preflight::options(self.shared.cfg.previews.preflight.as_ref(), ev.from_fork);
+        engine::preflight(store, &mut planned, &prepared.source, &opts).await;
+        let mut plan = planned.plan;
         plan.warnings.extend(prepared.warnings.iter().cloned());
         let actor = ev
             .author

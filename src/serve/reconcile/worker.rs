@@ -359,13 +359,12 @@ impl Worker {
         if let Some(busy) = self.resume(&loaded).await? {
             return Ok(busy);
         }
-        let store = self.shared.store.clone();
         let invalid_files = &loaded.outcome.invalid_files;
         let engine::Planned {
             mut plan,
             desired,
             snapshot,
-        } = engine::plan(&store, desired, invalid_files).await?;
+        } = plan_preflighted(&self.shared, desired, invalid_files, &loaded.source).await?;
         let invalid_jobs = policy::invalid_jobs(&desired, &snapshot.history, invalid_files);
         let drift = policy::admit(
             &mut plan,
@@ -507,4 +506,38 @@ impl Worker {
     pub(super) async fn save_memory(&self) {
         memory::save(&self.shared.store, &self.memory).await;
     }
+}
+
+/// Plans the followed branch and pre-flights its programs on their clusters (it is reviewed
+/// code): a program the cluster refuses is a plan error of its job, never applied, so never
+/// retried until the revision changes; each is announced as `apply.failed` of its job (the
+/// notifier's de-duplication keeps a repeated reconcile of the same revision quiet).
+async fn plan_preflighted(
+    shared: &Shared,
+    desired: crate::desired::DesiredState,
+    invalid_files: &[String],
+    source: &crate::git::RepoSource,
+) -> Result<engine::Planned, crate::engine::EngineError> {
+    let store = &shared.store;
+    let mut planned = engine::plan(store, desired, invalid_files).await?;
+    let preflight = engine::PreflightOptions::everywhere(
+        crate::artifact::ArtifactSettings::for_cli(Vec::new()),
+    );
+    engine::preflight(store, &mut planned, source, &preflight).await;
+    let plan = &planned.plan;
+    for e in &plan.errors {
+        let failed = plan.preflight.iter().any(|p| {
+            Some(&p.job) == e.job.as_ref() && p.status == crate::plan::PreflightStatus::Failed
+        });
+        if failed {
+            let message = format!("pre-flight failed, nothing was changed: {}", e.message);
+            shared.event(
+                EventKind::ApplyFailed,
+                e.job.as_deref(),
+                Some(plan),
+                message,
+            );
+        }
+    }
+    Ok(planned)
 }

@@ -34,6 +34,8 @@ import org.apache.flink.util.Collector;
  *   --sleep-in-main-ms N           sleep in main() before submitting: a slow submission, since
  *                                  Flink runs main() inside the POST /jars/{id}/run request
  *   --fail-after-records N         each counter subtask throws after N records (restart tests)
+ *   --uid-suffix S                 appended to the uid of the stateful counter (state-check
+ *                                  tests: its state no longer maps to the savepoint's)
  * </pre>
  */
 public final class CounterJob {
@@ -47,6 +49,7 @@ public final class CounterJob {
         String failInMain = arg(args, "--fail-in-main", null);
         long failAfter = Long.parseLong(arg(args, "--fail-after-records", "-1"));
         long sleepInMain = Long.parseLong(arg(args, "--sleep-in-main-ms", "0"));
+        String uidSuffix = arg(args, "--uid-suffix", "");
 
         if (failInMain != null) {
             throw new IllegalArgumentException("weir test job: --fail-in-main: " + failInMain);
@@ -81,7 +84,7 @@ public final class CounterJob {
                 .name("to-keyed")
                 .keyBy(t -> t.f0, Types.LONG)
                 .process(new CountPerKey(failAfter))
-                .uid("weir-count-per-key")
+                .uid("weir-count-per-key" + uidSuffix)
                 .name("count-per-key")
                 .sinkTo(new DiscardingSink<>())
                 .uid("weir-discard")
