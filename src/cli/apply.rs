@@ -76,7 +76,7 @@ pub(super) async fn apply_cmd(
         },
         None => {
             // Always pre-flighted: a program the cluster refuses never stops its running job.
-            let preflight = preflight_options(true);
+            let preflight = preflight_options(true, opts.artifacts.clone());
             let Some(made) = make_plan(store, repo, None, None, &preflight).await? else {
                 return Ok(1);
             };

@@ -229,6 +229,9 @@ pub async fn run(globals: Globals, command: Command) -> Result<i32> {
                 split_dir: split_dir.as_deref(),
                 comment_limit,
                 preflight: !no_preflight,
+                artifacts: crate::artifact::ArtifactSettings::for_cli(
+                    globals.allow_file_urls.clone(),
+                ),
             };
             plan::plan_cmd(state, &repo, args).await
         }

@@ -27,13 +27,18 @@ pub(super) struct PlanArgs<'a> {
     pub comment_limit: u64,
     /// Pre-flight the programs of the changes (off with `--no-preflight`).
     pub preflight: bool,
+    /// How URL jars are fetched for the pre-flight (`--allow-file-urls`).
+    pub artifacts: crate::artifact::ArtifactSettings,
 }
 
 /// How `weir plan` and `weir apply` pre-flight: every program on its target cluster, unless
 /// `--no-preflight`.
-pub(super) fn preflight_options(on: bool) -> PreflightOptions {
+pub(super) fn preflight_options(
+    on: bool,
+    artifacts: crate::artifact::ArtifactSettings,
+) -> PreflightOptions {
     if on {
-        PreflightOptions::everywhere(crate::artifact::ArtifactSettings::for_cli(Vec::new()))
+        PreflightOptions::everywhere(artifacts)
     } else {
         PreflightOptions::off("--no-preflight")
     }
@@ -193,7 +198,7 @@ pub(super) async fn plan_cmd(state: Option<&Path>, repo: &Path, args: PlanArgs<'
     if args.format == Format::Markdown {
         return preview_cmd(&store, repo, base.as_ref(), &args).await;
     }
-    let preflight = preflight_options(args.preflight);
+    let preflight = preflight_options(args.preflight, args.artifacts.clone());
     let Some(made) = make_plan(&store, repo, args.rev, base.as_ref(), &preflight).await? else {
         return Ok(1);
     };
@@ -236,7 +241,7 @@ async fn preview_cmd(
     let (_, outcome, warning) = load_valid_with(&source, base);
     let made = match outcome.desired.clone() {
         Some(desired) => {
-            let preflight = preflight_options(args.preflight);
+            let preflight = preflight_options(args.preflight, args.artifacts.clone());
             let mut made =
                 plan_loaded(store, source, desired, &outcome.invalid_files, &preflight).await?;
             made.planned.plan.warnings.extend(warning);

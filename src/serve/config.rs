@@ -53,6 +53,20 @@ pub struct DaemonConfig {
     pub artifacts: ArtifactsConfig,
 }
 
+impl DaemonConfig {
+    /// How the daemon fetches URL jars: `file://` only below `artifacts.allowFileUrls`, verified
+    /// jars cached in the state directory.
+    pub fn artifact_settings(&self) -> crate::artifact::ArtifactSettings {
+        crate::artifact::ArtifactSettings {
+            policy: crate::artifact::FetchPolicy {
+                file_roots: self.artifacts.allow_file_urls.clone(),
+                ..Default::default()
+            },
+            cache: self.state_dir.join("artifacts"),
+        }
+    }
+}
+
 /// `artifacts`: what URL jars may be fetched from. Kept in the daemon's config, not the jobs
 /// repo: a pull request must not be able to let its own jar URLs read the daemon host's files.
 #[derive(Debug, Clone, Default, Deserialize)]

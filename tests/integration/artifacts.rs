@@ -35,9 +35,14 @@ fn file_urls_need_an_allowed_directory_and_a_jar_that_cannot_be_had_never_stops_
     let url = format!("file://{}", jar.display());
     repo.write(&file, &url_jar_job(&name, &url, &sha, "payments"));
     repo.commit("jar by file URL");
-    assert_eq!(change(&plan_json(&repo, 2), &name)["action"], "redeploy");
-
-    // Off by default: refused, and the running job was not stopped.
+    // Off by default: the plan's pre-flight cannot stage the jar, so the job has an error and no
+    // change; apply refuses too, and the running job was not stopped.
+    let plan = plan_json(&repo, 1);
+    assert!(
+        plan["errors"].to_string().contains("file:// URLs are off"),
+        "{plan:#}"
+    );
+    assert!(plan["changes"].as_array().unwrap().is_empty(), "{plan:#}");
     let refused = repo.weir(&["apply", "--auto-approve"]).code(1);
     assert!(
         refused.all().contains("file:// URLs are off"),
@@ -67,6 +72,18 @@ fn file_urls_need_an_allowed_directory_and_a_jar_that_cannot_be_had_never_stops_
     repo.write(&file, &url_jar_job(&name, &url, &sha, "payments"));
     repo.commit("jar by file URL again");
     let allowed = outside.path().to_str().unwrap();
+    let plan = repo
+        .weir(&[
+            "--allow-file-urls",
+            allowed,
+            "plan",
+            "--format",
+            "json",
+            "--detailed-exitcode",
+        ])
+        .code(2)
+        .json();
+    assert_eq!(change(&plan, &name)["action"], "redeploy", "{plan:#}");
     repo.weir_env(
         &["apply", "--auto-approve"],
         &[("WEIR_ALLOW_FILE_URLS", allowed)],

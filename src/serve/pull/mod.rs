@@ -482,7 +482,11 @@ impl Previews {
         };
         let store = &self.shared.store;
         let mut planned = engine::plan(store, desired.clone(), &prepared.invalid_files).await?;
-        let opts = preflight::options(self.shared.cfg.previews.preflight.as_ref(), ev.from_fork);
+        let opts = preflight::options(
+            self.shared.cfg.previews.preflight.as_ref(),
+            ev.from_fork,
+            self.shared.cfg.artifact_settings(),
+        );
         engine::preflight(store, &mut planned, &prepared.source, &opts).await;
         let mut plan = planned.plan;
         plan.warnings.extend(prepared.warnings.iter().cloned());

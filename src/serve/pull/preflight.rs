@@ -9,7 +9,11 @@ use crate::engine::{PreflightOptions, Route};
 use crate::serve::config::PreviewPreflight;
 
 /// The pre-flight options of a preview.
-pub fn options(cfg: Option<&PreviewPreflight>, from_fork: bool) -> PreflightOptions {
+pub fn options(
+    cfg: Option<&PreviewPreflight>,
+    from_fork: bool,
+    artifacts: ArtifactSettings,
+) -> PreflightOptions {
     if from_fork {
         return PreflightOptions::off(
             "pull requests from forks are never pre-flighted (their code would run on a cluster)",
@@ -30,7 +34,7 @@ pub fn options(cfg: Option<&PreviewPreflight>, from_fork: bool) -> PreflightOpti
     }
     PreflightOptions {
         routes: Some(routes),
-        ..PreflightOptions::everywhere(ArtifactSettings::for_cli(Vec::new()))
+        ..PreflightOptions::everywhere(artifacts)
     }
 }
 
@@ -38,16 +42,20 @@ pub fn options(cfg: Option<&PreviewPreflight>, from_fork: bool) -> PreflightOpti
 mod tests {
     use super::*;
 
+    fn artifacts() -> ArtifactSettings {
+        ArtifactSettings::for_cli(Vec::new())
+    }
+
     #[test]
     fn forks_and_unconfigured_daemons_preflight_nothing() {
         let cfg = PreviewPreflight {
             clusters: vec!["local".into()],
             sandboxes: [("prod".to_string(), "sandbox".to_string())].into(),
         };
-        let fork = options(Some(&cfg), true);
+        let fork = options(Some(&cfg), true, artifacts());
         assert!(fork.off.as_deref().unwrap().contains("forks"));
-        assert!(options(None, false).off.is_some());
-        let own = options(Some(&cfg), false);
+        assert!(options(None, false, artifacts()).off.is_some());
+        let own = options(Some(&cfg), false, artifacts());
         assert_eq!(own.off, None);
         let routes = own.routes.unwrap();
         assert_eq!(routes["local"], Route::Target);

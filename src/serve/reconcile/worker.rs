@@ -60,13 +60,7 @@ impl Worker {
             slots: Some(Arc::new(tokio::sync::Semaphore::new(parallel))),
             savepoint_timeout: Duration::from_secs(a.savepoint_timeout_seconds),
             start_timeout: Duration::from_secs(a.start_timeout_seconds),
-            artifacts: crate::artifact::ArtifactSettings {
-                policy: crate::artifact::FetchPolicy {
-                    file_roots: shared.cfg.artifacts.allow_file_urls.clone(),
-                    ..Default::default()
-                },
-                cache: shared.cfg.state_dir.join("artifacts"),
-            },
+            artifacts: shared.cfg.artifact_settings(),
             run_timeout: Duration::from_secs(a.run_timeout_seconds.max(1)),
         };
         let commit = mirror.last_fetched();
@@ -520,9 +514,7 @@ async fn plan_preflighted(
 ) -> Result<engine::Planned, crate::engine::EngineError> {
     let store = &shared.store;
     let mut planned = engine::plan(store, desired, invalid_files).await?;
-    let preflight = engine::PreflightOptions::everywhere(
-        crate::artifact::ArtifactSettings::for_cli(Vec::new()),
-    );
+    let preflight = engine::PreflightOptions::everywhere(shared.cfg.artifact_settings());
     engine::preflight(store, &mut planned, source, &preflight).await;
     let plan = &planned.plan;
     for e in &plan.errors {
