@@ -18,7 +18,12 @@ pub const REDACTED: &str = "<redacted>";
 
 /// True for keys such as `s3.secret-key`, `password`, `sasl.jaas.config`, `--api-token`.
 pub fn is_secret_key(key: &str) -> bool {
-    let k = key.trim_start_matches('-').to_ascii_lowercase();
+    // `author` and `authority` are not credentials; `auth`, `oauth`, `authorization` are.
+    let k = key
+        .trim_start_matches('-')
+        .to_ascii_lowercase()
+        .replace("authoriz", "auth")
+        .replace("author", "");
     const WORDS: &[&str] = &[
         "password",
         "passwd",
@@ -115,12 +120,13 @@ fn is_key_char(c: char) -> bool {
 }
 
 /// Where a value in `key=value` ends: at whitespace, a separator of query strings and connection
-/// strings, a quote or a closing bracket.
+/// strings, a quote or a closing bracket; a backslash too, so that an escaped quote of JSON text
+/// stays whole.
 fn is_value_end(c: char) -> bool {
     c.is_whitespace()
         || matches!(
             c,
-            '&' | ';' | ',' | '"' | '\'' | '`' | ')' | ']' | '}' | '>'
+            '&' | ';' | ',' | '"' | '\'' | '`' | ')' | ']' | '}' | '>' | '\\'
         )
 }
 
@@ -167,12 +173,16 @@ fn key_value_pairs(text: &str) -> String {
         let blanks = after.len() - after.trim_start_matches([' ', '\t']).len();
         let value_area = &after[blanks..];
         out.push_str(&after[..blanks]);
+        if value_area.starts_with(REDACTED) {
+            rest = value_area;
+            continue;
+        }
         let (open, body) = match value_area.chars().next() {
             Some(q @ ('"' | '\'')) => (Some(q), &value_area[1..]),
             _ => (None, value_area),
         };
         let end = match open {
-            Some(q) => body.find(q).unwrap_or(body.len()),
+            Some(q) => closing_quote(body, q),
             None => body.find(is_value_end).unwrap_or(body.len()),
         };
         if end == 0 && open.is_none() {
@@ -189,12 +199,25 @@ fn key_value_pairs(text: &str) -> String {
         if open.is_none() && matches!(value.to_ascii_lowercase().as_str(), "bearer" | "basic") {
             let ws = rest.len() - rest.trim_start().len();
             let word_end = rest[ws..].find(is_value_end).unwrap_or(rest.len() - ws);
-            out.push_str(&rest[..ws]);
             rest = &rest[ws + word_end..];
         }
     }
     out.push_str(rest);
     out
+}
+
+/// Index of the quote `q` closing a quoted value (one escaped by `\` does not), or the end.
+fn closing_quote(body: &str, q: char) -> usize {
+    let mut escaped = false;
+    for (i, c) in body.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            c if c == q => return i,
+            _ => {}
+        }
+    }
+    body.len()
 }
 
 /// Redacts the word after a secret-looking flag (`--password x`), after `-p` (a password flag
@@ -341,6 +364,41 @@ fn sql_options(script: &str) -> String {
     out
 }
 
+/// The writer of weir's log lines (stderr): every line is scrubbed with [`text`] and its control
+/// characters escaped (but its final line break) before it is written, whatever logged it —
+/// repo text, Flink's errors, a dependency's message.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogWriter;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogWriter;
+    fn make_writer(&'a self) -> LogWriter {
+        LogWriter
+    }
+}
+
+impl std::io::Write for LogWriter {
+    /// The formatter writes each event with one `write_all` of the whole line.
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::io::stderr().write_all(log_line(buf).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// A log line as [`LogWriter`] writes it.
+fn log_line(buf: &[u8]) -> String {
+    let line = String::from_utf8_lossy(buf);
+    let (body, end) = match line.strip_suffix('\n') {
+        Some(body) => (body, "\n"),
+        None => (line.as_ref(), ""),
+    };
+    format!("{}{end}", crate::text::escape_controls(&text(body)))
+}
+
 /// Index of the closing quote of a SQL string body, honouring `''` escapes.
 fn find_sql_string_end(body: &str) -> Option<usize> {
     let bytes = body.as_bytes();
@@ -377,6 +435,8 @@ mod tests {
         assert!(is_secret_key("s3.secret-key"));
         assert!(is_secret_key("properties.sasl.jaas.config"));
         assert!(is_secret_key("--db-password"));
+        assert!(is_secret_key("Authorization"));
+        assert!(!is_secret_key("author"));
         assert!(!is_secret_key("execution.checkpointing.interval"));
         assert!(!is_secret_key("parallelism.default"));
     }
@@ -485,6 +545,27 @@ mod tests {
             text("-Dx.trustStorePassword=pw -Xmx1g"),
             "-Dx.trustStorePassword=<redacted> -Xmx1g"
         );
+    }
+
+    #[test]
+    fn log_lines_are_scrubbed() {
+        assert_eq!(
+            log_line(b"WARN cannot reach https://u:S3cretPW@h\x1b[2J\nforged\n"),
+            "WARN cannot reach https://<redacted>@h\\u{1b}[2J\\nforged\n"
+        );
+    }
+
+    #[test]
+    fn json_text_stays_json() {
+        let doc = serde_json::json!({
+            "error": "main() said \"password=S3cretPW\" and {\"token\": \"a\\\"b\"}",
+            "author": "Jane",
+        })
+        .to_string();
+        let out = text(&doc);
+        let back: serde_json::Value = serde_json::from_str(&out).expect(&out);
+        assert!(!out.contains("S3cretPW"), "{out}");
+        assert_eq!(back["author"], "Jane");
     }
 
     #[test]
