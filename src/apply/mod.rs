@@ -66,6 +66,51 @@ pub enum ApplyError {
     },
     #[error("no client for cluster `{cluster}`")]
     NoCluster { cluster: String },
+    /// A step after the stop failed: the job this change stopped is not running again.
+    #[error("{job}: {}", left_stopped(.source, .savepoint.as_deref()))]
+    LeftStopped {
+        job: String,
+        /// The savepoint (or retained checkpoint) the stop left, which the next apply restores.
+        savepoint: Option<String>,
+        #[source]
+        source: Box<ApplyError>,
+    },
+}
+
+/// A step's error, saying that the job is left stopped when this change stopped it and Flink
+/// refused the submission. (When the submit went unanswered the new job may still land: that is
+/// not "left stopped"; nor is a submitted job that has not started yet.)
+fn left_stopped_error(job: &str, carry: &Carry, e: ApplyError) -> ApplyError {
+    let stopped = carry.stop_savepoint.is_some() || carry.latest_checkpoint.is_some();
+    let unanswered = matches!(
+        &e,
+        ApplyError::Flink { source, .. }
+            if matches!(**source, FlinkError::Unreachable { .. } | FlinkError::Timeout { .. })
+    );
+    if !stopped || carry.new_job_id.is_some() || unanswered {
+        return e;
+    }
+    ApplyError::LeftStopped {
+        job: job.to_string(),
+        savepoint: carry
+            .stop_savepoint
+            .clone()
+            .or_else(|| carry.latest_checkpoint.clone()),
+        source: Box::new(e),
+    }
+}
+
+/// `<why>; the job is left stopped (savepoint …): run `weir apply` again …`.
+fn left_stopped(source: &ApplyError, savepoint: Option<&str>) -> String {
+    let state = match savepoint {
+        Some(sp) => format!("its state is in {sp}, which the next apply restores"),
+        None => "it has no savepoint".to_string(),
+    };
+    format!(
+        "{}; the job is left stopped ({state}): fix the definition (or the cause above) and run \
+         `weir apply` again",
+        source.detail()
+    )
 }
 
 /// Why a step cannot go on (weir's own refusals, as opposed to Flink's errors).
@@ -115,6 +160,20 @@ pub enum StepError {
 }
 
 impl ApplyError {
+    /// The error without the job's name, for texts that name the job already (a change's
+    /// outcome, `job: FAILED: …`).
+    pub fn detail(&self) -> String {
+        match self {
+            ApplyError::Flink { source, .. } => source.to_string(),
+            ApplyError::Step { source, .. } => source.to_string(),
+            ApplyError::Jar { jar, source, .. } => format!("cannot read jar {jar}: {source}"),
+            ApplyError::LeftStopped {
+                savepoint, source, ..
+            } => left_stopped(source, savepoint.as_deref()),
+            ApplyError::Store(_) | ApplyError::NoCluster { .. } => self.to_string(),
+        }
+    }
+
     fn step(job: &str, source: StepError) -> ApplyError {
         ApplyError::Step {
             job: job.to_string(),
@@ -197,8 +256,10 @@ impl Applier {
             })
     }
 
+    /// Progress for people: repo names and Flink's text, scrubbed of secrets (control
+    /// characters are escaped where it is printed).
     fn say(&self, msg: &str) {
-        (self.progress)(msg);
+        (self.progress)(&crate::redact::text(msg));
     }
 
     /// Records the plan and an apply, runs every change (independent jobs concurrently), and
@@ -294,12 +355,13 @@ impl Applier {
                             savepoint: carry.stop_savepoint,
                         },
                         Err(e) => {
-                            self.say(&format!("{}: FAILED: {e}", change.job));
+                            // The job is named once: the error's own text names it too.
+                            self.say(&format!("{}: FAILED: {}", change.job, e.detail()));
                             ChangeOutcome {
                                 job: change.job.clone(),
                                 action: change.action,
                                 ok: false,
-                                message: e.to_string(),
+                                message: e.detail(),
                                 new_job_id: None,
                                 savepoint: None,
                             }
@@ -363,7 +425,8 @@ impl Applier {
                 }
             }
             self.run_step(change, apply_id, seq, step, &client, &mut carry)
-                .await?;
+                .await
+                .map_err(|e| left_stopped_error(job, &carry, e))?;
         }
         let message = match (&carry.new_job_id, &carry.stop_savepoint) {
             (Some(id), _) => format!("{} done: running as {id}", change.action),

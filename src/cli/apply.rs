@@ -13,8 +13,10 @@ use crate::clock::new_id;
 use crate::engine::{self, ApplySettings, Planned, Scope, Stale};
 use crate::observe::{ClusterObservation, Observation};
 use crate::plan::Plan;
+use crate::redact;
 use crate::render;
 use crate::store::{Store, Trigger};
+use crate::text::escape_controls;
 
 pub(super) struct ApplyOptions {
     pub auto_approve: bool,
@@ -35,7 +37,8 @@ impl ApplyOptions {
 }
 
 fn progress() -> Arc<dyn Fn(&str) + Send + Sync> {
-    Arc::new(|msg: &str| eprintln!("  {msg}"))
+    // The applier scrubs its messages; names and Flink's text may still hold control characters.
+    Arc::new(|msg: &str| eprintln!("  {}", escape_controls(msg)))
 }
 
 /// Finishes interrupted applies first; false when one of them failed.
@@ -51,7 +54,7 @@ async fn resume_interrupted(store: &Store, repo: &Path, opts: &ApplyOptions) -> 
         engine::resume_interrupted(store, source, &opts.settings(), progress(), Trigger::Cli)
             .await?;
     for line in report.lines() {
-        eprintln!("  {line}");
+        eprintln!("  {}", escape_controls(&redact::text(&line)));
     }
     Ok(report.ok())
 }
@@ -114,7 +117,11 @@ pub(super) async fn apply_cmd(
         failed
     );
     for o in outcomes.iter().filter(|o| !o.ok) {
-        println!("  {}: {}", o.job, o.message);
+        println!(
+            "  {}: {}",
+            escape_controls(&o.job),
+            escape_controls(&redact::text(&o.message))
+        );
     }
     Ok(exit(&plan, failed == 0))
 }
@@ -210,7 +217,8 @@ fn describe_observation(o: &Observation) -> String {
                 )
             }
             ClusterObservation::Unreachable { error, .. } => {
-                format!("{name}: unreachable ({error})")
+                let error = redact::text(&error.to_string());
+                format!("{name}: unreachable ({})", escape_controls(&error))
             }
         })
         .collect::<Vec<_>>()
