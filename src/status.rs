@@ -157,11 +157,7 @@ pub fn history_table(entries: &[HistoryEntry]) -> String {
                 e.trigger.to_string(),
                 match &e.error {
                     // Records of older versions were stored unscrubbed.
-                    Some(err) => format!(
-                        "{}: {}",
-                        e.summary_or_outcome,
-                        crate::redact::text(err)
-                    ),
+                    Some(err) => format!("{}: {}", e.summary_or_outcome, crate::redact::text(err)),
                     None => e.summary_or_outcome.clone(),
                 },
             ]

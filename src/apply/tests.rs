@@ -367,8 +367,15 @@ async fn a_failed_stop_leaves_the_job_running_and_is_reported() {
     assert!(!error.contains("orders: orders"), "named once: {error}");
     let said = w.progress.lock().unwrap().join("\n");
     assert!(said.contains("orders: FAILED"), "{said}");
-    assert!(!said.contains("orders: FAILED: orders"), "named once: {said}");
-    assert!(!outcomes[0].message.starts_with("orders"), "{}", outcomes[0].message);
+    assert!(
+        !said.contains("orders: FAILED: orders"),
+        "named once: {said}"
+    );
+    assert!(
+        !outcomes[0].message.starts_with("orders"),
+        "{}",
+        outcomes[0].message
+    );
 }
 
 #[tokio::test]
@@ -390,9 +397,19 @@ async fn a_failed_submit_reports_and_leaves_the_job_stopped_with_its_savepoint()
     assert!(message.contains("run `weir apply` again"), "{message}");
     // Flink's text reaches no output with the password or a terminal escape.
     let said = w.progress.lock().unwrap().join("\n");
-    let stored = w.store.apply("apply-5").await.unwrap().unwrap().error.unwrap();
+    let stored = w
+        .store
+        .apply("apply-5")
+        .await
+        .unwrap()
+        .unwrap()
+        .error
+        .unwrap();
     let changes = w.store.apply_changes("apply-5").await.unwrap();
-    let journal_error = w.store.journal("apply-5").await.unwrap()[1].result_json.clone().unwrap();
+    let journal_error = w.store.journal("apply-5").await.unwrap()[1]
+        .result_json
+        .clone()
+        .unwrap();
     for text in [message, &said, &stored, &changes[0].message, &journal_error] {
         assert!(!text.contains("Pa55-in-main"), "{text}");
         assert!(!text.contains('\u{1b}'), "{text}");
