@@ -185,7 +185,15 @@ fn key_value_pairs(text: &str) -> String {
             Some(q) => closing_quote(body, q),
             None => body.find(is_value_end).unwrap_or(body.len()),
         };
-        if end == 0 && open.is_none() {
+        let value = &body[..end];
+        // Nothing to hide (`key=` alone), or a placeholder (`<token>`, or already redacted).
+        if end == 0 && open.is_none() || value.starts_with('<') {
+            rest = value_area;
+            continue;
+        }
+        // `Authorization: Bearer x`: the scheme stays; the credential is the word after it,
+        // which `flag_values` redacts.
+        if open.is_none() && matches!(value.to_ascii_lowercase().as_str(), "bearer" | "basic") {
             rest = value_area;
             continue;
         }
@@ -194,13 +202,6 @@ fn key_value_pairs(text: &str) -> String {
         }
         out.push_str(REDACTED);
         rest = &body[end..];
-        // `Authorization: Bearer x`: the credential is the word after the scheme.
-        let value = &body[..end];
-        if open.is_none() && matches!(value.to_ascii_lowercase().as_str(), "bearer" | "basic") {
-            let ws = rest.len() - rest.trim_start().len();
-            let word_end = rest[ws..].find(is_value_end).unwrap_or(rest.len() - ws);
-            rest = &rest[ws + word_end..];
-        }
     }
     out.push_str(rest);
     out
@@ -237,7 +238,9 @@ fn flag_values(text: &str) -> String {
         if word.is_empty() {
             break;
         }
-        if std::mem::take(&mut hide_next) && word != REDACTED {
+        // Placeholders (`<token>`, `<redacted>`) and the word `token` of "bearer token" stay.
+        let placeholder = word.starts_with('<') || word.eq_ignore_ascii_case("token");
+        if std::mem::take(&mut hide_next) && !placeholder {
             let trailing = word.len() - word.trim_end_matches(['"', '\'', ',', ';', ')']).len();
             out.push_str(REDACTED);
             out.push_str(&word[word.len() - trailing..]);
@@ -362,6 +365,22 @@ fn sql_options(script: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Every string value of a JSON document passed through [`text`] (keys and structure kept): for
+/// documents that carry free text, e.g. the daemon's API responses.
+pub fn json_strings(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => {
+            let clean = text(s);
+            if clean != *s {
+                *s = clean;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(json_strings),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(json_strings),
+        _ => {}
+    }
 }
 
 /// The writer of weir's log lines (stderr): every line is scrubbed with [`text`] and its control
@@ -533,6 +552,7 @@ mod tests {
             "flink run -p 4 job.jar",
             "jdbc:postgresql://db:5432/x?sslmode=require",
             "a == b",
+            "missing bearer token (Authorization: Bearer <token>)",
             "savepoint s3://bucket/sp-1 restored",
         ] {
             assert_eq!(text(s), s);
@@ -553,6 +573,20 @@ mod tests {
             log_line(b"WARN cannot reach https://u:S3cretPW@h\x1b[2J\nforged\n"),
             "WARN cannot reach https://<redacted>@h\\u{1b}[2J\\nforged\n"
         );
+    }
+
+    #[test]
+    fn json_string_values_are_scrubbed() {
+        let mut v = serde_json::json!({
+            "lastError": {"message": "POST https://u:S3cretPW@h failed"},
+            "jobs": [{"name": "orders", "password": "kept: keys are not values"}],
+        });
+        json_strings(&mut v);
+        assert_eq!(
+            v["lastError"]["message"],
+            "POST https://<redacted>@h failed"
+        );
+        assert_eq!(v["jobs"][0]["name"], "orders");
     }
 
     #[test]

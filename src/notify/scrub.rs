@@ -260,7 +260,7 @@ mod tests {
             out,
             "POST https://hooks.example.com/h failed: <redacted> rejected; WITH ('password' = \
              '<redacted>') --api-token <redacted> api_key=<redacted> api-key=<redacted> \
-             token: <redacted> Authorization: <redacted> ab stays"
+             token: <redacted> Authorization: Bearer <redacted> ab stays"
         );
         assert_eq!(
             s.text("job orders failed:\n  caused by: timeout"),
