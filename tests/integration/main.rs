@@ -16,6 +16,7 @@ mod pr_preview;
 mod preview;
 mod recover;
 mod remote;
+mod secrets;
 mod serve;
 mod sql;
 mod stale;
