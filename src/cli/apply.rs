@@ -77,7 +77,7 @@ pub(super) async fn apply_cmd(
             let Some(made) = make_plan(store, repo, None, None).await? else {
                 return Ok(1);
             };
-            print!("{}", render::text(&made.planned.plan));
+            print!("{}", redact::text(&render::text(&made.planned.plan)));
             if !made.planned.plan.has_changes() {
                 return Ok(exit(&made.planned.plan, true));
             }
@@ -177,7 +177,7 @@ async fn saved_plan(store: &Store, repo: &Path, path: &Path) -> Result<Option<Cl
         return Ok(None);
     }
     plan.attach(&desired)?;
-    print!("{}", render::text(&plan));
+    print!("{}", redact::text(&render::text(&plan)));
     Ok(Some(CliPlan {
         planned: Planned {
             plan,

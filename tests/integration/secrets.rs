@@ -51,6 +51,18 @@ fn leaky_sql_job(name: &str, m: &str) -> String {
     )
 }
 
+/// The cluster entry sends `Authorization: Bearer $WEIR_TEST_FLINK_TOKEN` (Flink ignores it).
+fn with_bearer_token(repo: &Repo) {
+    let config = std::fs::read_to_string(repo.root.join("weir.yaml")).unwrap();
+    repo.write(
+        "weir.yaml",
+        &config.replace(
+            "  local:\n",
+            "  local:\n    bearerTokenEnv: WEIR_TEST_FLINK_TOKEN\n",
+        ),
+    );
+}
+
 #[track_caller]
 fn assert_clean(what: &str, text: &str, m: &str) {
     assert!(!text.contains(m), "{what} leaks a secret:\n{text}");
@@ -61,9 +73,8 @@ fn assert_clean(what: &str, text: &str, m: &str) {
 #[track_caller]
 fn assert_absent(what: &str, text: &str, m: &str) {
     if let Some(i) = text.find(m) {
-        let from = text.floor_char_boundary(i.saturating_sub(300));
-        let to = text.ceil_char_boundary((i + 100).min(text.len()));
-        panic!("{what} leaks a secret: …{}…", &text[from..to]);
+        let context: String = text[i..].chars().take(100).collect();
+        panic!("{what} leaks a secret: …{context}…");
     }
 }
 
@@ -82,34 +93,50 @@ fn secrets_never_reach_plans_apply_output_records_or_the_store() {
     let cluster = cluster(Version::V2);
     let repo = Repo::new(&cluster.url, Some(&cluster.jars));
     let m = marker();
+    // A bearer token the cluster entry reads from the environment: a known secret value that
+    // the job's main() prints bare, where no pattern can recognise it.
+    let token = format!("{m}-bearer-token");
+    let env = [("WEIR_TEST_FLINK_TOKEN", token.as_str())];
+    let weir = |args: &[&str]| repo.weir_env(args, &env);
+    with_bearer_token(&repo);
     let job = repo.unique("secrets");
     let sql = repo.unique("secrets-sql");
-    repo.write(&format!("jobs/{job}.yaml"), &leaky_job(&job, &m));
+    let leaky =
+        leaky_job(&job, &m).replace("with password=", &format!("as {token} with password="));
+    repo.write(&format!("jobs/{job}.yaml"), &leaky);
     repo.write(&format!("jobs/{sql}.yaml"), &leaky_sql_job(&sql, &m));
 
     // Plans in every format, and the saved plan.
     let out = repo.root.join("plan.json");
     for format in ["text", "json", "markdown"] {
-        let run = repo.weir(&["plan", "--format", format]).ok();
+        let run = weir(&["plan", "--format", format]).ok();
         assert_clean(&format!("plan --format {format}"), &run.all(), &m);
         assert!(run.all().contains("<redacted>"), "{}", run.all());
     }
-    let run = repo
-        .weir(&["plan", "--out", out.to_str().unwrap()])
-        .ok();
+    let run = weir(&["plan", "--out", out.to_str().unwrap()]).ok();
     assert_clean("plan --out (output)", &run.all(), &m);
-    assert_clean("plan --out (file)", &std::fs::read_to_string(&out).unwrap(), &m);
+    assert_clean(
+        "plan --out (file)",
+        &std::fs::read_to_string(&out).unwrap(),
+        &m,
+    );
 
     // The apply: main() fails on Flink, printing a password and a URL with credentials.
     repo.remove(&format!("jobs/{sql}.yaml"));
-    let run = repo.weir(&["apply", "--auto-approve"]).code(1);
+    let run = weir(&["apply", "--auto-approve"]).code(1);
     let applied = run.all();
     assert_clean("apply", &applied, &m);
-    assert!(applied.contains("cannot connect to"), "Flink's text is shown: {applied}");
-    assert!(!applied.contains(&format!("{job}: {job}")), "named once: {applied}");
+    assert!(
+        applied.contains("cannot connect to"),
+        "Flink's text is shown: {applied}"
+    );
+    assert!(
+        !applied.contains(&format!("{job}: {job}")),
+        "named once: {applied}"
+    );
 
     // Every record of it.
-    let history = repo.weir(&["history", "--format", "json"]).ok();
+    let history = weir(&["history", "--format", "json"]).ok();
     assert_clean("history --format json", &history.all(), &m);
     let records: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
     let apply_id = records
@@ -128,10 +155,10 @@ fn secrets_never_reach_plans_apply_output_records_or_the_store() {
         vec!["status"],
         vec!["status", "--format", "json"],
     ] {
-        let run = repo.weir(&args);
+        let run = weir(&args);
         assert_clean(&args.join(" "), &run.all(), &m);
     }
-    let shown = repo.weir(&["show", &apply_id]).ok().stdout;
+    let shown = weir(&["show", &apply_id]).ok().stdout;
     assert!(shown.contains("cannot connect to"), "{shown}");
     assert_absent("the SQLite files", &store_bytes(&repo.state), &m);
 }
@@ -148,16 +175,10 @@ fn the_daemon_never_logs_serves_stores_or_sends_a_secret() {
     let token = format!("{m}-bearer-token");
     let job = repo.unique("secrets-serve");
     // The job's main() also prints the cluster's bearer token, which no pattern can know.
-    let leaky = leaky_job(&job, &m).replace(
-        "with password=",
-        &format!("as {token} with password="),
-    );
-    let config = std::fs::read_to_string(repo.root.join("weir.yaml"))
-        .unwrap()
-        .replace(
-            "  local:\n",
-            "  local:\n    bearerTokenEnv: WEIR_TEST_FLINK_TOKEN\n",
-        );
+    let leaky =
+        leaky_job(&job, &m).replace("with password=", &format!("as {token} with password="));
+    with_bearer_token(&repo);
+    let config = std::fs::read_to_string(repo.root.join("weir.yaml")).unwrap();
     repo.write(
         "weir.yaml",
         &format!(
