@@ -140,7 +140,10 @@ impl Scrubber {
         let known = redact::scrub(&urls, &self.secrets);
         let sql = redact::sql(&known);
         // The process-wide known secrets and credential patterns.
-        redact::text(&sql)
+        let clean = redact::text(&sql);
+        // E-mail and chat texts are shown as they are: no terminal escapes or bidi overrides
+        // from Flink or the repo (line breaks of multi-line messages are kept).
+        crate::text::escape_controls_multiline(&clean).into_owned()
     }
 }
 
@@ -266,5 +269,6 @@ mod tests {
             s.text("job orders failed:\n  caused by: timeout"),
             "job orders failed:\n  caused by: timeout"
         );
+        assert_eq!(s.text("boom\u{1b}[2J\u{7}"), "boom\\u{1b}[2J\\u{7}");
     }
 }
