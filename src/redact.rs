@@ -12,8 +12,6 @@
 //! enters weir (`crate::flink`), in every log line (the binary's log writer) and wherever the CLI
 //! and the daemon print or serve free text.
 
-use std::sync::RwLock;
-
 pub const REDACTED: &str = "<redacted>";
 
 /// True for keys such as `s3.secret-key`, `password`, `sasl.jaas.config`, `--api-token`.
@@ -65,7 +63,25 @@ pub fn config_value(key: &str, value: &str) -> String {
 pub const MIN_KNOWN_SECRET_LEN: usize = 6;
 
 /// The process-wide registry of known secret values, longest first.
-static KNOWN: RwLock<Vec<String>> = RwLock::new(Vec::new());
+#[cfg(not(test))]
+static KNOWN: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+#[cfg(not(test))]
+fn with_known<R>(f: impl FnOnce(&mut Vec<String>) -> R) -> R {
+    f(&mut KNOWN.write().unwrap_or_else(|e| e.into_inner()))
+}
+
+// Unit tests run side by side in one process: each test thread has its own registry, so that
+// one test's fake secrets (`http://h/`) do not change another test's output.
+#[cfg(test)]
+thread_local! {
+    static KNOWN: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+#[cfg(test)]
+fn with_known<R>(f: impl FnOnce(&mut Vec<String>) -> R) -> R {
+    KNOWN.with(|k| f(&mut k.borrow_mut()))
+}
 
 /// Registers a secret value this process holds (read from the environment or a file), so that
 /// [`text`] replaces it wherever it appears. Values shorter than [`MIN_KNOWN_SECRET_LEN`]
@@ -75,13 +91,14 @@ pub fn register_secret(value: &str) {
     if value.chars().count() < MIN_KNOWN_SECRET_LEN {
         return;
     }
-    let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
-    if known.iter().any(|k| k == value) {
-        return;
-    }
-    known.push(value.to_string());
-    // Longest first, so that a secret containing another is replaced whole.
-    known.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    with_known(|known| {
+        if known.iter().any(|k| k == value) {
+            return;
+        }
+        known.push(value.to_string());
+        // Longest first, so that a secret containing another is replaced whole.
+        known.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    });
 }
 
 /// [`register_secret`] for each value.
@@ -95,13 +112,13 @@ pub fn register_secrets<'a>(values: impl IntoIterator<Item = &'a String>) {
 /// serve or send: every registered secret value and every credential pattern replaced by
 /// [`REDACTED`]. Control characters are left alone (see [`crate::text::escape_controls`]).
 pub fn text(text: &str) -> String {
-    let known = KNOWN.read().unwrap_or_else(|e| e.into_inner());
-    let s = if known.is_empty() {
-        text.to_string()
-    } else {
-        scrub(text, &known)
-    };
-    drop(known);
+    let s = with_known(|known| {
+        if known.is_empty() {
+            text.to_string()
+        } else {
+            scrub(text, known)
+        }
+    });
     patterns(&s)
 }
 
@@ -161,7 +178,18 @@ fn key_value_pairs(text: &str) -> String {
         let key = &key_area[key_start..];
         // `https://…` and `jdbc:postgresql:` are schemes, not pairs.
         let is_scheme = sep == ":" && after.starts_with("//");
-        if key.is_empty() || is_scheme || !is_secret_name(key) || after.starts_with('=') {
+        // `auth-service: failed` names a job, not a credential: before `:` the key's last part
+        // must be the secret word (`password:`, `x-api-token:`), or the key a dotted
+        // configuration key (`fs.azure.account.key.acct.blob.core.windows.net:`).
+        let names_a_thing = sep == ":"
+            && !key.contains('.')
+            && !is_secret_name(key.rsplit(['-', '_']).next().unwrap_or(key));
+        if key.is_empty()
+            || is_scheme
+            || names_a_thing
+            || !is_secret_name(key)
+            || after.starts_with('=')
+        {
             out.push_str(head);
             out.push_str(sep);
             rest = after;
@@ -314,6 +342,31 @@ pub fn args(args: &[String]) -> Vec<String> {
             }
         }
         out.push(patterns(a));
+    }
+    out
+}
+
+/// The values [`args`] hides because of the flag before them (`--password x`, `--token=x`,
+/// `-p x`): known secrets of the definition, so that a program that prints one bare (where no
+/// pattern can recognise it) is scrubbed too.
+pub fn arg_secret_values(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        if !a.starts_with('-') {
+            continue;
+        }
+        match a.split_once('=') {
+            Some((flag, value)) if is_secret_key(flag) => out.push(value.to_string()),
+            Some(_) => {}
+            None if is_secret_key(a) || a == "-p" => {
+                if let Some(next) = args.get(i + 1)
+                    && !(a == "-p" && next_is_short_number(next))
+                {
+                    out.push(next.clone());
+                }
+            }
+            None => {}
+        }
     }
     out
 }
@@ -553,6 +606,8 @@ mod tests {
             "jdbc:postgresql://db:5432/x?sslmode=require",
             "a == b",
             "missing bearer token (Authorization: Bearer <token>)",
+            "apply-1: auth-service: POST http://h/jars/x/run failed",
+            "token-enricher: done",
             "savepoint s3://bucket/sp-1 restored",
         ] {
             assert_eq!(text(s), s);
@@ -573,6 +628,24 @@ mod tests {
             log_line(b"WARN cannot reach https://u:S3cretPW@h\x1b[2J\nforged\n"),
             "WARN cannot reach https://<redacted>@h\\u{1b}[2J\\nforged\n"
         );
+    }
+
+    #[test]
+    fn secret_values_of_args() {
+        let a: Vec<String> = [
+            "--db-password",
+            "pw-1",
+            "--token=pw-2",
+            "-p",
+            "pw-3",
+            "-p",
+            "4",
+            "--x",
+            "y",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(arg_secret_values(&a), ["pw-1", "pw-2", "pw-3"]);
     }
 
     #[test]

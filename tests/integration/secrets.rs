@@ -15,7 +15,8 @@ fn marker() -> String {
     format!("LeakMark{:06x}x", rand::random::<u32>() & 0xff_ffff)
 }
 
-/// The jar job: a credential in each leak pattern, and a `main()` that fails printing more.
+/// The jar job: a credential in each leak pattern, and a `main()` that fails printing more,
+/// among them the `--db-password` value bare (known from the definition, not by a pattern).
 fn leaky_job(name: &str, m: &str) -> String {
     let args = serde_json::to_string(&[
         "--jdbc",
@@ -26,8 +27,13 @@ fn leaky_job(name: &str, m: &str) -> String {
         &format!("{m}3"),
         "--conn",
         &format!("password={m}4;host=db"),
+        "--db-password",
+        &format!("{m}11"),
         "--fail-in-main",
-        &format!("cannot connect to jdbc:postgresql://app:{m}5@db/x with password={m}6 \u{1b}[2J"),
+        &format!(
+            "cannot connect to jdbc:postgresql://app:{m}5@db/x with password={m}6 \u{1b}[2J \
+             (the server rejected {m}11)"
+        ),
     ])
     .unwrap();
     format!(
