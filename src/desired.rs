@@ -165,6 +165,22 @@ impl DesiredJob {
         copy
     }
 
+    /// The secret values of the definition that [`DesiredJob::redacted`] hides by their key
+    /// (secret configuration values, arguments after secret flags): registered as known
+    /// secrets (`redact::register_secret`) so that Flink's text quoting one is scrubbed too.
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .flink_configuration
+            .iter()
+            .filter(|(k, _)| crate::redact::is_secret_key(k))
+            .map(|(_, v)| v.clone())
+            .collect();
+        if let Program::Jar { args, .. } = &self.program {
+            out.extend(crate::redact::arg_secret_values(args));
+        }
+        out
+    }
+
     pub fn jar(&self) -> &JarRef {
         match &self.program {
             Program::Jar { jar, .. } => jar,

@@ -34,7 +34,8 @@ async fn main() {
         tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "warn".into());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        // Every log line is scrubbed of secrets and control characters.
+        .with_writer(weir::redact::LogWriter);
     // JSON lines for log shippers (the daemon); human-readable text otherwise.
     if args.globals.log_format == LogFormat::Json {
         logs.json().init();
@@ -48,7 +49,11 @@ async fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("weir: error: {e:#}");
+            let message = weir::redact::text(&format!("{e:#}"));
+            eprintln!(
+                "weir: error: {}",
+                weir::text::escape_controls_multiline(&message)
+            );
             std::process::exit(1);
         }
     }

@@ -2,12 +2,26 @@
 //!
 //! Anything weir renders for people goes through here first. A value is secret when its key (a
 //! Flink configuration key, a program flag, a SQL `WITH` option) looks like it holds a credential.
+//!
+//! This is the one scrubbing layer for free text too ([`text`]): credential patterns (user info
+//! in URLs, `password=…` pairs in query strings, connection strings and JVM options, values after
+//! secret-looking flags, `Bearer …`) and the *known secret values* of this process (tokens and
+//! header values read from the environment, notification URLs and signing secrets, the daemon's
+//! credentials), which the code that reads a secret registers with [`register_secret`]. Text
+//! goes through [`text`] where it enters the store (`crate::store`), where Flink's error text
+//! enters weir (`crate::flink`), in every log line (the binary's log writer) and wherever the CLI
+//! and the daemon print or serve free text.
 
 pub const REDACTED: &str = "<redacted>";
 
 /// True for keys such as `s3.secret-key`, `password`, `sasl.jaas.config`, `--api-token`.
 pub fn is_secret_key(key: &str) -> bool {
-    let k = key.trim_start_matches('-').to_ascii_lowercase();
+    // `author` and `authority` are not credentials; `auth`, `oauth`, `authorization` are.
+    let k = key
+        .trim_start_matches('-')
+        .to_ascii_lowercase()
+        .replace("authoriz", "auth")
+        .replace("author", "");
     const WORDS: &[&str] = &[
         "password",
         "passwd",
@@ -25,16 +39,258 @@ pub fn is_secret_key(key: &str) -> bool {
         "api.key",
         "jaas.config",
         "auth",
+        "account.key",
+        "accountkey",
+        "sas.token",
+        "signature",
     ];
     WORDS.iter().any(|w| k.contains(w))
 }
 
+/// A Flink configuration value as shown: all of it when the key is secret, else the value with
+/// credential patterns inside it redacted (`-Dx.password=…` in `env.java.opts`, user info in
+/// URLs).
 pub fn config_value(key: &str, value: &str) -> String {
     if is_secret_key(key) {
         REDACTED.to_string()
     } else {
-        value.to_string()
+        patterns(value)
     }
+}
+
+/// Known secret values shorter than this are not registered: replacing every `true` or `8081`
+/// in every message would hide more than it protects.
+pub const MIN_KNOWN_SECRET_LEN: usize = 6;
+
+/// The process-wide registry of known secret values, longest first.
+#[cfg(not(test))]
+static KNOWN: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+#[cfg(not(test))]
+fn with_known<R>(f: impl FnOnce(&mut Vec<String>) -> R) -> R {
+    f(&mut KNOWN.write().unwrap_or_else(|e| e.into_inner()))
+}
+
+// Unit tests run side by side in one process: each test thread has its own registry, so that
+// one test's fake secrets (`http://h/`) do not change another test's output.
+#[cfg(test)]
+thread_local! {
+    static KNOWN: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+#[cfg(test)]
+fn with_known<R>(f: impl FnOnce(&mut Vec<String>) -> R) -> R {
+    KNOWN.with(|k| f(&mut k.borrow_mut()))
+}
+
+/// Registers a secret value this process holds (read from the environment or a file), so that
+/// [`text`] replaces it wherever it appears. Values shorter than [`MIN_KNOWN_SECRET_LEN`]
+/// (after trimming) are ignored.
+pub fn register_secret(value: &str) {
+    let value = value.trim();
+    if value.chars().count() < MIN_KNOWN_SECRET_LEN {
+        return;
+    }
+    with_known(|known| {
+        if known.iter().any(|k| k == value) {
+            return;
+        }
+        known.push(value.to_string());
+        // Longest first, so that a secret containing another is replaced whole.
+        known.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    });
+}
+
+/// [`register_secret`] for each value.
+pub fn register_secrets<'a>(values: impl IntoIterator<Item = &'a String>) {
+    for v in values {
+        register_secret(v);
+    }
+}
+
+/// Free text (an error message, a Flink exception, a log line) made safe to store, print, log,
+/// serve or send: every registered secret value and every credential pattern replaced by
+/// [`REDACTED`]. Control characters are left alone (see [`crate::text::escape_controls`]).
+pub fn text(text: &str) -> String {
+    let s = with_known(|known| {
+        if known.is_empty() {
+            text.to_string()
+        } else {
+            scrub(text, known)
+        }
+    });
+    patterns(&s)
+}
+
+/// The credential patterns of [`text`], without the known values: user info in URLs,
+/// `key=value` / `key: value` / `"key": "value"` pairs with a secret-looking key, and values
+/// after secret-looking flags or `Bearer`/`Basic`.
+pub fn patterns(text: &str) -> String {
+    let s = url_credentials(text);
+    let s = key_value_pairs(&s);
+    flag_values(&s)
+}
+
+/// Characters of a key in `key=value`: `fs.azure.account.key.acct`, `-Dx.trustStorePassword`.
+fn is_key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
+/// Where a value in `key=value` ends: at whitespace, a separator of query strings and connection
+/// strings, a quote or a closing bracket; a backslash too, so that an escaped quote of JSON text
+/// stays whole.
+fn is_value_end(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '&' | ';' | ',' | '"' | '\'' | '`' | ')' | ']' | '}' | '>' | '\\'
+        )
+}
+
+fn is_secret_name(name: &str) -> bool {
+    let name = name.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    !name.is_empty() && (is_secret_key(name) || is_secret_key(&name.replace('_', "-")))
+}
+
+/// Redacts the values of `key=value`, `key: value` and `"key": "value"` pairs whose key looks
+/// secret, wherever they are (query strings, `password=x;host=y` connection strings,
+/// `-Dx.password=y` JVM options, JSON).
+fn key_value_pairs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(['=', ':']) {
+        let (head, tail) = rest.split_at(i);
+        let sep = &tail[..1];
+        let after = &tail[1..];
+        // The key: the run of key characters before the separator, or a quoted key.
+        let quoted = head.ends_with('"') || head.ends_with('\'');
+        let key_area = if quoted {
+            &head[..head.len() - 1]
+        } else {
+            head
+        };
+        let key_start = key_area
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| is_key_char(*c))
+            .last()
+            .map_or(key_area.len(), |(i, _)| i);
+        let key = &key_area[key_start..];
+        // `https://…` and `jdbc:postgresql:` are schemes, not pairs.
+        let is_scheme = sep == ":" && after.starts_with("//");
+        // `auth-service: failed` names a job, not a credential: before `:` the key's last part
+        // must be the secret word (`password:`, `x-api-token:`), or the key a dotted
+        // configuration key (`fs.azure.account.key.acct.blob.core.windows.net:`).
+        let names_a_thing = sep == ":"
+            && !key.contains('.')
+            && !is_secret_name(key.rsplit(['-', '_']).next().unwrap_or(key));
+        if key.is_empty()
+            || is_scheme
+            || names_a_thing
+            || !is_secret_name(key)
+            || after.starts_with('=')
+        {
+            out.push_str(head);
+            out.push_str(sep);
+            rest = after;
+            continue;
+        }
+        out.push_str(head);
+        out.push_str(sep);
+        // The value: after optional blanks (for `key: value` and JSON), optionally quoted.
+        let blanks = after.len() - after.trim_start_matches([' ', '\t']).len();
+        let value_area = &after[blanks..];
+        out.push_str(&after[..blanks]);
+        if value_area.starts_with(REDACTED) {
+            rest = value_area;
+            continue;
+        }
+        let (open, body) = match value_area.chars().next() {
+            Some(q @ ('"' | '\'')) => (Some(q), &value_area[1..]),
+            _ => (None, value_area),
+        };
+        let end = match open {
+            Some(q) => closing_quote(body, q),
+            None => body.find(is_value_end).unwrap_or(body.len()),
+        };
+        let value = &body[..end];
+        // Nothing to hide (`key=` alone), or a placeholder (`<token>`, or already redacted).
+        if end == 0 && open.is_none() || value.starts_with('<') {
+            rest = value_area;
+            continue;
+        }
+        // `Authorization: Bearer x`: the scheme stays; the credential is the word after it,
+        // which `flag_values` redacts.
+        if open.is_none() && matches!(value.to_ascii_lowercase().as_str(), "bearer" | "basic") {
+            rest = value_area;
+            continue;
+        }
+        if let Some(q) = open {
+            out.push(q);
+        }
+        out.push_str(REDACTED);
+        rest = &body[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Index of the quote `q` closing a quoted value (one escaped by `\` does not), or the end.
+fn closing_quote(body: &str, q: char) -> usize {
+    let mut escaped = false;
+    for (i, c) in body.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            c if c == q => return i,
+            _ => {}
+        }
+    }
+    body.len()
+}
+
+/// Redacts the word after a secret-looking flag (`--password x`), after `-p` (a password flag
+/// of many tools; a short number after it, a port or a parallelism, is kept) and after
+/// `Bearer`/`Basic`, keeping the text's whitespace.
+fn flag_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut hide_next = false;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let ws = rest.len() - rest.trim_start().len();
+        out.push_str(&rest[..ws]);
+        rest = &rest[ws..];
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let word = &rest[..end];
+        rest = &rest[end..];
+        if word.is_empty() {
+            break;
+        }
+        // Placeholders (`<token>`, `<redacted>`) and the word `token` of "bearer token" stay.
+        let placeholder = word.starts_with('<') || word.eq_ignore_ascii_case("token");
+        if std::mem::take(&mut hide_next) && !placeholder {
+            let trailing = word.len() - word.trim_end_matches(['"', '\'', ',', ';', ')']).len();
+            out.push_str(REDACTED);
+            out.push_str(&word[word.len() - trailing..]);
+            continue;
+        }
+        out.push_str(word);
+        let bare = word
+            .trim_start_matches(['"', '\'', '(', '['])
+            .trim_end_matches([',', ';', '"', '\'']);
+        let lower = bare.to_ascii_lowercase();
+        hide_next = lower == "bearer"
+            || lower == "basic"
+            || (bare.starts_with('-') && !bare.contains('=') && is_secret_key(bare))
+            || (bare == "-p" && !next_is_short_number(rest));
+    }
+    out
+}
+
+/// The next word of `rest` is a number of at most 5 digits (a port, a parallelism).
+fn next_is_short_number(rest: &str) -> bool {
+    let word = rest.split_whitespace().next().unwrap_or("");
+    !word.is_empty() && word.len() <= 5 && word.chars().all(|c| c.is_ascii_digit())
 }
 
 /// `text` with the user name and password of every URL in it (`scheme://user:pass@host`)
@@ -61,14 +317,14 @@ pub fn url_credentials(text: &str) -> String {
 }
 
 /// Program arguments with the value after a secret-looking flag (`--password x`,
-/// `--password=x`) redacted.
+/// `--password=x`, `-p x`) redacted, and credential patterns inside any argument
+/// (`jdbc:…//user:pass@host`, `password=x;…`) redacted.
 pub fn args(args: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
     let mut hide_next = false;
-    for a in args {
-        if hide_next {
+    for (i, a) in args.iter().enumerate() {
+        if std::mem::take(&mut hide_next) {
             out.push(REDACTED.to_string());
-            hide_next = false;
             continue;
         }
         if a.starts_with('-') {
@@ -79,16 +335,52 @@ pub fn args(args: &[String]) -> Vec<String> {
                 }
             } else if is_secret_key(a) {
                 hide_next = true;
+            } else if a == "-p" {
+                hide_next = !args
+                    .get(i + 1)
+                    .is_some_and(|next| next_is_short_number(next));
             }
         }
-        out.push(a.clone());
+        out.push(patterns(a));
+    }
+    out
+}
+
+/// The values [`args`] hides because of the flag before them (`--password x`, `--token=x`,
+/// `-p x`): known secrets of the definition, so that a program that prints one bare (where no
+/// pattern can recognise it) is scrubbed too.
+pub fn arg_secret_values(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        if !a.starts_with('-') {
+            continue;
+        }
+        match a.split_once('=') {
+            Some((flag, value)) if is_secret_key(flag) => out.push(value.to_string()),
+            Some(_) => {}
+            None if is_secret_key(a) || a == "-p" => {
+                if let Some(next) = args.get(i + 1)
+                    && !(a == "-p" && next_is_short_number(next))
+                {
+                    out.push(next.clone());
+                }
+            }
+            None => {}
+        }
     }
     out
 }
 
 /// SQL with the values of secret-looking quoted options redacted, e.g.
-/// `'password' = 'hunter2'` → `'password' = '<redacted>'` and `SET 'x.secret' = '...'`.
+/// `'password' = 'hunter2'` → `'password' = '<redacted>'` and `SET 'x.secret' = '...'`, and
+/// credential patterns anywhere else (a `'url'` with user info or `?password=` in its query).
 pub fn sql(script: &str) -> String {
+    let options = sql_options(script);
+    let s = url_credentials(&options);
+    key_value_pairs(&s)
+}
+
+fn sql_options(script: &str) -> String {
     let mut out = String::with_capacity(script.len());
     let mut rest = script;
     // Scan for: 'key' <ws> = <ws> 'value'
@@ -128,6 +420,57 @@ pub fn sql(script: &str) -> String {
     out
 }
 
+/// Every string value of a JSON document passed through [`text`] (keys and structure kept): for
+/// documents that carry free text, e.g. the daemon's API responses.
+pub fn json_strings(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => {
+            let clean = text(s);
+            if clean != *s {
+                *s = clean;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(json_strings),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(json_strings),
+        _ => {}
+    }
+}
+
+/// The writer of weir's log lines (stderr): every line is scrubbed with [`text`] and its control
+/// characters escaped (but its final line break) before it is written, whatever logged it —
+/// repo text, Flink's errors, a dependency's message.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogWriter;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogWriter;
+    fn make_writer(&'a self) -> LogWriter {
+        LogWriter
+    }
+}
+
+impl std::io::Write for LogWriter {
+    /// The formatter writes each event with one `write_all` of the whole line.
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::io::stderr().write_all(log_line(buf).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// A log line as [`LogWriter`] writes it.
+fn log_line(buf: &[u8]) -> String {
+    let line = String::from_utf8_lossy(buf);
+    let (body, end) = match line.strip_suffix('\n') {
+        Some(body) => (body, "\n"),
+        None => (line.as_ref(), ""),
+    };
+    format!("{}{end}", crate::text::escape_controls(&text(body)))
+}
+
 /// Index of the closing quote of a SQL string body, honouring `''` escapes.
 fn find_sql_string_end(body: &str) -> Option<usize> {
     let bytes = body.as_bytes();
@@ -164,6 +507,8 @@ mod tests {
         assert!(is_secret_key("s3.secret-key"));
         assert!(is_secret_key("properties.sasl.jaas.config"));
         assert!(is_secret_key("--db-password"));
+        assert!(is_secret_key("Authorization"));
+        assert!(!is_secret_key("author"));
         assert!(!is_secret_key("execution.checkpointing.interval"));
         assert!(!is_secret_key("parallelism.default"));
     }
@@ -209,6 +554,184 @@ mod tests {
             scrub("bearer sekrit-123 failed", &["sekrit-123".into()]),
             "bearer <redacted> failed"
         );
+    }
+
+    #[test]
+    fn text_redacts_every_credential_pattern() {
+        let cases = [
+            ("jdbc:postgresql://app:S3cretPW@db:5432/x", "S3cretPW"),
+            ("GET https://bob:S3cretPW@h/p failed", "S3cretPW"),
+            ("--conn password=S3cretPW;host=db", "S3cretPW"),
+            ("Server=db;User Id=u;Password=S3cretPW;", "S3cretPW"),
+            (
+                "jdbc:mysql://db/x?user=u&password=S3cretPW&ssl=true",
+                "S3cretPW",
+            ),
+            (
+                "-Djavax.net.ssl.trustStorePassword=S3cretPW -Xmx1g",
+                "S3cretPW",
+            ),
+            (
+                "fs.azure.account.key.acct.blob.core.windows.net=S3cretPW",
+                "S3cretPW",
+            ),
+            (
+                "fs.azure.account.key.acct.blob.core.windows.net: S3cretPW",
+                "S3cretPW",
+            ),
+            ("mysql -u root -p S3cretPW db", "S3cretPW"),
+            ("{\"password\": \"S3cretPW\", \"user\": \"u\"}", "S3cretPW"),
+            ("Authorization: Bearer S3cretPW", "S3cretPW"),
+            ("header Bearer S3cretPW sent", "S3cretPW"),
+            ("--api-token S3cretPW", "S3cretPW"),
+            ("token:S3cretPW", "S3cretPW"),
+            (
+                "sasl.jaas.config=x required username=\"u\" password=\"S3cretPW\";",
+                "S3cretPW",
+            ),
+        ];
+        for (input, secret) in cases {
+            let out = text(input);
+            assert!(!out.contains(secret), "{input:?} -> {out:?}");
+            assert!(out.contains(REDACTED), "{input:?} -> {out:?}");
+        }
+    }
+
+    #[test]
+    fn text_keeps_ordinary_text() {
+        for s in [
+            "job orders failed:\n  caused by: timeout",
+            "POST http://flink:8081/jars/x.jar/run failed (500): boom",
+            "flink run -p 4 job.jar",
+            "jdbc:postgresql://db:5432/x?sslmode=require",
+            "a == b",
+            "missing bearer token (Authorization: Bearer <token>)",
+            "apply-1: auth-service: POST http://h/jars/x/run failed",
+            "token-enricher: done",
+            "savepoint s3://bucket/sp-1 restored",
+        ] {
+            assert_eq!(text(s), s);
+        }
+        assert_eq!(
+            text("connect with password=abc123; host=db"),
+            "connect with password=<redacted>; host=db"
+        );
+        assert_eq!(
+            text("-Dx.trustStorePassword=pw -Xmx1g"),
+            "-Dx.trustStorePassword=<redacted> -Xmx1g"
+        );
+    }
+
+    #[test]
+    fn log_lines_are_scrubbed() {
+        assert_eq!(
+            log_line(b"WARN cannot reach https://u:S3cretPW@h\x1b[2J\nforged\n"),
+            "WARN cannot reach https://<redacted>@h\\u{1b}[2J\\nforged\n"
+        );
+    }
+
+    #[test]
+    fn secret_values_of_args() {
+        let a: Vec<String> = [
+            "--db-password",
+            "pw-1",
+            "--token=pw-2",
+            "-p",
+            "pw-3",
+            "-p",
+            "4",
+            "--x",
+            "y",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(arg_secret_values(&a), ["pw-1", "pw-2", "pw-3"]);
+    }
+
+    #[test]
+    fn json_string_values_are_scrubbed() {
+        let mut v = serde_json::json!({
+            "lastError": {"message": "POST https://u:S3cretPW@h failed"},
+            "jobs": [{"name": "orders", "password": "kept: keys are not values"}],
+        });
+        json_strings(&mut v);
+        assert_eq!(
+            v["lastError"]["message"],
+            "POST https://<redacted>@h failed"
+        );
+        assert_eq!(v["jobs"][0]["name"], "orders");
+    }
+
+    #[test]
+    fn json_text_stays_json() {
+        let doc = serde_json::json!({
+            "error": "main() said \"password=S3cretPW\" and {\"token\": \"a\\\"b\"}",
+            "author": "Jane",
+        })
+        .to_string();
+        let out = text(&doc);
+        let back: serde_json::Value = serde_json::from_str(&out).expect(&out);
+        assert!(!out.contains("S3cretPW"), "{out}");
+        assert_eq!(back["author"], "Jane");
+    }
+
+    #[test]
+    fn known_values_are_replaced_once_registered() {
+        let value = "known-value-4b1d2f99";
+        assert!(text(&format!("got {value}")).contains(value));
+        register_secret(value);
+        register_secret("short");
+        assert_eq!(text(&format!("got {value}.")), "got <redacted>.");
+        assert_eq!(text("short stays"), "short stays");
+    }
+
+    #[test]
+    fn args_and_config_values_lose_embedded_credentials() {
+        let a: Vec<String> = [
+            "--jdbc",
+            "jdbc:postgresql://app:S3cretPW@db/x",
+            "-p",
+            "S3cretPW",
+            "-p",
+            "8",
+            "--conn",
+            "password=S3cretPW;host=db",
+        ]
+        .map(String::from)
+        .into();
+        let r = args(&a).join(" ");
+        assert!(!r.contains("S3cretPW"), "{r}");
+        assert!(r.contains("-p 8"), "{r}");
+        assert!(r.contains("host=db"), "{r}");
+        assert_eq!(
+            config_value(
+                "env.java.opts.all",
+                "-Djavax.net.ssl.trustStorePassword=S3cretPW -Xmx1g"
+            ),
+            "-Djavax.net.ssl.trustStorePassword=<redacted> -Xmx1g"
+        );
+        assert_eq!(
+            config_value(
+                "fs.azure.account.key.acct.blob.core.windows.net",
+                "S3cretPW"
+            ),
+            REDACTED
+        );
+        assert_eq!(
+            config_value("state.checkpoints.dir", "s3://ak:S3cretPW@bucket/cp"),
+            "s3://<redacted>@bucket/cp"
+        );
+    }
+
+    #[test]
+    fn sql_url_options_lose_credentials() {
+        let s = "CREATE TABLE t WITH ('connector'='jdbc', \
+                 'url'='jdbc:postgresql://db/x?user=u&password=S3cretPW', \
+                 'other'='jdbc:mysql://u:S3cretPW@db/y');";
+        let r = sql(s);
+        assert!(!r.contains("S3cretPW"), "{r}");
+        assert!(r.contains("'connector'='jdbc'"), "{r}");
+        assert!(r.contains("user=u&password=<redacted>'"), "{r}");
     }
 
     #[test]

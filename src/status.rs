@@ -112,7 +112,9 @@ pub fn newest<'a>(
     jobs.min_by_key(|j| (!is_active(&j.state), std::cmp::Reverse(j.start_time_ms)))
 }
 
-/// Left-aligned columns separated by two spaces, without borders; no trailing spaces.
+/// Left-aligned columns separated by two spaces, without borders; no trailing spaces. Cells are
+/// names from the repo and text from Flink: control characters are escaped, so that a cell
+/// cannot forge a row or send terminal escapes.
 pub fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut table = comfy_table::Table::new();
     table
@@ -120,7 +122,7 @@ pub fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
         .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
         .set_header(header.iter().copied());
     for r in rows {
-        table.add_row(r.iter().map(String::as_str));
+        table.add_row(r.iter().map(|cell| crate::text::escape_controls(cell)));
     }
     let last = header.len().saturating_sub(1);
     for (i, column) in table.column_iter_mut().enumerate() {
@@ -175,7 +177,8 @@ pub fn history_table(entries: &[HistoryEntry]) -> String {
                 e.revision.clone(),
                 e.trigger.to_string(),
                 match &e.error {
-                    Some(err) => format!("{}: {err}", e.summary_or_outcome),
+                    // Records of older versions were stored unscrubbed.
+                    Some(err) => format!("{}: {}", e.summary_or_outcome, crate::redact::text(err)),
                     None => e.summary_or_outcome.clone(),
                 },
             ]
@@ -204,5 +207,13 @@ mod tests {
              a                         OutOfSync\n"
         );
         assert_eq!(columns(&["A", "B"], &[]), "A  B\n");
+    }
+
+    #[test]
+    fn cells_cannot_forge_rows_or_send_escapes() {
+        let rows = vec![vec!["a\u{1b}[2J\nFORGED".into(), "x".into()]];
+        let out = columns(&["NAME", "B"], &rows);
+        assert_eq!(out.lines().count(), 2, "{out}");
+        assert!(!out.contains('\u{1b}'), "{out}");
     }
 }

@@ -69,29 +69,43 @@ pub enum ApplyError {
     /// A call that changes the cluster was sent and its answer was lost: whether Flink acted is
     /// unknown. The journal entry stays pending and the apply unfinished, so the next apply
     /// settles it from Flink's state before anything else.
-    #[error(
-        "{job}: {what}; Flink did not answer ({source}). The outcome is unknown: run `weir apply` \
-         again to settle it from Flink's state"
-    )]
+    #[error("{job}: {}", unsettled(.what, .source))]
     Unsettled {
         job: String,
         what: String,
         #[source]
         source: Box<FlinkError>,
     },
-    /// A step after the job was stopped failed: nothing runs for the job now.
-    #[error(
-        "{source}. The job is left stopped: {}. Fix the cause and run `weir apply` again; it \
-         starts `{job}` from that state",
-        state.as_deref().map(|s| format!("its state is in {s} (recorded)"))
-            .unwrap_or_else(|| "it was cancelled without a savepoint".into())
-    )]
+    /// A step after the stop failed: the job this change stopped is not running again.
+    #[error("{job}: {}", left_stopped(.source, .savepoint.as_deref()))]
     LeftStopped {
         job: String,
-        state: Option<String>,
+        /// The savepoint (or retained checkpoint) the stop left, which the next apply restores.
+        savepoint: Option<String>,
         #[source]
         source: Box<ApplyError>,
     },
+}
+
+/// `<what>; Flink did not answer (…). The outcome is unknown: run `weir apply` again …`.
+fn unsettled(what: &str, source: &FlinkError) -> String {
+    format!(
+        "{what}; Flink did not answer ({source}). The outcome is unknown: run `weir apply` again \
+         to settle it from Flink's state"
+    )
+}
+
+/// `<why>; the job is left stopped (savepoint …): run `weir apply` again …`.
+fn left_stopped(source: &ApplyError, savepoint: Option<&str>) -> String {
+    let state = match savepoint {
+        Some(sp) => format!("its state is in {sp}, which the next apply restores"),
+        None => "it has no savepoint".to_string(),
+    };
+    format!(
+        "{}; the job is left stopped ({state}): fix the definition (or the cause above) and run \
+         `weir apply` again",
+        source.detail()
+    )
 }
 
 /// Whether `e` leaves it open whether Flink acted on a call: no answer (a timeout, a dropped
@@ -162,6 +176,21 @@ pub enum StepError {
 }
 
 impl ApplyError {
+    /// The error without the job's name, for texts that name the job already (a change's
+    /// outcome, `job: FAILED: …`).
+    pub fn detail(&self) -> String {
+        match self {
+            ApplyError::Flink { source, .. } => source.to_string(),
+            ApplyError::Step { source, .. } => source.to_string(),
+            ApplyError::Jar { jar, source, .. } => format!("cannot read jar {jar}: {source}"),
+            ApplyError::LeftStopped {
+                savepoint, source, ..
+            } => left_stopped(source, savepoint.as_deref()),
+            ApplyError::Unsettled { what, source, .. } => unsettled(what, source),
+            ApplyError::Store(_) | ApplyError::NoCluster { .. } => self.to_string(),
+        }
+    }
+
     fn step(job: &str, source: StepError) -> ApplyError {
         ApplyError::Step {
             job: job.to_string(),
@@ -268,8 +297,10 @@ impl Applier {
             })
     }
 
+    /// Progress for people: repo names and Flink's text, scrubbed of secrets (control
+    /// characters are escaped where it is printed).
     fn say(&self, msg: &str) {
-        (self.progress)(msg);
+        (self.progress)(&crate::redact::text(msg));
     }
 
     /// Records the plan and an apply, runs every change (independent jobs concurrently), and
@@ -384,13 +415,14 @@ impl Applier {
                             unsettled: false,
                         },
                         Err(e) => {
-                            self.say(&format!("{}: FAILED: {e}", change.job));
+                            // The job is named once: the error's own text names it too.
+                            self.say(&format!("{}: FAILED: {}", change.job, e.detail()));
                             ChangeOutcome {
                                 job: change.job.clone(),
                                 action: change.action,
                                 ok: false,
                                 unsettled: matches!(e, ApplyError::Unsettled { .. }),
-                                message: e.to_string(),
+                                message: e.detail(),
                                 new_job_id: None,
                                 savepoint: None,
                             }
@@ -427,7 +459,7 @@ impl Applier {
             Err(e) if carry.stopped && !matches!(e, ApplyError::Unsettled { .. }) => {
                 Err(ApplyError::LeftStopped {
                     job: change.job.clone(),
-                    state: carry.stop_savepoint.or(carry.latest_checkpoint),
+                    savepoint: carry.stop_savepoint.or(carry.latest_checkpoint),
                     source: Box::new(e),
                 })
             }

@@ -131,7 +131,9 @@ pub async fn load_history(
 ) -> Result<Vec<HistoryRecord>, StoreError> {
     let entries = store.history_filtered(filter).await?;
     let mut out = Vec::with_capacity(entries.len());
-    for entry in entries {
+    for mut entry in entries {
+        // Records of older versions were stored unscrubbed.
+        entry.error = entry.error.as_deref().map(crate::redact::text);
         let record = match entry.kind {
             HistoryKind::Apply => match load_apply(store, &entry.id).await? {
                 Some(story) => HistoryRecord {

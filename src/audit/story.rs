@@ -242,7 +242,11 @@ fn step_from(
             .as_ref()
             .and_then(|r| r.produced())
             .map(str::to_string),
-        error: result.as_ref().and_then(|r| r.error()).map(str::to_string),
+        // Records of older versions were stored unscrubbed: scrubbed when read, too.
+        error: result
+            .as_ref()
+            .and_then(|r| r.error())
+            .map(crate::redact::text),
         notes: Vec::new(),
     }
 }
@@ -312,7 +316,7 @@ pub fn assemble_apply(r: &ApplyRecords) -> ApplyStory {
         finished_at_ms: r.apply.finished_at_ms,
         duration_ms: r.apply.finished_at_ms.map(|f| f - r.apply.started_at_ms),
         outcome: outcome_text(r.apply.outcome),
-        error: r.apply.error.clone(),
+        error: r.apply.error.as_deref().map(crate::redact::text),
         plan: r
             .plan
             .as_ref()
@@ -323,7 +327,7 @@ pub fn assemble_apply(r: &ApplyRecords) -> ApplyStory {
             .map(|e| EventStory {
                 at_ms: e.at_ms,
                 kind: e.kind.as_str().to_string(),
-                message: e.message.clone(),
+                message: crate::redact::text(&e.message),
             })
             .collect(),
         jobs,
@@ -338,7 +342,12 @@ fn plan_brief(p: &PlanRecord, plan: Option<&Value>, origin: Option<&RecordOrigin
         actor: origin.and_then(|o| o.actor.clone()),
         summary: p.summary.clone(),
         warnings: plan.map(|v| strings(&v["warnings"])).unwrap_or_default(),
-        errors: plan.map(|v| strings(&v["errors"])).unwrap_or_default(),
+        errors: plan
+            .map(|v| strings(&v["errors"]))
+            .unwrap_or_default()
+            .iter()
+            .map(|e| crate::redact::text(e))
+            .collect(),
     }
 }
 
@@ -444,7 +453,7 @@ fn job_outcome(
 ) -> (String, Option<String>) {
     if let Some(c) = result {
         let outcome = if c.ok { "succeeded" } else { "failed" };
-        return (outcome.into(), Some(c.message.clone()));
+        return (outcome.into(), Some(crate::redact::text(&c.message)));
     }
     let started = steps.iter().any(|s| s.status != "not_run");
     if apply.outcome.is_none() {
@@ -460,7 +469,10 @@ fn job_outcome(
         return ("not_started".into(), Some(msg.into()));
     }
     if apply.outcome == Some(ApplyOutcome::Interrupted) {
-        return ("interrupted".into(), apply.error.clone());
+        return (
+            "interrupted".into(),
+            apply.error.as_deref().map(crate::redact::text),
+        );
     }
     if steps.iter().any(|s| s.status == "failed") {
         return ("failed".into(), None);

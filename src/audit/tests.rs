@@ -806,3 +806,21 @@ fn tables_are_left_aligned_columns_two_spaces_apart() {
         "A     BB  C\nx     yé  last\nlong  z\n"
     );
 }
+
+/// Records written by older versions (or by anything that skipped the store's scrubbing) are
+/// scrubbed and escaped when read: the story (JSON of `weir show` and the API) and its text.
+#[test]
+fn unscrubbed_records_are_scrubbed_and_escaped_when_shown() {
+    let leak = "main() failed: jdbc:postgresql://app:Old-Pa55word@db/x\u{1b}[2J";
+    let mut records = failed_apply();
+    records.apply.error = Some(leak.into());
+    records.changes[0].message = leak.into();
+    records.journal[1].result_json = Some(serde_json::json!({ "error": leak }).to_string());
+    let story = assemble_apply(&records);
+    let json = serde_json::to_string(&story).unwrap();
+    assert!(!json.contains("Old-Pa55word"), "{json}");
+    let text = apply_text(&story);
+    assert!(!text.contains("Old-Pa55word"), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(text.contains("\\u{1b}[2J"), "{text}");
+}

@@ -42,6 +42,10 @@ fn kv(out: &mut String, indent: usize, name: &str, value: &str) {
 }
 
 pub fn apply_text(s: &ApplyStory) -> String {
+    printable(&apply_text_unchecked(s))
+}
+
+fn apply_text_unchecked(s: &ApplyStory) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Apply {}: {}", s.id, s.outcome);
     let mut field = |name: &str, value: String| {
@@ -189,6 +193,10 @@ fn step_text(out: &mut String, st: &StepStory) {
 }
 
 pub fn plan_text(p: &PlanStory) -> String {
+    printable(&plan_text_unchecked(p))
+}
+
+fn plan_text_unchecked(p: &PlanStory) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Plan {}: {}", p.id, p.summary);
     let mut field = |name: &str, value: String| {
@@ -239,6 +247,13 @@ pub fn plan_text(p: &PlanStory) -> String {
     out
 }
 
+/// Text from the store (records of older versions were stored unscrubbed), the repo and Flink,
+/// made safe to print: secrets scrubbed, control characters escaped (line breaks and tabs of
+/// the layout kept).
+fn printable(text: &str) -> String {
+    crate::text::escape_controls_multiline(&crate::redact::text(text)).into_owned()
+}
+
 pub fn shown_text(s: &Shown) -> String {
     match s {
         Shown::Apply(a) => apply_text(a),
@@ -267,6 +282,10 @@ pub(super) fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 pub fn history_text(records: &[HistoryRecord]) -> String {
+    printable(&history_text_unchecked(records))
+}
+
+fn history_text_unchecked(records: &[HistoryRecord]) -> String {
     if records.is_empty() {
         return "No plans or applies recorded yet.\n".into();
     }
@@ -341,6 +360,10 @@ impl ApplyRef {
 }
 
 pub fn lineage_text(l: &Lineage) -> String {
+    printable(&lineage_text_unchecked(l))
+}
+
+fn lineage_text_unchecked(l: &Lineage) -> String {
     if l.savepoints.is_empty() {
         return format!(
             "No savepoints or retained checkpoints recorded for {}.\n",

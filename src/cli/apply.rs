@@ -13,8 +13,10 @@ use crate::clock::new_id;
 use crate::engine::{self, ApplySettings, Planned, Scope, Stale};
 use crate::observe::{ClusterObservation, Observation};
 use crate::plan::Plan;
+use crate::redact;
 use crate::render;
 use crate::store::{Store, Trigger};
+use crate::text::escape_controls;
 
 pub(super) struct ApplyOptions {
     pub auto_approve: bool,
@@ -39,7 +41,8 @@ impl ApplyOptions {
 }
 
 fn progress() -> Arc<dyn Fn(&str) + Send + Sync> {
-    Arc::new(|msg: &str| eprintln!("  {msg}"))
+    // The applier scrubs its messages; names and Flink's text may still hold control characters.
+    Arc::new(|msg: &str| eprintln!("  {}", escape_controls(msg)))
 }
 
 /// Finishes interrupted applies first; false when one of them failed.
@@ -55,7 +58,7 @@ async fn resume_interrupted(store: &Store, repo: &Path, opts: &ApplyOptions) -> 
         engine::resume_interrupted(store, source, &opts.settings(), progress(), Trigger::Cli)
             .await?;
     for line in report.lines() {
-        eprintln!("  {line}");
+        eprintln!("  {}", escape_controls(&redact::text(&line)));
     }
     Ok(report.ok())
 }
@@ -80,7 +83,7 @@ pub(super) async fn apply_cmd(
             let Some(made) = make_plan(store, repo, None, None, &preflight).await? else {
                 return Ok(1);
             };
-            print!("{}", render::text(&made.planned.plan));
+            print!("{}", redact::text(&render::text(&made.planned.plan)));
             if !made.planned.plan.has_changes() {
                 return Ok(exit(&made.planned.plan, true));
             }
@@ -120,7 +123,11 @@ pub(super) async fn apply_cmd(
         failed
     );
     for o in outcomes.iter().filter(|o| !o.ok) {
-        println!("  {}: {}", o.job, o.message);
+        println!(
+            "  {}: {}",
+            escape_controls(&o.job),
+            escape_controls(&redact::text(&o.message))
+        );
     }
     Ok(exit(&plan, failed == 0))
 }
@@ -176,7 +183,7 @@ async fn saved_plan(store: &Store, repo: &Path, path: &Path) -> Result<Option<Cl
         return Ok(None);
     }
     plan.attach(&desired)?;
-    print!("{}", render::text(&plan));
+    print!("{}", redact::text(&render::text(&plan)));
     Ok(Some(CliPlan {
         planned: Planned {
             plan,
@@ -216,7 +223,8 @@ fn describe_observation(o: &Observation) -> String {
                 )
             }
             ClusterObservation::Unreachable { error, .. } => {
-                format!("{name}: unreachable ({error})")
+                let error = redact::text(&error.to_string());
+                format!("{name}: unreachable ({})", escape_controls(&error))
             }
         })
         .collect::<Vec<_>>()

@@ -204,17 +204,31 @@ pub(super) async fn plan_cmd(state: Option<&Path>, repo: &Path, args: PlanArgs<'
     };
     let plan = &made.planned.plan;
     let rendered = match args.format {
-        Format::Json => render::json(plan),
-        _ => render::text(plan),
+        Format::Json => scrubbed_json(render::json(plan)),
+        _ => crate::redact::text(&render::text(plan)),
     };
     print!("{rendered}");
     finish_plan(plan, args.out, args.detailed)
 }
 
+/// A rendered JSON plan with its strings scrubbed of known secret values (the planner redacts
+/// by pattern; a value of an environment secret quoted in an argument is only known here).
+fn scrubbed_json(rendered: String) -> String {
+    match serde_json::from_str::<serde_json::Value>(&rendered) {
+        Ok(mut v) => {
+            crate::redact::json_strings(&mut v);
+            let mut out = serde_json::to_string_pretty(&v).unwrap_or(rendered);
+            out.push('\n');
+            out
+        }
+        Err(_) => crate::redact::text(&rendered),
+    }
+}
+
 /// Saves the plan when asked; the exit code of `weir plan`.
 fn finish_plan(plan: &Plan, out: Option<&Path>, detailed: bool) -> Result<i32> {
     if let Some(out) = out {
-        std::fs::write(out, render::json(plan))
+        std::fs::write(out, scrubbed_json(render::json(plan)))
             .with_context(|| format!("writing {}", out.display()))?;
         eprintln!(
             "Saved the plan to {}. Apply exactly this plan with: weir apply {}",
@@ -251,7 +265,7 @@ async fn preview_cmd(
     };
     let plan = made.as_ref().map(|m| &m.planned.plan);
     let preview = crate::render::markdown::Preview::new(plan, &outcome.diagnostics);
-    print!("{}", preview.to_markdown());
+    print!("{}", crate::redact::text(&preview.to_markdown()));
     if let Some(dir) = args.split_dir {
         let limit = usize::try_from(args.comment_limit).unwrap_or(usize::MAX);
         let parts = preview.split(limit);

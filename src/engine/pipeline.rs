@@ -38,8 +38,20 @@ pub fn load(
     clusters: Option<&BTreeMap<String, ClusterConfig>>,
 ) -> (LoadOutcome, bool) {
     match clusters {
-        Some(clusters) => load::clusters::load_with_clusters(source, clusters),
+        Some(clusters) => {
+            let (outcome, changed) = load::clusters::load_with_clusters(source, clusters);
+            register_secrets(&outcome);
+            (outcome, changed)
+        }
         None => (load::load_repo(source), false),
+    }
+}
+
+/// The secret values of the loaded definitions become known secrets of the process
+/// (`redact::register_secret`): a program that prints its password bare is scrubbed too.
+pub fn register_secrets(outcome: &load::LoadOutcome) {
+    for job in outcome.desired.iter().flat_map(|d| &d.jobs) {
+        crate::redact::register_secrets(&job.secret_values());
     }
 }
 

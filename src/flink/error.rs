@@ -248,7 +248,9 @@ pub fn summarize_java_error(text: &str) -> JavaErrorSummary {
             root_msg
         )
     };
-    // Text from the cluster: no terminal escapes or forged lines wherever it is shown.
+    // Text from the cluster (a job's main() may print anything): no secrets, no terminal
+    // escapes or forged lines wherever it is stored or shown.
+    let message = crate::redact::text(&message);
     let message = crate::text::escape_controls(&message);
     JavaErrorSummary {
         message: crate::text::truncate(&message, MAX_MESSAGE_LEN),

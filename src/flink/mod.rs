@@ -144,7 +144,11 @@ impl FlinkClient {
         };
         let lookup = |var: &str, purpose: String| -> Result<String, FlinkError> {
             match env(var) {
-                Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+                Some(v) if !v.trim().is_empty() => {
+                    // Never printed, logged or stored, even when a proxy or Flink echoes it.
+                    crate::redact::register_secret(&v);
+                    Ok(v.trim().to_string())
+                }
                 _ => Err(FlinkError::MissingEnv {
                     var: var.to_string(),
                     cluster: name.to_string(),
@@ -755,6 +759,7 @@ fn api_message(status: StatusCode, body: &[u8]) -> (String, Option<String>) {
             None,
         )
     } else {
+        let text = crate::redact::text(&text);
         (truncate(&crate::text::escape_controls(&text), 300), None)
     }
 }

@@ -89,7 +89,12 @@ pub fn is_job_file(path: &str) -> bool {
 
 /// Load the repo from a working tree or a Git revision.
 pub fn load_repo(source: &RepoSource) -> LoadOutcome {
-    load_from(source)
+    let outcome = load_from(source);
+    // The definitions' secret values are known secrets of the process from now on.
+    for job in outcome.desired.iter().flat_map(|d| &d.jobs) {
+        crate::redact::register_secrets(&job.secret_values());
+    }
+    outcome
 }
 
 /// Load the repo from any file source (e.g. [`crate::git::MemoryFiles`] in tests).

@@ -404,6 +404,9 @@ impl Notifier {
                 Err(e) => errors.push(e),
             }
         }
+        // Known everywhere in the process, not only in payloads: a log line or a stored error
+        // that quotes a webhook URL is scrubbed too.
+        crate::redact::register_secrets(&secrets);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(options.request_timeout)

@@ -139,7 +139,11 @@ impl Scrubber {
         let urls = reduce_urls(text);
         let known = redact::scrub(&urls, &self.secrets);
         let sql = redact::sql(&known);
-        redact_tokens(&sql)
+        // The process-wide known secrets and credential patterns.
+        let clean = redact::text(&sql);
+        // E-mail and chat texts are shown as they are: no terminal escapes or bidi overrides
+        // from Flink or the repo (line breaks of multi-line messages are kept).
+        crate::text::escape_controls_multiline(&clean).into_owned()
     }
 }
 
@@ -168,59 +172,6 @@ fn reduce_urls(text: &str) -> String {
         }
         rest = &tail[end..];
     }
-}
-
-/// Redacts values after secret-looking flags and keys, keeping the text's whitespace:
-/// `--password x`, `password=x`, `token: x`, `Authorization: Bearer x`.
-fn redact_tokens(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut hide_next = false;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let ws = rest.len() - rest.trim_start().len();
-        out.push_str(&rest[..ws]);
-        rest = &rest[ws..];
-        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-        let word = &rest[..end];
-        rest = &rest[end..];
-        if word.is_empty() {
-            break;
-        }
-        let lower = word.to_ascii_lowercase();
-        if lower == "bearer" || lower == "basic" {
-            out.push_str(word);
-            hide_next = true;
-            continue;
-        }
-        if hide_next {
-            out.push_str(redact::REDACTED);
-            hide_next = false;
-            continue;
-        }
-        if let Some((key, _)) = word.split_once(['=', ':'])
-            && !key.is_empty()
-            && !word.contains("://")
-            && is_secret_name(key.trim_matches(|c: char| !c.is_alphanumeric() && c != '-'))
-        {
-            let sep = word.as_bytes()[key.len()] as char;
-            let value = &word[key.len() + 1..];
-            out.push_str(key);
-            out.push(sep);
-            if value.is_empty() {
-                // `token: value` with the value as the next word.
-                hide_next = true;
-            } else {
-                out.push_str(redact::REDACTED);
-            }
-            continue;
-        }
-        let flag = word.trim_end_matches([',', ';']);
-        if word.starts_with('-') && is_secret_name(flag) {
-            hide_next = true;
-        }
-        out.push_str(word);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -318,5 +269,6 @@ mod tests {
             s.text("job orders failed:\n  caused by: timeout"),
             "job orders failed:\n  caused by: timeout"
         );
+        assert_eq!(s.text("boom\u{1b}[2J\u{7}"), "boom\\u{1b}[2J\\u{7}");
     }
 }

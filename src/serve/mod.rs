@@ -142,8 +142,13 @@ impl HeldSecrets {
             .chain(&secrets.generic)
             .chain(&token)
             .chain(&passphrase)
+            .chain(&forge_tokens.github)
+            .chain(&forge_tokens.gitlab)
             .cloned()
             .collect();
+        // Every credential the daemon holds is a known secret of the process: scrubbed from
+        // logs, the store, the API and notifications, not only from pull-request comments.
+        crate::redact::register_secrets(&scrub);
         Ok(HeldSecrets {
             secrets,
             forge_tokens,

@@ -153,7 +153,8 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %error_chain(&self), "API request failed");
         }
-        (status, axum::Json(json!({"error": self.public_message()}))).into_response()
+        let message = crate::redact::text(&self.public_message());
+        (status, axum::Json(json!({"error": message}))).into_response()
     }
 }
 
@@ -243,8 +244,17 @@ pub(crate) fn check_read(state: &AppState, headers: &HeaderMap) -> Result<(), Ap
     }
 }
 
+/// Every JSON answer: its strings are scrubbed of secrets (`redact::text`) on the way out, so
+/// that Flink's error text, repo text and records of older versions never reach a client with a
+/// credential in them.
 fn json(v: impl serde::Serialize) -> ApiResult {
-    Ok(axum::Json(v).into_response())
+    Ok(axum::Json(scrubbed(v)?).into_response())
+}
+
+fn scrubbed(v: impl serde::Serialize) -> Result<serde_json::Value, ApiError> {
+    let mut value = serde_json::to_value(v)?;
+    crate::redact::json_strings(&mut value);
+    Ok(value)
 }
 
 async fn healthz() -> ApiResult {
@@ -277,7 +287,9 @@ async fn readyz(State(state): State<AppState>) -> ApiResult {
     } else {
         Ok((
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "not ready", "error": reasons.join("; ")})),
+            axum::Json(
+                json!({"status": "not ready", "error": crate::redact::text(&reasons.join("; "))}),
+            ),
         )
             .into_response())
     }

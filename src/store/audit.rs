@@ -235,7 +235,7 @@ impl Store {
             .bind(&c.job)
             .bind(&c.action)
             .bind(c.ok)
-            .bind(&c.message)
+            .bind(crate::redact::text(&c.message))
             .bind(&c.new_job_id)
             .bind(&c.savepoint)
             .bind(finished_at_ms)
@@ -250,7 +250,7 @@ impl Store {
         .bind(id)
         .bind(finished_at_ms)
         .bind(outcome)
-        .bind(error)
+        .bind(error.map(crate::redact::text))
         .execute(&mut *tx)
         .await
         .map_err(self.query(OP))?;
@@ -280,7 +280,7 @@ impl Store {
         .bind(&e.apply_id)
         .bind(e.at_ms)
         .bind(e.kind)
-        .bind(&e.message)
+        .bind(crate::redact::text(&e.message))
         .execute(&self.pool)
         .await
         .map_err(self.query(OP))?;

@@ -19,7 +19,8 @@ impl Store {
                  updated_at_ms = excluded.updated_at_ms",
         )
         .bind(key)
-        .bind(value_json)
+        // Remembered failures quote Flink's errors: scrubbed (the result stays JSON).
+        .bind(crate::redact::text(value_json))
         .bind(now_ms)
         .execute(&self.pool)
         .await

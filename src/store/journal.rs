@@ -281,7 +281,8 @@ impl StepResult {
             } => json!({ "jobId": job_id, "savepointPath": savepoint_path }),
             StepResult::Running => json!({ "state": "RUNNING" }),
             StepResult::Forgotten => json!({}),
-            StepResult::Failed { error } => json!({ "error": error }),
+            // Errors quote Flink and the job's own output: scrubbed before they are stored.
+            StepResult::Failed { error } => json!({ "error": crate::redact::text(error) }),
         };
         value.to_string()
     }

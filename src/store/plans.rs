@@ -29,6 +29,18 @@ async fn insert_jobs(
 pub(super) const APPLY_SELECT: &str = "SELECT id, plan_id, started_at_ms, revision, triggered_by,
     finished_at_ms, outcome, error FROM applies";
 
+/// `json` with every string value scrubbed (`redact::json_strings`); text that is not JSON is
+/// scrubbed as text.
+fn scrubbed_json(json: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(mut v) => {
+            crate::redact::json_strings(&mut v);
+            v.to_string()
+        }
+        Err(_) => crate::redact::text(json),
+    }
+}
+
 impl Store {
     // ---- plans -------------------------------------------------------------------------------
 
@@ -45,7 +57,9 @@ impl Store {
         .bind(&p.revision)
         .bind(&p.trigger)
         .bind(&p.summary)
-        .bind(&p.plan_json)
+        // Diffs are redacted by the planner; warnings and errors may quote Flink or a known
+        // secret value (the strings are scrubbed, the document stays the same JSON).
+        .bind(scrubbed_json(&p.plan_json))
         .execute(&mut *tx)
         .await
         .map_err(self.query(OP))?;

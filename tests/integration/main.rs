@@ -19,6 +19,7 @@ mod preflight;
 mod preview;
 mod recover;
 mod remote;
+mod secrets;
 mod serve;
 mod sql;
 mod stale;
