@@ -722,3 +722,64 @@ async fn an_unknown_stop_is_settled_by_the_next_apply_from_flinks_state() {
     let apply = w.store.apply("apply-unknown-stop").await.unwrap().unwrap();
     assert_eq!(apply.outcome, Some(ApplyOutcome::Succeeded));
 }
+
+/// Issue 9 item 5: a stop-duplicate change stops the extra copy with a savepoint, records that
+/// savepoint in the lineage under the extra copy's id, keeps the store's current job and does
+/// not make the extra copy's savepoint the definition's state.
+#[tokio::test]
+async fn a_stop_duplicate_stops_the_extra_copy_and_keeps_the_current_one() {
+    let w = world().await;
+    let old = old_job();
+    let extra = plan::submission_identity(&old, 2).job_id();
+    w.fake.insert_jobs([FakeJob {
+        id: extra.to_string(),
+        name: "orders".into(),
+        state: "RUNNING",
+        parallelism: 2,
+        start_ms: 5_000,
+        end_ms: None,
+    }]);
+    let mut observed_extra = fixtures::running(&old, 2, JobState::Running);
+    observed_extra.start_time_ms = Some(5_000);
+    let history = BTreeMap::from([(
+        "orders".to_string(),
+        JobHistory {
+            cluster: "local".into(),
+            current_job_id: Some(w.old_id),
+            spec: Some(old.clone()),
+            suspended: false,
+            last_savepoint: None,
+            stopped_by_weir: Default::default(),
+        },
+    )]);
+    let plan = fixtures::run(
+        &fixtures::desired(vec![old.clone()], false),
+        &fixtures::observation(vec![
+            fixtures::running(&old, 1, JobState::Running),
+            observed_extra,
+        ]),
+        &history,
+        &[],
+    );
+    assert_eq!(plan.changes[0].action, Action::StopDuplicate, "{plan:?}");
+    let outcomes = w.applier.apply(&plan, "apply-dedupe").await.unwrap();
+    assert!(outcomes[0].ok, "{}", outcomes[0].message);
+    let running: Vec<String> = w
+        .fake
+        .jobs_in("RUNNING")
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(running, vec![w.old_id.to_string()]);
+    let lineage = w.store.savepoints("orders").await.unwrap();
+    assert!(
+        lineage.iter().any(|s| s.flink_job_id == extra.to_string()),
+        "{lineage:?}"
+    );
+    let record = w.store.job("orders").await.unwrap().unwrap();
+    assert_eq!(record.current_job_id, Some(w.old_id.to_string()));
+    assert_eq!(
+        record.last_savepoint, None,
+        "the kept copy's state is the definition's"
+    );
+}
