@@ -477,8 +477,14 @@ async fn last_state_refuses_to_cancel_a_job_without_a_completed_checkpoint() {
         "{}",
         outcomes[0].message
     );
+    // Nothing but the lease marker (uploaded and deleted again) was written.
     let requests = w.fake.since(mark);
-    assert!(requests.iter().all(|r| !r.is_mutating()), "{requests:?}");
+    assert!(
+        requests
+            .iter()
+            .all(|r| !r.is_mutating() || r.path.starts_with("/jars")),
+        "{requests:?}"
+    );
     assert_eq!(w.fake.job(&w.old_id.to_string()).unwrap().state, "RUNNING");
     // Refused before anything was journaled.
     assert!(w.store.journal("apply-7").await.unwrap().is_empty());
@@ -782,4 +788,94 @@ async fn a_stop_duplicate_stops_the_extra_copy_and_keeps_the_current_one() {
         record.last_savepoint, None,
         "the kept copy's state is the definition's"
     );
+}
+
+/// The lease markers (`weir-lock-…`) on the fake cluster, by file name.
+async fn lease_markers(w: &World) -> Vec<String> {
+    let jars = w.applier.clients["local"].list_jars().await.unwrap();
+    jars.into_iter()
+        .map(|j| j.name)
+        .filter(|n| n.starts_with("weir-lock-"))
+        .collect()
+}
+
+fn orders_hash() -> String {
+    format!("{:016x}", crate::identity::name_hash("orders"))
+}
+
+/// Issue 9 item 4: two appliers (two stores, two CI jobs) race on one job: exactly one goes
+/// ahead, the other refuses before any side effect, and no lease is left behind.
+#[tokio::test]
+async fn two_appliers_racing_on_one_job_exactly_one_proceeds() {
+    let w = world().await;
+    // The stop is slow to answer, so the applies overlap whatever order they run in.
+    w.fake.answer_late(STOP, Duration::from_millis(500));
+    let mark = w.fake.mark();
+    let (a, b) = tokio::join!(
+        w.applier.apply(&w.plan, "apply-a"),
+        w.applier.apply(&w.plan, "apply-b")
+    );
+    let outcomes = [a.unwrap().remove(0), b.unwrap().remove(0)];
+    let ok: Vec<_> = outcomes.iter().filter(|o| o.ok).collect();
+    assert_eq!(ok.len(), 1, "{outcomes:?}");
+    let refused = outcomes.iter().find(|o| !o.ok).unwrap();
+    assert!(
+        refused.message.contains("another weir apply"),
+        "{}",
+        refused.message
+    );
+    let requests = w.fake.since(mark);
+    assert_eq!(calls(&requests, STOP).len(), 1);
+    assert_eq!(calls(&requests, RUN).len(), 1);
+    assert_eq!(w.fake.jobs_in("RUNNING").len(), 1);
+    assert!(lease_markers(&w).await.is_empty());
+}
+
+/// A lease another process holds refuses the change before any side effect, naming the holder;
+/// this applier's own marker is removed again.
+#[tokio::test]
+async fn a_lease_held_by_another_apply_refuses_before_any_side_effect() {
+    let w = world().await;
+    let theirs = lease::marker_name(&orders_hash(), crate::clock::now_ms() + 600_000, "other01");
+    w.fake.insert_jar(&theirs);
+    let mark = w.fake.mark();
+    let outcomes = w.applier.apply(&w.plan, "apply-held").await.unwrap();
+    assert!(!outcomes[0].ok);
+    assert!(
+        outcomes[0].message.contains("other01"),
+        "{}",
+        outcomes[0].message
+    );
+    assert!(calls(&w.fake.since(mark), STOP).is_empty());
+    assert_eq!(lease_markers(&w).await, vec![theirs]);
+    assert_eq!(w.fake.job(&w.old_id.to_string()).unwrap().state, "RUNNING");
+}
+
+/// An expired lease (a crashed holder) is ignored and deleted; a lease of another job does not
+/// block; the lease is released when the change ends.
+#[tokio::test]
+async fn an_expired_lease_is_ignored_and_another_jobs_lease_does_not_block() {
+    let w = world().await;
+    w.fake
+        .insert_jar(&lease::marker_name(&orders_hash(), 1_000, "crashed01"));
+    let other_job = lease::marker_name("00000000000000ff", crate::clock::now_ms() + 600_000, "x1");
+    w.fake.insert_jar(&other_job);
+    let outcomes = w.applier.apply(&w.plan, "apply-expired").await.unwrap();
+    assert!(outcomes[0].ok, "{}", outcomes[0].message);
+    assert_eq!(lease_markers(&w).await, vec![other_job]);
+}
+
+/// The lease is released when the change fails too.
+#[tokio::test]
+async fn the_lease_is_released_when_the_change_fails() {
+    let w = world().await;
+    w.fake.fail(
+        STOP,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "no savepoint",
+        None,
+    );
+    let outcomes = w.applier.apply(&w.plan, "apply-fails").await.unwrap();
+    assert!(!outcomes[0].ok);
+    assert!(lease_markers(&w).await.is_empty());
 }
