@@ -63,11 +63,13 @@ fn markers(jars: &[UploadedJar], name_hash: &str, now: i64) -> (Vec<Marker>, Vec
     (live, expired)
 }
 
-/// A file name safe for Flink's upload directory and the marker format (no `-`).
+/// A file name safe for Flink's upload directory; apply ids (`apply-<time>-<hex>`) pass as they
+/// are, so a marker names the apply record of its holder (the holder is the rest of the name
+/// after the expiry, `-` included).
 fn holder_id(apply_id: &str) -> String {
     apply_id
         .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
         .collect()
 }
 
@@ -103,21 +105,27 @@ impl Applier {
         let flink = Self::flink(job);
         let now = now_ms();
         let (live, expired) = markers(&client.list_jars().await.map_err(&flink)?, &hash, now);
-        // Expired markers (crashed holders) and this apply's own earlier marker (a resumed
-        // apply takes over its lease) go; a failed delete is harmless (another process may have
-        // deleted it first).
-        for m in expired
-            .iter()
-            .chain(live.iter().filter(|m| m.holder == holder))
-        {
-            let _ = client.delete_jar(&m.jar_id).await;
+        // Expired markers (crashed holders), this apply's own earlier marker (a resumed apply
+        // takes over its lease) and the marker of an apply of this store that has finished (its
+        // process died and the resume finished it: it runs no more) go; a failed delete is
+        // harmless (another process may have deleted it first).
+        for m in expired.iter().chain(live.iter()) {
+            if m.expiry_ms <= now || m.holder == holder || self.finished_here(&m.holder).await? {
+                let _ = client.delete_jar(&m.jar_id).await;
+            }
         }
         let name = marker_name(&hash, now + self.lease_ms(), &holder);
         let mine = client
             .upload_jar(&name, EMPTY_JAR.to_vec())
             .await
             .map_err(&flink)?;
-        let (live, _) = markers(&client.list_jars().await.map_err(&flink)?, &hash, now_ms());
+        let (listed, _) = markers(&client.list_jars().await.map_err(&flink)?, &hash, now_ms());
+        let mut live = Vec::new();
+        for m in listed {
+            if m.jar_id == mine || !self.finished_here(&m.holder).await? {
+                live.push(m);
+            }
+        }
         let uploaded = live
             .iter()
             .find(|m| m.jar_id == mine)
@@ -138,6 +146,15 @@ impl Applier {
             }
             None => Ok(Lease { jar_id: mine }),
         }
+    }
+
+    /// `holder` is an apply of this store that has finished.
+    async fn finished_here(&self, holder: &str) -> Result<bool, ApplyError> {
+        Ok(self
+            .store
+            .apply(holder)
+            .await?
+            .is_some_and(|a| a.outcome.is_some()))
     }
 
     /// Ends a lease. Best effort: a marker that cannot be deleted expires on its own.
@@ -182,6 +199,9 @@ mod tests {
 
     #[test]
     fn holder_ids_keep_the_marker_parseable() {
-        assert_eq!(holder_id("apply-01H-x"), "apply01Hx");
+        assert_eq!(holder_id("apply-01H-x/.."), "apply-01H-x");
+        let name = marker_name("00ab", 7, &holder_id("apply-01H-x"));
+        let m = parse(&jar("1_x", &name, 1)).unwrap();
+        assert_eq!((m.expiry_ms, m.holder.as_str()), (7, "apply-01H-x"));
     }
 }

@@ -865,6 +865,27 @@ async fn an_expired_lease_is_ignored_and_another_jobs_lease_does_not_block() {
     assert_eq!(lease_markers(&w).await, vec![other_job]);
 }
 
+/// An unexpired lease of an apply of this store that has finished (its process was killed and
+/// the resume finished it) is taken over: the store's next apply is not blocked by its own past.
+#[tokio::test]
+async fn a_lease_of_a_finished_apply_of_this_store_is_taken_over() {
+    let w = world().await;
+    w.begin("apply-killed").await;
+    w.store
+        .finish_apply("apply-killed", ApplyOutcome::Interrupted, None, 3_000)
+        .await
+        .unwrap();
+    let left = lease::marker_name(
+        &orders_hash(),
+        crate::clock::now_ms() + 600_000,
+        "apply-killed",
+    );
+    w.fake.insert_jar(&left);
+    let outcomes = w.applier.apply(&w.plan, "apply-next").await.unwrap();
+    assert!(outcomes[0].ok, "{}", outcomes[0].message);
+    assert!(lease_markers(&w).await.is_empty());
+}
+
 /// The lease is released when the change fails too.
 #[tokio::test]
 async fn the_lease_is_released_when_the_change_fails() {
