@@ -66,6 +66,7 @@ fn headline(c: &Change) -> String {
         Action::Resume => "will be resumed",
         Action::Recover => "will be recovered",
         Action::Delete => "will be deleted",
+        Action::StopDuplicate => "has an extra copy to stop",
     };
     format!(
         "{} (cluster {}) {verb}",
@@ -92,6 +93,9 @@ pub fn disruption(c: &Change) -> String {
         }
         Action::Suspend => "job stops with a savepoint (a resume restores it)".into(),
         Action::Delete => "job stops with a final savepoint; weir forgets it".into(),
+        Action::StopDuplicate => {
+            "the extra copy stops with a savepoint; the current copy runs on untouched".into()
+        }
         Action::Redeploy | Action::Rescale => match (cancels, &c.restore) {
             (false, _) => "stop with savepoint, then restart from it".into(),
             (true, Restore::LatestCheckpoint) => {
@@ -137,7 +141,7 @@ pub fn text(plan: &Plan) -> String {
                 one_line(&cur.state.to_string())
             );
         }
-        if c.action != Action::Suspend && c.action != Action::Delete {
+        if c.action.starts_a_job() {
             let _ = writeln!(out, "    restore: {}", restore_text(&c.restore));
         }
         preflight::change_lines(plan, c, &mut out);

@@ -30,6 +30,7 @@ use crate::store::{
 
 mod crash;
 mod jars;
+mod lease;
 mod records;
 mod settle;
 mod steps;
@@ -164,6 +165,13 @@ pub enum StepError {
          `weir plan` again"
     )]
     AnotherCopyActive(JobId),
+    #[error(
+        "another weir apply ({holder}) is changing this job on the cluster right now; its lease \
+         ends at {} unless it finishes first. Nothing was done; run `weir plan` again when it \
+         has finished",
+        crate::clock::rfc3339(*until_ms)
+    )]
+    LeaseHeld { holder: String, until_ms: i64 },
     #[error(
         "the interrupted submission {job_id} was never started and the definition has changed \
          since; not resubmitting it. Last savepoint: {}. Run `weir plan` again.",
@@ -452,7 +460,12 @@ impl Applier {
             apply_id: apply_id.to_string(),
             ..Carry::default()
         };
-        match self.run_steps(change, journal, &mut carry).await {
+        // No side effect before this definition's lease on the cluster is ours.
+        let client = self.client(&change.cluster)?;
+        let lease = self.acquire_lease(change, apply_id, &client).await?;
+        let result = self.run_steps(change, journal, &mut carry).await;
+        self.release_lease(&client, lease).await;
+        match result {
             Ok(message) => Ok((carry, message)),
             // A failure after the running job was stopped leaves nothing running: say so, with
             // the state the next apply starts from.

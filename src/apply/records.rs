@@ -29,6 +29,13 @@ impl Applier {
         })
         .await?;
         let mut record = self.job_record(change).await?;
+        if change.action == Action::StopDuplicate {
+            // The extra copy's savepoint stays in the lineage only: the definition's state is
+            // the kept copy's, which is now the job weir records as current.
+            record.current_job_id = change.current_job.as_ref().map(|c| c.job_id.to_string());
+            self.store.upsert_job(&record).await?;
+            return Ok(());
+        }
         if record.last_savepoint.as_deref() != Some(path) {
             record.last_savepoint = Some(path.to_string());
             record.last_savepoint_at_ms = Some(now_ms());

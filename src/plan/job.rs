@@ -31,7 +31,7 @@ pub(super) fn plan_job(
         .filter(|j| is_active(&j.state))
         .collect();
     if active.len() > 1 {
-        return Err(duplicate_error(desired, &active));
+        return stop_duplicates(desired, &active, history).map(Some);
     }
     Ok(match active.first() {
         Some(current) => running_change(desired, current, history),
@@ -46,29 +46,81 @@ pub(super) fn plan_job(
     })
 }
 
-/// Two or more active copies of one definition: drift that weir does not settle by guessing
-/// which copy holds the state everyone relies on. The plan has an error for the job (so `weir
-/// plan` exits 1, status says `Error`, the daemon reports it) until one copy is left.
+/// Two or more active copies (`active`, newest first) of one definition: a change that stops
+/// every copy but the current one with a savepoint. The current copy is the one the store
+/// names, else the newest by start time. When neither tells (the store names none of them and
+/// the newest copies started in the same millisecond, or Flink reports no start time), weir does
+/// not guess which copy holds the state everyone relies on: an error, marked as drift, until one
+/// copy is left.
+fn stop_duplicates(
+    desired: &DesiredJob,
+    active: &[&ObservedJob],
+    history: Option<&JobHistory>,
+) -> Result<Change, PlanError> {
+    let named = history
+        .and_then(|h| h.current_job_id)
+        .and_then(|id| active.iter().find(|j| j.id == id));
+    let newest_is_clear =
+        active[0].start_time_ms.is_some() && active[0].start_time_ms > active[1].start_time_ms;
+    let (kept, why) = match named {
+        Some(job) => (*job, "the one weir records as current"),
+        None if newest_is_clear => (active[0], "the newest"),
+        None => return Err(duplicate_error(desired, active)),
+    };
+    let extras: Vec<&ObservedJob> = active.iter().copied().filter(|j| j.id != kept.id).collect();
+    let extra_ids: Vec<String> = extras.iter().map(|j| j.id.to_string()).collect();
+    let mut c = base_change(
+        desired,
+        Action::StopDuplicate,
+        format!(
+            "{} copies run on cluster `{}`: keeps {} ({why}), stops {} with a savepoint",
+            active.len(),
+            desired.cluster,
+            kept.id,
+            extra_ids.join(", ")
+        ),
+    );
+    c.current_job = Some(current_job(kept));
+    c.desired = None;
+    // Always a savepoint, whatever the upgrade mode: the extra copy's state is kept in the
+    // lineage in case it, not the kept copy, was the one people relied on.
+    c.steps = extras
+        .iter()
+        .map(|j| Step::StopWithSavepoint {
+            job_id: j.id,
+            target_dir: desired.savepoint_dir.clone(),
+        })
+        .collect();
+    if running_change(desired, kept, history).is_some() {
+        c.warnings.push(format!(
+            "the kept copy {} differs from the definition: the next plan changes it",
+            kept.id
+        ));
+    }
+    Ok(c)
+}
+
+/// Two or more active copies of one definition and weir cannot tell which is current: drift
+/// that weir does not settle by guessing which copy holds the state everyone relies on. The
+/// plan has an error for the job (so `weir plan` exits 1, status says `Error`, the daemon
+/// reports it) until one copy is left.
 fn duplicate_error(desired: &DesiredJob, active: &[&ObservedJob]) -> PlanError {
     let ids: Vec<String> = active
         .iter()
         .map(|j| format!("{} ({})", j.id, j.state))
         .collect();
-    let older: Vec<String> = active[1..].iter().map(|j| j.id.to_string()).collect();
     PlanError {
         job: Some(desired.name.clone()),
         cluster: desired.cluster.clone(),
         message: format!(
-            "`{}` runs {} copies on cluster `{}`: {}. weir does not act on a definition with \
-             more than one copy; stop the extra one(s) with a savepoint (the newest is {}; older: \
-             {}), e.g. `curl -X POST <flink>/jobs/<id>/stop -d '{{\"drain\":false}}'`, then plan \
-             again",
+            "`{}` runs {} copies on cluster `{}`: {}. weir cannot tell which copy is current (its \
+             store names none of them and they started at the same time), so it does not act on \
+             this definition; stop the extra one(s) with a savepoint, e.g. `curl -X POST \
+             <flink>/jobs/<id>/stop -d '{{\"drain\":false}}'`, then plan again",
             desired.name,
             active.len(),
             desired.cluster,
             ids.join(", "),
-            active[0].id,
-            older.join(", ")
         ),
         drift: true,
     }

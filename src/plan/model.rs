@@ -70,6 +70,10 @@ pub enum Action {
     Resume,
     Recover,
     Delete,
+    /// Stop the extra active copies of a definition with a savepoint, keeping the one weir
+    /// considers current (the one the store names, else the newest).
+    #[serde(rename = "stop-duplicate")]
+    StopDuplicate,
 }
 
 impl Action {
@@ -82,7 +86,16 @@ impl Action {
             Action::Resume => "resume",
             Action::Recover => "recover",
             Action::Delete => "delete",
+            Action::StopDuplicate => "stop-duplicate",
         }
+    }
+
+    /// The change starts a job (so it restores state from somewhere).
+    pub fn starts_a_job(self) -> bool {
+        !matches!(
+            self,
+            Action::Suspend | Action::Delete | Action::StopDuplicate
+        )
     }
 }
 
@@ -277,7 +290,15 @@ pub struct Summary {
     pub resume: usize,
     pub recover: usize,
     pub delete: usize,
+    /// Changes that stop an extra copy of a job. Absent from JSON when zero, so plans of
+    /// earlier versions read back unchanged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stop_duplicate: usize,
     pub errors: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Summary {
@@ -296,6 +317,7 @@ impl Summary {
                 Action::Resume => summary.resume += 1,
                 Action::Recover => summary.recover += 1,
                 Action::Delete => summary.delete += 1,
+                Action::StopDuplicate => summary.stop_duplicate += 1,
             }
         }
         summary
@@ -309,6 +331,7 @@ impl Summary {
             + self.resume
             + self.recover
             + self.delete
+            + self.stop_duplicate
     }
 
     /// `Plan: 1 to create, 2 to redeploy, 0 to delete.` with other actions named when present.
@@ -326,6 +349,13 @@ impl Summary {
             }
         }
         parts.push(format!("{} to delete", self.delete));
+        if self.stop_duplicate > 0 {
+            parts.push(format!(
+                "{} extra cop{} to stop",
+                self.stop_duplicate,
+                if self.stop_duplicate == 1 { "y" } else { "ies" }
+            ));
+        }
         let mut line = format!("Plan: {}.", parts.join(", "));
         if self.errors > 0 {
             line.push_str(&format!(

@@ -628,13 +628,66 @@ fn job_stopped_outside_weir_recovers_from_its_own_newer_savepoint() {
     );
 }
 
-/// Issue 9 item 5: two active copies of one definition are an error of the plan (so `weir plan`
-/// exits 1 and status says `Error`), never a warning with the job counted as in sync.
+/// Issue 9 item 5: two active copies of one definition are a change that stops the extra copy
+/// with a savepoint, keeping the newest (no store record), never in sync.
 #[test]
-fn two_running_copies_are_an_error_not_in_sync() {
+fn two_running_copies_stop_the_older_one_with_a_savepoint() {
     let j = job("a");
     let first = running(&j, 1, JobState::Running);
     let second = running(&j, 2, JobState::Running);
+    let d = desired(vec![j.clone()], false);
+    let o = observation(vec![first.clone(), second.clone()]);
+    let p = run(&d, &o, &BTreeMap::new(), &[]);
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    assert_eq!(p.changes.len(), 1);
+    let c = &p.changes[0];
+    assert_eq!(c.action, Action::StopDuplicate);
+    assert_eq!(c.current_job.as_ref().map(|k| k.job_id), Some(second.id));
+    assert_eq!(
+        c.steps,
+        vec![Step::StopWithSavepoint {
+            job_id: first.id,
+            target_dir: j.savepoint_dir.clone()
+        }]
+    );
+    assert!(c.desired.is_none(), "nothing is submitted");
+    assert!(c.reason.contains("the newest"), "{}", c.reason);
+    assert_eq!(p.summary.stop_duplicate, 1);
+    assert_eq!(p.summary.total_changes(), 1);
+    assert!(p.summary.line().contains("1 extra copy to stop"));
+    let rows = crate::status::rows(&d, &o, &BTreeMap::new(), &p);
+    assert_eq!(rows[0].sync, "OutOfSync");
+}
+
+/// The copy the store names as current is kept even when another copy is newer (someone
+/// submitted a second one by hand): the store's job holds the state weir restores.
+#[test]
+fn two_running_copies_keep_the_one_the_store_names() {
+    let j = job("a");
+    let first = running(&j, 1, JobState::Running);
+    let second = running(&j, 2, JobState::Running);
+    let h = [("a".to_string(), history_for(&j, &first))].into();
+    let p = run(
+        &desired(vec![j.clone()], false),
+        &observation(vec![first.clone(), second.clone()]),
+        &h,
+        &[],
+    );
+    let c = &p.changes[0];
+    assert_eq!(c.action, Action::StopDuplicate);
+    assert_eq!(c.current_job.as_ref().map(|k| k.job_id), Some(first.id));
+    assert!(matches!(c.steps[..], [Step::StopWithSavepoint { job_id, .. }] if job_id == second.id));
+    assert!(c.reason.contains("records as current"), "{}", c.reason);
+}
+
+/// When weir cannot tell which copy is current (no store record, the same start time), the
+/// definition is an error marked as drift (so `weir plan` exits 1 and status says `Error`).
+#[test]
+fn two_copies_started_together_are_an_error_not_in_sync() {
+    let j = job("a");
+    let first = running(&j, 1, JobState::Running);
+    let mut second = running(&j, 2, JobState::Running);
+    second.start_time_ms = first.start_time_ms;
     let p = run(
         &desired(vec![j.clone()], false),
         &observation(vec![first.clone(), second.clone()]),
@@ -646,6 +699,7 @@ fn two_running_copies_are_an_error_not_in_sync() {
     let e = &p.errors[0];
     assert_eq!(e.job.as_deref(), Some("a"));
     assert!(e.message.contains("2 copies"), "{}", e.message);
+    assert!(e.message.contains("cannot tell"), "{}", e.message);
     assert!(e.drift, "announced as drift by the daemon");
     assert!(e.message.contains(&first.id.to_string()), "{}", e.message);
     assert!(e.message.contains(&second.id.to_string()), "{}", e.message);

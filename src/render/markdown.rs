@@ -159,6 +159,13 @@ pub fn summary_line(plan: Option<&Plan>, invalid_files: usize) -> String {
                 }
             }
             parts.push(format!("{} to delete", count(Action::Delete)));
+            let extra = count(Action::StopDuplicate);
+            if extra > 0 {
+                parts.push(format!(
+                    "{extra} extra cop{} to stop",
+                    if extra == 1 { "y" } else { "ies" }
+                ));
+            }
             let mut line = format!("Plan: {}.", parts.join(", "));
             if !plan.errors.is_empty() {
                 let _ = write!(line, " {}.", plural(plan.errors.len(), "error", "errors"));
@@ -462,7 +469,7 @@ fn job_section(plan: &Plan, c: &Change) -> Section {
             let _ = writeln!(head, "- **Savepoint into:** {into}");
         }
     }
-    if c.action != Action::Suspend && c.action != Action::Delete {
+    if c.action.starts_a_job() {
         let _ = writeln!(head, "- **Restores from:** {}", restore_md(c));
     }
     if let Some(line) = preflight::status_line(plan, c) {

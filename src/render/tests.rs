@@ -57,6 +57,11 @@ fn sample_plan() -> Plan {
     let gone = job("legacy-export");
     let gone_run = running(&gone, 5, JobState::Running);
 
+    // two copies of one definition: the older one is stopped
+    let doubled = job("session-join");
+    let doubled_old = running(&doubled, 6, JobState::Running);
+    let doubled_new = running(&doubled, 7, JobState::Running);
+
     let foreign = ObservedJob {
         id: "a1b2c3d4e5f60718293a4b5c6d7e8f90".parse().unwrap(),
         name: "ad-hoc notebook job".into(),
@@ -76,6 +81,7 @@ fn sample_plan() -> Plan {
             failing.clone(),
             sql,
             remote,
+            doubled,
         ],
         true,
     );
@@ -96,6 +102,8 @@ fn sample_plan() -> Plan {
         failed_run.clone(),
         gone_run.clone(),
         foreign,
+        doubled_old,
+        doubled_new,
     ]);
     obs.clusters.insert(
         "remote".into(),

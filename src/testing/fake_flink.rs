@@ -463,7 +463,9 @@ fn act(
                 return error(StatusCode::BAD_REQUEST, "no file in the upload");
             };
             let id = format!("{:08x}-bench-{:04x}_{name}", now, fake.next());
-            c.jars.push((id.clone(), name, now));
+            // Distinct upload times, as a real Flink's file times are for uploads in a row.
+            let last = c.jars.iter().map(|(_, _, at)| *at).max().unwrap_or(0);
+            c.jars.push((id.clone(), name, now.max(last + 1)));
             ok(serde_json::json!({
                 "filename": format!("/tmp/flink-web-bench/flink-web-upload/{id}"),
                 "status": "success"

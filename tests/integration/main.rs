@@ -12,6 +12,7 @@ mod daemon;
 mod examples;
 mod harness;
 mod hostile_input;
+mod lease;
 mod lifecycle;
 mod notify;
 mod pr_preview;

@@ -115,9 +115,10 @@ fn a_job_stopped_outside_weir_is_recovered_from_its_own_newest_savepoint() {
 }
 
 /// Item 5: a second RUNNING copy of a definition (submitted by hand with a weir-shaped id) is
-/// an error of the plan (exit 1 with `--detailed-exitcode`) and `Error` in `weir status`.
+/// a change (exit 2 with `--detailed-exitcode`, `OutOfSync` in `weir status`) that stops the
+/// extra copy with a savepoint, recorded in the lineage, and keeps the copy the store names.
 #[test]
-fn a_second_running_copy_is_an_error_never_synced() {
+fn a_second_running_copy_is_stopped_with_a_savepoint_never_synced() {
     let cluster = cluster(Version::V2);
     let repo = Repo::new(&cluster.url, Some(&cluster.jars));
     let base = &cluster.url;
@@ -160,16 +161,47 @@ fn a_second_running_copy_is_an_error_never_synced() {
     );
     wait_state(base, &copy, "RUNNING");
 
-    let run = repo
+    let plan = repo
         .weir(&["plan", "--format", "json", "--detailed-exitcode"])
-        .code(1);
-    let plan = run.json();
-    let errors = plan["errors"].as_array().unwrap();
-    assert_eq!(errors.len(), 1, "{plan:#}");
-    let message = errors[0]["message"].as_str().unwrap();
-    assert!(message.contains("2 copies"), "{message}");
-    assert!(message.contains(&copy), "{message}");
-    assert_eq!(status_row(&repo, &name)["sync"], "Error");
+        .code(2)
+        .json();
+    assert!(plan["errors"].as_array().unwrap().is_empty(), "{plan:#}");
+    let dedupe = change(&plan, &name);
+    assert_eq!(dedupe["action"], "stop-duplicate", "{dedupe:#}");
+    assert_eq!(
+        dedupe["currentJob"]["jobId"],
+        first[0].as_str(),
+        "{dedupe:#}"
+    );
+    assert_eq!(
+        step_names(dedupe),
+        vec!["stop-with-savepoint"],
+        "{dedupe:#}"
+    );
+    assert_eq!(plan["summary"]["stop_duplicate"], 1, "{plan:#}");
+    assert_eq!(status_row(&repo, &name)["sync"], "OutOfSync");
+
+    repo.weir(&["apply", "--auto-approve"]).ok();
+    assert_eq!(
+        running_named(base, &name),
+        first,
+        "the store's copy runs on"
+    );
+    wait_state(base, &copy, "FINISHED");
+    let lineage = repo
+        .weir(&["savepoints", &name, "--format", "json"])
+        .ok()
+        .json();
+    assert!(
+        lineage["savepoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["flink_job_id"] == copy.as_str()),
+        "the extra copy's savepoint is in the lineage: {lineage:#}"
+    );
+    repo.weir(&["plan", "--detailed-exitcode"]).code(0);
+    assert_eq!(status_row(&repo, &name)["sync"], "Synced");
 }
 
 /// Item 3: Flink runs main() inside `POST /jars/{id}/run`; a main() slower than the run
