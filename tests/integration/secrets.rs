@@ -38,7 +38,7 @@ fn leaky_job(name: &str, m: &str) -> String {
     .unwrap();
     format!(
         "apiVersion: weir/v1\nkind: FlinkJob\nmetadata:\n  name: {name}\nspec:\n  cluster: local\n  \
-         parallelism: 1\n  jar:\n    path: artifacts/weir-test-job.jar\n    \
+         preflight: false\n  parallelism: 1\n  jar:\n    path: artifacts/weir-test-job.jar\n    \
          entryClass: dev.weir.testjob.CounterJob\n    args: {args}\n  flinkConfiguration:\n    \
          fs.azure.account.key.acct.blob.core.windows.net: \"{m}7\"\n    \
          env.java.opts.all: \"-Djavax.net.ssl.trustStorePassword={m}8 -Xmx512m\"\n    \
@@ -50,7 +50,7 @@ fn leaky_job(name: &str, m: &str) -> String {
 fn leaky_sql_job(name: &str, m: &str) -> String {
     format!(
         "apiVersion: weir/v1\nkind: FlinkJob\nmetadata:\n  name: {name}\nspec:\n  cluster: local\n  \
-         parallelism: 1\n  sql: |\n    CREATE TABLE src (id BIGINT) WITH ('connector' = 'jdbc', \
+         preflight: false\n  parallelism: 1\n  sql: |\n    CREATE TABLE src (id BIGINT) WITH ('connector' = 'jdbc', \
          'url' = 'jdbc:postgresql://db/x?user=u&password={m}10', 'table-name' = 't');\n    \
          CREATE TABLE snk (id BIGINT) WITH ('connector' = 'blackhole');\n    \
          INSERT INTO snk SELECT id FROM src;\n"
@@ -109,6 +109,30 @@ fn secrets_never_reach_plans_apply_output_records_or_the_store() {
     let sql = repo.unique("secrets-sql");
     let leaky =
         leaky_job(&job, &m).replace("with password=", &format!("as {token} with password="));
+    repo.write(&format!("jobs/{job}.yaml"), &leaky);
+    repo.write(&format!("jobs/{sql}.yaml"), &leaky_sql_job(&sql, &m));
+
+    // With pre-flight on, the failing main() and the SQL are refused at plan time: the plan's
+    // errors carry Flink's text, scrubbed.
+    for (file, content) in [(&job, &leaky), (&sql, &leaky_sql_job(&sql, &m))] {
+        repo.write(
+            &format!("jobs/{file}.yaml"),
+            &content.replace("  preflight: false\n", ""),
+        );
+    }
+    for format in ["text", "json", "markdown"] {
+        let run = weir(&["plan", "--format", format]).code(1);
+        assert_clean(
+            &format!("pre-flight plan --format {format}"),
+            &run.all(),
+            &m,
+        );
+        assert!(
+            run.all().contains("--fail-in-main"),
+            "Flink's refusal shown: {}",
+            run.all()
+        );
+    }
     repo.write(&format!("jobs/{job}.yaml"), &leaky);
     repo.write(&format!("jobs/{sql}.yaml"), &leaky_sql_job(&sql, &m));
 

@@ -714,10 +714,12 @@ fn per_job_policy_signed_notifications_and_failures_remembered_across_restarts()
     );
     remote.push(&repo, "broken job");
     d.sync();
+    // The block is recorded as the change fails, a moment before the apply as a whole ends.
     let s = d.wait_for("the failed create", Duration::from_secs(60), |s| {
         s["blocked"]
             .as_array()
             .is_some_and(|b| b.iter().any(|b| b["job"] == broken.as_str()))
+            && s["lastApply"]["outcome"] != "running"
     });
     let failed_apply = s["lastApply"]["id"].clone();
     assert_eq!(s["lastApply"]["outcome"], "failed", "{s}");
