@@ -17,9 +17,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use git2::{ErrorCode, ObjectType, Oid, Repository, Tree};
 use sha2::{Digest, Sha256};
 
+mod index;
 mod listing;
 mod memory;
 
+use index::{TreeIndex, lookup};
 pub use listing::{EntryKind, ListedEntry};
 use listing::{kind_of, tree_entries};
 pub use memory::MemoryFiles;
@@ -329,6 +331,9 @@ pub struct GitTree {
     /// Tree of the jobs repo: the commit's root tree or the subdirectory's.
     tree: Oid,
     display_path: String,
+    /// The tree's entries by path, made on the first read (`None` inside: look paths up one by
+    /// one, see [`TreeIndex::build`]).
+    index: std::sync::OnceLock<Option<TreeIndex>>,
 }
 
 impl RepoSource {
@@ -421,6 +426,7 @@ impl RepoSource {
             commit: commit_id,
             tree,
             display_path,
+            index: std::sync::OnceLock::new(),
         }))
     }
 
@@ -751,15 +757,14 @@ fn differs_from_tree(
     tree: Option<&Tree<'_>>,
     accessed: &AccessLog,
 ) -> Result<bool, git2::Error> {
+    // One walk of the tree instead of one path lookup per file read.
+    let index = tree.and_then(|t| TreeIndex::build(repo, t));
     for (path, blob_id) in &accessed.files {
         let in_tree = match tree {
             None => None,
-            Some(t) => match t.get_path(Path::new(path)) {
-                Ok(e) if e.kind() == Some(ObjectType::Blob) => Some(e.id()),
-                Ok(_) => None,
-                Err(e) if e.code() == ErrorCode::NotFound => None,
-                Err(e) => return Err(e),
-            },
+            Some(t) => lookup(index.as_ref(), t, path)?
+                .filter(|e| e.kind == Some(ObjectType::Blob))
+                .map(|e| e.id),
         };
         if in_tree != *blob_id {
             return Ok(true);
@@ -811,13 +816,15 @@ impl GitTree {
     fn locate(&self, repo: &Repository, path: &str, limit: u64) -> Result<Oid, ReadError> {
         check_relative(path)?;
         let tree = repo.find_tree(self.tree)?;
-        let entry = match tree.get_path(Path::new(path)) {
-            Ok(e) => e,
-            Err(e) if e.code() == ErrorCode::NotFound => return Err(ReadError::NotFound),
-            Err(e) => return Err(e.into()),
+        let index = self
+            .index
+            .get_or_init(|| TreeIndex::build(repo, &tree))
+            .as_ref();
+        let Some(entry) = lookup(index, &tree, path)? else {
+            return Err(ReadError::NotFound);
         };
-        match entry.kind() {
-            Some(ObjectType::Blob) if entry.filemode() == GIT_FILEMODE_LINK => {
+        match entry.kind {
+            Some(ObjectType::Blob) if entry.filemode == GIT_FILEMODE_LINK => {
                 return Err(ReadError::Unsupported("symbolic links are not supported"));
             }
             Some(ObjectType::Blob) => {}
@@ -825,14 +832,14 @@ impl GitTree {
             Some(ObjectType::Commit) => return Err(ReadError::Unsupported("is a submodule")),
             _ => return Err(ReadError::Unsupported("is not a regular file")),
         }
-        let (size, _) = repo.odb()?.read_header(entry.id())?;
+        let (size, _) = repo.odb()?.read_header(entry.id)?;
         if size as u64 > limit {
             return Err(ReadError::TooLarge {
                 size: size as u64,
                 limit,
             });
         }
-        Ok(entry.id())
+        Ok(entry.id)
     }
 
     fn list_entries(&self, dir: &str) -> Result<Vec<ListedEntry>, GitError> {

@@ -95,19 +95,30 @@ impl Observation {
     }
 }
 
-/// Observes every cluster concurrently: one `/jobs/overview` call each, plus one checkpoints call
-/// for each definition whose newest managed job has stopped (a recover needs its latest state).
+/// How many clusters are observed at the same time. Each observation is one `/jobs/overview`
+/// call (plus checkpoint lookups for stopped jobs); a bound keeps a fleet of clusters from opening
+/// hundreds of connections and buffering hundreds of answers at once, while a slow cluster
+/// occupies only one of the slots: the others go on being observed past it.
+pub const MAX_CONCURRENT_CLUSTERS: usize = 16;
+
+/// Observes every cluster concurrently (at most [`MAX_CONCURRENT_CLUSTERS`] at a time): one
+/// `/jobs/overview` call each, plus one checkpoints call for each definition whose newest managed
+/// job has stopped (a recover needs its latest state).
 pub async fn observe(
     clients: &BTreeMap<String, std::sync::Arc<crate::flink::FlinkClient>>,
 ) -> Observation {
-    let futures = clients
+    use futures::StreamExt;
+    // Collected first: a stream over a mapping closure would not be provably `Send` for the
+    // daemon's spawned tasks (a higher-ranked lifetime limitation of the compiler).
+    let futures: Vec<_> = clients
         .iter()
-        .map(|(name, client)| async move { (name.clone(), observe_cluster(client).await) });
+        .map(|(name, client)| async move { (name.clone(), observe_cluster(client).await) })
+        .collect();
     Observation {
-        clusters: futures::future::join_all(futures)
-            .await
-            .into_iter()
-            .collect(),
+        clusters: futures::stream::iter(futures)
+            .buffer_unordered(MAX_CONCURRENT_CLUSTERS)
+            .collect()
+            .await,
     }
 }
 
@@ -174,5 +185,104 @@ async fn observe_cluster(client: &crate::flink::FlinkClient) -> ClusterObservati
         url,
         flink_version: version.ok(),
         jobs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::flink::FlinkClient;
+    use crate::spec::ClusterConfig;
+    use crate::testing::fake_flink::Fake;
+
+    const OVERVIEW: &str = "GET /jobs/overview";
+
+    /// `n` fake clusters named `c000`, `c001`, ..., with their clients.
+    async fn fleet(n: usize) -> (Vec<Arc<Fake>>, BTreeMap<String, Arc<FlinkClient>>) {
+        let mut fakes = Vec::new();
+        let mut clients = BTreeMap::new();
+        for i in 0..n {
+            let (fake, url) = Fake::serve().await;
+            let name = format!("c{i:03}");
+            let cfg = ClusterConfig {
+                url,
+                savepoint_dir: None,
+                bearer_token_env: None,
+                headers_from_env: BTreeMap::new(),
+                timeout_seconds: None,
+            };
+            clients.insert(
+                name.clone(),
+                Arc::new(FlinkClient::new(&name, &cfg).unwrap()),
+            );
+            fakes.push(fake);
+        }
+        (fakes, clients)
+    }
+
+    /// The arrival of the one `/jobs/overview` request each cluster got.
+    fn overview_arrivals(fakes: &[Arc<Fake>]) -> Vec<std::time::Instant> {
+        fakes
+            .iter()
+            .map(|fake| {
+                let calls: Vec<_> = fake
+                    .since(0)
+                    .into_iter()
+                    .filter(|r| r.endpoint == OVERVIEW)
+                    .collect();
+                assert_eq!(calls.len(), 1, "one /jobs/overview per cluster");
+                calls[0].at
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_cluster_does_not_hold_up_the_others() {
+        let (fakes, clients) = fleet(100).await;
+        // `c000` is observed first and answers only after SLOW.
+        const SLOW: Duration = Duration::from_secs(3);
+        fakes[0].delay(OVERVIEW, SLOW);
+
+        let observation = observe(&clients).await;
+
+        assert_eq!(observation.clusters.len(), 100);
+        assert!(
+            observation
+                .clusters
+                .values()
+                .all(|c| matches!(c, ClusterObservation::Reachable { .. }))
+        );
+        let arrivals = overview_arrivals(&fakes);
+        let slow_answered = arrivals[0] + SLOW;
+        let late: Vec<usize> = (1..100).filter(|&i| arrivals[i] >= slow_answered).collect();
+        assert!(
+            late.is_empty(),
+            "clusters observed only after the slow one answered: {late:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn clusters_are_observed_at_most_the_bound_at_a_time() {
+        let (fakes, clients) = fleet(3 * MAX_CONCURRENT_CLUSTERS).await;
+        const ANSWER: Duration = Duration::from_millis(300);
+        for fake in &fakes {
+            fake.delay(OVERVIEW, ANSWER);
+        }
+
+        observe(&clients).await;
+
+        // No request can start before one of the first `MAX_CONCURRENT_CLUSTERS` was answered,
+        // which is at least ANSWER after the first arrival.
+        let mut arrivals = overview_arrivals(&fakes);
+        arrivals.sort();
+        let first = arrivals[0];
+        let in_first_window = arrivals.iter().filter(|&&t| t < first + ANSWER).count();
+        assert!(
+            in_first_window <= MAX_CONCURRENT_CLUSTERS,
+            "{in_first_window} observations overlapped"
+        );
     }
 }

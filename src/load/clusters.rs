@@ -17,7 +17,7 @@ use crate::spec::{ClusterConfig, RepoConfig};
 /// the file as written; everything else is checked against `clusters`. Also says whether the
 /// source's clusters differ.
 pub fn load_with_clusters(
-    source: &dyn RepoFiles,
+    source: &(dyn RepoFiles + Sync),
     clusters: &BTreeMap<String, ClusterConfig>,
 ) -> (LoadOutcome, bool) {
     let own = load_from(source);
@@ -95,7 +95,7 @@ fn config_text(config: &RepoConfig) -> Vec<u8> {
 
 /// A source whose `weir.yaml` is replaced.
 struct WithConfig<'a> {
-    inner: &'a dyn RepoFiles,
+    inner: &'a (dyn RepoFiles + Sync),
     config: Vec<u8>,
 }
 

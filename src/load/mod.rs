@@ -13,6 +13,7 @@
 //! found all at once by a walk over that tree guided by the generated JSON Schema (module
 //! `shape`), then the typed deserialization reports what only serde can see.
 
+mod cache;
 mod checks;
 pub mod clusters;
 mod notify;
@@ -37,6 +38,7 @@ use crate::git::{AccessLog, EntryKind, GitError, ListedEntry, ReadError, RepoFil
 use crate::spec::{self, ClusterConfig, JobFile, RepoConfig};
 use crate::text::error_chain;
 
+pub use cache::ParseCache;
 use checks::{
     ReadFailure, check_url, env_var_message, is_env_var_name, looks_like_uri, read_failure,
     uri_message,
@@ -97,16 +99,22 @@ pub fn load_repo(source: &RepoSource) -> LoadOutcome {
     outcome
 }
 
-/// Load the repo from any file source (e.g. [`crate::git::MemoryFiles`] in tests).
-pub fn load_from(files: &dyn RepoFiles) -> LoadOutcome {
-    Loader {
-        files,
-        log: AccessLog::new(),
-        digests: BTreeMap::new(),
-        diagnostics: Vec::new(),
-        jar_hashes: BTreeMap::new(),
+/// Like [`load_repo`], reusing the parses of job files whose blob a previous load with `cache`
+/// parsed already (see [`ParseCache`]). The outcome is the same as [`load_repo`]'s.
+pub fn load_repo_cached(source: &RepoSource, cache: &ParseCache) -> LoadOutcome {
+    let generation = cache.begin();
+    let mut loader = Loader::new(source);
+    loader.cache = Some(generation);
+    let (outcome, generation) = loader.run();
+    if let Some(generation) = generation {
+        cache.finish(generation);
     }
-    .run()
+    outcome
+}
+
+/// Load the repo from any file source (e.g. [`crate::git::MemoryFiles`] in tests).
+pub fn load_from(files: &(dyn RepoFiles + Sync)) -> LoadOutcome {
+    Loader::new(files).run().0
 }
 
 /// The SQL runner, as resolved from `weir.yaml`.
@@ -136,17 +144,31 @@ struct JobOutcome {
 }
 
 struct Loader<'a> {
-    files: &'a dyn RepoFiles,
+    files: &'a (dyn RepoFiles + Sync),
     log: AccessLog,
     /// Path → hex SHA-256 of every file read.
     digests: BTreeMap<String, String>,
     diagnostics: Vec<Diagnostic>,
     /// Repo jar path → its SHA-256, or why it could not be read.
     jar_hashes: BTreeMap<String, Result<String, ReadFailure>>,
+    /// Parsed job files of earlier loads, by blob id.
+    cache: Option<cache::Generation>,
 }
 
-impl Loader<'_> {
-    fn run(mut self) -> LoadOutcome {
+impl<'a> Loader<'a> {
+    fn new(files: &'a (dyn RepoFiles + Sync)) -> Self {
+        Loader {
+            files,
+            log: AccessLog::new(),
+            digests: BTreeMap::new(),
+            diagnostics: Vec::new(),
+            jar_hashes: BTreeMap::new(),
+            cache: None,
+        }
+    }
+
+    /// The outcome, and the cache generation to keep.
+    fn run(mut self) -> (LoadOutcome, Option<cache::Generation>) {
         let (config, runner) = self.load_config();
         let ctx = Context {
             config: config.as_ref(),
@@ -157,10 +179,7 @@ impl Loader<'_> {
         self.log
             .record_listing(JOBS_DIR, is_job_file, job_files.clone());
 
-        let mut outcomes: Vec<JobOutcome> = job_files
-            .iter()
-            .map(|file| self.load_job(file, &ctx))
-            .collect();
+        let mut outcomes = self.load_jobs(&job_files, &ctx);
         self.check_duplicate_names(&mut outcomes);
 
         let mut jobs: Vec<DesiredJob> = outcomes.into_iter().filter_map(|o| o.job).collect();
@@ -185,11 +204,12 @@ impl Loader<'_> {
         let mut invalid_files: Vec<String> = diagnostics.iter().map(|d| d.file.clone()).collect();
         invalid_files.sort();
         invalid_files.dedup();
-        LoadOutcome {
+        let outcome = LoadOutcome {
             desired,
             diagnostics,
             invalid_files,
-        }
+        };
+        (outcome, self.cache)
     }
 
     /// The job files under `jobs/`. Every entry that could hide a job definition and cannot be
@@ -276,11 +296,8 @@ impl Loader<'_> {
     fn read_tracked(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, GitError> {
         match self.files.read(path, limit) {
             Ok(content) => {
-                self.log.record_file(path, content.blob_id);
-                self.digests.insert(
-                    path.to_string(),
-                    hex::encode(Sha256::digest(&content.bytes)),
-                );
+                let sha256 = hex::encode(Sha256::digest(&content.bytes));
+                self.track(path, content.blob_id, sha256);
                 Ok(content.bytes)
             }
             Err(e) => {
@@ -292,87 +309,50 @@ impl Loader<'_> {
         }
     }
 
-    /// Read and parse a YAML file: size limit, UTF-8, one document, a mapping at the top, the
-    /// structural check against `schema`, then the typed deserialization. Returns the tree (when
-    /// the file parsed) and the value (when it also deserialized without any problem).
+    /// Records a file read: its blob id in the access log, its SHA-256 in the digests.
+    fn track(&mut self, path: &str, blob_id: Option<git2::Oid>, sha256: String) {
+        self.log.record_file(path, blob_id);
+        self.digests.insert(path.to_string(), sha256);
+    }
+
+    /// Records a YAML file that could not be read: in the access log when it does not exist, and
+    /// its diagnostic.
+    fn read_failed(&mut self, file: &str, e: GitError) {
+        if e.is_not_found() {
+            self.log.record_file(file, None);
+        }
+        let message = match e.read_error() {
+            Some(ReadError::NotFound) if file == REPO_CONFIG_FILE => format!(
+                "{REPO_CONFIG_FILE} not found in {}; a jobs repo needs one at its root",
+                self.files.origin()
+            ),
+            _ => error_chain(&read_failure(e, file, "YAML files")),
+        };
+        self.diagnostics.push(Diagnostic::whole_file(file, message));
+    }
+
+    /// Read and parse a YAML file (see [`parse_yaml_text`]). Returns the tree (when the file
+    /// parsed) and the value (when it also deserialized without any problem).
     fn parse_yaml_file<T: DeserializeOwned>(
         &mut self,
         file: &str,
         schema: &serde_json::Value,
         what: &str,
     ) -> Option<(Node, Option<T>)> {
-        let bytes = match self.read_tracked(file, MAX_YAML_BYTES) {
-            Ok(bytes) => bytes,
+        let bytes = match self.files.read(file, MAX_YAML_BYTES) {
+            Ok(content) => {
+                let sha256 = hex::encode(Sha256::digest(&content.bytes));
+                self.track(file, content.blob_id, sha256);
+                content.bytes
+            }
             Err(e) => {
-                let message = match e.read_error() {
-                    Some(ReadError::NotFound) if file == REPO_CONFIG_FILE => format!(
-                        "{REPO_CONFIG_FILE} not found in {}; a jobs repo needs one at its root",
-                        self.files.origin()
-                    ),
-                    _ => error_chain(&read_failure(e, file, "YAML files")),
-                };
-                self.diagnostics.push(Diagnostic::whole_file(file, message));
+                self.read_failed(file, e);
                 return None;
             }
         };
-        let text = match std::str::from_utf8(&bytes) {
-            Ok(text) => text,
-            Err(e) => {
-                let pos = Pos::of_byte_offset(&bytes, e.valid_up_to());
-                self.emit(
-                    file,
-                    vec![Problem::new(pos, Vec::new(), "file is not valid UTF-8")],
-                );
-                return None;
-            }
-        };
-        let tree = match yaml::parse_tree(text) {
-            Ok(tree) => tree,
-            Err(failure) => {
-                let problem = match failure {
-                    ParseFailure::Empty => Problem::new(
-                        Pos::START,
-                        Vec::new(),
-                        format!("empty file; expected {what}"),
-                    ),
-                    ParseFailure::MultipleDocuments(pos) => Problem::new(
-                        pos,
-                        Vec::new(),
-                        format!(
-                            "more than one YAML document (`---`); the file must hold exactly one: \
-                             {what}"
-                        ),
-                    ),
-                    ParseFailure::Invalid(problem) => problem,
-                };
-                self.emit(file, vec![problem]);
-                return None;
-            }
-        };
-        if !matches!(tree.value, Value::Map(_)) {
-            let message = format!(
-                "expected a mapping at the top level ({what}), found {}",
-                tree.value.describe()
-            );
-            self.emit(file, vec![Problem::new(tree.pos, Vec::new(), message)]);
-            return None;
-        }
-        let mut problems = yaml::duplicate_keys(&tree);
-        problems.extend(shape::check(schema, &tree));
-        let value = match yaml::parse_typed::<T>(text, &tree) {
-            Ok(value) => Some(value),
-            Err(p) => {
-                let duplicate = problems.iter().any(|q| q.pos == p.pos)
-                    || (!problems.is_empty() && yaml::is_structural(&p));
-                if !duplicate {
-                    problems.push(p);
-                }
-                None
-            }
-        };
-        let value = if problems.is_empty() { value } else { None };
+        let ParsedYaml { problems, parsed } = parse_yaml_text(&bytes, schema, what);
         self.emit(file, problems);
-        Some((tree, value))
+        parsed
     }
 
     fn load_config(&mut self) -> (Option<RepoConfig>, Runner) {
@@ -426,13 +406,48 @@ impl Loader<'_> {
         (Some(config), runner)
     }
 
-    fn load_job(&mut self, file: &str, ctx: &Context<'_>) -> JobOutcome {
+    /// Every job file's outcome, in order. Reading, hashing and parsing a job file depend on
+    /// nothing but the file and are nearly all of a load's cost: they run on several threads, a
+    /// chunk of files at a time (which bounds the parsed trees held at once). What the loader
+    /// records (access log, digests, diagnostics) and the checks against the rest of the repo
+    /// then run here, file by file in order, exactly as for a sequential load.
+    fn load_jobs(&mut self, job_files: &[String], ctx: &Context<'_>) -> Vec<JobOutcome> {
         let schema = schema::cached_job_file_schema();
-        let parsed = self.parse_yaml_file::<JobFile>(
-            file,
-            schema,
-            "one job definition (`apiVersion: weir/v1`, `kind: FlinkJob`, `metadata`, `spec`)",
-        );
+        let files = self.files;
+        let mut outcomes = Vec::with_capacity(job_files.len());
+        for chunk in job_files.chunks(PARSE_CHUNK) {
+            let previous = self.cache.as_ref().map(cache::Generation::previous);
+            let read = parallel_map(chunk, |file| read_job_file(files, file, previous, schema));
+            for (file, JobRead { content, parsed }) in chunk.iter().zip(read) {
+                let parsed = match content {
+                    Ok(content) => {
+                        self.track(file, content.blob_id, content.sha256);
+                        if let (Some(cache), Some(id)) = (self.cache.as_mut(), content.blob_id) {
+                            cache.keep(id, &parsed);
+                        }
+                        parsed.and_then(|ParsedYaml { problems, parsed }| {
+                            self.emit(file, problems);
+                            parsed
+                        })
+                    }
+                    Err(e) => {
+                        self.read_failed(file, e);
+                        None
+                    }
+                };
+                outcomes.push(self.finish_job(file, parsed, ctx));
+            }
+        }
+        outcomes
+    }
+
+    /// A job file's outcome, from its parse (`None`: unreadable or not YAML, already reported).
+    fn finish_job(
+        &mut self,
+        file: &str,
+        parsed: Option<(Node, Option<JobFile>)>,
+        ctx: &Context<'_>,
+    ) -> JobOutcome {
         let Some((tree, job_file)) = parsed else {
             return JobOutcome {
                 file: file.to_string(),
@@ -590,6 +605,171 @@ impl Loader<'_> {
             self.emit(&file, vec![problem]);
         }
     }
+}
+
+/// What a job file must hold, for messages.
+const JOB_FILE_EXPECTED: &str =
+    "one job definition (`apiVersion: weir/v1`, `kind: FlinkJob`, `metadata`, `spec`)";
+/// Job files read, then parsed in parallel, at a time.
+const PARSE_CHUNK: usize = 512;
+/// Below this many files a chunk is parsed on the calling thread (threads cost more).
+const PARALLEL_FROM: usize = 64;
+/// At most this many parsing threads (the calling thread included).
+const MAX_PARSE_THREADS: usize = 4;
+
+/// One YAML file's parse: its problems, and the tree (when the text parsed) with the value (when
+/// it also deserialized without any problem).
+#[derive(Clone)]
+struct ParsedYaml<T> {
+    problems: Vec<Problem>,
+    parsed: Option<(Node, Option<T>)>,
+}
+
+/// Parse a YAML file's text: UTF-8, one document, a mapping at the top, the structural check
+/// against `schema`, then the typed deserialization. Pure: a function of the text only.
+fn parse_yaml_text<T: DeserializeOwned>(
+    bytes: &[u8],
+    schema: &serde_json::Value,
+    what: &str,
+) -> ParsedYaml<T> {
+    let failed = |problem: Problem| ParsedYaml {
+        problems: vec![problem],
+        parsed: None,
+    };
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let pos = Pos::of_byte_offset(bytes, e.valid_up_to());
+            return failed(Problem::new(pos, Vec::new(), "file is not valid UTF-8"));
+        }
+    };
+    let tree = match yaml::parse_tree(text) {
+        Ok(tree) => tree,
+        Err(ParseFailure::Empty) => {
+            return failed(Problem::new(
+                Pos::START,
+                Vec::new(),
+                format!("empty file; expected {what}"),
+            ));
+        }
+        Err(ParseFailure::MultipleDocuments(pos)) => {
+            return failed(Problem::new(
+                pos,
+                Vec::new(),
+                format!(
+                    "more than one YAML document (`---`); the file must hold exactly one: {what}"
+                ),
+            ));
+        }
+        Err(ParseFailure::Invalid(problem)) => return failed(problem),
+    };
+    if !matches!(tree.value, Value::Map(_)) {
+        let message = format!(
+            "expected a mapping at the top level ({what}), found {}",
+            tree.value.describe()
+        );
+        return failed(Problem::new(tree.pos, Vec::new(), message));
+    }
+    let mut problems = yaml::duplicate_keys(&tree);
+    problems.extend(shape::check(schema, &tree));
+    let value = match yaml::parse_typed::<T>(text, &tree) {
+        Ok(value) => Some(value),
+        Err(p) => {
+            let duplicate = problems.iter().any(|q| q.pos == p.pos)
+                || (!problems.is_empty() && yaml::is_structural(&p));
+            if !duplicate {
+                problems.push(p);
+            }
+            None
+        }
+    };
+    let value = if problems.is_empty() { value } else { None };
+    ParsedYaml {
+        problems,
+        parsed: Some((tree, value)),
+    }
+}
+
+/// A job file read and parsed on a worker thread.
+struct JobRead {
+    /// Its blob id and SHA-256, or why it could not be read.
+    content: Result<ReadContent, GitError>,
+    /// `None` when it could not be read.
+    parsed: Option<ParsedYaml<JobFile>>,
+}
+
+struct ReadContent {
+    blob_id: Option<git2::Oid>,
+    sha256: String,
+}
+
+/// Reads, hashes and parses one job file; the parse comes from `previous` when an earlier load
+/// parsed the same blob.
+fn read_job_file(
+    files: &(dyn RepoFiles + Sync),
+    file: &str,
+    previous: Option<&cache::Parses>,
+    schema: &serde_json::Value,
+) -> JobRead {
+    let content = match files.read(file, MAX_YAML_BYTES) {
+        Ok(content) => content,
+        Err(e) => {
+            return JobRead {
+                content: Err(e),
+                parsed: None,
+            };
+        }
+    };
+    let known = content
+        .blob_id
+        .and_then(|id| previous?.get(&id))
+        .map(|p| ParsedYaml::clone(p));
+    let parsed =
+        known.unwrap_or_else(|| parse_yaml_text(&content.bytes, schema, JOB_FILE_EXPECTED));
+    JobRead {
+        content: Ok(ReadContent {
+            blob_id: content.blob_id,
+            sha256: hex::encode(Sha256::digest(&content.bytes)),
+        }),
+        parsed: Some(parsed),
+    }
+}
+
+/// `f` of every item, in order, on up to [`MAX_PARSE_THREADS`] threads (the calling thread
+/// included; only from [`PARALLEL_FROM`] items on).
+fn parallel_map<I: Sync, O: Send>(items: &[I], f: impl Fn(&I) -> O + Sync) -> Vec<O> {
+    let run = |part: &[I]| -> Vec<O> { part.iter().map(&f).collect() };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(MAX_PARSE_THREADS);
+    if threads <= 1 || items.len() < PARALLEL_FROM {
+        return run(items);
+    }
+    let mut parts = items.chunks(items.len().div_ceil(threads));
+    let first = parts.next().unwrap_or_default();
+    std::thread::scope(|scope| {
+        let spawned: Vec<_> = parts
+            .map(|part| {
+                let handle = std::thread::Builder::new()
+                    // Like the main thread's: parsing recurses as deep as the YAML nests.
+                    .stack_size(8 << 20)
+                    .spawn_scoped(scope, move || run(part));
+                (part, handle)
+            })
+            .collect();
+        let mut out = run(first);
+        for (part, handle) in spawned {
+            match handle {
+                Ok(handle) => match handle.join() {
+                    Ok(done) => out.extend(done),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                // No thread to be had: do that part here.
+                Err(_) => out.extend(run(part)),
+            }
+        }
+        out
+    })
 }
 
 /// `spec.flinkConfiguration` with every value as written in the file.

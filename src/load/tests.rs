@@ -1186,3 +1186,128 @@ fn work_tree_outside_git_has_no_commit() {
     assert!(!revision.dirty);
     assert!(revision.to_string().starts_with("worktree."));
 }
+
+// --- Parse cache -----------------------------------------------------------------------------
+
+/// A load through the cache, checked against a load without it.
+#[track_caller]
+fn load_cached_and_compare(root: &Path, cache: &ParseCache) -> LoadOutcome {
+    let source = RepoSource::git_tree(root, "HEAD").unwrap();
+    let cached = load_repo_cached(&source, cache);
+    let fresh = load_repo(&source);
+    assert_eq!(
+        serde_json::to_value(&cached).unwrap(),
+        serde_json::to_value(&fresh).unwrap(),
+        "a cached load differs from a fresh one"
+    );
+    cached
+}
+
+fn sql_program(o: &LoadOutcome, name: &str) -> String {
+    let job = o
+        .desired
+        .as_ref()
+        .unwrap()
+        .jobs
+        .iter()
+        .find(|j| j.name == name)
+        .unwrap();
+    format!("{:?}", job.program)
+}
+
+#[test]
+fn cached_parses_follow_every_file_a_job_depends_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let repo = git2::Repository::init(root).unwrap();
+    write(root, "weir.yaml", CONFIG);
+    write(root, "runner/sql-runner.jar", "runner-bytes");
+    write(root, "jars/orders.jar", "orders-bytes");
+    write(root, "jobs/orders.yaml", JAR_JOB);
+    let sql_job = job_with_spec("  parallelism: 1\n  sqlFile: sql/report.sql\n")
+        .replace("name: orders", "name: report");
+    write(root, "jobs/report.yaml", &sql_job);
+    write(root, "sql/report.sql", "SELECT 1;");
+    commit_all(&repo, "first");
+    let cache = ParseCache::new();
+
+    let first = load_cached_and_compare(root, &cache);
+    assert!(first.is_clean(), "{:?}", rendered(&first));
+    assert_eq!(cache.last_load_stats(), (0, 2), "(reused, parsed)");
+
+    // Nothing changed: nothing parsed.
+    load_cached_and_compare(root, &cache);
+    assert_eq!(cache.last_load_stats(), (2, 0));
+
+    // One job file, the SQL file and weir.yaml change: only that job file is parsed again, and
+    // the unchanged SQL job reads its new SQL.
+    write(
+        root,
+        "jobs/orders.yaml",
+        &JAR_JOB.replace("parallelism: 2", "parallelism: 3"),
+    );
+    write(root, "sql/report.sql", "SELECT 2;");
+    write(
+        root,
+        "weir.yaml",
+        &CONFIG.replace("s3://bucket/savepoints", "s3://bucket/other"),
+    );
+    commit_all(&repo, "second");
+    let second = load_cached_and_compare(root, &cache);
+    assert_eq!(cache.last_load_stats(), (1, 1));
+    assert_ne!(
+        sql_program(&first, "report"),
+        sql_program(&second, "report")
+    );
+    let orders = |o: &LoadOutcome| {
+        let d = o.desired.as_ref().unwrap();
+        let j = d.jobs.iter().find(|j| j.name == "orders").unwrap();
+        (j.parallelism, j.savepoint_dir.clone())
+    };
+    assert_eq!(orders(&second), (3, Some("s3://bucket/other".to_string())));
+
+    // weir.yaml drops the cluster both jobs use: both become invalid, from cached parses.
+    write(
+        root,
+        "weir.yaml",
+        &CONFIG.replace("  prod:", "  production:"),
+    );
+    commit_all(&repo, "third");
+    let third = load_cached_and_compare(root, &cache);
+    assert_eq!(cache.last_load_stats(), (2, 0));
+    assert_eq!(
+        third.invalid_files,
+        ["jobs/orders.yaml", "jobs/report.yaml"]
+    );
+
+    // A second file with the same content as a cached one: a duplicate name, like without cache.
+    write(root, "weir.yaml", CONFIG);
+    write(root, "jobs/copy.yaml", &sql_job);
+    commit_all(&repo, "fourth");
+    let fourth = load_cached_and_compare(root, &cache);
+    assert!(fourth.invalid_files.contains(&"jobs/copy.yaml".to_string()));
+}
+
+/// Many job files take the parallel parsing path; the outcome is the one file-by-file order.
+#[test]
+fn many_job_files_load_in_order_with_their_problems() {
+    let mut files = base();
+    for i in 0..300 {
+        let content = if i % 7 == 0 {
+            // An invalid one now and then: its problems stay with its file.
+            job_with_spec("  parallelism: 0\n  jar:\n    path: jars/orders.jar\n")
+                .replace("name: orders", &format!("name: job-{i:03}"))
+        } else {
+            JAR_JOB.replace("name: orders", &format!("name: job-{i:03}"))
+        };
+        files = files.with(&format!("jobs/d{}/job-{i:03}.yaml", i % 5), content);
+    }
+    let outcome = load_from(&files);
+    let jobs = &outcome.desired.as_ref().unwrap().jobs;
+    assert_eq!(jobs.len(), 300 - 43);
+    assert_eq!(outcome.invalid_files.len(), 43);
+    assert_eq!(outcome.diagnostics.len(), 43);
+    for d in &outcome.diagnostics {
+        assert!(d.to_string().contains("spec.parallelism"), "{d}");
+    }
+}

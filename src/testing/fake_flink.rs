@@ -95,6 +95,8 @@ pub struct Fake {
     failures: Mutex<BTreeMap<String, Failure>>,
     /// Endpoint → how long it delays its answer after acting ([`Fake::answer_late`]).
     late: Mutex<BTreeMap<String, Duration>>,
+    /// Endpoint → how long it waits (after recording the request) before answering.
+    delays: Mutex<BTreeMap<String, Duration>>,
     log: Mutex<Vec<Request>>,
     /// Signalled after every request recorded.
     arrived: Condvar,
@@ -126,6 +128,7 @@ impl Fake {
             cluster: Mutex::new(Cluster::default()),
             failures: Mutex::new(BTreeMap::new()),
             late: Mutex::new(BTreeMap::new()),
+            delays: Mutex::new(BTreeMap::new()),
             log: Mutex::new(Vec::new()),
             arrived: Condvar::new(),
             counter: AtomicU64::new(0),
@@ -148,6 +151,15 @@ impl Fake {
                 left: times,
             },
         );
+    }
+
+    /// Makes `endpoint` (e.g. `GET /jobs/overview`) answer only `delay` after the request
+    /// arrived (a slow or overloaded JobManager). The arrival is recorded at once.
+    pub fn delay(&self, endpoint: &str, delay: Duration) {
+        self.delays
+            .lock()
+            .unwrap()
+            .insert(endpoint.to_string(), delay);
     }
 
     /// Ends every injected failure.
@@ -407,6 +419,10 @@ async fn handle(State(fake): State<Arc<Fake>>, method: Method, uri: Uri, body: B
         json: serde_json::from_slice(&body).ok(),
     });
     fake.arrived.notify_all();
+    let delay = fake.delays.lock().unwrap().get(&endpoint).copied();
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     if let Some(failure) = fake.injected(&endpoint) {
         return error(failure.status, &failure.message);
     }
