@@ -91,8 +91,12 @@ pub fn is_job_file(path: &str) -> bool {
 
 /// Load the repo from a working tree or a Git revision.
 pub fn load_repo(source: &RepoSource) -> LoadOutcome {
-    let outcome = load_from(source);
-    // The definitions' secret values are known secrets of the process from now on.
+    with_secrets_known(load_from(source))
+}
+
+/// The definitions' secret values are known secrets of the process from now on (a program that
+/// prints its password bare is scrubbed too).
+fn with_secrets_known(outcome: LoadOutcome) -> LoadOutcome {
     for job in outcome.desired.iter().flat_map(|d| &d.jobs) {
         crate::redact::register_secrets(&job.secret_values());
     }
@@ -109,7 +113,7 @@ pub fn load_repo_cached(source: &RepoSource, cache: &ParseCache) -> LoadOutcome 
     if let Some(generation) = generation {
         cache.finish(generation);
     }
-    outcome
+    with_secrets_known(outcome)
 }
 
 /// Load the repo from any file source (e.g. [`crate::git::MemoryFiles`] in tests).

@@ -109,8 +109,11 @@ pub fn count_attempts(
 }
 
 /// Drops the changes of jobs whose apply failed at this revision while their cluster state is
-/// still what it was around the failure (recovers excepted); forgets blocks that no longer
-/// hold. Returns the blocks in force and whether the memory changed.
+/// still what it was around the failure (recovers excepted); forgets the blocks of planned jobs
+/// that no longer hold. A block of a job without a change in this plan is kept: the job may only
+/// be left out because its own apply is still running (the block is recorded as the change
+/// fails, while a reconcile may be planning without it), and the block's conditions are checked
+/// again when the job has a change. Returns the blocks in force and whether the memory changed.
 pub fn drop_blocked(
     blocked: &mut BTreeMap<String, Blocked>,
     plan: &mut Plan,
@@ -132,7 +135,8 @@ pub fn drop_blocked(
             }
         }
     }
-    blocked.retain(|job, _| held.contains(job));
+    let planned: BTreeSet<&str> = plan.changes.iter().map(|c| c.job.as_str()).collect();
+    blocked.retain(|job, _| held.contains(job) || !planned.contains(job.as_str()));
     let names: BTreeSet<&str> = in_force.iter().map(|b| b.job.as_str()).collect();
     plan.retain_changes(|c| c.action == Action::Recover || !names.contains(c.job.as_str()));
     (in_force, blocked.len() != before)

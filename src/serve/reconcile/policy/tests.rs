@@ -161,6 +161,30 @@ fn a_failed_revision_is_blocked_until_the_job_or_the_revision_changes() {
     assert_eq!(jobs(&again), ["a", "b"]);
 }
 
+/// A reconcile that plans while the failed job's own apply still holds it (so without its
+/// change) must not forget the block that apply has just recorded.
+#[test]
+fn a_block_of_a_job_left_out_of_the_plan_is_kept() {
+    let (plan, o) = plan_and_observation();
+    let failed: BTreeMap<String, String> = [("b".to_string(), "boom".to_string())].into();
+    let before = [("b".to_string(), o.job_fingerprint("local", "b"))].into();
+    let mut blocked = BTreeMap::new();
+    block_failed(&mut blocked, &plan, "apply-1", &failed, &before, &o);
+    let digest = plan.revision.digest.clone();
+    let (mut busy, _) = plan_and_observation();
+    busy.retain_changes(|c| c.job != "b");
+    let (in_force, changed) = drop_blocked(&mut blocked, &mut busy, &o, &digest);
+    assert!(in_force.is_empty() && !changed);
+    assert!(
+        blocked.contains_key("b"),
+        "kept for when b is planned again"
+    );
+    let (mut again, _) = plan_and_observation();
+    let (in_force, _) = drop_blocked(&mut blocked, &mut again, &o, &digest);
+    assert_eq!(in_force.len(), 1);
+    assert_eq!(jobs(&again), ["a"]);
+}
+
 #[test]
 fn a_block_lifts_when_the_jobs_cluster_state_changes() {
     let (plan, o) = plan_and_observation();
