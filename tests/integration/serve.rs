@@ -736,7 +736,12 @@ fn per_job_policy_signed_notifications_and_failures_remembered_across_restarts()
     let s = d.wait_for("the first reconcile", Duration::from_secs(60), |s| {
         s["reconciles"].as_u64().unwrap() >= 1
     });
-    assert_eq!(s["lastReconcile"]["outcome"], "blocked", "{s}");
+    assert_eq!(
+        s["lastReconcile"]["outcome"],
+        "blocked",
+        "{s}\n--- daemon log\n{}",
+        d.log()
+    );
     assert!(s["lastApply"].is_null(), "no apply after the restart: {s}");
     assert!(running_named(base, &broken).is_empty());
 

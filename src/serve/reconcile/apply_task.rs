@@ -10,6 +10,8 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use super::in_flight::{ChangeFailure, InFlightGuard, change_done, lock};
+use futures::StreamExt;
+
 use super::memory::{self, Memory};
 use super::policy;
 use super::progress;
@@ -177,6 +179,10 @@ impl ApplyTask {
         } = ran;
         // Each failed change is blocked as it fails, while the others go on.
         let mut blocked_early: BTreeSet<String> = BTreeSet::new();
+        // The blocks are written while the apply goes on, never with the apply paused: it may
+        // be holding the store's write lock at that moment (a block written from inside the
+        // select's handler waited out the store's busy timeout and was lost).
+        let mut blocking = futures::stream::FuturesUnordered::new();
         let result = {
             let apply = applier.apply(&plan, &apply_id);
             tokio::pin!(apply);
@@ -184,17 +190,19 @@ impl ApplyTask {
                 tokio::select! {
                     result = &mut apply => break result,
                     Some((job, why)) = failed_rx.recv() => {
-                        self.block_now(&plan, &apply_id, &job, why, &clients, &before).await;
-                        blocked_early.insert(job);
+                        blocked_early.insert(job.clone());
+                        blocking.push(self.block_now(&plan, &apply_id, job, why, &clients, &before));
                     }
+                    Some(()) = blocking.next(), if !blocking.is_empty() => {}
                 }
             }
         };
         while let Ok((job, why)) = failed_rx.try_recv() {
-            self.block_now(&plan, &apply_id, &job, why, &clients, &before)
-                .await;
-            blocked_early.insert(job);
+            blocked_early.insert(job.clone());
+            blocking.push(self.block_now(&plan, &apply_id, job, why, &clients, &before));
         }
+        while blocking.next().await.is_some() {}
+        drop(blocking);
         let journal = match self.shared.store.journal(&apply_id).await {
             Ok(j) => j,
             Err(e) => {
@@ -289,13 +297,13 @@ impl ApplyTask {
         &self,
         plan: &Plan,
         apply_id: &str,
-        job: &str,
+        job: String,
         why: String,
         clients: &Clients,
         before: &BTreeMap<String, String>,
     ) {
         let after = observe::observe(clients).await;
-        let failed = BTreeMap::from([(job.to_string(), why)]);
+        let failed = BTreeMap::from([(job.clone(), why)]);
         policy::block_failed(
             &mut self.memory.borrow_mut().blocked,
             plan,
@@ -307,7 +315,7 @@ impl ApplyTask {
         memory::save(&self.shared.store, &self.memory).await;
         let blocked = self.memory.borrow().blocked_infos();
         self.shared.update(|s| s.blocked = blocked);
-        lock(&self.guard.in_flight).release_job(job, apply_id);
+        lock(&self.guard.in_flight).release_job(&job, apply_id);
     }
 
     /// `failed`: every job whose change failed; `unblocked`: those not blocked yet.
