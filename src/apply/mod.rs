@@ -145,8 +145,11 @@ pub enum StepError {
     NoCompletedCheckpoint(JobId),
     #[error(
         "upgradeMode last-state: job {0} deletes its checkpoints on cancellation; refusing to \
-         cancel it (set execution.checkpointing.externalized-checkpoint-retention: \
-         RETAIN_ON_CANCELLATION or use upgradeMode savepoint)"
+         cancel it and lose its state. Set `upgradeMode: savepoint` for this change (a stop with \
+         a savepoint keeps the state whatever the running job's settings); to use last-state \
+         later, also set execution.checkpointing.externalized-checkpoint-retention: \
+         RETAIN_ON_CANCELLATION, which applies to the job this change starts, not to the running \
+         one"
     )]
     CheckpointsDeletedOnCancel(JobId),
     /// A resumed apply found the step journaled as failed by the earlier run.

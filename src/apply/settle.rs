@@ -124,6 +124,11 @@ impl Applier {
         // stop in flight ends the job within seconds, so wait a little before deciding it was
         // never sent.
         let state = if state == Some(JobState::Running) {
+            self.say(&format!(
+                "{}: the interrupted stop of {job_id} may still be on its way; watching the job for \
+                 up to 15 s before sending the stop again",
+                change.job
+            ));
             self.wait_while_running(client, &job_id, Duration::from_secs(15))
                 .await?
         } else {
@@ -151,6 +156,10 @@ impl Applier {
         }
         if location.is_err() {
             // Stopped (or stopping) already: the savepoint it stopped with.
+            self.say(&format!(
+                "{}: waiting up to 30 s for {job_id} to end, to read the savepoint it stopped with",
+                change.job
+            ));
             let stopped = client
                 .wait_for_state(
                     &job_id,

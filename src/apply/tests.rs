@@ -924,3 +924,16 @@ async fn the_lease_is_released_when_the_change_fails() {
     assert!(!outcomes[0].ok);
     assert!(lease_markers(&w).await.is_empty());
 }
+
+/// The refusal's advice works in one step: retention set by the change applies only to the job
+/// the change starts, so the advice for this change is a savepoint upgrade.
+#[test]
+fn the_last_state_refusal_advises_what_works_for_this_change() {
+    let id = plan::submission_identity(&old_job(), 1).job_id();
+    let text = StepError::CheckpointsDeletedOnCancel(id).to_string();
+    assert!(
+        text.contains("`upgradeMode: savepoint` for this change"),
+        "{text}"
+    );
+    assert!(text.contains("not to the running one"), "{text}");
+}
