@@ -268,7 +268,13 @@ async fn preview_cmd(
     print!("{}", crate::redact::text(&preview.to_markdown()));
     if let Some(dir) = args.split_dir {
         let limit = usize::try_from(args.comment_limit).unwrap_or(usize::MAX);
-        let parts = preview.split(limit);
+        // Scrubbed like everything weir prints. A replacement is at most 4 characters longer
+        // than the secret it hides; the default limit leaves 536 of GitHub's 65,536.
+        let parts: Vec<String> = preview
+            .split(limit)
+            .iter()
+            .map(|part| crate::redact::text(part))
+            .collect();
         crate::render::markdown::write_parts(dir, &parts)
             .with_context(|| format!("writing the preview to {}", dir.display()))?;
         eprintln!(

@@ -416,7 +416,9 @@ impl Previews {
     }
 
     fn scrubbed(&self, text: &str) -> String {
-        let mut out = text.to_string();
+        // Credential patterns and every secret value the process knows (tokens, the
+        // definitions' own secrets), then the forge tokens of this service.
+        let mut out = crate::redact::text(text);
         for s in &self.scrub {
             if out.contains(s.as_str()) {
                 out = out.replace(s.as_str(), crate::redact::REDACTED);
