@@ -61,6 +61,7 @@ fn data(n: usize) -> (Status, JobsOverview) {
             self_heal: None,
             policy: None,
             applying: None,
+            flink_version: Some(if i % 4 == 0 { "1.20.5" } else { "2.3.0" }.into()),
         })
         .collect();
     let rows = jobs

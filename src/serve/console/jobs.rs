@@ -139,7 +139,8 @@ pub fn jobs_page(
             div.tablewrap {
                 table.jobs {
                     thead { tr {
-                        th scope="col" { "Job" } th scope="col" { "Cluster" } th scope="col" { "Sync" }
+                        th scope="col" { "Job" } th scope="col" { "Cluster" } th scope="col" { "Flink" }
+                        th scope="col" { "Sync" }
                         th scope="col" { "Flink state" } th scope="col" { "Last apply" } th scope="col" { "Last savepoint" }
                     } }
                     tbody {
@@ -205,6 +206,7 @@ fn job_row(r: &JobRow, blocked: &BTreeSet<&str>) -> Markup {
                 @if let Some(d) = &j.drift { div.small.warntext { "drift: " (d) } }
             }
             td { (j.cluster) }
+            td { @if let Some(v) = &j.flink_version { (v) } @else { span.muted { "unknown" } } }
             td { @for s in sync_labels(j, blocked) { (badge(s)) " " } }
             td { (badge(&j.health)) }
             td {

@@ -30,6 +30,7 @@ fn job(name: &str, cluster: &str, sync: &str, health: &str) -> JobStatus {
         self_heal: None,
         policy: None,
         applying: None,
+        flink_version: Some("2.3.0".into()),
     }
 }
 
@@ -112,6 +113,9 @@ fn the_jobs_page_counts_every_job_and_filters_narrow_the_rows() {
     let ov = overview(&s);
     let html = jobs_page(&frame(), &s, &ov, &JobsFilter::default()).into_string();
     assert!(html.contains("Showing 3 of 3 jobs"), "{html}");
+    // Each job's cluster Flink version has a column.
+    assert!(html.contains(r#"<th scope="col">Flink</th>"#), "{html}");
+    assert!(html.contains("<td>2.3.0</td>"), "{html}");
     // Blocked is shown as a sync label with its word, next to the daemon's own state.
     assert!(html.contains("Blocked"));
     let filter = JobsFilter {

@@ -162,6 +162,7 @@ fn job_statuses(seen: &Seen<'_>, sync: &SyncConfig, memory: &Memory) -> Vec<JobS
                 job_id: r.job_id,
                 last_savepoint: r.last_savepoint,
                 drift: drifted,
+                flink_version: r.flink_version,
             }
         })
         .collect();
@@ -180,6 +181,10 @@ fn job_statuses(seen: &Seen<'_>, sync: &SyncConfig, memory: &Memory) -> Vec<JobS
             self_heal: None,
             policy: Some(sync.for_job(name, &h.cluster)),
             applying: seen.busy.get(name).cloned(),
+            flink_version: match seen.observation.clusters.get(&h.cluster) {
+                Some(ClusterObservation::Reachable { flink_version, .. }) => flink_version.clone(),
+                _ => None,
+            },
         });
     }
     jobs.sort_by(|a, b| a.name.cmp(&b.name));

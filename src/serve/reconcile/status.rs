@@ -168,6 +168,9 @@ pub struct JobStatus {
     pub policy: Option<EffectiveSync>,
     /// The apply in progress on the job, if any.
     pub applying: Option<String>,
+    /// The Flink version of the job's cluster (`GET /config`), when it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flink_version: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
