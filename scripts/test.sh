@@ -59,6 +59,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 work=$(mktemp -d /tmp/weir-test.XXXXXX)
 cleanup() {
+  scripts/postgres.sh stop "$work/postgres" >/dev/null 2>&1 || true
   scripts/flink.sh stop "$work/flink2" >/dev/null 2>&1 || true
   scripts/flink.sh stop "$work/flink1" >/dev/null 2>&1 || true
 }
@@ -71,6 +72,12 @@ scripts/flink.sh start "$flink2" "$work/flink2" "$p2" "$r2" 24 >"$work/flink2-st
 start2=$!
 scripts/flink.sh start "$flink1" "$work/flink1" "$p1" "$r1" 24 >"$work/flink1-start.log" 2>&1 &
 start1=$!
+
+# PostgreSQL from Debian's packages (installed when missing) for the PostgreSQL store and the
+# several-daemons tests; they fail, not skip, without it.
+pg=$(free_port)
+log "starting PostgreSQL on 127.0.0.1:$pg"
+export WEIR_TEST_PG_URL=$(scripts/postgres.sh start "$work/postgres" "$pg")
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -91,3 +98,7 @@ export WEIR_TEST_FLINK1_DIR="$work/flink1"
 
 log "running all tests"
 cargo nextest run --locked --no-fail-fast --test-threads "${WEIR_TEST_THREADS:-4}" "$@"
+# The store's unit tests once more, on PostgreSQL (every backend-independent one runs on both).
+log "running the store tests on PostgreSQL"
+WEIR_TEST_STORE=postgres cargo nextest run --locked --no-fail-fast --lib -E 'test(/^store::/)'
+

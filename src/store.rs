@@ -31,19 +31,19 @@
 //! clock.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Sqlite, Transaction};
+use sqlx::AnyPool;
+use sqlx::{Any, Executor, Transaction};
 
 pub mod audit;
+mod backend;
+pub mod copy;
 mod daemon;
 mod jobs;
 pub mod journal;
+mod lease;
 pub mod notify;
 mod plans;
 mod preflight;
@@ -51,10 +51,12 @@ mod records;
 pub mod retention;
 mod trigger;
 
+pub use backend::{Backend, SqlBool, is_postgres_location, location_display};
 pub use journal::{
     JobRef, JournalEntry, JournalStatus, NewJournalEntry, StepDetail, StepKind, StepResult,
     StepStatus, StopDetail, SubmitDetail,
 };
+pub use lease::LeaseHolder;
 pub use preflight::PreflightKey;
 pub use records::{
     ApplyOutcome, ApplyRecord, HistoryEntry, HistoryKind, JobRecord, NewApply, PlanRecord,
@@ -66,6 +68,10 @@ pub use trigger::Trigger;
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Ordered schema migrations; the schema version of a file is its `PRAGMA user_version`.
+///
+/// Every SQLite migration has a PostgreSQL twin with the same number in [`PG_MIGRATIONS`]
+/// (`store/migrations/postgres/`) giving the same guarantees; a test fails when the two lists
+/// differ in length or numbers.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("store/migrations/0001_initial.sql")),
     (2, include_str!("store/migrations/0002_audit.sql")),
@@ -73,6 +79,25 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("store/migrations/0004_daemon.sql")),
     (5, include_str!("store/migrations/0005_retention.sql")),
     (6, include_str!("store/migrations/0006_preflight.sql")),
+];
+
+/// The PostgreSQL twins of [`MIGRATIONS`], number for number.
+const PG_MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("store/migrations/postgres/0001_initial.sql"),
+    ),
+    (2, include_str!("store/migrations/postgres/0002_audit.sql")),
+    (3, include_str!("store/migrations/postgres/0003_notify.sql")),
+    (4, include_str!("store/migrations/postgres/0004_daemon.sql")),
+    (
+        5,
+        include_str!("store/migrations/postgres/0005_retention.sql"),
+    ),
+    (
+        6,
+        include_str!("store/migrations/postgres/0006_preflight.sql"),
+    ),
 ];
 
 /// The schema version this build of weir reads and writes.
@@ -162,6 +187,8 @@ pub enum Rejection {
     EntryComplete { id: i64 },
     #[error("savepoint {path:?} is already recorded with different values")]
     SavepointConflict { path: String },
+    #[error(transparent)]
+    Copy(copy::CopyRefusal),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -170,13 +197,23 @@ pub enum Rejection {
 /// A handle on the store; cheap to clone (all clones share one connection pool).
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    /// The store file, or the PostgreSQL URL without any password (what errors name).
     path: Arc<PathBuf>,
+    backend: Backend,
+    /// The leader epoch every PostgreSQL connection claims (`weir.epoch`), see
+    /// [`Store::set_fence`]; shared by all clones.
+    fence: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Store {
-    /// Opens (creating when missing) the store file at `path`, and its parent directory.
+    /// Opens (creating when missing) the store at `path`: a SQLite file (and its parent
+    /// directory), or a PostgreSQL database when `path` is a `postgres://` URL (see
+    /// [`backend`] for where its password comes from).
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        if is_postgres_location(path) {
+            return Store::open_postgres(path).await;
+        }
         let owned = path.to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir)
@@ -187,18 +224,7 @@ impl Store {
                     source,
                 })?;
         }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .foreign_keys(true)
-            .synchronous(SqliteSynchronous::Full)
-            .pragma("fullfsync", "ON")
-            .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .min_connections(0)
-            .acquire_timeout(BUSY_TIMEOUT * 3)
-            .connect_with(options)
+        let pool = backend::sqlite_pool(&backend::sqlite_url(path), MAX_CONNECTIONS, false)
             .await
             .map_err(|source| StoreError::Open {
                 path: owned.clone(),
@@ -207,6 +233,8 @@ impl Store {
         let store = Store {
             pool,
             path: Arc::new(owned),
+            backend: Backend::Sqlite,
+            fence: Arc::new(lease::UNFENCED.into()),
         };
         store.enable_wal().await?;
         store.migrate().await?;
@@ -216,20 +244,8 @@ impl Store {
     /// Opens a fresh, private in-memory store (for tests).
     pub async fn open_in_memory() -> Result<Store, StoreError> {
         let path = PathBuf::from(":memory:");
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")
-            .map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
-            })?
-            .foreign_keys(true)
-            .journal_mode(SqliteJournalMode::Memory);
         // One connection that is never closed: the database lives as long as it does.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
+        let pool = backend::sqlite_pool("sqlite::memory:", 1, true)
             .await
             .map_err(|source| StoreError::Open {
                 path: path.clone(),
@@ -238,14 +254,55 @@ impl Store {
         let store = Store {
             pool,
             path: Arc::new(path),
+            backend: Backend::Sqlite,
+            fence: Arc::new(lease::UNFENCED.into()),
         };
         store.migrate().await?;
         Ok(store)
     }
 
-    /// The store file (`:memory:` for in-memory stores).
+    async fn open_postgres(location: &Path) -> Result<Store, StoreError> {
+        let shown = PathBuf::from(location_display(location));
+        let url = backend::postgres_url(location).map_err(|source| StoreError::Open {
+            path: shown.clone(),
+            source,
+        })?;
+        let fence = Arc::new(std::sync::atomic::AtomicI64::new(lease::UNFENCED));
+        let pool = backend::postgres_pool(&url, MAX_CONNECTIONS, fence.clone())
+            .await
+            .map_err(|source| StoreError::Open {
+                path: shown.clone(),
+                source,
+            })?;
+        let store = Store {
+            pool,
+            path: Arc::new(shown),
+            backend: Backend::Postgres,
+            fence,
+        };
+        store.migrate().await?;
+        // The leader lease and the trigger inbox exist only on PostgreSQL (a SQLite store has
+        // one process, always the leader); created idempotently, outside the numbered twins.
+        sqlx::raw_sql(backend::PG_HA_SCHEMA)
+            .execute(&store.pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: store.path_buf(),
+                version: SCHEMA_VERSION,
+                source,
+            })?;
+        Ok(store)
+    }
+
+    /// The store file (`:memory:` for in-memory stores; the URL without password for
+    /// PostgreSQL).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Which database holds this store.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Closes every connection of this handle and its clones, waiting for running statements.
@@ -278,42 +335,53 @@ impl Store {
         }
     }
 
+    fn migrations(&self) -> &'static [(i64, &'static str)] {
+        match self.backend {
+            Backend::Sqlite => MIGRATIONS,
+            Backend::Postgres => PG_MIGRATIONS,
+        }
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         let migrate_err = |source| StoreError::Migrate {
             path: self.path_buf(),
             version: SCHEMA_VERSION,
             source,
         };
+        let too_new = |found| {
+            self.rejected(
+                "open",
+                Rejection::SchemaTooNew {
+                    found,
+                    supported: SCHEMA_VERSION,
+                },
+            )
+        };
+        if self.backend == Backend::Postgres {
+            // The version table must exist before it can be read; creating it is idempotent.
+            sqlx::raw_sql(backend::PG_VERSION_TABLE)
+                .execute(&self.pool)
+                .await
+                .map_err(migrate_err)?;
+        }
         let version = self.user_version(&self.pool).await.map_err(migrate_err)?;
-        if version == SCHEMA_VERSION {
+        let latest = self.migrations().last().map_or(0, |m| m.0);
+        if version == latest {
             return Ok(());
         }
-        if version > SCHEMA_VERSION {
-            return Err(self.rejected(
-                "open",
-                Rejection::SchemaTooNew {
-                    found: version,
-                    supported: SCHEMA_VERSION,
-                },
-            ));
+        if version > latest {
+            return Err(too_new(version));
         }
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(migrate_err)?;
+        let mut tx = self.begin_immediate("migrate").await.map_err(|e| match e {
+            StoreError::Query { source, .. } => migrate_err(source),
+            other => other,
+        })?;
         // Another process may have migrated between the check above and taking the lock.
         let version = self.user_version(&mut *tx).await.map_err(migrate_err)?;
-        if version > SCHEMA_VERSION {
-            return Err(self.rejected(
-                "open",
-                Rejection::SchemaTooNew {
-                    found: version,
-                    supported: SCHEMA_VERSION,
-                },
-            ));
+        if version > latest {
+            return Err(too_new(version));
         }
-        for &(v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > version) {
+        for &(v, sql) in self.migrations().iter().filter(|(v, _)| *v > version) {
             sqlx::raw_sql(sql)
                 .execute(&mut *tx)
                 .await
@@ -323,8 +391,12 @@ impl Store {
                     source,
                 })?;
         }
-        if version < SCHEMA_VERSION {
-            sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+        if version < latest {
+            let set = match self.backend {
+                Backend::Sqlite => format!("PRAGMA user_version = {latest}"),
+                Backend::Postgres => format!("UPDATE weir_schema SET version = {latest}"),
+            };
+            sqlx::raw_sql(&set)
                 .execute(&mut *tx)
                 .await
                 .map_err(migrate_err)?;
@@ -334,11 +406,13 @@ impl Store {
 
     async fn user_version<'e, E>(&self, executor: E) -> Result<i64, sqlx::Error>
     where
-        E: sqlx::Executor<'e, Database = Sqlite>,
+        E: Executor<'e, Database = Any>,
     {
-        sqlx::query_scalar::<_, i64>("PRAGMA user_version")
-            .fetch_one(executor)
-            .await
+        let sql = match self.backend {
+            Backend::Sqlite => "PRAGMA user_version",
+            Backend::Postgres => "SELECT version FROM weir_schema",
+        };
+        sqlx::query_scalar::<_, i64>(sql).fetch_one(executor).await
     }
 
     // ---- helpers -----------------------------------------------------------------------------
@@ -364,15 +438,27 @@ impl Store {
     }
 
     /// A transaction holding the write lock from its start, so it never has to upgrade a read
-    /// lock (which SQLite refuses with `SQLITE_BUSY` without waiting).
+    /// lock (which SQLite refuses with `SQLITE_BUSY` without waiting). On PostgreSQL the same
+    /// one-writer-at-a-time rule is a transaction-scoped advisory lock taken first.
     async fn begin_immediate(
         &self,
         op: &'static str,
-    ) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.query(op))
+    ) -> Result<Transaction<'static, Any>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(self.query(op)),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await.map_err(self.query(op))?;
+                sqlx::query(backend::PG_WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(self.query(op))?;
+                Ok(tx)
+            }
+        }
     }
 
     async fn names(
@@ -395,6 +481,20 @@ fn is_busy(e: &sqlx::Error) -> bool {
         .and_then(|d| d.code())
         .and_then(|c| c.parse::<i32>().ok())
         .is_some_and(|c| c & 0xff == 5)
+}
+
+/// The store of a unit test: in memory, or a fresh PostgreSQL database when the tests run with
+/// `WEIR_TEST_STORE=postgres` (see `testing::postgres`).
+#[cfg(test)]
+impl Store {
+    pub(crate) async fn open_for_test() -> Store {
+        if crate::testing::postgres::store_tests_on_postgres() {
+            let url = crate::testing::postgres::fresh_database().await;
+            Store::open(Path::new(&url)).await.unwrap()
+        } else {
+            Store::open_in_memory().await.unwrap()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -182,6 +182,26 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Manage the state store itself.
+    #[command(display_order = 9, subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Copy every record (ids preserved) from one store into another, empty one, e.g. from the
+    /// SQLite file to PostgreSQL (`--to postgres://USER@HOST/DB`; the password comes from
+    /// PGPASSWORD or WEIR_PG_PASSWORD_FILE).
+    Copy {
+        /// The store to read (a SQLite file or a postgres:// URL).
+        #[arg(long, value_name = "STORE")]
+        from: PathBuf,
+        /// The empty store to fill (created and migrated when missing).
+        #[arg(long, value_name = "STORE")]
+        to: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -291,16 +311,64 @@ pub async fn run(globals: Globals, command: Command) -> Result<i32> {
             log,
             format,
         } => read::prune(state, &repo, older_than.as_deref(), dry_run, log, format).await,
+        Command::Store(StoreCommand::Copy { from, to, format }) => {
+            store_copy(&from, &to, format).await
+        }
     }
+}
+
+/// `weir store copy`: prints the rows copied per table.
+async fn store_copy(from: &Path, to: &Path, format: OutputFormat) -> Result<i32> {
+    let (from_shown, to_shown) = (
+        crate::store::location_display(from),
+        crate::store::location_display(to),
+    );
+    if !crate::store::is_postgres_location(from) && !from.exists() {
+        anyhow::bail!("--from {from_shown}: there is no such store file");
+    }
+    let source = Store::open(from)
+        .await
+        .with_context(|| format!("opening --from {from_shown}"))?;
+    let target = Store::open(to)
+        .await
+        .with_context(|| format!("opening --to {to_shown}"))?;
+    let report = source
+        .copy_into(&target)
+        .await
+        .with_context(|| format!("copying {from_shown} into {to_shown}"))?;
+    match format {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::json!({
+                "from": from_shown,
+                "to": to_shown,
+                "rows": report.rows(),
+                "tables": report.tables.iter().map(|(t, n)| (t.clone(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
+            })
+        ),
+        OutputFormat::Text => {
+            for (table, n) in &report.tables {
+                println!("{table:<24} {n}");
+            }
+            println!(
+                "copied {} rows from {from_shown} to {to_shown}",
+                report.rows()
+            );
+        }
+    }
+    Ok(0)
 }
 
 async fn open_store(state: Option<&Path>, repo: &Path) -> Result<Store> {
     let path = state
         .map(Path::to_path_buf)
         .unwrap_or_else(|| repo.join(".weir").join("state.db"));
-    Store::open(&path)
-        .await
-        .with_context(|| format!("opening the state store {}", path.display()))
+    Store::open(&path).await.with_context(|| {
+        format!(
+            "opening the state store {}",
+            crate::store::location_display(&path)
+        )
+    })
 }
 
 /// `n thing` or `n things`.

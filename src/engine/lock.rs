@@ -4,8 +4,16 @@ use std::path::PathBuf;
 
 use crate::store::Store;
 
-/// The path of the store's lock file.
+/// The path of the store's lock file: next to a SQLite file; for a PostgreSQL store (no file)
+/// one per database in the temporary directory, so applies on this host exclude each other
+/// (daemons on several hosts are kept apart by the leader lease and its fencing instead).
 fn lock_path(store: &Store) -> PathBuf {
+    if store.backend() == crate::store::Backend::Postgres {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(store.path().to_string_lossy().as_bytes());
+        let name = format!("weir-pg-{}.lock", &hex::encode(digest)[..16]);
+        return std::env::temp_dir().join(name);
+    }
     let mut path = store.path().as_os_str().to_owned();
     path.push(".lock");
     PathBuf::from(path)

@@ -51,6 +51,11 @@ pub struct DaemonConfig {
     /// URL jars: which directories `file://` URLs may read (none by default).
     #[serde(default)]
     pub artifacts: ArtifactsConfig,
+    /// The store: a SQLite file (default `stateDir/state.db`) or `postgres://USER@HOST/DB` for
+    /// several daemons with one leader (password from `PGPASSWORD` or `WEIR_PG_PASSWORD_FILE`,
+    /// never in the URL). `--state` / `WEIR_STATE` take precedence.
+    #[serde(default)]
+    pub store: Option<String>,
 }
 
 impl DaemonConfig {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod console;
 pub mod http;
 pub mod known_hosts;
+pub mod leader;
 pub mod metrics;
 pub mod pull;
 pub mod reconcile;
@@ -45,14 +46,25 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
     let mirror = Arc::new(Mirror::from_config(&cfg.state_dir, &cfg.repo)?);
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("creating {}", cfg.state_dir.display()))?;
-    let store_path = state.unwrap_or_else(|| cfg.state_dir.join("state.db"));
+    let store_path = state
+        .or_else(|| cfg.store.as_ref().map(PathBuf::from))
+        .unwrap_or_else(|| cfg.state_dir.join("state.db"));
+    let shown = crate::store::location_display(&store_path);
     let store = Store::open(&store_path)
         .await
-        .with_context(|| format!("opening the state store {}", store_path.display()))?;
+        .with_context(|| format!("opening the state store {shown}"))?;
     let listener = tokio::net::TcpListener::bind(cfg.listen_addr()?)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    let leadership = Arc::new(match store.backend() {
+        crate::store::Backend::Sqlite => leader::Leadership::single(),
+        // Where followers send people: the address others reach this daemon at.
+        crate::store::Backend::Postgres => leader::Leadership::elected(
+            leader::holder_id(),
+            std::env::var("WEIR_ADVERTISE_ADDRESS").unwrap_or_else(|_| addr.to_string()),
+        ),
+    });
     let status = Status {
         repo: RepoStatus {
             url: mirror.display_url(),
@@ -66,8 +78,26 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
     };
     let grace = Duration::from_secs(cfg.shutdown_grace_seconds);
     let cancel = CancellationToken::new();
-    let (shared, apply_rx) = Shared::new(cfg, store.clone(), status, cancel.clone());
+    let (shared, apply_rx) = Shared::with_leadership(
+        cfg,
+        store.clone(),
+        status,
+        cancel.clone(),
+        leadership.clone(),
+    );
     let tracker = TaskTracker::new();
+    if store.backend() == crate::store::Backend::Postgres {
+        let on_trigger = {
+            let shared = shared.clone();
+            move |reason: &str| shared.trigger(reason)
+        };
+        tracker.spawn(leader::run(
+            store.clone(),
+            leadership,
+            cancel.clone(),
+            on_trigger,
+        ));
+    }
     let local = tokio::task::LocalSet::new();
     spawn_tasks(
         Tasks {
@@ -91,7 +121,7 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
         "weir serve: listening on {addr}, following {} ({}), store {}",
         mirror.display_url(),
         mirror.branch(),
-        store_path.display()
+        shown
     );
     let code = shut_down(&local, &tracker, &cancel, grace, &store).await;
     Ok(code)
@@ -219,11 +249,24 @@ fn spawn_tasks(
             let _ = handle.await;
         });
     }
+    // Only the leader reconciles and prunes (a daemon alone on its store always leads).
     let worker = Worker::new(shared.clone(), t.mirror.clone());
-    t.tracker.spawn_local_on(worker.run(apply_rx), t.local);
+    let (leading, cancel) = (shared.clone(), t.cancel.clone());
+    t.tracker.spawn_local_on(
+        async move {
+            if leading.leadership.wait_until_leader(&cancel).await {
+                worker.run(apply_rx).await;
+            }
+        },
+        t.local,
+    );
     if let Some(retention) = shared.cfg.audit.retention() {
-        t.tracker
-            .spawn(retention_loop(shared.clone(), retention, t.cancel.clone()));
+        let (leading, cancel) = (shared.clone(), t.cancel.clone());
+        t.tracker.spawn(async move {
+            if leading.leadership.wait_until_leader(&cancel).await {
+                retention_loop(leading, retention, cancel).await;
+            }
+        });
     }
     Ok(())
 }

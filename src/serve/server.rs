@@ -263,6 +263,11 @@ async fn healthz() -> ApiResult {
 }
 
 async fn readyz(State(state): State<AppState>) -> ApiResult {
+    let role = state.shared.leadership.view();
+    if role.role == "follower" {
+        // A follower serves reads and records webhooks; it never fetches or observes.
+        return json(json!({"status": "ready", "role": role.role, "leader": role.leader}));
+    }
     let s = state.shared.status();
     let mut reasons = Vec::new();
     if s.repo.commit.is_none() {
@@ -284,7 +289,9 @@ async fn readyz(State(state): State<AppState>) -> ApiResult {
         }
     }
     if reasons.is_empty() {
-        json(json!({"status": "ready", "commit": s.repo.commit}))
+        json(
+            json!({"status": "ready", "commit": s.repo.commit, "role": role.role, "leader": role.leader}),
+        )
     } else {
         Ok((
             StatusCode::SERVICE_UNAVAILABLE,
@@ -310,7 +317,13 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> ApiResult
 
 async fn status(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     check_read(&state, &headers)?;
-    json(state.shared.status())
+    let mut status = serde_json::to_value(state.shared.status())?;
+    let role = state.shared.leadership.view();
+    if let Some(fields) = status.as_object_mut() {
+        fields.insert("role".into(), json!(role.role));
+        fields.insert("leader".into(), json!(role.leader));
+    }
+    json(status)
 }
 
 async fn jobs(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {

@@ -10,9 +10,8 @@ use crate::desired::Revision;
 use crate::git::RepoSource;
 
 /// Whether an origin belongs to a plan or an apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum RecordKind {
     Plan,
     Apply,
@@ -38,6 +37,7 @@ pub struct RecordOrigin {
     /// The Git commit the files came from, when they came from one.
     pub commit_sha: Option<String>,
     /// The files read differed from `commit_sha` (uncommitted changes).
+    #[sqlx(try_from = "super::SqlBool")]
     pub dirty: bool,
     pub author_name: Option<String>,
     pub author_email: Option<String>,
@@ -107,6 +107,7 @@ pub struct ChangeResult {
     pub job: String,
     /// The plan's action, e.g. `redeploy`.
     pub action: String,
+    #[sqlx(try_from = "super::SqlBool")]
     pub ok: bool,
     /// What happened, or the error.
     pub message: String,
@@ -126,9 +127,8 @@ pub struct ApplyEvent {
 }
 
 /// What happened to an apply as a whole; stored as its snake-case name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum ApplyEventKind {
     /// The process running an apply died, and a later one finished it from the journal.
     Resumed,
@@ -165,13 +165,13 @@ impl Store {
         sqlx::query(
             "INSERT INTO record_origins (record_id, kind, actor, commit_sha, dirty, author_name,
                                          author_email, authored_at_ms, message, recorded_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&o.record_id)
         .bind(o.kind)
         .bind(&o.actor)
         .bind(&o.commit_sha)
-        .bind(o.dirty)
+        .bind(i64::from(o.dirty))
         .bind(&o.author_name)
         .bind(&o.author_email)
         .bind(o.authored_at_ms)
@@ -186,7 +186,7 @@ impl Store {
     /// Where the plan or apply `record_id` came from, if that was recorded.
     pub async fn origin(&self, record_id: &str) -> Result<Option<RecordOrigin>, StoreError> {
         const OP: &str = "origin";
-        sqlx::query_as::<_, RecordOrigin>(&format!("{ORIGIN_SELECT} WHERE record_id = ?1"))
+        sqlx::query_as::<_, RecordOrigin>(&format!("{ORIGIN_SELECT} WHERE record_id = $1"))
             .bind(record_id)
             .fetch_optional(&self.pool)
             .await
@@ -206,7 +206,7 @@ impl Store {
         const OP: &str = "finish_apply_with_changes";
         let mut tx = self.begin_immediate(OP).await?;
         let open = sqlx::query_scalar::<_, Option<i64>>(
-            "SELECT finished_at_ms FROM applies WHERE id = ?1",
+            "SELECT finished_at_ms FROM applies WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&mut *tx)
@@ -229,12 +229,12 @@ impl Store {
             sqlx::query(
                 "INSERT INTO apply_changes (apply_id, job, action, ok, message, new_job_id,
                                             savepoint, at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(id)
             .bind(&c.job)
             .bind(&c.action)
-            .bind(c.ok)
+            .bind(i64::from(c.ok))
             .bind(crate::redact::text(&c.message))
             .bind(&c.new_job_id)
             .bind(&c.savepoint)
@@ -244,8 +244,8 @@ impl Store {
             .map_err(self.query(OP))?;
         }
         sqlx::query(
-            "UPDATE applies SET finished_at_ms = ?2, outcome = ?3, error = ?4
-             WHERE id = ?1 AND finished_at_ms IS NULL",
+            "UPDATE applies SET finished_at_ms = $2, outcome = $3, error = $4
+             WHERE id = $1 AND finished_at_ms IS NULL",
         )
         .bind(id)
         .bind(finished_at_ms)
@@ -262,7 +262,7 @@ impl Store {
         const OP: &str = "apply_changes";
         sqlx::query_as::<_, ChangeResult>(
             "SELECT job, action, ok, message, new_job_id, savepoint FROM apply_changes
-             WHERE apply_id = ?1 ORDER BY job",
+             WHERE apply_id = $1 ORDER BY job",
         )
         .bind(apply_id)
         .fetch_all(&self.pool)
@@ -275,7 +275,7 @@ impl Store {
         const OP: &str = "insert_apply_event";
         let done = sqlx::query(
             "INSERT INTO apply_events (apply_id, at_ms, kind, message)
-             SELECT id, ?2, ?3, ?4 FROM applies WHERE id = ?1",
+             SELECT id, $2, $3, $4 FROM applies WHERE id = $1",
         )
         .bind(&e.apply_id)
         .bind(e.at_ms)
@@ -299,7 +299,7 @@ impl Store {
         const OP: &str = "apply_events";
         sqlx::query_as::<_, ApplyEvent>(
             "SELECT apply_id, at_ms, kind, message FROM apply_events
-             WHERE apply_id = ?1 ORDER BY id",
+             WHERE apply_id = $1 ORDER BY id",
         )
         .bind(apply_id)
         .fetch_all(&self.pool)
@@ -314,7 +314,7 @@ mod tests {
     use crate::store::{HistoryEntry, NewApply, PlanRecord};
 
     async fn store_with_apply() -> Store {
-        let store = Store::open_in_memory().await.unwrap();
+        let store = Store::open_for_test().await;
         store
             .insert_plan(&PlanRecord {
                 id: "p1".into(),

@@ -14,7 +14,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         const OP: &str = "put_daemon_state";
         sqlx::query(
-            "INSERT INTO daemon_state (key, value_json, updated_at_ms) VALUES (?1, ?2, ?3)
+            "INSERT INTO daemon_state (key, value_json, updated_at_ms) VALUES ($1, $2, $3)
              ON CONFLICT (key) DO UPDATE SET value_json = excluded.value_json,
                  updated_at_ms = excluded.updated_at_ms",
         )
@@ -31,7 +31,7 @@ impl Store {
     /// The JSON document stored under `key`, if any.
     pub async fn daemon_state(&self, key: &str) -> Result<Option<String>, StoreError> {
         const OP: &str = "daemon_state";
-        sqlx::query_scalar::<_, String>("SELECT value_json FROM daemon_state WHERE key = ?1")
+        sqlx::query_scalar::<_, String>("SELECT value_json FROM daemon_state WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)
             .await

@@ -27,7 +27,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO jobs (name, cluster, current_job_id, spec_json, suspended, last_savepoint,
                                last_savepoint_at_ms, updated_at_ms, deleted)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (name) DO UPDATE SET
                  cluster = excluded.cluster,
                  current_job_id = excluded.current_job_id,
@@ -42,11 +42,11 @@ impl Store {
         .bind(&j.cluster)
         .bind(&j.current_job_id)
         .bind(&j.spec_json)
-        .bind(j.suspended)
+        .bind(i64::from(j.suspended))
         .bind(&j.last_savepoint)
         .bind(j.last_savepoint_at_ms)
         .bind(j.updated_at_ms)
-        .bind(j.deleted)
+        .bind(i64::from(j.deleted))
         .execute(&self.pool)
         .await
         .map_err(self.query(OP))?;
@@ -54,7 +54,7 @@ impl Store {
     }
 
     pub async fn job(&self, name: &str) -> Result<Option<JobRecord>, StoreError> {
-        sqlx::query_as::<_, JobRecord>(&format!("{JOB_SELECT} WHERE name = ?1"))
+        sqlx::query_as::<_, JobRecord>(&format!("{JOB_SELECT} WHERE name = $1"))
             .bind(name)
             .fetch_optional(&self.pool)
             .await
@@ -79,7 +79,7 @@ impl Store {
         let mut tx = self.begin_immediate(OP).await?;
         let inserted = sqlx::query(
             "INSERT INTO savepoints (path, job, kind, flink_job_id, produced_by_apply, at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (path) DO NOTHING",
         )
         .bind(&s.path)
@@ -93,7 +93,7 @@ impl Store {
         .map_err(self.query(OP))?;
         if inserted.rows_affected() == 0 {
             let existing = sqlx::query_as::<_, SavepointRecord>(&format!(
-                "{SAVEPOINT_SELECT} WHERE path = ?1"
+                "{SAVEPOINT_SELECT} WHERE path = $1"
             ))
             .bind(&s.path)
             .fetch_one(&mut *tx)
@@ -117,7 +117,7 @@ impl Store {
         for r in &s.restores {
             sqlx::query(
                 "INSERT INTO savepoint_restores (path, apply_id, job_id, at_ms)
-                 VALUES (?1, ?2, ?3, ?4)",
+                 VALUES ($1, $2, $3, $4)",
             )
             .bind(&s.path)
             .bind(&r.apply_id)
@@ -142,9 +142,9 @@ impl Store {
         const OP: &str = "mark_savepoint_restored";
         let done = sqlx::query(
             "INSERT INTO savepoint_restores (path, apply_id, job_id, at_ms)
-             SELECT ?1, ?2, ?3, ?4
-             WHERE EXISTS (SELECT 1 FROM savepoints WHERE path = ?1)
-               AND EXISTS (SELECT 1 FROM applies WHERE id = ?2)",
+             SELECT $1, $2, $3, $4
+             WHERE EXISTS (SELECT 1 FROM savepoints WHERE path = $1)
+               AND EXISTS (SELECT 1 FROM applies WHERE id = $2)",
         )
         .bind(path)
         .bind(restored_by_apply)
@@ -156,7 +156,7 @@ impl Store {
         if done.rows_affected() == 1 {
             return Ok(());
         }
-        let savepoint = sqlx::query_scalar::<_, i64>("SELECT 1 FROM savepoints WHERE path = ?1")
+        let savepoint = sqlx::query_scalar::<_, i64>("SELECT 1 FROM savepoints WHERE path = $1")
             .bind(path)
             .fetch_optional(&self.pool)
             .await
@@ -178,7 +178,7 @@ impl Store {
     pub async fn savepoints(&self, job: &str) -> Result<Vec<SavepointRecord>, StoreError> {
         const OP: &str = "savepoints";
         let mut out = sqlx::query_as::<_, SavepointRecord>(&format!(
-            "{SAVEPOINT_SELECT} WHERE job = ?1 ORDER BY at_ms DESC, rowid DESC"
+            "{SAVEPOINT_SELECT} WHERE job = $1 ORDER BY at_ms DESC, rowid DESC"
         ))
         .bind(job)
         .fetch_all(&self.pool)
@@ -187,7 +187,7 @@ impl Store {
         let restores = sqlx::query_as::<_, RestoreRow>(
             "SELECT r.path, r.apply_id, r.job_id, r.at_ms
              FROM savepoint_restores r JOIN savepoints s ON s.path = r.path
-             WHERE s.job = ?1 ORDER BY r.id",
+             WHERE s.job = $1 ORDER BY r.id",
         )
         .bind(job)
         .fetch_all(&self.pool)

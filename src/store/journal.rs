@@ -10,11 +10,8 @@ use super::{Rejection, Store, StoreError};
 use crate::identity::JobId;
 
 /// The kind of a journaled step; stored as its snake-case name (`stop_with_savepoint`, ...).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum StepKind {
     /// Stop the job with a savepoint (a plan spells it `stop-with-savepoint`).
     #[serde(alias = "stop-with-savepoint")]
@@ -54,9 +51,8 @@ pub enum StepStatus {
 }
 
 /// The state of a journal entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum JournalStatus {
     /// The side effect may or may not have happened: recovery must find out.
     Pending,
@@ -102,6 +98,7 @@ pub struct JournalEntry {
     pub id: i64,
     pub apply_id: String,
     pub job: String,
+    #[sqlx(try_from = "i64")]
     pub seq: u32,
     pub kind: StepKind,
     pub status: JournalStatus,
@@ -360,8 +357,8 @@ impl Store {
         let id = sqlx::query_scalar::<_, i64>(
             "INSERT INTO journal (apply_id, job, seq, kind, status, intent_json, detail_json,
                                   created_at_ms)
-             SELECT id, ?2, ?3, ?4, 'pending', ?5, ?5, ?6
-             FROM applies WHERE id = ?1 AND finished_at_ms IS NULL
+             SELECT id, $2, $3, $4, 'pending', $5, $5, $6
+             FROM applies WHERE id = $1 AND finished_at_ms IS NULL
              RETURNING id",
         )
         .bind(&e.apply_id)
@@ -389,8 +386,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         const OP: &str = "journal_progress";
         let done = sqlx::query(
-            "UPDATE journal SET detail_json = ?2, progress_at_ms = ?3
-             WHERE id = ?1 AND status = 'pending'",
+            "UPDATE journal SET detail_json = $2, progress_at_ms = $3
+             WHERE id = $1 AND status = 'pending'",
         )
         .bind(entry_id)
         .bind(detail.to_json())
@@ -411,8 +408,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         const OP: &str = "journal_result";
         let done = sqlx::query(
-            "UPDATE journal SET status = ?2, result_json = ?3, finished_at_ms = ?4
-             WHERE id = ?1 AND status = 'pending'",
+            "UPDATE journal SET status = $2, result_json = $3, finished_at_ms = $4
+             WHERE id = $1 AND status = 'pending'",
         )
         .bind(entry_id)
         .bind(JournalStatus::from(result.status()))
@@ -428,7 +425,7 @@ impl Store {
     /// The journal of one apply, ordered by job, seq, id (empty for an unknown apply).
     pub async fn journal(&self, apply_id: &str) -> Result<Vec<JournalEntry>, StoreError> {
         sqlx::query_as::<_, JournalEntry>(&format!(
-            "{JOURNAL_SELECT} WHERE apply_id = ?1 ORDER BY job, seq, id"
+            "{JOURNAL_SELECT} WHERE apply_id = $1 ORDER BY job, seq, id"
         ))
         .bind(apply_id)
         .fetch_all(&self.pool)
@@ -446,7 +443,7 @@ impl Store {
         if rows_affected == 1 {
             return Ok(());
         }
-        let exists = sqlx::query_scalar::<_, i64>("SELECT 1 FROM journal WHERE id = ?1")
+        let exists = sqlx::query_scalar::<_, i64>("SELECT 1 FROM journal WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await

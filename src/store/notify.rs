@@ -10,11 +10,8 @@ use super::{Store, StoreError};
 use crate::spec::EventKind;
 
 /// How the delivery of an event to a route ended.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, sqlx::Type,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// The receiver answered `2xx`.
     Delivered,
@@ -51,8 +48,10 @@ pub struct Delivery {
     #[sqlx(rename = "outcome")]
     pub status: DeliveryStatus,
     /// HTTP requests made (0 when suppressed).
+    #[sqlx(try_from = "i64")]
     pub attempts: u32,
     /// The last HTTP status (for email: SMTP reply code) received, if any.
+    #[sqlx(try_from = "super::backend::SqlOptU16")]
     pub status_code: Option<u16>,
     /// Why the delivery failed (scrubbed of secrets); `None` unless `status` is `failed`.
     pub error: Option<String>,
@@ -87,7 +86,7 @@ impl Store {
             "INSERT INTO notification_deliveries (event_id, route, event, job, cluster, revision,
                  url, outcome, attempts, status_code, error, event_at_ms, started_at_ms,
                  finished_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&d.event_id)
         .bind(&d.route)
@@ -116,8 +115,8 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
         sqlx::query_as::<_, Delivery>(&format!(
-            "{DELIVERY_SELECT} WHERE ?1 IS NULL OR event_id = ?1
-             ORDER BY finished_at_ms DESC, id DESC LIMIT ?2"
+            "{DELIVERY_SELECT} WHERE $1 IS NULL OR event_id = $1
+             ORDER BY finished_at_ms DESC, id DESC LIMIT $2"
         ))
         .bind(event_id)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -170,7 +169,7 @@ mod tests {
 
     #[tokio::test]
     async fn deliveries_round_trip_newest_first() {
-        let store = Store::open_in_memory().await.unwrap();
+        let store = Store::open_for_test().await;
         let a = delivery("msg_a", "ops", DeliveryStatus::Delivered, 1_000);
         let b = delivery("msg_a", "audit", DeliveryStatus::Failed, 1_000);
         let c = delivery("msg_b", "ops", DeliveryStatus::Delivered, 2_000);
@@ -199,7 +198,7 @@ mod tests {
 
     #[tokio::test]
     async fn deliveries_are_append_only_and_checked() {
-        let store = Store::open_in_memory().await.unwrap();
+        let store = Store::open_for_test().await;
         let d = delivery("msg_a", "ops", DeliveryStatus::Delivered, 1_000);
         store.record_delivery(&d).await.unwrap();
         // Once per (event, route).

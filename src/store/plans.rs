@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::audit::HistoryFilter;
 use super::{
@@ -11,7 +11,7 @@ use super::{
 
 /// Inserts the jobs a plan or apply touches, as a set (`insert` binds the record id and a job).
 async fn insert_jobs(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
     insert: &str,
     id: &str,
     jobs: &[String],
@@ -50,7 +50,7 @@ impl Store {
         let mut tx = self.begin_immediate(OP).await?;
         sqlx::query(
             "INSERT INTO plans (id, created_at_ms, revision, triggered_by, summary, plan_json)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&p.id)
         .bind(p.created_at_ms)
@@ -65,7 +65,7 @@ impl Store {
         .map_err(self.query(OP))?;
         insert_jobs(
             &mut tx,
-            "INSERT INTO plan_jobs (plan_id, job) VALUES (?1, ?2)",
+            "INSERT INTO plan_jobs (plan_id, job) VALUES ($1, $2)",
             &p.id,
             &p.job_names,
         )
@@ -78,7 +78,7 @@ impl Store {
         const OP: &str = "plan";
         let plan = sqlx::query_as::<_, PlanRecord>(
             "SELECT id, created_at_ms, revision, triggered_by, summary, plan_json
-             FROM plans WHERE id = ?1",
+             FROM plans WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -89,7 +89,7 @@ impl Store {
         };
         plan.job_names = self
             .names(
-                "SELECT job FROM plan_jobs WHERE plan_id = ?1 ORDER BY job",
+                "SELECT job FROM plan_jobs WHERE plan_id = $1 ORDER BY job",
                 id,
                 OP,
             )
@@ -105,7 +105,7 @@ impl Store {
         let mut tx = self.begin_immediate(OP).await?;
         sqlx::query(
             "INSERT INTO applies (id, plan_id, started_at_ms, revision, triggered_by)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&a.id)
         .bind(&a.plan_id)
@@ -117,7 +117,7 @@ impl Store {
         .map_err(self.query(OP))?;
         insert_jobs(
             &mut tx,
-            "INSERT INTO apply_jobs (apply_id, job) VALUES (?1, ?2)",
+            "INSERT INTO apply_jobs (apply_id, job) VALUES ($1, $2)",
             &a.id,
             &a.job_names,
         )
@@ -140,7 +140,7 @@ impl Store {
 
     pub async fn apply(&self, id: &str) -> Result<Option<ApplyRecord>, StoreError> {
         const OP: &str = "apply";
-        let apply = sqlx::query_as::<_, ApplyRecord>(&format!("{APPLY_SELECT} WHERE id = ?1"))
+        let apply = sqlx::query_as::<_, ApplyRecord>(&format!("{APPLY_SELECT} WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -170,7 +170,7 @@ impl Store {
     /// The applies of one plan, oldest first (without their job names).
     pub async fn applies_of_plan(&self, plan_id: &str) -> Result<Vec<ApplyRecord>, StoreError> {
         sqlx::query_as::<_, ApplyRecord>(&format!(
-            "{APPLY_SELECT} WHERE plan_id = ?1 ORDER BY started_at_ms, id"
+            "{APPLY_SELECT} WHERE plan_id = $1 ORDER BY started_at_ms, id"
         ))
         .bind(plan_id)
         .fetch_all(&self.pool)
@@ -185,7 +185,7 @@ impl Store {
     ) -> Result<ApplyRecord, StoreError> {
         apply.job_names = self
             .names(
-                "SELECT job FROM apply_jobs WHERE apply_id = ?1 ORDER BY job",
+                "SELECT job FROM apply_jobs WHERE apply_id = $1 ORDER BY job",
                 &apply.id,
                 op,
             )
@@ -199,7 +199,7 @@ impl Store {
         op: &'static str,
     ) -> Result<Rejection, StoreError> {
         let finished = sqlx::query_scalar::<_, Option<i64>>(
-            "SELECT finished_at_ms FROM applies WHERE id = ?1",
+            "SELECT finished_at_ms FROM applies WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -238,12 +238,12 @@ impl Store {
     ) -> Result<Vec<HistoryEntry>, StoreError> {
         let (plans, applies) = match filter.job {
             Some(_) => (
-                "FROM plan_jobs pj JOIN plans p ON p.id = pj.plan_id WHERE pj.job = ?1",
-                "FROM apply_jobs aj JOIN applies a ON a.id = aj.apply_id WHERE aj.job = ?1",
+                "FROM plan_jobs pj JOIN plans p ON p.id = pj.plan_id WHERE pj.job = $1",
+                "FROM apply_jobs aj JOIN applies a ON a.id = aj.apply_id WHERE aj.job = $1",
             ),
             None => (
-                "FROM plans p WHERE ?1 IS NULL",
-                "FROM applies a WHERE ?1 IS NULL",
+                "FROM plans p WHERE $1 IS NULL",
+                "FROM applies a WHERE $1 IS NULL",
             ),
         };
         let order = if filter.oldest_first {
@@ -255,18 +255,18 @@ impl Store {
             "SELECT 'plan' AS kind, p.id AS id, p.created_at_ms AS at_ms, p.revision AS revision,
                     p.triggered_by AS triggered_by, p.summary AS summary_or_outcome,
                     NULL AS error, NULL AS plan_id, NULL AS finished_at_ms, 0 AS sort_rank
-             {plans} AND (?2 IS NULL OR p.created_at_ms >= ?2)
+             {plans} AND ($2 IS NULL OR p.created_at_ms >= $2)
              UNION ALL
              SELECT 'apply', a.id, a.started_at_ms, a.revision, a.triggered_by,
                     COALESCE(a.outcome, 'unfinished'), a.error, a.plan_id, a.finished_at_ms, 1
-             {applies} AND (?2 IS NULL OR a.started_at_ms >= ?2)
+             {applies} AND ($2 IS NULL OR a.started_at_ms >= $2)
              ORDER BY {order}
-             LIMIT ?3"
+             LIMIT $3"
         );
         let limit = filter
             .limit
             .map(|l| i64::try_from(l).unwrap_or(i64::MAX))
-            .unwrap_or(-1);
+            .unwrap_or(i64::MAX);
         sqlx::query_as::<_, HistoryEntry>(&sql)
             .bind(filter.job.as_deref())
             .bind(filter.since_ms)

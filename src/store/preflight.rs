@@ -21,7 +21,7 @@ impl Store {
         const OP: &str = "preflight_cached";
         sqlx::query_scalar::<_, String>(
             "SELECT graph_json FROM preflight_cache
-             WHERE cluster = ?1 AND fingerprint = ?2 AND flink_version = ?3",
+             WHERE cluster = $1 AND fingerprint = $2 AND flink_version = $3",
         )
         .bind(key.cluster)
         .bind(key.fingerprint)
@@ -41,7 +41,7 @@ impl Store {
         const OP: &str = "record_preflight";
         sqlx::query(
             "INSERT INTO preflight_cache (cluster, fingerprint, flink_version, graph_json,
-                 checked_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                 checked_at_ms) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (cluster, fingerprint, flink_version) DO UPDATE SET
                  graph_json = excluded.graph_json, checked_at_ms = excluded.checked_at_ms",
         )

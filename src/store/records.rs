@@ -35,9 +35,8 @@ pub struct NewApply {
 }
 
 /// How an apply ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum ApplyOutcome {
     Succeeded,
     Failed,
@@ -81,18 +80,19 @@ pub struct JobRecord {
     pub current_job_id: Option<String>,
     /// The last applied `DesiredJob`, as JSON.
     pub spec_json: Option<String>,
+    #[sqlx(try_from = "super::SqlBool")]
     pub suspended: bool,
     pub last_savepoint: Option<String>,
     pub last_savepoint_at_ms: Option<i64>,
     pub updated_at_ms: i64,
     /// The definition was removed from the repo and its job torn down.
+    #[sqlx(try_from = "super::SqlBool")]
     pub deleted: bool,
 }
 
 /// Whether a snapshot is a savepoint or a retained checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum SavepointKind {
     Savepoint,
     Checkpoint,
@@ -136,9 +136,8 @@ pub struct SavepointRestore {
 }
 
 /// Whether a history entry is a plan or an apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum HistoryKind {
     Plan,
     Apply,

@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::{Store, StoreError, Trigger};
 
@@ -268,7 +268,7 @@ impl Store {
         let counts = serde_json::to_string(&report.deleted).unwrap_or_default();
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO prunes (at_ms, cutoff_ms, trigger, actor, records, counts_json)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(req.at_ms)
         .bind(req.cutoff_ms)
@@ -285,7 +285,7 @@ impl Store {
     }
 
     /// The rows a prune decides about, read inside its transaction.
-    async fn graph(&self, tx: &mut Transaction<'static, Sqlite>) -> Result<Graph, sqlx::Error> {
+    async fn graph(&self, tx: &mut Transaction<'static, Any>) -> Result<Graph, sqlx::Error> {
         Ok(Graph {
             applies: sqlx::query_as("SELECT id, plan_id, finished_at_ms FROM applies")
                 .fetch_all(&mut **tx)
@@ -304,7 +304,7 @@ impl Store {
                 "SELECT path FROM (
                      SELECT path, ROW_NUMBER() OVER (
                          PARTITION BY job ORDER BY at_ms DESC, rowid DESC) AS n
-                     FROM savepoints)
+                     FROM savepoints) AS ranked
                  WHERE n = 1
                  UNION
                  SELECT s.path FROM savepoints s JOIN jobs j ON j.last_savepoint = s.path",
@@ -320,7 +320,7 @@ impl Store {
     /// delete triggers opened for the length of the transaction.
     async fn delete_selected(
         &self,
-        tx: &mut Transaction<'static, Sqlite>,
+        tx: &mut Transaction<'static, Any>,
         selection: &Selection,
         cutoff_ms: i64,
     ) -> Result<PruneCounts, sqlx::Error> {
@@ -333,15 +333,18 @@ impl Store {
         sqlx::query("INSERT INTO prune_in_progress (one) VALUES (1)")
             .execute(&mut **tx)
             .await?;
+        // The ids travel as one JSON array; each database has its own way of unnesting it.
+        let unnest = match self.backend {
+            super::Backend::Sqlite => "SELECT value FROM json_each($1)",
+            super::Backend::Postgres => "SELECT jsonb_array_elements_text($1::jsonb)",
+        };
         // Children before parents (foreign keys). A statement's count is its own rows only.
         let mut delete = async |table: &str, column: &str, ids: &str| {
-            sqlx::query(&format!(
-                "DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(?1))"
-            ))
-            .bind(ids)
-            .execute(&mut **tx)
-            .await
-            .map(|r| r.rows_affected())
+            sqlx::query(&format!("DELETE FROM {table} WHERE {column} IN ({unnest})"))
+                .bind(ids)
+                .execute(&mut **tx)
+                .await
+                .map(|r| r.rows_affected())
         };
         let savepoint_restores = delete("savepoint_restores", "apply_id", &applies).await?;
         let savepoints = delete("savepoints", "path", &savepoints).await?;
@@ -354,7 +357,7 @@ impl Store {
         let plans = delete("plans", "id", &plans).await?;
         let origins = delete("record_origins", "record_id", &records).await?;
         let deliveries =
-            sqlx::query("DELETE FROM notification_deliveries WHERE finished_at_ms < ?1")
+            sqlx::query("DELETE FROM notification_deliveries WHERE finished_at_ms < $1")
                 .bind(cutoff_ms)
                 .execute(&mut **tx)
                 .await?

@@ -104,7 +104,7 @@ fn rejection(e: StoreError) -> Rejection {
 
 /// A store with plan `p1` (jobs a, b) and apply `a1` of it.
 async fn seeded() -> Store {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = Store::open_for_test().await;
     store
         .insert_plan(&plan("p1", 1_000, &["b", "a"]))
         .await
@@ -118,7 +118,7 @@ async fn seeded() -> Store {
 
 #[tokio::test]
 async fn plan_round_trip() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = Store::open_for_test().await;
     let p = plan("p1", 1_000, &["b", "a", "b"]);
     store.insert_plan(&p).await.unwrap();
     let got = store.plan("p1").await.unwrap().unwrap();
@@ -150,7 +150,9 @@ async fn plan_round_trip() {
         store.plan("p1").await.unwrap().unwrap().created_at_ms,
         1_000
     );
-    assert!(err.to_string().contains(":memory:"), "{err}");
+    // The error names the store (`:memory:`, or the URL on PostgreSQL).
+    let named = store.path().to_string_lossy().to_string();
+    assert!(err.to_string().contains(&named), "{err}");
 }
 
 #[tokio::test]
@@ -395,7 +397,7 @@ async fn journal_round_trip() {
 
 #[tokio::test]
 async fn job_round_trip() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = Store::open_for_test().await;
     assert_eq!(store.job("orders").await.unwrap(), None);
     assert!(store.jobs().await.unwrap().is_empty());
 
@@ -547,7 +549,7 @@ async fn savepoint_round_trip() {
 
 #[tokio::test]
 async fn history_filters_and_orders() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = Store::open_for_test().await;
     store
         .insert_plan(&plan("p1", 100, &["a", "b"]))
         .await
@@ -1080,7 +1082,7 @@ async fn journal_rows_of_earlier_versions_read_back_typed() {
         sqlx::query(
             "INSERT INTO journal (apply_id, job, seq, kind, status, intent_json, detail_json,
                                   result_json, created_at_ms)
-             VALUES ('a1', 'orders', ?1, ?2, 'pending', ?3, ?4, NULL, 1)",
+             VALUES ('a1', 'orders', $1, $2, 'pending', $3, $4, NULL, 1)",
         )
         .bind(seq)
         .bind(kind)
@@ -1091,8 +1093,8 @@ async fn journal_rows_of_earlier_versions_read_back_typed() {
         .unwrap();
         if let Some(result) = result {
             sqlx::query(
-                "UPDATE journal SET status = ?2, result_json = ?3, finished_at_ms = 2
-                 WHERE apply_id = 'a1' AND seq = ?1",
+                "UPDATE journal SET status = $2, result_json = $3, finished_at_ms = 2
+                 WHERE apply_id = 'a1' AND seq = $1",
             )
             .bind(seq)
             .bind(status)
@@ -1172,7 +1174,7 @@ async fn journal_rows_of_earlier_versions_read_back_typed() {
 /// Triggers are stored as the text earlier versions wrote and read back as the same value.
 #[tokio::test]
 async fn triggers_round_trip_as_their_stored_text() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = Store::open_for_test().await;
     let triggers = [
         Trigger::Cli,
         Trigger::PullRequest,
@@ -1188,7 +1190,7 @@ async fn triggers_round_trip_as_their_stored_text() {
             })
             .await
             .unwrap();
-        let stored: String = sqlx::query_scalar("SELECT triggered_by FROM plans WHERE id = ?1")
+        let stored: String = sqlx::query_scalar("SELECT triggered_by FROM plans WHERE id = $1")
             .bind(&id)
             .fetch_one(&store.pool)
             .await
@@ -1200,5 +1202,86 @@ async fn triggers_round_trip_as_their_stored_text() {
     assert_eq!(
         history[1].trigger.to_string(),
         "serve:webhook:github,startup"
+    );
+}
+
+// ---- PostgreSQL twins -------------------------------------------------------------------------
+
+/// Every SQLite migration has a PostgreSQL twin with the same number (add both together).
+#[test]
+fn every_sqlite_migration_has_a_postgres_twin() {
+    let sqlite: Vec<i64> = MIGRATIONS.iter().map(|m| m.0).collect();
+    let postgres: Vec<i64> = PG_MIGRATIONS.iter().map(|m| m.0).collect();
+    assert_eq!(
+        sqlite, postgres,
+        "src/store/migrations/NNNN_*.sql and src/store/migrations/postgres/NNNN_*.sql must \
+         come in pairs"
+    );
+}
+
+#[test]
+fn a_postgres_url_is_shown_without_its_password() {
+    let shown = location_display(Path::new("postgres://weir:hunter2@db:5432/weir"));
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("db:5432/weir"), "{shown}");
+    assert!(is_postgres_location(Path::new("postgresql://db/weir")));
+    assert!(!is_postgres_location(Path::new("/var/lib/weir/state.db")));
+}
+
+#[tokio::test]
+async fn a_password_in_the_url_is_refused_without_being_echoed() {
+    let err = Store::open(Path::new("postgres://weir:hunter2@127.0.0.1:1/weir"))
+        .await
+        .unwrap_err();
+    let text = format!("{err:#} {:?}", std::error::Error::source(&err));
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("PGPASSWORD"), "{text}");
+}
+
+// ---- store copy -------------------------------------------------------------------------------
+
+/// A table added by a migration must be copied by `weir store copy` (or listed as holding no
+/// records).
+#[tokio::test]
+async fn store_copy_knows_every_table_of_the_schema() {
+    let store = Store::open_in_memory().await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+         ORDER BY name",
+    )
+    .fetch_all(&store.pool)
+    .await
+    .unwrap();
+    for table in tables {
+        assert!(
+            copy::TABLES.iter().any(|t| t.0 == table) || copy::NOT_COPIED.contains(&table.as_str()),
+            "table {table} is not in store::copy::TABLES"
+        );
+    }
+}
+
+#[tokio::test]
+async fn copy_preserves_every_record_and_refuses_a_non_empty_target() {
+    let source = seeded().await;
+    source.upsert_job(&job_record("a", 1)).await.unwrap();
+    let target = Store::open_for_test().await;
+    let report = source.copy_into(&target).await.unwrap();
+    assert!(report.rows() > 0);
+    assert_eq!(
+        source.history(None, 100).await.unwrap(),
+        target.history(None, 100).await.unwrap()
+    );
+    assert_eq!(source.jobs().await.unwrap(), target.jobs().await.unwrap());
+    for apply in ["a1", "a2"] {
+        assert_eq!(
+            source.journal(apply).await.unwrap(),
+            target.journal(apply).await.unwrap(),
+            "{apply}"
+        );
+    }
+    let again = source.copy_into(&target).await.unwrap_err();
+    assert!(
+        matches!(again.rejection(), Some(Rejection::Copy(_))),
+        "{again:#}"
     );
 }

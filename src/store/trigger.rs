@@ -96,24 +96,30 @@ impl From<Trigger> for String {
     }
 }
 
-impl sqlx::Type<sqlx::Sqlite> for Trigger {
-    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
-        <String as sqlx::Type<sqlx::Sqlite>>::type_info()
+impl sqlx::Type<sqlx::Any> for Trigger {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <String as sqlx::Type<sqlx::Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <String as sqlx::Type<sqlx::Any>>::compatible(ty)
     }
 }
 
-impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for Trigger {
+impl<'q> sqlx::Encode<'q, sqlx::Any> for Trigger {
     fn encode_by_ref(
         &self,
-        buf: &mut Vec<sqlx::sqlite::SqliteArgumentValue<'q>>,
+        buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer<'q>,
     ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        <String as sqlx::Encode<'q, sqlx::Sqlite>>::encode(self.to_string(), buf)
+        <String as sqlx::Encode<'q, sqlx::Any>>::encode(self.to_string(), buf)
     }
 }
 
-impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for Trigger {
-    fn decode(value: sqlx::sqlite::SqliteValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-        let text = <&str as sqlx::Decode<'r, sqlx::Sqlite>>::decode(value)?;
+impl<'r> sqlx::Decode<'r, sqlx::Any> for Trigger {
+    fn decode(
+        value: <sqlx::Any as sqlx::Database>::ValueRef<'r>,
+    ) -> Result<Self, sqlx::error::BoxDynError> {
+        let text = <&str as sqlx::Decode<'r, sqlx::Any>>::decode(value)?;
         Ok(Trigger::from(text))
     }
 }

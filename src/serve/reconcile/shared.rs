@@ -16,6 +16,7 @@ use crate::notify::{
 };
 use crate::plan::Plan;
 use crate::serve::config::DaemonConfig;
+use crate::serve::leader::Leadership;
 use crate::serve::metrics::Metrics;
 use crate::store::Store;
 
@@ -28,6 +29,8 @@ pub struct Shared {
     pub cancel: CancellationToken,
     pub apply_tx: mpsc::Sender<ApplyRequest>,
     pub(super) wake: Notify,
+    /// Whether this daemon leads (always, on a SQLite store); see `serve::leader`.
+    pub leadership: Arc<Leadership>,
     reasons: Mutex<BTreeSet<String>>,
     notifier: RwLock<Notifier>,
     notifier_key: Mutex<Option<String>>,
@@ -42,6 +45,17 @@ impl Shared {
         status: Status,
         cancel: CancellationToken,
     ) -> (Arc<Shared>, mpsc::Receiver<ApplyRequest>) {
+        Shared::with_leadership(cfg, store, status, cancel, Arc::new(Leadership::single()))
+    }
+
+    /// [`Shared::new`] for one of several daemons on a PostgreSQL store.
+    pub fn with_leadership(
+        cfg: DaemonConfig,
+        store: Store,
+        status: Status,
+        cancel: CancellationToken,
+        leadership: Arc<Leadership>,
+    ) -> (Arc<Shared>, mpsc::Receiver<ApplyRequest>) {
         let (apply_tx, apply_rx) = mpsc::channel(16);
         let shared = Arc::new(Shared {
             cfg,
@@ -51,6 +65,7 @@ impl Shared {
             cancel,
             apply_tx,
             wake: Notify::new(),
+            leadership,
             reasons: Mutex::new(BTreeSet::new()),
             notifier: RwLock::new(Notifier::disabled()),
             notifier_key: Mutex::new(None),
@@ -61,6 +76,21 @@ impl Shared {
 
     /// Asks for a reconcile. Bursts coalesce; a trigger during a reconcile schedules one more.
     pub fn trigger(&self, reason: &str) {
+        if !self.leadership.is_leader() {
+            // A follower never reconciles: the leader takes the trigger from the store.
+            let store = self.store.clone();
+            let (reason, me) = (reason.to_string(), self.leadership.holder());
+            tokio::spawn(async move {
+                let at = crate::clock::now_ms();
+                if let Err(e) = store.record_pending_trigger(&reason, &me, at).await {
+                    warn!(
+                        "recording {reason} for the leader: {:#}",
+                        anyhow::Error::from(e)
+                    );
+                }
+            });
+            return;
+        }
         self.reasons
             .lock()
             .unwrap_or_else(|e| e.into_inner())

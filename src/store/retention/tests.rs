@@ -143,7 +143,7 @@ async fn delivery(store: &Store, event_id: &str, finished: i64) {
     sqlx::query(
         "INSERT INTO notification_deliveries (event_id, route, event, url, outcome, attempts,
              status_code, event_at_ms, started_at_ms, finished_at_ms)
-         VALUES (?1, 'ops', 'apply.succeeded', 'https://x/hook', 'delivered', 1, 200, ?2, ?2, ?2)",
+         VALUES ($1, 'ops', 'apply.succeeded', 'https://x/hook', 'delivered', 1, 200, $2, $2, $2)",
     )
     .bind(event_id)
     .bind(finished)
@@ -157,7 +157,7 @@ async fn delivery(store: &Store, event_id: &str, finished: i64) {
 /// the caller keeps; job `d`: an old suspend whose savepoint a recent resume restored; job `e`: a
 /// savepoint weir did not take, restored by an old apply.
 async fn scenario() -> Store {
-    let s = Store::open_in_memory().await.unwrap();
+    let s = Store::open_for_test().await;
     plan(&s, "p1", 1_000, &["a"]).await;
     apply(
         &s,
@@ -589,7 +589,7 @@ async fn prune_of_a_large_store_deletes_what_its_dry_run_counts() {
         .unwrap_or(2_000);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("big.db")).await.unwrap();
-    let seq = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)";
+    let seq = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)";
     let mut tx = store.pool.begin().await.unwrap();
     for insert in [
         "INSERT INTO plans SELECT 'p' || i, i * 1000, 'rev', 'cli', 's', '{}' FROM n",
