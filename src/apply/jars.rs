@@ -364,3 +364,6 @@ async fn fetch_url(
             source,
         })
 }
+
+#[cfg(test)]
+mod tests;
