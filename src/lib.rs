@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod artifact;
 pub mod audit;
+pub mod bundle;
 pub mod cli;
 pub mod clock;
 pub mod desired;

@@ -25,6 +25,10 @@ pub struct RepoConfig {
     /// Outbound notifications: which events are sent to which webhooks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<NotificationsConfig>,
+    /// Maven repositories that `maven:` dependencies of jobs are resolved from, tried in order.
+    /// There is no default repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maven_repositories: Vec<MavenRepository>,
 }
 
 /// One Flink session cluster, reached through its JobManager REST endpoint.
@@ -400,6 +404,11 @@ pub struct JobSpec {
         skip_serializing_if = "is_preflight_default"
     )]
     pub preflight: bool,
+    /// Extra jars shipped with the job (UDFs, connectors): each a repo `path`, a `url` with its
+    /// `sha256`, or a `maven` coordinate. They travel inside the uploaded jar as `lib/*.jar`
+    /// entries, which Flink puts on the job's classpath.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<DependencySpec>,
 }
 
 fn preflight_default() -> bool {
@@ -591,6 +600,42 @@ pub fn check_job_name(name: &str) -> Result<(), NameError> {
         });
     }
     Ok(())
+}
+
+/// One entry of `spec.dependencies`: exactly one of `path`, `url` or `maven`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DependencySpec {
+    /// Repo-relative path of a jar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `http(s)://` or `file://` URL of a jar; requires `sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Maven coordinate `group:artifact:version[:classifier]`, resolved from `mavenRepositories`
+    /// in `weir.yaml` (the artifact itself, no transitive dependencies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maven: Option<String>,
+    /// Expected SHA-256 (hex): required with `url`; optional with `maven` (a pin; without it the
+    /// repository's `.sha256` or `.sha1` file is checked); with `path`, checked when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// One entry of `mavenRepositories` in `weir.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MavenRepository {
+    /// Names the repository in messages; unique.
+    pub name: String,
+    /// Base URL of a repository in Maven layout (`http(s)://` or `file://`).
+    pub url: String,
+    /// Name of an environment variable holding the user name for HTTP basic authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_from_env: Option<String>,
+    /// Name of an environment variable holding the password (never in the repo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_from_env: Option<String>,
 }
 
 #[cfg(test)]

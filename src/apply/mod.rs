@@ -552,7 +552,7 @@ impl Applier {
         });
         match (&change.desired, submits) {
             (Some(desired), true) => self
-                .ensure_jar(&change.job, client, desired.jar())
+                .ensure_jar(&change.job, client, desired)
                 .await
                 .map(drop),
             _ => Ok(()),

@@ -228,7 +228,7 @@ impl Applier {
                 },
             ));
         }
-        let jar_id = self.ensure_jar(job, client, desired.jar()).await?;
+        let jar_id = self.ensure_jar(job, client, desired).await?;
         let request = super::jars::run_request(desired, new_id, restore_path);
         Ok(client
             .run_jar_within(&jar_id, &request, self.run_timeout)

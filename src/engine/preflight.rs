@@ -269,7 +269,7 @@ impl Ctx<'_> {
         }
         let jar_id = self
             .stage
-            .ensure(&desired.name, client, desired.jar())
+            .ensure(&desired.name, client, desired)
             .await
             .map_err(|e| Failure::Trouble(format!("cannot stage the jar: {e}")))?;
         let graph = match client.plan_jar(&jar_id, &plan_request(desired)).await {

@@ -16,6 +16,7 @@
 mod cache;
 mod checks;
 pub mod clusters;
+mod dependencies;
 mod notify;
 mod program;
 mod schema;
@@ -373,6 +374,7 @@ impl<'a> Loader<'a> {
         };
         let mut problems = Vec::new();
         check_config(&config, &tree, &mut problems);
+        dependencies::check_maven_repositories(&config.maven_repositories, &tree, &mut problems);
         let runner = match &config.sql_runner {
             None => Runner::NotConfigured,
             Some(r) => {
@@ -524,6 +526,7 @@ impl<'a> Loader<'a> {
         }
 
         let program = self.resolve_program(tree, &spec, &ctx.runner, problems);
+        let dependencies = self.resolve_dependencies(file, tree, &spec, ctx.config, problems);
 
         let flink_configuration =
             configuration_as_written(tree, &spec.flink_configuration, problems);
@@ -565,6 +568,7 @@ impl<'a> Loader<'a> {
             restart_nonce: spec.restart_nonce,
             labels: metadata.labels,
             preflight: spec.preflight,
+            dependencies,
         })
     }
 

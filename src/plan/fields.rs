@@ -54,6 +54,19 @@ fn fields(job: &DesiredJob) -> Vec<(&'static str, Severity, Option<String>)> {
         ("entryClass", Severity::Redeploy, entry),
         ("args", Severity::Redeploy, args.filter(|a| !a.is_empty())),
         ("sql", Severity::Redeploy, sql),
+        // One dependency per line: name, version and the start of its SHA-256, so a diff names
+        // the one that changed. Absent without dependencies (plans of such jobs are unchanged).
+        (
+            "dependencies",
+            Severity::Redeploy,
+            (!job.dependencies.is_empty()).then(|| {
+                job.dependencies
+                    .iter()
+                    .map(|d| escape_controls(&d.label()).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }),
+        ),
         ("flinkConfiguration", Severity::Redeploy, config),
         (
             "restartNonce",
@@ -92,6 +105,8 @@ fn jar_label(jar: &JarRef) -> String {
             path.rsplit('/').next().unwrap_or(path)
         }
         JarLocation::Repo { .. } => jar.file_name(),
+        // Built into weir: its digest depends on the cluster's Flink version.
+        JarLocation::Embedded => return format!("{} (built into weir)", jar.file_name()),
     };
     format!(
         "{name} (sha256 {})",

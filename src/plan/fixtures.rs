@@ -24,6 +24,7 @@ pub(crate) fn config(prune: bool) -> RepoConfig {
         sql_runner: None,
         prune,
         notifications: None,
+        maven_repositories: Vec::new(),
     }
 }
 
@@ -57,6 +58,7 @@ pub(crate) fn job(name: &str) -> DesiredJob {
         labels: Default::default(),
         preflight: true,
         sql_origin: None,
+        dependencies: Vec::new(),
     }
 }
 

@@ -766,3 +766,38 @@ fn a_recently_finished_job_without_a_known_savepoint_is_not_started_fresh() {
         }
     );
 }
+
+#[test]
+fn a_dependency_change_is_a_redeploy_whose_diff_names_it() {
+    use crate::desired::{Dependency, DependencySource};
+    let dep = |version: &str, sha: Option<String>| Dependency {
+        source: DependencySource::Maven {
+            coordinate: crate::artifact::maven::Coordinate::parse(&format!(
+                "org.example:udfs:{version}"
+            ))
+            .unwrap(),
+            repositories: Vec::new(),
+        },
+        sha256: sha,
+        origin: "jobs/a.yaml:9:7".into(),
+    };
+    let plain = job("a");
+    let mut before = job("a");
+    before.dependencies = vec![dep("1.0", None)];
+    let mut after = job("a");
+    after.dependencies = vec![dep("1.1", Some("ab".repeat(32)))];
+    let diffs = field_diffs(&before, &after);
+    assert_eq!(diffs.len(), 1, "{diffs:#?}");
+    assert_eq!(diffs[0].field, "dependencies");
+    assert_eq!(diffs[0].severity, Severity::Redeploy);
+    assert_eq!(diffs[0].before.as_deref(), Some("org.example:udfs:1.0"));
+    assert_eq!(
+        diffs[0].after.as_deref(),
+        Some("org.example:udfs:1.1 (sha256 abababababab)")
+    );
+    // Adding the first dependency shows it; jobs without any have no such field.
+    let diffs = field_diffs(&plain, &before);
+    assert_eq!(diffs[0].field, "dependencies");
+    assert_eq!(diffs[0].before, None);
+    assert!(field_diffs(&plain, &plain).is_empty());
+}

@@ -72,7 +72,7 @@ fn weir_validates_the_examples() {
     // The jars are build outputs (scripts/build-java.sh); stand-ins are enough to validate.
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&root().join("examples"), dir.path());
-    for jar in ["weir-test-job.jar", "weir-sql-runner.jar"] {
+    for jar in ["weir-test-job.jar", "weir-test-udf.jar"] {
         std::fs::write(dir.path().join("artifacts").join(jar), b"stand-in").unwrap();
     }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
@@ -83,7 +83,7 @@ fn weir_validates_the_examples() {
     let run =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{run}");
-    assert!(run.contains("2 job definitions valid"), "{run}");
+    assert!(run.contains("3 job definitions valid"), "{run}");
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -9,6 +9,7 @@ mod channels;
 mod console;
 mod crash;
 mod daemon;
+mod dependencies;
 mod examples;
 mod harness;
 mod hostile_input;
