@@ -16,12 +16,16 @@
 mod cache;
 mod checks;
 pub mod clusters;
+mod environments;
 mod notify;
 mod program;
 mod schema;
 mod shape;
+mod variables;
 mod yaml;
 
+#[cfg(test)]
+mod env_tests;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
@@ -43,6 +47,7 @@ use checks::{
     ReadFailure, check_url, env_var_message, is_env_var_name, looks_like_uri, read_failure,
     uri_message,
 };
+pub use environments::load_every_environment;
 use program::{JarFields, check_entry_class};
 pub use schema::{job_file_schema, repo_config_schema, schema_file_text};
 use yaml::{Node, ParseFailure, Pos, Problem, Seg, Value, path, suggest};
@@ -116,9 +121,34 @@ pub fn load_repo_cached(source: &RepoSource, cache: &ParseCache) -> LoadOutcome 
     with_secrets_known(outcome)
 }
 
-/// Load the repo from any file source (e.g. [`crate::git::MemoryFiles`] in tests).
+/// Load the repo from any file source (e.g. [`crate::git::MemoryFiles`] in tests), for the
+/// environment of the process ([`crate::identity::environment`]).
 pub fn load_from(files: &(dyn RepoFiles + Sync)) -> LoadOutcome {
     Loader::new(files).run().0
+}
+
+/// Load the repo from any file source for `environment` (`None`: a repo without environments).
+pub fn load_in(files: &(dyn RepoFiles + Sync), environment: Option<&str>) -> LoadOutcome {
+    let mut loader = Loader::new(files);
+    loader.environment = environment.map(str::to_string);
+    with_secrets_known(loader.run().0)
+}
+
+/// The environments `weir.yaml` of `files` defines (none when it does not load).
+pub fn environments_of(files: &(dyn RepoFiles + Sync)) -> Vec<String> {
+    let Ok(content) = files.read(REPO_CONFIG_FILE, MAX_YAML_BYTES) else {
+        return Vec::new();
+    };
+    let parsed: ParsedYaml<RepoConfig> = parse_yaml_text(
+        &content.bytes,
+        schema::cached_repo_config_schema(),
+        "the repo configuration",
+    );
+    parsed
+        .parsed
+        .and_then(|(_, config)| config)
+        .map(|c| c.environments.into_keys().collect())
+        .unwrap_or_default()
 }
 
 /// The SQL runner, as resolved from `weir.yaml`.
@@ -137,6 +167,8 @@ enum Runner {
 struct Context<'c> {
     config: Option<&'c RepoConfig>,
     runner: Runner,
+    /// The variables (of the environment), as text.
+    variables: BTreeMap<String, String>,
 }
 
 /// One job file's result.
@@ -157,6 +189,10 @@ struct Loader<'a> {
     jar_hashes: BTreeMap<String, Result<String, ReadFailure>>,
     /// Parsed job files of earlier loads, by blob id.
     cache: Option<cache::Generation>,
+    /// The environment loaded (see [`environments`]).
+    environment: Option<String>,
+    /// Valid jobs that `spec.environments` keeps out of the environment.
+    jobs_elsewhere: Vec<String>,
 }
 
 impl<'a> Loader<'a> {
@@ -168,15 +204,22 @@ impl<'a> Loader<'a> {
             diagnostics: Vec::new(),
             jar_hashes: BTreeMap::new(),
             cache: None,
+            environment: crate::identity::environment().map(str::to_string),
+            jobs_elsewhere: Vec::new(),
         }
     }
 
     /// The outcome, and the cache generation to keep.
     fn run(mut self) -> (LoadOutcome, Option<cache::Generation>) {
         let (config, runner) = self.load_config();
+        let variables = config
+            .as_ref()
+            .map(|c| variables::as_text(&c.variables))
+            .unwrap_or_default();
         let ctx = Context {
             config: config.as_ref(),
             runner,
+            variables,
         };
 
         let job_files = self.list_job_files();
@@ -190,10 +233,15 @@ impl<'a> Loader<'a> {
         jobs.sort_by(|a, b| a.name.cmp(&b.name));
 
         let revision = self.revision();
+        let mut jobs_elsewhere = std::mem::take(&mut self.jobs_elsewhere);
+        jobs_elsewhere.sort();
+        let environment = self.environment.clone();
         let desired = config.map(|config| DesiredState {
             revision,
             config,
             jobs,
+            environment,
+            jobs_elsewhere,
         });
 
         let mut diagnostics = std::mem::take(&mut self.diagnostics);
@@ -373,6 +421,13 @@ impl<'a> Loader<'a> {
         };
         let mut problems = Vec::new();
         check_config(&config, &tree, &mut problems);
+        environments::check(&config, &tree, &mut problems);
+        let Some(config) =
+            environments::select(&config, &tree, self.environment.as_deref(), &mut problems)
+        else {
+            self.emit(REPO_CONFIG_FILE, problems);
+            return (None, Runner::Unknown);
+        };
         let runner = match &config.sql_runner {
             None => Runner::NotConfigured,
             Some(r) => {
@@ -485,7 +540,17 @@ impl<'a> Loader<'a> {
         ctx: &Context<'_>,
         problems: &mut Vec<Problem>,
     ) -> Option<DesiredJob> {
-        let JobFile { metadata, spec, .. } = jf;
+        let JobFile {
+            metadata, mut spec, ..
+        } = jf;
+        let environment = self.environment.clone();
+        if !environments::job_runs_in(&spec, ctx.config, tree, environment.as_deref(), problems) {
+            if problems.is_empty() {
+                self.jobs_elsewhere.push(metadata.name);
+            }
+            return None;
+        }
+        let config_origins = environments::apply_overrides(&mut spec, environment.as_deref());
         let name_path = path(&["metadata", "name"]);
         if let Err(why) = spec::check_job_name(&metadata.name) {
             problems.push(Problem::new(
@@ -526,7 +591,7 @@ impl<'a> Loader<'a> {
         let program = self.resolve_program(tree, &spec, &ctx.runner, problems);
 
         let flink_configuration =
-            configuration_as_written(tree, &spec.flink_configuration, problems);
+            configuration_as_written(tree, &spec.flink_configuration, &config_origins, problems);
 
         let sp = &spec.savepoint;
         if let Some(dir) = &sp.directory {
@@ -549,7 +614,7 @@ impl<'a> Loader<'a> {
             .directory
             .clone()
             .or_else(|| cluster.and_then(|c| c.savepoint_dir.clone()));
-        Some(DesiredJob {
+        let mut job = DesiredJob {
             name: metadata.name,
             file: file.to_string(),
             cluster: spec.cluster.clone(),
@@ -565,7 +630,19 @@ impl<'a> Loader<'a> {
             restart_nonce: spec.restart_nonce,
             labels: metadata.labels,
             preflight: spec.preflight,
-        })
+            secrets: BTreeMap::new(),
+        };
+        let mut elsewhere = Vec::new();
+        variables::resolve_job(
+            &mut job,
+            tree,
+            &config_origins,
+            &ctx.variables,
+            problems,
+            &mut elsewhere,
+        );
+        self.diagnostics.extend(elsewhere);
+        problems.is_empty().then_some(job)
     }
 
     /// Jobs sharing a `metadata.name` are all invalid; each file gets a diagnostic naming every
@@ -780,6 +857,7 @@ fn parallel_map<I: Sync, O: Send>(items: &[I], f: impl Fn(&I) -> O + Sync) -> Ve
 fn configuration_as_written(
     tree: &Node,
     configuration: &BTreeMap<String, spec::ConfigValue>,
+    origins: &BTreeMap<String, Vec<Seg>>,
     problems: &mut Vec<Problem>,
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -794,8 +872,12 @@ fn configuration_as_written(
         }
         // As written in the file: `0x1F`, `1.0`, `yes` and 20-digit numbers reach Flink
         // unchanged (the typed value is the resolved one).
+        let at = origins
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| label_path(&["spec", "flinkConfiguration"], key));
         let written = tree
-            .get(&label_path(&["spec", "flinkConfiguration"], key))
+            .get(&at)
             .and_then(Node::scalar_as_written)
             .unwrap_or_else(|| value.to_string());
         out.insert(key.clone(), written);
@@ -840,7 +922,8 @@ fn check_cluster_ref<'c>(
 
 /// Checks of `weir.yaml` beyond its shape.
 fn check_config(config: &RepoConfig, tree: &Node, problems: &mut Vec<Problem>) {
-    if config.clusters.is_empty() {
+    // With environments, the clusters may all be theirs (checked once one is chosen).
+    if config.clusters.is_empty() && config.environments.is_empty() {
         let p = path(&["clusters"]);
         problems.push(Problem::new(
             tree.value_pos(&p),
@@ -848,8 +931,22 @@ fn check_config(config: &RepoConfig, tree: &Node, problems: &mut Vec<Problem>) {
             "at least one cluster is required",
         ));
     }
-    for (name, cluster) in &config.clusters {
-        let base = label_path(&["clusters"], name);
+    check_clusters(&config.clusters, &path(&["clusters"]), tree, problems);
+    if let Some(notifications) = &config.notifications {
+        notify::check(notifications, tree, problems);
+    }
+}
+
+/// Checks of clusters (of `weir.yaml`, or of an environment) at `at`.
+fn check_clusters(
+    clusters: &BTreeMap<String, ClusterConfig>,
+    at_path: &[Seg],
+    tree: &Node,
+    problems: &mut Vec<Problem>,
+) {
+    for (name, cluster) in clusters {
+        let mut base = at_path.to_vec();
+        base.push(Seg::Key(name.clone()));
         let at = |key: &str| {
             let mut p = base.clone();
             p.push(Seg::Key(key.to_string()));
@@ -903,9 +1000,6 @@ fn check_config(config: &RepoConfig, tree: &Node, problems: &mut Vec<Problem>) {
             let p = at("timeoutSeconds");
             problems.push(Problem::new(tree.value_pos(&p), p, "must be at least 1"));
         }
-    }
-    if let Some(notifications) = &config.notifications {
-        notify::check(notifications, tree, problems);
     }
 }
 

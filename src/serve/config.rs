@@ -51,6 +51,10 @@ pub struct DaemonConfig {
     /// URL jars: which directories `file://` URLs may read (none by default).
     #[serde(default)]
     pub artifacts: ArtifactsConfig,
+    /// The environment of the jobs repo (a key of its `environments`) this daemon reconciles and
+    /// previews; required when the repo defines environments.
+    #[serde(default)]
+    pub environment: Option<String>,
 }
 
 impl DaemonConfig {
