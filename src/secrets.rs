@@ -21,6 +21,11 @@ use sha2::{Digest, Sha256};
 
 use crate::desired::{DesiredJob, Program};
 
+// `${`, `$${` and `${env:` are spelled with `\u{7b}` so that the braces of the code stay
+// balanced for scripts/layers.py, which counts them to measure functions.
+const ESCAPED_OPEN: &str = "$$\u{7b}";
+const ENV_OPEN: &str = "$\u{7b}env:";
+
 /// The environment variable that, when set, is the digest key (any text; hashed). Several weir
 /// installations that must agree on fingerprints (a CLI and a daemon on different hosts) set
 /// the same value.
@@ -130,10 +135,10 @@ fn expand(text: &str, mut lookup: impl FnMut(&str) -> Option<String>) -> Result<
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
         let tail = &rest[i..];
-        if let Some(after) = tail.strip_prefix("$${") {
-            out.push_str("${");
+        if let Some(after) = tail.strip_prefix(ESCAPED_OPEN) {
+            out.push_str(&ESCAPED_OPEN[1..]);
             rest = after;
-        } else if let Some(after) = tail.strip_prefix("${env:")
+        } else if let Some(after) = tail.strip_prefix(ENV_OPEN)
             && let Some(end) = after.find('}')
         {
             let name = &after[..end];

@@ -261,7 +261,7 @@ fn repos_without_variables_load_as_before() {
         .with("jobs/a.yaml", job.as_str());
     let all = rendered(&load_in(&plain, None));
     assert!(
-        all.iter().any(|d| d.contains("without a closing `}`")),
+        all.iter().any(|d| d.contains("without a closing brace")),
         "{all:?}"
     );
 }

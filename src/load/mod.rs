@@ -16,6 +16,7 @@
 mod cache;
 mod checks;
 pub mod clusters;
+mod config_checks;
 mod environments;
 mod notify;
 mod program;
@@ -47,6 +48,7 @@ use checks::{
     ReadFailure, check_url, env_var_message, is_env_var_name, looks_like_uri, read_failure,
     uri_message,
 };
+use config_checks::{check_cluster_ref, check_clusters, check_config};
 pub use environments::load_every_environment;
 use program::{JarFields, check_entry_class};
 pub use schema::{job_file_schema, repo_config_schema, schema_file_text};
@@ -545,10 +547,7 @@ impl<'a> Loader<'a> {
         } = jf;
         let environment = self.environment.clone();
         if !environments::job_runs_in(&spec, ctx.config, tree, environment.as_deref(), problems) {
-            if problems.is_empty() {
-                self.jobs_elsewhere.push(metadata.name);
-            }
-            return None;
+            return self.runs_elsewhere(metadata.name, problems);
         }
         let config_origins = environments::apply_overrides(&mut spec, environment.as_deref());
         let name_path = path(&["metadata", "name"]);
@@ -559,16 +558,7 @@ impl<'a> Loader<'a> {
                 format!("invalid job name `{}`: {why}", metadata.name),
             ));
         }
-        for key in metadata.labels.keys() {
-            if key.trim().is_empty() {
-                let p = label_path(&["metadata", "labels"], key);
-                problems.push(Problem::new(
-                    tree.key_pos(&p),
-                    p,
-                    "label keys must not be empty",
-                ));
-            }
-        }
+        check_labels(tree, &metadata.labels, problems);
 
         let cluster = ctx
             .config
@@ -632,17 +622,20 @@ impl<'a> Loader<'a> {
             preflight: spec.preflight,
             secrets: BTreeMap::new(),
         };
-        let mut elsewhere = Vec::new();
-        variables::resolve_job(
-            &mut job,
-            tree,
-            &config_origins,
-            &ctx.variables,
-            problems,
-            &mut elsewhere,
-        );
-        self.diagnostics.extend(elsewhere);
+        let mut other_files = Vec::new();
+        let (origins, vars) = (&config_origins, &ctx.variables);
+        variables::resolve_job(&mut job, tree, origins, vars, problems, &mut other_files);
+        self.diagnostics.extend(other_files);
         problems.is_empty().then_some(job)
+    }
+
+    /// A valid job that `spec.environments` keeps out of the environment loaded: no job here,
+    /// but its copies in other environments are this repo's.
+    fn runs_elsewhere(&mut self, name: String, problems: &[Problem]) -> Option<DesiredJob> {
+        if problems.is_empty() {
+            self.jobs_elsewhere.push(name);
+        }
+        None
     }
 
     /// Jobs sharing a `metadata.name` are all invalid; each file gets a diagnostic naming every
@@ -885,120 +878,16 @@ fn configuration_as_written(
     out
 }
 
-/// `spec.cluster` must name a cluster of `weir.yaml`.
-fn check_cluster_ref<'c>(
-    config: &'c RepoConfig,
-    tree: &Node,
-    name: &str,
-    problems: &mut Vec<Problem>,
-) -> Option<&'c ClusterConfig> {
-    if let Some(cluster) = config.clusters.get(name) {
-        return Some(cluster);
-    }
-    let p = path(&["spec", "cluster"]);
-    let known: Vec<&str> = config.clusters.keys().map(String::as_str).collect();
-    let hint = suggest(name, known.iter().copied())
-        .map(|s| format!("did you mean `{s}`? "))
-        .unwrap_or_default();
-    let list = if known.is_empty() {
-        format!("{REPO_CONFIG_FILE} defines no clusters")
-    } else {
-        format!(
-            "clusters in {REPO_CONFIG_FILE}: {}",
-            known
-                .iter()
-                .map(|k| format!("`{k}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
-    problems.push(Problem::new(
-        tree.value_pos(&p),
-        p,
-        format!("unknown cluster `{name}`; {hint}({list})"),
-    ));
-    None
-}
-
-/// Checks of `weir.yaml` beyond its shape.
-fn check_config(config: &RepoConfig, tree: &Node, problems: &mut Vec<Problem>) {
-    // With environments, the clusters may all be theirs (checked once one is chosen).
-    if config.clusters.is_empty() && config.environments.is_empty() {
-        let p = path(&["clusters"]);
-        problems.push(Problem::new(
-            tree.value_pos(&p),
-            p,
-            "at least one cluster is required",
-        ));
-    }
-    check_clusters(&config.clusters, &path(&["clusters"]), tree, problems);
-    if let Some(notifications) = &config.notifications {
-        notify::check(notifications, tree, problems);
-    }
-}
-
-/// Checks of clusters (of `weir.yaml`, or of an environment) at `at`.
-fn check_clusters(
-    clusters: &BTreeMap<String, ClusterConfig>,
-    at_path: &[Seg],
-    tree: &Node,
-    problems: &mut Vec<Problem>,
-) {
-    for (name, cluster) in clusters {
-        let mut base = at_path.to_vec();
-        base.push(Seg::Key(name.clone()));
-        let at = |key: &str| {
-            let mut p = base.clone();
-            p.push(Seg::Key(key.to_string()));
-            p
-        };
-        if name.trim().is_empty() {
+/// Label keys must not be empty.
+fn check_labels(tree: &Node, labels: &BTreeMap<String, String>, problems: &mut Vec<Problem>) {
+    for key in labels.keys() {
+        if key.trim().is_empty() {
+            let p = label_path(&["metadata", "labels"], key);
             problems.push(Problem::new(
-                tree.key_pos(&base),
-                base.clone(),
-                "cluster names must not be empty",
+                tree.key_pos(&p),
+                p,
+                "label keys must not be empty",
             ));
-        }
-        // The client's own rule last: what `weir apply` would refuse (credentials, a query).
-        let url_problem = match check_url(&cluster.url, &["http", "https"]) {
-            Err(e) => Some(error_chain(&e)),
-            Ok(()) => spec::cluster_base_url(&cluster.url)
-                .err()
-                .map(|e| e.to_string()),
-        };
-        if let Some(message) = url_problem {
-            let p = at("url");
-            problems.push(Problem::new(tree.value_pos(&p), p, message));
-        }
-        if let Some(dir) = &cluster.savepoint_dir
-            && !looks_like_uri(dir)
-        {
-            let p = at("savepointDir");
-            problems.push(Problem::new(tree.value_pos(&p), p, uri_message(dir)));
-        }
-        if let Some(var) = &cluster.bearer_token_env
-            && !is_env_var_name(var)
-        {
-            let p = at("bearerTokenEnv");
-            problems.push(Problem::new(tree.value_pos(&p), p, env_var_message(var)));
-        }
-        for (header, var) in &cluster.headers_from_env {
-            let mut p = at("headersFromEnv");
-            p.push(Seg::Key(header.clone()));
-            if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
-                problems.push(Problem::new(
-                    tree.key_pos(&p),
-                    p.clone(),
-                    format!("`{header}` is not a valid HTTP header name"),
-                ));
-            }
-            if !is_env_var_name(var) {
-                problems.push(Problem::new(tree.value_pos(&p), p, env_var_message(var)));
-            }
-        }
-        if cluster.timeout_seconds == Some(0) {
-            let p = at("timeoutSeconds");
-            problems.push(Problem::new(tree.value_pos(&p), p, "must be at least 1"));
         }
     }
 }

@@ -13,6 +13,13 @@ use crate::desired::{DesiredJob, Program};
 use crate::diagnostic::Diagnostic;
 use crate::spec::ConfigValue;
 
+// `${`, `$${` and `${env:` are spelled with `\u{7b}` so that the braces of the code stay
+// balanced for scripts/layers.py, which counts them to measure functions.
+/// Opens a reference.
+const OPEN: &str = "$\u{7b}";
+/// Writes a literal [`OPEN`].
+const ESCAPED_OPEN: &str = "$$\u{7b}";
+
 /// Where a text of a job was written, for positions of its problems.
 pub(super) struct Origin<'a> {
     /// The field, in the job file.
@@ -63,12 +70,12 @@ pub(super) fn substitute(
         let i = at + found;
         out.push_str(&text[at..i]);
         let tail = &text[i..];
-        if tail.starts_with("$${") {
-            out.push_str("$${");
-            at = i + 3;
+        if tail.starts_with(ESCAPED_OPEN) {
+            out.push_str(ESCAPED_OPEN);
+            at = i + ESCAPED_OPEN.len();
             continue;
         }
-        if !tail.starts_with("${") {
+        if !tail.starts_with(OPEN) {
             out.push('$');
             at = i + 1;
             continue;
@@ -76,7 +83,9 @@ pub(super) fn substitute(
         let Some(end) = tail.find('}') else {
             misuses.push(Misuse {
                 offset: i,
-                message: "`${` without a closing `}`; write `$${` for a literal `${`".into(),
+                message: format!(
+                    "`{OPEN}` without a closing brace; write `{ESCAPED_OPEN}` for a literal `{OPEN}`"
+                ),
             });
             break;
         };
@@ -128,8 +137,8 @@ fn undefined_message(reference: &str, name: &str, variables: &BTreeMap<String, S
         )
     };
     format!(
-        "undefined variable `{reference}`{hint} ({known}; `${{env:NAME}}` reads weir's \
-         environment, `$${{` writes a literal `${{`)"
+        "undefined variable `{reference}`{hint} ({known}; `{OPEN}env:NAME}}` reads weir's \
+         environment, `{ESCAPED_OPEN}` writes a literal `{OPEN}`)"
     )
 }
 
