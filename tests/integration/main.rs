@@ -26,3 +26,4 @@ mod sql;
 mod stale;
 mod state_truth;
 mod upgrade_modes;
+mod variables;
