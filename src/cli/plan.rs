@@ -119,7 +119,7 @@ pub(super) fn validate(repo: &Path, rev: Option<&str>) -> Result<i32> {
     match valid {
         Some(d) => {
             let environments = &d.config.environments;
-            let scope = if d.environment.is_some() || environments.is_empty() {
+            let scope = if crate::identity::environment().is_some() || environments.is_empty() {
                 String::new()
             } else {
                 let names: Vec<&str> = environments.keys().map(String::as_str).collect();

@@ -846,3 +846,24 @@ fn jobs_of_another_environment_on_the_cluster_are_not_foreign() {
     let p = run(&plain, &observation(vec![other]), &BTreeMap::new(), &[]);
     assert_eq!(p.unmanaged.len(), 1);
 }
+
+/// Invariant 5: a definition without `${env:…}` secrets keeps the fingerprint (and so the job
+/// id) of the versions before secrets existed: the canonical JSON as they wrote it.
+#[test]
+fn fingerprints_without_secrets_are_unchanged() {
+    use sha2::Digest;
+    let j = job("a");
+    let before_secrets = serde_json::json!({
+        "jarSha256": "ab".repeat(32),
+        "entryClass": "com.acme.App",
+        "args": ["--topic", "orders"],
+        "sql": null,
+        "flinkConfiguration": {"execution.checkpointing.interval": "10s"},
+        "restartNonce": 0,
+    });
+    let expected: [u8; 32] = sha2::Sha256::digest(before_secrets.to_string().as_bytes()).into();
+    assert_eq!(j.code_fingerprint(), expected);
+    let mut with_secret = j.clone();
+    with_secret.secrets.insert("PW".into(), Some("00".repeat(16)));
+    assert_ne!(with_secret.code_fingerprint(), expected);
+}

@@ -9,6 +9,7 @@ mod channels;
 mod console;
 mod crash;
 mod daemon;
+mod environments;
 mod examples;
 mod harness;
 mod hostile_input;
