@@ -254,6 +254,36 @@ mod tests {
         assert_eq!(a.len(), 32);
     }
 
+    /// The edge: values go into the request's copy only, escapes become `${`, and an unset one
+    /// is an error (nothing is sent with a reference in it).
+    #[test]
+    fn values_are_put_in_only_for_flink() {
+        let path = std::env::var("PATH").expect("PATH is set in tests");
+        let mut job = crate::plan::fixtures::job("a");
+        job.flink_configuration
+            .insert("k".into(), "x=${env:PATH};$${env:PATH}".into());
+        if let Program::Jar { args, .. } = &mut job.program {
+            args.push("${env:PATH}".into());
+        }
+        let sent = for_flink(&job).unwrap();
+        assert_eq!(
+            sent.flink_configuration["k"],
+            format!("x={path};${{env:PATH}}")
+        );
+        let Program::Jar { args, .. } = &sent.program else {
+            panic!()
+        };
+        assert_eq!(args.last().unwrap(), &path);
+        // The desired job itself keeps the reference.
+        assert_eq!(job.flink_configuration["k"], "x=${env:PATH};$${env:PATH}");
+        job.flink_configuration
+            .insert("u".into(), "${env:WEIR_TEST_NEVER_SET_ANYWHERE}".into());
+        assert_eq!(
+            for_flink(&job).unwrap_err().name,
+            "WEIR_TEST_NEVER_SET_ANYWHERE"
+        );
+    }
+
     #[test]
     fn key_file_is_created_once_and_private() {
         let dir = tempfile::tempdir().unwrap();

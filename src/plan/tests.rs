@@ -864,6 +864,8 @@ fn fingerprints_without_secrets_are_unchanged() {
     let expected: [u8; 32] = sha2::Sha256::digest(before_secrets.to_string().as_bytes()).into();
     assert_eq!(j.code_fingerprint(), expected);
     let mut with_secret = j.clone();
-    with_secret.secrets.insert("PW".into(), Some("00".repeat(16)));
+    with_secret
+        .secrets
+        .insert("PW".into(), Some("00".repeat(16)));
     assert_ne!(with_secret.code_fingerprint(), expected);
 }
