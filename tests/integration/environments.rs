@@ -241,3 +241,47 @@ fn two_environments_share_a_cluster_without_mistaking_each_others_jobs() {
     .json();
     assert_eq!(change(&plan, &shared)["action"], "redeploy", "{plan:#}");
 }
+
+/// The daemon follows the environment of its configuration: it deploys that environment's jobs
+/// (with its variables) and nothing of the others.
+#[test]
+fn the_daemon_follows_its_environment() {
+    use crate::daemon::{Options, Remote};
+    let cluster = cluster(Version::V2);
+    let base = cluster.url.as_str();
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new();
+    let name = unique("env-serve");
+    let _cleanup = Cleanup {
+        base: base.to_string(),
+        jobs: vec![("staging", name.clone()), ("prod", name.clone())],
+    };
+    let config = std::fs::read_to_string(repo.root.join("weir.yaml")).unwrap();
+    repo.write(
+        "weir.yaml",
+        &format!(
+            "{config}environments:\n  staging:\n    variables: {{checkpoint_ms: 3000}}\n  \
+             prod:\n    variables: {{checkpoint_ms: 2000}}\n"
+        ),
+    );
+    repo.write(
+        &format!("jobs/{name}.yaml"),
+        &jar_job_args(&name, 1, &["--checkpoint-interval-ms", "${checkpoint_ms}"]),
+    );
+    remote.push(&repo, "an environments repo");
+    let d = Options::following(&remote)
+        .config("pollIntervalSeconds: 3600\nenvironment: staging\n")
+        .start();
+    d.wait_for(
+        "the staging deploy",
+        std::time::Duration::from_secs(120),
+        |s| s["lastApply"]["outcome"] == "succeeded",
+    );
+    let staging = running_in(base, "staging", &name);
+    assert_eq!(staging.len(), 1, "{staging:?}");
+    let interval = get(&format!("{base}/jobs/{}/checkpoints/config", staging[0]))["interval"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(interval, 3000);
+    assert!(jobs_in(base, "prod", &name).is_empty());
+}
