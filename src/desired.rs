@@ -19,6 +19,13 @@ pub struct DesiredState {
     pub config: RepoConfig,
     /// Valid job definitions, sorted by name.
     pub jobs: Vec<DesiredJob>,
+    /// The environment (a key of `environments` in `weir.yaml`) this state is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Jobs of the repo that `spec.environments` keeps out of this environment, sorted: their
+    /// copies in other environments are not foreign jobs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs_elsewhere: Vec<String>,
 }
 
 /// Identifies the exact inputs a plan was computed from.
@@ -74,6 +81,10 @@ pub struct DesiredJob {
     /// order written.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependencies: Vec<Dependency>,
+    /// The `${env:NAME}` secrets the job's texts refer to: name → keyed digest of the value
+    /// (see [`crate::secrets`]), `None` when weir's environment did not set it. Never a value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, Option<String>>,
 }
 
 fn preflight_default() -> bool {
@@ -302,6 +313,11 @@ impl DesiredJob {
                 .iter()
                 .map(Dependency::fingerprint)
                 .collect();
+        }
+        // Only when there are secrets: the fingerprints of jobs without any stay those of
+        // earlier versions (a changed fingerprint would be a redeploy).
+        if !self.secrets.is_empty() {
+            canonical["secrets"] = serde_json::json!(self.secrets);
         }
         Sha256::digest(canonical.to_string().as_bytes()).into()
     }

@@ -323,23 +323,30 @@ fn origin_of(desired: &DesiredJob, name: &str) -> String {
 
 /// The body of a submission of `desired` (`POST /jars/{id}/run`): its [`plan_request`] with the
 /// chosen job id and the savepoint to restore.
-pub fn run_request(desired: &DesiredJob, job_id: JobId, savepoint: Option<String>) -> RunJar {
-    RunJar {
+pub fn run_request(
+    desired: &DesiredJob,
+    job_id: JobId,
+    savepoint: Option<String>,
+) -> Result<RunJar, crate::secrets::UnsetSecret> {
+    Ok(RunJar {
         job_id: Some(job_id),
         savepoint_path: savepoint,
-        ..plan_request(desired)
-    }
+        ..plan_request(desired)?
+    })
 }
 
 /// The body of a pre-flight of `desired` (`POST /jars/{id}/plan`), and everything of its
 /// submission but the job id and the savepoint: one function, so that a pre-flight plans
 /// exactly the program (entry class, arguments, parallelism, configuration) a submission runs.
-pub fn plan_request(desired: &DesiredJob) -> RunJar {
+/// The only place where `${env:NAME}` secrets are put in ([`crate::secrets::for_flink`]): the
+/// request is sent, never stored or shown.
+pub fn plan_request(desired: &DesiredJob) -> Result<RunJar, crate::secrets::UnsetSecret> {
+    let desired = &crate::secrets::for_flink(desired)?;
     let mut config = desired.flink_configuration.clone();
     config
         .entry("pipeline.name".into())
         .or_insert_with(|| desired.name.clone());
-    RunJar {
+    Ok(RunJar {
         entry_class: desired.entry_class().map(str::to_string),
         program_args_list: desired.program_args(),
         parallelism: Some(desired.parallelism),
@@ -347,7 +354,7 @@ pub fn plan_request(desired: &DesiredJob) -> RunJar {
         savepoint_path: None,
         allow_non_restored_state: desired.allow_non_restored_state,
         flink_configuration: config,
-    }
+    })
 }
 
 /// A URL jar: fetched (bounded, verified) into the artifact cache unless it is there already.

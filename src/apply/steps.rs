@@ -306,7 +306,8 @@ impl Applier {
                 .map(|p| format!(" from {p}"))
                 .unwrap_or_default()
         ));
-        let request = super::jars::run_request(desired, new_id, restore_path.clone());
+        let request = super::jars::run_request(desired, new_id, restore_path.clone())
+            .map_err(|e| ApplyError::step(job, StepError::Secret(e)))?;
         let sent = client
             .run_jar_within(&jar_id, &request, self.run_timeout)
             .await;

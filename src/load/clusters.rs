@@ -30,6 +30,11 @@ pub fn load_with_clusters(
     }
     let mut config = desired.config.clone();
     config.clusters = clusters.clone();
+    // `clusters` are the base's clusters of the environment already: the revision's own
+    // environment clusters must not come back on top of them.
+    for environment in config.environments.values_mut() {
+        environment.clusters.clear();
+    }
     let replaced = load_from(&WithConfig {
         inner: source,
         config: config_text(&config),

@@ -135,6 +135,27 @@ pub fn field_diffs(before: &DesiredJob, after: &DesiredJob) -> Vec<FieldDiff> {
             after: a,
         })
         .collect();
+    // `${env:NAME}` secrets: which one changed, never what it holds.
+    let names: std::collections::BTreeSet<&String> =
+        before.secrets.keys().chain(after.secrets.keys()).collect();
+    for name in names {
+        let (b, a) = (before.secrets.get(name), after.secrets.get(name));
+        if b != a {
+            let shown = |d: Option<&Option<String>>| d.map(|_| format!("${{env:{name}}}"));
+            out.push(FieldDiff {
+                field: format!("secret {name}"),
+                severity: Severity::Redeploy,
+                before: shown(b),
+                after: shown(a).map(|s| {
+                    if b.is_some() {
+                        format!("{s} (changed)")
+                    } else {
+                        s
+                    }
+                }),
+            });
+        }
+    }
     // Two secrets that both render as redacted still differ when the fingerprints do.
     if before.code_fingerprint() != after.code_fingerprint()
         && !out.iter().any(|d| d.severity == Severity::Redeploy)

@@ -25,6 +25,8 @@ pub(crate) fn config(prune: bool) -> RepoConfig {
         prune,
         notifications: None,
         maven_repositories: Vec::new(),
+        variables: Default::default(),
+        environments: Default::default(),
     }
 }
 
@@ -59,6 +61,7 @@ pub(crate) fn job(name: &str) -> DesiredJob {
         preflight: true,
         sql_origin: None,
         dependencies: Vec::new(),
+        secrets: Default::default(),
     }
 }
 
@@ -71,6 +74,8 @@ pub(crate) fn desired(jobs: Vec<DesiredJob>, prune: bool) -> DesiredState {
         },
         config: config(prune),
         jobs,
+        environment: None,
+        jobs_elsewhere: Vec::new(),
     }
 }
 
