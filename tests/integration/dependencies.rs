@@ -273,6 +273,44 @@ fn connector_from_maven(version: Version) {
     assert!(text.contains(&format!("expected {wrong}")), "{text}");
     assert_eq!(running_named(base, &name), vec![id.clone()], "untouched");
     assert_eq!(jobs_named(base, &name).len(), 1, "nothing else submitted");
+
+    // An unknown coordinate and an artifact that is not a jar: plan errors at their entries.
+    let page = maven.path().join("dev/weir/not-a-jar/1.0");
+    std::fs::create_dir_all(&page).unwrap();
+    std::fs::write(page.join("not-a-jar-1.0.jar"), "<html>moved</html>").unwrap();
+    std::fs::write(
+        page.join("not-a-jar-1.0.jar.sha256"),
+        hex::encode(Sha256::digest("<html>moved</html>")),
+    )
+    .unwrap();
+    for (coordinate, needle) in [
+        (
+            "dev.weir:missing:1.0",
+            "no repository in `mavenRepositories` has dev.weir:missing:1.0 (tried `local`)",
+        ),
+        ("dev.weir:not-a-jar:1.0", "not-a-jar-1.0.jar is not a jar"),
+    ] {
+        let other = repo.unique("dep-bad");
+        let other_file = format!("jobs/{other}.yaml");
+        repo.write(
+            &other_file,
+            &sql_job_with(
+                &other,
+                "datagen",
+                "s",
+                "",
+                &format!("    - maven: {coordinate}\n"),
+            ),
+        );
+        repo.commit("a bad dependency");
+        let plan = repo.weir_env(&["plan"], &env);
+        assert_ne!(plan.code, 0, "{}", plan.all());
+        let text = plan.all();
+        assert!(text.contains(&format!("{other_file}:10:7: ")), "{text}");
+        assert!(text.contains(needle), "{text}");
+        assert!(jobs_named(base, &other).is_empty());
+        repo.remove(&other_file);
+    }
     drop(server);
 }
 
