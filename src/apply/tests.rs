@@ -969,6 +969,8 @@ async fn a_secret_reaches_the_run_request_only() {
     desired
         .flink_configuration
         .insert("sasl".into(), "${env:PATH}".into());
+    let planned = crate::secrets::digest("PATH", &value);
+    desired.secrets.insert("PATH".into(), Some(planned));
     let mark = w.fake.mark();
     let outcomes = w.applier.apply(&w.plan, "apply-s2").await.unwrap();
     assert!(outcomes[0].ok, "{outcomes:?}");
@@ -979,4 +981,29 @@ async fn a_secret_reaches_the_run_request_only() {
     assert!(!journal.contains(&value), "{journal}");
     let progress = w.progress.lock().unwrap().join("\n");
     assert!(!progress.contains(&value), "{progress}");
+}
+
+/// A secret rotated between the plan and the apply: the plan's job ids carry the old digest, so
+/// nothing is touched and the apply says to plan again.
+#[tokio::test]
+async fn a_secret_changed_since_the_plan_touches_nothing() {
+    let mut w = world().await;
+    let desired = w.plan.changes[0].desired.as_mut().unwrap();
+    desired
+        .flink_configuration
+        .insert("sasl".into(), "${env:PATH}".into());
+    desired.secrets.insert(
+        "PATH".into(),
+        Some(crate::secrets::digest("PATH", "an older value")),
+    );
+    let mark = w.fake.mark();
+    let outcomes = w.applier.apply(&w.plan, "apply-s3").await.unwrap();
+    assert!(!outcomes[0].ok, "{outcomes:?}");
+    assert!(
+        outcomes[0].message.contains("has changed since the plan"),
+        "{outcomes:?}"
+    );
+    let requests = w.fake.since(mark);
+    assert!(calls(&requests, STOP).is_empty() && calls(&requests, RUN).is_empty());
+    assert_eq!(w.fake.job(&w.old_id.to_string()).unwrap().state, "RUNNING");
 }
