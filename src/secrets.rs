@@ -192,6 +192,32 @@ pub struct UnsetSecret {
     pub name: String,
 }
 
+/// Why a definition's secrets cannot be sent as planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error(transparent)]
+    Unset(#[from] UnsetSecret),
+    #[error(
+        "secret `${{env:{name}}}` has changed since the plan was made; run `weir plan` again \
+         (the plan's job ids carry the digest of the value it was made with)"
+    )]
+    Changed { name: String },
+}
+
+/// Checks, before anything is touched, that every secret of `job` is set and still holds the
+/// value the plan was made with.
+pub fn check_as_planned(job: &DesiredJob) -> Result<(), SecretError> {
+    for (name, planned) in &job.secrets {
+        let value = std::env::var(name).map_err(|_| UnsetSecret { name: name.clone() })?;
+        crate::redact::register_secret(&value);
+        if planned.as_deref() != Some(digest(name, &value).as_str()) {
+            return Err(SecretError::Changed { name: name.clone() });
+        }
+    }
+    for_flink(job)?;
+    Ok(())
+}
+
 /// `job` as sent to Flink: `${env:NAME}` replaced by the values of the process environment and
 /// `$${` written as `${`. Only the submission and pre-flight requests hold this; nothing stores,
 /// renders or logs it.

@@ -186,7 +186,7 @@ pub enum StepError {
     },
     /// A `${env:NAME}` secret of the definition is not set in weir's environment.
     #[error(transparent)]
-    Secret(#[from] crate::secrets::UnsetSecret),
+    Secret(#[from] crate::secrets::SecretError),
 }
 
 impl ApplyError {
@@ -469,7 +469,7 @@ impl Applier {
         // Nothing is touched for a definition whose secrets cannot be put in (the plan made
         // with them set, applied where they are not).
         if let Some(desired) = &change.desired {
-            crate::secrets::for_flink(desired)
+            crate::secrets::check_as_planned(desired)
                 .map_err(|e| ApplyError::step(&change.job, StepError::Secret(e)))?;
         }
         // No side effect before this definition's lease on the cluster is ours.

@@ -307,7 +307,7 @@ impl Applier {
                 .unwrap_or_default()
         ));
         let request = super::jars::run_request(desired, new_id, restore_path.clone())
-            .map_err(|e| ApplyError::step(job, StepError::Secret(e)))?;
+            .map_err(|e| ApplyError::step(job, StepError::Secret(e.into())))?;
         let sent = client
             .run_jar_within(&jar_id, &request, self.run_timeout)
             .await;

@@ -265,3 +265,41 @@ fn repos_without_variables_load_as_before() {
         "{all:?}"
     );
 }
+
+/// A pull request cannot choose where an environment connects: previews load it with the base
+/// revision's clusters of that environment, whatever its own `environments` say.
+#[test]
+fn previews_take_the_environments_clusters_from_the_base() {
+    let base = load_in(&repo(SQL_JOB), Some("prod")).desired.unwrap();
+    let moved = CONFIG.replace("http://flink-prod:8081", "http://attacker:8081");
+    let head = repo(SQL_JOB).with("weir.yaml", moved);
+    let (outcome, changed) =
+        clusters::load_with_clusters_in(&head, &base.config.clusters, Some("prod"));
+    assert!(changed);
+    let desired = outcome.desired.unwrap();
+    assert_eq!(
+        desired.config.clusters["main"].url,
+        "http://flink-prod:8081"
+    );
+    assert_eq!(desired.jobs.len(), 1);
+}
+
+#[test]
+fn variables_may_hold_secrets() {
+    let config = CONFIG.replace(
+        "  interval: 10s\n",
+        "  interval: 10s\n  jaas: \"user=app password=${env:WEIR_TEST_UNSET_SECRET_2}\"\n",
+    );
+    let job = job_with_sql_lines("  sql: SELECT '${jaas}'\n");
+    let o = load_in(&repo(&job).with("weir.yaml", config), Some("staging"));
+    assert!(o.is_clean(), "{:?}", rendered(&o));
+    let job = &o.desired.unwrap().jobs[0];
+    assert_eq!(job.secrets.get("WEIR_TEST_UNSET_SECRET_2"), Some(&None));
+    let Program::Sql { script, .. } = &job.program else {
+        panic!()
+    };
+    assert_eq!(
+        script,
+        "SELECT 'user=app password=${env:WEIR_TEST_UNSET_SECRET_2}'"
+    );
+}

@@ -235,7 +235,7 @@ impl<'a> Loader<'a> {
         let mut jobs: Vec<DesiredJob> = outcomes.into_iter().filter_map(|o| o.job).collect();
         jobs.sort_by(|a, b| a.name.cmp(&b.name));
 
-        let revision = self.revision();
+        let revision = self.revision(&jobs);
         let mut jobs_elsewhere = std::mem::take(&mut self.jobs_elsewhere);
         jobs_elsewhere.sort();
         let environment = self.environment.clone();
@@ -313,7 +313,7 @@ impl<'a> Loader<'a> {
         job_files
     }
 
-    fn revision(&mut self) -> Revision {
+    fn revision(&mut self, jobs: &[DesiredJob]) -> Revision {
         let info = match self.files.revision(&self.log) {
             Ok(info) => info,
             Err(e) => {
@@ -333,6 +333,14 @@ impl<'a> Loader<'a> {
             hasher.update([0]);
             hasher.update(sha.as_bytes());
             hasher.update([b'\n']);
+        }
+        // The digests of `${env:…}` secrets too, so that a plan saved before one changed is
+        // stale. Only when there are any: the digests of repos without secrets stay as they were.
+        for job in jobs {
+            for (name, digest) in &job.secrets {
+                let digest = digest.as_deref().unwrap_or("unset");
+                hasher.update(format!("secret\0{}\0{name}\0{digest}\n", job.name).as_bytes());
+            }
         }
         Revision {
             commit: info.commit,

@@ -189,6 +189,27 @@ fn variables_and_secrets_reach_the_job_and_nothing_else() {
     assert_ne!(sql_id, sql_id2);
     assert_eq!(flink_name(base, &sql_id2), format!("{prefix}-{rotated}"));
 
+    // A plan saved with one value and applied with another: refused before anything is touched.
+    let config = std::fs::read_to_string(repo.root.join("weir.yaml")).unwrap();
+    repo.write("weir.yaml", &config.replace("interval: 3s", "interval: 4s"));
+    let saved = repo.root.join("saved-plan.json");
+    repo.weir_env(&["plan", "--out", saved.to_str().unwrap()], &env2)
+        .ok();
+    let third = secret();
+    let refused = repo
+        .weir_env(
+            &["apply", saved.to_str().unwrap(), "--auto-approve"],
+            &[(SECRET_VAR, third.as_str())],
+        )
+        .code(1);
+    assert!(
+        refused.all().contains("the saved plan is stale"),
+        "{}",
+        refused.all()
+    );
+    assert_absent("the refused apply", &refused.all(), &third);
+    assert_eq!(running_named(base, &sql), vec![sql_id2.clone()]);
+
     // Unset: a plan error of that job; apply leaves it running.
     let unset = repo.weir(&["plan", "--format", "json"]).code(1).json();
     let errors = unset["errors"].as_array().unwrap();
