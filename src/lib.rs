@@ -22,6 +22,7 @@ pub mod observe;
 pub mod plan;
 pub mod redact;
 pub mod render;
+pub mod schedule;
 pub mod serve;
 pub mod spec;
 pub mod status;

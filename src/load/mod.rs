@@ -13,6 +13,7 @@
 //! found all at once by a walk over that tree guided by the generated JSON Schema (module
 //! `shape`), then the typed deserialization reports what only serde can see.
 
+mod batch;
 mod cache;
 mod checks;
 pub mod clusters;
@@ -527,6 +528,7 @@ impl<'a> Loader<'a> {
 
         let flink_configuration =
             configuration_as_written(tree, &spec.flink_configuration, problems);
+        let schedule = batch::check_batch(tree, &spec, problems);
 
         let sp = &spec.savepoint;
         if let Some(dir) = &sp.directory {
@@ -565,6 +567,8 @@ impl<'a> Loader<'a> {
             restart_nonce: spec.restart_nonce,
             labels: metadata.labels,
             preflight: spec.preflight,
+            mode: spec.mode,
+            schedule,
         })
     }
 

@@ -57,6 +57,8 @@ pub(crate) fn job(name: &str) -> DesiredJob {
         labels: Default::default(),
         preflight: true,
         sql_origin: None,
+        mode: Default::default(),
+        schedule: None,
     }
 }
 

@@ -140,6 +140,19 @@ pub struct Change {
     /// previews flag as "state may not be restorable".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub state_risks: Vec<StateRisk>,
+    /// Set on the change the daemon's scheduler makes for a scheduled batch job's run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_run: Option<ScheduledRun>,
+}
+
+/// A run of a scheduled batch job: why it starts and the fire time it is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledRun {
+    /// `schedule` or `catch-up`.
+    pub trigger: String,
+    /// The fire time (epoch ms) the run is for.
+    pub due_ms: i64,
 }
 
 /// A reason the state of a job may be lost or only partly restored by a change.
