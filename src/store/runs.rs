@@ -89,6 +89,8 @@ pub struct RunRecord {
     pub due_ms: Option<i64>,
     pub started_at_ms: i64,
     pub ended_at_ms: Option<i64>,
+    /// How long the run took, once it ended.
+    pub duration_ms: Option<i64>,
     pub outcome: RunOutcome,
     /// Why a run was skipped.
     pub detail: Option<String>,
@@ -97,8 +99,7 @@ pub struct RunRecord {
 impl RunRecord {
     /// How long the run took, once it ended.
     pub fn duration_ms(&self) -> Option<i64> {
-        self.ended_at_ms
-            .map(|end| (end - self.started_at_ms).max(0))
+        self.duration_ms
     }
 }
 
@@ -226,14 +227,17 @@ impl Store {
         let rows = q.fetch_all(&self.pool).await.map_err(self.query(op))?;
         rows.iter()
             .map(|r| {
+                let started_at_ms: i64 = r.try_get("started_at_ms")?;
+                let ended_at_ms: Option<i64> = r.try_get("ended_at_ms")?;
                 Ok(RunRecord {
                     job: r.try_get("job")?,
                     cluster: r.try_get("cluster")?,
                     job_id: r.try_get("flink_job_id")?,
                     trigger: RunTrigger::parse(r.try_get::<&str, _>("trigger_kind")?),
                     due_ms: r.try_get("due_ms")?,
-                    started_at_ms: r.try_get("started_at_ms")?,
-                    ended_at_ms: r.try_get("ended_at_ms")?,
+                    started_at_ms,
+                    ended_at_ms,
+                    duration_ms: ended_at_ms.map(|end| (end - started_at_ms).max(0)),
                     outcome: RunOutcome::parse(r.try_get::<&str, _>("outcome")?),
                     detail: r.try_get("detail")?,
                 })
