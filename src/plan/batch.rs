@@ -3,8 +3,9 @@
 //! A FINISHED job of the current definition is done: no recover, no self-heal, no drift. The
 //! definition runs again only when its code fingerprint changes (the program, its configuration,
 //! `restartNonce`). A FAILED or CANCELED run of the current definition is a recover (which the
-//! daemon applies only with self-heal on). Batch jobs have no savepoints: a running one is
-//! cancelled to be upgraded or suspended, and every submission starts without state. Scheduled
+//! daemon applies only with self-heal on). Batch jobs have no savepoints: a running batch job
+//! is cancelled to be upgraded or suspended (a running job weir does not know as a batch job is
+//! stopped as its upgrade mode says), and every submission starts without state. Scheduled
 //! jobs are started by the daemon's scheduler, never by a plan.
 
 use crate::desired::DesiredJob;
@@ -14,6 +15,7 @@ use crate::spec::RunState;
 
 use super::fields::{creation_diff, field_diffs};
 use super::job::{base_change, current_job};
+use super::restore::stop_step;
 use super::{Action, Change, FieldDiff, JobHistory, Restore, Severity, Step};
 
 /// The change batch job `desired` needs: `active` is its running job (at most one; duplicates
@@ -47,13 +49,9 @@ fn running(
     history: Option<&JobHistory>,
 ) -> Option<Change> {
     if desired.state == RunState::Suspended {
-        let mut c = base_change(
-            desired,
-            Action::Suspend,
-            "spec.state is `suspended`; a batch job is cancelled (it has no savepoints)".into(),
-        );
+        let mut c = base_change(desired, Action::Suspend, "spec.state is `suspended`".into());
         c.current_job = Some(current_job(current));
-        c.steps = vec![Step::Cancel { job_id: current.id }];
+        c.steps = vec![stop(desired, current, history)];
         c.desired = None;
         c.diff = vec![FieldDiff {
             field: "state".into(),
@@ -88,7 +86,7 @@ fn running(
     );
     c.current_job = Some(current_job(current));
     c.diff = diff_against(desired, history);
-    c.steps = vec![Step::Cancel { job_id: current.id }, submit(desired)];
+    c.steps = vec![stop(desired, current, history), submit(desired)];
     c.steps.push(Step::AwaitRunning);
     Some(c)
 }
@@ -155,6 +153,21 @@ fn ended(
     };
     c.steps = vec![submit(desired), Step::AwaitRunning];
     Some(c)
+}
+
+/// How the running job `current` is stopped: cancelled when weir submitted it as a batch job
+/// (batch jobs have no savepoints); otherwise it may be a streaming job with state (the
+/// definition switched to batch, or the store has no record), which is stopped as its upgrade
+/// mode says, with a savepoint unless stateless.
+fn stop(desired: &DesiredJob, current: &ObservedJob, history: Option<&JobHistory>) -> Step {
+    let was_batch = history
+        .and_then(|h| h.spec.as_ref())
+        .is_some_and(DesiredJob::is_batch);
+    if was_batch {
+        Step::Cancel { job_id: current.id }
+    } else {
+        stop_step(desired, current.id)
+    }
 }
 
 fn submit(desired: &DesiredJob) -> Step {

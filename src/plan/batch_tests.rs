@@ -208,3 +208,44 @@ fn scheduled_jobs_are_started_by_the_scheduler_not_by_plans() {
             .is_empty()
     );
 }
+
+#[test]
+fn switching_a_running_job_to_batch_is_a_redeploy_that_says_so() {
+    let streaming = job("report");
+    let current = running(&streaming, 1, JobState::Running);
+    let h = history_for(&streaming, &current);
+    let mut now_batch = streaming.clone();
+    now_batch.mode = JobMode::Batch;
+    let p = plan_one(&now_batch, vec![current.clone()], Some(h));
+    let c = only_change(&p);
+    assert_eq!(c.action, Action::Redeploy);
+    assert_eq!(
+        c.reason,
+        format!(
+            "the definition changed while batch job {} runs: it is cancelled and the job runs again from the start (batch jobs have no savepoints)",
+            current.id
+        )
+    );
+    let mode = c
+        .diff
+        .iter()
+        .find(|d| d.field == "mode")
+        .expect("a mode diff");
+    assert_eq!(
+        (mode.before.as_deref(), mode.after.as_deref()),
+        (None, Some("batch"))
+    );
+    assert!(
+        !c.diff.iter().any(|d| d.field == "flinkConfiguration"),
+        "{:?}",
+        c.diff
+    );
+    // The running job is a streaming job with state: stopped with a savepoint, not cancelled.
+    assert_eq!(
+        c.steps[0],
+        Step::StopWithSavepoint {
+            job_id: current.id,
+            target_dir: now_batch.savepoint_dir.clone()
+        }
+    );
+}
