@@ -44,3 +44,59 @@ pub async fn settle_runs(
     }
     Ok(settled)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::fixtures::{job, observation, running};
+    use crate::store::runs::{NewRun, RunTrigger};
+
+    #[tokio::test]
+    async fn open_runs_take_the_outcome_and_end_time_flink_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+        let d = job("nightly");
+        let mut finished = running(&d, 1, JobState::Finished);
+        finished.end_time_ms = Some(9_000);
+        let failed = running(&d, 2, JobState::Failed);
+        let still = running(&d, 3, JobState::Running);
+        let gone = running(&d, 4, JobState::Running);
+        for (j, at) in [
+            (&finished, 1_000),
+            (&failed, 1_000),
+            (&still, 1_000),
+            (&gone, 0),
+        ] {
+            let run = NewRun {
+                job: "nightly",
+                cluster: "local",
+                trigger: RunTrigger::Apply,
+                due_ms: None,
+                at_ms: at,
+            };
+            store.record_run(run, &j.id.to_string()).await.unwrap();
+        }
+        let o = observation(vec![finished.clone(), failed.clone(), still.clone()]);
+        // `gone` is not listed, but was submitted only just now: not settled yet.
+        assert_eq!(settle_runs(&store, &o, 60_000).await.unwrap(), 2);
+        // Long after, Flink still does not list it: its outcome is unknown.
+        assert_eq!(
+            settle_runs(&store, &o, FORGOTTEN_AFTER_MS + 1)
+                .await
+                .unwrap(),
+            1
+        );
+        let runs = store.runs("nightly", 10).await.unwrap();
+        let outcome = |id: &crate::identity::JobId| {
+            let r = runs
+                .iter()
+                .find(|r| r.job_id.as_deref() == Some(&id.to_string()))
+                .unwrap();
+            (r.outcome, r.duration_ms)
+        };
+        assert_eq!(outcome(&finished.id), (RunOutcome::Finished, Some(8_000)));
+        assert_eq!(outcome(&failed.id).0, RunOutcome::Failed);
+        assert_eq!(outcome(&still.id), (RunOutcome::Running, None));
+        assert_eq!(outcome(&gone.id), (RunOutcome::Unknown, None));
+    }
+}

@@ -105,7 +105,7 @@ fn ended(
             let mut c = base_change(
                 desired,
                 Action::Recover,
-                format!("batch job {} is {}: it runs again", job.id, job.state),
+                format!("batch job {} is {}", job.id, job.state),
             );
             c.current_job = Some(current_job(job));
             c
