@@ -207,3 +207,56 @@ fn batch_job_schedule_fires_twice() {
     // Stop the daemon so that nothing fires while the repo cancels its jobs.
     drop(serve);
 }
+
+/// A run that takes longer than the schedule's period: the fire times in between are recorded
+/// as skipped, never a second copy.
+#[test]
+fn batch_job_schedule_skips_while_a_run_is_active() {
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new();
+    let name = repo.unique("slow");
+    // 60 rows at 6 rows per second: each run takes about ten seconds.
+    let job = batch_job(&name, "  schedule: \"*/3 * * * * *\"\n").replace(
+        "'number-of-rows' = '200'",
+        "'number-of-rows' = '60', 'rows-per-second' = '6'",
+    );
+    repo.write(&format!("jobs/{name}.yaml"), &job);
+    remote.push(&repo, "a slow scheduled batch job");
+    let serve = Options::following(&remote).start();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let active = jobs_named(base, &name)
+            .iter()
+            .filter(|(_, s)| s != "FINISHED" && s != "FAILED" && s != "CANCELED")
+            .count();
+        assert!(
+            active <= 1,
+            "never two runs at once: {:?}",
+            jobs_named(base, &name)
+        );
+        let runs = serve.get(&format!("/api/v1/jobs/{name}/runs"));
+        let runs = runs.as_array().unwrap();
+        let skipped = runs.iter().find(|r| r["outcome"] == "skipped");
+        if let Some(skipped) = skipped {
+            assert!(skipped["jobId"].is_null(), "{skipped:#}");
+            assert!(
+                skipped["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("still")),
+                "{skipped:#}"
+            );
+            let started = runs.iter().filter(|r| r["jobId"].is_string()).count();
+            assert!(started >= 1, "{runs:#?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a skipped run expected: {runs:#?}\n--- daemon log\n{}",
+            serve.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(serve);
+}
