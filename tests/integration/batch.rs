@@ -260,3 +260,40 @@ fn batch_job_schedule_skips_while_a_run_is_active() {
     }
     drop(serve);
 }
+
+/// A batch job that FAILED is reported: the plan recovers it (the daemon only with self-heal)
+/// and `weir runs` says it failed.
+#[test]
+fn batch_job_that_failed_is_reported() {
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let name = repo.unique("failing");
+    // Division by zero at run time (not at planning): the job starts, then FAILS.
+    let job = batch_job(&name, "").replace("SELECT id FROM src", "SELECT id / (id - id) FROM src");
+    repo.write(&format!("jobs/{name}.yaml"), &job);
+    repo.commit("a failing batch job");
+    repo.weir(&["apply", "--auto-approve"]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let failed = loop {
+        let jobs = jobs_named(base, &name);
+        if let Some((id, _)) = jobs.iter().find(|(_, s)| s == "FAILED") {
+            break id.clone();
+        }
+        assert!(Instant::now() < deadline, "a FAILED job expected: {jobs:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let plan = plan_json(&repo, 2);
+    let recover = change(&plan, &name);
+    assert_eq!(recover["action"], "recover", "{recover:#}");
+    assert_eq!(
+        recover["reason"],
+        format!("batch job {failed} is FAILED"),
+        "{recover:#}"
+    );
+    assert_eq!(status_row(&repo, &name)["sync"], "OutOfSync");
+    let listed = runs(&repo, &name);
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert_eq!(listed[0]["jobId"], failed.as_str());
+    assert_eq!(listed[0]["outcome"], "failed", "{listed:#?}");
+}
