@@ -249,3 +249,19 @@ fn switching_a_running_job_to_batch_is_a_redeploy_that_says_so() {
         }
     );
 }
+
+#[test]
+fn scheduled_runs_are_counted_as_runs() {
+    let summary = Summary {
+        run: 1,
+        ..Summary::default()
+    };
+    assert_eq!(summary.total_changes(), 1);
+    assert_eq!(
+        summary.line(),
+        "Plan: 0 to create, 0 to redeploy, 1 to run on schedule, 0 to delete."
+    );
+    let json = serde_json::to_value(Summary::default()).unwrap();
+    assert!(json.get("run").is_none(), "absent when zero: {json}");
+    assert_eq!(Action::Run.as_str(), "run");
+}

@@ -74,6 +74,8 @@ pub enum Action {
     /// considers current (the one the store names, else the newest).
     #[serde(rename = "stop-duplicate")]
     StopDuplicate,
+    /// A scheduled run of a batch job (`spec.schedule`), started by the daemon's scheduler.
+    Run,
 }
 
 impl Action {
@@ -87,6 +89,7 @@ impl Action {
             Action::Recover => "recover",
             Action::Delete => "delete",
             Action::StopDuplicate => "stop-duplicate",
+            Action::Run => "run",
         }
     }
 
@@ -307,6 +310,9 @@ pub struct Summary {
     /// earlier versions read back unchanged.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub stop_duplicate: usize,
+    /// Scheduled runs of batch jobs (daemon only); absent from JSON when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub run: usize,
     pub errors: usize,
 }
 
@@ -331,6 +337,7 @@ impl Summary {
                 Action::Recover => summary.recover += 1,
                 Action::Delete => summary.delete += 1,
                 Action::StopDuplicate => summary.stop_duplicate += 1,
+                Action::Run => summary.run += 1,
             }
         }
         summary
@@ -345,6 +352,7 @@ impl Summary {
             + self.recover
             + self.delete
             + self.stop_duplicate
+            + self.run
     }
 
     /// `Plan: 1 to create, 2 to redeploy, 0 to delete.` with other actions named when present.
@@ -356,6 +364,7 @@ impl Summary {
             (self.suspend, "suspend"),
             (self.resume, "resume"),
             (self.recover, "recover"),
+            (self.run, "run on schedule"),
         ] {
             if n > 0 {
                 parts.push(format!("{n} to {word}"));

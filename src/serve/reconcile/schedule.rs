@@ -162,7 +162,7 @@ fn run_change(job: &DesiredJob, fire: Fire, due_ms: i64) -> Change {
     Change {
         job: job.name.clone(),
         cluster: job.cluster.clone(),
-        action: Action::Create,
+        action: Action::Run,
         reason,
         upgrade_mode: job.upgrade_mode,
         steps: vec![

@@ -61,6 +61,7 @@ async fn a_schedule_fires_at_its_fire_times_only() {
     let runs = decide_at(&mut s, &store, &d, &o, T0 + HOUR + 2_000).await;
     assert_eq!(runs.len(), 1);
     let run = &runs[0];
+    assert_eq!(run.action, Action::Run);
     assert_eq!(
         run.scheduled_run,
         Some(ScheduledRun {
