@@ -297,3 +297,52 @@ fn batch_job_that_failed_is_reported() {
     assert_eq!(listed[0]["jobId"], failed.as_str());
     assert_eq!(listed[0]["outcome"], "failed", "{listed:#?}");
 }
+
+/// Fire times missed while the daemon was down give one catch-up run when it starts again.
+#[test]
+fn batch_job_schedule_catches_up_once_after_a_restart() {
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new();
+    let name = repo.unique("catchup");
+    repo.write(
+        &format!("jobs/{name}.yaml"),
+        &batch_job(&name, "  schedule: \"*/5 * * * * *\"\n"),
+    );
+    remote.push(&repo, "a scheduled batch job");
+    let mut serve = Options::following(&remote).start();
+    let runs_of = |serve: &crate::daemon::Serve| -> Vec<Value> {
+        serve
+            .get(&format!("/api/v1/jobs/{name}/runs"))
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    serve.wait_for("a first scheduled run", Duration::from_secs(60), |_| {
+        jobs_named(base, &name).iter().any(|(_, s)| s == "FINISHED")
+    });
+    assert_eq!(serve.terminate(), Some(0));
+    // Down for more than two fire times.
+    std::thread::sleep(Duration::from_secs(12));
+    serve.restart();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let runs = runs_of(&serve);
+        let catch_ups: Vec<&Value> = runs.iter().filter(|r| r["trigger"] == "catch-up").collect();
+        // Wait for a scheduled run after the catch-up: the catch-up was the only one.
+        let newest_is_scheduled = runs.first().is_some_and(|r| r["trigger"] == "schedule");
+        if !catch_ups.is_empty() && newest_is_scheduled {
+            assert_eq!(catch_ups.len(), 1, "{runs:#?}");
+            assert!(catch_ups[0]["jobId"].is_string(), "{runs:#?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "one catch-up run, then scheduled runs: {runs:#?}\n--- daemon log\n{}",
+            serve.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(serve);
+}
