@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::spec::{RepoConfig, RunState, UpgradeMode};
+use crate::spec::{JobMode, RepoConfig, RunState, UpgradeMode};
 
 /// A whole repo at one revision, as far as it could be loaded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,6 +85,22 @@ pub struct DesiredJob {
     /// (see [`crate::secrets`]), `None` when weir's environment did not set it. Never a value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, Option<String>>,
+    /// `spec.mode`; absent in records of earlier versions, which only knew streaming jobs.
+    #[serde(default, skip_serializing_if = "JobMode::is_streaming")]
+    pub mode: JobMode,
+    /// `spec.schedule` with its time zone (batch jobs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+}
+
+/// When `weir serve` runs a scheduled batch job: a validated cron expression and time zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Schedule {
+    pub cron: String,
+    /// IANA name; `None` is UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 fn preflight_default() -> bool {
@@ -292,10 +308,17 @@ impl DesiredJob {
         }
     }
 
+    /// Whether this is a batch job (`spec.mode: batch`).
+    pub fn is_batch(&self) -> bool {
+        self.mode == JobMode::Batch
+    }
+
     /// Hash of everything whose change requires a redeploy: the program (jar content, entry class,
-    /// args or SQL), the Flink configuration and the restart nonce. Parallelism, state, upgrade mode
-    /// and savepoint settings are deliberately left out: they are handled by rescale, suspend/resume
-    /// or are record-only.
+    /// args or SQL), the Flink configuration, the restart nonce and, for batch jobs only, the
+    /// mode. Parallelism, state, upgrade mode, savepoint settings and the schedule are
+    /// deliberately left out: they are handled by rescale, suspend/resume, the scheduler or are
+    /// record-only. Streaming jobs hash exactly what earlier versions hashed, so their job ids
+    /// stay recognised across an upgrade of weir.
     pub fn code_fingerprint(&self) -> [u8; 32] {
         let mut canonical = serde_json::json!({
             "jarSha256": self.jar().sha256,
@@ -318,6 +341,9 @@ impl DesiredJob {
         // earlier versions (a changed fingerprint would be a redeploy).
         if !self.secrets.is_empty() {
             canonical["secrets"] = serde_json::json!(self.secrets);
+        }
+        if self.is_batch() {
+            canonical["mode"] = serde_json::Value::from(JobMode::Batch.as_str());
         }
         Sha256::digest(canonical.to_string().as_bytes()).into()
     }

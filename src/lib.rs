@@ -23,6 +23,7 @@ pub mod observe;
 pub mod plan;
 pub mod redact;
 pub mod render;
+pub mod schedule;
 pub mod secrets;
 pub mod serve;
 pub mod spec;

@@ -12,6 +12,7 @@
 //! `restore` (where restarted state comes from), `unclaimed` (jobs no definition claims),
 //! `fields` (diffs between definitions).
 
+mod batch;
 mod fields;
 mod job;
 mod model;
@@ -28,7 +29,7 @@ use crate::observe::{ClusterObservation, Observation, ObservedJob};
 pub use fields::{field_diffs, upgrade_mode_str};
 pub use model::{
     Action, AttachError, Change, CurrentJob, FieldDiff, JobHistory, Plan, PlanError, PlanInput,
-    Restore, Severity, StateRisk, Step, Summary, UnmanagedJob,
+    Restore, ScheduledRun, Severity, StateRisk, Step, Summary, UnmanagedJob,
 };
 pub use preflight::{GraphDiff, JobPreflight, PreflightStatus, Rescaled, Vertex};
 
@@ -214,6 +215,8 @@ pub fn submission_identity(desired: &DesiredJob, nonce: u32) -> Identity {
     )
 }
 
+#[cfg(test)]
+mod batch_tests;
 #[cfg(test)]
 pub(crate) mod fixtures;
 #[cfg(test)]

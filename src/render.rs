@@ -67,6 +67,7 @@ fn headline(c: &Change) -> String {
         Action::Recover => "will be recovered",
         Action::Delete => "will be deleted",
         Action::StopDuplicate => "has an extra copy to stop",
+        Action::Run => "will run (scheduled)",
     };
     format!(
         "{} (cluster {}) {verb}",
@@ -80,6 +81,7 @@ pub fn disruption(c: &Change) -> String {
     let cancels = matches!(c.steps.first(), Some(Step::Cancel { .. }));
     match c.action {
         Action::Create => "job starts (nothing running is touched)".into(),
+        Action::Run => "a new run of the batch job starts (nothing running is touched)".into(),
         Action::Resume => "job starts again".into(),
         Action::Recover => match &c.current_job {
             Some(cur) => format!(
@@ -126,7 +128,7 @@ pub fn text(plan: &Plan) -> String {
     out.push('\n');
     for c in &plan.changes {
         let sign = match c.action {
-            Action::Create => "+",
+            Action::Create | Action::Run => "+",
             Action::Delete => "-",
             _ => "~",
         };

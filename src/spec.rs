@@ -427,6 +427,44 @@ pub struct JobSpec {
     /// Per environment (a key of `environments` in `weir.yaml`): fields that differ there.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub overrides: BTreeMap<String, JobOverride>,
+    /// `streaming` (default) or `batch`. A batch job is submitted with
+    /// `execution.runtime-mode: BATCH`; when it FINISHED it is done (not drift, not recovered)
+    /// and it runs again only when its definition changes or `restartNonce` is bumped.
+    #[serde(default, skip_serializing_if = "JobMode::is_streaming")]
+    pub mode: JobMode,
+    /// Batch jobs only: a cron expression (`min hour day-of-month month day-of-week`, or with a
+    /// leading seconds field) on which `weir serve` runs the job, each run a new Flink job. A run
+    /// is skipped while the previous one still runs; one missed while the daemon was down is
+    /// started once when it starts again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// The IANA time zone `schedule` is read in (e.g. `Europe/Berlin`); UTC when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
+/// How Flink executes a job (`spec.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobMode {
+    /// An unbounded job that runs until stopped; upgraded with its state.
+    #[default]
+    Streaming,
+    /// A bounded job that finishes by design; no savepoints.
+    Batch,
+}
+
+impl JobMode {
+    pub fn is_streaming(&self) -> bool {
+        *self == JobMode::Streaming
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobMode::Streaming => "streaming",
+            JobMode::Batch => "batch",
+        }
+    }
 }
 
 fn preflight_default() -> bool {

@@ -49,6 +49,7 @@ mod plans;
 mod preflight;
 mod records;
 pub mod retention;
+pub mod runs;
 mod trigger;
 
 pub use backend::{Backend, SqlBool, is_postgres_location, location_display};
@@ -79,6 +80,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("store/migrations/0004_daemon.sql")),
     (5, include_str!("store/migrations/0005_retention.sql")),
     (6, include_str!("store/migrations/0006_preflight.sql")),
+    (7, include_str!("store/migrations/0007_runs.sql")),
 ];
 
 /// The PostgreSQL twins of [`MIGRATIONS`], number for number.
@@ -98,6 +100,7 @@ const PG_MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("store/migrations/postgres/0006_preflight.sql"),
     ),
+    (7, include_str!("store/migrations/postgres/0007_runs.sql")),
 ];
 
 /// The schema version this build of weir reads and writes.

@@ -346,6 +346,10 @@ pub fn plan_request(desired: &DesiredJob) -> Result<RunJar, crate::secrets::Unse
     config
         .entry("pipeline.name".into())
         .or_insert_with(|| desired.name.clone());
+    if desired.is_batch() {
+        // A bounded program in Flink's batch runtime (the loader refuses a contradicting value).
+        config.insert("execution.runtime-mode".into(), "BATCH".into());
+    }
     Ok(RunJar {
         entry_class: desired.entry_class().map(str::to_string),
         program_args_list: desired.program_args(),

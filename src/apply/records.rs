@@ -6,6 +6,7 @@ use super::{Applier, ApplyError};
 use crate::clock::now_ms;
 use crate::identity::JobId;
 use crate::plan::{Action, Change};
+use crate::store::runs::{NewRun, RunTrigger};
 use crate::store::{JobRecord, SavepointKind, SavepointRecord};
 
 impl Applier {
@@ -64,6 +65,9 @@ impl Applier {
         record.suspended = false;
         record.deleted = false;
         self.store.upsert_job(&record).await?;
+        if change.desired.as_ref().is_some_and(|d| d.is_batch()) {
+            self.record_run(change, new_id).await?;
+        }
         if let Some(path) = restore_path {
             // A recover or resume restores the state its stopped predecessor left: a path weir
             // did not take itself is that job's own (found on the cluster), so the lineage
@@ -75,6 +79,26 @@ impl Applier {
             self.note_restore(&change.job, path, apply_id, new_id, produced_by)
                 .await?;
         }
+        Ok(())
+    }
+
+    /// A batch job's submission is a run (`weir runs`): started by a plan, or by the schedule.
+    async fn record_run(&self, change: &Change, new_id: JobId) -> Result<(), ApplyError> {
+        let (trigger, due_ms) = match &change.scheduled_run {
+            Some(r) if r.trigger == RunTrigger::CatchUp.as_str() => {
+                (RunTrigger::CatchUp, Some(r.due_ms))
+            }
+            Some(r) => (RunTrigger::Schedule, Some(r.due_ms)),
+            None => (RunTrigger::Apply, None),
+        };
+        let run = NewRun {
+            job: &change.job,
+            cluster: &change.cluster,
+            trigger,
+            due_ms,
+            at_ms: now_ms(),
+        };
+        self.store.record_run(run, &new_id.to_string()).await?;
         Ok(())
     }
 

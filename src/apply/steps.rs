@@ -532,10 +532,18 @@ impl Applier {
     ) -> Result<(), ApplyError> {
         let job = change.job.clone();
         let progress = self.progress.clone();
+        // A batch job may finish before it is seen running, and its tasks are deployed stage
+        // by stage (never all running at once): RUNNING or FINISHED is a started batch job.
+        let batch = change.desired.as_ref().is_some_and(|d| d.is_batch());
+        let wanted: &[JobState] = if batch {
+            &[JobState::Running, JobState::Finished]
+        } else {
+            &[JobState::Running]
+        };
         let state = client
             .wait_for_state(
                 &id,
-                &[JobState::Running],
+                wanted,
                 self.start_timeout,
                 POLL,
                 move |state, waited| {
@@ -552,6 +560,7 @@ impl Applier {
             )
             .await;
         let state = match state {
+            Ok(_) if batch => Ok(()),
             Ok(_) => self.await_tasks(client, &id).await,
             Err(e) => Err(e),
         };

@@ -20,6 +20,7 @@ use crate::store::{HistoryEntry, HistoryKind, Store, StoreError};
 
 mod lineage;
 mod plan;
+mod runs;
 mod story;
 pub mod text;
 mod time;
@@ -28,6 +29,7 @@ pub use lineage::{
     ApplyRef, Lineage, RestoreStory, SavepointStory, assemble_lineage, load_lineage,
 };
 pub use plan::{ApplyBrief, PlanStory, PlannedChange, assemble_plan, load_plan};
+pub use runs::runs_text;
 pub use story::{
     ApplyRecords, ApplyStory, EventStory, JobStory, PlanBrief, StepStory, assemble_apply,
     load_apply, rest_calls,

@@ -167,10 +167,23 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Past runs of a batch job, newest first: when, Flink job id, trigger (apply, schedule,
+    /// catch-up), outcome, duration. Outcomes are brought up to date from the job's cluster.
+    #[command(display_order = 8)]
+    Runs {
+        job: String,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// At most this many runs.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// Delete plan and apply records older than a duration (retention). Unfinished applies,
     /// job records and the newest savepoint of each job (with the apply and plan it came from)
     /// are always kept; the prune itself is recorded.
-    #[command(display_order = 8)]
+    #[command(display_order = 9)]
     Prune {
         #[arg(long, default_value = ".")]
         repo: PathBuf,
@@ -314,6 +327,15 @@ pub async fn run(globals: Globals, command: Command) -> Result<i32> {
         Command::Savepoints { job, repo, format } => {
             let store = open_store(state, &repo).await?;
             read::savepoints_cmd(&store, &job, format).await
+        }
+        Command::Runs {
+            job,
+            repo,
+            limit,
+            format,
+        } => {
+            let store = open_store(state, &repo).await?;
+            read::runs_cmd(&store, &repo, &job, limit, format).await
         }
         Command::Prune {
             repo,

@@ -1,4 +1,4 @@
-//! The read-only commands: `weir status`, `history`, `show`, `savepoints`, and `prune`.
+//! The read-only commands: `weir status`, `history`, `show`, `savepoints`, `runs`, and `prune`.
 
 use std::path::Path;
 
@@ -70,6 +70,32 @@ pub(super) async fn savepoints_cmd(store: &Store, job: &str, format: OutputForma
     match format {
         OutputFormat::Text => print!("{}", audit::lineage_text(&lineage)),
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&lineage)?),
+    }
+    Ok(0)
+}
+
+/// `weir runs JOB`: the job's recorded runs. When the repo loads, open runs are first settled
+/// from what the clusters report (a run weir saw start may have ended since).
+pub(super) async fn runs_cmd(
+    store: &Store,
+    repo: &Path,
+    job: &str,
+    limit: u32,
+    format: OutputFormat,
+) -> Result<i32> {
+    let desired = source_for(repo, None)
+        .ok()
+        .and_then(|source| load::load_repo(&source).desired);
+    if let Some(desired) = desired
+        && let Ok(clients) = engine::clients(&desired)
+    {
+        let observation = crate::observe::observe(&clients).await;
+        engine::runs::settle_runs(store, &observation, now_ms()).await?;
+    }
+    let runs = store.runs(job, i64::from(limit)).await?;
+    match format {
+        OutputFormat::Text => print!("{}", audit::runs_text(job, &runs)),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&runs)?),
     }
     Ok(0)
 }

@@ -12,6 +12,7 @@ mod lock;
 mod pipeline;
 pub mod preflight;
 mod record;
+pub mod runs;
 pub mod stale;
 
 pub use error::EngineError;

@@ -25,7 +25,9 @@ pub struct GraphNode {
     /// The JobVertex id: the operator id of the chain's head (derived from its `uid`, or from
     /// the topology when the operator has none).
     pub id: String,
-    #[serde(default)]
+    /// 0 when Flink decides it at run time (`-1` in Flink's answer: a batch job's vertices
+    /// under the adaptive batch scheduler).
+    #[serde(default, deserialize_with = "parallelism_or_zero")]
     pub parallelism: u32,
     /// The chained operators, as Flink describes them (`A<br/>+- B<br/>`).
     #[serde(default)]
@@ -48,6 +50,11 @@ impl GraphNode {
         };
         crate::text::truncate(&joined, 200)
     }
+}
+
+fn parallelism_or_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = i64::deserialize(d)?;
+    Ok(u32::try_from(n).unwrap_or(0))
 }
 
 #[derive(Deserialize)]
@@ -123,4 +130,21 @@ pub(super) fn refusal_of(body: &[u8]) -> Option<ProgramRefusal> {
         message: summary.message,
         detail: err.errors.join("\n"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch job's graph under the adaptive batch scheduler has vertices whose parallelism
+    /// Flink decides at run time (`-1`), as `POST /jars/{id}/plan` answers on 1.20 and 2.3.
+    #[test]
+    fn a_parallelism_decided_at_run_time_reads_as_zero() {
+        let body = r#"{"plan":{"jid":"x","name":"b","type":"BATCH","nodes":[
+            {"id":"a","parallelism":-1,"description":"Source"},
+            {"id":"b","parallelism":2,"description":"Sink"}]}}"#;
+        let graph = serde_json::from_str::<PlanBody>(body).unwrap().plan;
+        let parallelism: Vec<u32> = graph.nodes.iter().map(|n| n.parallelism).collect();
+        assert_eq!(parallelism, [0, 2]);
+    }
 }

@@ -13,6 +13,7 @@
 //! found all at once by a walk over that tree guided by the generated JSON Schema (module
 //! `shape`), then the typed deserialization reports what only serde can see.
 
+mod batch;
 mod cache;
 mod checks;
 pub mod clusters;
@@ -593,6 +594,7 @@ impl<'a> Loader<'a> {
 
         let flink_configuration =
             configuration_as_written(tree, &spec.flink_configuration, &config_origins, problems);
+        let schedule = batch::check_batch(tree, &spec, problems);
 
         let sp = &spec.savepoint;
         if let Some(dir) = &sp.directory {
@@ -633,6 +635,8 @@ impl<'a> Loader<'a> {
             preflight: spec.preflight,
             dependencies,
             secrets: BTreeMap::new(),
+            mode: spec.mode,
+            schedule,
         };
         let mut other_files = Vec::new();
         let (origins, vars) = (&config_origins, &ctx.variables);

@@ -93,6 +93,20 @@ fn fields(job: &DesiredJob) -> Vec<(&'static str, Severity, Option<String>)> {
             Severity::RecordOnly,
             job.savepoint_dir.clone(),
         ),
+        // Shown for batch jobs only, so that streaming jobs' plans read as before.
+        (
+            "mode",
+            Severity::Redeploy,
+            job.is_batch().then(|| job.mode.as_str().to_string()),
+        ),
+        (
+            "schedule",
+            Severity::RecordOnly,
+            job.schedule.as_ref().map(|s| match &s.time_zone {
+                Some(tz) => format!("{} ({tz})", s.cron),
+                None => s.cron.clone(),
+            }),
+        ),
     ]
 }
 

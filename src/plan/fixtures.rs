@@ -62,6 +62,8 @@ pub(crate) fn job(name: &str) -> DesiredJob {
         sql_origin: None,
         dependencies: Vec::new(),
         secrets: Default::default(),
+        mode: Default::default(),
+        schedule: None,
     }
 }
 

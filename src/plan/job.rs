@@ -33,6 +33,14 @@ pub(super) fn plan_job(
     if active.len() > 1 {
         return stop_duplicates(desired, &active, history).map(Some);
     }
+    if desired.is_batch() {
+        return Ok(super::batch::plan_batch(
+            desired,
+            observed,
+            active.first().copied(),
+            history,
+        ));
+    }
     Ok(match active.first() {
         Some(current) => running_change(desired, current, history),
         // Nothing is running for this definition.
@@ -127,7 +135,7 @@ fn duplicate_error(desired: &DesiredJob, active: &[&ObservedJob]) -> PlanError {
 }
 
 /// A change of `desired` with nothing decided yet but its action and reason.
-fn base_change(desired: &DesiredJob, action: Action, reason: String) -> Change {
+pub(super) fn base_change(desired: &DesiredJob, action: Action, reason: String) -> Change {
     Change {
         job: desired.name.clone(),
         cluster: desired.cluster.clone(),
@@ -141,10 +149,11 @@ fn base_change(desired: &DesiredJob, action: Action, reason: String) -> Change {
         desired: Some(desired.clone()),
         warnings: Vec::new(),
         state_risks: Vec::new(),
+        scheduled_run: None,
     }
 }
 
-fn current_job(job: &ObservedJob) -> CurrentJob {
+pub(super) fn current_job(job: &ObservedJob) -> CurrentJob {
     CurrentJob {
         job_id: job.id,
         state: job.state.clone(),

@@ -74,6 +74,8 @@ pub enum Action {
     /// considers current (the one the store names, else the newest).
     #[serde(rename = "stop-duplicate")]
     StopDuplicate,
+    /// A scheduled run of a batch job (`spec.schedule`), started by the daemon's scheduler.
+    Run,
 }
 
 impl Action {
@@ -87,6 +89,7 @@ impl Action {
             Action::Recover => "recover",
             Action::Delete => "delete",
             Action::StopDuplicate => "stop-duplicate",
+            Action::Run => "run",
         }
     }
 
@@ -140,6 +143,19 @@ pub struct Change {
     /// previews flag as "state may not be restorable".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub state_risks: Vec<StateRisk>,
+    /// Set on the change the daemon's scheduler makes for a scheduled batch job's run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_run: Option<ScheduledRun>,
+}
+
+/// A run of a scheduled batch job: why it starts and the fire time it is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledRun {
+    /// `schedule` or `catch-up`.
+    pub trigger: String,
+    /// The fire time (epoch ms) the run is for.
+    pub due_ms: i64,
 }
 
 /// A reason the state of a job may be lost or only partly restored by a change.
@@ -294,6 +310,9 @@ pub struct Summary {
     /// earlier versions read back unchanged.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub stop_duplicate: usize,
+    /// Scheduled runs of batch jobs (daemon only); absent from JSON when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub run: usize,
     pub errors: usize,
 }
 
@@ -318,6 +337,7 @@ impl Summary {
                 Action::Recover => summary.recover += 1,
                 Action::Delete => summary.delete += 1,
                 Action::StopDuplicate => summary.stop_duplicate += 1,
+                Action::Run => summary.run += 1,
             }
         }
         summary
@@ -332,6 +352,7 @@ impl Summary {
             + self.recover
             + self.delete
             + self.stop_duplicate
+            + self.run
     }
 
     /// `Plan: 1 to create, 2 to redeploy, 0 to delete.` with other actions named when present.
@@ -343,6 +364,7 @@ impl Summary {
             (self.suspend, "suspend"),
             (self.resume, "resume"),
             (self.recover, "recover"),
+            (self.run, "run on schedule"),
         ] {
             if n > 0 {
                 parts.push(format!("{n} to {word}"));

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::desired::DesiredJob;
 use crate::identity;
 use crate::observe::{ClusterObservation, ObservedJob, is_active};
 use crate::spec::UpgradeMode;
@@ -129,7 +130,15 @@ fn delete_change(
         .and_then(|h| h.spec.as_ref())
         .map(|s| (s.upgrade_mode, s.savepoint_dir.clone()))
         .unwrap_or((UpgradeMode::Savepoint, None));
-    let (first, warning) = if upgrade_mode == UpgradeMode::Stateless {
+    let batch = history
+        .and_then(|h| h.spec.as_ref())
+        .is_some_and(DesiredJob::is_batch);
+    let (first, warning) = if batch && is_active(&job.state) {
+        (
+            Step::Cancel { job_id: job.id },
+            "the batch job will be cancelled (batch jobs have no savepoints)",
+        )
+    } else if upgrade_mode == UpgradeMode::Stateless {
         (
             Step::Cancel { job_id: job.id },
             "the job will be cancelled (upgradeMode stateless): no final savepoint is taken",
@@ -159,5 +168,6 @@ fn delete_change(
         desired: None,
         warnings: vec![warning.into()],
         state_risks: Vec::new(),
+        scheduled_run: None,
     }
 }

@@ -152,6 +152,7 @@ pub fn summary_line(plan: Option<&Plan>, invalid_files: usize) -> String {
                 (Action::Suspend, "suspend"),
                 (Action::Resume, "resume"),
                 (Action::Recover, "recover"),
+                (Action::Run, "run on schedule"),
             ] {
                 let n = count(a);
                 if n > 0 {

@@ -188,6 +188,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/history", get(history))
         .route("/api/v1/records/{id}", get(record))
         .route("/api/v1/jobs/{name}/savepoints", get(savepoints))
+        .route("/api/v1/jobs/{name}/runs", get(runs))
         .route("/api/v1/sync", post(sync))
         .route("/api/v1/previews", get(previews))
         .route("/api/v1/notifications", get(notifications))
@@ -439,6 +440,16 @@ async fn savepoints(
 ) -> ApiResult {
     check_read(&state, &headers)?;
     json(audit::load_lineage(&state.shared.store, &name).await?)
+}
+
+/// The runs of a batch job, newest first (as `weir runs JOB --format json`).
+async fn runs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult {
+    check_read(&state, &headers)?;
+    json(state.shared.store.runs(&name, 100).await?)
 }
 
 async fn sync(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {

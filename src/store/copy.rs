@@ -199,6 +199,22 @@ pub(super) const TABLES: &[(&str, &[Column], &str)] = &[
         ],
         "cluster, fingerprint, flink_version",
     ),
+    (
+        "runs",
+        &[
+            ("id", I),
+            ("job", T),
+            ("cluster", T),
+            ("flink_job_id", T),
+            ("trigger_kind", T),
+            ("due_ms", I),
+            ("started_at_ms", I),
+            ("ended_at_ms", I),
+            ("outcome", T),
+            ("detail", T),
+        ],
+        "id",
+    ),
 ];
 
 /// Tables that hold no records (a prune's guard row lives only inside its transaction).
@@ -307,6 +323,7 @@ impl Store {
                 ("apply_events", "id"),
                 ("notification_deliveries", "id"),
                 ("prunes", "id"),
+                ("runs", "id"),
             ] {
                 sqlx::query(&format!(
                     "SELECT 1 FROM (SELECT setval(pg_get_serial_sequence('{table}', '{column}'),

@@ -86,6 +86,27 @@ fn weir_validates_the_examples() {
     assert!(run.contains("3 job definitions valid"), "{run}");
 }
 
+#[test]
+fn weir_validates_the_batch_example() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("examples/batch"), dir.path());
+    std::fs::create_dir_all(dir.path().join("artifacts")).unwrap();
+    std::fs::write(
+        dir.path().join("artifacts/weir-sql-runner.jar"),
+        b"stand-in",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["validate", "--repo"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let run =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{run}");
+    assert!(run.contains("2 job definitions valid"), "{run}");
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

@@ -5,6 +5,7 @@ mod artifacts;
 mod audit;
 mod audit_api;
 mod bad_input;
+mod batch;
 mod channels;
 mod console;
 mod crash;

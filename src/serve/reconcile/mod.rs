@@ -24,6 +24,7 @@ mod manual;
 mod memory;
 mod policy;
 mod publish;
+mod schedule;
 mod shared;
 mod status;
 mod worker;

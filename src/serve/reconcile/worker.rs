@@ -14,6 +14,7 @@ use super::in_flight::{InFlight, lock};
 use super::manual::ApplyRequest;
 use super::memory::{self, Memory};
 use super::policy;
+use super::schedule::{Facts, Scheduler};
 use super::shared::Shared;
 use super::status::{ErrorInfo, Outcome, ReconcileInfo, Reconciled, plan_info};
 use super::{ReconcileError, progress, short};
@@ -52,6 +53,8 @@ pub struct Worker {
     parse_cache: Arc<load::ParseCache>,
     /// (revision digest, observed fingerprint) of the pending manual plan.
     pub(super) pending_key: Option<(String, String)>,
+    /// Runs of scheduled batch jobs.
+    scheduler: Scheduler,
 }
 
 /// Hands the memory a reconcile freed back to the operating system. A reconcile's peak (a load,
@@ -100,6 +103,7 @@ impl Worker {
             last_load: RefCell::default(),
             parse_cache: Arc::default(),
             pending_key: None,
+            scheduler: Scheduler::default(),
         }
     }
 
@@ -136,6 +140,10 @@ impl Worker {
             self.reconcile(reasons).await;
             release_freed_memory();
             next_poll = Instant::now() + self.next_delay(poll);
+            // Wake up for the next fire time of a schedule (a reconcile starts its run).
+            if let Some(ms) = self.scheduler.until_next_ms(now_ms()) {
+                next_poll = next_poll.min(Instant::now() + Duration::from_millis(ms));
+            }
         }
         self.drain().await;
     }
@@ -431,6 +439,8 @@ impl Worker {
         let waiting = self
             .hold_for_approval(&manual, &loaded.source, &trigger)
             .await?;
+        self.add_scheduled_runs(&mut plan, &desired, &snapshot.observation, &busy)
+            .await?;
         if !plan.has_changes() {
             if let Some(w) = waiting {
                 return Ok(Reconciled::new(Outcome::WaitingForApproval, w));
@@ -467,6 +477,35 @@ impl Worker {
             message.push_str(&format!("; waiting for approval: {w}"));
         }
         Ok(Reconciled::new(Outcome::Applying, message))
+    }
+
+    /// Settles the outcomes of batch runs from what the clusters report, then adds the runs of
+    /// scheduled batch jobs that are due to `plan` (they wait for no approval: the schedule in
+    /// the followed branch is the approved definition).
+    async fn add_scheduled_runs(
+        &mut self,
+        plan: &mut Plan,
+        desired: &DesiredState,
+        observation: &crate::observe::Observation,
+        busy: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), ReconcileError> {
+        let store = &self.shared.store;
+        let now = now_ms();
+        if let Err(e) = engine::runs::settle_runs(store, observation, now).await {
+            warn!("settling batch runs: {}", crate::text::error_chain(&e));
+        }
+        let facts = Facts {
+            desired,
+            observation,
+            busy,
+            now_ms: now,
+        };
+        let runs = self.scheduler.due_runs(store, &facts).await?;
+        if !runs.is_empty() {
+            plan.changes.extend(runs);
+            plan.retain_changes(|_| true);
+        }
+        Ok(())
     }
 
     /// Records a plan made by the daemon with where it came from (commit author and message).

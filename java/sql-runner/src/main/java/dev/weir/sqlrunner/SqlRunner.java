@@ -10,6 +10,10 @@ import java.util.Locale;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
+import org.apache.flink.api.common.RuntimeExecutionMode;
+import org.apache.flink.configuration.ExecutionOptions;
+import org.apache.flink.configuration.ReadableConfig;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.table.api.EnvironmentSettings;
 import org.apache.flink.table.api.StatementSet;
 import org.apache.flink.table.api.TableEnvironment;
@@ -20,8 +24,8 @@ import org.apache.flink.table.api.TableResult;
  *
  * <p>The Flink distributions weir runs against have no SQL Gateway, so the SQL script travels in
  * the program arguments: {@code --sql-base64 <base64 of the UTF-8 script>} (or {@code --sql-file
- * <path>} for local debugging). The script is split into statements and run with a streaming
- * {@link TableEnvironment}:
+ * <path>} for local debugging). The script is split into statements and run with a streaming (or,
+ * for batch jobs, batch) {@link TableEnvironment}:
  *
  * <ul>
  *   <li>{@code SET 'k' = 'v'} / {@code SET k = v} / {@code RESET 'k'}: applied to the table config
@@ -61,6 +65,21 @@ public final class SqlRunner {
         }
     }
 
+    /**
+     * Streaming, unless the submission's configuration says {@code execution.runtime-mode:
+     * BATCH} (weir sets it for {@code spec.mode: batch}): the planner's mode is fixed when the
+     * table environment is created, so a {@code SET} in the script cannot change it.
+     */
+    static EnvironmentSettings settings() {
+        ReadableConfig submitted =
+                StreamExecutionEnvironment.getExecutionEnvironment().getConfiguration();
+        EnvironmentSettings.Builder builder = EnvironmentSettings.newInstance();
+        if (submitted.get(ExecutionOptions.RUNTIME_MODE) == RuntimeExecutionMode.BATCH) {
+            return builder.inBatchMode().build();
+        }
+        return builder.inStreamingMode().build();
+    }
+
     public static void main(String[] args) throws Exception {
         String script = readScript(args);
         List<Statement> statements = split(script);
@@ -68,8 +87,7 @@ public final class SqlRunner {
             throw new IllegalArgumentException("weir sql-runner: the SQL script is empty");
         }
 
-        TableEnvironment tableEnv =
-                TableEnvironment.create(EnvironmentSettings.newInstance().inStreamingMode().build());
+        TableEnvironment tableEnv = TableEnvironment.create(settings());
         StatementSet statementSet = tableEnv.createStatementSet();
         int inserts = 0;
 
