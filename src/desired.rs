@@ -70,6 +70,26 @@ pub struct DesiredJob {
     /// to it; `None` for jar jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql_origin: Option<SqlOrigin>,
+    /// Automatic rollback (`spec.rollback` over `weir.yaml`'s `rollback`).
+    #[serde(default)]
+    pub rollback: Rollback,
+}
+
+/// Whether and how a change of the job is watched and rolled back (see `apply::rollback`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollback {
+    pub enabled: bool,
+    pub health_window_seconds: u32,
+}
+
+impl Default for Rollback {
+    fn default() -> Self {
+        Rollback {
+            enabled: true,
+            health_window_seconds: crate::spec::DEFAULT_HEALTH_WINDOW_SECONDS,
+        }
+    }
 }
 
 fn preflight_default() -> bool {

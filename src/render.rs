@@ -67,6 +67,7 @@ fn headline(c: &Change) -> String {
         Action::Recover => "will be recovered",
         Action::Delete => "will be deleted",
         Action::StopDuplicate => "has an extra copy to stop",
+        Action::Migrate => "will be moved",
     };
     format!(
         "{} (cluster {}) {verb}",
@@ -96,6 +97,17 @@ pub fn disruption(c: &Change) -> String {
         Action::StopDuplicate => {
             "the extra copy stops with a savepoint; the current copy runs on untouched".into()
         }
+        Action::Migrate => match (cancels, &c.restore, &c.from_cluster) {
+            (false, _, Some(from)) => format!(
+                "stop with savepoint on cluster {}, then start from it on {}",
+                one_line(from),
+                one_line(&c.cluster)
+            ),
+            (_, Restore::LatestCheckpoint, _) => {
+                "cancel on the old cluster, then start from its latest retained checkpoint".into()
+            }
+            _ => "cancel on the old cluster, then start without state".into(),
+        },
         Action::Redeploy | Action::Rescale => match (cancels, &c.restore) {
             (false, _) => "stop with savepoint, then restart from it".into(),
             (true, Restore::LatestCheckpoint) => {

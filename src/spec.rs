@@ -25,6 +25,9 @@ pub struct RepoConfig {
     /// Outbound notifications: which events are sent to which webhooks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<NotificationsConfig>,
+    /// Defaults of every job's automatic rollback (a job's `spec.rollback` overrides them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackSpec>,
 }
 
 /// One Flink session cluster, reached through its JobManager REST endpoint.
@@ -400,6 +403,12 @@ pub struct JobSpec {
         skip_serializing_if = "is_preflight_default"
     )]
     pub preflight: bool,
+    /// Automatic rollback: after a change replaced the running job, weir watches the new one
+    /// for a health window and, when it does not become healthy, puts the previous definition
+    /// back from the savepoint the change took. Overrides `rollback` of `weir.yaml` field by
+    /// field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackSpec>,
 }
 
 fn preflight_default() -> bool {
@@ -591,6 +600,41 @@ pub fn check_job_name(name: &str) -> Result<(), NameError> {
         });
     }
     Ok(())
+}
+
+/// Automatic rollback of a change whose new job does not become healthy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RollbackSpec {
+    /// Roll back a redeploy, rescale or migrate whose new job fails, restarts or does not reach
+    /// RUNNING (default true). A first deploy that does so is cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// How long the new job must keep running, without a restart, to count as healthy
+    /// (default 30; 0 checks only that it reaches RUNNING with every task running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 3600))]
+    pub health_window_seconds: Option<u32>,
+}
+
+/// The default health window: long enough for a job that fails on its first records or its
+/// first restore to be seen restarting (Flink's default restart backoff is 1 s), short enough
+/// that an apply of many jobs is not held up for minutes.
+pub const DEFAULT_HEALTH_WINDOW_SECONDS: u32 = 30;
+
+impl RollbackSpec {
+    /// `job` over `repo` over the defaults: (enabled, health window seconds).
+    pub fn resolve(job: Option<&RollbackSpec>, repo: Option<&RollbackSpec>) -> (bool, u32) {
+        let enabled = job
+            .and_then(|j| j.enabled)
+            .or(repo.and_then(|r| r.enabled))
+            .unwrap_or(true);
+        let window = job
+            .and_then(|j| j.health_window_seconds)
+            .or(repo.and_then(|r| r.health_window_seconds))
+            .unwrap_or(DEFAULT_HEALTH_WINDOW_SECONDS);
+        (enabled, window.min(3600))
+    }
 }
 
 #[cfg(test)]

@@ -49,13 +49,15 @@ mod plans;
 mod preflight;
 mod records;
 pub mod retention;
+mod rollback;
 mod trigger;
 
 pub use journal::{
-    JobRef, JournalEntry, JournalStatus, NewJournalEntry, StepDetail, StepKind, StepResult,
-    StepStatus, StopDetail, SubmitDetail,
+    JobRef, JournalEntry, JournalStatus, NewJournalEntry, RollbackDetail, StepDetail, StepKind,
+    StepResult, StepStatus, StopDetail, SubmitDetail,
 };
 pub use preflight::PreflightKey;
+pub use rollback::RollbackTarget;
 pub use records::{
     ApplyOutcome, ApplyRecord, HistoryEntry, HistoryKind, JobRecord, NewApply, PlanRecord,
     SavepointKind, SavepointRecord, SavepointRestore,
@@ -73,6 +75,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("store/migrations/0004_daemon.sql")),
     (5, include_str!("store/migrations/0005_retention.sql")),
     (6, include_str!("store/migrations/0006_preflight.sql")),
+    (8, include_str!("store/migrations/0008_rollback.sql")),
 ];
 
 /// The schema version this build of weir reads and writes.

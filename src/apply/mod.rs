@@ -32,6 +32,7 @@ mod crash;
 mod jars;
 mod lease;
 mod records;
+mod rollback;
 mod settle;
 mod steps;
 #[cfg(test)]
@@ -77,6 +78,23 @@ pub enum ApplyError {
         #[source]
         source: Box<FlinkError>,
     },
+    /// The new job did not become healthy and the previous definition was put back.
+    #[error("{job}: {}", rolled_back(.reason, .job_id.as_ref(), .savepoint.as_deref()))]
+    RolledBack {
+        job: String,
+        reason: String,
+        /// The job the previous definition runs as again (none for a first deploy).
+        job_id: Option<JobId>,
+        savepoint: Option<String>,
+    },
+    /// The new job did not become healthy, and putting the previous definition back failed.
+    #[error("{job}: {reason}; the rollback to the previous definition failed: {}", .source.detail())]
+    RollbackFailed {
+        job: String,
+        reason: String,
+        #[source]
+        source: Box<ApplyError>,
+    },
     /// A step after the stop failed: the job this change stopped is not running again.
     #[error("{job}: {}", left_stopped(.source, .savepoint.as_deref()))]
     LeftStopped {
@@ -94,6 +112,21 @@ fn unsettled(what: &str, source: &FlinkError) -> String {
         "{what}; Flink did not answer ({source}). The outcome is unknown: run `weir apply` again \
          to settle it from Flink's state"
     )
+}
+
+/// `rolled back: <why>; the previous definition runs again as <id> (from <savepoint>)`.
+fn rolled_back(reason: &str, job_id: Option<&JobId>, savepoint: Option<&str>) -> String {
+    let from = savepoint.map(|s| format!(" from {s}")).unwrap_or_default();
+    match job_id {
+        Some(id) => format!(
+            "rolled back: {reason}; the previous definition runs again as {id}{from}. The \
+             change stays pending in the plan"
+        ),
+        None => format!(
+            "rolled back: {reason}; the new job was cancelled and nothing was resubmitted (it \
+             had no previous definition)"
+        ),
+    }
 }
 
 /// `<why>; the job is left stopped (savepoint …): run `weir apply` again …`.
@@ -198,6 +231,16 @@ impl ApplyError {
                 savepoint, source, ..
             } => left_stopped(source, savepoint.as_deref()),
             ApplyError::Unsettled { what, source, .. } => unsettled(what, source),
+            ApplyError::RolledBack {
+                reason,
+                job_id,
+                savepoint,
+                ..
+            } => rolled_back(reason, job_id.as_ref(), savepoint.as_deref()),
+            ApplyError::RollbackFailed { reason, source, .. } => format!(
+                "{reason}; the rollback to the previous definition failed: {}",
+                source.detail()
+            ),
             ApplyError::Store(_) | ApplyError::NoCluster { .. } => self.to_string(),
         }
     }
@@ -271,6 +314,9 @@ pub struct ChangeOutcome {
     /// the apply stays unfinished and the next one settles it.
     #[serde(default)]
     pub unsettled: bool,
+    /// The change was rolled back (its new job did not become healthy): why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<String>,
 }
 
 /// The journal kind of a planned step.
@@ -296,6 +342,9 @@ struct Carry {
     new_job_id: Option<JobId>,
     /// The job this change replaces was stopped or cancelled (by this run or an earlier one).
     stopped: bool,
+    /// The journal seq of the first step (non-zero for the steps of a rollback, which follow
+    /// the change's own).
+    seq_base: u32,
 }
 
 impl Applier {
@@ -424,6 +473,7 @@ impl Applier {
                             new_job_id: carry.new_job_id,
                             savepoint: carry.stop_savepoint,
                             unsettled: false,
+                            rolled_back: None,
                         },
                         Err(e) => {
                             // The job is named once: the error's own text names it too.
@@ -434,8 +484,15 @@ impl Applier {
                                 ok: false,
                                 unsettled: matches!(e, ApplyError::Unsettled { .. }),
                                 message: e.detail(),
-                                new_job_id: None,
+                                new_job_id: match &e {
+                                    ApplyError::RolledBack { job_id, .. } => *job_id,
+                                    _ => None,
+                                },
                                 savepoint: None,
+                                rolled_back: match &e {
+                                    ApplyError::RolledBack { reason, .. } => Some(reason.clone()),
+                                    _ => None,
+                                },
                             }
                         }
                     };
@@ -466,13 +523,43 @@ impl Applier {
         // No side effect before this definition's lease on the cluster is ours.
         let client = self.client(&change.cluster)?;
         let lease = self.acquire_lease(change, apply_id, &client).await?;
-        let result = self.run_steps(change, journal, &mut carry).await;
+        // A migrate acts on its old cluster too: the job's lease there as well.
+        let old_lease = match &change.from_cluster {
+            Some(from) => {
+                let old = self.client(from)?;
+                match self.acquire_lease(change, apply_id, &old).await {
+                    Ok(lease) => Some((old, lease)),
+                    Err(e) => {
+                        self.release_lease(&client, lease).await;
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
+        let result = match self.rollback_target(change, apply_id, journal).await {
+            Ok(target) => {
+                let result = self.run_steps(change, journal, &mut carry).await;
+                self.guard(change, journal, &mut carry, target, result)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         self.release_lease(&client, lease).await;
+        if let Some((old, lease)) = old_lease {
+            self.release_lease(&old, lease).await;
+        }
         match result {
             Ok(message) => Ok((carry, message)),
             // A failure after the running job was stopped leaves nothing running: say so, with
             // the state the next apply starts from.
-            Err(e) if carry.stopped && !matches!(e, ApplyError::Unsettled { .. }) => {
+            Err(e)
+                if carry.stopped
+                    && !matches!(
+                        e,
+                        ApplyError::Unsettled { .. } | ApplyError::RolledBack { .. }
+                    ) =>
+            {
                 Err(ApplyError::LeftStopped {
                     job: change.job.clone(),
                     savepoint: carry.stop_savepoint.or(carry.latest_checkpoint),
@@ -491,11 +578,13 @@ impl Applier {
     ) -> Result<String, ApplyError> {
         let apply_id = carry.apply_id.clone();
         let apply_id = apply_id.as_str();
-        let client = self.client(&change.cluster)?;
         let job = change.job.as_str();
-        self.stage_jar(change, journal, &client).await?;
+        self.stage_jar(change, journal, carry.seq_base, &*self.client(&change.cluster)?)
+            .await?;
         for (seq, step) in change.steps.iter().enumerate() {
-            let seq = seq as u32;
+            let seq = carry.seq_base + seq as u32;
+            // A migrate's stop acts on the old cluster, the rest on the new one.
+            let client = self.client(change.step_cluster(step))?;
             let previous = journal.iter().rev().find(|e| e.seq == seq);
             if let Some(entry) = previous {
                 match entry.status {
@@ -531,7 +620,9 @@ impl Applier {
             (None, Some(sp)) => format!("{} done: savepoint {sp}", change.action),
             _ => format!("{} done", change.action),
         };
-        self.say(&format!("{job}: {message}"));
+        if carry.seq_base == 0 {
+            self.say(&format!("{job}: {message}"));
+        }
         Ok(message)
     }
 
@@ -542,13 +633,14 @@ impl Applier {
         &self,
         change: &Change,
         journal: &[JournalEntry],
+        seq_base: u32,
         client: &FlinkClient,
     ) -> Result<(), ApplyError> {
         let submits = change.steps.iter().enumerate().any(|(seq, step)| {
             matches!(step, Step::Submit { .. })
-                && !journal
-                    .iter()
-                    .any(|e| e.seq == seq as u32 && e.status == JournalStatus::Succeeded)
+                && !journal.iter().any(|e| {
+                    e.seq == seq_base + seq as u32 && e.status == JournalStatus::Succeeded
+                })
         });
         match (&change.desired, submits) {
             (Some(desired), true) => self

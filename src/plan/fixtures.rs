@@ -24,6 +24,7 @@ pub(crate) fn config(prune: bool) -> RepoConfig {
         sql_runner: None,
         prune,
         notifications: None,
+        rollback: None,
     }
 }
 
@@ -57,6 +58,11 @@ pub(crate) fn job(name: &str) -> DesiredJob {
         labels: Default::default(),
         preflight: true,
         sql_origin: None,
+        // Unit tests do not wait out a health window unless they ask for one.
+        rollback: crate::desired::Rollback {
+            enabled: true,
+            health_window_seconds: 0,
+        },
     }
 }
 
@@ -124,5 +130,6 @@ pub(crate) fn history_for(d: &DesiredJob, current: &ObservedJob) -> JobHistory {
         suspended: false,
         last_savepoint: Some("file:///sp/savepoint-1".into()),
         stopped_by_weir: Default::default(),
+        rolled_back: None,
     }
 }

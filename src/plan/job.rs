@@ -127,7 +127,7 @@ fn duplicate_error(desired: &DesiredJob, active: &[&ObservedJob]) -> PlanError {
 }
 
 /// A change of `desired` with nothing decided yet but its action and reason.
-fn base_change(desired: &DesiredJob, action: Action, reason: String) -> Change {
+pub(super) fn base_change(desired: &DesiredJob, action: Action, reason: String) -> Change {
     Change {
         job: desired.name.clone(),
         cluster: desired.cluster.clone(),
@@ -141,10 +141,12 @@ fn base_change(desired: &DesiredJob, action: Action, reason: String) -> Change {
         desired: Some(desired.clone()),
         warnings: Vec::new(),
         state_risks: Vec::new(),
+        from_cluster: None,
+        rolled_back: None,
     }
 }
 
-fn current_job(job: &ObservedJob) -> CurrentJob {
+pub(super) fn current_job(job: &ObservedJob) -> CurrentJob {
     CurrentJob {
         job_id: job.id,
         state: job.state.clone(),

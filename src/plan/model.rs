@@ -26,6 +26,23 @@ pub struct JobHistory {
     /// savepoint the job was started from).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub stopped_by_weir: BTreeMap<JobId, String>,
+    /// The last rollback of this job, when the definition it rolled back from is still the one
+    /// the store's rollback record names (see `store::rollback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<RolledBack>,
+}
+
+/// A change of a job that an apply rolled back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolledBack {
+    /// The code fingerprint (hex) of the definition that was rolled back.
+    pub fingerprint: String,
+    /// The parallelism of that definition (a rescale can be rolled back too).
+    pub parallelism: u32,
+    /// Why it was rolled back.
+    pub reason: String,
+    pub apply_id: String,
 }
 
 pub struct PlanInput<'a> {
@@ -74,6 +91,10 @@ pub enum Action {
     /// considers current (the one the store names, else the newest).
     #[serde(rename = "stop-duplicate")]
     StopDuplicate,
+    /// Move a running job to another cluster (`spec.cluster` changed): stop it with a
+    /// savepoint on the old cluster ([`Change::from_cluster`]), start it from that savepoint on
+    /// the new one.
+    Migrate,
 }
 
 impl Action {
@@ -87,6 +108,7 @@ impl Action {
             Action::Recover => "recover",
             Action::Delete => "delete",
             Action::StopDuplicate => "stop-duplicate",
+            Action::Migrate => "migrate",
         }
     }
 
@@ -140,6 +162,25 @@ pub struct Change {
     /// previews flag as "state may not be restorable".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub state_risks: Vec<StateRisk>,
+    /// For a migrate: the cluster the job runs on now (its stop step acts there; the change's
+    /// `cluster` is where it is started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_cluster: Option<String>,
+    /// An earlier apply rolled this very definition back (it did not become healthy): why.
+    /// The change is still pending (weir never fights Git), but the daemon does not retry it
+    /// until the revision changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<String>,
+}
+
+impl Change {
+    /// The cluster a step acts on: a migrate stops (or cancels) the job on its old cluster.
+    pub fn step_cluster(&self, step: &Step) -> &str {
+        match (step, &self.from_cluster) {
+            (Step::StopWithSavepoint { .. } | Step::Cancel { .. }, Some(from)) => from,
+            _ => &self.cluster,
+        }
+    }
 }
 
 /// A reason the state of a job may be lost or only partly restored by a change.
@@ -295,6 +336,9 @@ pub struct Summary {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub stop_duplicate: usize,
     pub errors: usize,
+    /// Changes that move a job to another cluster; absent from JSON when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub migrate: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -318,6 +362,7 @@ impl Summary {
                 Action::Recover => summary.recover += 1,
                 Action::Delete => summary.delete += 1,
                 Action::StopDuplicate => summary.stop_duplicate += 1,
+                Action::Migrate => summary.migrate += 1,
             }
         }
         summary
@@ -332,6 +377,7 @@ impl Summary {
             + self.recover
             + self.delete
             + self.stop_duplicate
+            + self.migrate
     }
 
     /// `Plan: 1 to create, 2 to redeploy, 0 to delete.` with other actions named when present.
@@ -343,6 +389,7 @@ impl Summary {
             (self.suspend, "suspend"),
             (self.resume, "resume"),
             (self.recover, "recover"),
+            (self.migrate, "migrate"),
         ] {
             if n > 0 {
                 parts.push(format!("{n} to {word}"));

@@ -134,5 +134,7 @@ fn delete_change(
         desired: None,
         warnings: vec![warning.into()],
         state_risks: Vec::new(),
+        from_cluster: None,
+        rolled_back: None,
     }
 }
