@@ -57,11 +57,11 @@ pub use journal::{
     StepResult, StepStatus, StopDetail, SubmitDetail,
 };
 pub use preflight::PreflightKey;
-pub use rollback::RollbackTarget;
 pub use records::{
     ApplyOutcome, ApplyRecord, HistoryEntry, HistoryKind, JobRecord, NewApply, PlanRecord,
     SavepointKind, SavepointRecord, SavepointRestore,
 };
+pub use rollback::RollbackTarget;
 pub use trigger::Trigger;
 
 /// How long one connection waits for another connection (or process) holding the write lock.

@@ -33,6 +33,8 @@ mod jars;
 mod lease;
 mod records;
 mod rollback;
+#[cfg(test)]
+mod rollback_tests;
 mod settle;
 mod steps;
 #[cfg(test)]
@@ -579,8 +581,13 @@ impl Applier {
         let apply_id = carry.apply_id.clone();
         let apply_id = apply_id.as_str();
         let job = change.job.as_str();
-        self.stage_jar(change, journal, carry.seq_base, &*self.client(&change.cluster)?)
-            .await?;
+        self.stage_jar(
+            change,
+            journal,
+            carry.seq_base,
+            &*self.client(&change.cluster)?,
+        )
+        .await?;
         for (seq, step) in change.steps.iter().enumerate() {
             let seq = carry.seq_base + seq as u32;
             // A migrate's stop acts on the old cluster, the rest on the new one.
@@ -638,9 +645,9 @@ impl Applier {
     ) -> Result<(), ApplyError> {
         let submits = change.steps.iter().enumerate().any(|(seq, step)| {
             matches!(step, Step::Submit { .. })
-                && !journal.iter().any(|e| {
-                    e.seq == seq_base + seq as u32 && e.status == JournalStatus::Succeeded
-                })
+                && !journal
+                    .iter()
+                    .any(|e| e.seq == seq_base + seq as u32 && e.status == JournalStatus::Succeeded)
         });
         match (&change.desired, submits) {
             (Some(desired), true) => self

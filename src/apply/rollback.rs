@@ -339,12 +339,10 @@ impl Applier {
             Some(id) => format!("the previous definition runs again as {id}"),
             None => "nothing was resubmitted (the job had no previous definition)".into(),
         };
-        let already = self
-            .store
-            .apply_events(apply_id)
-            .await?
-            .iter()
-            .any(|e| e.kind == ApplyEventKind::RolledBack && e.message.starts_with(&change.job));
+        let already =
+            self.store.apply_events(apply_id).await?.iter().any(|e| {
+                e.kind == ApplyEventKind::RolledBack && e.message.starts_with(&change.job)
+            });
         if !already {
             self.store
                 .insert_apply_event(&ApplyEvent {

@@ -102,15 +102,21 @@ async fn rolled_back(
     let Some(t) = store.latest_rollback(job).await? else {
         return Ok(None);
     };
-    Ok(match (t.rolled_back_fingerprint, t.rolled_back_parallelism, t.reason) {
-        (Some(fingerprint), Some(parallelism), Some(reason)) => Some(crate::plan::RolledBack {
-            fingerprint,
-            parallelism: u32::try_from(parallelism).unwrap_or(0),
-            reason,
-            apply_id: t.apply_id,
-        }),
-        _ => None,
-    })
+    Ok(
+        match (
+            t.rolled_back_fingerprint,
+            t.rolled_back_parallelism,
+            t.reason,
+        ) {
+            (Some(fingerprint), Some(parallelism), Some(reason)) => Some(crate::plan::RolledBack {
+                fingerprint,
+                parallelism: u32::try_from(parallelism).unwrap_or(0),
+                reason,
+                apply_id: t.apply_id,
+            }),
+            _ => None,
+        },
+    )
 }
 
 /// The savepoints weir took when it stopped a Flink job of `job` (its own stops, found in the

@@ -51,14 +51,12 @@ impl Store {
         apply_id: &str,
         job: &str,
     ) -> Result<Option<RollbackTarget>, StoreError> {
-        sqlx::query_as::<_, RollbackTarget>(&format!(
-            "{SELECT} WHERE apply_id = ?1 AND job = ?2"
-        ))
-        .bind(apply_id)
-        .bind(job)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(self.query("rollback_target"))
+        sqlx::query_as::<_, RollbackTarget>(&format!("{SELECT} WHERE apply_id = ?1 AND job = ?2"))
+            .bind(apply_id)
+            .bind(job)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.query("rollback_target"))
     }
 
     /// Records that the change was rolled back: which definition (code fingerprint, hex, and
