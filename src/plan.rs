@@ -210,4 +210,6 @@ pub fn submission_identity(desired: &DesiredJob, nonce: u32) -> Identity {
 #[cfg(test)]
 pub(crate) mod fixtures;
 #[cfg(test)]
+mod migrate_tests;
+#[cfg(test)]
 mod tests;

@@ -31,6 +31,8 @@ use crate::store::{
 mod crash;
 mod jars;
 mod lease;
+#[cfg(test)]
+mod migrate_tests;
 mod records;
 mod rollback;
 #[cfg(test)]
