@@ -176,7 +176,7 @@ pub(super) fn note_rollback(
     if !same || !change.action.starts_a_job() {
         return;
     }
-    change.rolled_back = Some(rb.reason.clone());
+    change.rolled_back = Some(rb.clone());
     change.warnings.push(format!(
         "apply {} rolled this change back ({}); the job runs its previous definition. `weir \
          serve` does not try this revision again; `weir apply` does",

@@ -148,7 +148,7 @@ fn a_change_an_apply_rolled_back_stays_pending_and_says_so() {
         "never fights Git: still pending"
     );
     assert_eq!(
-        c.rolled_back.as_deref(),
+        c.rolled_back.as_ref().map(|r| r.reason.as_str()),
         Some("job 1 was FAILED within the health window")
     );
     assert!(

@@ -166,11 +166,11 @@ pub struct Change {
     /// `cluster` is where it is started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_cluster: Option<String>,
-    /// An earlier apply rolled this very definition back (it did not become healthy): why.
-    /// The change is still pending (weir never fights Git), but the daemon does not retry it
-    /// until the revision changes.
+    /// An earlier apply rolled this very definition back (it did not become healthy): which
+    /// apply and why. The change is still pending (weir never fights Git), but the daemon does
+    /// not retry it until the job's definition changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rolled_back: Option<String>,
+    pub rolled_back: Option<RolledBack>,
 }
 
 impl Change {

@@ -380,11 +380,21 @@ impl Worker {
             return Ok(busy);
         }
         let invalid_files = &loaded.outcome.invalid_files;
-        let engine::Planned {
-            mut plan,
+        let (
+            engine::Planned {
+                mut plan,
+                desired,
+                snapshot,
+            },
+            preflight_blocks,
+        ) = plan_preflighted(
+            &self.shared,
+            &self.memory,
             desired,
-            snapshot,
-        } = plan_preflighted(&self.shared, desired, invalid_files, &loaded.source).await?;
+            invalid_files,
+            &loaded.source,
+        )
+        .await?;
         let invalid_jobs = policy::invalid_jobs(&desired, &snapshot.history, invalid_files);
         let drift = policy::admit(
             &mut plan,
@@ -406,6 +416,9 @@ impl Worker {
         self.shared.metrics.plan(plan.has_changes());
         // Jobs with an apply in flight are left to it; the reconcile after it looks again.
         plan.retain_changes(|c| !busy.contains_key(&c.job));
+        // Changes an apply rolled back wait for a new definition of their job (they stay in
+        // the published plan: out of sync, with the reason).
+        let rolled_back = policy::hold_rolled_back(&mut plan);
         let digest = desired.revision.digest.clone();
         let (blocked, changed) = policy::drop_blocked(
             &mut self.memory.borrow_mut().blocked,
@@ -413,9 +426,12 @@ impl Worker {
             &snapshot.observation,
             &digest,
         );
-        if changed {
+        if changed || preflight_blocks.changed {
             self.save_memory().await;
         }
+        let mut blocked = blocked;
+        blocked.extend(preflight_blocks.held);
+        blocked.extend(rolled_back);
         self.shared.update(|s| s.blocked = blocked.clone());
 
         let mut manual = policy::split_manual(&mut plan, &self.shared.cfg.sync, new_id("plan"));
@@ -534,14 +550,24 @@ impl Worker {
 /// notifier's de-duplication keeps a repeated reconcile of the same revision quiet).
 async fn plan_preflighted(
     shared: &Shared,
+    memory: &std::cell::RefCell<memory::Memory>,
     desired: crate::desired::DesiredState,
     invalid_files: &[String],
     source: &crate::git::RepoSource,
-) -> Result<engine::Planned, crate::engine::EngineError> {
+) -> Result<(engine::Planned, PreflightBlocks), crate::engine::EngineError> {
     let store = &shared.store;
     let mut planned = engine::plan(store, desired, invalid_files).await?;
+    // A program refused at this revision is not pre-flighted again (its main() would run on the
+    // cluster at every reconcile) until the revision changes.
+    let digest = planned.desired.revision.digest.clone();
+    let held = policy::hold_preflight_refused(&memory.borrow().blocked, &mut planned.plan, &digest);
     let preflight = engine::PreflightOptions::everywhere(shared.cfg.artifact_settings());
     engine::preflight(store, &mut planned, source, &preflight).await;
+    let changed = policy::block_preflight_refused(
+        &mut memory.borrow_mut().blocked,
+        &planned.plan,
+        &planned.snapshot.observation,
+    );
     let plan = &planned.plan;
     for e in &plan.errors {
         let failed = plan.preflight.iter().any(|p| {
@@ -557,5 +583,13 @@ async fn plan_preflighted(
             );
         }
     }
-    Ok(planned)
+    Ok((planned, PreflightBlocks { held, changed }))
+}
+
+/// Jobs held back because the cluster refused their program at pre-flight at this revision.
+struct PreflightBlocks {
+    /// Blocks of jobs whose changes were taken out of the plan before pre-flight.
+    held: Vec<super::status::BlockedInfo>,
+    /// The memory has new blocks (to save).
+    changed: bool,
 }
