@@ -20,6 +20,7 @@ mod preflight;
 mod preview;
 mod recover;
 mod remote;
+mod rollback;
 mod secrets;
 mod serve;
 mod sql;
