@@ -14,6 +14,7 @@ mod harness;
 mod hostile_input;
 mod lease;
 mod lifecycle;
+mod migrate;
 mod notify;
 mod pr_preview;
 mod preflight;
