@@ -158,9 +158,10 @@ fn a_change_an_apply_rolled_back_stays_pending_and_says_so() {
     );
     let json = serde_json::to_value(c).unwrap();
     assert_eq!(
-        json["rolledBack"],
+        json["rolledBack"]["reason"],
         "job 1 was FAILED within the health window"
     );
+    assert_eq!(json["rolledBack"]["applyId"], "apply-7");
 
     // Another definition is another change: no note.
     new.restart_nonce = 2;
