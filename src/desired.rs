@@ -83,6 +83,20 @@ pub struct Rollback {
     pub health_window_seconds: u32,
 }
 
+impl Rollback {
+    /// A job's `spec.rollback` over `weir.yaml`'s `rollback` over the defaults.
+    pub fn resolve(
+        job: Option<&crate::spec::RollbackSpec>,
+        repo: Option<&crate::spec::RollbackSpec>,
+    ) -> Rollback {
+        let (enabled, health_window_seconds) = crate::spec::RollbackSpec::resolve(job, repo);
+        Rollback {
+            enabled,
+            health_window_seconds,
+        }
+    }
+}
+
 impl Default for Rollback {
     fn default() -> Self {
         Rollback {

@@ -199,12 +199,10 @@ async fn without_an_exact_record_of_the_running_definition_nothing_is_rolled_bac
     assert!(active(&w).is_empty());
 }
 
-#[tokio::test]
-async fn a_rollback_interrupted_after_the_cancel_is_finished_by_the_next_apply_once() {
-    let w = redeploy(Some(0), 0).await;
-    let apply_id = "apply-9";
-    let savepoint = "file:///sp/savepoint-9".to_string();
-    let new_id = plan::submission_identity(&w.new_job, 7).job_id();
+/// What a process killed right after a rollback's cancel leaves: the old job stopped with
+/// `savepoint`, the new one (`new_id`) FAILED and cancelled, the rollback pending.
+async fn interrupted_rollback(w: &World, apply_id: &str, savepoint: &str, new_id: JobId) {
+    let savepoint = savepoint.to_string();
     w.fake.insert_jobs([FakeJob {
         id: new_id.to_string(),
         name: "orders".into(),
@@ -248,6 +246,12 @@ async fn a_rollback_interrupted_after_the_cancel_is_finished_by_the_next_apply_o
         })
         .await
         .unwrap();
+    journal_interrupted_rollback(w, apply_id, &savepoint, new_id).await;
+}
+
+/// The journal of [`interrupted_rollback`].
+async fn journal_interrupted_rollback(w: &World, apply_id: &str, savepoint: &str, new_id: JobId) {
+    let savepoint = savepoint.to_string();
     let entries = [
         (
             StepDetail::StopWithSavepoint(StopDetail {
@@ -310,7 +314,15 @@ async fn a_rollback_interrupted_after_the_cancel_is_finished_by_the_next_apply_o
             w.store.journal_result(id, &result, 2_200).await.unwrap();
         }
     }
+}
 
+#[tokio::test]
+async fn a_rollback_interrupted_after_the_cancel_is_finished_by_the_next_apply_once() {
+    let w = redeploy(Some(0), 0).await;
+    let apply_id = "apply-9";
+    let savepoint = "file:///sp/savepoint-9".to_string();
+    let new_id = plan::submission_identity(&w.new_job, 7).job_id();
+    interrupted_rollback(&w, apply_id, &savepoint, new_id).await;
     let mark = w.fake.mark();
     let plan = w.plan.clone();
     let report = w.applier.resume(|_| Some(plan.clone())).await.unwrap();

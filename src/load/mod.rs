@@ -565,16 +565,10 @@ impl<'a> Loader<'a> {
             restart_nonce: spec.restart_nonce,
             labels: metadata.labels,
             preflight: spec.preflight,
-            rollback: {
-                let (enabled, window) = crate::spec::RollbackSpec::resolve(
-                    spec.rollback.as_ref(),
-                    ctx.config.and_then(|c| c.rollback.as_ref()),
-                );
-                crate::desired::Rollback {
-                    enabled,
-                    health_window_seconds: window,
-                }
-            },
+            rollback: crate::desired::Rollback::resolve(
+                spec.rollback.as_ref(),
+                ctx.config.and_then(|c| c.rollback.as_ref()),
+            ),
         })
     }
 

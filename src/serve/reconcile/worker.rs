@@ -416,23 +416,9 @@ impl Worker {
         self.shared.metrics.plan(plan.has_changes());
         // Jobs with an apply in flight are left to it; the reconcile after it looks again.
         plan.retain_changes(|c| !busy.contains_key(&c.job));
-        // Changes an apply rolled back wait for a new definition of their job (they stay in
-        // the published plan: out of sync, with the reason).
-        let rolled_back = policy::hold_rolled_back(&mut plan);
-        let digest = desired.revision.digest.clone();
-        let (blocked, changed) = policy::drop_blocked(
-            &mut self.memory.borrow_mut().blocked,
-            &mut plan,
-            &snapshot.observation,
-            &digest,
-        );
-        if changed || preflight_blocks.changed {
-            self.save_memory().await;
-        }
-        let mut blocked = blocked;
-        blocked.extend(preflight_blocks.held);
-        blocked.extend(rolled_back);
-        self.shared.update(|s| s.blocked = blocked.clone());
+        let blocked = self
+            .hold_blocked(&mut plan, &snapshot.observation, &desired, preflight_blocks)
+            .await;
 
         let mut manual = policy::split_manual(&mut plan, &self.shared.cfg.sync, new_id("plan"));
         // The part answers for its own jobs only (the staleness rule's scope for it).
@@ -537,6 +523,33 @@ impl Worker {
             );
         }
         Ok(Some(manual.summary.line()))
+    }
+
+    /// Takes out of `plan` what must not be retried: changes an apply rolled back (they wait
+    /// for a new definition of their job; they stay in the published plan, out of sync with
+    /// the reason), jobs whose apply failed at this revision, and programs refused at
+    /// pre-flight. Returns the blocks in force (also published).
+    async fn hold_blocked(
+        &self,
+        plan: &mut crate::plan::Plan,
+        observation: &crate::observe::Observation,
+        desired: &DesiredState,
+        preflight: PreflightBlocks,
+    ) -> Vec<super::status::BlockedInfo> {
+        let rolled_back = policy::hold_rolled_back(plan);
+        let (mut blocked, changed) = policy::drop_blocked(
+            &mut self.memory.borrow_mut().blocked,
+            plan,
+            observation,
+            &desired.revision.digest,
+        );
+        if changed || preflight.changed {
+            self.save_memory().await;
+        }
+        blocked.extend(preflight.held);
+        blocked.extend(rolled_back);
+        self.shared.update(|s| s.blocked = blocked.clone());
+        blocked
     }
 
     pub(super) async fn save_memory(&self) {
