@@ -216,15 +216,18 @@ pub enum EventKind {
     RepoInvalid,
     #[serde(rename = "repo.unreachable")]
     RepoUnreachable,
+    #[serde(rename = "apply.rolledBack")]
+    ApplyRolledBack,
 }
 
 impl EventKind {
     /// Every event, in documentation order.
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::PlanReady,
         EventKind::ApplyStarted,
         EventKind::ApplySucceeded,
         EventKind::ApplyFailed,
+        EventKind::ApplyRolledBack,
         EventKind::JobFailed,
         EventKind::JobRecovered,
         EventKind::DriftDetected,
@@ -251,6 +254,7 @@ impl EventKind {
             EventKind::SavepointFailed => "savepoint.failed",
             EventKind::RepoInvalid => "repo.invalid",
             EventKind::RepoUnreachable => "repo.unreachable",
+            EventKind::ApplyRolledBack => "apply.rolledBack",
         }
     }
 }
@@ -299,6 +303,9 @@ pub enum EventSelector {
     /// The Git remote could not be reached.
     #[serde(rename = "repo.unreachable")]
     RepoUnreachable,
+    /// A change's new job did not become healthy and its previous definition was put back.
+    #[serde(rename = "apply.rolledBack")]
+    ApplyRolledBack,
 }
 
 impl EventSelector {
@@ -315,6 +322,7 @@ impl EventSelector {
             EventKind::SavepointFailed => EventSelector::SavepointFailed,
             EventKind::RepoInvalid => EventSelector::RepoInvalid,
             EventKind::RepoUnreachable => EventSelector::RepoUnreachable,
+            EventKind::ApplyRolledBack => EventSelector::ApplyRolledBack,
         }
     }
 
