@@ -179,7 +179,7 @@ pub(super) fn note_rollback(
     change.rolled_back = Some(rb.clone());
     change.warnings.push(format!(
         "apply {} rolled this change back ({}); the job runs its previous definition. `weir \
-         serve` does not try this revision again; `weir apply` does",
+         serve` does not try this definition again; `weir apply` does",
         rb.apply_id, rb.reason
     ));
 }
