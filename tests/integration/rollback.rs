@@ -135,3 +135,58 @@ fn a_rollback_killed_after_cancelling_the_new_job_is_finished_by_the_next_apply(
     assert!(resumed.all().contains("rolled back"), "{}", resumed.all());
     assert_rolled_back(&repo, base, &name, &first);
 }
+
+/// The daemon applies a change that fails after start, rolls it back, reports it blocked and
+/// does not try the same definition again on the next reconciles.
+#[test]
+fn the_daemon_does_not_retry_a_rolled_back_change() {
+    use crate::daemon::{Options, Remote};
+    use std::time::Duration;
+
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new();
+    let name = repo.unique("rbserve");
+    let file = format!("jobs/{name}.yaml");
+    repo.write(&file, &job(&name, "t0", None, 15));
+    remote.push(&repo, "healthy");
+    let d = Options::following(&remote).start();
+    let first = d.wait_job(&name, "Synced", "RUNNING")["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    repo.write(&file, &job(&name, "t1", Some(20), 15));
+    remote.push(&repo, "fails at runtime");
+    d.sync();
+    let s = d.wait_for("the rollback", Duration::from_secs(180), |s| {
+        s["blocked"]
+            .as_array()
+            .is_some_and(|b| b.iter().any(|b| b["job"] == name.as_str()))
+            && s["lastApply"]["outcome"] != "running"
+    });
+    assert_eq!(s["lastApply"]["outcome"], "failed", "{s:#}");
+    let rolled_back = s["lastApply"]["id"].clone();
+    assert_rolled_back(&repo, base, &name, &first);
+
+    // The next reconciles hold the change back, with the reason.
+    let s = d.sync_and_wait();
+    assert_eq!(s["lastApply"]["id"], rolled_back, "not retried: {s:#}");
+    assert_eq!(s["lastReconcile"]["outcome"], "blocked", "{s:#}");
+    let block = s["blocked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["job"] == name.as_str())
+        .unwrap()
+        .clone();
+    assert!(
+        block["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("rolled back: "),
+        "{block:#}"
+    );
+    assert_eq!(running_named(base, &name).len(), 1);
+}
