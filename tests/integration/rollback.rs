@@ -190,3 +190,66 @@ fn the_daemon_does_not_retry_a_rolled_back_change() {
     );
     assert_eq!(running_named(base, &name).len(), 1);
 }
+
+/// A program the cluster refuses at pre-flight is a failed revision of its job: reported once
+/// (the plan's error), then held as blocked, not pre-flighted again, until the revision changes.
+#[test]
+fn the_daemon_holds_a_program_refused_at_preflight_until_the_revision_changes() {
+    use crate::daemon::{Options, Remote};
+
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new();
+    let name = repo.unique("pf-block");
+    let file = format!("jobs/{name}.yaml");
+    repo.write(&file, &jar_job(&name, 1, "a", ""));
+    remote.push(&repo, "a job");
+    let d = Options::following(&remote)
+        .config("pollIntervalSeconds: 3600\n")
+        .start();
+    let first = d.wait_job(&name, "Synced", "RUNNING")["jobId"].clone();
+
+    repo.write(
+        &file,
+        &jar_job_args(&name, 1, &["--topic", "a", "--fail-in-main", "boom"]),
+    );
+    remote.push(&repo, "a broken main");
+    let s = d.sync_and_wait();
+    assert_eq!(s["lastReconcile"]["outcome"], "error", "{s:#}");
+    // The same revision again: held, not pre-flighted again.
+    let s = d.sync_and_wait();
+    assert_eq!(s["lastReconcile"]["outcome"], "blocked", "{s:#}");
+    let block = s["blocked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["job"] == name.as_str())
+        .unwrap()
+        .clone();
+    assert!(
+        block["error"]
+            .as_str()
+            .unwrap()
+            .contains("pre-flight failed"),
+        "{block:#}"
+    );
+    assert_eq!(
+        running_named(base, &name),
+        vec![first.as_str().unwrap().to_string()]
+    );
+
+    // A new revision is pre-flighted (and applied) again.
+    repo.write(&file, &jar_job(&name, 1, "b", ""));
+    remote.push(&repo, "fixed");
+    d.sync();
+    let s = d.wait_for(
+        "the fixed revision",
+        std::time::Duration::from_secs(90),
+        |s| {
+            crate::daemon::job_of(s, &name).is_some_and(|j| j["jobId"] != first)
+                && s["blocked"].as_array().is_some_and(|b| b.is_empty())
+        },
+    );
+    assert_eq!(s["lastApply"]["outcome"], "succeeded", "{s:#}");
+}
