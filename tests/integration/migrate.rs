@@ -157,3 +157,68 @@ fn a_job_moves_between_two_clusters_with_its_state_and_survives_a_kill_mid_move(
     assert!(is_savepoint && path.contains(&repo.savepoints.display().to_string()));
     repo.weir(&["plan", "--detailed-exitcode"]).code(0);
 }
+
+/// From the Flink 1.20 cluster to the Flink 2.3 one, with the jar built for each: the 1.20
+/// savepoint restores on 2.3 (the test job uses only state both versions read the same), or,
+/// if it did not, the job is rolled back onto 1.20; either way exactly one copy runs.
+#[test]
+fn a_job_moves_from_flink_1_20_to_2_3() {
+    let (old, new) = (cluster(Version::V1_20), cluster(Version::V2));
+    let repo = Repo::new(&old.url, None);
+    two_cluster_config(&repo, &old.url, &new.url);
+    for (jars, file) in [(&old.jars, "job-1.jar"), (&new.jars, "job-2.jar")] {
+        std::fs::create_dir_all(repo.root.join("artifacts")).unwrap();
+        std::fs::copy(
+            jars.join("weir-test-job.jar"),
+            repo.root.join("artifacts").join(file),
+        )
+        .unwrap();
+    }
+    let name = repo.unique("upgrade");
+    let file = format!("jobs/{name}.yaml");
+    let on_jar = |cluster: &str, jar: &str| {
+        on(cluster, &name).replace("artifacts/weir-test-job.jar", &format!("artifacts/{jar}"))
+    };
+    repo.write(&file, &on_jar("a", "job-1.jar"));
+    repo.commit("on 1.20");
+    repo.weir(&["apply", "--auto-approve"]).ok();
+    assert_eq!(running_named(&old.url, &name).len(), 1);
+
+    repo.write(&file, &on_jar("b", "job-2.jar"));
+    repo.commit("to 2.3");
+    let plan = plan_json(&repo, 2);
+    let c = change(&plan, &name);
+    assert_eq!(c["action"], "migrate", "{plan:#}");
+    assert!(
+        c["warnings"].to_string().contains("across Flink versions"),
+        "{plan:#}"
+    );
+    let applied = repo.weir(&["apply", "--auto-approve"]);
+    let (on_old, on_new) = (
+        running_named(&old.url, &name),
+        running_named(&new.url, &name),
+    );
+    assert_eq!(
+        on_old.len() + on_new.len(),
+        1,
+        "exactly one copy: {}",
+        applied.all()
+    );
+    eprintln!(
+        "1.20 → 2.3 migrate: exit {}\n{}",
+        applied.code,
+        applied.all()
+    );
+    if applied.code == 0 {
+        assert_eq!(on_new.len(), 1);
+        let (path, is_savepoint) = restored_from(&new.url, &on_new[0]).expect("restored");
+        assert!(is_savepoint, "{path}");
+    } else {
+        assert!(applied.all().contains("rolled back"), "{}", applied.all());
+        assert_eq!(on_old.len(), 1);
+    }
+    // The repo cancels its jobs on its own (the old) cluster only.
+    for id in on_new {
+        cancel(&new.url, &id);
+    }
+}
