@@ -337,6 +337,13 @@ pub fn step_kind(step: &Step) -> StepKind {
 /// How often Flink is polled while waiting.
 const POLL: Duration = Duration::from_millis(250);
 
+/// A change's turn to act: one of the apply's `concurrency` turns and, in the daemon, one of the
+/// process-wide slots; released while the change only watches its new job.
+pub(crate) struct Turn {
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
 /// What earlier steps of one change produced, for the steps after them.
 #[derive(Default)]
 struct Carry {
@@ -459,15 +466,25 @@ impl Applier {
         journals: &BTreeMap<String, Vec<JournalEntry>>,
     ) -> Vec<ChangeOutcome> {
         let empty = Vec::new();
+        // `concurrency` changes act at once; a change watching its new job for the health
+        // window gives its turn (and its process-wide slot) back, so that watches of many jobs
+        // overlap instead of queueing.
+        let turns = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
         futures::stream::iter(plan.changes.iter())
             .map(|change| {
                 let journal = journals.get(&change.job).unwrap_or(&empty);
+                let turns = turns.clone();
                 async move {
-                    let _slot = match &self.slots {
+                    let turn = turns.acquire_owned().await.ok();
+                    let slot = match &self.slots {
                         Some(slots) => slots.clone().acquire_owned().await.ok(),
                         None => None,
                     };
-                    let result = self.run_change(change, apply_id, journal).await;
+                    let mut turn = Some(Turn {
+                        _turn: turn,
+                        _slot: slot,
+                    });
+                    let result = self.run_change(change, apply_id, journal, &mut turn).await;
                     let outcome = match result {
                         Ok((carry, message)) => ChangeOutcome {
                             job: change.job.clone(),
@@ -506,7 +523,7 @@ impl Applier {
                     outcome
                 }
             })
-            .buffer_unordered(self.concurrency.max(1))
+            .buffer_unordered(plan.changes.len().max(1))
             .collect()
             .await
     }
@@ -519,6 +536,7 @@ impl Applier {
         change: &Change,
         apply_id: &str,
         journal: &[JournalEntry],
+        turn: &mut Option<Turn>,
     ) -> Result<(Carry, String), ApplyError> {
         let mut carry = Carry {
             apply_id: apply_id.to_string(),
@@ -544,7 +562,7 @@ impl Applier {
         let result = match self.rollback_target(change, apply_id, journal).await {
             Ok(target) => {
                 let result = self.run_steps(change, journal, &mut carry).await;
-                self.guard(change, journal, &mut carry, target, result)
+                self.guard(change, journal, &mut carry, target, result, turn)
                     .await
             }
             Err(e) => Err(e),

@@ -128,6 +128,7 @@ impl Applier {
         carry: &mut Carry,
         target: Option<Target>,
         result: Result<String, ApplyError>,
+        turn: &mut Option<super::Turn>,
     ) -> Result<String, ApplyError> {
         let watched = target.is_some() || change.action == Action::Create;
         let enabled = change.desired.as_ref().is_some_and(|d| d.rollback.enabled);
@@ -135,7 +136,7 @@ impl Applier {
             return result;
         }
         let reason = match result {
-            Ok(message) => match self.watch_health(change, journal, carry).await? {
+            Ok(message) => match self.watch_health(change, journal, carry, turn).await? {
                 None => return Ok(message),
                 Some(reason) => reason,
             },
@@ -156,6 +157,7 @@ impl Applier {
         change: &Change,
         journal: &[JournalEntry],
         carry: &Carry,
+        turn: &mut Option<super::Turn>,
     ) -> Result<Option<String>, ApplyError> {
         let (Some(id), Some(desired)) = (carry.new_job_id, &change.desired) else {
             return Ok(None);
@@ -177,6 +179,8 @@ impl Applier {
                     .await?
             }
         };
+        // Watching takes a poll a second or so: other changes act meanwhile.
+        turn.take();
         self.say(&format!(
             "{}: watching {id} for {}s before calling it healthy",
             change.job,
