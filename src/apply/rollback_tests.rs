@@ -343,3 +343,44 @@ async fn a_rollback_interrupted_after_the_cancel_is_finished_by_the_next_apply_o
     // A second resume finds nothing to do.
     assert!(w.applier.resume(|_| None).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn health_windows_of_several_changes_overlap_instead_of_queueing() {
+    let mut w = redeploy(None, 0).await;
+    w.applier.concurrency = 1;
+    let jobs: Vec<DesiredJob> = ["alpha", "beta", "gamma"]
+        .into_iter()
+        .map(|name| {
+            let mut job = crate::plan::fixtures::job(name);
+            job.rollback.health_window_seconds = 1;
+            job
+        })
+        .collect();
+    let plan = crate::plan::fixtures::run(
+        &crate::plan::fixtures::desired(jobs, false),
+        &crate::plan::fixtures::observation(vec![]),
+        &Default::default(),
+        &[],
+    );
+    w.store
+        .insert_plan(&crate::store::PlanRecord {
+            id: plan.id.clone(),
+            created_at_ms: plan.created_at_ms,
+            revision: plan.revision.to_string(),
+            trigger: Trigger::Cli,
+            summary: plan.summary.line(),
+            plan_json: serde_json::to_string(&plan).unwrap(),
+            job_names: vec!["alpha".into(), "beta".into(), "gamma".into()],
+        })
+        .await
+        .unwrap_or(());
+    let started = std::time::Instant::now();
+    let outcomes = w.applier.apply(&plan, "apply-3").await.unwrap();
+    assert!(outcomes.iter().all(|o| o.ok), "{outcomes:?}");
+    // Three one-second windows one change at a time would take three seconds.
+    assert!(
+        started.elapsed() < Duration::from_millis(2_500),
+        "{:?}",
+        started.elapsed()
+    );
+}
