@@ -91,6 +91,40 @@ pub struct DesiredJob {
     /// `spec.schedule` with its time zone (batch jobs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
+    /// Automatic rollback (`spec.rollback` over `weir.yaml`'s `rollback`).
+    #[serde(default)]
+    pub rollback: Rollback,
+}
+
+/// Whether and how a change of the job is watched and rolled back (see `apply::rollback`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollback {
+    pub enabled: bool,
+    pub health_window_seconds: u32,
+}
+
+impl Rollback {
+    /// A job's `spec.rollback` over `weir.yaml`'s `rollback` over the defaults.
+    pub fn resolve(
+        job: Option<&crate::spec::RollbackSpec>,
+        repo: Option<&crate::spec::RollbackSpec>,
+    ) -> Rollback {
+        let (enabled, health_window_seconds) = crate::spec::RollbackSpec::resolve(job, repo);
+        Rollback {
+            enabled,
+            health_window_seconds,
+        }
+    }
+}
+
+impl Default for Rollback {
+    fn default() -> Self {
+        Rollback {
+            enabled: true,
+            health_window_seconds: crate::spec::DEFAULT_HEALTH_WINDOW_SECONDS,
+        }
+    }
 }
 
 /// When `weir serve` runs a scheduled batch job: a validated cron expression and time zone.

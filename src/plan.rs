@@ -15,6 +15,7 @@
 mod batch;
 mod fields;
 mod job;
+mod migrate;
 mod model;
 mod preflight;
 mod restore;
@@ -29,7 +30,7 @@ use crate::observe::{ClusterObservation, Observation, ObservedJob};
 pub use fields::{field_diffs, upgrade_mode_str};
 pub use model::{
     Action, AttachError, Change, CurrentJob, FieldDiff, JobHistory, Plan, PlanError, PlanInput,
-    Restore, ScheduledRun, Severity, StateRisk, Step, Summary, UnmanagedJob,
+    Restore, RolledBack, ScheduledRun, Severity, StateRisk, Step, Summary, UnmanagedJob,
 };
 pub use preflight::{GraphDiff, JobPreflight, PreflightStatus, Rescaled, Vertex};
 
@@ -56,8 +57,32 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             }
         };
         let history = input.history.get(&desired.name);
-        match job::plan_job(desired, &observed, history, input.created_at_ms) {
-            Ok(Some(change)) => changes.push(change),
+        let moving = match migrate::source(desired, &observed, history, input.observation, &by_hash)
+        {
+            Ok(moving) => moving,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let planned = match moving {
+            Some((from, current)) => {
+                claimed.insert((from.clone(), key.1));
+                Ok(Some(migrate::change(
+                    desired,
+                    &from,
+                    current,
+                    history,
+                    input.observation,
+                )))
+            }
+            None => job::plan_job(desired, &observed, history, input.created_at_ms),
+        };
+        match planned {
+            Ok(Some(mut change)) => {
+                migrate::note_rollback(&mut change, desired, history);
+                changes.push(change)
+            }
             Ok(None) => {}
             Err(e) => errors.push(e),
         }
@@ -219,5 +244,7 @@ pub fn submission_identity(desired: &DesiredJob, nonce: u32) -> Identity {
 mod batch_tests;
 #[cfg(test)]
 pub(crate) mod fixtures;
+#[cfg(test)]
+mod migrate_tests;
 #[cfg(test)]
 mod tests;

@@ -68,12 +68,17 @@ fn headline(c: &Change) -> String {
         Action::Delete => "will be deleted",
         Action::StopDuplicate => "has an extra copy to stop",
         Action::Run => "will run (scheduled)",
+        Action::Migrate => "will be moved",
     };
-    format!(
-        "{} (cluster {}) {verb}",
-        one_line(&c.job),
-        one_line(&c.cluster)
-    )
+    let cluster = match &c.from_cluster {
+        Some(from) => format!("cluster {} → {}", one_line(from), one_line(&c.cluster)),
+        None => format!("cluster {}", one_line(&c.cluster)),
+    };
+    let rolled_back = match &c.rolled_back {
+        Some(rb) => format!(" (apply {} rolled it back)", one_line(&rb.apply_id)),
+        None => String::new(),
+    };
+    format!("{} ({cluster}) {verb}{rolled_back}", one_line(&c.job))
 }
 
 /// What users feel while the change is applied.
@@ -98,6 +103,17 @@ pub fn disruption(c: &Change) -> String {
         Action::StopDuplicate => {
             "the extra copy stops with a savepoint; the current copy runs on untouched".into()
         }
+        Action::Migrate => match (cancels, &c.restore, &c.from_cluster) {
+            (false, _, Some(from)) => format!(
+                "stop with savepoint on cluster {}, then start from it on {}",
+                one_line(from),
+                one_line(&c.cluster)
+            ),
+            (_, Restore::LatestCheckpoint, _) => {
+                "cancel on the old cluster, then start from its latest retained checkpoint".into()
+            }
+            _ => "cancel on the old cluster, then start without state".into(),
+        },
         Action::Redeploy | Action::Rescale => match (cancels, &c.restore) {
             (false, _) => "stop with savepoint, then restart from it".into(),
             (true, Restore::LatestCheckpoint) => {
@@ -149,7 +165,12 @@ pub fn text(plan: &Plan) -> String {
         preflight::change_lines(plan, c, &mut out);
         let _ = writeln!(out, "    steps:");
         for (i, s) in c.steps.iter().enumerate() {
-            let _ = writeln!(out, "      {}. {}", i + 1, one_line(&s.describe()));
+            // A migrate's steps act on two clusters: each says where.
+            let on = match c.from_cluster {
+                Some(_) => format!("on {}: ", one_line(c.step_cluster(s))),
+                None => String::new(),
+            };
+            let _ = writeln!(out, "      {}. {on}{}", i + 1, one_line(&s.describe()));
         }
         if c.action == Action::Create {
             let _ = writeln!(out, "    definition:");
@@ -220,5 +241,7 @@ pub fn markdown(plan: &Plan) -> String {
     markdown::Preview::new(Some(plan), &[]).to_markdown()
 }
 
+#[cfg(test)]
+mod migrate_tests;
 #[cfg(test)]
 mod tests;

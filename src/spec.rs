@@ -40,6 +40,9 @@ pub struct RepoConfig {
     /// `--env NAME` (or `WEIR_ENV`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environments: BTreeMap<String, EnvironmentConfig>,
+    /// Defaults of every job's automatic rollback (a job's `spec.rollback` overrides them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackSpec>,
 }
 
 /// One Flink session cluster, reached through its JobManager REST endpoint.
@@ -228,15 +231,18 @@ pub enum EventKind {
     RepoInvalid,
     #[serde(rename = "repo.unreachable")]
     RepoUnreachable,
+    #[serde(rename = "apply.rolledBack")]
+    ApplyRolledBack,
 }
 
 impl EventKind {
     /// Every event, in documentation order.
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::PlanReady,
         EventKind::ApplyStarted,
         EventKind::ApplySucceeded,
         EventKind::ApplyFailed,
+        EventKind::ApplyRolledBack,
         EventKind::JobFailed,
         EventKind::JobRecovered,
         EventKind::DriftDetected,
@@ -263,6 +269,7 @@ impl EventKind {
             EventKind::SavepointFailed => "savepoint.failed",
             EventKind::RepoInvalid => "repo.invalid",
             EventKind::RepoUnreachable => "repo.unreachable",
+            EventKind::ApplyRolledBack => "apply.rolledBack",
         }
     }
 }
@@ -311,6 +318,9 @@ pub enum EventSelector {
     /// The Git remote could not be reached.
     #[serde(rename = "repo.unreachable")]
     RepoUnreachable,
+    /// A change's new job did not become healthy and its previous definition was put back.
+    #[serde(rename = "apply.rolledBack")]
+    ApplyRolledBack,
 }
 
 impl EventSelector {
@@ -327,6 +337,7 @@ impl EventSelector {
             EventKind::SavepointFailed => EventSelector::SavepointFailed,
             EventKind::RepoInvalid => EventSelector::RepoInvalid,
             EventKind::RepoUnreachable => EventSelector::RepoUnreachable,
+            EventKind::ApplyRolledBack => EventSelector::ApplyRolledBack,
         }
     }
 
@@ -441,6 +452,12 @@ pub struct JobSpec {
     /// The IANA time zone `schedule` is read in (e.g. `Europe/Berlin`); UTC when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// Automatic rollback: after a change replaced the running job, weir watches the new one
+    /// for a health window and, when it does not become healthy, puts the previous definition
+    /// back from the savepoint the change took. Overrides `rollback` of `weir.yaml` field by
+    /// field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackSpec>,
 }
 
 /// How Flink executes a job (`spec.mode`).
@@ -689,6 +706,41 @@ pub fn check_job_name(name: &str) -> Result<(), NameError> {
         });
     }
     Ok(())
+}
+
+/// Automatic rollback of a change whose new job does not become healthy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RollbackSpec {
+    /// Roll back a redeploy, rescale or migrate whose new job fails, restarts or does not reach
+    /// RUNNING (default true). A first deploy that does so is cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// How long the new job must keep running, without a restart, to count as healthy
+    /// (default 30; 0 checks only that it reaches RUNNING with every task running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 3600))]
+    pub health_window_seconds: Option<u32>,
+}
+
+/// The default health window: long enough for a job that fails on its first records or its
+/// first restore to be seen restarting (Flink's default restart backoff is 1 s), short enough
+/// that an apply of many jobs is not held up for minutes.
+pub const DEFAULT_HEALTH_WINDOW_SECONDS: u32 = 30;
+
+impl RollbackSpec {
+    /// `job` over `repo` over the defaults: (enabled, health window seconds).
+    pub fn resolve(job: Option<&RollbackSpec>, repo: Option<&RollbackSpec>) -> (bool, u32) {
+        let enabled = job
+            .and_then(|j| j.enabled)
+            .or(repo.and_then(|r| r.enabled))
+            .unwrap_or(true);
+        let window = job
+            .and_then(|j| j.health_window_seconds)
+            .or(repo.and_then(|r| r.health_window_seconds))
+            .unwrap_or(DEFAULT_HEALTH_WINDOW_SECONDS);
+        (enabled, window.min(3600))
+    }
 }
 
 /// One entry of `spec.dependencies`: exactly one of `path`, `url` or `maven`.

@@ -49,13 +49,14 @@ mod plans;
 mod preflight;
 mod records;
 pub mod retention;
+mod rollback;
 pub mod runs;
 mod trigger;
 
 pub use backend::{Backend, SqlBool, is_postgres_location, location_display};
 pub use journal::{
-    JobRef, JournalEntry, JournalStatus, NewJournalEntry, StepDetail, StepKind, StepResult,
-    StepStatus, StopDetail, SubmitDetail,
+    JobRef, JournalEntry, JournalStatus, NewJournalEntry, RollbackDetail, StepDetail, StepKind,
+    StepResult, StepStatus, StopDetail, SubmitDetail,
 };
 pub use lease::LeaseHolder;
 pub use preflight::PreflightKey;
@@ -63,6 +64,7 @@ pub use records::{
     ApplyOutcome, ApplyRecord, HistoryEntry, HistoryKind, JobRecord, NewApply, PlanRecord,
     SavepointKind, SavepointRecord, SavepointRestore,
 };
+pub use rollback::RollbackTarget;
 pub use trigger::Trigger;
 
 /// How long one connection waits for another connection (or process) holding the write lock.
@@ -81,6 +83,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("store/migrations/0005_retention.sql")),
     (6, include_str!("store/migrations/0006_preflight.sql")),
     (7, include_str!("store/migrations/0007_runs.sql")),
+    (8, include_str!("store/migrations/0008_rollback.sql")),
 ];
 
 /// The PostgreSQL twins of [`MIGRATIONS`], number for number.
@@ -101,6 +104,10 @@ const PG_MIGRATIONS: &[(i64, &str)] = &[
         include_str!("store/migrations/postgres/0006_preflight.sql"),
     ),
     (7, include_str!("store/migrations/postgres/0007_runs.sql")),
+    (
+        8,
+        include_str!("store/migrations/postgres/0008_rollback.sql"),
+    ),
 ];
 
 /// The schema version this build of weir reads and writes.

@@ -31,7 +31,12 @@ use crate::store::{
 mod crash;
 mod jars;
 mod lease;
+#[cfg(test)]
+mod migrate_tests;
 mod records;
+mod rollback;
+#[cfg(test)]
+mod rollback_tests;
 mod settle;
 mod steps;
 #[cfg(test)]
@@ -77,6 +82,23 @@ pub enum ApplyError {
         #[source]
         source: Box<FlinkError>,
     },
+    /// The new job did not become healthy and the previous definition was put back.
+    #[error("{job}: {}", rolled_back(.reason, .job_id.as_ref(), .savepoint.as_deref()))]
+    RolledBack {
+        job: String,
+        reason: String,
+        /// The job the previous definition runs as again (none for a first deploy).
+        job_id: Option<JobId>,
+        savepoint: Option<String>,
+    },
+    /// The new job did not become healthy, and putting the previous definition back failed.
+    #[error("{job}: {reason}; the rollback to the previous definition failed: {}", .source.detail())]
+    RollbackFailed {
+        job: String,
+        reason: String,
+        #[source]
+        source: Box<ApplyError>,
+    },
     /// A step after the stop failed: the job this change stopped is not running again.
     #[error("{job}: {}", left_stopped(.source, .savepoint.as_deref()))]
     LeftStopped {
@@ -94,6 +116,21 @@ fn unsettled(what: &str, source: &FlinkError) -> String {
         "{what}; Flink did not answer ({source}). The outcome is unknown: run `weir apply` again \
          to settle it from Flink's state"
     )
+}
+
+/// `rolled back: <why>; the previous definition runs again as <id> (from <savepoint>)`.
+fn rolled_back(reason: &str, job_id: Option<&JobId>, savepoint: Option<&str>) -> String {
+    let from = savepoint.map(|s| format!(" from {s}")).unwrap_or_default();
+    match job_id {
+        Some(id) => format!(
+            "rolled back: {reason}; the previous definition runs again as {id}{from}. The \
+             change stays pending in the plan"
+        ),
+        None => format!(
+            "rolled back: {reason}; the new job was cancelled and nothing was resubmitted (it \
+             had no previous definition)"
+        ),
+    }
 }
 
 /// `<why>; the job is left stopped (savepoint …): run `weir apply` again …`.
@@ -201,6 +238,16 @@ impl ApplyError {
                 savepoint, source, ..
             } => left_stopped(source, savepoint.as_deref()),
             ApplyError::Unsettled { what, source, .. } => unsettled(what, source),
+            ApplyError::RolledBack {
+                reason,
+                job_id,
+                savepoint,
+                ..
+            } => rolled_back(reason, job_id.as_ref(), savepoint.as_deref()),
+            ApplyError::RollbackFailed { reason, source, .. } => format!(
+                "{reason}; the rollback to the previous definition failed: {}",
+                source.detail()
+            ),
             ApplyError::Store(_) | ApplyError::NoCluster { .. } => self.to_string(),
         }
     }
@@ -274,6 +321,9 @@ pub struct ChangeOutcome {
     /// the apply stays unfinished and the next one settles it.
     #[serde(default)]
     pub unsettled: bool,
+    /// The change was rolled back (its new job did not become healthy): why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<String>,
 }
 
 /// The journal kind of a planned step.
@@ -290,6 +340,13 @@ pub fn step_kind(step: &Step) -> StepKind {
 /// How often Flink is polled while waiting.
 const POLL: Duration = Duration::from_millis(250);
 
+/// A change's turn to act: one of the apply's `concurrency` turns and, in the daemon, one of the
+/// process-wide slots; released while the change only watches its new job.
+pub(crate) struct Turn {
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
 /// What earlier steps of one change produced, for the steps after them.
 #[derive(Default)]
 struct Carry {
@@ -299,6 +356,9 @@ struct Carry {
     new_job_id: Option<JobId>,
     /// The job this change replaces was stopped or cancelled (by this run or an earlier one).
     stopped: bool,
+    /// The journal seq of the first step (non-zero for the steps of a rollback, which follow
+    /// the change's own).
+    seq_base: u32,
 }
 
 impl Applier {
@@ -409,15 +469,25 @@ impl Applier {
         journals: &BTreeMap<String, Vec<JournalEntry>>,
     ) -> Vec<ChangeOutcome> {
         let empty = Vec::new();
+        // `concurrency` changes act at once; a change watching its new job for the health
+        // window gives its turn (and its process-wide slot) back, so that watches of many jobs
+        // overlap instead of queueing.
+        let turns = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
         futures::stream::iter(plan.changes.iter())
             .map(|change| {
                 let journal = journals.get(&change.job).unwrap_or(&empty);
+                let turns = turns.clone();
                 async move {
-                    let _slot = match &self.slots {
+                    let turn = turns.acquire_owned().await.ok();
+                    let slot = match &self.slots {
                         Some(slots) => slots.clone().acquire_owned().await.ok(),
                         None => None,
                     };
-                    let result = self.run_change(change, apply_id, journal).await;
+                    let mut turn = Some(Turn {
+                        _turn: turn,
+                        _slot: slot,
+                    });
+                    let result = self.run_change(change, apply_id, journal, &mut turn).await;
                     let outcome = match result {
                         Ok((carry, message)) => ChangeOutcome {
                             job: change.job.clone(),
@@ -427,6 +497,7 @@ impl Applier {
                             new_job_id: carry.new_job_id,
                             savepoint: carry.stop_savepoint,
                             unsettled: false,
+                            rolled_back: None,
                         },
                         Err(e) => {
                             // The job is named once: the error's own text names it too.
@@ -437,8 +508,15 @@ impl Applier {
                                 ok: false,
                                 unsettled: matches!(e, ApplyError::Unsettled { .. }),
                                 message: e.detail(),
-                                new_job_id: None,
+                                new_job_id: match &e {
+                                    ApplyError::RolledBack { job_id, .. } => *job_id,
+                                    _ => None,
+                                },
                                 savepoint: None,
+                                rolled_back: match &e {
+                                    ApplyError::RolledBack { reason, .. } => Some(reason.clone()),
+                                    _ => None,
+                                },
                             }
                         }
                     };
@@ -448,7 +526,7 @@ impl Applier {
                     outcome
                 }
             })
-            .buffer_unordered(self.concurrency.max(1))
+            .buffer_unordered(plan.changes.len().max(1))
             .collect()
             .await
     }
@@ -461,6 +539,7 @@ impl Applier {
         change: &Change,
         apply_id: &str,
         journal: &[JournalEntry],
+        turn: &mut Option<Turn>,
     ) -> Result<(Carry, String), ApplyError> {
         let mut carry = Carry {
             apply_id: apply_id.to_string(),
@@ -475,13 +554,43 @@ impl Applier {
         // No side effect before this definition's lease on the cluster is ours.
         let client = self.client(&change.cluster)?;
         let lease = self.acquire_lease(change, apply_id, &client).await?;
-        let result = self.run_steps(change, journal, &mut carry).await;
+        // A migrate acts on its old cluster too: the job's lease there as well.
+        let old_lease = match &change.from_cluster {
+            Some(from) => {
+                let old = self.client(from)?;
+                match self.acquire_lease(change, apply_id, &old).await {
+                    Ok(lease) => Some((old, lease)),
+                    Err(e) => {
+                        self.release_lease(&client, lease).await;
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
+        let result = match self.rollback_target(change, apply_id, journal).await {
+            Ok(target) => {
+                let result = self.run_steps(change, journal, &mut carry).await;
+                self.guard(change, journal, &mut carry, target, result, turn)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         self.release_lease(&client, lease).await;
+        if let Some((old, lease)) = old_lease {
+            self.release_lease(&old, lease).await;
+        }
         match result {
             Ok(message) => Ok((carry, message)),
             // A failure after the running job was stopped leaves nothing running: say so, with
             // the state the next apply starts from.
-            Err(e) if carry.stopped && !matches!(e, ApplyError::Unsettled { .. }) => {
+            Err(e)
+                if carry.stopped
+                    && !matches!(
+                        e,
+                        ApplyError::Unsettled { .. } | ApplyError::RolledBack { .. }
+                    ) =>
+            {
                 Err(ApplyError::LeftStopped {
                     job: change.job.clone(),
                     savepoint: carry.stop_savepoint.or(carry.latest_checkpoint),
@@ -500,11 +609,18 @@ impl Applier {
     ) -> Result<String, ApplyError> {
         let apply_id = carry.apply_id.clone();
         let apply_id = apply_id.as_str();
-        let client = self.client(&change.cluster)?;
         let job = change.job.as_str();
-        self.stage_jar(change, journal, &client).await?;
+        self.stage_jar(
+            change,
+            journal,
+            carry.seq_base,
+            &*self.client(&change.cluster)?,
+        )
+        .await?;
         for (seq, step) in change.steps.iter().enumerate() {
-            let seq = seq as u32;
+            let seq = carry.seq_base + seq as u32;
+            // A migrate's stop acts on the old cluster, the rest on the new one.
+            let client = self.client(change.step_cluster(step))?;
             let previous = journal.iter().rev().find(|e| e.seq == seq);
             if let Some(entry) = previous {
                 match entry.status {
@@ -540,7 +656,9 @@ impl Applier {
             (None, Some(sp)) => format!("{} done: savepoint {sp}", change.action),
             _ => format!("{} done", change.action),
         };
-        self.say(&format!("{job}: {message}"));
+        if carry.seq_base == 0 {
+            self.say(&format!("{job}: {message}"));
+        }
         Ok(message)
     }
 
@@ -551,13 +669,14 @@ impl Applier {
         &self,
         change: &Change,
         journal: &[JournalEntry],
+        seq_base: u32,
         client: &FlinkClient,
     ) -> Result<(), ApplyError> {
         let submits = change.steps.iter().enumerate().any(|(seq, step)| {
             matches!(step, Step::Submit { .. })
                 && !journal
                     .iter()
-                    .any(|e| e.seq == seq as u32 && e.status == JournalStatus::Succeeded)
+                    .any(|e| e.seq == seq_base + seq as u32 && e.status == JournalStatus::Succeeded)
         });
         match (&change.desired, submits) {
             (Some(desired), true) => self

@@ -59,6 +59,8 @@ impl Applier {
     ) -> Result<(), ApplyError> {
         let mut record = self.job_record(change).await?;
         record.current_job_id = Some(new_id.to_string());
+        // A migrate's job now lives on the new cluster.
+        record.cluster = change.cluster.clone();
         if let Some(d) = &change.desired {
             record.spec_json = Some(serde_json::to_string(&d.redacted()).unwrap_or_default());
         }

@@ -262,7 +262,15 @@ impl Applier {
         let entry = self.journal_intent(apply_id, job, seq, detail).await?;
         self.say(&format!("{job}: cancelling {job_id}"));
         if let Err(e) = client.cancel(&job_id).await {
-            return Err(self.fail(entry, StepKind::Cancel, job, e).await);
+            // A job that has ended already (a rollback cancels a new job that failed) needs no
+            // cancel: what counts is that it no longer runs.
+            let ended = matches!(
+                client.job_state(&job_id).await,
+                Ok(Some(state)) if state.is_globally_terminal()
+            );
+            if !ended {
+                return Err(self.fail(entry, StepKind::Cancel, job, e).await);
+            }
         }
         crash::point(Moment::Sent, StepKind::Cancel);
         self.finish_cancel(change, entry, &job_id, client, carry)

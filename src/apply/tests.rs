@@ -22,19 +22,19 @@ const STOP: &str = "POST /jobs/{jobid}/stop";
 const RUN: &str = "POST /jars/{jarid}/run";
 
 /// A fake cluster, a store in a temp dir, and a redeploy of `orders` through a savepoint.
-struct World {
-    fake: Arc<Fake>,
-    store: Store,
-    applier: Applier,
-    plan: Plan,
-    old_id: JobId,
-    new_job: DesiredJob,
-    progress: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
+pub(super) struct World {
+    pub(super) fake: Arc<Fake>,
+    pub(super) store: Store,
+    pub(super) applier: Applier,
+    pub(super) plan: Plan,
+    pub(super) old_id: JobId,
+    pub(super) new_job: DesiredJob,
+    pub(super) progress: Arc<Mutex<Vec<String>>>,
+    pub(super) _dir: tempfile::TempDir,
 }
 
 /// The running definition: the desired one with other program arguments.
-fn old_job() -> DesiredJob {
+pub(super) fn old_job() -> DesiredJob {
     let mut job = fixtures::job("orders");
     if let Program::Jar { args, .. } = &mut job.program {
         args.push("--old".into());
@@ -48,10 +48,19 @@ async fn world() -> World {
 
 /// The world of a redeploy with `upgrade` as the job's upgrade mode.
 async fn world_with(upgrade: UpgradeMode) -> World {
+    world_from(upgrade, |_| {}).await
+}
+
+/// The world of a redeploy to the fixture definition as `change` alters it.
+pub(super) async fn world_from(
+    upgrade: UpgradeMode,
+    change: impl FnOnce(&mut DesiredJob),
+) -> World {
     let (fake, url) = Fake::serve().await;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("weir.db")).await.unwrap();
     let (mut old, mut new) = (old_job(), fixtures::job("orders"));
+    change(&mut new);
     old.upgrade_mode = upgrade;
     new.upgrade_mode = upgrade;
     let old_id = plan::submission_identity(&old, 1).job_id();
@@ -77,6 +86,7 @@ async fn world_with(upgrade: UpgradeMode) -> World {
             suspended: false,
             last_savepoint: None,
             stopped_by_weir: Default::default(),
+            rolled_back: None,
         },
     )]);
     let desired = fixtures::desired(vec![new.clone()], false);
@@ -141,7 +151,7 @@ async fn world_with(upgrade: UpgradeMode) -> World {
     }
 }
 
-fn calls<'a>(requests: &'a [Request], endpoint: &str) -> Vec<&'a Request> {
+pub(super) fn calls<'a>(requests: &'a [Request], endpoint: &str) -> Vec<&'a Request> {
     requests.iter().filter(|r| r.endpoint == endpoint).collect()
 }
 
@@ -780,6 +790,7 @@ async fn a_stop_duplicate_stops_the_extra_copy_and_keeps_the_current_one() {
             suspended: false,
             last_savepoint: None,
             stopped_by_weir: Default::default(),
+            rolled_back: None,
         },
     )]);
     let plan = fixtures::run(

@@ -87,10 +87,36 @@ pub async fn history(store: &Store) -> Result<History, StoreError> {
                 suspended: r.suspended,
                 last_savepoint: r.last_savepoint.clone(),
                 stopped_by_weir: stopped_by_weir(store, &r.name).await?,
+                rolled_back: rolled_back(store, &r.name).await?,
             },
         );
     }
     Ok(out)
+}
+
+/// The last rollback of `job`, when its newest change that could be rolled back was.
+async fn rolled_back(
+    store: &Store,
+    job: &str,
+) -> Result<Option<crate::plan::RolledBack>, StoreError> {
+    let Some(t) = store.latest_rollback(job).await? else {
+        return Ok(None);
+    };
+    Ok(
+        match (
+            t.rolled_back_fingerprint,
+            t.rolled_back_parallelism,
+            t.reason,
+        ) {
+            (Some(fingerprint), Some(parallelism), Some(reason)) => Some(crate::plan::RolledBack {
+                fingerprint,
+                parallelism: u32::try_from(parallelism).unwrap_or(0),
+                reason,
+                apply_id: t.apply_id,
+            }),
+            _ => None,
+        },
+    )
 }
 
 /// The savepoints weir took when it stopped a Flink job of `job` (its own stops, found in the

@@ -317,7 +317,9 @@ impl Ctx<'_> {
         };
         // The old graph is the one of the job on the target cluster (also when the program was
         // planned elsewhere).
-        let target = self.clients.get(&change.cluster).map(Arc::as_ref);
+        // A migrate's running job is on its old cluster.
+        let running_on = change.from_cluster.as_deref().unwrap_or(&change.cluster);
+        let target = self.clients.get(running_on).map(Arc::as_ref);
         let old = match target {
             Some(target) => self.job_graph(target, &current.job_id).await,
             None => None,

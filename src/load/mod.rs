@@ -637,6 +637,10 @@ impl<'a> Loader<'a> {
             secrets: BTreeMap::new(),
             mode: spec.mode,
             schedule,
+            rollback: crate::desired::Rollback::resolve(
+                spec.rollback.as_ref(),
+                ctx.config.and_then(|c| c.rollback.as_ref()),
+            ),
         };
         let mut other_files = Vec::new();
         let (origins, vars) = (&config_origins, &ctx.variables);

@@ -112,6 +112,7 @@ pub fn title(kind: EventKind) -> &'static str {
         EventKind::SavepointFailed => "Savepoint failed",
         EventKind::RepoInvalid => "Repo invalid",
         EventKind::RepoUnreachable => "Repo unreachable",
+        EventKind::ApplyRolledBack => "Change rolled back",
     }
 }
 
@@ -121,7 +122,7 @@ fn emoji(kind: EventKind) -> &'static str {
         EventKind::ApplyStarted => ":arrow_forward:",
         EventKind::ApplySucceeded | EventKind::JobRecovered => ":white_check_mark:",
         EventKind::ApplyFailed | EventKind::JobFailed | EventKind::SavepointFailed => ":x:",
-        EventKind::DriftDetected => ":warning:",
+        EventKind::DriftDetected | EventKind::ApplyRolledBack => ":warning:",
         EventKind::RepoInvalid | EventKind::RepoUnreachable => ":no_entry:",
     }
 }

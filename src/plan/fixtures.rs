@@ -27,6 +27,7 @@ pub(crate) fn config(prune: bool) -> RepoConfig {
         maven_repositories: Vec::new(),
         variables: Default::default(),
         environments: Default::default(),
+        rollback: None,
     }
 }
 
@@ -64,6 +65,11 @@ pub(crate) fn job(name: &str) -> DesiredJob {
         secrets: Default::default(),
         mode: Default::default(),
         schedule: None,
+        // Unit tests do not wait out a health window unless they ask for one.
+        rollback: crate::desired::Rollback {
+            enabled: true,
+            health_window_seconds: 0,
+        },
     }
 }
 
@@ -133,5 +139,6 @@ pub(crate) fn history_for(d: &DesiredJob, current: &ObservedJob) -> JobHistory {
         suspended: false,
         last_savepoint: Some("file:///sp/savepoint-1".into()),
         stopped_by_weir: Default::default(),
+        rolled_back: None,
     }
 }

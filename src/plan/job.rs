@@ -150,6 +150,8 @@ pub(super) fn base_change(desired: &DesiredJob, action: Action, reason: String) 
         warnings: Vec::new(),
         state_risks: Vec::new(),
         scheduled_run: None,
+        from_cluster: None,
+        rolled_back: None,
     }
 }
 

@@ -26,6 +26,23 @@ pub struct JobHistory {
     /// savepoint the job was started from).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub stopped_by_weir: BTreeMap<JobId, String>,
+    /// The last rollback of this job, when the definition it rolled back from is still the one
+    /// the store's rollback record names (see `store::rollback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<RolledBack>,
+}
+
+/// A change of a job that an apply rolled back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolledBack {
+    /// The code fingerprint (hex) of the definition that was rolled back.
+    pub fingerprint: String,
+    /// The parallelism of that definition (a rescale can be rolled back too).
+    pub parallelism: u32,
+    /// Why it was rolled back.
+    pub reason: String,
+    pub apply_id: String,
 }
 
 pub struct PlanInput<'a> {
@@ -76,6 +93,10 @@ pub enum Action {
     StopDuplicate,
     /// A scheduled run of a batch job (`spec.schedule`), started by the daemon's scheduler.
     Run,
+    /// Move a running job to another cluster (`spec.cluster` changed): stop it with a
+    /// savepoint on the old cluster ([`Change::from_cluster`]), start it from that savepoint on
+    /// the new one.
+    Migrate,
 }
 
 impl Action {
@@ -90,6 +111,7 @@ impl Action {
             Action::Delete => "delete",
             Action::StopDuplicate => "stop-duplicate",
             Action::Run => "run",
+            Action::Migrate => "migrate",
         }
     }
 
@@ -146,6 +168,25 @@ pub struct Change {
     /// Set on the change the daemon's scheduler makes for a scheduled batch job's run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_run: Option<ScheduledRun>,
+    /// For a migrate: the cluster the job runs on now (its stop step acts there; the change's
+    /// `cluster` is where it is started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_cluster: Option<String>,
+    /// An earlier apply rolled this very definition back (it did not become healthy): which
+    /// apply and why. The change is still pending (weir never fights Git), but the daemon does
+    /// not retry it until the job's definition changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<RolledBack>,
+}
+
+impl Change {
+    /// The cluster a step acts on: a migrate stops (or cancels) the job on its old cluster.
+    pub fn step_cluster(&self, step: &Step) -> &str {
+        match (step, &self.from_cluster) {
+            (Step::StopWithSavepoint { .. } | Step::Cancel { .. }, Some(from)) => from,
+            _ => &self.cluster,
+        }
+    }
 }
 
 /// A run of a scheduled batch job: why it starts and the fire time it is for.
@@ -314,6 +355,9 @@ pub struct Summary {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub run: usize,
     pub errors: usize,
+    /// Changes that move a job to another cluster; absent from JSON when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub migrate: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -338,6 +382,7 @@ impl Summary {
                 Action::Delete => summary.delete += 1,
                 Action::StopDuplicate => summary.stop_duplicate += 1,
                 Action::Run => summary.run += 1,
+                Action::Migrate => summary.migrate += 1,
             }
         }
         summary
@@ -353,6 +398,7 @@ impl Summary {
             + self.delete
             + self.stop_duplicate
             + self.run
+            + self.migrate
     }
 
     /// `Plan: 1 to create, 2 to redeploy, 0 to delete.` with other actions named when present.
@@ -365,6 +411,7 @@ impl Summary {
             (self.resume, "resume"),
             (self.recover, "recover"),
             (self.run, "run on schedule"),
+            (self.migrate, "migrate"),
         ] {
             if n > 0 {
                 parts.push(format!("{n} to {word}"));

@@ -169,5 +169,7 @@ fn delete_change(
         warnings: vec![warning.into()],
         state_risks: Vec::new(),
         scheduled_run: None,
+        from_cluster: None,
+        rolled_back: None,
     }
 }

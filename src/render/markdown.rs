@@ -153,6 +153,7 @@ pub fn summary_line(plan: Option<&Plan>, invalid_files: usize) -> String {
                 (Action::Resume, "resume"),
                 (Action::Recover, "recover"),
                 (Action::Run, "run on schedule"),
+                (Action::Migrate, "migrate"),
             ] {
                 let n = count(a);
                 if n > 0 {
@@ -447,7 +448,23 @@ fn job_section(plan: &Plan, c: &Change) -> Section {
         _ => String::new(),
     };
     let _ = writeln!(head, "#### {} — {}{mode}\n", code(&c.job), c.action);
-    let _ = writeln!(head, "- **Cluster:** {}", code(&c.cluster));
+    match &c.from_cluster {
+        Some(from) => {
+            let _ = writeln!(head, "- **Cluster:** {} → {}", code(from), code(&c.cluster));
+        }
+        None => {
+            let _ = writeln!(head, "- **Cluster:** {}", code(&c.cluster));
+        }
+    }
+    if let Some(rb) = &c.rolled_back {
+        let _ = writeln!(
+            head,
+            "- **Rolled back:** apply {} put the previous definition back ({}); the daemon does \
+             not try this definition again",
+            code(&rb.apply_id),
+            inline(&rb.reason)
+        );
+    }
     if let Some(d) = &c.desired {
         let _ = writeln!(head, "- **Definition:** {}", code(&d.file));
     }

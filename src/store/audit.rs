@@ -132,12 +132,15 @@ pub struct ApplyEvent {
 pub enum ApplyEventKind {
     /// The process running an apply died, and a later one finished it from the journal.
     Resumed,
+    /// A change's new job did not become healthy and the previous definition was put back.
+    RolledBack,
 }
 
 impl ApplyEventKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ApplyEventKind::Resumed => "resumed",
+            ApplyEventKind::RolledBack => "rolled_back",
         }
     }
 }

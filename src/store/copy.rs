@@ -215,6 +215,22 @@ pub(super) const TABLES: &[(&str, &[Column], &str)] = &[
         ],
         "id",
     ),
+    (
+        "rollback_targets",
+        &[
+            ("apply_id", T),
+            ("job", T),
+            ("cluster", T),
+            ("previous_job_id", T),
+            ("previous_spec_json", T),
+            ("created_at_ms", I),
+            ("rolled_back_fingerprint", T),
+            ("rolled_back_parallelism", I),
+            ("reason", T),
+            ("rolled_back_at_ms", I),
+        ],
+        "apply_id, job",
+    ),
 ];
 
 /// Tables that hold no records (a prune's guard row lives only inside its transaction).

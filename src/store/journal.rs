@@ -22,6 +22,13 @@ pub enum StepKind {
     AwaitRunning,
     /// Drop the job from weir's records (after a delete).
     Forget,
+    /// Watch the new job for the health window (automatic rollback).
+    #[serde(alias = "watch-health")]
+    WatchHealth,
+    /// Put the previous definition back: the steps after it (cancel the new job, submit the
+    /// previous definition, wait for it) are journaled as usual; this entry completes when
+    /// they did.
+    Rollback,
 }
 
 impl StepKind {
@@ -32,6 +39,8 @@ impl StepKind {
             StepKind::Submit => "submit",
             StepKind::AwaitRunning => "await_running",
             StepKind::Forget => "forget",
+            StepKind::WatchHealth => "watch_health",
+            StepKind::Rollback => "rollback",
         }
     }
 }
@@ -163,6 +172,22 @@ pub struct SubmitDetail {
     pub savepoint_path: Option<String>,
 }
 
+/// A rollback: why, the new job it cancels (none when its submission was refused), the
+/// snapshot the previous definition restarts from, and the cluster it restarts on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackDetail {
+    pub reason: String,
+    #[serde(default)]
+    pub new_job_id: Option<JobId>,
+    #[serde(default)]
+    pub savepoint_path: Option<String>,
+    pub cluster: String,
+    /// Whether a previous definition is put back (false for a first deploy: it is only
+    /// cancelled).
+    pub resubmit: bool,
+}
+
 /// What a step is about to do (its intent) and what it learnt while running (its progress).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepDetail {
@@ -171,6 +196,8 @@ pub enum StepDetail {
     Submit(SubmitDetail),
     AwaitRunning(JobRef),
     Forget,
+    WatchHealth(JobRef),
+    Rollback(RollbackDetail),
 }
 
 impl StepDetail {
@@ -181,6 +208,8 @@ impl StepDetail {
             StepDetail::Submit(_) => StepKind::Submit,
             StepDetail::AwaitRunning(_) => StepKind::AwaitRunning,
             StepDetail::Forget => StepKind::Forget,
+            StepDetail::WatchHealth(_) => StepKind::WatchHealth,
+            StepDetail::Rollback(_) => StepKind::Rollback,
         }
     }
 
@@ -188,8 +217,11 @@ impl StepDetail {
     pub fn job_id(&self) -> Option<JobId> {
         match self {
             StepDetail::StopWithSavepoint(d) => Some(d.job_id),
-            StepDetail::Cancel(r) | StepDetail::AwaitRunning(r) => Some(r.job_id),
+            StepDetail::Cancel(r) | StepDetail::AwaitRunning(r) | StepDetail::WatchHealth(r) => {
+                Some(r.job_id)
+            }
             StepDetail::Submit(d) => Some(d.job_id),
+            StepDetail::Rollback(d) => d.new_job_id,
             StepDetail::Forget => None,
         }
     }
@@ -198,8 +230,11 @@ impl StepDetail {
     pub fn to_json(&self) -> String {
         let text = match self {
             StepDetail::StopWithSavepoint(d) => serde_json::to_string(d),
-            StepDetail::Cancel(r) | StepDetail::AwaitRunning(r) => serde_json::to_string(r),
+            StepDetail::Cancel(r) | StepDetail::AwaitRunning(r) | StepDetail::WatchHealth(r) => {
+                serde_json::to_string(r)
+            }
             StepDetail::Submit(d) => serde_json::to_string(d),
+            StepDetail::Rollback(d) => serde_json::to_string(d),
             StepDetail::Forget => Ok("{}".to_string()),
         };
         // Plain structs of strings and numbers always serialize.
@@ -216,6 +251,8 @@ impl StepDetail {
             StepKind::Submit => StepDetail::Submit(serde_json::from_str(text)?),
             StepKind::AwaitRunning => StepDetail::AwaitRunning(serde_json::from_str(text)?),
             StepKind::Forget => StepDetail::Forget,
+            StepKind::WatchHealth => StepDetail::WatchHealth(serde_json::from_str(text)?),
+            StepKind::Rollback => StepDetail::Rollback(serde_json::from_str(text)?),
         })
     }
 }
@@ -239,6 +276,16 @@ pub enum StepResult {
     /// Every task of the submitted job runs.
     Running,
     Forgotten,
+    /// The health window ended: healthy, or why not.
+    Watched {
+        healthy: bool,
+        reason: Option<String>,
+    },
+    /// The rollback finished; the previous definition runs as `job_id` (none when nothing was
+    /// resubmitted).
+    RolledBack {
+        job_id: Option<JobId>,
+    },
     /// The step failed with this error.
     Failed {
         error: String,
@@ -254,6 +301,8 @@ struct ResultFields {
     job_id: Option<JobId>,
     savepoint_path: Option<String>,
     error: Option<String>,
+    healthy: Option<bool>,
+    reason: Option<String>,
 }
 
 impl StepResult {
@@ -278,6 +327,11 @@ impl StepResult {
             } => json!({ "jobId": job_id, "savepointPath": savepoint_path }),
             StepResult::Running => json!({ "state": "RUNNING" }),
             StepResult::Forgotten => json!({}),
+            StepResult::Watched { healthy, reason } => json!({
+                "healthy": healthy,
+                "reason": reason.as_deref().map(crate::redact::text),
+            }),
+            StepResult::RolledBack { job_id } => json!({ "jobId": job_id }),
             // Errors quote Flink and the job's own output: scrubbed before they are stored.
             StepResult::Failed { error } => json!({ "error": crate::redact::text(error) }),
         };
@@ -310,6 +364,13 @@ impl StepResult {
             },
             (JournalStatus::Succeeded, StepKind::AwaitRunning) => StepResult::Running,
             (JournalStatus::Succeeded, StepKind::Forget) => StepResult::Forgotten,
+            (JournalStatus::Succeeded, StepKind::WatchHealth) => StepResult::Watched {
+                healthy: fields.healthy.ok_or_else(|| missing("healthy"))?,
+                reason: fields.reason,
+            },
+            (JournalStatus::Succeeded, StepKind::Rollback) => StepResult::RolledBack {
+                job_id: fields.job_id,
+            },
         })
     }
 
@@ -471,6 +532,8 @@ mod tests {
             StepKind::Submit,
             StepKind::AwaitRunning,
             StepKind::Forget,
+            StepKind::WatchHealth,
+            StepKind::Rollback,
         ] {
             let stored = serde_json::to_value(kind).unwrap();
             assert_eq!(stored, kind.as_str());

@@ -352,6 +352,8 @@ impl Store {
         let apply_changes = delete("apply_changes", "apply_id", &applies).await?;
         let apply_events = delete("apply_events", "apply_id", &applies).await?;
         delete("apply_jobs", "apply_id", &applies).await?;
+        // What a pruned apply would have rolled back to (no longer needed: it finished).
+        delete("rollback_targets", "apply_id", &applies).await?;
         let applies = delete("applies", "id", &applies).await?;
         delete("plan_jobs", "plan_id", &plans).await?;
         let plans = delete("plans", "id", &plans).await?;

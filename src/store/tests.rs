@@ -44,6 +44,14 @@ fn detail(kind: StepKind) -> StepDetail {
         }),
         StepKind::AwaitRunning => StepDetail::AwaitRunning(JobRef { job_id }),
         StepKind::Forget => StepDetail::Forget,
+        StepKind::WatchHealth => StepDetail::WatchHealth(JobRef { job_id }),
+        StepKind::Rollback => StepDetail::Rollback(crate::store::RollbackDetail {
+            reason: "failed".into(),
+            new_job_id: Some(job_id),
+            savepoint_path: Some("file:///sp/1".into()),
+            cluster: "local".into(),
+            resubmit: true,
+        }),
     }
 }
 

@@ -78,6 +78,25 @@ struct Cluster {
     jars: Vec<(String, String, i64)>,
     /// Savepoint request id → (job id, location).
     savepoints: BTreeMap<String, (String, String)>,
+    /// Jobs submitted with `--fail-after-records N` (the test job's fail switch): job id → the
+    /// time it turns FAILED (N ms after it started, in the fake).
+    failing: BTreeMap<String, i64>,
+}
+
+impl Cluster {
+    /// Turns the jobs whose failure is due FAILED.
+    fn fail_due(&mut self, now: i64) {
+        let due: Vec<String> = self
+            .failing
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            self.failing.remove(&id);
+            set_state(self, &id, "FAILED", now);
+        }
+    }
 }
 
 /// An injected failure of one endpoint.
@@ -448,6 +467,7 @@ fn act(
     let (method, uri, path, body) = (method.clone(), uri.clone(), path.to_string(), body.clone());
     let mut c = fake.cluster.lock().unwrap();
     let now = now_ms();
+    c.fail_due(now);
     match (&method, segments) {
         (&Method::GET, ["jobs", "overview"]) => json(StatusCode::OK, overview(&mut c)),
         (&Method::GET, ["config"]) => ok(serde_json::json!({
@@ -542,6 +562,14 @@ fn run_jar(fake: &Fake, c: &mut Cluster, jar: &str, body: &[u8], now: i64) -> Re
         );
     }
     let parallelism = req["parallelism"].as_u64().unwrap_or(1) as u16;
+    let args: Vec<&str> = req["programArgsList"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    if let Some(i) = args.iter().position(|a| *a == "--fail-after-records") {
+        let after = args.get(i + 1).and_then(|n| n.parse::<i64>().ok());
+        c.failing.insert(id.clone(), now + after.unwrap_or(0));
+    }
     let name = req["entryClass"]
         .as_str()
         .map(|c| format!("Bench {c}"))
@@ -637,6 +665,10 @@ fn job_endpoint(
         (&Method::GET, ["checkpoints", "config"]) => json(
             StatusCode::OK,
             r#"{"mode":"exactly_once","interval":10000,"timeout":600000,"externalization":{"enabled":true,"delete_on_cancellation":false}}"#,
+        ),
+        (&Method::GET, ["exceptions"]) if job.state == "FAILED" => json(
+            StatusCode::OK,
+            r#"{"exceptionHistory":{"entries":[{"exceptionName":"java.lang.RuntimeException","stacktrace":"java.lang.RuntimeException: weir test job: --fail-after-records reached\n\tat dev.weir.testjob.CounterJob(CounterJob.java:1)\n","timestamp":1,"failureLabels":{},"concurrentExceptions":[]}],"truncated":false}}"#,
         ),
         (&Method::GET, ["exceptions"]) => json(
             StatusCode::OK,

@@ -135,7 +135,9 @@ impl Repo {
         self.write(
             "weir.yaml",
             &format!(
-                "clusters:\n  local:\n    url: {}\n    savepointDir: file://{}\n{runner}prune: {prune}\n",
+                // No health window by default: the suite's many applies would each wait it
+                // out (tests of the rollback set their own).
+                "clusters:\n  local:\n    url: {}\n    savepointDir: file://{}\n{runner}prune: {prune}\nrollback:\n  healthWindowSeconds: 0\n",
                 self.url,
                 self.savepoints.display()
             ),

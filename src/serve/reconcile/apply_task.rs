@@ -215,6 +215,7 @@ impl ApplyTask {
         let failed: BTreeMap<String, String> = match &result {
             Ok(outcomes) => {
                 self.announce_recovered(&plan, outcomes);
+                self.announce_rolled_back(&plan, outcomes);
                 outcomes
                     .iter()
                     .filter(|o| !o.ok)
@@ -270,6 +271,19 @@ impl ApplyTask {
                     o.message.clone(),
                 );
             }
+        }
+    }
+
+    /// `apply.rolledBack` for every change whose new job did not become healthy and was
+    /// replaced by its previous definition (the apply as a whole is also `apply.failed`).
+    fn announce_rolled_back(&self, plan: &Plan, outcomes: &[ChangeOutcome]) {
+        for o in outcomes.iter().filter(|o| o.rolled_back.is_some()) {
+            self.shared.event(
+                EventKind::ApplyRolledBack,
+                Some(&o.job),
+                Some(plan),
+                o.message.clone(),
+            );
         }
     }
 

@@ -102,6 +102,7 @@ mod tests {
             new_job_id: None,
             savepoint: None,
             unsettled: false,
+            rolled_back: None,
         }
     }
 

@@ -28,6 +28,11 @@ pub struct Blocked {
     pub digest: String,
     pub fingerprints: BTreeSet<String>,
     pub info: BlockedInfo,
+    /// The cluster refused the job's program at pre-flight (not an apply that failed): it is
+    /// not pre-flighted again (pre-flight runs its `main()` on the cluster) until the revision
+    /// changes, whatever the cluster state.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub preflight: bool,
 }
 
 /// Stored under [`MEMORY_KEY`]: a restart must neither reset the self-heal attempt limit nor

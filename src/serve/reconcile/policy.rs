@@ -9,7 +9,7 @@ use super::status::{BlockedInfo, Outcome, Reconciled};
 use crate::desired::DesiredState;
 use crate::engine::History;
 use crate::observe::Observation;
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Plan, PreflightStatus};
 use crate::serve::config::{SyncConfig, SyncPolicy};
 use crate::store::Trigger;
 
@@ -171,9 +171,94 @@ pub fn block_failed(
                     apply_id: apply_id.to_string(),
                     error: failed[&c.job].clone(),
                 },
+                preflight: false,
             },
         );
     }
+}
+
+/// Takes out of `plan` the changes of jobs whose program the cluster refused at pre-flight at
+/// this revision (`digest`): they are not pre-flighted again, since pre-flight runs the program's
+/// `main()` on the cluster, until the revision changes. Returns their blocks.
+pub fn hold_preflight_refused(
+    blocked: &BTreeMap<String, Blocked>,
+    plan: &mut Plan,
+    digest: &str,
+) -> Vec<BlockedInfo> {
+    let held: Vec<BlockedInfo> = plan
+        .changes
+        .iter()
+        .filter_map(|c| blocked.get(&c.job))
+        .filter(|b| b.preflight && b.digest == digest)
+        .map(|b| b.info.clone())
+        .collect();
+    let names: BTreeSet<&str> = held.iter().map(|b| b.job.as_str()).collect();
+    plan.retain_changes(|c| !names.contains(c.job.as_str()));
+    held
+}
+
+/// Remembers the jobs whose program the cluster refused at pre-flight in `plan` (a failed
+/// revision of that job, like a failed apply). Returns whether the memory changed.
+pub fn block_preflight_refused(
+    blocked: &mut BTreeMap<String, Blocked>,
+    plan: &Plan,
+    observation: &Observation,
+) -> bool {
+    let mut changed = false;
+    for e in &plan.errors {
+        let Some(job) = &e.job else {
+            continue;
+        };
+        let refused = plan
+            .preflight
+            .iter()
+            .any(|p| &p.job == job && p.status == PreflightStatus::Failed);
+        if !refused {
+            continue;
+        }
+        let block = Blocked {
+            digest: plan.revision.digest.clone(),
+            fingerprints: [observation.job_fingerprint(&e.cluster, job)].into(),
+            info: BlockedInfo {
+                job: job.clone(),
+                revision: plan.revision.to_string(),
+                // No apply ran: the plan whose pre-flight failed.
+                apply_id: plan.id.clone(),
+                error: format!("pre-flight failed: {}", e.message),
+            },
+            preflight: true,
+        };
+        let same = blocked
+            .get(job)
+            .is_some_and(|b| b.preflight && b.digest == block.digest);
+        if !same {
+            blocked.insert(job.clone(), block);
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// Takes out of `plan` the changes that an earlier apply rolled back (the very same definition
+/// of the job did not become healthy): the daemon does not try them again until the job's
+/// definition changes (`weir apply` does, on purpose). Returns them as blocks.
+pub fn hold_rolled_back(plan: &mut Plan) -> Vec<BlockedInfo> {
+    let held: Vec<BlockedInfo> = plan
+        .changes
+        .iter()
+        .filter_map(|c| {
+            let rb = c.rolled_back.as_ref()?;
+            Some(BlockedInfo {
+                job: c.job.clone(),
+                revision: plan.revision.to_string(),
+                apply_id: rb.apply_id.clone(),
+                error: format!("rolled back: {}", rb.reason),
+            })
+        })
+        .collect();
+    let names: BTreeSet<&str> = held.iter().map(|b| b.job.as_str()).collect();
+    plan.retain_changes(|c| !names.contains(c.job.as_str()));
+    held
 }
 
 /// Moves the changes that wait for a person (`policy: manual`) into a plan of their own, with id

@@ -182,6 +182,8 @@ fn run_change(job: &DesiredJob, fire: Fire, due_ms: i64) -> Change {
             trigger: fire.as_str().to_string(),
             due_ms,
         }),
+        from_cluster: None,
+        rolled_back: None,
     }
 }
 

@@ -388,11 +388,21 @@ impl Worker {
             return Ok(busy);
         }
         let invalid_files = &loaded.outcome.invalid_files;
-        let engine::Planned {
-            mut plan,
+        let (
+            engine::Planned {
+                mut plan,
+                desired,
+                snapshot,
+            },
+            preflight_blocks,
+        ) = plan_preflighted(
+            &self.shared,
+            &self.memory,
             desired,
-            snapshot,
-        } = plan_preflighted(&self.shared, desired, invalid_files, &loaded.source).await?;
+            invalid_files,
+            &loaded.source,
+        )
+        .await?;
         let invalid_jobs = policy::invalid_jobs(&desired, &snapshot.history, invalid_files);
         let drift = policy::admit(
             &mut plan,
@@ -414,17 +424,9 @@ impl Worker {
         self.shared.metrics.plan(plan.has_changes());
         // Jobs with an apply in flight are left to it; the reconcile after it looks again.
         plan.retain_changes(|c| !busy.contains_key(&c.job));
-        let digest = desired.revision.digest.clone();
-        let (blocked, changed) = policy::drop_blocked(
-            &mut self.memory.borrow_mut().blocked,
-            &mut plan,
-            &snapshot.observation,
-            &digest,
-        );
-        if changed {
-            self.save_memory().await;
-        }
-        self.shared.update(|s| s.blocked = blocked.clone());
+        let blocked = self
+            .hold_blocked(&mut plan, &snapshot.observation, &desired, preflight_blocks)
+            .await;
 
         let mut manual = policy::split_manual(&mut plan, &self.shared.cfg.sync, new_id("plan"));
         // The part answers for its own jobs only (the staleness rule's scope for it).
@@ -562,6 +564,33 @@ impl Worker {
         Ok(Some(manual.summary.line()))
     }
 
+    /// Takes out of `plan` what must not be retried: changes an apply rolled back (they wait
+    /// for a new definition of their job; they stay in the published plan, out of sync with
+    /// the reason), jobs whose apply failed at this revision, and programs refused at
+    /// pre-flight. Returns the blocks in force (also published).
+    async fn hold_blocked(
+        &self,
+        plan: &mut crate::plan::Plan,
+        observation: &crate::observe::Observation,
+        desired: &DesiredState,
+        preflight: PreflightBlocks,
+    ) -> Vec<super::status::BlockedInfo> {
+        let rolled_back = policy::hold_rolled_back(plan);
+        let (mut blocked, changed) = policy::drop_blocked(
+            &mut self.memory.borrow_mut().blocked,
+            plan,
+            observation,
+            &desired.revision.digest,
+        );
+        if changed || preflight.changed {
+            self.save_memory().await;
+        }
+        blocked.extend(preflight.held);
+        blocked.extend(rolled_back);
+        self.shared.update(|s| s.blocked = blocked.clone());
+        blocked
+    }
+
     pub(super) async fn save_memory(&self) {
         memory::save(&self.shared.store, &self.memory).await;
     }
@@ -573,14 +602,24 @@ impl Worker {
 /// notifier's de-duplication keeps a repeated reconcile of the same revision quiet).
 async fn plan_preflighted(
     shared: &Shared,
+    memory: &std::cell::RefCell<memory::Memory>,
     desired: crate::desired::DesiredState,
     invalid_files: &[String],
     source: &crate::git::RepoSource,
-) -> Result<engine::Planned, crate::engine::EngineError> {
+) -> Result<(engine::Planned, PreflightBlocks), crate::engine::EngineError> {
     let store = &shared.store;
     let mut planned = engine::plan(store, desired, invalid_files).await?;
+    // A program refused at this revision is not pre-flighted again (its main() would run on the
+    // cluster at every reconcile) until the revision changes.
+    let digest = planned.desired.revision.digest.clone();
+    let held = policy::hold_preflight_refused(&memory.borrow().blocked, &mut planned.plan, &digest);
     let preflight = engine::PreflightOptions::everywhere(shared.cfg.artifact_settings());
     engine::preflight(store, &mut planned, source, &preflight).await;
+    let changed = policy::block_preflight_refused(
+        &mut memory.borrow_mut().blocked,
+        &planned.plan,
+        &planned.snapshot.observation,
+    );
     let plan = &planned.plan;
     for e in &plan.errors {
         let failed = plan.preflight.iter().any(|p| {
@@ -596,5 +635,13 @@ async fn plan_preflighted(
             );
         }
     }
-    Ok(planned)
+    Ok((planned, PreflightBlocks { held, changed }))
+}
+
+/// Jobs held back because the cluster refused their program at pre-flight at this revision.
+struct PreflightBlocks {
+    /// Blocks of jobs whose changes were taken out of the plan before pre-flight.
+    held: Vec<super::status::BlockedInfo>,
+    /// The memory has new blocks (to save).
+    changed: bool,
 }

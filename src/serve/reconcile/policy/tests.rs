@@ -269,3 +269,71 @@ fn the_most_specific_trigger_wins() {
     assert_eq!(t(&["watch"]), "serve:watch");
     assert_eq!(t(&["startup"]), "serve:poll");
 }
+
+/// The plan `plan_and_observation` makes, where the cluster refused `b`'s program at
+/// pre-flight (as `engine::preflight` records it).
+fn refused_at_preflight() -> (Plan, Observation) {
+    let (mut plan, o) = plan_and_observation();
+    plan.retain_changes(|c| c.job != "b");
+    plan.errors.push(crate::plan::PlanError {
+        job: Some("b".into()),
+        cluster: "local".into(),
+        message: "Object 'clickz' not found".into(),
+        drift: false,
+    });
+    plan.preflight.push(crate::plan::JobPreflight {
+        job: "b".into(),
+        cluster: "local".into(),
+        status: PreflightStatus::Failed,
+        checked_on: Some("local".into()),
+        reason: None,
+        graph: None,
+    });
+    (plan, o)
+}
+
+#[test]
+fn a_program_refused_at_preflight_is_a_failed_revision_not_preflighted_again() {
+    let mut blocked = BTreeMap::new();
+    let (plan, o) = refused_at_preflight();
+    assert!(block_preflight_refused(&mut blocked, &plan, &o));
+    assert!(blocked["b"].preflight);
+    assert!(
+        blocked["b"]
+            .info
+            .error
+            .contains("Object 'clickz' not found")
+    );
+    // The same refusal again changes nothing.
+    assert!(!block_preflight_refused(&mut blocked, &plan, &o));
+
+    // The next reconcile of the same revision does not pre-flight `b` again.
+    let (mut next, _) = plan_and_observation();
+    let digest = next.revision.digest.clone();
+    let held = hold_preflight_refused(&blocked, &mut next, &digest);
+    assert_eq!(jobs(&next), ["a"]);
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].job, "b");
+
+    // A new revision is pre-flighted (and applied) again.
+    let (mut other, _) = plan_and_observation();
+    other.revision.digest = "e".repeat(64);
+    let digest = other.revision.digest.clone();
+    assert!(hold_preflight_refused(&blocked, &mut other, &digest).is_empty());
+    assert_eq!(jobs(&other), ["a", "b"]);
+}
+
+#[test]
+fn a_rolled_back_change_is_held_until_the_definition_changes() {
+    let (mut plan, _) = plan_and_observation();
+    plan.changes[1].rolled_back = Some(crate::plan::RolledBack {
+        fingerprint: "f".into(),
+        parallelism: 8,
+        reason: "job x was FAILED within the health window".into(),
+        apply_id: "apply-3".into(),
+    });
+    let held = hold_rolled_back(&mut plan);
+    assert_eq!(jobs(&plan), ["a"]);
+    assert_eq!(held[0].apply_id, "apply-3");
+    assert!(held[0].error.starts_with("rolled back: "));
+}
