@@ -70,6 +70,31 @@ pub struct DesiredJob {
     /// to it; `None` for jar jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql_origin: Option<SqlOrigin>,
+    /// `spec.savepoint.periodic`, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub periodic_savepoint_ms: Option<i64>,
+    /// `spec.savepoint.retain`, else `savepoints.retain` of `weir.yaml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain: Option<RetainPolicy>,
+}
+
+/// Savepoint retention, resolved: see [`crate::spec::RetainSpec`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetainPolicy {
+    /// Keep at most this many savepoints of a job (the newest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// Dispose savepoints older than this many milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_ms: Option<i64>,
+}
+
+impl RetainPolicy {
+    /// Whether the policy disposes anything at all.
+    pub fn is_set(&self) -> bool {
+        self.count.is_some() || self.max_age_ms.is_some()
+    }
 }
 
 fn preflight_default() -> bool {

@@ -44,6 +44,7 @@ pub mod audit;
 mod daemon;
 mod jobs;
 pub mod journal;
+pub mod lifecycle;
 pub mod notify;
 mod plans;
 mod preflight;
@@ -73,6 +74,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("store/migrations/0004_daemon.sql")),
     (5, include_str!("store/migrations/0005_retention.sql")),
     (6, include_str!("store/migrations/0006_preflight.sql")),
+    (
+        9,
+        include_str!("store/migrations/0009_savepoint_lifecycle.sql"),
+    ),
 ];
 
 /// The schema version this build of weir reads and writes.

@@ -16,6 +16,7 @@
 mod cache;
 mod checks;
 pub mod clusters;
+mod lifecycle;
 mod notify;
 mod program;
 mod schema;
@@ -542,6 +543,9 @@ impl<'a> Loader<'a> {
             problems.push(Problem::new(tree.value_pos(&p), p, "must not be empty"));
         }
 
+        let (periodic_savepoint_ms, retain) =
+            lifecycle::resolve_job(sp, ctx.config, tree, problems);
+
         if !problems.is_empty() {
             return None;
         }
@@ -565,6 +569,8 @@ impl<'a> Loader<'a> {
             restart_nonce: spec.restart_nonce,
             labels: metadata.labels,
             preflight: spec.preflight,
+            periodic_savepoint_ms,
+            retain,
         })
     }
 
@@ -907,6 +913,7 @@ fn check_config(config: &RepoConfig, tree: &Node, problems: &mut Vec<Problem>) {
     if let Some(notifications) = &config.notifications {
         notify::check(notifications, tree, problems);
     }
+    lifecycle::check_repo(config, tree, problems);
 }
 
 /// A path ending in a map key (cluster name, label, configuration key).

@@ -112,6 +112,9 @@ pub fn title(kind: EventKind) -> &'static str {
         EventKind::SavepointFailed => "Savepoint failed",
         EventKind::RepoInvalid => "Repo invalid",
         EventKind::RepoUnreachable => "Repo unreachable",
+        EventKind::CheckpointFailing => "Checkpoints failing",
+        EventKind::CheckpointRecovered => "Checkpoints recovered",
+        EventKind::JobRestarting => "Job restarting",
     }
 }
 
@@ -119,9 +122,13 @@ fn emoji(kind: EventKind) -> &'static str {
     match kind {
         EventKind::PlanReady => ":clipboard:",
         EventKind::ApplyStarted => ":arrow_forward:",
-        EventKind::ApplySucceeded | EventKind::JobRecovered => ":white_check_mark:",
+        EventKind::ApplySucceeded | EventKind::JobRecovered | EventKind::CheckpointRecovered => {
+            ":white_check_mark:"
+        }
         EventKind::ApplyFailed | EventKind::JobFailed | EventKind::SavepointFailed => ":x:",
-        EventKind::DriftDetected => ":warning:",
+        EventKind::DriftDetected | EventKind::CheckpointFailing | EventKind::JobRestarting => {
+            ":warning:"
+        }
         EventKind::RepoInvalid | EventKind::RepoUnreachable => ":no_entry:",
     }
 }

@@ -23,6 +23,8 @@ pub(crate) fn config(prune: bool) -> RepoConfig {
         .into(),
         sql_runner: None,
         prune,
+        savepoints: None,
+        health: None,
         notifications: None,
     }
 }
@@ -57,6 +59,8 @@ pub(crate) fn job(name: &str) -> DesiredJob {
         labels: Default::default(),
         preflight: true,
         sql_origin: None,
+        periodic_savepoint_ms: None,
+        retain: None,
     }
 }
 
