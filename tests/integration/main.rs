@@ -20,6 +20,7 @@ mod preflight;
 mod preview;
 mod recover;
 mod remote;
+mod savepoint_lifecycle;
 mod secrets;
 mod serve;
 mod sql;
