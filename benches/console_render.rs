@@ -62,6 +62,8 @@ fn data(n: usize) -> (Status, JobsOverview) {
             policy: None,
             applying: None,
             flink_version: Some(if i % 4 == 0 { "1.20.5" } else { "2.3.0" }.into()),
+            job_health: None,
+            job_health_reasons: Vec::new(),
         })
         .collect();
     let rows = jobs

@@ -299,27 +299,8 @@ pub async fn run(globals: Globals, command: Command) -> Result<i32> {
             let store = open_store(state, &repo).await?;
             read::show_cmd(&store, &id, format).await
         }
-        Command::Savepoints {
-            action: Some(action),
-            ..
-        } => savepoint::savepoints_action(state, action).await,
-        Command::Savepoints {
-            action: None,
-            job,
-            repo,
-            format,
-        } => {
-            let store = open_store(state, &repo).await?;
-            read::savepoints_cmd(&store, &job.unwrap_or_default(), format).await
-        }
-        Command::Savepoint {
-            job,
-            repo,
-            timeout,
-            format,
-        } => {
-            let timeout = Duration::from_secs(timeout.max(1));
-            savepoint::savepoint_cmd(state, &repo, &job, timeout, format).await
+        command @ (Command::Savepoints { .. } | Command::Savepoint { .. }) => {
+            savepoint::run(state, command).await
         }
         Command::Prune {
             repo,

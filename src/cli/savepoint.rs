@@ -98,6 +98,35 @@ async fn context(state: Option<&Path>, repo: &Path) -> Result<Session> {
     })
 }
 
+/// `weir savepoint` and `weir savepoints` (lineage, pin, unpin, prune).
+pub(super) async fn run(state: Option<&Path>, command: super::Command) -> Result<i32> {
+    match command {
+        super::Command::Savepoints {
+            action: Some(action),
+            ..
+        } => savepoints_action(state, action).await,
+        super::Command::Savepoints {
+            action: None,
+            job,
+            repo,
+            format,
+        } => {
+            let store = super::open_store(state, &repo).await?;
+            super::read::savepoints_cmd(&store, &job.unwrap_or_default(), format).await
+        }
+        super::Command::Savepoint {
+            job,
+            repo,
+            timeout,
+            format,
+        } => {
+            let timeout = Duration::from_secs(timeout.max(1));
+            savepoint_cmd(state, &repo, &job, timeout, format).await
+        }
+        _ => unreachable!("only savepoint commands are routed here"),
+    }
+}
+
 /// The result of `weir savepoint JOB --format json`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -111,7 +140,7 @@ struct Taken {
 }
 
 /// `weir savepoint JOB`.
-pub(super) async fn savepoint_cmd(
+async fn savepoint_cmd(
     state: Option<&Path>,
     repo: &Path,
     job: &str,
@@ -140,31 +169,16 @@ pub(super) async fn savepoint_cmd(
     match client.job_state(&flink_job_id).await? {
         Some(JobState::Running) => {}
         other => {
-            let state = other.map_or("not on the cluster".to_string(), |s| {
-                format!("{}", s.as_str())
-            });
+            let state = other.map_or("not on the cluster".to_string(), |s| s.to_string());
             eprintln!("weir: {job} (Flink job {flink_job_id}) is {state}; no savepoint taken");
             return Ok(1);
         }
     }
-    let savepoint_dir = ctx
-        .desired
-        .jobs
-        .iter()
-        .find(|j| j.name == job)
-        .and_then(|j| j.savepoint_dir.clone())
-        .or_else(|| {
-            ctx.desired
-                .config
-                .clusters
-                .get(&record.cluster)
-                .and_then(|c| c.savepoint_dir.clone())
-        });
     let target = SavepointTarget {
         job: job.to_string(),
         cluster: record.cluster.clone(),
         flink_job_id,
-        savepoint_dir,
+        savepoint_dir: savepoint_dir(&ctx.desired, job, &record.cluster),
     };
     eprintln!("weir: taking a savepoint of {job} (Flink job {flink_job_id})…");
     let waits = Waits {
@@ -175,7 +189,10 @@ pub(super) async fn savepoint_cmd(
     let progress = |elapsed: Duration| {
         if elapsed >= last_report + Duration::from_secs(5) {
             last_report = elapsed;
-            eprintln!("weir: still waiting for the savepoint ({}s)", elapsed.as_secs());
+            eprintln!(
+                "weir: still waiting for the savepoint ({}s)",
+                elapsed.as_secs()
+            );
         }
     };
     let actor = cli_actor();
@@ -213,11 +230,25 @@ pub(super) async fn savepoint_cmd(
     }
 }
 
+/// The savepoint directory of `job`: its own, else its cluster's (a job whose definition does
+/// not load uses its cluster's).
+fn savepoint_dir(desired: &DesiredState, job: &str, cluster: &str) -> Option<String> {
+    desired
+        .jobs
+        .iter()
+        .find(|j| j.name == job)
+        .and_then(|j| j.savepoint_dir.clone())
+        .or_else(|| {
+            desired
+                .config
+                .clusters
+                .get(cluster)
+                .and_then(|c| c.savepoint_dir.clone())
+        })
+}
+
 /// `weir savepoints pin|unpin|prune`.
-pub(super) async fn savepoints_action(
-    state: Option<&Path>,
-    action: SavepointsAction,
-) -> Result<i32> {
+async fn savepoints_action(state: Option<&Path>, action: SavepointsAction) -> Result<i32> {
     match action {
         SavepointsAction::Pin { job, path, repo } => {
             let store = super::open_store(state, &repo).await?;
@@ -274,7 +305,10 @@ async fn prune_cmd(
         }
         let Some(policy) = job.retain.filter(|p| p.is_set()) else {
             if only.is_some() {
-                eprintln!("weir: {} has no retention policy (spec.savepoint.retain)", job.name);
+                eprintln!(
+                    "weir: {} has no retention policy (spec.savepoint.retain)",
+                    job.name
+                );
             }
             continue;
         };

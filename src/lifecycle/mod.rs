@@ -393,3 +393,29 @@ pub async fn prune_job(
     }
     Ok(out)
 }
+
+/// The health of a job in `state` (read from Flink: [`FlinkClient::health_facts`]); `None` when
+/// the job is not running or Flink does not know it.
+pub async fn health_of(
+    client: &FlinkClient,
+    job_id: &JobId,
+    state: &crate::flink::JobState,
+    thresholds: &health::Thresholds,
+) -> Result<Option<health::HealthReport>, FlinkError> {
+    use crate::flink::JobState;
+    if !matches!(
+        state,
+        JobState::Running | JobState::Restarting | JobState::Failing
+    ) {
+        return Ok(None);
+    }
+    let Some(facts) = client.health_facts(job_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(health::classify(
+        state,
+        &facts,
+        thresholds,
+        crate::clock::now_ms(),
+    )))
+}

@@ -543,8 +543,7 @@ impl<'a> Loader<'a> {
             problems.push(Problem::new(tree.value_pos(&p), p, "must not be empty"));
         }
 
-        let (periodic_savepoint_ms, retain) =
-            lifecycle::resolve_job(sp, ctx.config, tree, problems);
+        let (periodic, retain) = lifecycle::resolve_job(sp, ctx.config, tree, problems);
 
         if !problems.is_empty() {
             return None;
@@ -569,7 +568,7 @@ impl<'a> Loader<'a> {
             restart_nonce: spec.restart_nonce,
             labels: metadata.labels,
             preflight: spec.preflight,
-            periodic_savepoint_ms,
+            periodic_savepoint_ms: periodic,
             retain,
         })
     }

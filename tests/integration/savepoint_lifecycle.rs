@@ -98,8 +98,14 @@ fn manual_savepoints_pins_and_retention_on_flink_2() {
         .ok()
         .json();
     assert_eq!(decision(&dry, &m2)["result"], "would dispose", "{dry:#}");
-    assert!(keeps(decision(&dry, &m3)).contains(&"newest".into()), "{dry:#}");
-    assert!(keeps(decision(&dry, &m1)).contains(&"pinned".into()), "{dry:#}");
+    assert!(
+        keeps(decision(&dry, &m3)).contains(&"newest".into()),
+        "{dry:#}"
+    );
+    assert!(
+        keeps(decision(&dry, &m1)).contains(&"pinned".into()),
+        "{dry:#}"
+    );
     let up = keeps(decision(&dry, &upgrade));
     assert!(up.contains(&"restored-from".into()), "{dry:#}");
     assert!(on_disk(&m2).exists());
@@ -128,12 +134,20 @@ fn manual_savepoints_pins_and_retention_on_flink_2() {
     let m4 = take(&repo, &name);
     std::fs::remove_dir_all(on_disk(&m3)).unwrap();
     let failed = repo.weir(&["savepoints", "prune", "--format", "json"]);
-    assert_eq!(failed.code, 1, "a failed disposal fails the command: {}", failed.all());
+    assert_eq!(
+        failed.code,
+        1,
+        "a failed disposal fails the command: {}",
+        failed.all()
+    );
     let failed = failed.json();
     let d = decision(&failed, &m3);
     assert_eq!(d["failed"], true, "{failed:#}");
     assert!(
-        d["result"].as_str().unwrap().contains("disposal of savepoint"),
+        d["result"]
+            .as_str()
+            .unwrap()
+            .contains("disposal of savepoint"),
         "{failed:#}"
     );
     // Not forgotten: still known, still selected, retried by the next prune.

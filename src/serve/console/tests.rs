@@ -31,6 +31,8 @@ fn job(name: &str, cluster: &str, sync: &str, health: &str) -> JobStatus {
         policy: None,
         applying: None,
         flink_version: Some("2.3.0".into()),
+        job_health: None,
+        job_health_reasons: Vec::new(),
     }
 }
 

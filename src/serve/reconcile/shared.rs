@@ -1,6 +1,6 @@
 //! The state the reconcile worker shares with the HTTP handlers, and the events it announces.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -29,6 +29,10 @@ pub struct Shared {
     reasons: Mutex<BTreeSet<String>>,
     notifier: RwLock<Notifier>,
     notifier_key: Mutex<Option<String>>,
+    /// The desired state of the last good load, for the lifecycle timer.
+    pub(super) desired: RwLock<Option<Arc<crate::desired::DesiredState>>>,
+    /// The latest health of each job the lifecycle timer read, by job name.
+    pub(super) job_health: Mutex<BTreeMap<String, crate::lifecycle::health::HealthReport>>,
 }
 
 impl Shared {
@@ -50,6 +54,8 @@ impl Shared {
             reasons: Mutex::new(BTreeSet::new()),
             notifier: RwLock::new(Notifier::disabled()),
             notifier_key: Mutex::new(None),
+            desired: RwLock::new(None),
+            job_health: Mutex::new(BTreeMap::new()),
         });
         (shared, apply_rx)
     }

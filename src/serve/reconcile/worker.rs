@@ -27,6 +27,14 @@ use crate::plan::Plan;
 use crate::serve::source::Mirror;
 use crate::store::Trigger;
 
+/// The trigger of a reconcile the observation timer asked for.
+const OBSERVE: &str = "observe";
+
+/// Whether a reconcile is for what the observation timer saw alone (no Git fetch then).
+fn observe_only(reasons: &[String]) -> bool {
+    !reasons.is_empty() && reasons.iter().all(|r| r == OBSERVE)
+}
+
 /// What one reconcile loaded.
 pub(super) struct Loaded {
     pub commit: String,
@@ -52,6 +60,8 @@ pub struct Worker {
     parse_cache: Arc<load::ParseCache>,
     /// (revision digest, observed fingerprint) of the pending manual plan.
     pub(super) pending_key: Option<(String, String)>,
+    /// The managed jobs and their states as last seen (see `observe_tick`).
+    observed: RefCell<Option<String>>,
 }
 
 /// Hands the memory a reconcile freed back to the operating system. A reconcile's peak (a load,
@@ -100,6 +110,7 @@ impl Worker {
             last_load: RefCell::default(),
             parse_cache: Arc::default(),
             pending_key: None,
+            observed: RefCell::default(),
         }
     }
 
@@ -111,6 +122,13 @@ impl Worker {
         let poll = self.shared.cfg.poll_interval();
         self.shared.trigger("startup");
         let mut next_poll = Instant::now() + poll;
+        let observe = self.shared.cfg.observe_interval();
+        let mut next_observe = Instant::now() + observe;
+        // On the worker's thread (a LocalSet), like the applies: see serve::Tasks.
+        tokio::task::spawn_local(super::lifecycle::run(
+            self.shared.clone(),
+            self.in_flight.clone(),
+        ));
         loop {
             let reasons = tokio::select! {
                 biased;
@@ -127,15 +145,27 @@ impl Worker {
                 }
                 _ = self.shared.wake.notified() => self.shared.take_reasons(),
                 _ = tokio::time::sleep_until(next_poll) => vec!["poll".to_string()],
+                _ = tokio::time::sleep_until(next_observe) => {
+                    next_observe = Instant::now() + observe;
+                    if !self.observe_tick().await {
+                        continue;
+                    }
+                    vec![OBSERVE.to_string()]
+                }
             };
             let reasons = if reasons.is_empty() {
                 vec!["poll".to_string()]
             } else {
                 reasons
             };
+            let fetched = !observe_only(&reasons);
             self.reconcile(reasons).await;
             release_freed_memory();
-            next_poll = Instant::now() + self.next_delay(poll);
+            next_observe = Instant::now() + observe;
+            // A reconcile for drift alone did not poll Git: the poll stays due.
+            if fetched {
+                next_poll = Instant::now() + self.next_delay(poll);
+            }
         }
         self.drain().await;
     }
@@ -153,6 +183,28 @@ impl Worker {
             .flush_notifications(Duration::from_secs(5))
             .await;
         info!("reconcile loop stopped");
+    }
+
+    /// One look at the clusters (`GET /jobs/overview` each): true when a managed job changed
+    /// state, appeared or vanished since the last reconcile or look.
+    async fn observe_tick(&self) -> bool {
+        let desired = self
+            .shared
+            .desired
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(desired) = desired else {
+            return false;
+        };
+        let Ok(clients) = engine::clients(&desired) else {
+            return false;
+        };
+        let now = super::observe::look(&clients).await;
+        let mut observed = self.observed.borrow_mut();
+        let changed = observed.as_deref().is_some_and(|before| before != now);
+        *observed = Some(now);
+        changed
     }
 
     /// The poll interval, or a shorter exponential backoff while the remote is unreachable.
@@ -284,8 +336,11 @@ impl Worker {
     /// nothing to plan.
     async fn fetch_and_load(
         &mut self,
+        fetch: bool,
     ) -> Result<Result<(Loaded, DesiredState), Reconciled>, ReconcileError> {
-        self.fetch().await;
+        if fetch || self.commit.is_none() {
+            self.fetch().await;
+        }
         let Some(commit) = self.commit.clone() else {
             let msg = self
                 .shared
@@ -324,6 +379,11 @@ impl Worker {
                 ),
             )));
         };
+        *self
+            .shared
+            .desired
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(desired.clone()));
         self.shared.update(|s| {
             s.revision = Some(desired.revision.to_string());
             s.revision_digest = Some(desired.revision.digest.clone());
@@ -372,7 +432,7 @@ impl Worker {
 
     /// Returns how the reconcile ended.
     async fn reconcile_inner(&mut self, triggers: &[String]) -> Result<Reconciled, ReconcileError> {
-        let (loaded, desired) = match self.fetch_and_load().await? {
+        let (loaded, desired) = match self.fetch_and_load(!observe_only(triggers)).await? {
             Ok(x) => x,
             Err(quiet) => return Ok(quiet),
         };
@@ -385,6 +445,7 @@ impl Worker {
             desired,
             snapshot,
         } = plan_preflighted(&self.shared, desired, invalid_files, &loaded.source).await?;
+        *self.observed.borrow_mut() = Some(super::observe::fingerprint(&snapshot.observation));
         let invalid_jobs = policy::invalid_jobs(&desired, &snapshot.history, invalid_files);
         let drift = policy::admit(
             &mut plan,
