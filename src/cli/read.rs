@@ -51,7 +51,7 @@ async fn add_health(
             let id = row.job_id.parse::<crate::identity::JobId>().ok()?;
             let state: crate::flink::JobState = row.flink_state.parse().ok()?;
             let client = snapshot.clients.get(&row.cluster)?;
-            let report = crate::lifecycle::health_of(client, &id, &state, thresholds)
+            let report = crate::lifecycle::health_of(client, &id, &state, thresholds, &mut vec![])
                 .await
                 .ok()??;
             Some((i, report))

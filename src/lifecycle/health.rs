@@ -150,6 +150,32 @@ pub fn classify(
     }
 }
 
+/// Failures Flink only counted: a checkpoint that fails before it starts (its directory cannot be
+/// created, say) raises `counts.failed` but leaves no entry in the history. `samples` are earlier
+/// (time, `counts.failed`) readings of the same Flink job, oldest first; the rise of the counter
+/// since the oldest reading within the window beyond what the history shows is added to
+/// `facts` as failures at `now_ms`.
+pub fn add_counted_failures(
+    facts: &mut HealthFacts,
+    samples: &[(i64, u64)],
+    window_ms: i64,
+    now_ms: i64,
+) {
+    let since = now_ms - window_ms;
+    let Some(&(_, base)) = samples.iter().find(|(at, _)| *at >= since) else {
+        return;
+    };
+    let risen = facts.checkpoints_failed.saturating_sub(base);
+    let listed = facts
+        .failed_checkpoint_times_ms
+        .iter()
+        .filter(|&&at| at >= since)
+        .count() as u64;
+    for _ in listed..risen {
+        facts.failed_checkpoint_times_ms.push(now_ms);
+    }
+}
+
 /// The events a new health report raises after `previous` (the last report of the same Flink
 /// job; `None` the first time it is seen). Each fires on the change only, so a job that stays
 /// sick is reported once.
@@ -300,6 +326,24 @@ mod tests {
             events(Some(&sick), &healthy, &t()),
             [EventKind::CheckpointRecovered]
         );
+    }
+
+    #[test]
+    fn counted_failures_without_history_entries_count() {
+        let mut f = facts();
+        f.checkpoints_failed = 7;
+        // Two readings: 3 failures 20 minutes ago (outside the window), 4 five minutes ago.
+        let samples = [(NOW - 20 * MIN, 3), (NOW - 5 * MIN, 4)];
+        add_counted_failures(&mut f, &samples, 10 * MIN, NOW);
+        assert_eq!(f.failed_checkpoint_times_ms.len(), 3);
+        let r = classify(&JobState::Running, &f, &t(), NOW);
+        assert_eq!(r.failed_checkpoints, 3);
+        // Failures the history lists are not counted twice.
+        let mut g = facts();
+        g.checkpoints_failed = 5;
+        g.failed_checkpoint_times_ms = vec![NOW - MIN];
+        add_counted_failures(&mut g, &[(NOW - MIN, 4)], 10 * MIN, NOW);
+        assert_eq!(g.failed_checkpoint_times_ms.len(), 1);
     }
 
     #[test]

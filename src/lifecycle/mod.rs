@@ -395,12 +395,15 @@ pub async fn prune_job(
 }
 
 /// The health of a job in `state` (read from Flink: [`FlinkClient::health_facts`]); `None` when
-/// the job is not running or Flink does not know it.
+/// the job is not running or Flink does not know it. `samples` are earlier (time,
+/// `counts.failed`) readings of the job (see [`health::add_counted_failures`]); the reading made
+/// now is appended to them (and readings older than the window dropped).
 pub async fn health_of(
     client: &FlinkClient,
     job_id: &JobId,
     state: &crate::flink::JobState,
     thresholds: &health::Thresholds,
+    samples: &mut Vec<(i64, u64)>,
 ) -> Result<Option<health::HealthReport>, FlinkError> {
     use crate::flink::JobState;
     if !matches!(
@@ -409,13 +412,12 @@ pub async fn health_of(
     ) {
         return Ok(None);
     }
-    let Some(facts) = client.health_facts(job_id).await? else {
+    let Some(mut facts) = client.health_facts(job_id).await? else {
         return Ok(None);
     };
-    Ok(Some(health::classify(
-        state,
-        &facts,
-        thresholds,
-        crate::clock::now_ms(),
-    )))
+    let now = crate::clock::now_ms();
+    health::add_counted_failures(&mut facts, samples, thresholds.window_ms, now);
+    samples.retain(|(at, _)| *at >= now - thresholds.window_ms);
+    samples.push((now, facts.checkpoints_failed));
+    Ok(Some(health::classify(state, &facts, thresholds, now)))
 }

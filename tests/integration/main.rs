@@ -11,6 +11,7 @@ mod crash;
 mod daemon;
 mod examples;
 mod harness;
+mod health;
 mod hostile_input;
 mod lease;
 mod lifecycle;

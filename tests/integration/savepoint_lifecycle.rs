@@ -167,3 +167,111 @@ fn manual_savepoints_pins_and_retention_on_flink_2() {
     assert_eq!(decision(&after, &m1)["result"], "disposed", "{after:#}");
     assert!(!on_disk(&m1).exists());
 }
+
+/// The savepoint directories on disk below `dir`.
+fn savepoint_dirs(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("savepoint-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A counter of `/metrics` (0 when absent).
+fn metric(text: &str, prefix: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// `weir serve` takes periodic savepoints on schedule (recorded as periodic), retention keeps
+/// two of them on disk, health reads healthy, and with `pollIntervalSeconds: 600` a job
+/// cancelled behind weir's back is healed by the observation timer without a Git fetch.
+#[test]
+fn daemon_periodic_savepoints_retention_and_observation_on_flink_2() {
+    use crate::daemon::{Options, Remote, job_of};
+    use std::time::{Duration, Instant};
+
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new();
+    let name = repo.unique("spl-serve");
+    let spec = "  savepoint:\n    periodic: 6s\n    retain:\n      count: 2\n";
+    repo.write(&format!("jobs/{name}.yaml"), &jar_job(&name, 1, "o", spec));
+    remote.push(&repo, "a job with periodic savepoints");
+    let d = Options::following(&remote)
+        .config(
+            "pollIntervalSeconds: 600\nobserveIntervalSeconds: 2\n\
+             sync: {selfHeal: true, selfHealBackoffSeconds: 1}\n\
+             lifecycle: {tickSeconds: 1, retentionIntervalSeconds: 2, healthIntervalSeconds: 2}\n",
+        )
+        .start();
+    d.wait_job(&name, "Synced", "RUNNING");
+    let first = running_named(base, &name);
+    wait_checkpoint(base, &first[0]);
+
+    // Three periodic savepoints and at least one disposal: two stay on disk.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let m = d.get_text("/metrics");
+        let taken = metric(
+            &m,
+            "weir_savepoint_operations_total{kind=\"trigger\",outcome=\"succeeded\"}",
+        );
+        let disposed = metric(
+            &m,
+            "weir_savepoint_operations_total{kind=\"dispose\",outcome=\"succeeded\"}",
+        );
+        if taken >= 3 && disposed >= 1 && savepoint_dirs(&repo.savepoints).len() <= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "taken {taken}, disposed {disposed}, on disk {:?}\n{}",
+            savepoint_dirs(&repo.savepoints),
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let log = d.log();
+    assert!(log.contains("periodic savepoint recorded"), "{log}");
+    assert!(!log.contains("periodic savepoint failed"), "{log}");
+
+    // Health: read, and healthy.
+    let s = d.wait_for("job health", Duration::from_secs(30), |s| {
+        job_of(s, &name).is_some_and(|j| j["jobHealth"] == "healthy")
+    });
+    assert_eq!(job_of(&s, &name).unwrap()["health"], "RUNNING");
+    assert!(
+        d.get_text("/metrics").contains(&format!(
+            "weir_job_health{{job=\"{name}\",cluster=\"local\"}} 0"
+        )),
+        "{}",
+        d.get_text("/metrics")
+    );
+
+    // Cancelled behind weir's back: noticed by the observation timer and healed, no Git poll.
+    cancel(base, &first[0]);
+    let healed = d.wait_for("the heal", Duration::from_secs(90), |s| {
+        running_named(base, &name).iter().any(|id| id != &first[0])
+            && s["lastReconcile"]["triggers"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "observe"))
+    });
+    assert!(
+        healed["lastPlan"]["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("recover")
+            || d.log().contains("recover"),
+        "{healed:#}"
+    );
+    let fetches = d.log().matches("observe").count();
+    assert!(fetches > 0);
+}

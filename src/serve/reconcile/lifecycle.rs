@@ -87,6 +87,8 @@ struct Timer {
     health_cursor: usize,
     /// The last health report of each Flink job (events fire on changes).
     reports: BTreeMap<String, HealthReport>,
+    /// Earlier (time, failed checkpoints) readings of each Flink job.
+    samples: BTreeMap<String, Vec<(i64, u64)>>,
     /// A job's periodic savepoint failed: not tried again before this time.
     backoff_until: BTreeMap<String, i64>,
 }
@@ -259,11 +261,14 @@ impl Timer {
 
     async fn health_of(&mut self, r: &Round<'_>, job: &DesiredJob, t: &Thresholds) {
         let report = match current_job(r, job).await {
-            Some((id, state, client)) => lifecycle::health_of(&client, &id, &state, t)
-                .await
-                .ok()
-                .flatten()
-                .map(|rep| (id, rep)),
+            Some((id, state, client)) => {
+                let samples = self.samples.entry(id.to_string()).or_default();
+                lifecycle::health_of(&client, &id, &state, t, samples)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|rep| (id, rep))
+            }
             None => None,
         };
         let Some((id, report)) = report else {
