@@ -70,12 +70,38 @@ pub struct DesiredJob {
     /// to it; `None` for jar jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql_origin: Option<SqlOrigin>,
+    /// Periodic savepoints, retention and redeploying from a chosen savepoint.
+    #[serde(default, skip_serializing_if = "SavepointLifecycle::is_empty")]
+    pub lifecycle: SavepointLifecycle,
+}
+
+/// The savepoint lifecycle settings of a job (`spec.savepoint.periodic`, `retain`,
+/// `restoreFrom`, `redeployNonce`), resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavepointLifecycle {
     /// `spec.savepoint.periodic`, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub periodic_savepoint_ms: Option<i64>,
+    pub periodic_ms: Option<i64>,
     /// `spec.savepoint.retain`, else `savepoints.retain` of `weir.yaml`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retain: Option<RetainPolicy>,
+    /// `spec.savepoint.restoreFrom`: the savepoint a bump of `redeploy_nonce` redeploys from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<String>,
+    /// `spec.savepoint.redeployNonce`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redeploy_nonce: u64,
+}
+
+impl SavepointLifecycle {
+    pub fn is_empty(&self) -> bool {
+        *self == SavepointLifecycle::default()
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Savepoint retention, resolved: see [`crate::spec::RetainSpec`].
@@ -225,7 +251,7 @@ impl DesiredJob {
     /// and savepoint settings are deliberately left out: they are handled by rescale, suspend/resume
     /// or are record-only.
     pub fn code_fingerprint(&self) -> [u8; 32] {
-        let canonical = serde_json::json!({
+        let mut canonical = serde_json::json!({
             "jarSha256": self.jar().sha256,
             "entryClass": self.entry_class(),
             "args": match &self.program { Program::Jar { args, .. } => args.clone(), Program::Sql { .. } => vec![] },
@@ -233,6 +259,11 @@ impl DesiredJob {
             "flinkConfiguration": self.flink_configuration,
             "restartNonce": self.restart_nonce,
         });
+        // Only when set, so that the fingerprint (and the job id) of every job without it stays
+        // what earlier versions computed.
+        if self.lifecycle.redeploy_nonce != 0 {
+            canonical["redeployNonce"] = self.lifecycle.redeploy_nonce.into();
+        }
         Sha256::digest(canonical.to_string().as_bytes()).into()
     }
 }

@@ -501,6 +501,17 @@ pub struct SavepointSpec {
     /// (`weir serve`, `weir savepoints prune`). Overrides `savepoints.retain` of `weir.yaml`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retain: Option<RetainSpec>,
+    /// A savepoint to redeploy the job from, when `redeployNonce` is bumped: the current state is
+    /// still saved first (unless `upgradeMode: stateless`), then the job starts from this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<String>,
+    /// Bump (together with `restoreFrom`) to redeploy from `restoreFrom`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redeploy_nonce: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A Flink configuration value. YAML scalars of any type are accepted and passed to Flink as text.

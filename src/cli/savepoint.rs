@@ -303,7 +303,7 @@ async fn prune_cmd(
         if only.is_some_and(|n| n != job.name) {
             continue;
         }
-        let Some(policy) = job.retain.filter(|p| p.is_set()) else {
+        let Some(policy) = job.lifecycle.retain.filter(|p| p.is_set()) else {
             if only.is_some() {
                 eprintln!(
                     "weir: {} has no retention policy (spec.savepoint.retain)",

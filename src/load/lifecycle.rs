@@ -2,18 +2,18 @@
 //! `retain`, `savepoints.retain` and `health` of `weir.yaml`.
 
 use crate::clock::parse_duration;
-use crate::desired::RetainPolicy;
+use crate::desired::{RetainPolicy, SavepointLifecycle};
 use crate::spec::{RepoConfig, RetainSpec, SavepointSpec};
 
 use super::yaml::{Node, Problem, Seg, path};
 
-/// The periodic interval (ms) and retention of a job; problems for what is malformed.
+/// The lifecycle settings of a job; problems for what is malformed.
 pub(super) fn resolve_job(
     sp: &SavepointSpec,
     config: Option<&RepoConfig>,
     tree: &Node,
     problems: &mut Vec<Problem>,
-) -> (Option<i64>, Option<RetainPolicy>) {
+) -> SavepointLifecycle {
     let periodic = sp.periodic.as_deref().and_then(|text| {
         let p = path(&["spec", "savepoint", "periodic"]);
         duration_ms(text, &p, tree, problems)
@@ -26,7 +26,27 @@ pub(super) fn resolve_job(
             .and_then(|s| s.retain.as_ref())
             .and_then(|r| retain_policy(r, &[], tree, &mut Vec::new())),
     };
-    (periodic, retain)
+    if let Some(from) = &sp.restore_from
+        && from.trim().is_empty()
+    {
+        let p = path(&["spec", "savepoint", "restoreFrom"]);
+        problems.push(Problem::new(tree.value_pos(&p), p, "must not be empty"));
+    }
+    if sp.redeploy_nonce != 0 && sp.restore_from.is_none() {
+        let p = path(&["spec", "savepoint", "redeployNonce"]);
+        problems.push(Problem::new(
+            tree.value_pos(&p),
+            p,
+            "needs `restoreFrom` (the savepoint to redeploy from); to redeploy from the current \
+             state bump `spec.restartNonce`",
+        ));
+    }
+    SavepointLifecycle {
+        periodic_ms: periodic,
+        retain,
+        restore_from: sp.restore_from.clone(),
+        redeploy_nonce: sp.redeploy_nonce,
+    }
 }
 
 /// Checks `savepoints` and `health` of `weir.yaml`.
@@ -126,8 +146,8 @@ mod tests {
         let errors: Vec<String> = o.diagnostics.iter().map(|d| d.to_string()).collect();
         assert!(errors.is_empty(), "{errors:?}");
         let j = &o.desired.unwrap().jobs[0];
-        assert_eq!(j.periodic_savepoint_ms, Some(6 * 3_600_000));
-        let r = j.retain.unwrap();
+        assert_eq!(j.lifecycle.periodic_ms, Some(6 * 3_600_000));
+        let r = j.lifecycle.retain.unwrap();
         assert_eq!((r.count, r.max_age_ms), (Some(10), Some(7 * 86_400_000)));
     }
 
@@ -138,7 +158,7 @@ mod tests {
             "    periodic: 1h\n",
         );
         let j = &o.desired.unwrap().jobs[0];
-        assert_eq!(j.retain.unwrap().count, Some(3));
+        assert_eq!(j.lifecycle.retain.unwrap().count, Some(3));
     }
 
     #[test]

@@ -543,7 +543,7 @@ impl<'a> Loader<'a> {
             problems.push(Problem::new(tree.value_pos(&p), p, "must not be empty"));
         }
 
-        let (periodic, retain) = lifecycle::resolve_job(sp, ctx.config, tree, problems);
+        let lifecycle = lifecycle::resolve_job(sp, ctx.config, tree, problems);
 
         if !problems.is_empty() {
             return None;
@@ -568,8 +568,7 @@ impl<'a> Loader<'a> {
             restart_nonce: spec.restart_nonce,
             labels: metadata.labels,
             preflight: spec.preflight,
-            periodic_savepoint_ms: periodic,
-            retain,
+            lifecycle,
         })
     }
 

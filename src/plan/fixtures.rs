@@ -59,8 +59,7 @@ pub(crate) fn job(name: &str) -> DesiredJob {
         labels: Default::default(),
         preflight: true,
         sql_origin: None,
-        periodic_savepoint_ms: None,
-        retain: None,
+        lifecycle: Default::default(),
     }
 }
 

@@ -137,7 +137,7 @@ impl Timer {
             }
         }
         for job in &r.desired.jobs {
-            if let Some(every) = job.periodic_savepoint_ms {
+            if let Some(every) = job.lifecycle.periodic_ms {
                 self.periodic(r, job, every).await;
             }
         }
@@ -315,7 +315,7 @@ async fn retention(r: &Round<'_>) {
         poll_interval: Duration::from_secs(1),
     };
     for job in &r.desired.jobs {
-        let Some(policy) = job.retain.filter(|p| p.is_set()) else {
+        let Some(policy) = job.lifecycle.retain.filter(|p| p.is_set()) else {
             continue;
         };
         let Some(client) = r.clients.get(&job.cluster) else {
