@@ -275,3 +275,59 @@ fn daemon_periodic_savepoints_retention_and_observation_on_flink_2() {
     let fetches = d.log().matches("observe").count();
     assert!(fetches > 0);
 }
+
+/// `spec.savepoint.restoreFrom` + a bumped `redeployNonce`: the plan says so loudly, the current
+/// state is still saved first, and the new job restores the chosen older savepoint (Flink's
+/// `latest.restored.external_path`).
+#[test]
+fn redeploy_from_a_chosen_savepoint_on_flink_2() {
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(&cluster.url, Some(&cluster.jars));
+    let name = repo.unique("spl-from");
+    let file = format!("jobs/{name}.yaml");
+    repo.write(&file, &jar_job(&name, 1, "orders", ""));
+    repo.commit("add job");
+    repo.weir(&["apply", "--auto-approve"]).ok();
+    let first = running_named(base, &name);
+    wait_checkpoint(base, &first[0]);
+    let chosen = take(&repo, &name);
+    let _newer = take(&repo, &name);
+
+    let spec = format!("  savepoint:\n    restoreFrom: {chosen}\n    redeployNonce: 1\n");
+    repo.write(&file, &jar_job(&name, 1, "orders", &spec));
+    repo.commit("redeploy from the chosen savepoint");
+    let plan = plan_json(&repo, 2);
+    let c = change(&plan, &name);
+    assert_eq!(c["action"], "redeploy", "{c:#}");
+    assert!(
+        c["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("REDEPLOY FROM A CHOSEN SAVEPOINT"),
+        "{c:#}"
+    );
+    assert_eq!(
+        step_names(c),
+        ["stop-with-savepoint", "submit", "await-running"]
+    );
+    let text = repo.weir(&["plan"]).stdout;
+    assert!(text.contains("REDEPLOY FROM A CHOSEN SAVEPOINT"), "{text}");
+
+    repo.weir(&["apply", "--auto-approve"]).ok();
+    let second = running_named(base, &name);
+    assert_eq!(second.len(), 1);
+    assert_ne!(second, first);
+    let (restored, is_savepoint) = restored_from(base, &second[0]).expect("restored");
+    assert!(is_savepoint);
+    assert_eq!(
+        on_disk(&restored),
+        on_disk(&chosen),
+        "restored the chosen one"
+    );
+    // The previous state was saved first: the stop's savepoint is in the lineage.
+    let lineage = repo.weir(&["savepoints", &name]).ok().stdout;
+    assert!(lineage.matches("savepoint-").count() >= 3, "{lineage}");
+    // Done: the same definition plans no change.
+    repo.weir(&["plan", "--detailed-exitcode"]).code(0);
+}
