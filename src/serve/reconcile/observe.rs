@@ -4,18 +4,41 @@
 //! and the worker reconciles (without fetching Git) so that self-heal acts within
 //! `observeIntervalSeconds`.
 
+use std::collections::BTreeSet;
+
+use crate::desired::DesiredState;
 use crate::engine::Clients;
-use crate::identity::Identity;
+use crate::identity::{Identity, JobId, name_hash};
 use crate::observe::{ClusterObservation, Observation};
 
+/// The definitions of the repo, by (cluster, name hash): only their jobs count, not the jobs
+/// other weir instances run on the same clusters.
+pub(super) struct Managed(BTreeSet<(String, u64)>);
+
+impl Managed {
+    pub(super) fn of(desired: &DesiredState) -> Managed {
+        Managed(
+            desired
+                .jobs
+                .iter()
+                .map(|j| (j.cluster.clone(), name_hash(&j.name)))
+                .collect(),
+        )
+    }
+
+    fn contains(&self, cluster: &str, id: &JobId) -> bool {
+        Identity::decode(id).is_some_and(|i| self.0.contains(&(cluster.to_string(), i.name_hash)))
+    }
+}
+
 /// The fingerprint of what a reconcile observed.
-pub(super) fn fingerprint(observation: &Observation) -> String {
+pub(super) fn fingerprint(observation: &Observation, managed: &Managed) -> String {
     let mut seen = Vec::new();
     for (cluster, c) in &observation.clusters {
         match c {
             ClusterObservation::Reachable { jobs, .. } => seen.extend(
                 jobs.iter()
-                    .filter(|j| j.identity.is_some())
+                    .filter(|j| managed.contains(cluster, &j.id))
                     .map(|j| format!("{cluster}/{}={}", j.id, j.state)),
             ),
             ClusterObservation::Unreachable { .. } => seen.push(format!("{cluster}=unreachable")),
@@ -26,13 +49,13 @@ pub(super) fn fingerprint(observation: &Observation) -> String {
 }
 
 /// The same fingerprint from one `GET /jobs/overview` per cluster.
-pub(super) async fn look(clients: &Clients) -> String {
+pub(super) async fn look(clients: &Clients, managed: &Managed) -> String {
     let mut seen = Vec::new();
     for (cluster, client) in clients {
         match client.jobs_overview().await {
             Ok(jobs) => seen.extend(
                 jobs.iter()
-                    .filter(|j| Identity::decode(&j.id).is_some())
+                    .filter(|j| managed.contains(cluster, &j.id))
                     .map(|j| format!("{cluster}/{}={}", j.id, j.state)),
             ),
             Err(_) => seen.push(format!("{cluster}=unreachable")),
@@ -74,10 +97,17 @@ mod tests {
     }
 
     #[test]
-    fn a_state_change_changes_the_fingerprint() {
-        let running = fingerprint(&observed(JobState::Running));
-        assert_eq!(running, fingerprint(&observed(JobState::Running)));
-        assert_ne!(running, fingerprint(&observed(JobState::Canceled)));
+    fn a_state_change_of_a_managed_job_changes_the_fingerprint() {
+        let mine = Managed([("local".to_string(), name_hash("orders"))].into());
+        let running = fingerprint(&observed(JobState::Running), &mine);
+        assert_eq!(running, fingerprint(&observed(JobState::Running), &mine));
+        assert_ne!(running, fingerprint(&observed(JobState::Canceled), &mine));
         assert!(running.ends_with("=RUNNING"), "{running}");
+        // Another instance's job on the same cluster is not looked at.
+        let other = Managed([("local".to_string(), name_hash("payments"))].into());
+        assert_eq!(
+            fingerprint(&observed(JobState::Running), &other),
+            fingerprint(&observed(JobState::Canceled), &other)
+        );
     }
 }

@@ -200,7 +200,8 @@ impl Worker {
         let Ok(clients) = engine::clients(&desired) else {
             return false;
         };
-        let now = super::observe::look(&clients).await;
+        let managed = super::observe::Managed::of(&desired);
+        let now = super::observe::look(&clients, &managed).await;
         let mut observed = self.observed.borrow_mut();
         let changed = observed.as_deref().is_some_and(|before| before != now);
         *observed = Some(now);
@@ -445,7 +446,9 @@ impl Worker {
             desired,
             snapshot,
         } = plan_preflighted(&self.shared, desired, invalid_files, &loaded.source).await?;
-        *self.observed.borrow_mut() = Some(super::observe::fingerprint(&snapshot.observation));
+        let managed = super::observe::Managed::of(&desired);
+        *self.observed.borrow_mut() =
+            Some(super::observe::fingerprint(&snapshot.observation, &managed));
         let invalid_jobs = policy::invalid_jobs(&desired, &snapshot.history, invalid_files);
         let drift = policy::admit(
             &mut plan,
