@@ -77,6 +77,7 @@ async fn world_with(upgrade: UpgradeMode) -> World {
             suspended: false,
             last_savepoint: None,
             stopped_by_weir: Default::default(),
+            known_savepoints: Default::default(),
         },
     )]);
     let desired = fixtures::desired(vec![new.clone()], false);
@@ -780,6 +781,7 @@ async fn a_stop_duplicate_stops_the_extra_copy_and_keeps_the_current_one() {
             suspended: false,
             last_savepoint: None,
             stopped_by_weir: Default::default(),
+            known_savepoints: Default::default(),
         },
     )]);
     let plan = fixtures::run(

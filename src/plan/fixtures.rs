@@ -127,5 +127,6 @@ pub(crate) fn history_for(d: &DesiredJob, current: &ObservedJob) -> JobHistory {
         suspended: false,
         last_savepoint: Some("file:///sp/savepoint-1".into()),
         stopped_by_weir: Default::default(),
+        known_savepoints: Default::default(),
     }
 }

@@ -264,6 +264,15 @@ fn restart_change(
         Some(path) => {
             c.warnings
                 .insert(0, restore::chosen_savepoint_warning(desired, &path));
+            if history.is_some_and(|h| !h.known_savepoints.contains(&path)) {
+                c.warnings.insert(
+                    1,
+                    format!(
+                        "weir has no record of {path} (it may come from elsewhere): Flink \
+                         refuses the submission if it does not exist"
+                    ),
+                );
+            }
             c.reason = format!("{}: redeploy from the chosen savepoint {path}", c.reason);
             Restore::Path { path }
         }

@@ -26,6 +26,10 @@ pub struct JobHistory {
     /// savepoint the job was started from).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub stopped_by_weir: BTreeMap<JobId, String>,
+    /// Every savepoint path the lineage records for the job (a `restoreFrom` outside it is
+    /// warned about).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub known_savepoints: std::collections::BTreeSet<String>,
 }
 
 pub struct PlanInput<'a> {

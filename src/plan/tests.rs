@@ -819,6 +819,29 @@ fn a_bumped_redeploy_nonce_restores_the_chosen_savepoint() {
         "{}",
         c.reason
     );
+    assert!(c.warnings[1].starts_with("weir has no record of file:///sp/savepoint-old"));
+
+    // A savepoint of the lineage is not warned about.
+    let mut known = hist.clone();
+    known
+        .get_mut("a")
+        .unwrap()
+        .known_savepoints
+        .insert("file:///sp/savepoint-old".into());
+    let mut new = old.clone();
+    new.lifecycle.redeploy_nonce = 1;
+    let p = run(
+        &desired(vec![new], false),
+        &observation(vec![current]),
+        &known,
+        &[],
+    );
+    assert!(
+        !p.changes[0]
+            .warnings
+            .iter()
+            .any(|w| w.contains("no record"))
+    );
 }
 
 /// Invariant 5: a job without the new fields keeps its fingerprint.
