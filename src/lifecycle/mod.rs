@@ -421,3 +421,167 @@ pub async fn health_of(
     samples.push((now, facts.checkpoints_failed));
     Ok(Some(health::classify(state, &facts, thresholds, now)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::ClusterConfig;
+    use crate::store::lifecycle::OperationOutcome;
+    use crate::testing::fake_flink::{Fake, FakeJob};
+
+    const JOB_ID: &str = "0123456789abcdef0123456789abcdef";
+
+    async fn world() -> (std::sync::Arc<Fake>, FlinkClient, Store, SavepointTarget) {
+        let (fake, url) = Fake::serve().await;
+        fake.insert_jobs([FakeJob {
+            id: JOB_ID.into(),
+            name: "orders".into(),
+            state: "RUNNING",
+            parallelism: 1,
+            start_ms: 1_000,
+            end_ms: None,
+        }]);
+        let cluster = ClusterConfig {
+            url,
+            savepoint_dir: None,
+            bearer_token_env: None,
+            headers_from_env: Default::default(),
+            timeout_seconds: Some(5),
+        };
+        let client = FlinkClient::new("local", &cluster).unwrap();
+        let store = Store::open_in_memory().await.unwrap();
+        let target = SavepointTarget {
+            job: "orders".into(),
+            cluster: "local".into(),
+            flink_job_id: JOB_ID.parse().unwrap(),
+            savepoint_dir: None,
+        };
+        (fake, client, store, target)
+    }
+
+    fn waits() -> Waits {
+        Waits {
+            timeout: Duration::from_secs(5),
+            poll_interval: Duration::from_millis(10),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_manual_savepoint_is_recorded_and_the_job_keeps_running() {
+        let (fake, client, store, target) = world().await;
+        let sp = take_savepoint(
+            &store,
+            &client,
+            &target,
+            OperationOrigin::Manual,
+            None,
+            waits(),
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(store.savepoints("orders").await.unwrap()[0].path, sp.path);
+        let ops = store.savepoint_operations("orders").await.unwrap();
+        assert_eq!(ops[0].origin, OperationOrigin::Manual);
+        assert_eq!(ops[0].outcome, Some(OperationOutcome::Succeeded));
+        assert_eq!(fake.job(JOB_ID).unwrap().state, "RUNNING");
+    }
+
+    /// Invariant 3: a savepoint Flink acknowledged before weir died is recorded on the next
+    /// start; one it never acknowledged is reported failed, not left dangling.
+    #[tokio::test]
+    async fn interrupted_triggers_are_completed_or_reported() {
+        let (_fake, client, store, target) = world().await;
+        let new = |at| NewSavepointOperation {
+            kind: OperationKind::Trigger,
+            origin: OperationOrigin::Periodic,
+            job: "orders".into(),
+            cluster: "local".into(),
+            flink_job_id: Some(JOB_ID.into()),
+            path: None,
+            actor: None,
+            started_at_ms: at,
+        };
+        // Acknowledged by Flink, then the process died.
+        let acked = store.begin_savepoint_operation(&new(1)).await.unwrap();
+        let request = client
+            .trigger_savepoint(&target.flink_job_id, None)
+            .await
+            .unwrap();
+        store
+            .savepoint_operation_requested(acked, &request)
+            .await
+            .unwrap();
+        // Died before Flink answered.
+        let unacked = store.begin_savepoint_operation(&new(2)).await.unwrap();
+
+        let done = resume_pending(&store, |_| Some(client.clone()))
+            .await
+            .unwrap();
+        assert_eq!(done.len(), 2);
+        assert!(done[0].result.starts_with("recorded file:"), "{done:?}");
+        assert!(done[1].result.starts_with("failed:"), "{done:?}");
+        assert_eq!(store.savepoints("orders").await.unwrap().len(), 1);
+        assert!(
+            store
+                .pending_savepoint_operations()
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let ops = store.savepoint_operations("orders").await.unwrap();
+        let by_id = |id| ops.iter().find(|o| o.id == id).unwrap();
+        assert_eq!(by_id(acked).outcome, Some(OperationOutcome::Succeeded));
+        assert_eq!(by_id(unacked).outcome, Some(OperationOutcome::Failed));
+    }
+
+    /// Dispose-then-forget: a disposal Flink refuses leaves the savepoint known (FLINK-39439
+    /// dropped the history entry first).
+    #[tokio::test]
+    async fn a_failed_disposal_forgets_nothing() {
+        let (fake, client, store, target) = world().await;
+        let sp = take_savepoint(
+            &store,
+            &client,
+            &target,
+            OperationOrigin::Manual,
+            None,
+            waits(),
+            |_| {},
+        )
+        .await
+        .unwrap();
+        fake.fail(
+            "POST /savepoint-disposal",
+            reqwest::StatusCode::INTERNAL_SERVER_ERROR,
+            "java.io.IOException: disk on fire",
+            None,
+        );
+        let err = dispose(
+            &store,
+            &client,
+            "orders",
+            &sp.path,
+            OperationOrigin::Retention,
+            None,
+            waits(),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, LifecycleError::Dispose { .. }), "{err}");
+        assert!(
+            store
+                .disposed_savepoints("orders")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let d = &store.savepoint_operations("orders").await.unwrap()[0];
+        assert_eq!(d.kind, OperationKind::Dispose);
+        assert_eq!(d.outcome, Some(OperationOutcome::Failed));
+        // Retention still selects it: retried next time.
+        let facts = job_savepoints(&store, "orders").await.unwrap();
+        assert!(facts.savepoints.iter().any(|s| s.path == sp.path));
+        assert!(!facts.disposed.contains(&sp.path));
+    }
+}

@@ -152,6 +152,27 @@ mod tests {
     }
 
     #[test]
+    fn a_redeploy_nonce_needs_restore_from() {
+        let o = load("", "    redeployNonce: 2\n");
+        let all: Vec<String> = o.diagnostics.iter().map(|d| d.to_string()).collect();
+        assert!(
+            all.join("\n")
+                .contains("spec.savepoint.redeployNonce: needs `restoreFrom`"),
+            "{all:?}"
+        );
+        let o = load(
+            "",
+            "    restoreFrom: file:///sp/savepoint-1\n    redeployNonce: 2\n",
+        );
+        let j = &o.desired.unwrap().jobs[0];
+        assert_eq!(j.lifecycle.redeploy_nonce, 2);
+        assert_eq!(
+            j.lifecycle.restore_from.as_deref(),
+            Some("file:///sp/savepoint-1")
+        );
+    }
+
+    #[test]
     fn the_repo_default_applies_to_jobs_without_retain() {
         let o = load(
             "savepoints:\n  retain:\n    count: 3\n",
