@@ -87,6 +87,8 @@ struct Timer {
     health_cursor: usize,
     /// The last health report of each Flink job (events fire on changes).
     reports: BTreeMap<String, HealthReport>,
+    /// The Flink job last read for each definition (its readings are dropped when it changes).
+    read_job: BTreeMap<String, String>,
     /// Earlier (time, failed checkpoints) readings of each Flink job.
     samples: BTreeMap<String, Vec<(i64, u64)>>,
     /// A job's periodic savepoint failed: not tried again before this time.
@@ -262,7 +264,14 @@ impl Timer {
     async fn health_of(&mut self, r: &Round<'_>, job: &DesiredJob, t: &Thresholds) {
         let report = match current_job(r, job).await {
             Some((id, state, client)) => {
-                let samples = self.samples.entry(id.to_string()).or_default();
+                let key = id.to_string();
+                if let Some(old) = self.read_job.insert(job.name.clone(), key.clone())
+                    && old != key
+                {
+                    self.samples.remove(&old);
+                    self.reports.remove(&old);
+                }
+                let samples = self.samples.entry(key).or_default();
                 lifecycle::health_of(&client, &id, &state, t, samples)
                     .await
                     .ok()
