@@ -63,6 +63,8 @@ fn data(n: usize) -> (Status, JobsOverview) {
             applying: None,
             flink_version: Some(if i % 4 == 0 { "1.20.5" } else { "2.3.0" }.into()),
             labels: BTreeMap::new(),
+            job_health: None,
+            job_health_reasons: Vec::new(),
         })
         .collect();
     let rows = jobs

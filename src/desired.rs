@@ -94,6 +94,57 @@ pub struct DesiredJob {
     /// Automatic rollback (`spec.rollback` over `weir.yaml`'s `rollback`).
     #[serde(default)]
     pub rollback: Rollback,
+    /// Periodic savepoints, retention and redeploying from a chosen savepoint.
+    #[serde(default, skip_serializing_if = "SavepointLifecycle::is_empty")]
+    pub lifecycle: SavepointLifecycle,
+}
+
+/// The savepoint lifecycle settings of a job (`spec.savepoint.periodic`, `retain`,
+/// `restoreFrom`, `redeployNonce`), resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavepointLifecycle {
+    /// `spec.savepoint.periodic`, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub periodic_ms: Option<i64>,
+    /// `spec.savepoint.retain`, else `savepoints.retain` of `weir.yaml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain: Option<RetainPolicy>,
+    /// `spec.savepoint.restoreFrom`: the savepoint a bump of `redeploy_nonce` redeploys from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<String>,
+    /// `spec.savepoint.redeployNonce`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redeploy_nonce: u64,
+}
+
+impl SavepointLifecycle {
+    pub fn is_empty(&self) -> bool {
+        *self == SavepointLifecycle::default()
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Savepoint retention, resolved: see [`crate::spec::RetainSpec`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetainPolicy {
+    /// Keep at most this many savepoints of a job (the newest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// Dispose savepoints older than this many milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_ms: Option<i64>,
+}
+
+impl RetainPolicy {
+    /// Whether the policy disposes anything at all.
+    pub fn is_set(&self) -> bool {
+        self.count.is_some() || self.max_age_ms.is_some()
+    }
 }
 
 /// Whether and how a change of the job is watched and rolled back (see `apply::rollback`).
@@ -378,6 +429,11 @@ impl DesiredJob {
         }
         if self.is_batch() {
             canonical["mode"] = serde_json::Value::from(JobMode::Batch.as_str());
+        }
+        // Only when set, so that the fingerprint (and the job id) of every job without it stays
+        // what earlier versions computed.
+        if self.lifecycle.redeploy_nonce != 0 {
+            canonical["redeployNonce"] = self.lifecycle.redeploy_nonce.into();
         }
         Sha256::digest(canonical.to_string().as_bytes()).into()
     }

@@ -17,6 +17,7 @@ pub mod flink;
 pub mod forge;
 pub mod git;
 pub mod identity;
+pub mod lifecycle;
 pub mod load;
 pub mod notify;
 pub mod observe;

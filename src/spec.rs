@@ -43,6 +43,12 @@ pub struct RepoConfig {
     /// Defaults of every job's automatic rollback (a job's `spec.rollback` overrides them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackSpec>,
+    /// Repo-wide savepoint defaults (a job's `spec.savepoint.retain` overrides them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub savepoints: Option<RepoSavepoints>,
+    /// Job health thresholds (`weir status` HEALTH, `/metrics`, `checkpoint.failing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthConfig>,
 }
 
 /// One Flink session cluster, reached through its JobManager REST endpoint.
@@ -233,11 +239,17 @@ pub enum EventKind {
     RepoUnreachable,
     #[serde(rename = "apply.rolledBack")]
     ApplyRolledBack,
+    #[serde(rename = "checkpoint.failing")]
+    CheckpointFailing,
+    #[serde(rename = "checkpoint.recovered")]
+    CheckpointRecovered,
+    #[serde(rename = "job.restarting")]
+    JobRestarting,
 }
 
 impl EventKind {
     /// Every event, in documentation order.
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::PlanReady,
         EventKind::ApplyStarted,
         EventKind::ApplySucceeded,
@@ -249,6 +261,9 @@ impl EventKind {
         EventKind::SavepointFailed,
         EventKind::RepoInvalid,
         EventKind::RepoUnreachable,
+        EventKind::CheckpointFailing,
+        EventKind::CheckpointRecovered,
+        EventKind::JobRestarting,
     ];
 
     /// The event named `name` (e.g. `apply.failed`).
@@ -270,6 +285,9 @@ impl EventKind {
             EventKind::RepoInvalid => "repo.invalid",
             EventKind::RepoUnreachable => "repo.unreachable",
             EventKind::ApplyRolledBack => "apply.rolledBack",
+            EventKind::CheckpointFailing => "checkpoint.failing",
+            EventKind::CheckpointRecovered => "checkpoint.recovered",
+            EventKind::JobRestarting => "job.restarting",
         }
     }
 }
@@ -321,6 +339,16 @@ pub enum EventSelector {
     /// A change's new job did not become healthy and its previous definition was put back.
     #[serde(rename = "apply.rolledBack")]
     ApplyRolledBack,
+    /// At least `health.checkpointFailures` checkpoints of a running job failed within
+    /// `health.windowMinutes`.
+    #[serde(rename = "checkpoint.failing")]
+    CheckpointFailing,
+    /// A job's checkpoints stopped failing.
+    #[serde(rename = "checkpoint.recovered")]
+    CheckpointRecovered,
+    /// A running job restarted (its restart count rose).
+    #[serde(rename = "job.restarting")]
+    JobRestarting,
 }
 
 impl EventSelector {
@@ -338,6 +366,9 @@ impl EventSelector {
             EventKind::RepoInvalid => EventSelector::RepoInvalid,
             EventKind::RepoUnreachable => EventSelector::RepoUnreachable,
             EventKind::ApplyRolledBack => EventSelector::ApplyRolledBack,
+            EventKind::CheckpointFailing => EventSelector::CheckpointFailing,
+            EventKind::CheckpointRecovered => EventSelector::CheckpointRecovered,
+            EventKind::JobRestarting => EventSelector::JobRestarting,
         }
     }
 
@@ -544,6 +575,25 @@ pub struct SavepointSpec {
     /// Savepoint directory for this job; overrides the cluster's `savepointDir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<String>,
+    /// Take a savepoint of the running job this often, e.g. `6h` or `30m` (`weir serve` takes
+    /// them; recorded as `periodic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub periodic: Option<String>,
+    /// Which of the job's savepoints to keep; the others are disposed through Flink
+    /// (`weir serve`, `weir savepoints prune`). Overrides `savepoints.retain` of `weir.yaml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain: Option<RetainSpec>,
+    /// A savepoint to redeploy the job from, when `redeployNonce` is bumped: the current state is
+    /// still saved first (unless `upgradeMode: stateless`), then the job starts from this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<String>,
+    /// Bump (together with `restoreFrom`) to redeploy from `restoreFrom`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redeploy_nonce: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A Flink configuration value. YAML scalars of any type are accepted and passed to Flink as text.
@@ -845,4 +895,48 @@ mod tests {
             assert!(!e.contains("hunter2"), "{raw}: {e}");
         }
     }
+}
+
+/// Savepoint retention: a savepoint goes when it is beyond the `count` newest or older than
+/// `maxAge`. The newest savepoint, the one the running job restored from, one an unfinished apply
+/// or a rollback needs, pinned ones and checkpoints always stay.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RetainSpec {
+    /// Keep at most this many savepoints (at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// Dispose savepoints older than this, e.g. `7d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+}
+
+/// `savepoints` in `weir.yaml`: defaults for every job.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RepoSavepoints {
+    /// Retention for jobs that set no `spec.savepoint.retain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain: Option<RetainSpec>,
+}
+
+/// `health` in `weir.yaml`: when a running job counts as Degraded or Failing.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HealthConfig {
+    /// X of "X failed checkpoints in Y minutes" (default 3): Degraded and `checkpoint.failing`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_failures: Option<u32>,
+    /// Y of "X failed checkpoints in Y minutes", also the window restarts are counted in
+    /// (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_minutes: Option<u32>,
+    /// Degraded when the latest completed checkpoint is older than this many checkpoint
+    /// intervals (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_intervals: Option<u32>,
+    /// Failing when the job restarted this often within the window (default 3; one restart
+    /// makes it Degraded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts_failing: Option<u32>,
 }

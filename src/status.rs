@@ -23,6 +23,12 @@ pub struct StatusRow {
     pub last_savepoint: String,
     /// The Flink version of the job's cluster (`GET /config`), when it answered.
     pub flink_version: Option<String>,
+    /// `healthy`, `degraded` or `failing` for a running job (see `lifecycle::health`); `None`
+    /// when the job does not run or its health could not be read.
+    pub health: Option<crate::lifecycle::health::Health>,
+    /// Why the job is not healthy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub health_reasons: Vec<String>,
 }
 
 pub fn rows(
@@ -99,6 +105,8 @@ pub fn rows(
                     }
                     _ => None,
                 },
+                health: None,
+                health_reasons: Vec::new(),
             }
         })
         .collect()
@@ -145,6 +153,7 @@ pub fn table(rows: &[StatusRow]) -> String {
                 r.cluster.clone(),
                 r.sync.clone(),
                 r.flink_state.clone(),
+                r.health.map_or("-", |h| h.as_str()).to_string(),
                 r.job_id.clone(),
                 r.last_savepoint.clone(),
             ]
@@ -156,6 +165,7 @@ pub fn table(rows: &[StatusRow]) -> String {
             "CLUSTER",
             "SYNC",
             "FLINK STATE",
+            "HEALTH",
             "JOB ID",
             "LAST SAVEPOINT",
         ],

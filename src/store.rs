@@ -44,6 +44,7 @@ mod daemon;
 mod jobs;
 pub mod journal;
 mod lease;
+pub mod lifecycle;
 pub mod notify;
 mod plans;
 mod preflight;
@@ -84,6 +85,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("store/migrations/0006_preflight.sql")),
     (7, include_str!("store/migrations/0007_runs.sql")),
     (8, include_str!("store/migrations/0008_rollback.sql")),
+    (
+        9,
+        include_str!("store/migrations/0009_savepoint_lifecycle.sql"),
+    ),
 ];
 
 /// The PostgreSQL twins of [`MIGRATIONS`], number for number.
@@ -107,6 +112,10 @@ const PG_MIGRATIONS: &[(i64, &str)] = &[
     (
         8,
         include_str!("store/migrations/postgres/0008_rollback.sql"),
+    ),
+    (
+        9,
+        include_str!("store/migrations/postgres/0009_savepoint_lifecycle.sql"),
     ),
 ];
 

@@ -87,6 +87,7 @@ pub(super) async fn world_from(
             last_savepoint: None,
             stopped_by_weir: Default::default(),
             rolled_back: None,
+            known_savepoints: Default::default(),
         },
     )]);
     let desired = fixtures::desired(vec![new.clone()], false);
@@ -791,6 +792,7 @@ async fn a_stop_duplicate_stops_the_extra_copy_and_keeps_the_current_one() {
             last_savepoint: None,
             stopped_by_weir: Default::default(),
             rolled_back: None,
+            known_savepoints: Default::default(),
         },
     )]);
     let plan = fixtures::run(

@@ -5,6 +5,9 @@
 mod apply;
 mod plan;
 mod read;
+mod savepoint;
+
+pub use savepoint::SavepointsAction;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -158,12 +161,28 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
-    /// Savepoint lineage of a job: which apply took each savepoint and which restored it.
-    #[command(display_order = 7)]
+    /// Savepoint lineage of a job: which apply took each savepoint and which restored it;
+    /// `pin`, `unpin` and `prune` manage the savepoints' lifecycle.
+    #[command(display_order = 7, args_conflicts_with_subcommands = true)]
     Savepoints {
+        #[command(subcommand)]
+        action: Option<SavepointsAction>,
+        #[arg(required = true)]
+        job: Option<String>,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Take a savepoint of a running job now (it keeps running); recorded as manual.
+    #[command(display_order = 7)]
+    Savepoint {
         job: String,
         #[arg(long, default_value = ".")]
         repo: PathBuf,
+        /// Seconds to wait for the savepoint.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
@@ -324,9 +343,8 @@ pub async fn run(globals: Globals, command: Command) -> Result<i32> {
             let store = open_store(state, &repo).await?;
             read::show_cmd(&store, &id, format).await
         }
-        Command::Savepoints { job, repo, format } => {
-            let store = open_store(state, &repo).await?;
-            read::savepoints_cmd(&store, &job, format).await
+        command @ (Command::Savepoints { .. } | Command::Savepoint { .. }) => {
+            savepoint::run(state, command).await
         }
         Command::Runs {
             job,

@@ -25,12 +25,44 @@ pub(super) async fn status_cmd(store: &Store, repo: &Path, format: OutputFormat)
     };
     let snapshot = engine::snapshot(store, &desired).await?;
     let plan = snapshot.plan(&desired, &outcome.invalid_files, "status".into(), now_ms());
-    let rows = crate::status::rows(&desired, &snapshot.observation, &snapshot.history, &plan);
+    let mut rows = crate::status::rows(&desired, &snapshot.observation, &snapshot.history, &plan);
+    add_health(&mut rows, &snapshot, &desired).await;
     match format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         OutputFormat::Text => print!("{}", crate::status::table(&rows)),
     }
     Ok(0)
+}
+
+/// Reads the health of every running job shown (three GETs each, eight jobs at a time). A job
+/// whose health cannot be read shows none; `weir status` still answers.
+async fn add_health(
+    rows: &mut [crate::status::StatusRow],
+    snapshot: &engine::Snapshot,
+    desired: &crate::desired::DesiredState,
+) {
+    use futures::StreamExt;
+    let thresholds = crate::lifecycle::health::Thresholds::from(
+        &desired.config.health.clone().unwrap_or_default(),
+    );
+    let thresholds = &thresholds;
+    let reports: Vec<_> = futures::stream::iter(rows.iter().enumerate())
+        .map(|(i, row)| async move {
+            let id = row.job_id.parse::<crate::identity::JobId>().ok()?;
+            let state: crate::flink::JobState = row.flink_state.parse().ok()?;
+            let client = snapshot.clients.get(&row.cluster)?;
+            let report = crate::lifecycle::health_of(client, &id, &state, thresholds, &mut vec![])
+                .await
+                .ok()??;
+            Some((i, report))
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for (i, report) in reports.into_iter().flatten() {
+        rows[i].health = Some(report.health);
+        rows[i].health_reasons = report.reasons;
+    }
 }
 
 pub(super) async fn history_cmd(

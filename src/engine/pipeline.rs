@@ -75,6 +75,8 @@ pub async fn history(store: &Store) -> Result<History, StoreError> {
         if r.deleted {
             continue;
         }
+        // One read of the lineage per job serves both views of it.
+        let savepoints = store.savepoints(&r.name).await?;
         out.insert(
             r.name.clone(),
             JobHistory {
@@ -86,8 +88,9 @@ pub async fn history(store: &Store) -> Result<History, StoreError> {
                     .and_then(|s| serde_json::from_str(s).ok()),
                 suspended: r.suspended,
                 last_savepoint: r.last_savepoint.clone(),
-                stopped_by_weir: stopped_by_weir(store, &r.name).await?,
+                stopped_by_weir: stopped_by_weir(&savepoints),
                 rolled_back: rolled_back(store, &r.name).await?,
+                known_savepoints: savepoints.into_iter().map(|s| s.path).collect(),
             },
         );
     }
@@ -121,15 +124,12 @@ async fn rolled_back(
 
 /// The savepoints weir took when it stopped a Flink job of `job` (its own stops, found in the
 /// savepoint lineage), newest per Flink job.
-async fn stopped_by_weir(
-    store: &Store,
-    job: &str,
-) -> Result<BTreeMap<crate::identity::JobId, String>, StoreError> {
+fn stopped_by_weir(
+    savepoints: &[crate::store::SavepointRecord],
+) -> BTreeMap<crate::identity::JobId, String> {
     let mut out = BTreeMap::new();
-    let mut taken: Vec<_> = store
-        .savepoints(job)
-        .await?
-        .into_iter()
+    let mut taken: Vec<_> = savepoints
+        .iter()
         .filter(|s| {
             s.produced_by_apply.is_some() && s.kind == crate::store::SavepointKind::Savepoint
         })
@@ -137,10 +137,10 @@ async fn stopped_by_weir(
     taken.sort_by_key(|s| s.at_ms);
     for s in taken {
         if let Ok(id) = s.flink_job_id.parse() {
-            out.insert(id, s.path);
+            out.insert(id, s.path.clone());
         }
     }
-    Ok(out)
+    out
 }
 
 /// The live inputs of a plan: clients, what they observed, and the store's history.

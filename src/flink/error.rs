@@ -84,6 +84,9 @@ pub enum FlinkError {
     /// A savepoint operation finished without a savepoint.
     #[error("savepoint of job {job} failed: {cause}")]
     SavepointFailed { job: JobId, cause: String },
+    /// Flink could not dispose a savepoint (`POST /savepoint-disposal`); it may still be there.
+    #[error("disposal of savepoint {path} failed: {cause}")]
+    DisposalFailed { path: String, cause: String },
     /// A job reached a globally terminal state (FAILED, CANCELED, FINISHED) that the caller was
     /// not waiting for. `cause` is the job's root exception for FAILED jobs, when Flink has one.
     #[error("job {job} is {state}{}", cause.as_deref().map(|c| format!(": {c}")).unwrap_or_default())]

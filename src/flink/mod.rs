@@ -20,6 +20,7 @@
 //! failure shows in the savepoint status.
 
 mod error;
+mod lifecycle;
 mod model;
 mod plan;
 pub use plan::{GraphNode, JobGraph, ProgramPlan, ProgramRefusal};
@@ -39,6 +40,7 @@ use crate::identity::JobId;
 use crate::spec::ClusterConfig;
 
 pub use error::{BaseUrlError, FlinkError, JavaErrorSummary, summarize_java_error};
+pub use lifecycle::{DisposalStatus, HealthFacts};
 pub use model::{
     CheckpointCounts, CheckpointSummary, ClusterOverview, CompletedCheckpoint, JobOverview,
     JobState, RestoredCheckpoint, RunJar, SavepointStatus, UploadedJar,

@@ -52,6 +52,7 @@ pub(super) fn check_config(config: &RepoConfig, tree: &Node, problems: &mut Vec<
     if let Some(notifications) = &config.notifications {
         notify::check(notifications, tree, problems);
     }
+    super::lifecycle::check_repo(config, tree, problems);
 }
 
 /// Checks of clusters (of `weir.yaml`, or of an environment) at `at`.

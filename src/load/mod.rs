@@ -20,6 +20,7 @@ pub mod clusters;
 mod config_checks;
 mod dependencies;
 mod environments;
+mod lifecycle;
 mod notify;
 mod program;
 mod schema;
@@ -610,6 +611,8 @@ impl<'a> Loader<'a> {
             problems.push(Problem::new(tree.value_pos(&p), p, "must not be empty"));
         }
 
+        let lifecycle = lifecycle::resolve_job(sp, ctx.config, tree, problems);
+
         if !problems.is_empty() {
             return None;
         }
@@ -641,6 +644,7 @@ impl<'a> Loader<'a> {
                 spec.rollback.as_ref(),
                 ctx.config.and_then(|c| c.rollback.as_ref()),
             ),
+            lifecycle,
         };
         let mut other_files = Vec::new();
         let (origins, vars) = (&config_origins, &ctx.variables);

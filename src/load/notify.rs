@@ -306,12 +306,14 @@ notifications:
                  did you mean `apply.failed`? (expected one of `*`, `plan.ready`, \
                  `apply.started`, `apply.succeeded`, `apply.failed`, `job.failed`, \
                  `job.recovered`, `drift.detected`, `savepoint.failed`, `repo.invalid`, \
-                 `repo.unreachable`, `apply.rolledBack`)",
+                 `repo.unreachable`, `apply.rolledBack`, `checkpoint.failing`, \
+                 `checkpoint.recovered`, `job.restarting`)",
                 "weir.yaml:6:34: notifications.routes[0].events[2]: unknown value `jobs.failed`; \
                  did you mean `job.failed`? (expected one of `*`, `plan.ready`, \
                  `apply.started`, `apply.succeeded`, `apply.failed`, `job.failed`, \
                  `job.recovered`, `drift.detected`, `savepoint.failed`, `repo.invalid`, \
-                 `repo.unreachable`, `apply.rolledBack`)",
+                 `repo.unreachable`, `apply.rolledBack`, `checkpoint.failing`, \
+                 `checkpoint.recovered`, `job.restarting`)",
                 "weir.yaml:7:15: notifications.routes[0].format: unknown value `slak`; did you \
                  mean `slack`? (expected one of `generic`, `slack`, `email`, `dingtalk`, \
                  `wecom`, `lark`, `teams`)",

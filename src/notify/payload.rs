@@ -113,6 +113,9 @@ pub fn title(kind: EventKind) -> &'static str {
         EventKind::RepoInvalid => "Repo invalid",
         EventKind::RepoUnreachable => "Repo unreachable",
         EventKind::ApplyRolledBack => "Change rolled back",
+        EventKind::CheckpointFailing => "Checkpoints failing",
+        EventKind::CheckpointRecovered => "Checkpoints recovered",
+        EventKind::JobRestarting => "Job restarting",
     }
 }
 
@@ -120,9 +123,14 @@ fn emoji(kind: EventKind) -> &'static str {
     match kind {
         EventKind::PlanReady => ":clipboard:",
         EventKind::ApplyStarted => ":arrow_forward:",
-        EventKind::ApplySucceeded | EventKind::JobRecovered => ":white_check_mark:",
+        EventKind::ApplySucceeded | EventKind::JobRecovered | EventKind::CheckpointRecovered => {
+            ":white_check_mark:"
+        }
         EventKind::ApplyFailed | EventKind::JobFailed | EventKind::SavepointFailed => ":x:",
-        EventKind::DriftDetected | EventKind::ApplyRolledBack => ":warning:",
+        EventKind::DriftDetected
+        | EventKind::ApplyRolledBack
+        | EventKind::CheckpointFailing
+        | EventKind::JobRestarting => ":warning:",
         EventKind::RepoInvalid | EventKind::RepoUnreachable => ":no_entry:",
     }
 }

@@ -107,6 +107,17 @@ fn fields(job: &DesiredJob) -> Vec<(&'static str, Severity, Option<String>)> {
                 None => s.cron.clone(),
             }),
         ),
+        // Shown only when set, so plans of jobs without them read as before.
+        (
+            "savepoint.redeployNonce",
+            Severity::Redeploy,
+            (job.lifecycle.redeploy_nonce != 0).then(|| job.lifecycle.redeploy_nonce.to_string()),
+        ),
+        (
+            "savepoint.restoreFrom",
+            Severity::RecordOnly,
+            job.lifecycle.restore_from.clone(),
+        ),
     ]
 }
 

@@ -23,6 +23,8 @@ pub(crate) fn config(prune: bool) -> RepoConfig {
         .into(),
         sql_runner: None,
         prune,
+        savepoints: None,
+        health: None,
         notifications: None,
         maven_repositories: Vec::new(),
         variables: Default::default(),
@@ -70,6 +72,7 @@ pub(crate) fn job(name: &str) -> DesiredJob {
             enabled: true,
             health_window_seconds: 0,
         },
+        lifecycle: Default::default(),
     }
 }
 
@@ -140,5 +143,6 @@ pub(crate) fn history_for(d: &DesiredJob, current: &ObservedJob) -> JobHistory {
         last_savepoint: Some("file:///sp/savepoint-1".into()),
         stopped_by_weir: Default::default(),
         rolled_back: None,
+        known_savepoints: Default::default(),
     }
 }

@@ -270,6 +270,25 @@ fn restart_change(
             current.state
         ));
     }
+    let chosen = restore::chosen_savepoint(desired, previous);
+    let restore = match chosen {
+        Some(path) => {
+            c.warnings
+                .insert(0, restore::chosen_savepoint_warning(desired, &path));
+            if history.is_some_and(|h| !h.known_savepoints.contains(&path)) {
+                c.warnings.insert(
+                    1,
+                    format!(
+                        "weir has no record of {path} (it may come from elsewhere): Flink \
+                         refuses the submission if it does not exist"
+                    ),
+                );
+            }
+            c.reason = format!("{}: redeploy from the chosen savepoint {path}", c.reason);
+            Restore::Path { path }
+        }
+        None => restore,
+    };
     add_restore_warnings(desired, &restore, &mut c.warnings);
     // The running job has state of its own; stateless drops it.
     add_state_risks(desired, &restore, true, &mut c.state_risks);

@@ -30,6 +30,10 @@ pub struct JobHistory {
     /// the store's rollback record names (see `store::rollback`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolled_back: Option<RolledBack>,
+    /// Every savepoint path the lineage records for the job (a `restoreFrom` outside it is
+    /// warned about).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub known_savepoints: std::collections::BTreeSet<String>,
 }
 
 /// A change of a job that an apply rolled back.

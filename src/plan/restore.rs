@@ -182,6 +182,33 @@ pub(super) fn add_state_risks(
     }
 }
 
+/// The savepoint a redeploy of `desired` starts from because `spec.savepoint.redeployNonce` was
+/// bumped (against `previous`, the definition the running job was deployed from) with
+/// `restoreFrom` set. `None` when the nonce did not change or the previous definition is unknown
+/// (then nothing says the user asked for it now).
+pub(super) fn chosen_savepoint(
+    desired: &DesiredJob,
+    previous: Option<&DesiredJob>,
+) -> Option<String> {
+    let previous = previous?;
+    let from = desired.lifecycle.restore_from.clone()?;
+    (previous.lifecycle.redeploy_nonce != desired.lifecycle.redeploy_nonce).then_some(from)
+}
+
+/// The loud warning of a redeploy from a chosen savepoint.
+pub(super) fn chosen_savepoint_warning(desired: &DesiredJob, path: &str) -> String {
+    let before = if desired.upgrade_mode == UpgradeMode::Stateless {
+        "the current job is cancelled without a savepoint (upgradeMode stateless)"
+    } else {
+        "the current state is saved first (stop with a savepoint)"
+    };
+    format!(
+        "REDEPLOY FROM A CHOSEN SAVEPOINT: the job restarts from {path} \
+         (spec.savepoint.restoreFrom, redeployNonce bumped); everything the job did since that \
+         savepoint is discarded; {before}"
+    )
+}
+
 fn restore_path(path: Option<String>) -> Restore {
     match path {
         Some(path) => Restore::Path { path },

@@ -904,3 +904,108 @@ fn fingerprints_without_secrets_are_unchanged() {
         .insert("PW".into(), Some("00".repeat(16)));
     assert_ne!(with_secret.code_fingerprint(), expected);
 }
+
+/// Issue 12: bumping `redeployNonce` with `restoreFrom` redeploys from that savepoint, loudly,
+/// after saving the current state; the same restoreFrom without a bump changes nothing.
+#[test]
+fn a_bumped_redeploy_nonce_restores_the_chosen_savepoint() {
+    let mut old = job("a");
+    old.lifecycle.restore_from = Some("file:///sp/savepoint-old".into());
+    let current = running(&old, 1, JobState::Running);
+    let hist: BTreeMap<_, _> = [("a".to_string(), history_for(&old, &current))].into();
+    let p = run(
+        &desired(vec![old.clone()], false),
+        &observation(vec![current.clone()]),
+        &hist,
+        &[],
+    );
+    assert!(p.changes.is_empty(), "restoreFrom alone does nothing");
+
+    let mut new = old.clone();
+    new.lifecycle.redeploy_nonce = 1;
+    let p = run(
+        &desired(vec![new], false),
+        &observation(vec![current.clone()]),
+        &hist,
+        &[],
+    );
+    let c = &p.changes[0];
+    assert_eq!(c.action, Action::Redeploy);
+    let chosen = Restore::Path {
+        path: "file:///sp/savepoint-old".into(),
+    };
+    assert_eq!(c.restore, chosen);
+    assert!(
+        matches!(c.steps[0], Step::StopWithSavepoint { .. }),
+        "{:?}",
+        c.steps
+    );
+    assert_eq!(
+        c.steps[1],
+        Step::Submit {
+            parallelism: 2,
+            restore: chosen
+        }
+    );
+    assert!(
+        c.warnings[0].starts_with("REDEPLOY FROM A CHOSEN SAVEPOINT"),
+        "{:?}",
+        c.warnings
+    );
+    assert!(
+        c.reason.contains("savepoint.redeployNonce changed"),
+        "{}",
+        c.reason
+    );
+    assert!(c.warnings[1].starts_with("weir has no record of file:///sp/savepoint-old"));
+
+    // A savepoint of the lineage is not warned about.
+    let mut known = hist.clone();
+    known
+        .get_mut("a")
+        .unwrap()
+        .known_savepoints
+        .insert("file:///sp/savepoint-old".into());
+    let mut new = old.clone();
+    new.lifecycle.redeploy_nonce = 1;
+    let p = run(
+        &desired(vec![new], false),
+        &observation(vec![current]),
+        &known,
+        &[],
+    );
+    assert!(
+        !p.changes[0]
+            .warnings
+            .iter()
+            .any(|w| w.contains("no record"))
+    );
+}
+
+/// Invariant 5: a job without the new fields keeps its fingerprint.
+#[test]
+fn fingerprints_of_jobs_without_a_redeploy_nonce_do_not_change() {
+    let plain = job("a");
+    let mut with_from = plain.clone();
+    with_from.lifecycle.restore_from = Some("file:///sp/x".into());
+    with_from.lifecycle.periodic_ms = Some(60_000);
+    assert_eq!(plain.code_fingerprint(), with_from.code_fingerprint());
+    let mut bumped = with_from.clone();
+    bumped.lifecycle.redeploy_nonce = 1;
+    assert_ne!(plain.code_fingerprint(), bumped.code_fingerprint());
+    // The canonical form of a job without it is what earlier versions hashed.
+    let canonical = serde_json::json!({
+        "jarSha256": plain.jar().sha256,
+        "entryClass": plain.entry_class(),
+        "args": match &plain.program { crate::desired::Program::Jar { args, .. } => args.clone(), _ => vec![] },
+        "sql": Option::<String>::None,
+        "flinkConfiguration": plain.flink_configuration,
+        "restartNonce": plain.restart_nonce,
+    });
+    let old: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
+        <sha2::Sha256 as sha2::Digest>::new(),
+        canonical.to_string().as_bytes(),
+    ))
+    .into();
+    assert_eq!(plain.code_fingerprint(), old);
+}

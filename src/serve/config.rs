@@ -60,6 +60,75 @@ pub struct DaemonConfig {
     /// previews; required when the repo defines environments.
     #[serde(default)]
     pub environment: Option<String>,
+    /// Seconds between looks at the clusters (one `GET /jobs/overview` each) between Git
+    /// polls (default 10): a job that failed or was cancelled is noticed within this interval
+    /// and, with `selfHeal`, healed without fetching the repo.
+    #[serde(default = "default_observe")]
+    pub observe_interval_seconds: u64,
+    /// Periodic savepoints, savepoint retention and job health.
+    #[serde(default)]
+    pub lifecycle: LifecycleConfig,
+}
+
+/// `lifecycle` of the daemon config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LifecycleConfig {
+    /// Seconds between rounds of the lifecycle timer: due periodic savepoints are taken, and
+    /// retention and health run when their own interval has passed (default 5).
+    #[serde(default = "default_lifecycle_tick")]
+    pub tick_seconds: u64,
+    /// Seconds between health reads of the running jobs (default 30).
+    #[serde(default = "default_health_interval")]
+    pub health_interval_seconds: u64,
+    /// At most this many jobs are read per health round (three GETs each); the others are read
+    /// in the next rounds (default 25).
+    #[serde(default = "default_health_jobs")]
+    pub health_jobs_per_round: usize,
+    /// Seconds between retention rounds (`spec.savepoint.retain`; default 3600).
+    #[serde(default = "default_retention_interval")]
+    pub retention_interval_seconds: u64,
+    /// Attempts of a periodic savepoint before `savepoint.failed` (default 3; exponential
+    /// backoff between them starting at `savepointRetrySeconds`).
+    #[serde(default = "default_savepoint_attempts")]
+    pub savepoint_attempts: usize,
+    #[serde(default = "default_savepoint_retry")]
+    pub savepoint_retry_seconds: u64,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            tick_seconds: default_lifecycle_tick(),
+            health_interval_seconds: default_health_interval(),
+            health_jobs_per_round: default_health_jobs(),
+            retention_interval_seconds: default_retention_interval(),
+            savepoint_attempts: default_savepoint_attempts(),
+            savepoint_retry_seconds: default_savepoint_retry(),
+        }
+    }
+}
+
+fn default_observe() -> u64 {
+    10
+}
+fn default_lifecycle_tick() -> u64 {
+    5
+}
+fn default_health_interval() -> u64 {
+    30
+}
+fn default_health_jobs() -> usize {
+    25
+}
+fn default_retention_interval() -> u64 {
+    3600
+}
+fn default_savepoint_attempts() -> usize {
+    3
+}
+fn default_savepoint_retry() -> u64 {
+    10
 }
 
 impl DaemonConfig {
@@ -706,6 +775,11 @@ impl DaemonConfig {
         self.listen
             .parse()
             .map_err(|e| anyhow!("listen `{}`: {e}", self.listen))
+    }
+
+    /// How often the worker looks at the clusters between polls.
+    pub fn observe_interval(&self) -> Duration {
+        Duration::from_secs(self.observe_interval_seconds.max(1))
     }
 
     pub fn poll_interval(&self) -> Duration {

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub webhooks: Family<Labels, Counter>,
     pub fetch_errors: Counter,
     pub recover_attempts: Family<Labels, Counter>,
+    pub job_health: Family<Labels, Gauge>,
+    pub lifecycle: Family<Labels, Counter>,
 }
 
 fn l(k: &str, v: &str) -> Labels {
@@ -49,6 +51,18 @@ impl Metrics {
         let webhooks = Family::<Labels, Counter>::default();
         let fetch_errors = Counter::default();
         let recover_attempts = Family::<Labels, Counter>::default();
+        let job_health = Family::<Labels, Gauge>::default();
+        let lifecycle = Family::<Labels, Counter>::default();
+        registry.register(
+            "job_health",
+            "Health of each running job read by the lifecycle timer: 0 healthy, 1 degraded, 2 failing",
+            job_health.clone(),
+        );
+        registry.register(
+            "savepoint_operations",
+            "Periodic savepoints and retention disposals, by kind (trigger, dispose) and outcome",
+            lifecycle.clone(),
+        );
         registry.register(
             "reconciles",
             "Reconciles by outcome (ok, error, repo_invalid)",
@@ -107,11 +121,31 @@ impl Metrics {
             webhooks,
             fetch_errors,
             recover_attempts,
+            job_health,
+            lifecycle,
         }
     }
 
     pub fn reconcile(&self, outcome: &str) {
         self.reconciles.get_or_create(&l("outcome", outcome)).inc();
+    }
+
+    /// Sets the health gauge of `job` on `cluster`.
+    pub fn set_job_health(&self, job: &str, cluster: &str, health: i64) {
+        let labels = vec![
+            ("job".to_string(), job.to_string()),
+            ("cluster".to_string(), cluster.to_string()),
+        ];
+        self.job_health.get_or_create(&labels).set(health);
+    }
+
+    /// Counts a savepoint operation of the lifecycle timer.
+    pub fn savepoint_operation(&self, kind: &str, outcome: &str) {
+        let labels = vec![
+            ("kind".to_string(), kind.to_string()),
+            ("outcome".to_string(), outcome.to_string()),
+        ];
+        self.lifecycle.get_or_create(&labels).inc();
     }
 
     pub fn plan(&self, changes: bool) {

@@ -250,4 +250,7 @@ text_enum!(
     super::audit::RecordKind,
     super::audit::ApplyEventKind,
     super::notify::DeliveryStatus,
+    super::lifecycle::OperationKind,
+    super::lifecycle::OperationOrigin,
+    super::lifecycle::OperationOutcome,
 );

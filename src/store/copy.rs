@@ -231,6 +231,30 @@ pub(super) const TABLES: &[(&str, &[Column], &str)] = &[
         ],
         "apply_id, job",
     ),
+    (
+        "savepoint_operations",
+        &[
+            ("id", I),
+            ("kind", T),
+            ("origin", T),
+            ("job", T),
+            ("cluster", T),
+            ("flink_job_id", T),
+            ("path", T),
+            ("request_id", T),
+            ("actor", T),
+            ("started_at_ms", I),
+            ("finished_at_ms", I),
+            ("outcome", T),
+            ("error", T),
+        ],
+        "id",
+    ),
+    (
+        "savepoint_pins",
+        &[("path", T), ("job", T), ("actor", T), ("at_ms", I)],
+        "path",
+    ),
 ];
 
 /// Tables that hold no records (a prune's guard row lives only inside its transaction).
@@ -340,6 +364,7 @@ impl Store {
                 ("notification_deliveries", "id"),
                 ("prunes", "id"),
                 ("runs", "id"),
+                ("savepoint_operations", "id"),
             ] {
                 sqlx::query(&format!(
                     "SELECT 1 FROM (SELECT setval(pg_get_serial_sequence('{table}', '{column}'),

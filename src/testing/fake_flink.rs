@@ -404,6 +404,14 @@ fn is_job_id(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Where the fake "writes" a savepoint of job `id` for `request`.
+fn savepoint_location(id: &str, request: &str) -> String {
+    format!(
+        "file:/tmp/weir-bench/savepoints/savepoint-{}-{request}",
+        &id[..6]
+    )
+}
+
 /// The endpoint a path belongs to, with its variable segments named.
 fn endpoint(method: &Method, segments: &[&str]) -> String {
     let named: Vec<&str> = segments
@@ -618,12 +626,19 @@ fn job_endpoint(
         }
         (&Method::POST, ["stop"]) => {
             let request = format!("{:032x}", fake.next() + 0xbe00_0000);
-            let location = format!(
-                "file:/tmp/weir-bench/savepoints/savepoint-{}-{request}",
-                &id[..6]
-            );
+            let location = savepoint_location(&id, &request);
             c.savepoints.insert(request.clone(), (id.clone(), location));
             set_state(c, &id, "FINISHED", now);
+            json(
+                StatusCode::ACCEPTED,
+                serde_json::json!({"request-id": request}).to_string(),
+            )
+        }
+        // A savepoint of a running job (`weir savepoint`, periodic): the job keeps running.
+        (&Method::POST, ["savepoints"]) => {
+            let request = format!("{:032x}", fake.next() + 0xbe00_0000);
+            let location = savepoint_location(&id, &request);
+            c.savepoints.insert(request.clone(), (id.clone(), location));
             json(
                 StatusCode::ACCEPTED,
                 serde_json::json!({"request-id": request}).to_string(),

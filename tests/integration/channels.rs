@@ -20,12 +20,12 @@ use weir::store::Store;
 use crate::daemon::{Options, Remote};
 use crate::harness::{Repo, Version, cluster, jar_job, running_named};
 
-const SMTP_USER: &str = "weir-mailer";
-const SMTP_PASSWORD: &str = "smtp-pa55word-do-not-leak";
+pub(crate) const SMTP_USER: &str = "weir-mailer";
+pub(crate) const SMTP_PASSWORD: &str = "smtp-pa55word-do-not-leak";
 
 /// How the sink protects its port.
 #[derive(Clone, Copy, PartialEq)]
-enum Tls {
+pub(crate) enum Tls {
     Plain,
     Starttls,
     Implicit,
@@ -70,15 +70,15 @@ impl Certs {
 }
 
 /// The aiosmtpd process; killed when dropped.
-struct SmtpSink {
+pub(crate) struct SmtpSink {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     dir: tempfile::TempDir,
     _certs: Option<Certs>,
 }
 
 impl SmtpSink {
-    fn start(tls: Tls, auth: bool, fail_first: u32) -> SmtpSink {
+    pub(crate) fn start(tls: Tls, auth: bool, fail_first: u32) -> SmtpSink {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -131,12 +131,12 @@ impl SmtpSink {
         }
     }
 
-    fn ca_file(&self) -> PathBuf {
+    pub(crate) fn ca_file(&self) -> PathBuf {
         self._certs.as_ref().unwrap().path("ca.pem")
     }
 
     /// The `n`th message received (1-based) and its envelope, waiting up to `timeout`.
-    fn message(&self, n: usize, timeout: Duration) -> (String, Value) {
+    pub(crate) fn message(&self, n: usize, timeout: Duration) -> (String, Value) {
         let eml = self.dir.path().join(format!("{n}.eml"));
         let deadline = Instant::now() + timeout;
         while !eml.exists() {
@@ -170,7 +170,7 @@ impl Drop for SmtpSink {
 }
 
 /// A MIME part's body decoded from quoted-printable (soft line breaks, `=XX`) enough to read.
-fn unfold(raw: &str) -> String {
+pub(crate) fn unfold(raw: &str) -> String {
     let joined = raw.replace("=\r\n", "").replace("=\n", "");
     let mut out = Vec::new();
     let bytes = joined.as_bytes();

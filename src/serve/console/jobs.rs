@@ -208,7 +208,10 @@ fn job_row(r: &JobRow, blocked: &BTreeSet<&str>) -> Markup {
             td { (j.cluster) }
             td { @if let Some(v) = &j.flink_version { (v) } @else { span.muted { "unknown" } } }
             td { @for s in sync_labels(j, blocked) { (badge(s)) " " } }
-            td { (badge(&j.health)) }
+            td {
+                (badge(&j.health))
+                @if let Some(h) = j.job_health { " " span title=(j.job_health_reasons.join("; ")) { (badge(h.as_str())) } }
+            }
             td {
                 @if let Some(a) = &r.last_apply {
                     a href={ "/applies/" (urlencode(&a.id)) } { (badge(&a.outcome)) } " " span.small { (when(a.at_ms)) }

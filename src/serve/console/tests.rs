@@ -32,6 +32,8 @@ fn job(name: &str, cluster: &str, sync: &str, health: &str) -> JobStatus {
         applying: None,
         flink_version: Some("2.3.0".into()),
         labels: BTreeMap::new(),
+        job_health: None,
+        job_health_reasons: Vec::new(),
     }
 }
 

@@ -20,8 +20,10 @@
 
 mod apply_task;
 mod in_flight;
+mod lifecycle;
 mod manual;
 mod memory;
+mod observe;
 mod policy;
 mod publish;
 mod schedule;

@@ -31,7 +31,8 @@ pub(super) struct Seen<'a> {
 impl Worker {
     pub(super) fn publish(&self, seen: Seen<'_>) {
         let now = now_ms();
-        let jobs = job_statuses(&seen, &self.shared.cfg.sync, &self.memory.borrow());
+        let mut jobs = job_statuses(&seen, &self.shared.cfg.sync, &self.memory.borrow());
+        super::lifecycle::attach_health(&self.shared, &mut jobs);
         let mut counts: BTreeMap<String, i64> = BTreeMap::new();
         let mut health: BTreeMap<String, i64> = BTreeMap::new();
         for j in &jobs {
@@ -167,6 +168,8 @@ fn job_statuses(seen: &Seen<'_>, sync: &SyncConfig, memory: &Memory) -> Vec<JobS
                 last_savepoint: r.last_savepoint,
                 drift: drifted,
                 flink_version: r.flink_version,
+                job_health: None,
+                job_health_reasons: Vec::new(),
             }
         })
         .collect();
@@ -190,6 +193,8 @@ fn job_statuses(seen: &Seen<'_>, sync: &SyncConfig, memory: &Memory) -> Vec<JobS
                 _ => None,
             },
             labels: BTreeMap::new(),
+            job_health: None,
+            job_health_reasons: Vec::new(),
         });
     }
     jobs.sort_by(|a, b| a.name.cmp(&b.name));

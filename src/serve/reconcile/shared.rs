@@ -1,6 +1,6 @@
 //! The state the reconcile worker shares with the HTTP handlers, and the events it announces.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -36,6 +36,10 @@ pub struct Shared {
     notifier_key: Mutex<Option<String>>,
     /// Why routes of the current `weir.yaml` were left out (e.g. an unset variable).
     notifier_problems: Mutex<Vec<String>>,
+    /// The desired state of the last good load, for the lifecycle timer.
+    pub(super) desired: RwLock<Option<Arc<crate::desired::DesiredState>>>,
+    /// The latest health of each job the lifecycle timer read, by job name.
+    pub(super) job_health: Mutex<BTreeMap<String, crate::lifecycle::health::HealthReport>>,
 }
 
 impl Shared {
@@ -70,6 +74,8 @@ impl Shared {
             notifier: RwLock::new(Notifier::disabled()),
             notifier_key: Mutex::new(None),
             notifier_problems: Mutex::new(Vec::new()),
+            desired: RwLock::new(None),
+            job_health: Mutex::new(BTreeMap::new()),
         });
         (shared, apply_rx)
     }

@@ -175,6 +175,13 @@ pub struct JobStatus {
     /// `GET /api/v1/jobs` shows them, falling back to the last applied definition's.
     #[serde(skip)]
     pub labels: BTreeMap<String, String>,
+    /// How the running job is doing (`healthy`, `degraded`, `failing`; see `weir.yaml`'s
+    /// `health`), once the lifecycle timer read it. `health` above is the Flink state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_health: Option<crate::lifecycle::health::Health>,
+    /// Why the job is not healthy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub job_health_reasons: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -28,6 +28,14 @@ use crate::plan::Plan;
 use crate::serve::source::Mirror;
 use crate::store::Trigger;
 
+/// The trigger of a reconcile the observation timer asked for.
+const OBSERVE: &str = "observe";
+
+/// Whether a reconcile is for what the observation timer saw alone (no Git fetch then).
+fn observe_only(reasons: &[String]) -> bool {
+    !reasons.is_empty() && reasons.iter().all(|r| r == OBSERVE)
+}
+
 /// What one reconcile loaded.
 pub(super) struct Loaded {
     pub commit: String,
@@ -55,6 +63,8 @@ pub struct Worker {
     pub(super) pending_key: Option<(String, String)>,
     /// Runs of scheduled batch jobs.
     scheduler: Scheduler,
+    /// The managed jobs and their states as last seen (see `observe_tick`).
+    observed: RefCell<Option<String>>,
 }
 
 /// Hands the memory a reconcile freed back to the operating system. A reconcile's peak (a load,
@@ -104,6 +114,7 @@ impl Worker {
             parse_cache: Arc::default(),
             pending_key: None,
             scheduler: Scheduler::default(),
+            observed: RefCell::default(),
         }
     }
 
@@ -115,6 +126,13 @@ impl Worker {
         let poll = self.shared.cfg.poll_interval();
         self.shared.trigger("startup");
         let mut next_poll = Instant::now() + poll;
+        let observe = self.shared.cfg.observe_interval();
+        let mut next_observe = Instant::now() + observe;
+        // On the worker's thread (a LocalSet), like the applies: see serve::Tasks.
+        tokio::task::spawn_local(super::lifecycle::run(
+            self.shared.clone(),
+            self.in_flight.clone(),
+        ));
         loop {
             let reasons = tokio::select! {
                 biased;
@@ -131,15 +149,27 @@ impl Worker {
                 }
                 _ = self.shared.wake.notified() => self.shared.take_reasons(),
                 _ = tokio::time::sleep_until(next_poll) => vec!["poll".to_string()],
+                _ = tokio::time::sleep_until(next_observe) => {
+                    next_observe = Instant::now() + observe;
+                    if !self.observe_tick().await {
+                        continue;
+                    }
+                    vec![OBSERVE.to_string()]
+                }
             };
             let reasons = if reasons.is_empty() {
                 vec!["poll".to_string()]
             } else {
                 reasons
             };
+            let fetched = !observe_only(&reasons);
             self.reconcile(reasons).await;
             release_freed_memory();
-            next_poll = Instant::now() + self.next_delay(poll);
+            next_observe = Instant::now() + observe;
+            // A reconcile for drift alone did not poll Git: the poll stays due.
+            if fetched {
+                next_poll = Instant::now() + self.next_delay(poll);
+            }
             // Wake up for the next fire time of a schedule (a reconcile starts its run).
             if let Some(ms) = self.scheduler.until_next_ms(now_ms()) {
                 next_poll = next_poll.min(Instant::now() + Duration::from_millis(ms));
@@ -161,6 +191,29 @@ impl Worker {
             .flush_notifications(Duration::from_secs(5))
             .await;
         info!("reconcile loop stopped");
+    }
+
+    /// One look at the clusters (`GET /jobs/overview` each): true when a managed job changed
+    /// state, appeared or vanished since the last reconcile or look.
+    async fn observe_tick(&self) -> bool {
+        let desired = self
+            .shared
+            .desired
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(desired) = desired else {
+            return false;
+        };
+        let Ok(clients) = engine::clients(&desired) else {
+            return false;
+        };
+        let managed = super::observe::Managed::of(&desired);
+        let now = super::observe::look(&clients, &managed).await;
+        let mut observed = self.observed.borrow_mut();
+        let changed = observed.as_deref().is_some_and(|before| before != now);
+        *observed = Some(now);
+        changed
     }
 
     /// The poll interval, or a shorter exponential backoff while the remote is unreachable.
@@ -292,8 +345,11 @@ impl Worker {
     /// nothing to plan.
     async fn fetch_and_load(
         &mut self,
+        fetch: bool,
     ) -> Result<Result<(Loaded, DesiredState), Reconciled>, ReconcileError> {
-        self.fetch().await;
+        if fetch || self.commit.is_none() {
+            self.fetch().await;
+        }
         let Some(commit) = self.commit.clone() else {
             let msg = self
                 .shared
@@ -332,6 +388,11 @@ impl Worker {
                 ),
             )));
         };
+        *self
+            .shared
+            .desired
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(desired.clone()));
         self.shared.update(|s| {
             s.revision = Some(desired.revision.to_string());
             s.revision_digest = Some(desired.revision.digest.clone());
@@ -380,7 +441,7 @@ impl Worker {
 
     /// Returns how the reconcile ended.
     async fn reconcile_inner(&mut self, triggers: &[String]) -> Result<Reconciled, ReconcileError> {
-        let (loaded, desired) = match self.fetch_and_load().await? {
+        let (loaded, desired) = match self.fetch_and_load(!observe_only(triggers)).await? {
             Ok(x) => x,
             Err(quiet) => return Ok(quiet),
         };
@@ -403,6 +464,9 @@ impl Worker {
             &loaded.source,
         )
         .await?;
+        let managed = super::observe::Managed::of(&desired);
+        *self.observed.borrow_mut() =
+            Some(super::observe::fingerprint(&snapshot.observation, &managed));
         let invalid_jobs = policy::invalid_jobs(&desired, &snapshot.history, invalid_files);
         let drift = policy::admit(
             &mut plan,
