@@ -10,6 +10,7 @@ mod console;
 mod crash;
 mod daemon;
 mod examples;
+mod ha;
 mod harness;
 mod hostile_input;
 mod lease;
