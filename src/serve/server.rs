@@ -294,9 +294,12 @@ async fn readyz(State(state): State<AppState>) -> ApiResult {
     } else {
         Ok((
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(
-                json!({"status": "not ready", "error": crate::redact::text(&reasons.join("; "))}),
-            ),
+            axum::Json(json!({
+                "status": "not ready",
+                "error": crate::redact::text(&reasons.join("; ")),
+                "role": role.role,
+                "leader": role.leader,
+            })),
         )
             .into_response())
     }

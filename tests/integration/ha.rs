@@ -236,8 +236,11 @@ fn ha_daemon(remote: &Remote, store: &str) -> Options {
         .config(&format!("pollIntervalSeconds: 3600\nstore: {store}\n"))
 }
 
+/// `/readyz` names the role whether or not the daemon is ready (a new leader is not, until
+/// it observed the clusters).
 fn role(d: &Serve) -> Value {
-    d.get("/readyz")
+    let (_, body) = d.get_raw("/readyz", None);
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("/readyz: {e}: {body}"))
 }
 
 fn wait_role(d: &Serve, want: &str, timeout: Duration) -> Value {
