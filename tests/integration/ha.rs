@@ -15,7 +15,7 @@ use weir::store::{
     ApplyOutcome, NewApply, NewJournalEntry, PlanRecord, StepDetail, StopDetail, Store, Trigger,
 };
 
-use crate::daemon::{Options, Remote, Serve, job_of};
+use crate::daemon::{API_TOKEN, Options, Remote, Serve, job_of};
 use crate::harness::*;
 
 // ---- PostgreSQL ------------------------------------------------------------------------------
@@ -367,11 +367,14 @@ fn a_webhook_delivered_to_a_follower_is_deployed_by_the_leader() {
     assert_eq!(r.0, 202, "{}", r.1);
     leader.wait_job(&name, "Synced", "RUNNING");
     assert_eq!(running_named(base, &name).len(), 1);
-    assert!(
-        follower.log().contains("weir serve: listening"),
-        "{}",
-        follower.log()
+    // A follower never applies: approving a plan there names the leader instead.
+    let r = follower.post(
+        "/api/v1/plans/plan-any/apply",
+        "",
+        &[("Authorization", &format!("Bearer {API_TOKEN}"))],
     );
+    assert_eq!(r.0, 503, "{}", r.1);
+    assert!(r.1.contains(&address(&leader)), "{}", r.1);
 }
 
 // ---- a TCP proxy the test can cut --------------------------------------------------------------
