@@ -145,6 +145,59 @@ fn store_copy_from_sqlite_to_postgres_keeps_the_history() {
     assert!(err.contains("copy into an empty store"), "{err}");
 }
 
+/// The CLI works against PostgreSQL as against SQLite: a deploy, a savepoint redeploy, and
+/// what `status`, `history` and `savepoints` read back; a password file that cannot be read is
+/// a clear error.
+#[test]
+fn the_cli_deploys_and_redeploys_with_a_postgres_store() {
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let mut repo = Repo::new(base, Some(&cluster.jars));
+    repo.state = fresh_database().into();
+    let name = repo.unique("pg-cli");
+    let file = format!("jobs/{name}.yaml");
+    repo.write(&file, &jar_job(&name, 1, "orders", ""));
+    repo.commit("job");
+    repo.weir(&["apply", "--auto-approve"]).ok();
+    let first = running_named(base, &name);
+    assert_eq!(first.len(), 1);
+    wait_checkpoint(base, &first[0]);
+    repo.write(&file, &jar_job(&name, 1, "payments", ""));
+    repo.commit("new topic");
+    repo.weir(&["apply", "--auto-approve"]).ok();
+    let second = running_named(base, &name);
+    assert_eq!(second.len(), 1);
+    let (restored, is_savepoint) = restored_from(base, &second[0]).expect("restored");
+    assert!(is_savepoint);
+    let row = status_row(&repo, &name);
+    assert_eq!(row["jobId"], second[0].as_str(), "{row:#}");
+    let history = repo.weir(&["history", "--format", "json"]).ok().json();
+    let applies = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "apply")
+        .count();
+    assert_eq!(applies, 2, "{history:#}");
+    let points = repo
+        .weir(&["savepoints", &name, "--format", "json"])
+        .ok()
+        .json();
+    assert!(points.to_string().contains(&restored), "{points:#}");
+
+    let missing = repo
+        .weir_env(
+            &["status"],
+            &[("WEIR_PG_PASSWORD_FILE", "/nonexistent/weir-pg-password")],
+        )
+        .code(1);
+    assert!(
+        missing.stderr.contains("WEIR_PG_PASSWORD_FILE"),
+        "{}",
+        missing.all()
+    );
+}
+
 /// Fencing is the database's: once another daemon took the lease, the deposed leader's journal
 /// writes are refused in the same statement, even though it still believes it leads.
 #[test]
@@ -197,6 +250,24 @@ fn a_deposed_leader_cannot_write_the_journal() {
         assert!(
             format!("{late:#} {:?}", std::error::Error::source(&late)).contains("fenced"),
             "{late:#}"
+        );
+        let late_step = old
+            .journal_intent(&NewJournalEntry {
+                apply_id: "a-first".into(),
+                job: "orders".into(),
+                seq: 0,
+                detail: StepDetail::StopWithSavepoint(StopDetail {
+                    job_id: weir::identity::JobId([7; 16]),
+                    request_id: None,
+                    target_dir: None,
+                }),
+                at_ms: 12,
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{:?}", std::error::Error::source(&late_step)).contains("fenced"),
+            "{late_step:#}"
         );
         let upsert = old
             .renew_lease("old", 1, Duration::from_secs(30))
