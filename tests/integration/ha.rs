@@ -198,6 +198,22 @@ fn the_cli_deploys_and_redeploys_with_a_postgres_store() {
     );
 }
 
+/// Replicas start together: concurrent first opens of an empty PostgreSQL database all
+/// succeed (the migration is serialised in the database) and agree on the schema.
+#[test]
+fn concurrent_first_opens_of_a_postgres_store_all_succeed() {
+    for _ in 0..3 {
+        let url = fresh_database();
+        let stores = runtime().block_on(async {
+            let opens = (0..6).map(|_| Store::open(Path::new(&url)));
+            futures::future::join_all(opens).await
+        });
+        for s in stores {
+            s.unwrap_or_else(|e| panic!("{e:#} {:?}", std::error::Error::source(&e)));
+        }
+    }
+}
+
 /// Fencing is the database's: once another daemon took the lease, the deposed leader's journal
 /// writes are refused in the same statement, even though it still believes it leads.
 #[test]
