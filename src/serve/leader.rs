@@ -133,12 +133,12 @@ pub fn holder_id() -> String {
 
 /// Runs the election until shutdown (then hands the lease over at once). Steps down by exiting
 /// the process (see the module documentation). `on_trigger` receives the triggers followers
-/// recorded, while leading.
+/// recorded (with the delivery body of a pull-request webhook), while leading.
 pub async fn run(
     store: Store,
     leadership: Arc<Leadership>,
     cancel: CancellationToken,
-    on_trigger: impl Fn(&str) + Send + 'static,
+    on_trigger: impl Fn(&str, Option<&str>) + Send + 'static,
 ) {
     let (holder, address) = leadership
         .me
@@ -200,7 +200,9 @@ pub async fn run(
                         Ok(true) => {
                             renewed_at = started;
                             match store.take_pending_triggers(e).await {
-                                Ok(triggers) => triggers.iter().for_each(|t| on_trigger(t)),
+                                Ok(triggers) => triggers
+                                    .iter()
+                                    .for_each(|(t, payload)| on_trigger(t, payload.as_deref())),
                                 Err(err) => warn!("leader: pending triggers: {:#}", anyhow::Error::from(err)),
                             }
                         }

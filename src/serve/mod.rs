@@ -86,20 +86,8 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
         leadership.clone(),
     );
     let tracker = TaskTracker::new();
-    if store.backend() == crate::store::Backend::Postgres {
-        let on_trigger = {
-            let shared = shared.clone();
-            move |reason: &str| shared.trigger(reason)
-        };
-        tracker.spawn(leader::run(
-            store.clone(),
-            leadership,
-            cancel.clone(),
-            on_trigger,
-        ));
-    }
     let local = tokio::task::LocalSet::new();
-    spawn_tasks(
+    let previews = spawn_tasks(
         Tasks {
             shared: &shared,
             mirror: &mirror,
@@ -111,6 +99,18 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
         listener,
         apply_rx,
     )?;
+    if store.backend() == crate::store::Backend::Postgres {
+        let on_trigger = {
+            let shared = shared.clone();
+            move |reason: &str, payload: Option<&str>| taken(&shared, &previews, reason, payload)
+        };
+        tracker.spawn(leader::run(
+            store.clone(),
+            leadership,
+            cancel.clone(),
+            on_trigger,
+        ));
+    }
     tracker.close();
 
     if let Some(path) = &overrides.address_file {
@@ -198,13 +198,39 @@ struct Tasks<'a> {
     cancel: &'a CancellationToken,
 }
 
-/// Starts the HTTP server, the watcher, the reconcile worker and the retention loop.
+/// A trigger a follower recorded, taken by the leader: a pull-request delivery goes to the
+/// previews, anything else asks for a reconcile.
+fn taken(
+    shared: &Arc<Shared>,
+    previews: &Option<Arc<pull::Previews>>,
+    reason: &str,
+    payload: Option<&str>,
+) {
+    let forge = reason.strip_prefix("preview:");
+    let (Some(forge), Some(previews), Some(body)) = (forge, previews, payload) else {
+        shared.trigger(reason);
+        return;
+    };
+    let parsed = match forge {
+        "gitlab" => pull::parse_gitlab(body.as_bytes()),
+        _ => pull::parse_github(body.as_bytes()),
+    };
+    match parsed {
+        Ok(ev) => {
+            previews.submit(ev);
+        }
+        Err(e) => warn!("a pull-request delivery a follower recorded: {e}"),
+    }
+}
+
+/// Starts the HTTP server, the watcher, the reconcile worker and the retention loop; returns
+/// the previews (the leader also takes the deliveries followers recorded).
 fn spawn_tasks(
     t: Tasks<'_>,
     held: HeldSecrets,
     listener: tokio::net::TcpListener,
     apply_rx: tokio::sync::mpsc::Receiver<reconcile::ApplyRequest>,
-) -> Result<()> {
+) -> Result<Option<Arc<pull::Previews>>> {
     let shared = t.shared;
     let previews = pull::Previews::new(
         &shared.cfg.previews,
@@ -217,7 +243,7 @@ fn spawn_tasks(
     let app = server::router(AppState {
         shared: shared.clone(),
         secrets: Arc::new(held.secrets),
-        previews,
+        previews: previews.clone(),
     });
     let server_cancel = t.cancel.clone();
     let limits = http::HttpLimits {
@@ -268,7 +294,7 @@ fn spawn_tasks(
             }
         });
     }
-    Ok(())
+    Ok(previews)
 }
 
 /// Runs until SIGTERM/SIGINT, then stops: the worker finishes the reconcile (and apply) in

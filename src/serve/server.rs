@@ -582,6 +582,19 @@ async fn gitlab(
 /// pull request, or says why it is ignored.
 fn pull_request(state: &AppState, kind: ForgeKind, body: &[u8]) -> ApiResult {
     let receiver = kind.as_str();
+    if state.previews.is_some() && !state.shared.leadership.is_leader() {
+        // Only the leader posts previews: it takes the verified delivery from the store.
+        state.shared.metrics.webhook(receiver, "preview");
+        let payload = String::from_utf8_lossy(body).into_owned();
+        state
+            .shared
+            .forward_to_leader(&format!("preview:{receiver}"), Some(payload));
+        return Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"preview": "forwarded to the leader"})),
+        )
+            .into_response());
+    }
     let parsed = match kind {
         ForgeKind::GitHub => pull::parse_github(body),
         ForgeKind::GitLab => pull::parse_gitlab(body),

@@ -28,7 +28,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// A fresh, empty database on the test server; its URL.
-fn fresh_database() -> String {
+pub fn fresh_database() -> String {
     let admin = std::env::var("WEIR_TEST_PG_URL")
         .expect("WEIR_TEST_PG_URL is not set: start PostgreSQL with scripts/postgres.sh");
     let name = unique("weir_ha").replace('-', "_");
