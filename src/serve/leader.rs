@@ -134,8 +134,12 @@ pub fn holder_id() -> String {
 /// Runs the election until shutdown (then hands the lease over at once). Steps down by exiting
 /// the process (see the module documentation). `on_trigger` receives the triggers followers
 /// recorded (with the delivery body of a pull-request webhook), while leading.
+///
+/// `store` is the daemon's store (the one fenced); `lease` a second handle on the same database
+/// with its own connections, so that renewing never waits behind the worker's queries.
 pub async fn run(
     store: Store,
+    lease: Store,
     leadership: Arc<Leadership>,
     cancel: CancellationToken,
     on_trigger: impl Fn(&str, Option<&str>) + Send + 'static,
@@ -155,7 +159,7 @@ pub async fn run(
         }
         match epoch {
             None => {
-                match store.try_acquire_lease(&holder, &address, LEASE).await {
+                match lease.try_acquire_lease(&holder, &address, LEASE).await {
                     Ok(Some(e)) => {
                         renewed_at = Instant::now();
                         store.set_fence(Some(e));
@@ -172,7 +176,7 @@ pub async fn run(
                     Ok(None) => {}
                     Err(e) => warn!("leader election: {:#}", anyhow::Error::from(e)),
                 }
-                if let Ok(Some(h)) = store.lease_holder().await {
+                if let Ok(Some(h)) = lease.lease_holder().await {
                     leadership.set(RoleView {
                         role: "follower",
                         leader: (!h.expired).then_some(h.address),
@@ -188,7 +192,7 @@ pub async fn run(
                 let deadline = renewed_at + STEP_DOWN_AFTER;
                 let tick = async {
                     let started = Instant::now();
-                    let renewed = store.renew_lease(&holder, e, LEASE).await;
+                    let renewed = lease.renew_lease(&holder, e, LEASE).await;
                     (started, renewed)
                 };
                 tokio::select! {
@@ -199,7 +203,7 @@ pub async fn run(
                     (started, renewed) = tick => match renewed {
                         Ok(true) => {
                             renewed_at = started;
-                            match store.take_pending_triggers(e).await {
+                            match lease.take_pending_triggers(e).await {
                                 Ok(triggers) => triggers
                                     .iter()
                                     .for_each(|(t, payload)| on_trigger(t, payload.as_deref())),
@@ -219,7 +223,7 @@ pub async fn run(
     }
     if let Some(e) = epoch {
         // A clean shutdown hands over at once instead of after the lease.
-        let _ = tokio::time::timeout(Duration::from_secs(2), store.release_lease(&holder, e)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), lease.release_lease(&holder, e)).await;
     }
 }
 

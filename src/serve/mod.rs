@@ -104,8 +104,13 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
             let shared = shared.clone();
             move |reason: &str, payload: Option<&str>| taken(&shared, &previews, reason, payload)
         };
+        // The lease has its own connections: renewing never waits behind the worker.
+        let lease = Store::open(&store_path)
+            .await
+            .with_context(|| format!("opening the state store {shown}"))?;
         tracker.spawn(leader::run(
             store.clone(),
+            lease,
             leadership,
             cancel.clone(),
             on_trigger,

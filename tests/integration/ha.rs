@@ -575,3 +575,19 @@ fn a_leader_cut_off_from_postgres_steps_down_before_its_lease_ends() {
         "the job was not touched"
     );
 }
+
+/// SQLite keeps one process: the daemon always leads, and says so.
+#[test]
+fn a_daemon_alone_on_sqlite_always_leads() {
+    let cluster = cluster(Version::V2);
+    let repo = Repo::new(&cluster.url, Some(&cluster.jars));
+    let remote = Remote::new();
+    repo.write("jobs/.keep", "");
+    remote.push(&repo, "empty");
+    let d = Options::following(&remote)
+        .config("pollIntervalSeconds: 3600\n")
+        .start();
+    let s = d.status();
+    assert_eq!(s["role"], "leader", "{s}");
+    assert_eq!(role(&d)["role"], "leader");
+}
