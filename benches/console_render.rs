@@ -62,6 +62,7 @@ fn data(n: usize) -> (Status, JobsOverview) {
             policy: None,
             applying: None,
             flink_version: Some(if i % 4 == 0 { "1.20.5" } else { "2.3.0" }.into()),
+            labels: BTreeMap::new(),
         })
         .collect();
     let rows = jobs

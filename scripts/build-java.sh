@@ -4,8 +4,11 @@
 #   scripts/build-java.sh VERSION OUTDIR
 #
 # writes OUTDIR/weir-sql-runner.jar (dev.weir.sqlrunner.SqlRunner, the program
-# weir submits for SQL deployments) and OUTDIR/weir-test-job.jar
-# (dev.weir.testjob.CounterJob, a small stateful job for tests).
+# weir submits for SQL deployments), OUTDIR/weir-test-job.jar
+# (dev.weir.testjob.CounterJob, a small stateful job for tests), and two jars
+# that tests ship as job dependencies: OUTDIR/weir-test-udf.jar (a scalar
+# function) and OUTDIR/weir-test-connector.jar (a table connector registered in
+# META-INF/services). A module's src/main/resources is copied into its jar.
 #
 # No Maven/Gradle: the machines only reach package registries, and Flink's own
 # jars (fetched by scripts/flink.sh from PyPI) are the whole classpath. The jars
@@ -34,15 +37,16 @@ if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/javac" ]]; then
   jar_bin="$JAVA_HOME/bin/jar"
 fi
 
-# build MODULE JARNAME MAIN_CLASS
+# build MODULE JARNAME [MAIN_CLASS]
 build() {
-  local module="$1" jar_name="$2" main_class="$3"
+  local module="$1" jar_name="$2" main_class="${3:-}"
   local src="$java_root/$module/src/main/java" jar="$outdir/$jar_name"
+  local resources="$java_root/$module/src/main/resources"
   [[ -d "$src" ]] || die "missing sources: $src"
   # Up to date if the jar exists, no source (or this script) is newer, and it
   # was built against the same Flink version (recorded next to the jar).
   if [[ -f "$jar" && "$(cat "$jar.flink-version" 2>/dev/null || true)" == "$version" ]] &&
-    [[ -z "$(find "$src" "${BASH_SOURCE[0]}" -newer "$jar" -print -quit)" ]]; then
+    [[ -z "$(find "$src" "${BASH_SOURCE[0]}" $([[ -d "$resources" ]] && echo "$resources") -newer "$jar" -print -quit)" ]]; then
     log "$jar_name is up to date"
     return 0
   fi
@@ -61,7 +65,12 @@ build() {
   fi
   # Build under a temp name and rename: concurrent test processes never see a
   # half-written jar.
-  "$jar_bin" --create --file "$tmp/$jar_name" --main-class "$main_class" -C "$tmp/classes" .
+  if [[ -d "$resources" ]]; then
+    cp -R "$resources/." "$tmp/classes/"
+  fi
+  local main=()
+  [[ -n "$main_class" ]] && main=(--main-class "$main_class")
+  "$jar_bin" --create --file "$tmp/$jar_name" "${main[@]}" -C "$tmp/classes" .
   mv -f "$tmp/$jar_name" "$jar"
   printf '%s\n' "$version" >"$jar.flink-version"
   rm -rf "$tmp"
@@ -73,4 +82,6 @@ exec 9>"$outdir/.build.lock"
 flock 9
 build sql-runner weir-sql-runner.jar dev.weir.sqlrunner.SqlRunner
 build test-job weir-test-job.jar dev.weir.testjob.CounterJob
+build test-udf weir-test-udf.jar
+build test-connector weir-test-connector.jar
 printf '%s\n' "$outdir"

@@ -16,6 +16,8 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+pub mod maven;
+
 /// What a fetch may do.
 #[derive(Debug, Clone)]
 pub struct FetchPolicy {
@@ -119,9 +121,10 @@ pub enum FetchError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{url}: sha256 {actual}, expected {expected}")]
+    #[error("{url}: {algorithm} {actual}, expected {expected}")]
     Mismatch {
         url: String,
+        algorithm: &'static str,
         expected: String,
         /// `(not shown for file:// URLs)` for local files.
         actual: String,
@@ -143,7 +146,40 @@ pub async fn fetch(
     policy: &FetchPolicy,
     cache: &Path,
 ) -> Result<Artifact, FetchError> {
-    let sha256 = sha256.to_ascii_lowercase();
+    fetch_verified(url, Expected::Sha256(sha256), None, policy, cache).await
+}
+
+/// What a download must match.
+#[derive(Debug, Clone, Copy)]
+pub enum Expected<'a> {
+    /// Known content: served from the cache when there.
+    Sha256(&'a str),
+    /// A repository's `.sha1` file: always downloaded, kept under its SHA-256.
+    Sha1(&'a str),
+}
+
+/// HTTP basic authentication for a download (Maven repositories); the values come from the
+/// environment and are registered as secrets by whoever builds this.
+#[derive(Clone)]
+pub struct BasicAuth {
+    pub user: String,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BasicAuth(..)")
+    }
+}
+
+/// [`fetch`] with any expected digest and optional credentials.
+pub async fn fetch_verified(
+    url: &str,
+    expected: Expected<'_>,
+    auth: Option<&BasicAuth>,
+    policy: &FetchPolicy,
+    cache: &Path,
+) -> Result<Artifact, FetchError> {
     let parsed = url::Url::parse(url).map_err(|source| FetchError::InvalidUrl {
         url: url.into(),
         source,
@@ -160,15 +196,10 @@ pub async fn fetch(
         }
     };
     let dir = cache.join("sha256");
-    let target = dir.join(&sha256);
-    if let Ok(meta) = tokio::fs::metadata(&target).await
-        && meta.is_file()
+    if let Expected::Sha256(sha256) = expected
+        && let Some(hit) = cached(cache, sha256).await
     {
-        return Ok(Artifact {
-            path: target,
-            sha256,
-            bytes: meta.len(),
-        });
+        return Ok(hit);
     }
     let cache_err = |source| FetchError::Cache {
         path: dir.display().to_string(),
@@ -179,28 +210,78 @@ pub async fn fetch(
         .prefix(".partial-")
         .tempfile_in(&dir)
         .map_err(cache_err)?;
-    let (digest, bytes) = match &local {
+    let digests = match &local {
         Some(path) => copy_file(path, url, policy, partial.path()).await?,
-        None => download(url, policy, partial.path()).await?,
+        None => download(url, auth, policy, partial.path()).await?,
     };
-    if digest != sha256 {
+    let (algorithm, wanted, found) = match expected {
+        Expected::Sha256(s) => ("sha256", s.to_ascii_lowercase(), &digests.sha256),
+        Expected::Sha1(s) => ("sha1", s.to_ascii_lowercase(), &digests.sha1),
+    };
+    if *found != wanted {
         let actual = if parsed.scheme() == "file" {
             "(not shown for file:// URLs)".to_string()
         } else {
-            digest
+            found.clone()
         };
         return Err(FetchError::Mismatch {
             url: url.into(),
-            expected: sha256,
+            algorithm,
+            expected: wanted,
             actual,
         });
     }
+    let target = dir.join(&digests.sha256);
     partial.persist(&target).map_err(|e| cache_err(e.error))?;
     Ok(Artifact {
         path: target,
-        sha256,
-        bytes,
+        sha256: digests.sha256,
+        bytes: digests.bytes,
     })
+}
+
+/// The verified artifact with this SHA-256, when the cache has it.
+pub async fn cached(cache: &Path, sha256: &str) -> Option<Artifact> {
+    let sha256 = sha256.to_ascii_lowercase();
+    let target = cache.join("sha256").join(&sha256);
+    match tokio::fs::metadata(&target).await {
+        Ok(meta) if meta.is_file() => Some(Artifact {
+            path: target,
+            sha256,
+            bytes: meta.len(),
+        }),
+        _ => None,
+    }
+}
+
+/// A small text file over HTTP(S) (a checksum file): `None` when the server answers 404.
+pub async fn fetch_small_text(
+    url: &str,
+    auth: Option<&BasicAuth>,
+    policy: &FetchPolicy,
+) -> Result<Option<String>, FetchError> {
+    const LIMIT: usize = 4096;
+    let response = get(url, auth, policy).await?;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !response.status().is_success() {
+        return Err(FetchError::Status {
+            url: url.into(),
+            status: response.status().as_u16(),
+        });
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| transfer(url, policy, e))?;
+    if body.len() > LIMIT {
+        return Err(FetchError::TooLarge {
+            url: url.into(),
+            limit: LIMIT as u64,
+        });
+    }
+    Ok(Some(String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// The regular file a `file://` URL names, when it is below an allowed root (after resolving
@@ -255,7 +336,7 @@ async fn copy_file(
     url: &str,
     policy: &FetchPolicy,
     to: &Path,
-) -> Result<(String, u64), FetchError> {
+) -> Result<Digests, FetchError> {
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|source| FetchError::Read {
@@ -266,22 +347,13 @@ async fn copy_file(
     write_capped(stream.map(|r| r.map_err(Chunk::Io)), url, policy, to).await
 }
 
-async fn download(url: &str, policy: &FetchPolicy, to: &Path) -> Result<(String, u64), FetchError> {
-    let client = reqwest::Client::builder()
-        .connect_timeout(policy.connect_timeout)
-        .read_timeout(policy.read_timeout)
-        .timeout(policy.total_timeout)
-        .build()
-        .map_err(|source| FetchError::Transfer {
-            url: url.into(),
-            what: "HTTP client",
-            source,
-        })?;
-    let response = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| transfer(url, policy, e))?;
+async fn download(
+    url: &str,
+    auth: Option<&BasicAuth>,
+    policy: &FetchPolicy,
+    to: &Path,
+) -> Result<Digests, FetchError> {
+    let response = get(url, auth, policy).await?;
     if !response.status().is_success() {
         return Err(FetchError::Status {
             url: url.into(),
@@ -299,6 +371,35 @@ async fn download(url: &str, policy: &FetchPolicy, to: &Path) -> Result<(String,
     }
     let stream = response.bytes_stream().map(|r| r.map_err(Chunk::Http));
     write_capped(stream, url, policy, to).await
+}
+
+async fn get(
+    url: &str,
+    auth: Option<&BasicAuth>,
+    policy: &FetchPolicy,
+) -> Result<reqwest::Response, FetchError> {
+    let client = reqwest::Client::builder()
+        .connect_timeout(policy.connect_timeout)
+        .read_timeout(policy.read_timeout)
+        .timeout(policy.total_timeout)
+        .build()
+        .map_err(|source| FetchError::Transfer {
+            url: url.into(),
+            what: "HTTP client",
+            source,
+        })?;
+    let mut request = client.get(url);
+    if let Some(auth) = auth {
+        request = request.basic_auth(&auth.user, auth.password.as_deref());
+    }
+    request.send().await.map_err(|e| transfer(url, policy, e))
+}
+
+/// The digests of a written download.
+struct Digests {
+    sha256: String,
+    sha1: String,
+    bytes: u64,
 }
 
 fn transfer(url: &str, policy: &FetchPolicy, source: reqwest::Error) -> FetchError {
@@ -330,7 +431,7 @@ async fn write_capped<S, B>(
     url: &str,
     policy: &FetchPolicy,
     to: &Path,
-) -> Result<(String, u64), FetchError>
+) -> Result<Digests, FetchError>
 where
     S: futures::Stream<Item = Result<B, Chunk>> + Unpin,
     B: AsRef<[u8]>,
@@ -341,6 +442,7 @@ where
     };
     let mut out = tokio::fs::File::create(to).await.map_err(cache_err)?;
     let mut hasher = Sha256::new();
+    let mut sha1 = <sha1::Sha1 as sha1::Digest>::new();
     let mut total: u64 = 0;
     let deadline = Instant::now() + policy.total_timeout;
     loop {
@@ -368,11 +470,16 @@ where
             });
         }
         hasher.update(chunk);
+        sha1::Digest::update(&mut sha1, chunk);
         out.write_all(chunk).await.map_err(cache_err)?;
     }
     out.flush().await.map_err(cache_err)?;
     out.sync_all().await.map_err(cache_err)?;
-    Ok((hex::encode(hasher.finalize()), total))
+    Ok(Digests {
+        sha256: hex::encode(hasher.finalize()),
+        sha1: hex::encode(sha1::Digest::finalize(sha1)),
+        bytes: total,
+    })
 }
 
 #[cfg(test)]

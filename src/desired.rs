@@ -19,6 +19,13 @@ pub struct DesiredState {
     pub config: RepoConfig,
     /// Valid job definitions, sorted by name.
     pub jobs: Vec<DesiredJob>,
+    /// The environment (a key of `environments` in `weir.yaml`) this state is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Jobs of the repo that `spec.environments` keeps out of this environment, sorted: their
+    /// copies in other environments are not foreign jobs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs_elsewhere: Vec<String>,
 }
 
 /// Identifies the exact inputs a plan was computed from.
@@ -70,6 +77,14 @@ pub struct DesiredJob {
     /// to it; `None` for jar jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql_origin: Option<SqlOrigin>,
+    /// Extra jars shipped in the uploaded bundle as `lib/*.jar` (`spec.dependencies`), in the
+    /// order written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<Dependency>,
+    /// The `${env:NAME}` secrets the job's texts refer to: name → keyed digest of the value
+    /// (see [`crate::secrets`]), `None` when weir's environment did not set it. Never a value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, Option<String>>,
 }
 
 fn preflight_default() -> bool {
@@ -123,6 +138,87 @@ pub enum JarLocation {
     Repo { path: String },
     /// `http(s)://` or `file://` URL; the download must match `JarRef::sha256`.
     Url { url: String },
+    /// The SQL runner built into weir (no `sqlRunner` in `weir.yaml`): the build for the target
+    /// cluster's Flink major version is chosen when the jar is staged. `JarRef::sha256` is then
+    /// [`EMBEDDED_RUNNER_ID`], not the bytes' digest, so that a weir upgrade that rebuilds the
+    /// runner does not change any job's fingerprint.
+    Embedded,
+}
+
+/// Stands in for the SHA-256 of the embedded SQL runner in fingerprints and names: the SHA-256 of
+/// `weir:embedded-sql-runner` (fixed forever; see [`JarLocation::Embedded`]).
+pub const EMBEDDED_RUNNER_ID: &str =
+    "6389fe16c963dc9d14b6a25c4cb0dcae223bb01b98d45cb8494a9e61145c6b41";
+
+/// File name of the embedded SQL runner, as shown in plans.
+pub const EMBEDDED_RUNNER_FILE: &str = "weir-sql-runner.jar";
+
+/// A job dependency (`spec.dependencies` entry), resolved as far as loading can.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dependency {
+    pub source: DependencySource,
+    /// Hex SHA-256 of the jar: computed for repo files, declared for URLs, the pin (if any) for
+    /// Maven coordinates (else known once fetched, from the repository's checksum files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// `file:line:col` of the entry, for errors found when the jar is fetched.
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum DependencySource {
+    Repo {
+        path: String,
+    },
+    Url {
+        url: String,
+    },
+    /// A Maven artifact, looked up in `repositories` in order.
+    Maven {
+        coordinate: crate::artifact::maven::Coordinate,
+        repositories: Vec<crate::spec::MavenRepository>,
+    },
+}
+
+impl Dependency {
+    /// The name of its `lib/` entry in the bundle.
+    pub fn file_name(&self) -> String {
+        match &self.source {
+            DependencySource::Repo { path } => last_segment(path).to_string(),
+            DependencySource::Url { url } => {
+                last_segment(url.split(['?', '#']).next().unwrap_or(url)).to_string()
+            }
+            DependencySource::Maven { coordinate, .. } => coordinate.file_name(),
+        }
+    }
+
+    /// How plans show it: name, version and the start of the SHA-256 when known.
+    pub fn label(&self) -> String {
+        let name = match &self.source {
+            DependencySource::Maven { coordinate, .. } => coordinate.to_string(),
+            _ => self.file_name(),
+        };
+        match &self.sha256 {
+            Some(sha) => format!("{name} (sha256 {})", &sha[..sha.len().min(12)]),
+            None => name,
+        }
+    }
+
+    /// What identifies its content in the code fingerprint.
+    fn fingerprint(&self) -> serde_json::Value {
+        let (kind, what) = match &self.source {
+            DependencySource::Repo { path } => ("path", path.clone()),
+            DependencySource::Url { url } => ("url", url.clone()),
+            DependencySource::Maven { coordinate, .. } => ("maven", coordinate.to_string()),
+        };
+        serde_json::json!({ kind: what, "sha256": self.sha256 })
+    }
+}
+
+fn last_segment(s: &str) -> &str {
+    s.rsplit('/').next().unwrap_or(s)
 }
 
 impl JarRef {
@@ -131,6 +227,7 @@ impl JarRef {
         let s = match &self.location {
             JarLocation::Repo { path } => path.as_str(),
             JarLocation::Url { url } => url.as_str(),
+            JarLocation::Embedded => EMBEDDED_RUNNER_FILE,
         };
         s.rsplit('/').next().unwrap_or(s)
     }
@@ -200,7 +297,7 @@ impl DesiredJob {
     /// and savepoint settings are deliberately left out: they are handled by rescale, suspend/resume
     /// or are record-only.
     pub fn code_fingerprint(&self) -> [u8; 32] {
-        let canonical = serde_json::json!({
+        let mut canonical = serde_json::json!({
             "jarSha256": self.jar().sha256,
             "entryClass": self.entry_class(),
             "args": match &self.program { Program::Jar { args, .. } => args.clone(), Program::Sql { .. } => vec![] },
@@ -208,6 +305,65 @@ impl DesiredJob {
             "flinkConfiguration": self.flink_configuration,
             "restartNonce": self.restart_nonce,
         });
+        // Only present when there are dependencies: the fingerprint (and so the job ids) of every
+        // job without them stays what earlier versions of weir computed.
+        if !self.dependencies.is_empty() {
+            canonical["dependencies"] = self
+                .dependencies
+                .iter()
+                .map(Dependency::fingerprint)
+                .collect();
+        }
+        // Only when there are secrets: the fingerprints of jobs without any stay those of
+        // earlier versions (a changed fingerprint would be a redeploy).
+        if !self.secrets.is_empty() {
+            canonical["secrets"] = serde_json::json!(self.secrets);
+        }
         Sha256::digest(canonical.to_string().as_bytes()).into()
+    }
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::*;
+    use crate::artifact::maven::Coordinate;
+
+    /// Invariant 5: a job without dependencies keeps the fingerprint (and so the job ids) that
+    /// weir computed before dependencies existed. The value was computed before the change.
+    #[test]
+    fn unchanged_for_jobs_without_dependencies() {
+        let job = crate::plan::fixtures::job("a");
+        assert_eq!(
+            hex::encode(job.code_fingerprint()),
+            "f49bf7e249785d3cec9542140d9c116fa7cd3c7174797113771e95998592ffcc"
+        );
+    }
+
+    #[test]
+    fn dependencies_are_part_of_it() {
+        let base = crate::plan::fixtures::job("a");
+        let mut with = base.clone();
+        with.dependencies.push(Dependency {
+            source: DependencySource::Maven {
+                coordinate: Coordinate::parse("org.example:udfs:1.0").unwrap(),
+                repositories: Vec::new(),
+            },
+            sha256: None,
+            origin: "jobs/a.yaml:9:7".into(),
+        });
+        assert_ne!(with.code_fingerprint(), base.code_fingerprint());
+        let mut bumped = with.clone();
+        bumped.dependencies[0].source = DependencySource::Maven {
+            coordinate: Coordinate::parse("org.example:udfs:1.1").unwrap(),
+            repositories: Vec::new(),
+        };
+        assert_ne!(bumped.code_fingerprint(), with.code_fingerprint());
+        // Where the entry is written, and which repositories serve it, is not the code.
+        let mut moved = with.clone();
+        moved.dependencies[0].origin = "jobs/a.yaml:20:7".into();
+        assert_eq!(moved.code_fingerprint(), with.code_fingerprint());
+        let mut pinned = with.clone();
+        pinned.dependencies[0].sha256 = Some("cd".repeat(32));
+        assert_ne!(pinned.code_fingerprint(), with.code_fingerprint());
     }
 }

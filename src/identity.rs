@@ -88,9 +88,38 @@ pub struct Identity {
     pub nonce: u32,
 }
 
-/// 48-bit hash of a definition name.
+/// The environment (`--env`, `WEIR_ENV`, the daemon's `environment:`) this process plans and
+/// applies, chosen once at start-up before anything is loaded. Process-wide because every part
+/// that tells jobs apart by name (loader, observer, planner, executor, status) must agree on
+/// it, and one process only ever works for one environment.
+static ENVIRONMENT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Chooses the environment of this process; `false` when one was chosen already (differently).
+pub fn select_environment(environment: Option<String>) -> bool {
+    let same = environment.clone();
+    ENVIRONMENT.set(environment).is_ok() || ENVIRONMENT.get() == Some(&same)
+}
+
+/// The environment of this process, if one was chosen.
+pub fn environment() -> Option<&'static str> {
+    ENVIRONMENT.get().and_then(|e| e.as_deref())
+}
+
+/// 48-bit hash of a definition name, in the environment of this process (see
+/// [`name_hash_in`]).
 pub fn name_hash(name: &str) -> u64 {
-    let d = Sha256::digest(name.as_bytes());
+    name_hash_in(environment(), name)
+}
+
+/// 48-bit hash of a definition name in `environment`. Without an environment it is the hash of
+/// the name alone, as before environments existed (invariant: upgrading weir never changes
+/// which running jobs it recognises). In one it is the hash of `name@environment` (`@` is in no
+/// job name), so two environments sharing a cluster do not take each other's jobs for theirs.
+pub fn name_hash_in(environment: Option<&str>, name: &str) -> u64 {
+    let d = match environment {
+        None => Sha256::digest(name.as_bytes()),
+        Some(env) => Sha256::digest(format!("{name}@{env}").as_bytes()),
+    };
     u64::from_be_bytes([0, 0, d[0], d[1], d[2], d[3], d[4], d[5]])
 }
 
@@ -170,6 +199,25 @@ mod tests {
         assert!(Identity::decode(&id).is_none());
         assert!("xyz".parse::<JobId>().is_err());
         assert!("zz".repeat(16).parse::<JobId>().is_err());
+    }
+
+    /// Invariant 5: without environments, a definition keeps the job ids of earlier versions.
+    /// The id was computed by weir before environments existed.
+    #[test]
+    fn ids_without_environment_are_unchanged() {
+        let id = Identity::new("orders-enricher", &[7u8; 32], 4, 0x00ab_cdef).job_id();
+        assert_eq!(id.to_string(), "3efcec63af78bd070707070004abcdef");
+        assert_eq!(name_hash_in(None, "orders-enricher"), 0xfcec_63af_78bd);
+    }
+
+    #[test]
+    fn environments_have_their_own_identity() {
+        let none = name_hash_in(None, "orders");
+        let staging = name_hash_in(Some("staging"), "orders");
+        let prod = name_hash_in(Some("prod"), "orders");
+        assert_ne!(none, staging);
+        assert_ne!(staging, prod);
+        assert_eq!(prod, name_hash_in(Some("prod"), "orders"));
     }
 
     #[test]

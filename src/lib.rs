@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod artifact;
 pub mod audit;
+pub mod bundle;
 pub mod cli;
 pub mod clock;
 pub mod desired;
@@ -22,6 +23,7 @@ pub mod observe;
 pub mod plan;
 pub mod redact;
 pub mod render;
+pub mod secrets;
 pub mod serve;
 pub mod spec;
 pub mod status;

@@ -43,7 +43,13 @@ async fn main() {
         logs.init();
     }
     let result = match args.command {
-        Top::Serve(overrides) => weir::serve::run(overrides, args.globals.state).await,
+        Top::Serve(overrides) => {
+            // `--env`/WEIR_ENV, unless the daemon's `environment:` says otherwise (refused).
+            if let Some(env) = args.globals.environment.filter(|e| !e.trim().is_empty()) {
+                weir::identity::select_environment(Some(env));
+            }
+            weir::serve::run(overrides, args.globals.state).await
+        }
         Top::Cli(command) => cli::run(args.globals, command).await,
     };
     match result {

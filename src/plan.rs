@@ -43,6 +43,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     for desired in &input.desired.jobs {
         let key = (desired.cluster.clone(), identity::name_hash(&desired.name));
         claimed.insert(key.clone());
+        if let Some(e) = unset_secrets(desired) {
+            errors.push(e);
+            continue;
+        }
         let observed = match observed_jobs(desired, input.observation, &by_hash) {
             Ok(observed) => observed,
             Err(e) => {
@@ -78,6 +82,34 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         flink_versions: flink_versions(input.observation),
         preflight: Vec::new(),
     }
+}
+
+/// A plan error when a `${env:NAME}` secret of `desired` was not set in weir's environment:
+/// the job is left exactly as it runs (its running copy stays claimed, so nothing deletes it).
+fn unset_secrets(desired: &DesiredJob) -> Option<PlanError> {
+    let unset: Vec<String> = desired
+        .secrets
+        .iter()
+        .filter(|(_, digest)| digest.is_none())
+        .map(|(name, _)| format!("`${{env:{name}}}`"))
+        .collect();
+    if unset.is_empty() {
+        return None;
+    }
+    Some(PlanError {
+        job: Some(desired.name.clone()),
+        cluster: desired.cluster.clone(),
+        message: format!(
+            "cannot plan `{}`: {} not set in the environment of weir's process; the job is              left as it is",
+            desired.name,
+            if unset.len() == 1 {
+                format!("secret {} is", unset[0])
+            } else {
+                format!("secrets {} are", unset.join(", "))
+            }
+        ),
+        drift: false,
+    })
 }
 
 /// The Flink version of each cluster that answered.

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RepoConfig {
-    /// Flink session clusters, by the name job files use in `spec.cluster`.
+    /// Flink session clusters, by the name job files use in `spec.cluster` (`{}` when every
+    /// environment has its own).
     pub clusters: BTreeMap<String, ClusterConfig>,
     /// The runner jar that executes SQL jobs. Required when any job uses `sql` or `sqlFile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -25,6 +26,20 @@ pub struct RepoConfig {
     /// Outbound notifications: which events are sent to which webhooks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<NotificationsConfig>,
+    /// Maven repositories that `maven:` dependencies of jobs are resolved from, tried in order.
+    /// There is no default repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maven_repositories: Vec<MavenRepository>,
+    /// Values of `${name}` in `sql`, `sqlFile` contents, `args` and `flinkConfiguration` values.
+    /// A value may itself hold `${env:NAME}` (a secret from the environment of weir's process).
+    /// Environments add to and replace these.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, ConfigValue>,
+    /// Named environments (e.g. `staging`, `prod`) of one repo: each adds to or replaces the
+    /// top-level `clusters` and `variables`. When any is defined, every command that plans needs
+    /// `--env NAME` (or `WEIR_ENV`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environments: BTreeMap<String, EnvironmentConfig>,
 }
 
 /// One Flink session cluster, reached through its JobManager REST endpoint.
@@ -400,6 +415,18 @@ pub struct JobSpec {
         skip_serializing_if = "is_preflight_default"
     )]
     pub preflight: bool,
+    /// Extra jars shipped with the job (UDFs, connectors): each a repo `path`, a `url` with its
+    /// `sha256`, or a `maven` coordinate. They travel inside the uploaded jar as `lib/*.jar`
+    /// entries, which Flink puts on the job's classpath.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<DependencySpec>,
+    /// The environments (keys of `environments` in `weir.yaml`) this job runs in; all of them
+    /// when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<String>,
+    /// Per environment (a key of `environments` in `weir.yaml`): fields that differ there.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overrides: BTreeMap<String, JobOverride>,
 }
 
 fn preflight_default() -> bool {
@@ -483,6 +510,39 @@ impl std::fmt::Display for ConfigValue {
             ConfigValue::String(s) => f.write_str(s),
         }
     }
+}
+
+/// One environment of `environments` in `weir.yaml`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnvironmentConfig {
+    /// Clusters of this environment; they add to and replace the top-level `clusters`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub clusters: BTreeMap<String, ClusterConfig>,
+    /// Variables of this environment; they add to and replace the top-level `variables`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, ConfigValue>,
+}
+
+/// `spec.overrides.<environment>`: the fields of a job that differ in one environment.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JobOverride {
+    /// Replaces `spec.cluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Replaces `spec.parallelism`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+    /// Replaces `spec.state`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<RunState>,
+    /// Replaces `spec.upgradeMode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_mode: Option<UpgradeMode>,
+    /// Added to `spec.flinkConfiguration`, replacing the values of the same keys.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub flink_configuration: BTreeMap<String, ConfigValue>,
 }
 
 /// Why a cluster's `url` cannot be the base of the REST API. The URL is shown without its user
@@ -591,6 +651,42 @@ pub fn check_job_name(name: &str) -> Result<(), NameError> {
         });
     }
     Ok(())
+}
+
+/// One entry of `spec.dependencies`: exactly one of `path`, `url` or `maven`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DependencySpec {
+    /// Repo-relative path of a jar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `http(s)://` or `file://` URL of a jar; requires `sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Maven coordinate `group:artifact:version[:classifier]`, resolved from `mavenRepositories`
+    /// in `weir.yaml` (the artifact itself, no transitive dependencies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maven: Option<String>,
+    /// Expected SHA-256 (hex): required with `url`; optional with `maven` (a pin; without it the
+    /// repository's `.sha256` or `.sha1` file is checked); with `path`, checked when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// One entry of `mavenRepositories` in `weir.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MavenRepository {
+    /// Names the repository in messages; unique.
+    pub name: String,
+    /// Base URL of a repository in Maven layout (`http(s)://` or `file://`).
+    pub url: String,
+    /// Name of an environment variable holding the user name for HTTP basic authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_from_env: Option<String>,
+    /// Name of an environment variable holding the password (never in the repo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_from_env: Option<String>,
 }
 
 #[cfg(test)]

@@ -184,6 +184,9 @@ pub enum StepError {
         job_id: JobId,
         savepoint: Option<String>,
     },
+    /// A `${env:NAME}` secret of the definition is not set in weir's environment.
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
 }
 
 impl ApplyError {
@@ -463,6 +466,12 @@ impl Applier {
             apply_id: apply_id.to_string(),
             ..Carry::default()
         };
+        // Nothing is touched for a definition whose secrets cannot be put in (the plan made
+        // with them set, applied where they are not).
+        if let Some(desired) = &change.desired {
+            crate::secrets::check_as_planned(desired)
+                .map_err(|e| ApplyError::step(&change.job, StepError::Secret(e)))?;
+        }
         // No side effect before this definition's lease on the cluster is ours.
         let client = self.client(&change.cluster)?;
         let lease = self.acquire_lease(change, apply_id, &client).await?;
@@ -552,7 +561,7 @@ impl Applier {
         });
         match (&change.desired, submits) {
             (Some(desired), true) => self
-                .ensure_jar(&change.job, client, desired.jar())
+                .ensure_jar(&change.job, client, desired)
                 .await
                 .map(drop),
             _ => Ok(()),

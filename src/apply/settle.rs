@@ -228,8 +228,9 @@ impl Applier {
                 },
             ));
         }
-        let jar_id = self.ensure_jar(job, client, desired.jar()).await?;
-        let request = super::jars::run_request(desired, new_id, restore_path);
+        let jar_id = self.ensure_jar(job, client, desired).await?;
+        let request = super::jars::run_request(desired, new_id, restore_path)
+            .map_err(|e| ApplyError::step(job, StepError::Secret(e.into())))?;
         Ok(client
             .run_jar_within(&jar_id, &request, self.run_timeout)
             .await)

@@ -287,7 +287,7 @@ impl Applier {
             .ok_or_else(|| ApplyError::step(job, StepError::NoDefinition))?;
         let restore_path = self.restore_path(job, restore, carry)?;
         self.refuse_second_copy(change, client).await?;
-        let jar_id = self.ensure_jar(job, client, desired.jar()).await?;
+        let jar_id = self.ensure_jar(job, client, desired).await?;
         let nonce: u32 = rand::random::<u32>() & 0x00ff_ffff;
         let ident = plan::submission_identity(desired, nonce);
         debug_assert_eq!(u32::from(ident.parallelism), parallelism);
@@ -306,7 +306,8 @@ impl Applier {
                 .map(|p| format!(" from {p}"))
                 .unwrap_or_default()
         ));
-        let request = super::jars::run_request(desired, new_id, restore_path.clone());
+        let request = super::jars::run_request(desired, new_id, restore_path.clone())
+            .map_err(|e| ApplyError::step(job, StepError::Secret(e.into())))?;
         let sent = client
             .run_jar_within(&jar_id, &request, self.run_timeout)
             .await;

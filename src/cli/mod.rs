@@ -34,6 +34,11 @@ pub struct Globals {
         value_delimiter = ':'
     )]
     pub allow_file_urls: Vec<PathBuf>,
+    /// The environment (a key of `environments` in weir.yaml) to validate, plan, apply or show;
+    /// required by plan, apply, status and history when the repo defines environments. Each
+    /// environment has its own default store, `.weir/env/NAME/state.db`.
+    #[arg(long = "env", value_name = "NAME", global = true, env = "WEIR_ENV")]
+    pub environment: Option<String>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,6 +232,12 @@ pub enum OutputFormat {
 /// Runs a CLI command; returns the process exit code.
 pub async fn run(globals: Globals, command: Command) -> Result<i32> {
     let state = globals.state.as_deref();
+    select_environment(globals.environment.clone())?;
+    if let Some(repo) = command_repo(&command) {
+        // Secret digests must agree across runs: their key lives beside the store.
+        let store = store_path(state, repo);
+        crate::secrets::install_key(store.parent().unwrap_or(Path::new(".")));
+    }
     match command {
         Command::Validate { repo, rev } => plan::validate(&repo, rev.as_deref()),
         Command::Plan {
@@ -359,10 +370,55 @@ async fn store_copy(from: &Path, to: &Path, format: OutputFormat) -> Result<i32>
     Ok(0)
 }
 
+/// Chooses the environment of this process (`--env`, `WEIR_ENV`); an empty value is none.
+pub fn select_environment(environment: Option<String>) -> Result<()> {
+    let environment = environment.filter(|e| !e.trim().is_empty());
+    if let Some(env) = &environment
+        && let Err(why) = crate::spec::check_job_name(env)
+    {
+        anyhow::bail!("invalid environment name `{env}` (--env or WEIR_ENV): {why}");
+    }
+    crate::identity::select_environment(environment);
+    Ok(())
+}
+
+/// The repo of the commands that plan or apply (they compute secret digests).
+fn command_repo(command: &Command) -> Option<&Path> {
+    match command {
+        Command::Plan { repo, .. } | Command::Apply { repo, .. } | Command::Status { repo, .. } => {
+            Some(repo)
+        }
+        _ => None,
+    }
+}
+
+/// The store: `--state`, else `.weir/state.db` in the repo, or `.weir/env/NAME/state.db` for
+/// environment NAME (environments never share records).
+fn store_path(state: Option<&Path>, repo: &Path) -> PathBuf {
+    state.map(Path::to_path_buf).unwrap_or_else(|| {
+        let dir = repo.join(".weir");
+        match crate::identity::environment() {
+            Some(env) => dir.join("env").join(env).join("state.db"),
+            None => dir.join("state.db"),
+        }
+    })
+}
+
 async fn open_store(state: Option<&Path>, repo: &Path) -> Result<Store> {
-    let path = state
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| repo.join(".weir").join("state.db"));
+    if state.is_none() && crate::identity::environment().is_none() {
+        let environments = crate::git::RepoSource::work_tree(repo)
+            .map(|source| crate::load::environments_of(&source))
+            .unwrap_or_default();
+        if !environments.is_empty() {
+            anyhow::bail!(
+                "{} defines environments ({}): choose one with --env NAME or WEIR_ENV (each \
+                 environment has its own records)",
+                repo.join(crate::load::REPO_CONFIG_FILE).display(),
+                environments.join(", ")
+            );
+        }
+    }
+    let path = store_path(state, repo);
     Store::open(&path).await.with_context(|| {
         format!(
             "opening the state store {}",

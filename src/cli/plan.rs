@@ -109,13 +109,24 @@ fn report_load(outcome: LoadOutcome) -> (Option<DesiredState>, LoadOutcome) {
     (valid, outcome)
 }
 
+/// `weir validate`: the chosen environment (`--env`), else every environment of the repo.
 pub(super) fn validate(repo: &Path, rev: Option<&str>) -> Result<i32> {
     let source = source_for(repo, rev)?;
-    let (valid, outcome) = load_valid(&source);
+    let (valid, outcome) = match crate::identity::environment() {
+        Some(_) => load_valid(&source),
+        None => report_load(load::load_every_environment(&source)),
+    };
     match valid {
         Some(d) => {
+            let environments = &d.config.environments;
+            let scope = if crate::identity::environment().is_some() || environments.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<&str> = environments.keys().map(String::as_str).collect();
+                format!(" in every environment ({})", names.join(", "))
+            };
             println!(
-                "OK: {} job definition{} valid.",
+                "OK: {} job definition{} valid{scope}.",
                 d.jobs.len(),
                 plural(d.jobs.len())
             );

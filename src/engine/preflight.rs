@@ -269,10 +269,11 @@ impl Ctx<'_> {
         }
         let jar_id = self
             .stage
-            .ensure(&desired.name, client, desired.jar())
+            .ensure(&desired.name, client, desired)
             .await
             .map_err(|e| Failure::Trouble(format!("cannot stage the jar: {e}")))?;
-        let graph = match client.plan_jar(&jar_id, &plan_request(desired)).await {
+        let request = plan_request(desired).map_err(|e| Failure::Trouble(e.to_string()))?;
+        let graph = match client.plan_jar(&jar_id, &request).await {
             Ok(ProgramPlan::Planned(graph)) => graph,
             Ok(ProgramPlan::Refused(refusal)) => {
                 return Err(Failure::Refused {

@@ -93,10 +93,12 @@ pub fn stamp(
 /// Part (1) of the rule alone: cheap, and checked before observing anything.
 pub fn check_revision(saved: &Plan, desired: &DesiredState) -> Result<(), Stale> {
     if desired.revision.digest != saved.revision.digest {
-        return Err(Stale::Revision {
-            made: saved.revision.to_string(),
-            now: desired.revision.to_string(),
-        });
+        let (made, mut now) = (saved.revision.to_string(), desired.revision.to_string());
+        if made == now {
+            // The same commit, so the files are the same: what changed is outside Git.
+            now.push_str(" with a different value of an `${env:…}` secret");
+        }
+        return Err(Stale::Revision { made, now });
     }
     Ok(())
 }

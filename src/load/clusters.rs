@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{LoadOutcome, REPO_CONFIG_FILE, load_from};
+use super::{LoadOutcome, REPO_CONFIG_FILE, load_from, load_in};
 use crate::diagnostic::Diagnostic;
 use crate::git::{
     AccessLog, FileContent, GitError, ListedEntry, ReadError, RepoFiles, RepoSource, RevisionInfo,
@@ -20,7 +20,17 @@ pub fn load_with_clusters(
     source: &(dyn RepoFiles + Sync),
     clusters: &BTreeMap<String, ClusterConfig>,
 ) -> (LoadOutcome, bool) {
-    let own = load_from(source);
+    load_with_clusters_in(source, clusters, crate::identity::environment())
+}
+
+/// [`load_with_clusters`] for `environment`: `clusters` are the base's clusters of that
+/// environment (its own over the top-level ones).
+pub(super) fn load_with_clusters_in(
+    source: &(dyn RepoFiles + Sync),
+    clusters: &BTreeMap<String, ClusterConfig>,
+    environment: Option<&str>,
+) -> (LoadOutcome, bool) {
+    let own = load_in(source, environment);
     let Some(desired) = &own.desired else {
         // Nothing is planned without a loadable weir.yaml.
         return (own, false);
@@ -30,10 +40,18 @@ pub fn load_with_clusters(
     }
     let mut config = desired.config.clone();
     config.clusters = clusters.clone();
-    let replaced = load_from(&WithConfig {
-        inner: source,
-        config: config_text(&config),
-    });
+    // `clusters` are the base's clusters of the environment already: the revision's own
+    // environment clusters must not come back on top of them.
+    for environment in config.environments.values_mut() {
+        environment.clusters.clear();
+    }
+    let replaced = load_in(
+        &WithConfig {
+            inner: source,
+            config: config_text(&config),
+        },
+        environment,
+    );
     let added: Vec<&String> = desired
         .config
         .clusters

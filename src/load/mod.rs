@@ -16,12 +16,18 @@
 mod cache;
 mod checks;
 pub mod clusters;
+mod config_checks;
+mod dependencies;
+mod environments;
 mod notify;
 mod program;
 mod schema;
 mod shape;
+mod variables;
 mod yaml;
 
+#[cfg(test)]
+mod env_tests;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
@@ -43,6 +49,8 @@ use checks::{
     ReadFailure, check_url, env_var_message, is_env_var_name, looks_like_uri, read_failure,
     uri_message,
 };
+use config_checks::{check_cluster_ref, check_clusters, check_config};
+pub use environments::load_every_environment;
 use program::{JarFields, check_entry_class};
 pub use schema::{job_file_schema, repo_config_schema, schema_file_text};
 use yaml::{Node, ParseFailure, Pos, Problem, Seg, Value, path, suggest};
@@ -116,9 +124,34 @@ pub fn load_repo_cached(source: &RepoSource, cache: &ParseCache) -> LoadOutcome 
     with_secrets_known(outcome)
 }
 
-/// Load the repo from any file source (e.g. [`crate::git::MemoryFiles`] in tests).
+/// Load the repo from any file source (e.g. [`crate::git::MemoryFiles`] in tests), for the
+/// environment of the process ([`crate::identity::environment`]).
 pub fn load_from(files: &(dyn RepoFiles + Sync)) -> LoadOutcome {
     Loader::new(files).run().0
+}
+
+/// Load the repo from any file source for `environment` (`None`: a repo without environments).
+pub fn load_in(files: &(dyn RepoFiles + Sync), environment: Option<&str>) -> LoadOutcome {
+    let mut loader = Loader::new(files);
+    loader.environment = environment.map(str::to_string);
+    with_secrets_known(loader.run().0)
+}
+
+/// The environments `weir.yaml` of `files` defines (none when it does not load).
+pub fn environments_of(files: &(dyn RepoFiles + Sync)) -> Vec<String> {
+    let Ok(content) = files.read(REPO_CONFIG_FILE, MAX_YAML_BYTES) else {
+        return Vec::new();
+    };
+    let parsed: ParsedYaml<RepoConfig> = parse_yaml_text(
+        &content.bytes,
+        schema::cached_repo_config_schema(),
+        "the repo configuration",
+    );
+    parsed
+        .parsed
+        .and_then(|(_, config)| config)
+        .map(|c| c.environments.into_keys().collect())
+        .unwrap_or_default()
 }
 
 /// The SQL runner, as resolved from `weir.yaml`.
@@ -137,6 +170,8 @@ enum Runner {
 struct Context<'c> {
     config: Option<&'c RepoConfig>,
     runner: Runner,
+    /// The variables (of the environment), as text.
+    variables: BTreeMap<String, String>,
 }
 
 /// One job file's result.
@@ -157,6 +192,10 @@ struct Loader<'a> {
     jar_hashes: BTreeMap<String, Result<String, ReadFailure>>,
     /// Parsed job files of earlier loads, by blob id.
     cache: Option<cache::Generation>,
+    /// The environment loaded (see [`environments`]).
+    environment: Option<String>,
+    /// Valid jobs that `spec.environments` keeps out of the environment.
+    jobs_elsewhere: Vec<String>,
 }
 
 impl<'a> Loader<'a> {
@@ -168,15 +207,22 @@ impl<'a> Loader<'a> {
             diagnostics: Vec::new(),
             jar_hashes: BTreeMap::new(),
             cache: None,
+            environment: crate::identity::environment().map(str::to_string),
+            jobs_elsewhere: Vec::new(),
         }
     }
 
     /// The outcome, and the cache generation to keep.
     fn run(mut self) -> (LoadOutcome, Option<cache::Generation>) {
         let (config, runner) = self.load_config();
+        let variables = config
+            .as_ref()
+            .map(|c| variables::as_text(&c.variables))
+            .unwrap_or_default();
         let ctx = Context {
             config: config.as_ref(),
             runner,
+            variables,
         };
 
         let job_files = self.list_job_files();
@@ -189,11 +235,16 @@ impl<'a> Loader<'a> {
         let mut jobs: Vec<DesiredJob> = outcomes.into_iter().filter_map(|o| o.job).collect();
         jobs.sort_by(|a, b| a.name.cmp(&b.name));
 
-        let revision = self.revision();
+        let revision = self.revision(&jobs);
+        let mut jobs_elsewhere = std::mem::take(&mut self.jobs_elsewhere);
+        jobs_elsewhere.sort();
+        let environment = self.environment.clone();
         let desired = config.map(|config| DesiredState {
             revision,
             config,
             jobs,
+            environment,
+            jobs_elsewhere,
         });
 
         let mut diagnostics = std::mem::take(&mut self.diagnostics);
@@ -262,7 +313,7 @@ impl<'a> Loader<'a> {
         job_files
     }
 
-    fn revision(&mut self) -> Revision {
+    fn revision(&mut self, jobs: &[DesiredJob]) -> Revision {
         let info = match self.files.revision(&self.log) {
             Ok(info) => info,
             Err(e) => {
@@ -282,6 +333,14 @@ impl<'a> Loader<'a> {
             hasher.update([0]);
             hasher.update(sha.as_bytes());
             hasher.update([b'\n']);
+        }
+        // The digests of `${env:…}` secrets too, so that a plan saved before one changed is
+        // stale. Only when there are any: the digests of repos without secrets stay as they were.
+        for job in jobs {
+            for (name, digest) in &job.secrets {
+                let digest = digest.as_deref().unwrap_or("unset");
+                hasher.update(format!("secret\0{}\0{name}\0{digest}\n", job.name).as_bytes());
+            }
         }
         Revision {
             commit: info.commit,
@@ -373,6 +432,14 @@ impl<'a> Loader<'a> {
         };
         let mut problems = Vec::new();
         check_config(&config, &tree, &mut problems);
+        dependencies::check_maven_repositories(&config.maven_repositories, &tree, &mut problems);
+        environments::check(&config, &tree, &mut problems);
+        let Some(config) =
+            environments::select(&config, &tree, self.environment.as_deref(), &mut problems)
+        else {
+            self.emit(REPO_CONFIG_FILE, problems);
+            return (None, Runner::Unknown);
+        };
         let runner = match &config.sql_runner {
             None => Runner::NotConfigured,
             Some(r) => {
@@ -485,7 +552,14 @@ impl<'a> Loader<'a> {
         ctx: &Context<'_>,
         problems: &mut Vec<Problem>,
     ) -> Option<DesiredJob> {
-        let JobFile { metadata, spec, .. } = jf;
+        let JobFile {
+            metadata, mut spec, ..
+        } = jf;
+        let environment = self.environment.clone();
+        if !environments::job_runs_in(&spec, ctx.config, tree, environment.as_deref(), problems) {
+            return self.runs_elsewhere(metadata.name, problems);
+        }
+        let config_origins = environments::apply_overrides(&mut spec, environment.as_deref());
         let name_path = path(&["metadata", "name"]);
         if let Err(why) = spec::check_job_name(&metadata.name) {
             problems.push(Problem::new(
@@ -494,16 +568,7 @@ impl<'a> Loader<'a> {
                 format!("invalid job name `{}`: {why}", metadata.name),
             ));
         }
-        for key in metadata.labels.keys() {
-            if key.trim().is_empty() {
-                let p = label_path(&["metadata", "labels"], key);
-                problems.push(Problem::new(
-                    tree.key_pos(&p),
-                    p,
-                    "label keys must not be empty",
-                ));
-            }
-        }
+        check_labels(tree, &metadata.labels, problems);
 
         let cluster = ctx
             .config
@@ -524,9 +589,10 @@ impl<'a> Loader<'a> {
         }
 
         let program = self.resolve_program(tree, &spec, &ctx.runner, problems);
+        let dependencies = self.resolve_dependencies(file, tree, &spec, ctx.config, problems);
 
         let flink_configuration =
-            configuration_as_written(tree, &spec.flink_configuration, problems);
+            configuration_as_written(tree, &spec.flink_configuration, &config_origins, problems);
 
         let sp = &spec.savepoint;
         if let Some(dir) = &sp.directory {
@@ -549,7 +615,7 @@ impl<'a> Loader<'a> {
             .directory
             .clone()
             .or_else(|| cluster.and_then(|c| c.savepoint_dir.clone()));
-        Some(DesiredJob {
+        let mut job = DesiredJob {
             name: metadata.name,
             file: file.to_string(),
             cluster: spec.cluster.clone(),
@@ -565,7 +631,23 @@ impl<'a> Loader<'a> {
             restart_nonce: spec.restart_nonce,
             labels: metadata.labels,
             preflight: spec.preflight,
-        })
+            dependencies,
+            secrets: BTreeMap::new(),
+        };
+        let mut other_files = Vec::new();
+        let (origins, vars) = (&config_origins, &ctx.variables);
+        variables::resolve_job(&mut job, tree, origins, vars, problems, &mut other_files);
+        self.diagnostics.extend(other_files);
+        problems.is_empty().then_some(job)
+    }
+
+    /// A valid job that `spec.environments` keeps out of the environment loaded: no job here,
+    /// but its copies in other environments are this repo's.
+    fn runs_elsewhere(&mut self, name: String, problems: &[Problem]) -> Option<DesiredJob> {
+        if problems.is_empty() {
+            self.jobs_elsewhere.push(name);
+        }
+        None
     }
 
     /// Jobs sharing a `metadata.name` are all invalid; each file gets a diagnostic naming every
@@ -780,6 +862,7 @@ fn parallel_map<I: Sync, O: Send>(items: &[I], f: impl Fn(&I) -> O + Sync) -> Ve
 fn configuration_as_written(
     tree: &Node,
     configuration: &BTreeMap<String, spec::ConfigValue>,
+    origins: &BTreeMap<String, Vec<Seg>>,
     problems: &mut Vec<Problem>,
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -794,8 +877,12 @@ fn configuration_as_written(
         }
         // As written in the file: `0x1F`, `1.0`, `yes` and 20-digit numbers reach Flink
         // unchanged (the typed value is the resolved one).
+        let at = origins
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| label_path(&["spec", "flinkConfiguration"], key));
         let written = tree
-            .get(&label_path(&["spec", "flinkConfiguration"], key))
+            .get(&at)
             .and_then(Node::scalar_as_written)
             .unwrap_or_else(|| value.to_string());
         out.insert(key.clone(), written);
@@ -803,109 +890,17 @@ fn configuration_as_written(
     out
 }
 
-/// `spec.cluster` must name a cluster of `weir.yaml`.
-fn check_cluster_ref<'c>(
-    config: &'c RepoConfig,
-    tree: &Node,
-    name: &str,
-    problems: &mut Vec<Problem>,
-) -> Option<&'c ClusterConfig> {
-    if let Some(cluster) = config.clusters.get(name) {
-        return Some(cluster);
-    }
-    let p = path(&["spec", "cluster"]);
-    let known: Vec<&str> = config.clusters.keys().map(String::as_str).collect();
-    let hint = suggest(name, known.iter().copied())
-        .map(|s| format!("did you mean `{s}`? "))
-        .unwrap_or_default();
-    let list = if known.is_empty() {
-        format!("{REPO_CONFIG_FILE} defines no clusters")
-    } else {
-        format!(
-            "clusters in {REPO_CONFIG_FILE}: {}",
-            known
-                .iter()
-                .map(|k| format!("`{k}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
-    problems.push(Problem::new(
-        tree.value_pos(&p),
-        p,
-        format!("unknown cluster `{name}`; {hint}({list})"),
-    ));
-    None
-}
-
-/// Checks of `weir.yaml` beyond its shape.
-fn check_config(config: &RepoConfig, tree: &Node, problems: &mut Vec<Problem>) {
-    if config.clusters.is_empty() {
-        let p = path(&["clusters"]);
-        problems.push(Problem::new(
-            tree.value_pos(&p),
-            p,
-            "at least one cluster is required",
-        ));
-    }
-    for (name, cluster) in &config.clusters {
-        let base = label_path(&["clusters"], name);
-        let at = |key: &str| {
-            let mut p = base.clone();
-            p.push(Seg::Key(key.to_string()));
-            p
-        };
-        if name.trim().is_empty() {
+/// Label keys must not be empty.
+fn check_labels(tree: &Node, labels: &BTreeMap<String, String>, problems: &mut Vec<Problem>) {
+    for key in labels.keys() {
+        if key.trim().is_empty() {
+            let p = label_path(&["metadata", "labels"], key);
             problems.push(Problem::new(
-                tree.key_pos(&base),
-                base.clone(),
-                "cluster names must not be empty",
+                tree.key_pos(&p),
+                p,
+                "label keys must not be empty",
             ));
         }
-        // The client's own rule last: what `weir apply` would refuse (credentials, a query).
-        let url_problem = match check_url(&cluster.url, &["http", "https"]) {
-            Err(e) => Some(error_chain(&e)),
-            Ok(()) => spec::cluster_base_url(&cluster.url)
-                .err()
-                .map(|e| e.to_string()),
-        };
-        if let Some(message) = url_problem {
-            let p = at("url");
-            problems.push(Problem::new(tree.value_pos(&p), p, message));
-        }
-        if let Some(dir) = &cluster.savepoint_dir
-            && !looks_like_uri(dir)
-        {
-            let p = at("savepointDir");
-            problems.push(Problem::new(tree.value_pos(&p), p, uri_message(dir)));
-        }
-        if let Some(var) = &cluster.bearer_token_env
-            && !is_env_var_name(var)
-        {
-            let p = at("bearerTokenEnv");
-            problems.push(Problem::new(tree.value_pos(&p), p, env_var_message(var)));
-        }
-        for (header, var) in &cluster.headers_from_env {
-            let mut p = at("headersFromEnv");
-            p.push(Seg::Key(header.clone()));
-            if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
-                problems.push(Problem::new(
-                    tree.key_pos(&p),
-                    p.clone(),
-                    format!("`{header}` is not a valid HTTP header name"),
-                ));
-            }
-            if !is_env_var_name(var) {
-                problems.push(Problem::new(tree.value_pos(&p), p, env_var_message(var)));
-            }
-        }
-        if cluster.timeout_seconds == Some(0) {
-            let p = at("timeoutSeconds");
-            problems.push(Problem::new(tree.value_pos(&p), p, "must be at least 1"));
-        }
-    }
-    if let Some(notifications) = &config.notifications {
-        notify::check(notifications, tree, problems);
     }
 }
 

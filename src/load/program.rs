@@ -1,8 +1,9 @@
 //! A job's program: a jar (in the repo, hashed; or at a URL, with its declared hash) or SQL
 //! (inline or from a file, run by the SQL runner jar).
 
-use crate::desired::{JarLocation, JarRef, Program};
+use crate::desired::{EMBEDDED_RUNNER_ID, JarLocation, JarRef, Program};
 use crate::git::normalize_repo_path;
+use crate::spec::DEFAULT_SQL_RUNNER_CLASS;
 use crate::spec::JobSpec;
 use crate::text::error_chain;
 
@@ -65,17 +66,16 @@ impl Loader<'_> {
                 runner_class: class.clone(),
             }),
             Runner::Unknown => None,
-            Runner::NotConfigured => {
-                problems.push(Problem::new(
-                    tree.key_pos(&p),
-                    p,
-                    format!(
-                        "SQL jobs need a `sqlRunner` in {REPO_CONFIG_FILE} (the jar that runs the \
-                         script)"
-                    ),
-                ));
-                None
-            }
+            // No `sqlRunner`: the runner built into weir, chosen per cluster when staged.
+            Runner::NotConfigured => Some(Program::Sql {
+                script,
+                source_file,
+                runner: JarRef {
+                    location: JarLocation::Embedded,
+                    sha256: EMBEDDED_RUNNER_ID.to_string(),
+                },
+                runner_class: DEFAULT_SQL_RUNNER_CLASS.to_string(),
+            }),
             Runner::Invalid => {
                 problems.push(Problem::new(
                     tree.key_pos(&p),

@@ -675,13 +675,13 @@ fn sql_jobs_need_a_valid_runner() {
             "jobs/a.yaml",
             job_with_spec("  parallelism: 1\n  sql: SELECT 1\n"),
         );
+    // No `sqlRunner`: the runner built into weir (chosen per cluster when staged).
     let o = load_from(&no_runner);
-    assert_eq!(
-        rendered(&o),
-        [
-            "jobs/a.yaml:8:3: spec.sql: SQL jobs need a `sqlRunner` in weir.yaml (the jar that runs the script)"
-        ]
-    );
+    assert_eq!(rendered(&o), Vec::<String>::new());
+    let job = &o.desired.as_ref().unwrap().jobs[0];
+    assert_eq!(job.jar().location, JarLocation::Embedded);
+    assert_eq!(job.jar().sha256, crate::desired::EMBEDDED_RUNNER_ID);
+    assert_eq!(job.entry_class(), Some("dev.weir.sqlrunner.SqlRunner"));
 
     let broken_runner = MemoryFiles::new()
         .with(

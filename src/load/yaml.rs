@@ -95,7 +95,8 @@ pub(crate) struct Node {
     /// Where the node is used (for an alias: the `*alias` token).
     pub pos: Pos,
     /// For numbers and booleans: the scalar exactly as written (`0x1F`, `1.0`, `yes`), filled by
-    /// [`parse_tree`]. The resolved value would change what reaches Flink.
+    /// [`parse_tree`]. The resolved value would change what reaches Flink. For a quoted string:
+    /// its opening quote (see [`Node::is_quoted`]).
     pub written: Option<String>,
     /// Byte range of the scalar's text where it is defined (for an alias: the anchored node).
     span: Option<(usize, usize)>,
@@ -276,8 +277,21 @@ impl Node {
                     .and_then(|(start, len)| text.get(start..start.checked_add(len)?))
                     .map(str::to_string);
             }
-            Value::Null | Value::Str(_) => {}
+            // Only the opening quote of a quoted string (positions inside it start after it).
+            Value::Str(_) => {
+                self.written = self
+                    .span
+                    .and_then(|(start, _)| text.get(start..start.checked_add(1)?))
+                    .filter(|c| *c == "\"" || *c == "'")
+                    .map(str::to_string);
+            }
+            Value::Null => {}
         }
+    }
+
+    /// Whether the scalar is a quoted string (`"…"` or `'…'`).
+    pub fn is_quoted(&self) -> bool {
+        matches!(self.value, Value::Str(_)) && self.written.is_some()
     }
 
     /// A scalar's text as it reaches Flink: strings as parsed, numbers and booleans as written.

@@ -290,6 +290,20 @@ impl std::fmt::Debug for Inner {
     }
 }
 
+/// A route as the console and the API show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteSummary {
+    pub name: String,
+    pub format: &'static str,
+    /// As written in `weir.yaml` (`*` or event names).
+    pub events: Vec<&'static str>,
+    /// The webhook URL or the SMTP server, masked.
+    pub destination: String,
+    /// Whether requests are signed with the route's secret.
+    pub signed: bool,
+}
+
 /// A usable route. `Debug` shows only the redacted URL.
 struct Route {
     name: String,
@@ -466,6 +480,22 @@ impl Notifier {
 
     fn routes(&self) -> &[Route] {
         self.inner.as_deref().map_or(&[], |i| i.routes.as_slice())
+    }
+
+    /// What the usable routes are, safe to show anyone: destinations masked as in the delivery
+    /// records (no query, credentials or token-like path segments).
+    pub fn summaries(&self) -> Vec<RouteSummary> {
+        self.routes()
+            .iter()
+            .map(|r| RouteSummary {
+                name: r.name.clone(),
+                format: r.format.as_str(),
+                events: r.events.iter().map(|e| e.as_str()).collect(),
+                destination: r.shown_url.clone(),
+                signed: matches!(&r.target, Target::Http { key, secret, .. }
+                    if key.is_some() || secret.is_some()),
+            })
+            .collect()
     }
 
     /// Delivers `event` to every route that selects it, concurrently, and returns how each

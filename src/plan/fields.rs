@@ -54,6 +54,19 @@ fn fields(job: &DesiredJob) -> Vec<(&'static str, Severity, Option<String>)> {
         ("entryClass", Severity::Redeploy, entry),
         ("args", Severity::Redeploy, args.filter(|a| !a.is_empty())),
         ("sql", Severity::Redeploy, sql),
+        // One dependency per line: name, version and the start of its SHA-256, so a diff names
+        // the one that changed. Absent without dependencies (plans of such jobs are unchanged).
+        (
+            "dependencies",
+            Severity::Redeploy,
+            (!job.dependencies.is_empty()).then(|| {
+                job.dependencies
+                    .iter()
+                    .map(|d| escape_controls(&d.label()).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }),
+        ),
         ("flinkConfiguration", Severity::Redeploy, config),
         (
             "restartNonce",
@@ -92,6 +105,8 @@ fn jar_label(jar: &JarRef) -> String {
             path.rsplit('/').next().unwrap_or(path)
         }
         JarLocation::Repo { .. } => jar.file_name(),
+        // Built into weir: its digest depends on the cluster's Flink version.
+        JarLocation::Embedded => return format!("{} (built into weir)", jar.file_name()),
     };
     format!(
         "{name} (sha256 {})",
@@ -120,6 +135,27 @@ pub fn field_diffs(before: &DesiredJob, after: &DesiredJob) -> Vec<FieldDiff> {
             after: a,
         })
         .collect();
+    // `${env:NAME}` secrets: which one changed, never what it holds.
+    let names: std::collections::BTreeSet<&String> =
+        before.secrets.keys().chain(after.secrets.keys()).collect();
+    for name in names {
+        let (b, a) = (before.secrets.get(name), after.secrets.get(name));
+        if b != a {
+            let shown = |d: Option<&Option<String>>| d.map(|_| format!("${{env:{name}}}"));
+            out.push(FieldDiff {
+                field: format!("secret {name}"),
+                severity: Severity::Redeploy,
+                before: shown(b),
+                after: shown(a).map(|s| {
+                    if b.is_some() {
+                        format!("{s} (changed)")
+                    } else {
+                        s
+                    }
+                }),
+            });
+        }
+    }
     // Two secrets that both render as redacted still differ when the fingerprints do.
     if before.code_fingerprint() != after.code_fingerprint()
         && !out.iter().any(|d| d.severity == Severity::Redeploy)

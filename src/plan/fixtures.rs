@@ -24,6 +24,9 @@ pub(crate) fn config(prune: bool) -> RepoConfig {
         sql_runner: None,
         prune,
         notifications: None,
+        maven_repositories: Vec::new(),
+        variables: Default::default(),
+        environments: Default::default(),
     }
 }
 
@@ -57,6 +60,8 @@ pub(crate) fn job(name: &str) -> DesiredJob {
         labels: Default::default(),
         preflight: true,
         sql_origin: None,
+        dependencies: Vec::new(),
+        secrets: Default::default(),
     }
 }
 
@@ -69,6 +74,8 @@ pub(crate) fn desired(jobs: Vec<DesiredJob>, prune: bool) -> DesiredState {
         },
         config: config(prune),
         jobs,
+        environment: None,
+        jobs_elsewhere: Vec::new(),
     }
 }
 

@@ -31,6 +31,7 @@ pub(super) fn unclaimed(input: &PlanInput<'_>, claimed: &BTreeSet<(String, u64)>
             )
         })
         .collect();
+    let siblings = other_environments(input);
     let prune = input.desired.config.prune;
     for (cluster, obs) in &input.observation.clusters {
         let ClusterObservation::Reachable { jobs, .. } = obs else {
@@ -42,7 +43,7 @@ pub(super) fn unclaimed(input: &PlanInput<'_>, claimed: &BTreeSet<(String, u64)>
                 continue;
             };
             let key = (cluster.clone(), id.name_hash);
-            if claimed.contains(&key) {
+            if claimed.contains(&key) || siblings.contains(&id.name_hash) {
                 continue;
             }
             let known_name = names_by_hash.get(&key).copied();
@@ -60,6 +61,30 @@ pub(super) fn unclaimed(input: &PlanInput<'_>, claimed: &BTreeSet<(String, u64)>
         }
     }
     out
+}
+
+/// The name hashes of this repo's jobs in its other environments: on a cluster two environments
+/// share, the other one's jobs are neither foreign nor deleted.
+fn other_environments(input: &PlanInput<'_>) -> BTreeSet<u64> {
+    let desired = input.desired;
+    let names: BTreeSet<&str> = desired
+        .jobs
+        .iter()
+        .map(|j| j.name.as_str())
+        .chain(desired.jobs_elsewhere.iter().map(String::as_str))
+        .chain(input.history.keys().map(String::as_str))
+        .collect();
+    desired
+        .config
+        .environments
+        .keys()
+        .filter(|e| desired.environment.as_ref() != Some(*e))
+        .flat_map(|e| {
+            names
+                .iter()
+                .map(move |n| identity::name_hash_in(Some(e), n))
+        })
+        .collect()
 }
 
 fn unmanaged(cluster: &str, job: &ObservedJob, weir_job: Option<&str>) -> UnmanagedJob {

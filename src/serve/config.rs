@@ -56,6 +56,10 @@ pub struct DaemonConfig {
     /// never in the URL). `--state` / `WEIR_STATE` take precedence.
     #[serde(default)]
     pub store: Option<String>,
+    /// The environment of the jobs repo (a key of its `environments`) this daemon reconciles and
+    /// previews; required when the repo defines environments.
+    #[serde(default)]
+    pub environment: Option<String>,
 }
 
 impl DaemonConfig {

@@ -42,6 +42,23 @@ use crate::store::retention::PruneRequest;
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
 pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
     let cfg = DaemonConfig::load(&overrides)?;
+    // Before anything is loaded: the environment decides job identities, and secret digests
+    // must agree across restarts (their key lives in the state directory).
+    let given = crate::identity::environment().map(str::to_string);
+    let environment = cfg.environment.clone().or(given.clone());
+    if let Some(env) = &environment
+        && let Err(why) = crate::spec::check_job_name(env)
+    {
+        anyhow::bail!("environment: invalid environment name `{env}`: {why}");
+    }
+    if !crate::identity::select_environment(environment.clone()) {
+        anyhow::bail!(
+            "the daemon's configuration says `environment: {}` but --env/WEIR_ENV says `{}`",
+            environment.unwrap_or_default(),
+            given.unwrap_or_default()
+        );
+    }
+    crate::secrets::install_key(&cfg.state_dir);
     let held = HeldSecrets::resolve(&cfg)?;
     let mirror = Arc::new(Mirror::from_config(&cfg.state_dir, &cfg.repo)?);
     std::fs::create_dir_all(&cfg.state_dir)

@@ -27,9 +27,9 @@ use crate::text::error_chain;
 
 mod data;
 pub use data::{
-    ApplyDetail, Approved, JobDetail, JobRow, JobsOverview, LastApply, PendingChange, PlanDetail,
-    PlansList, PreviewsList, apply_detail, approve_plan, job_detail, jobs_overview, plan_detail,
-    plans_list, previews_list,
+    ApplyDetail, Approved, JobDetail, JobRow, JobsOverview, LastApply, NotificationRoutes,
+    PendingChange, PlanDetail, PlansList, PreviewsList, apply_detail, approve_plan, job_detail,
+    jobs_overview, notification_routes, plan_detail, plans_list, previews_list,
 };
 
 /// Secrets resolved at start.
@@ -195,6 +195,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{name}/savepoints", get(savepoints))
         .route("/api/v1/sync", post(sync))
         .route("/api/v1/previews", get(previews))
+        .route("/api/v1/notifications", get(notifications))
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT));
     Router::new()
         .merge(api)
@@ -457,6 +458,11 @@ async fn sync(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
 async fn previews(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     check_read(&state, &headers)?;
     json(previews_list(&state))
+}
+
+async fn notifications(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    check_read(&state, &headers)?;
+    json(notification_routes(&state))
 }
 
 async fn apply_plan(

@@ -71,6 +71,15 @@ fn the_console_in_a_browser_lists_filters_shows_lineage_and_approves() {
         .unwrap_or_else(|| panic!("{jobs}"));
     assert_eq!(row["labels"]["team"], "test", "{jobs}");
     assert_eq!(row["lastApply"]["outcome"], "succeeded", "{jobs}");
+    // A job never applied (waiting for approval) has the labels of its definition in Git.
+    let waiting = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == manual.as_str())
+        .unwrap_or_else(|| panic!("{jobs}"));
+    assert_eq!(waiting["labels"]["team"], "payments", "{jobs}");
+    assert!(waiting["lastApply"].is_null(), "{jobs}");
 
     let shots = screenshots_dir();
     std::fs::create_dir_all(&shots).unwrap();

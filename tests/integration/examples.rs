@@ -72,7 +72,7 @@ fn weir_validates_the_examples() {
     // The jars are build outputs (scripts/build-java.sh); stand-ins are enough to validate.
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&root().join("examples"), dir.path());
-    for jar in ["weir-test-job.jar", "weir-sql-runner.jar"] {
+    for jar in ["weir-test-job.jar", "weir-test-udf.jar"] {
         std::fs::write(dir.path().join("artifacts").join(jar), b"stand-in").unwrap();
     }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
@@ -83,7 +83,7 @@ fn weir_validates_the_examples() {
     let run =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{run}");
-    assert!(run.contains("2 job definitions valid"), "{run}");
+    assert!(run.contains("3 job definitions valid"), "{run}");
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -142,4 +142,34 @@ fn plan_at_an_older_revision_reads_the_tree_without_a_checkout() {
     );
     repo.weir(&["validate", "--ref", "HEAD"]).ok();
     repo.weir(&["validate"]).code(1);
+}
+
+/// examples/variables and examples/environments are jobs repos of their own; weir accepts them
+/// (every environment of the second).
+#[test]
+fn weir_validates_the_variables_and_environments_examples() {
+    for (example, expected) in [
+        ("variables", "1 job definition valid."),
+        (
+            "environments",
+            "2 job definitions valid in every environment (prod, staging).",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&root().join("examples").join(example), dir.path());
+        std::fs::create_dir_all(dir.path().join("artifacts")).unwrap();
+        for jar in ["weir-test-job.jar", "weir-sql-runner.jar"] {
+            std::fs::write(dir.path().join("artifacts").join(jar), b"stand-in").unwrap();
+        }
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["validate", "--repo"])
+            .arg(dir.path())
+            .env_remove("WEIR_ENV")
+            .output()
+            .unwrap();
+        let run = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{example}: {run}");
+        assert!(run.contains(expected), "{example}: {run}");
+    }
 }

@@ -36,7 +36,7 @@ pub use records::{
 
 use super::server::{
     ApiError, AppState, apply_detail, approve_plan, check_given_token, job_detail, jobs_overview,
-    plan_detail, plans_list, previews_list,
+    notification_routes, plan_detail, plans_list, previews_list,
 };
 use super::webhook::secret_eq;
 
@@ -307,6 +307,7 @@ async fn settings_handler(State(state): State<AppState>, headers: HeaderMap, uri
             &visit.frame,
             &state.shared.status(),
             &state.shared.cfg,
+            &notification_routes(&state),
         ))
     }
     .await)

@@ -13,7 +13,7 @@ use crate::audit::StepStory;
 use crate::plan::{FieldDiff, Plan};
 use crate::serve::config::DaemonConfig;
 use crate::serve::reconcile::Status;
-use crate::serve::server::{ApplyDetail, PlanDetail, PlansList, PreviewsList};
+use crate::serve::server::{ApplyDetail, NotificationRoutes, PlanDetail, PlansList, PreviewsList};
 
 /// A serde enum as the word it serializes to (`redeploy`, `last-state`, ...).
 fn word(v: &impl Serialize) -> String {
@@ -219,7 +219,12 @@ pub fn pulls_page(frame: &Frame, list: &PreviewsList) -> Markup {
     page("Pull requests", Nav::Pulls, frame, Some(10), content)
 }
 
-pub fn settings_page(frame: &Frame, status: &Status, cfg: &DaemonConfig) -> Markup {
+pub fn settings_page(
+    frame: &Frame,
+    status: &Status,
+    cfg: &DaemonConfig,
+    notifications: &NotificationRoutes,
+) -> Markup {
     let content = html! {
         h1 { "Settings" }
         p.muted { "Read-only: the daemon's configuration file and the repo's " code { "weir.yaml" } " are the places to change them." }
@@ -260,7 +265,22 @@ pub fn settings_page(frame: &Frame, status: &Status, cfg: &DaemonConfig) -> Mark
         }
         section aria-labelledby="routes" {
             h2 #routes { "Notification routes" }
-            p.muted { "The daemon does not report its notification routes yet; they are read from " code { "notifications" } " in " code { "weir.yaml" } " at the current revision." }
+            p.muted { "From " code { "notifications" } " in " code { "weir.yaml" } " at the current revision. Destinations are masked: credentials, queries and token-like path parts are never shown." }
+            @for problem in &notifications.problems { (notice(Tone::Bad, "Route not in use.", html! { (problem) })) }
+            @if notifications.routes.is_empty() {
+                p { "No route is in use: events are logged only." }
+            } @else {
+                div.tablewrap { table {
+                    thead { tr { th scope="col" { "Route" } th scope="col" { "Format" } th scope="col" { "Events" } th scope="col" { "Destination" } th scope="col" { "Signed" } } }
+                    tbody { @for r in &notifications.routes { tr {
+                        th scope="row" { (r.name) }
+                        td { (r.format) }
+                        td { (r.events.join(", ")) }
+                        td { code { (r.destination) } }
+                        td { @if r.signed { "yes" } @else { "no" } }
+                    } } }
+                } }
+            }
         }
     };
     page("Settings", Nav::Settings, frame, None, content)

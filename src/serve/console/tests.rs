@@ -31,6 +31,7 @@ fn job(name: &str, cluster: &str, sync: &str, health: &str) -> JobStatus {
         policy: None,
         applying: None,
         flink_version: Some("2.3.0".into()),
+        labels: BTreeMap::new(),
     }
 }
 
@@ -482,4 +483,57 @@ fn the_job_page_escapes_hostile_args_and_sql_and_shows_the_pending_change() {
     assert!(
         html.contains("http://flink:8081/#/job/running/3efa3ff3bf4fe7f49bf7e20002000002/overview")
     );
+}
+
+#[test]
+fn the_settings_page_lists_routes_with_masked_destinations_and_the_unusable_ones() {
+    use crate::notify::{Notifier, NotifierOptions};
+    use crate::serve::server::NotificationRoutes;
+    use crate::spec::{EventSelector, NotificationFormat, NotificationRoute, NotificationsConfig};
+    let secret_url =
+        "https://hooks.example.com/services/T0A1B2C3/B9Z8Y7X6/s3cr3tT0kenValue42?sig=qq77";
+    let config = NotificationsConfig {
+        dedup_window_seconds: None,
+        routes: vec![
+            NotificationRoute {
+                name: "ops-slack".into(),
+                events: vec![EventSelector::ApplyFailed, EventSelector::JobFailed],
+                format: NotificationFormat::Slack,
+                url_from_env: Some("OPS_SLACK_URL".into()),
+                ..NotificationRoute::default()
+            },
+            NotificationRoute {
+                name: "audit-hook".into(),
+                events: vec![EventSelector::All],
+                url_from_env: Some("UNSET_HOOK_URL".into()),
+                ..NotificationRoute::default()
+            },
+        ],
+    };
+    let (notifier, errors) = Notifier::from_config_lenient(
+        &config,
+        None,
+        |name| (name == "OPS_SLACK_URL").then(|| secret_url.to_string()),
+        NotifierOptions::default(),
+    );
+    let routes = NotificationRoutes {
+        routes: notifier.summaries(),
+        problems: errors.iter().map(|e| crate::text::error_chain(e)).collect(),
+    };
+    assert_eq!(routes.routes.len(), 1);
+    assert_eq!(routes.routes[0].events, ["apply.failed", "job.failed"]);
+    let cfg = DaemonConfig::parse("repo:\n  url: /nowhere\n  branch: main\n").unwrap();
+    let html = settings_page(&frame(), &status(), &cfg, &routes).into_string();
+    assert!(html.contains("ops-slack"), "{html}");
+    assert!(
+        html.contains("https://hooks.example.com/services/"),
+        "{html}"
+    );
+    assert!(
+        html.contains("audit-hook") && html.contains("UNSET_HOOK_URL"),
+        "{html}"
+    );
+    for secret in ["s3cr3tT0kenValue42", "sig=qq77", secret_url] {
+        assert!(!html.contains(secret), "{secret} leaked: {html}");
+    }
 }

@@ -131,11 +131,11 @@ impl Worker {
 /// A status line per job: the defined ones, then those whose file is invalid; sorted by name.
 fn job_statuses(seen: &Seen<'_>, sync: &SyncConfig, memory: &Memory) -> Vec<JobStatus> {
     let max = sync.self_heal_max_attempts;
-    let files: BTreeMap<&str, &str> = seen
+    let defined: BTreeMap<&str, &crate::desired::DesiredJob> = seen
         .desired
         .jobs
         .iter()
-        .map(|j| (j.name.as_str(), j.file.as_str()))
+        .map(|j| (j.name.as_str(), j))
         .collect();
     let rows = crate::status::rows(seen.desired, seen.observation, seen.history, seen.plan);
     let mut jobs: Vec<JobStatus> = rows
@@ -148,7 +148,11 @@ fn job_statuses(seen: &Seen<'_>, sync: &SyncConfig, memory: &Memory) -> Vec<JobS
                 } else {
                     r.sync
                 },
-                file: files.get(r.name.as_str()).map(|f| f.to_string()),
+                file: defined.get(r.name.as_str()).map(|j| j.file.clone()),
+                labels: defined
+                    .get(r.name.as_str())
+                    .map(|j| j.labels.clone())
+                    .unwrap_or_default(),
                 self_heal: memory.heal.get(&r.name).map(|h| HealInfo {
                     attempts: h.attempts,
                     next_attempt_at_ms: h.next_at_ms,
@@ -185,6 +189,7 @@ fn job_statuses(seen: &Seen<'_>, sync: &SyncConfig, memory: &Memory) -> Vec<JobS
                 Some(ClusterObservation::Reachable { flink_version, .. }) => flink_version.clone(),
                 _ => None,
             },
+            labels: BTreeMap::new(),
         });
     }
     jobs.sort_by(|a, b| a.name.cmp(&b.name));

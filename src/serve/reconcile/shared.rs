@@ -11,7 +11,9 @@ use tracing::{info, warn};
 use super::manual::ApplyRequest;
 use super::status::Status;
 use crate::desired::DesiredState;
-use crate::notify::{Event, EventKind, Notifier, NotifierOptions, PlanInfo as NotifyPlan};
+use crate::notify::{
+    Event, EventKind, Notifier, NotifierOptions, PlanInfo as NotifyPlan, RouteSummary,
+};
 use crate::plan::Plan;
 use crate::serve::config::DaemonConfig;
 use crate::serve::leader::Leadership;
@@ -32,6 +34,8 @@ pub struct Shared {
     reasons: Mutex<BTreeSet<String>>,
     notifier: RwLock<Notifier>,
     notifier_key: Mutex<Option<String>>,
+    /// Why routes of the current `weir.yaml` were left out (e.g. an unset variable).
+    notifier_problems: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -65,6 +69,7 @@ impl Shared {
             reasons: Mutex::new(BTreeSet::new()),
             notifier: RwLock::new(Notifier::disabled()),
             notifier_key: Mutex::new(None),
+            notifier_problems: Mutex::new(Vec::new()),
         });
         (shared, apply_rx)
     }
@@ -188,6 +193,10 @@ impl Shared {
     pub(super) fn configure_notifier(&self, desired: &DesiredState) {
         let Some(config) = &desired.config.notifications else {
             *self.notifier.write().unwrap_or_else(|e| e.into_inner()) = Notifier::disabled();
+            self.notifier_problems
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
             return;
         };
         let key = format!("{config:?}");
@@ -201,11 +210,33 @@ impl Shared {
             |name| std::env::var(name).ok(),
             NotifierOptions::default(),
         );
-        for e in errors {
+        for e in &errors {
             warn!("notifications: {e}");
         }
+        *self
+            .notifier_problems
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = errors
+            .iter()
+            .map(|e| crate::redact::text(&crate::text::error_chain(e)))
+            .collect();
         *self.notifier.write().unwrap_or_else(|e| e.into_inner()) = notifier;
         *current = Some(key);
+    }
+
+    /// The routes notifications go to (masked) and why others were left out.
+    pub fn notification_routes(&self) -> (Vec<RouteSummary>, Vec<String>) {
+        let routes = self
+            .notifier
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .summaries();
+        let problems = self
+            .notifier_problems
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        (routes, problems)
     }
 
     /// Waits (bounded) for notifications still being delivered.

@@ -171,6 +171,10 @@ pub struct JobStatus {
     /// The Flink version of the job's cluster (`GET /config`), when it answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flink_version: Option<String>,
+    /// `metadata.labels` of the definition at the current revision (empty for an invalid one);
+    /// `GET /api/v1/jobs` shows them, falling back to the last applied definition's.
+    #[serde(skip)]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use super::{ApiError, AppState};
 use crate::audit::{self, ApplyStory, Lineage};
+use crate::notify::RouteSummary;
 use crate::serve::pull::PreviewRecord;
 use crate::serve::reconcile::{ApplyRequest, JobStatus, PlanInfo};
 use crate::store::{
@@ -26,7 +27,8 @@ const JOB_APPLIES: usize = 5;
 pub struct JobRow {
     #[serde(flatten)]
     pub status: JobStatus,
-    /// `metadata.labels` of the last applied definition (e.g. `team`).
+    /// `metadata.labels` (e.g. `team`) of the definition at the current revision, else of the
+    /// last applied one (a job whose file no longer loads).
     pub labels: BTreeMap<String, String>,
     pub last_savepoint_at_ms: Option<i64>,
     pub last_apply: Option<LastApply>,
@@ -73,7 +75,11 @@ pub async fn jobs_overview(state: &AppState) -> Result<JobsOverview, ApiError> {
                 outcome: e.summary_or_outcome,
             });
         jobs.push(JobRow {
-            labels: record.map(labels_of).unwrap_or_default(),
+            labels: if job.labels.is_empty() {
+                record.map(labels_of).unwrap_or_default()
+            } else {
+                job.labels.clone()
+            },
             last_savepoint_at_ms: record.and_then(|r| r.last_savepoint_at_ms),
             last_apply,
             status: job,
@@ -248,6 +254,20 @@ pub fn previews_list(state: &AppState) -> PreviewsList {
             .map(|p| p.records())
             .unwrap_or_default(),
     }
+}
+
+/// `GET /api/v1/notifications`: where events go (destinations masked) and which routes of
+/// `weir.yaml` could not be used, and why.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationRoutes {
+    pub routes: Vec<RouteSummary>,
+    pub problems: Vec<String>,
+}
+
+pub fn notification_routes(state: &AppState) -> NotificationRoutes {
+    let (routes, problems) = state.shared.notification_routes();
+    NotificationRoutes { routes, problems }
 }
 
 /// An approved plan's apply (`POST /api/v1/plans/{id}/apply`).
