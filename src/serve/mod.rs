@@ -74,14 +74,7 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let leadership = Arc::new(match store.backend() {
-        crate::store::Backend::Sqlite => leader::Leadership::single(),
-        // Where followers send people: the address others reach this daemon at.
-        crate::store::Backend::Postgres => leader::Leadership::elected(
-            leader::holder_id(),
-            std::env::var("WEIR_ADVERTISE_ADDRESS").unwrap_or_else(|_| addr.to_string()),
-        ),
-    });
+    let leadership = leadership_of(&store, addr);
     let status = Status {
         repo: RepoStatus {
             url: mirror.display_url(),
@@ -117,21 +110,16 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
         apply_rx,
     )?;
     if store.backend() == crate::store::Backend::Postgres {
-        let on_trigger = {
-            let shared = shared.clone();
-            move |reason: &str, payload: Option<&str>| taken(&shared, &previews, reason, payload)
-        };
         // The lease has its own connections: renewing never waits behind the worker.
         let lease = Store::open(&store_path)
             .await
             .with_context(|| format!("opening the state store {shown}"))?;
-        tracker.spawn(leader::run(
-            store.clone(),
-            lease,
-            leadership,
-            cancel.clone(),
-            on_trigger,
-        ));
+        let on_trigger = {
+            let shared = shared.clone();
+            move |reason: &str, payload: Option<&str>| taken(&shared, &previews, reason, payload)
+        };
+        let election = leader::run(store.clone(), lease, leadership, cancel.clone(), on_trigger);
+        tracker.spawn(election);
     }
     tracker.close();
 
@@ -218,6 +206,18 @@ struct Tasks<'a> {
     /// the clients across awaits in a way the compiler cannot prove `Send` for every lifetime.
     local: &'a tokio::task::LocalSet,
     cancel: &'a CancellationToken,
+}
+
+/// Alone on a SQLite store a daemon always leads; on PostgreSQL it follows until elected, and
+/// names itself by `WEIR_ADVERTISE_ADDRESS` (default: the address it listens on).
+fn leadership_of(store: &Store, addr: std::net::SocketAddr) -> Arc<leader::Leadership> {
+    Arc::new(match store.backend() {
+        crate::store::Backend::Sqlite => leader::Leadership::single(),
+        crate::store::Backend::Postgres => leader::Leadership::elected(
+            leader::holder_id(),
+            std::env::var("WEIR_ADVERTISE_ADDRESS").unwrap_or_else(|_| addr.to_string()),
+        ),
+    })
 }
 
 /// A trigger a follower recorded, taken by the leader: a pull-request delivery goes to the
