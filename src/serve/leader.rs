@@ -57,6 +57,8 @@ pub struct RoleView {
 pub struct Leadership {
     view: RwLock<RoleView>,
     leading: watch::Sender<bool>,
+    /// Whether the worker (fetch, plan, apply) is running on this daemon.
+    worker: watch::Sender<bool>,
     /// This daemon's lease holder id and advertised address.
     me: RwLock<(String, String)>,
 }
@@ -71,6 +73,7 @@ impl Leadership {
                 epoch: None,
             }),
             leading: watch::channel(true).0,
+            worker: watch::channel(false).0,
             me: RwLock::new((String::new(), String::new())),
         }
     }
@@ -84,6 +87,7 @@ impl Leadership {
                 epoch: None,
             }),
             leading: watch::channel(false).0,
+            worker: watch::channel(false).0,
             me: RwLock::new((holder, address)),
         }
     }
@@ -108,6 +112,20 @@ impl Leadership {
             r = rx.wait_for(|leading| *leading) => r.is_ok(),
             _ = cancel.cancelled() => false,
         }
+    }
+
+    /// Marks the worker running (`true`) or finished.
+    pub fn set_worker_running(&self, running: bool) {
+        self.worker.send_replace(running);
+    }
+
+    fn worker_busy(&self) -> bool {
+        *self.worker.borrow()
+    }
+
+    async fn worker_idle(&self) {
+        let mut rx = self.worker.subscribe();
+        let _ = rx.wait_for(|running| !*running).await;
     }
 
     fn set(&self, view: RoleView) {
@@ -154,7 +172,9 @@ pub async fn run(
     let mut epoch: Option<i64> = None;
     let mut renewed_at = Instant::now();
     loop {
-        if cancel.is_cancelled() {
+        // On shutdown a leader keeps its lease while its worker finishes the apply in progress
+        // (within the shutdown grace), then hands over at once.
+        if cancel.is_cancelled() && (epoch.is_none() || !leadership.worker_busy()) {
             break;
         }
         match epoch {
@@ -196,7 +216,6 @@ pub async fn run(
                     (started, renewed)
                 };
                 tokio::select! {
-                    _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep_until(deadline) => {
                         step_down(&store, &leadership, "could not renew the lease in time");
                     }
@@ -214,9 +233,12 @@ pub async fn run(
                         Err(err) => warn!("leader: renewing the lease: {:#}", anyhow::Error::from(err)),
                     },
                 }
+                let next = (Instant::now() + RENEW_EVERY).min(deadline_after(renewed_at));
+                let stopping = cancel.is_cancelled();
                 tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep_until((Instant::now() + RENEW_EVERY).min(deadline_after(renewed_at))) => {}
+                    _ = cancel.cancelled(), if !stopping => {}
+                    _ = leadership.worker_idle(), if stopping => {}
+                    _ = tokio::time::sleep_until(next) => {}
                 }
             }
         }

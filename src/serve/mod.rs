@@ -303,7 +303,9 @@ fn spawn_tasks(
     t.tracker.spawn_local_on(
         async move {
             if leading.leadership.wait_until_leader(&cancel).await {
+                leading.leadership.set_worker_running(true);
                 worker.run(apply_rx).await;
+                leading.leadership.set_worker_running(false);
             }
         },
         t.local,

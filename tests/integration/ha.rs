@@ -591,3 +591,24 @@ fn a_daemon_alone_on_sqlite_always_leads() {
     assert_eq!(s["role"], "leader", "{s}");
     assert_eq!(role(&d)["role"], "leader");
 }
+
+/// SIGTERM: the leader finishes its work, then ends its lease at once, so a follower leads
+/// within a renewal instead of after the whole lease.
+#[test]
+fn a_leader_stopped_cleanly_hands_over_at_once() {
+    let cluster = cluster(Version::V2);
+    let repo = Repo::new(&cluster.url, Some(&cluster.jars));
+    let remote = Remote::new();
+    repo.write("jobs/.keep", "");
+    remote.push(&repo, "empty");
+    let store = fresh_database();
+    let mut leader = ha_daemon(&remote, &store).start();
+    wait_role(&leader, "leader", Duration::from_secs(20));
+    let follower = ha_daemon(&remote, &store).start();
+    wait_role(&follower, "follower", Duration::from_secs(20));
+    assert_eq!(leader.terminate(), Some(0), "{}", leader.log());
+    let stopped = Instant::now();
+    wait_role(&follower, "leader", Duration::from_secs(20));
+    let took = stopped.elapsed();
+    assert!(took < Duration::from_secs(6), "handover took {took:?}");
+}
