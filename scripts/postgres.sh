@@ -32,7 +32,11 @@ case "$cmd" in
 start)
   port=${3:?port}
   mkdir -p "$dir"
-  [ "$(id -u)" = 0 ] && chown postgres: "$dir" && chmod 700 "$dir"
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres: "$dir" && chmod 700 "$dir"
+    # The server user must reach its directory (mktemp -d makes the parent 0700, root's).
+    chmod o+x "$(dirname "$dir")"
+  fi
   if [ ! -f "$dir/PG_VERSION" ]; then
     as_owner "$bin/initdb" -D "$dir" -U weir --auth=trust --no-sync -E UTF8 >"$dir.initdb.log" 2>&1 \
       || { cat "$dir.initdb.log" >&2; exit 1; }

@@ -77,7 +77,8 @@ start1=$!
 # several-daemons tests; they fail, not skip, without it.
 pg=$(free_port)
 log "starting PostgreSQL on 127.0.0.1:$pg"
-export WEIR_TEST_PG_URL=$(scripts/postgres.sh start "$work/postgres" "$pg")
+pg_url=$(scripts/postgres.sh start "$work/postgres" "$pg")
+export WEIR_TEST_PG_URL=$pg_url
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -300,16 +300,6 @@ impl Store {
             fence,
         };
         store.migrate().await?;
-        // The leader lease and the trigger inbox exist only on PostgreSQL (a SQLite store has
-        // one process, always the leader); created idempotently, outside the numbered twins.
-        sqlx::raw_sql(backend::PG_HA_SCHEMA)
-            .execute(&store.pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                path: store.path_buf(),
-                version: SCHEMA_VERSION,
-                source,
-            })?;
         Ok(store)
     }
 
@@ -377,11 +367,7 @@ impl Store {
             )
         };
         if self.backend == Backend::Postgres {
-            // The version table must exist before it can be read; creating it is idempotent.
-            sqlx::raw_sql(backend::PG_VERSION_TABLE)
-                .execute(&self.pool)
-                .await
-                .map_err(migrate_err)?;
+            return self.migrate_postgres().await;
         }
         let version = self.user_version(&self.pool).await.map_err(migrate_err)?;
         let latest = self.migrations().last().map_or(0, |m| m.0);
@@ -416,6 +402,65 @@ impl Store {
                 Backend::Postgres => format!("UPDATE weir_schema SET version = {latest}"),
             };
             sqlx::raw_sql(&set)
+                .execute(&mut *tx)
+                .await
+                .map_err(migrate_err)?;
+        }
+        tx.commit().await.map_err(migrate_err)
+    }
+
+    /// PostgreSQL: everything under the write lock, in one transaction, since replicas start
+    /// together (concurrent `CREATE ... IF NOT EXISTS` races in PostgreSQL's catalog).
+    async fn migrate_postgres(&self) -> Result<(), StoreError> {
+        let migrate_err = |source| StoreError::Migrate {
+            path: self.path_buf(),
+            version: SCHEMA_VERSION,
+            source,
+        };
+        let mut tx = self.begin_immediate("migrate").await.map_err(|e| match e {
+            StoreError::Query { source, .. } => migrate_err(source),
+            other => other,
+        })?;
+        sqlx::raw_sql(backend::PG_VERSION_TABLE)
+            .execute(&mut *tx)
+            .await
+            .map_err(migrate_err)?;
+        let version = self.user_version(&mut *tx).await.map_err(migrate_err)?;
+        let latest = self.migrations().last().map_or(0, |m| m.0);
+        if version > latest {
+            return Err(self.rejected(
+                "open",
+                Rejection::SchemaTooNew {
+                    found: version,
+                    supported: SCHEMA_VERSION,
+                },
+            ));
+        }
+        for &(v, sql) in self.migrations().iter().filter(|(v, _)| *v > version) {
+            sqlx::raw_sql(sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|source| StoreError::Migrate {
+                    path: self.path_buf(),
+                    version: v,
+                    source,
+                })?;
+        }
+        if version < latest {
+            sqlx::raw_sql(&format!("UPDATE weir_schema SET version = {latest}"))
+                .execute(&mut *tx)
+                .await
+                .map_err(migrate_err)?;
+        }
+        // The leader lease and the trigger inbox exist only on PostgreSQL (a SQLite store has
+        // one process, always the leader); outside the numbered twins, created once.
+        let ha: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM pg_trigger WHERE tgname = 'jobs_fenced'")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(migrate_err)?;
+        if ha == 0 {
+            sqlx::raw_sql(backend::PG_HA_SCHEMA)
                 .execute(&mut *tx)
                 .await
                 .map_err(migrate_err)?;

@@ -57,6 +57,8 @@ pub struct RoleView {
 pub struct Leadership {
     view: RwLock<RoleView>,
     leading: watch::Sender<bool>,
+    /// Whether the worker (fetch, plan, apply) is running on this daemon.
+    worker: watch::Sender<bool>,
     /// This daemon's lease holder id and advertised address.
     me: RwLock<(String, String)>,
 }
@@ -71,6 +73,7 @@ impl Leadership {
                 epoch: None,
             }),
             leading: watch::channel(true).0,
+            worker: watch::channel(false).0,
             me: RwLock::new((String::new(), String::new())),
         }
     }
@@ -84,6 +87,7 @@ impl Leadership {
                 epoch: None,
             }),
             leading: watch::channel(false).0,
+            worker: watch::channel(false).0,
             me: RwLock::new((holder, address)),
         }
     }
@@ -110,6 +114,20 @@ impl Leadership {
         }
     }
 
+    /// Marks the worker running (`true`) or finished.
+    pub fn set_worker_running(&self, running: bool) {
+        self.worker.send_replace(running);
+    }
+
+    fn worker_busy(&self) -> bool {
+        *self.worker.borrow()
+    }
+
+    async fn worker_idle(&self) {
+        let mut rx = self.worker.subscribe();
+        let _ = rx.wait_for(|running| !*running).await;
+    }
+
     fn set(&self, view: RoleView) {
         let leading = view.role == "leader";
         *self.view.write().unwrap_or_else(|e| e.into_inner()) = view;
@@ -133,12 +151,16 @@ pub fn holder_id() -> String {
 
 /// Runs the election until shutdown (then hands the lease over at once). Steps down by exiting
 /// the process (see the module documentation). `on_trigger` receives the triggers followers
-/// recorded, while leading.
+/// recorded (with the delivery body of a pull-request webhook), while leading.
+///
+/// `store` is the daemon's store (the one fenced); `lease` a second handle on the same database
+/// with its own connections, so that renewing never waits behind the worker's queries.
 pub async fn run(
     store: Store,
+    lease: Store,
     leadership: Arc<Leadership>,
     cancel: CancellationToken,
-    on_trigger: impl Fn(&str) + Send + 'static,
+    on_trigger: impl Fn(&str, Option<&str>) + Send + 'static,
 ) {
     let (holder, address) = leadership
         .me
@@ -150,12 +172,14 @@ pub async fn run(
     let mut epoch: Option<i64> = None;
     let mut renewed_at = Instant::now();
     loop {
-        if cancel.is_cancelled() {
+        // On shutdown a leader keeps its lease while its worker finishes the apply in progress
+        // (within the shutdown grace), then hands over at once.
+        if cancel.is_cancelled() && (epoch.is_none() || !leadership.worker_busy()) {
             break;
         }
         match epoch {
             None => {
-                match store.try_acquire_lease(&holder, &address, LEASE).await {
+                match lease.try_acquire_lease(&holder, &address, LEASE).await {
                     Ok(Some(e)) => {
                         renewed_at = Instant::now();
                         store.set_fence(Some(e));
@@ -172,7 +196,7 @@ pub async fn run(
                     Ok(None) => {}
                     Err(e) => warn!("leader election: {:#}", anyhow::Error::from(e)),
                 }
-                if let Ok(Some(h)) = store.lease_holder().await {
+                if let Ok(Some(h)) = lease.lease_holder().await {
                     leadership.set(RoleView {
                         role: "follower",
                         leader: (!h.expired).then_some(h.address),
@@ -188,19 +212,20 @@ pub async fn run(
                 let deadline = renewed_at + STEP_DOWN_AFTER;
                 let tick = async {
                     let started = Instant::now();
-                    let renewed = store.renew_lease(&holder, e, LEASE).await;
+                    let renewed = lease.renew_lease(&holder, e, LEASE).await;
                     (started, renewed)
                 };
                 tokio::select! {
-                    _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep_until(deadline) => {
                         step_down(&store, &leadership, "could not renew the lease in time");
                     }
                     (started, renewed) = tick => match renewed {
                         Ok(true) => {
                             renewed_at = started;
-                            match store.take_pending_triggers(e).await {
-                                Ok(triggers) => triggers.iter().for_each(|t| on_trigger(t)),
+                            match lease.take_pending_triggers(e).await {
+                                Ok(triggers) => triggers
+                                    .iter()
+                                    .for_each(|(t, payload)| on_trigger(t, payload.as_deref())),
                                 Err(err) => warn!("leader: pending triggers: {:#}", anyhow::Error::from(err)),
                             }
                         }
@@ -208,16 +233,19 @@ pub async fn run(
                         Err(err) => warn!("leader: renewing the lease: {:#}", anyhow::Error::from(err)),
                     },
                 }
+                let next = (Instant::now() + RENEW_EVERY).min(deadline_after(renewed_at));
+                let stopping = cancel.is_cancelled();
                 tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep_until((Instant::now() + RENEW_EVERY).min(deadline_after(renewed_at))) => {}
+                    _ = cancel.cancelled(), if !stopping => {}
+                    _ = leadership.worker_idle(), if stopping => {}
+                    _ = tokio::time::sleep_until(next) => {}
                 }
             }
         }
     }
     if let Some(e) = epoch {
         // A clean shutdown hands over at once instead of after the lease.
-        let _ = tokio::time::timeout(Duration::from_secs(2), store.release_lease(&holder, e)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), lease.release_lease(&holder, e)).await;
     }
 }
 

@@ -74,14 +74,7 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let leadership = Arc::new(match store.backend() {
-        crate::store::Backend::Sqlite => leader::Leadership::single(),
-        // Where followers send people: the address others reach this daemon at.
-        crate::store::Backend::Postgres => leader::Leadership::elected(
-            leader::holder_id(),
-            std::env::var("WEIR_ADVERTISE_ADDRESS").unwrap_or_else(|_| addr.to_string()),
-        ),
-    });
+    let leadership = leadership_of(&store, addr);
     let status = Status {
         repo: RepoStatus {
             url: mirror.display_url(),
@@ -103,20 +96,8 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
         leadership.clone(),
     );
     let tracker = TaskTracker::new();
-    if store.backend() == crate::store::Backend::Postgres {
-        let on_trigger = {
-            let shared = shared.clone();
-            move |reason: &str| shared.trigger(reason)
-        };
-        tracker.spawn(leader::run(
-            store.clone(),
-            leadership,
-            cancel.clone(),
-            on_trigger,
-        ));
-    }
     let local = tokio::task::LocalSet::new();
-    spawn_tasks(
+    let previews = spawn_tasks(
         Tasks {
             shared: &shared,
             mirror: &mirror,
@@ -128,6 +109,18 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
         listener,
         apply_rx,
     )?;
+    if store.backend() == crate::store::Backend::Postgres {
+        // The lease has its own connections: renewing never waits behind the worker.
+        let lease = Store::open(&store_path)
+            .await
+            .with_context(|| format!("opening the state store {shown}"))?;
+        let on_trigger = {
+            let shared = shared.clone();
+            move |reason: &str, payload: Option<&str>| taken(&shared, &previews, reason, payload)
+        };
+        let election = leader::run(store.clone(), lease, leadership, cancel.clone(), on_trigger);
+        tracker.spawn(election);
+    }
     tracker.close();
 
     if let Some(path) = &overrides.address_file {
@@ -215,13 +208,51 @@ struct Tasks<'a> {
     cancel: &'a CancellationToken,
 }
 
-/// Starts the HTTP server, the watcher, the reconcile worker and the retention loop.
+/// Alone on a SQLite store a daemon always leads; on PostgreSQL it follows until elected, and
+/// names itself by `WEIR_ADVERTISE_ADDRESS` (default: the address it listens on).
+fn leadership_of(store: &Store, addr: std::net::SocketAddr) -> Arc<leader::Leadership> {
+    Arc::new(match store.backend() {
+        crate::store::Backend::Sqlite => leader::Leadership::single(),
+        crate::store::Backend::Postgres => leader::Leadership::elected(
+            leader::holder_id(),
+            std::env::var("WEIR_ADVERTISE_ADDRESS").unwrap_or_else(|_| addr.to_string()),
+        ),
+    })
+}
+
+/// A trigger a follower recorded, taken by the leader: a pull-request delivery goes to the
+/// previews, anything else asks for a reconcile.
+fn taken(
+    shared: &Arc<Shared>,
+    previews: &Option<Arc<pull::Previews>>,
+    reason: &str,
+    payload: Option<&str>,
+) {
+    let forge = reason.strip_prefix("preview:");
+    let (Some(forge), Some(previews), Some(body)) = (forge, previews, payload) else {
+        shared.trigger(reason);
+        return;
+    };
+    let parsed = match forge {
+        "gitlab" => pull::parse_gitlab(body.as_bytes()),
+        _ => pull::parse_github(body.as_bytes()),
+    };
+    match parsed {
+        Ok(ev) => {
+            previews.submit(ev);
+        }
+        Err(e) => warn!("a pull-request delivery a follower recorded: {e}"),
+    }
+}
+
+/// Starts the HTTP server, the watcher, the reconcile worker and the retention loop; returns
+/// the previews (the leader also takes the deliveries followers recorded).
 fn spawn_tasks(
     t: Tasks<'_>,
     held: HeldSecrets,
     listener: tokio::net::TcpListener,
     apply_rx: tokio::sync::mpsc::Receiver<reconcile::ApplyRequest>,
-) -> Result<()> {
+) -> Result<Option<Arc<pull::Previews>>> {
     let shared = t.shared;
     let previews = pull::Previews::new(
         &shared.cfg.previews,
@@ -234,7 +265,7 @@ fn spawn_tasks(
     let app = server::router(AppState {
         shared: shared.clone(),
         secrets: Arc::new(held.secrets),
-        previews,
+        previews: previews.clone(),
     });
     let server_cancel = t.cancel.clone();
     let limits = http::HttpLimits {
@@ -272,7 +303,9 @@ fn spawn_tasks(
     t.tracker.spawn_local_on(
         async move {
             if leading.leadership.wait_until_leader(&cancel).await {
+                leading.leadership.set_worker_running(true);
                 worker.run(apply_rx).await;
+                leading.leadership.set_worker_running(false);
             }
         },
         t.local,
@@ -285,7 +318,7 @@ fn spawn_tasks(
             }
         });
     }
-    Ok(())
+    Ok(previews)
 }
 
 /// Runs until SIGTERM/SIGINT, then stops: the worker finishes the reconcile (and apply) in

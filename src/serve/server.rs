@@ -93,6 +93,9 @@ pub enum ApiError {
     Busy(String),
     #[error("shutting down")]
     ShuttingDown,
+    /// A follower never applies (several daemons on one PostgreSQL store).
+    #[error("this daemon follows; approve the plan on the leader ({})", .0.as_deref().unwrap_or("unknown yet"))]
+    NotLeader(Option<String>),
     #[error("the apply could not be started: {0}")]
     ApplyFailed(String),
     #[error("the store failed")]
@@ -119,7 +122,7 @@ impl ApiError {
             ApiError::BadBody { status, .. } => *status,
             ApiError::PreviewNotApplicable(_) | ApiError::StalePlan(_) => StatusCode::CONFLICT,
             ApiError::Busy(_) => StatusCode::LOCKED,
-            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ShuttingDown | ApiError::NotLeader(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::ApplyFailed(_) | ApiError::Store(_) | ApiError::Json(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -128,7 +131,9 @@ impl ApiError {
 
     /// What the caller is told: the message, except for weir's own failures.
     fn public_message(&self) -> String {
-        if self.status().is_server_error() && !matches!(self, ApiError::ShuttingDown) {
+        if self.status().is_server_error()
+            && !matches!(self, ApiError::ShuttingDown | ApiError::NotLeader(_))
+        {
             "internal error (see the daemon's log)".to_string()
         } else {
             self.to_string()
@@ -296,9 +301,12 @@ async fn readyz(State(state): State<AppState>) -> ApiResult {
     } else {
         Ok((
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(
-                json!({"status": "not ready", "error": crate::redact::text(&reasons.join("; "))}),
-            ),
+            axum::Json(json!({
+                "status": "not ready",
+                "error": crate::redact::text(&reasons.join("; ")),
+                "role": role.role,
+                "leader": role.leader,
+            })),
         )
             .into_response())
     }
@@ -474,6 +482,10 @@ async fn apply_plan(
     Path(id): Path<String>,
 ) -> ApiResult {
     check_token(&state, &headers)?;
+    let role = state.shared.leadership.view();
+    if role.role != "leader" {
+        return Err(ApiError::NotLeader(role.leader));
+    }
     let approved = approve_plan(&state, &id).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(approved)).into_response())
 }
@@ -587,6 +599,19 @@ async fn gitlab(
 /// pull request, or says why it is ignored.
 fn pull_request(state: &AppState, kind: ForgeKind, body: &[u8]) -> ApiResult {
     let receiver = kind.as_str();
+    if state.previews.is_some() && !state.shared.leadership.is_leader() {
+        // Only the leader posts previews: it takes the verified delivery from the store.
+        state.shared.metrics.webhook(receiver, "preview");
+        let payload = String::from_utf8_lossy(body).into_owned();
+        state
+            .shared
+            .forward_to_leader(&format!("preview:{receiver}"), Some(payload));
+        return Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"preview": "forwarded to the leader"})),
+        )
+            .into_response());
+    }
     let parsed = match kind {
         ForgeKind::GitHub => pull::parse_github(body),
         ForgeKind::GitLab => pull::parse_gitlab(body),

@@ -118,14 +118,16 @@ impl Store {
     pub async fn record_pending_trigger(
         &self,
         trigger: &str,
+        payload: Option<&str>,
         received_by: &str,
         at_ms: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO pending_triggers (trigger, received_by, received_at_ms)
-             VALUES ($1, $2, $3)",
+            "INSERT INTO pending_triggers (trigger, payload, received_by, received_at_ms)
+             VALUES ($1, $2, $3, $4)",
         )
         .bind(trigger)
+        .bind(payload)
         .bind(received_by)
         .bind(at_ms)
         .execute(&self.pool)
@@ -135,13 +137,16 @@ impl Store {
     }
 
     /// Takes (once) every trigger followers recorded, if `epoch` still holds the lease.
-    pub async fn take_pending_triggers(&self, epoch: i64) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar::<_, String>(
+    pub async fn take_pending_triggers(
+        &self,
+        epoch: i64,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        sqlx::query_as::<_, (String, Option<String>)>(
             "UPDATE pending_triggers SET taken_epoch = $1
              WHERE taken_epoch IS NULL
                AND EXISTS (SELECT 1 FROM leader_lease
                            WHERE epoch = $1 AND expires_at > clock_timestamp())
-             RETURNING trigger",
+             RETURNING trigger, payload",
         )
         .bind(epoch)
         .fetch_all(&self.pool)

@@ -13,6 +13,7 @@ mod daemon;
 mod dependencies;
 mod environments;
 mod examples;
+mod ha;
 mod harness;
 mod health;
 mod hostile_input;

@@ -831,3 +831,54 @@ fn gitlab_merge_request_is_previewed_in_one_note_with_statuses() {
     );
     assert_no_secrets(&fake, &serve);
 }
+
+/// Several daemons on one PostgreSQL store: a pull-request delivery that reaches a follower is
+/// recorded for the leader, and the leader (only) posts the preview.
+#[test]
+fn a_pull_request_delivered_to_a_follower_is_previewed_by_the_leader() {
+    let cluster = cluster(Version::V2);
+    let base = &cluster.url;
+    let repo = Repo::new(base, Some(&cluster.jars));
+    let remote = Remote::new();
+    let name = repo.unique("pr-ha");
+    let file = format!("jobs/{name}.yaml");
+    repo.write(&file, &jar_job(&name, 1, "orders", ""));
+    remote.push_to(&repo, "a job", "refs/heads/main");
+    let fake = Fake::start();
+    let store = crate::ha::fresh_database();
+    let daemon = || {
+        Options::following(&remote)
+            .github_webhook()
+            .config(&format!(
+                "pollIntervalSeconds: 3600\nstore: {store}\n\
+                 previews:\n  github:\n    apiUrl: {}/gh/api/v3\n    token: {{env: WEIR_TEST_GH_TOKEN}}\n    \
+                 repo: acme/jobs\n",
+                fake.base
+            ))
+            .env("WEIR_TEST_GH_TOKEN", GH_TOKEN)
+            .start()
+    };
+    let leader = daemon();
+    leader.wait_job(&name, "Synced", "RUNNING");
+    let follower = daemon();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !follower
+        .get_raw("/readyz", None)
+        .1
+        .contains("\"role\":\"follower\"")
+    {
+        assert!(Instant::now() < deadline, "{}", follower.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    git(&repo.root, &["checkout", "-q", "-b", "feature"]);
+    repo.write(&file, &jar_job(&name, 1, "orders-v2", ""));
+    let head = remote.push_to(&repo, "new topic", "refs/pull/9/head");
+    let (code, r) = github_delivery(&follower, "opened", "open", 9, &head);
+    assert_eq!(code, 202, "{r}");
+    assert_eq!(r["preview"], "forwarded to the leader", "{r}");
+    let status = fake.wait_status("github", &head, &leader);
+    assert_eq!(status.state, "success", "{status:?}\n{}", leader.log());
+    assert_eq!(fake.weir_comments("github", 9).len(), 1);
+    assert_eq!(preview_of(&leader, "github", 9)["number"], 9);
+}

@@ -84,17 +84,7 @@ impl Shared {
     pub fn trigger(&self, reason: &str) {
         if !self.leadership.is_leader() {
             // A follower never reconciles: the leader takes the trigger from the store.
-            let store = self.store.clone();
-            let (reason, me) = (reason.to_string(), self.leadership.holder());
-            tokio::spawn(async move {
-                let at = crate::clock::now_ms();
-                if let Err(e) = store.record_pending_trigger(&reason, &me, at).await {
-                    warn!(
-                        "recording {reason} for the leader: {:#}",
-                        anyhow::Error::from(e)
-                    );
-                }
-            });
+            self.forward_to_leader(reason, None);
             return;
         }
         self.reasons
@@ -102,6 +92,25 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .insert(reason.to_string());
         self.wake.notify_one();
+    }
+
+    /// Records `trigger` (and a pull-request delivery's verified body) for the leader, which
+    /// takes it within a lease renewal (see `serve::leader`).
+    pub fn forward_to_leader(&self, trigger: &str, payload: Option<String>) {
+        let store = self.store.clone();
+        let (trigger, me) = (trigger.to_string(), self.leadership.holder());
+        tokio::spawn(async move {
+            let at = crate::clock::now_ms();
+            let recorded = store
+                .record_pending_trigger(&trigger, payload.as_deref(), &me, at)
+                .await;
+            if let Err(e) = recorded {
+                warn!(
+                    "recording {trigger} for the leader: {:#}",
+                    anyhow::Error::from(e)
+                );
+            }
+        });
     }
 
     pub(super) fn take_reasons(&self) -> Vec<String> {

@@ -23,6 +23,8 @@ CREATE TABLE IF NOT EXISTS leader_lease (
 CREATE TABLE IF NOT EXISTS pending_triggers (
     id             BIGSERIAL NOT NULL PRIMARY KEY,
     trigger        TEXT      NOT NULL,
+    -- A pull-request delivery's body (already signature-checked by the follower).
+    payload        TEXT,
     revision       TEXT,
     received_by    TEXT      NOT NULL,
     received_at_ms BIGINT    NOT NULL,
