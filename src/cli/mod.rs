@@ -313,9 +313,7 @@ pub async fn run(globals: Globals, command: Command) -> Result<i32> {
                 parallel,
                 savepoint_timeout: Duration::from_secs(savepoint_timeout),
                 start_timeout: Duration::from_secs(start_timeout),
-                artifacts: crate::artifact::ArtifactSettings::for_cli(
-                    globals.allow_file_urls.clone(),
-                ),
+                artifacts: crate::artifact::ArtifactSettings::for_cli(globals.allow_file_urls),
                 run_timeout: Duration::from_secs(run_timeout.max(1)),
             };
             apply::apply_cmd(&store, &repo, planfile.as_deref(), opts).await
@@ -330,15 +328,7 @@ pub async fn run(globals: Globals, command: Command) -> Result<i32> {
             since,
             limit,
             format,
-        } => {
-            let since_ms = since
-                .as_deref()
-                .map(|s| crate::audit::parse_since(s, now_ms()))
-                .transpose()
-                .context("--since")?;
-            let store = open_store(state, &repo).await?;
-            read::history_cmd(&store, job, since_ms, limit, format).await
-        }
+        } => history(state, &repo, job, since.as_deref(), limit, format).await,
         Command::Show { id, repo, format } => {
             let store = open_store(state, &repo).await?;
             read::show_cmd(&store, &id, format).await
@@ -366,6 +356,23 @@ pub async fn run(globals: Globals, command: Command) -> Result<i32> {
             store_copy(&from, &to, format).await
         }
     }
+}
+
+/// `weir history`.
+async fn history(
+    state: Option<&Path>,
+    repo: &Path,
+    job: Option<String>,
+    since: Option<&str>,
+    limit: Option<usize>,
+    format: HistoryFormat,
+) -> Result<i32> {
+    let since_ms = since
+        .map(|s| crate::audit::parse_since(s, now_ms()))
+        .transpose()
+        .context("--since")?;
+    let store = open_store(state, repo).await?;
+    read::history_cmd(&store, job, since_ms, limit, format).await
 }
 
 /// `weir store copy`: prints the rows copied per table.

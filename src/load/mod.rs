@@ -562,33 +562,12 @@ impl<'a> Loader<'a> {
             return self.runs_elsewhere(metadata.name, problems);
         }
         let config_origins = environments::apply_overrides(&mut spec, environment.as_deref());
-        let name_path = path(&["metadata", "name"]);
-        if let Err(why) = spec::check_job_name(&metadata.name) {
-            problems.push(Problem::new(
-                tree.value_pos(&name_path),
-                name_path,
-                format!("invalid job name `{}`: {why}", metadata.name),
-            ));
-        }
+        check_name_and_parallelism(tree, &metadata.name, spec.parallelism, problems);
         check_labels(tree, &metadata.labels, problems);
 
         let cluster = ctx
             .config
             .and_then(|config| check_cluster_ref(config, tree, &spec.cluster, problems));
-
-        if !PARALLELISM_RANGE.contains(&spec.parallelism) {
-            let p = path(&["spec", "parallelism"]);
-            problems.push(Problem::new(
-                tree.value_pos(&p),
-                p,
-                format!(
-                    "must be between {} and {}, found {}",
-                    PARALLELISM_RANGE.start(),
-                    PARALLELISM_RANGE.end(),
-                    spec.parallelism
-                ),
-            ));
-        }
 
         let program = self.resolve_program(tree, &spec, &ctx.runner, problems);
         let dependencies = self.resolve_dependencies(file, tree, &spec, ctx.config, problems);
@@ -598,18 +577,7 @@ impl<'a> Loader<'a> {
         let schedule = batch::check_batch(tree, &spec, problems);
 
         let sp = &spec.savepoint;
-        if let Some(dir) = &sp.directory {
-            let p = path(&["spec", "savepoint", "directory"]);
-            if !looks_like_uri(dir) {
-                problems.push(Problem::new(tree.value_pos(&p), p, uri_message(dir)));
-            }
-        }
-        if let Some(initial) = &sp.initial_path
-            && initial.trim().is_empty()
-        {
-            let p = path(&["spec", "savepoint", "initialPath"]);
-            problems.push(Problem::new(tree.value_pos(&p), p, "must not be empty"));
-        }
+        check_savepoint_paths(tree, sp, problems);
 
         let lifecycle = lifecycle::resolve_job(sp, ctx.config, tree, problems);
 
@@ -900,6 +868,51 @@ fn configuration_as_written(
         out.insert(key.clone(), written);
     }
     out
+}
+
+/// `metadata.name` is a valid job name and `spec.parallelism` is in range.
+fn check_name_and_parallelism(
+    tree: &Node,
+    name: &str,
+    parallelism: u32,
+    problems: &mut Vec<Problem>,
+) {
+    let name_path = path(&["metadata", "name"]);
+    if let Err(why) = spec::check_job_name(name) {
+        problems.push(Problem::new(
+            tree.value_pos(&name_path),
+            name_path,
+            format!("invalid job name `{name}`: {why}"),
+        ));
+    }
+    if !PARALLELISM_RANGE.contains(&parallelism) {
+        let p = path(&["spec", "parallelism"]);
+        problems.push(Problem::new(
+            tree.value_pos(&p),
+            p,
+            format!(
+                "must be between {} and {}, found {parallelism}",
+                PARALLELISM_RANGE.start(),
+                PARALLELISM_RANGE.end(),
+            ),
+        ));
+    }
+}
+
+/// `spec.savepoint.directory` is a URI and `initialPath` is not blank.
+fn check_savepoint_paths(tree: &Node, sp: &spec::SavepointSpec, problems: &mut Vec<Problem>) {
+    if let Some(dir) = &sp.directory {
+        let p = path(&["spec", "savepoint", "directory"]);
+        if !looks_like_uri(dir) {
+            problems.push(Problem::new(tree.value_pos(&p), p, uri_message(dir)));
+        }
+    }
+    if let Some(initial) = &sp.initial_path
+        && initial.trim().is_empty()
+    {
+        let p = path(&["spec", "savepoint", "initialPath"]);
+        problems.push(Problem::new(tree.value_pos(&p), p, "must not be empty"));
+    }
 }
 
 /// Label keys must not be empty.

@@ -35,21 +35,8 @@ fn fields(job: &DesiredJob) -> Vec<(&'static str, Severity, Option<String>)> {
             Some(redact::sql(script)),
         ),
     };
-    let config = if job.flink_configuration.is_empty() {
-        None
-    } else {
-        Some(
-            job.flink_configuration
-                .iter()
-                .map(|(k, v)| {
-                    let v = redact::config_value(k, v);
-                    format!("{}: {}", escape_controls(k), escape_controls(&v))
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    };
-    vec![
+    let config = configuration_text(job);
+    let mut fields = vec![
         ("jar", Severity::Redeploy, jar),
         ("entryClass", Severity::Redeploy, entry),
         ("args", Severity::Redeploy, args.filter(|a| !a.is_empty())),
@@ -93,6 +80,15 @@ fn fields(job: &DesiredJob) -> Vec<(&'static str, Severity, Option<String>)> {
             Severity::RecordOnly,
             job.savepoint_dir.clone(),
         ),
+    ];
+    fields.extend(newer_fields(job));
+    fields
+}
+
+/// Fields that later versions of weir added: each shown only when set, so that the plans of jobs
+/// without them read as before.
+fn newer_fields(job: &DesiredJob) -> [(&'static str, Severity, Option<String>); 4] {
+    [
         // Shown for batch jobs only, so that streaming jobs' plans read as before.
         (
             "mode",
@@ -119,6 +115,23 @@ fn fields(job: &DesiredJob) -> Vec<(&'static str, Severity, Option<String>)> {
             job.lifecycle.restore_from.clone(),
         ),
     ]
+}
+
+/// `flinkConfiguration` one `key: value` per line (secret values redacted); `None` when empty.
+fn configuration_text(job: &DesiredJob) -> Option<String> {
+    if job.flink_configuration.is_empty() {
+        return None;
+    }
+    Some(
+        job.flink_configuration
+            .iter()
+            .map(|(k, v)| {
+                let v = redact::config_value(k, v);
+                format!("{}: {}", escape_controls(k), escape_controls(&v))
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
 }
 
 /// A jar as shown in diffs: its file name (without a URL's query or fragment, where presigned

@@ -42,23 +42,7 @@ use crate::store::retention::PruneRequest;
 /// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
 pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
     let cfg = DaemonConfig::load(&overrides)?;
-    // Before anything is loaded: the environment decides job identities, and secret digests
-    // must agree across restarts (their key lives in the state directory).
-    let given = crate::identity::environment().map(str::to_string);
-    let environment = cfg.environment.clone().or(given.clone());
-    if let Some(env) = &environment
-        && let Err(why) = crate::spec::check_job_name(env)
-    {
-        anyhow::bail!("environment: invalid environment name `{env}`: {why}");
-    }
-    if !crate::identity::select_environment(environment.clone()) {
-        anyhow::bail!(
-            "the daemon's configuration says `environment: {}` but --env/WEIR_ENV says `{}`",
-            environment.unwrap_or_default(),
-            given.unwrap_or_default()
-        );
-    }
-    crate::secrets::install_key(&cfg.state_dir);
+    select_environment(&cfg)?;
     let held = HeldSecrets::resolve(&cfg)?;
     let mirror = Arc::new(Mirror::from_config(&cfg.state_dir, &cfg.repo)?);
     std::fs::create_dir_all(&cfg.state_dir)
@@ -135,6 +119,28 @@ pub async fn run(overrides: Overrides, state: Option<PathBuf>) -> Result<i32> {
     );
     let code = shut_down(&local, &tracker, &cancel, grace, &store).await;
     Ok(code)
+}
+
+/// Chooses the daemon's environment (its config's `environment`, or `--env`/`WEIR_ENV`) before
+/// anything is loaded: the environment decides job identities, and secret digests must agree
+/// across restarts (their key lives in the state directory).
+fn select_environment(cfg: &DaemonConfig) -> Result<()> {
+    let given = crate::identity::environment().map(str::to_string);
+    let environment = cfg.environment.clone().or(given.clone());
+    if let Some(env) = &environment
+        && let Err(why) = crate::spec::check_job_name(env)
+    {
+        anyhow::bail!("environment: invalid environment name `{env}`: {why}");
+    }
+    if !crate::identity::select_environment(environment.clone()) {
+        anyhow::bail!(
+            "the daemon's configuration says `environment: {}` but --env/WEIR_ENV says `{}`",
+            environment.unwrap_or_default(),
+            given.unwrap_or_default()
+        );
+    }
+    crate::secrets::install_key(&cfg.state_dir);
+    Ok(())
 }
 
 /// Every secret the daemon holds, read once at start.

@@ -520,29 +520,34 @@ impl Worker {
         self.shared.update(|s| s.last_plan = Some(plan_info(&plan)));
         self.shared
             .event(EventKind::PlanReady, None, Some(&plan), plan.summary.line());
-        let apply_id = new_id("apply");
-        let summary = plan.summary.line();
-        let started = self
-            .start_apply(super::apply_task::Start {
-                plan,
-                source: loaded.source,
-                clients: snapshot.clients,
-                apply_id: apply_id.clone(),
-                trigger: Trigger::Serve(triggers.to_vec()),
-                observation: &snapshot.observation,
-            })
-            .await;
+        let start = super::apply_task::Start {
+            plan,
+            source: loaded.source,
+            clients: snapshot.clients,
+            apply_id: new_id("apply"),
+            trigger: Trigger::Serve(triggers.to_vec()),
+            observation: &snapshot.observation,
+        };
+        Ok(self.apply_planned(start, waiting).await)
+    }
+
+    /// Starts the apply of a recorded plan; how the reconcile ended.
+    async fn apply_planned(
+        &mut self,
+        start: super::apply_task::Start<'_>,
+        waiting: Option<String>,
+    ) -> Reconciled {
+        let apply_id = start.apply_id.clone();
+        let summary = start.plan.summary.line();
+        let started = self.start_apply(start).await;
         if let Err(e) = started {
-            return Ok(Reconciled::new(
-                Outcome::LockBusy,
-                crate::text::error_chain(&e),
-            ));
+            return Reconciled::new(Outcome::LockBusy, crate::text::error_chain(&e));
         }
         let mut message = format!("{apply_id}: {summary}");
         if let Some(w) = waiting {
             message.push_str(&format!("; waiting for approval: {w}"));
         }
-        Ok(Reconciled::new(Outcome::Applying, message))
+        Reconciled::new(Outcome::Applying, message)
     }
 
     /// Settles the outcomes of batch runs from what the clusters report, then adds the runs of
