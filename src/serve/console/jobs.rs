@@ -11,7 +11,7 @@ use super::layout::{
     urlencode, when,
 };
 use super::records::{change_diffs, steps_table};
-use crate::serve::reconcile::{JobStatus, Status};
+use crate::serve::reconcile::{BlockKind, JobStatus, Status};
 use crate::serve::server::{JobDetail, JobRow, JobsOverview};
 
 /// The jobs page's filters, all in the query string so a refresh or a shared link keeps them.
@@ -25,6 +25,8 @@ pub struct JobsFilter {
     pub state: Option<String>,
     /// `key=value` of `metadata.labels`.
     pub label: Option<String>,
+    /// The job's health (`healthy`, `degraded`, `failing`; `-` when not read).
+    pub health: Option<String>,
 }
 
 impl JobsFilter {
@@ -32,12 +34,13 @@ impl JobsFilter {
         v.as_deref().map(str::trim).filter(|s| !s.is_empty())
     }
 
-    pub fn matches(&self, row: &JobRow, blocked: &BTreeSet<&str>) -> bool {
+    pub fn matches(&self, row: &JobRow, blocked: &Held<'_>) -> bool {
         let j = &row.status;
         Self::get(&self.q).is_none_or(|q| j.name.to_lowercase().contains(&q.to_lowercase()))
             && Self::get(&self.cluster).is_none_or(|c| j.cluster == c)
             && Self::get(&self.sync).is_none_or(|s| sync_labels(j, blocked).contains(&s))
             && Self::get(&self.state).is_none_or(|s| j.health == s)
+            && Self::get(&self.health).is_none_or(|h| health_label(j) == h)
             && Self::get(&self.label).is_none_or(|l| {
                 l.split_once('=')
                     .is_some_and(|(k, v)| row.labels.get(k).is_some_and(|x| x == v))
@@ -45,23 +48,41 @@ impl JobsFilter {
     }
 
     fn is_empty(&self) -> bool {
-        [&self.q, &self.cluster, &self.sync, &self.state, &self.label]
-            .iter()
-            .all(|v| Self::get(v).is_none())
+        [
+            &self.q,
+            &self.cluster,
+            &self.sync,
+            &self.state,
+            &self.label,
+            &self.health,
+        ]
+        .iter()
+        .all(|v| Self::get(v).is_none())
     }
 }
 
-/// The sync labels of a job: the daemon's sync state, plus `Blocked` when its apply failed at
-/// this revision and `Applying` while an apply runs. New states of the daemon show as they are.
-fn sync_labels<'a>(j: &'a JobStatus, blocked: &BTreeSet<&str>) -> Vec<&'a str> {
+/// The jobs the daemon holds, and why.
+type Held<'a> = BTreeMap<&'a str, BlockKind>;
+
+/// The sync labels of a job: the daemon's sync state, plus `Blocked` when its apply (or its
+/// pre-flight) failed at this revision, `RolledBack` when an apply rolled its definition back,
+/// and `Applying` while an apply runs. New states of the daemon show as they are.
+fn sync_labels<'a>(j: &'a JobStatus, blocked: &Held<'_>) -> Vec<&'a str> {
     let mut out = vec![j.sync.as_str()];
-    if blocked.contains(j.name.as_str()) {
-        out.push("Blocked");
+    match blocked.get(j.name.as_str()) {
+        Some(BlockKind::RolledBack) => out.push("RolledBack"),
+        Some(_) => out.push("Blocked"),
+        None => {}
     }
     if j.applying.is_some() {
         out.push("Applying");
     }
     out
+}
+
+/// The job's health as the filter names it: `-` when the daemon has not read it.
+fn health_label(j: &JobStatus) -> &'static str {
+    j.job_health.map_or("-", |h| h.as_str())
 }
 
 fn counts<'a>(values: impl Iterator<Item = &'a str>) -> BTreeMap<&'a str, usize> {
@@ -78,7 +99,11 @@ pub fn jobs_page(
     overview: &JobsOverview,
     f: &JobsFilter,
 ) -> Markup {
-    let blocked: BTreeSet<&str> = status.blocked.iter().map(|b| b.job.as_str()).collect();
+    let blocked: Held<'_> = status
+        .blocked
+        .iter()
+        .map(|b| (b.job.as_str(), b.kind))
+        .collect();
     let rows: Vec<&JobRow> = overview
         .jobs
         .iter()
@@ -87,6 +112,7 @@ pub fn jobs_page(
     let all = &overview.jobs;
     let by_sync = counts(all.iter().flat_map(|r| sync_labels(&r.status, &blocked)));
     let by_state = counts(all.iter().map(|r| r.status.health.as_str()));
+    let by_health = counts(all.iter().map(|r| health_label(&r.status)));
     let clusters: BTreeSet<&str> = all.iter().map(|r| r.status.cluster.as_str()).collect();
     let labels: BTreeSet<String> = all
         .iter()
@@ -126,6 +152,7 @@ pub fn jobs_page(
             (select("Cluster", "cluster", clusters.iter().copied(), f.cluster.as_deref()))
             (select("Sync", "sync", by_sync.keys().copied(), f.sync.as_deref()))
             (select("Flink state", "state", by_state.keys().copied(), f.state.as_deref()))
+            (select("Health", "health", by_health.keys().copied(), f.health.as_deref()))
             @if !labels.is_empty() {
                 (select("Label", "label", labels.iter().map(String::as_str), f.label.as_deref()))
             }
@@ -196,7 +223,7 @@ fn select<'a>(
     }
 }
 
-fn job_row(r: &JobRow, blocked: &BTreeSet<&str>) -> Markup {
+fn job_row(r: &JobRow, blocked: &Held<'_>) -> Markup {
     let j = &r.status;
     html! {
         tr {
@@ -244,7 +271,11 @@ pub fn flink_ui_link(cluster_url: &str, job_id: &str, state: &str) -> Option<Str
 
 pub fn job_page(frame: &Frame, status: &Status, d: &JobDetail) -> Markup {
     let j = &d.job;
-    let blocked: BTreeSet<&str> = status.blocked.iter().map(|b| b.job.as_str()).collect();
+    let blocked: Held<'_> = status
+        .blocked
+        .iter()
+        .map(|b| (b.job.as_str(), b.kind))
+        .collect();
     let cluster_url = status.clusters.get(&j.cluster).map(|c| c.url.as_str());
     let running = j.applying.is_some();
     let content = html! {

@@ -68,6 +68,7 @@ fn status() -> Status {
             revision: "abc".into(),
             apply_id: "apply-0".into(),
             error: "</td><b>boom".into(),
+            kind: Default::default(),
         }],
         ..Status::default()
     }
@@ -147,6 +148,33 @@ fn the_jobs_page_counts_every_job_and_filters_narrow_the_rows() {
         html.contains("<option value=\"team=team-0\" selected>"),
         "{html}"
     );
+}
+
+#[test]
+fn a_rolled_back_job_is_labelled_and_health_filters_the_rows() {
+    use crate::lifecycle::health::Health;
+    use crate::serve::reconcile::BlockKind;
+    let mut s = status();
+    s.blocked[0].kind = BlockKind::RolledBack;
+    s.jobs[0].job_health = Some(Health::Degraded);
+    let ov = overview(&s);
+    let html = jobs_page(&frame(), &s, &ov, &JobsFilter::default()).into_string();
+    assert!(html.contains("RolledBack"), "{html}");
+    let by_sync = JobsFilter {
+        sync: Some("RolledBack".into()),
+        ..JobsFilter::default()
+    };
+    let html = jobs_page(&frame(), &s, &ov, &by_sync).into_string();
+    assert!(html.contains("Showing 1 of 3 jobs"), "{html}");
+    assert!(html.contains("href=\"/jobs/payments\""), "{html}");
+    let by_health = JobsFilter {
+        health: Some("degraded".into()),
+        ..JobsFilter::default()
+    };
+    let html = jobs_page(&frame(), &s, &ov, &by_health).into_string();
+    assert!(html.contains("Showing 1 of 3 jobs"), "{html}");
+    assert!(html.contains("href=\"/jobs/orders\""), "{html}");
+    assert!(!html.contains("href=\"/jobs/payments\""), "{html}");
 }
 
 #[test]

@@ -40,8 +40,8 @@ use super::short;
 pub use manual::{ApplyRefusal, ApplyRequest};
 pub use shared::Shared;
 pub use status::{
-    ApplyInfo, ApplyProgress, BlockedInfo, ClusterStatus, ErrorInfo, HealInfo, JobStatus, Outcome,
-    PlanInfo, ReconcileInfo, Reconciled, RepoStatus, Status,
+    ApplyInfo, ApplyProgress, BlockKind, BlockedInfo, ClusterStatus, ErrorInfo, HealInfo,
+    JobStatus, Outcome, PlanInfo, ReconcileInfo, Reconciled, RepoStatus, Status,
 };
 pub use worker::Worker;
 

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::memory::{Blocked, Heal};
-use super::status::{BlockedInfo, Outcome, Reconciled};
+use super::status::{BlockKind, BlockedInfo, Outcome, Reconciled};
 use crate::desired::DesiredState;
 use crate::engine::History;
 use crate::observe::Observation;
@@ -170,6 +170,7 @@ pub fn block_failed(
                     revision: plan.revision.to_string(),
                     apply_id: apply_id.to_string(),
                     error: failed[&c.job].clone(),
+                    kind: BlockKind::ApplyFailed,
                 },
                 preflight: false,
             },
@@ -225,6 +226,7 @@ pub fn block_preflight_refused(
                 // No apply ran: the plan whose pre-flight failed.
                 apply_id: plan.id.clone(),
                 error: format!("pre-flight failed: {}", e.message),
+                kind: BlockKind::PreflightFailed,
             },
             preflight: true,
         };
@@ -253,6 +255,7 @@ pub fn hold_rolled_back(plan: &mut Plan) -> Vec<BlockedInfo> {
                 revision: plan.revision.to_string(),
                 apply_id: rb.apply_id.clone(),
                 error: format!("rolled back: {}", rb.reason),
+                kind: BlockKind::RolledBack,
             })
         })
         .collect();

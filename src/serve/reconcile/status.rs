@@ -226,6 +226,22 @@ pub struct BlockedInfo {
     pub revision: String,
     pub apply_id: String,
     pub error: String,
+    /// Why the job is held (memories of earlier versions have none: their apply failed).
+    #[serde(default)]
+    pub kind: BlockKind,
+}
+
+/// Why the daemon holds a job's change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BlockKind {
+    /// Its apply failed at this revision.
+    #[default]
+    ApplyFailed,
+    /// The cluster refused its program at pre-flight.
+    PreflightFailed,
+    /// An apply rolled this definition back: it did not become healthy.
+    RolledBack,
 }
 
 /// The status line of `plan`.

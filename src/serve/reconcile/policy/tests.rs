@@ -250,6 +250,7 @@ fn quiet_outcomes_name_the_most_important_reason() {
         revision: "c0ffee".into(),
         apply_id: "apply-1".into(),
         error: "boom".into(),
+        kind: Default::default(),
     };
     let r = quiet_outcome(&plan, &drift, &[block], &busy);
     assert_eq!(r.outcome, Outcome::Blocked);
