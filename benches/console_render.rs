@@ -90,6 +90,7 @@ fn data(n: usize) -> (Status, JobsOverview) {
                 revision: "8b66a7d1d0eb".into(),
                 apply_id: "apply-x".into(),
                 error: "failed".into(),
+                kind: Default::default(),
             })
             .collect(),
         jobs,
