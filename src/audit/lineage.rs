@@ -46,6 +46,23 @@ pub struct SavepointStory {
     pub produced_by: Option<ApplyRef>,
     /// Every start of a job from it, oldest first.
     pub restores: Vec<RestoreStory>,
+    /// Who asked for it when no apply took it: `periodic` (the daemon's schedule) or `manual`
+    /// (`weir savepoint JOB`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Pinned (`weir savepoints pin`): retention never disposes it.
+    pub pinned: bool,
+    /// Flink confirmed its disposal (retention or `weir savepoints prune`): the files are gone.
+    pub disposed: bool,
+}
+
+/// What the savepoint lifecycle knows of a job's savepoints, by path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LifecycleFacts {
+    /// Savepoints taken outside an apply, and why (`periodic`, `manual`).
+    pub origins: BTreeMap<String, String>,
+    pub pinned: BTreeSet<String>,
+    pub disposed: BTreeSet<String>,
 }
 
 /// `weir savepoints JOB`.
@@ -61,6 +78,16 @@ pub fn assemble_lineage(
     job: &str,
     savepoints: &[SavepointRecord],
     applies: &BTreeMap<String, ApplyRef>,
+) -> Lineage {
+    assemble_lineage_with(job, savepoints, applies, &LifecycleFacts::default())
+}
+
+/// [`assemble_lineage`] with what the savepoint lifecycle knows (origins, pins, disposals).
+pub fn assemble_lineage_with(
+    job: &str,
+    savepoints: &[SavepointRecord],
+    applies: &BTreeMap<String, ApplyRef>,
+    facts: &LifecycleFacts,
 ) -> Lineage {
     let apply_ref = |id: &str| {
         applies.get(id).cloned().unwrap_or_else(|| ApplyRef {
@@ -90,6 +117,9 @@ pub fn assemble_lineage(
                         by: apply_ref(&r.apply_id),
                     })
                     .collect(),
+                origin: facts.origins.get(&s.path).cloned(),
+                pinned: facts.pinned.contains(&s.path),
+                disposed: facts.disposed.contains(&s.path),
             })
             .collect(),
     }
@@ -145,5 +175,30 @@ pub async fn load_lineage(store: &Store, job: &str) -> Result<Lineage, StoreErro
             },
         );
     }
-    Ok(assemble_lineage(job, &savepoints, &applies))
+    let facts = lifecycle_facts(store, job).await?;
+    Ok(assemble_lineage_with(job, &savepoints, &applies, &facts))
+}
+
+async fn lifecycle_facts(store: &Store, job: &str) -> Result<LifecycleFacts, StoreError> {
+    use crate::store::lifecycle::{OperationKind, OperationOutcome};
+    let origins = store
+        .savepoint_operations(job)
+        .await?
+        .into_iter()
+        .filter(|o| {
+            o.kind == OperationKind::Trigger && o.outcome == Some(OperationOutcome::Succeeded)
+        })
+        .filter_map(|o| Some((o.path?, o.origin.as_str().to_string())))
+        .collect();
+    let pinned = store
+        .savepoint_pins(job)
+        .await?
+        .into_iter()
+        .map(|p| p.path)
+        .collect();
+    Ok(LifecycleFacts {
+        origins,
+        pinned,
+        disposed: store.disposed_savepoints(job).await?,
+    })
 }

@@ -26,7 +26,8 @@ pub mod text;
 mod time;
 
 pub use lineage::{
-    ApplyRef, Lineage, RestoreStory, SavepointStory, assemble_lineage, load_lineage,
+    ApplyRef, LifecycleFacts, Lineage, RestoreStory, SavepointStory, assemble_lineage,
+    assemble_lineage_with, load_lineage,
 };
 pub use plan::{ApplyBrief, PlanStory, PlannedChange, assemble_plan, load_plan};
 pub use runs::runs_text;

@@ -472,6 +472,27 @@ fn lineage_names_the_applies_that_took_and_restored_each_savepoint() {
     }
     let json = serde_json::to_value(&lineage).unwrap();
     assert_eq!(json["savepoints"][0]["restores"][0]["flink_job_id"], NEW);
+    assert_eq!(json["savepoints"][0]["pinned"], false);
+
+    // What the savepoint lifecycle knows: a periodic savepoint, a pin and a disposal.
+    let facts = LifecycleFacts {
+        origins: [("s3://bucket/initial".to_string(), "periodic".to_string())].into(),
+        pinned: [SP.to_string()].into(),
+        disposed: ["s3://bucket/initial".to_string()].into(),
+    };
+    let lineage = assemble_lineage_with("orders", &savepoints, &applies, &facts);
+    let text = lineage_text(&lineage);
+    for needle in [
+        "s3://bucket/initial\n  savepoint, taken 1970-01-01 00:00:01Z by weir (periodic)\n  \
+         disposed through Flink (its files are gone)",
+        "pinned: retention keeps it",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
+    }
+    let json = serde_json::to_value(&lineage).unwrap();
+    assert_eq!(json["savepoints"][0]["pinned"], true);
+    assert_eq!(json["savepoints"][1]["origin"], "periodic");
+    assert_eq!(json["savepoints"][1]["disposed"], true);
     assert_eq!(
         lineage_text(&assemble_lineage("x", &[], &BTreeMap::new())),
         "No savepoints or retained checkpoints recorded for x.\n"

@@ -388,14 +388,30 @@ fn lineage_text_unchecked(l: &Lineage) -> String {
                     by.text()
                 );
             }
-            None => {
-                let _ = writeln!(
-                    out,
-                    "  {}{from}, not taken by weir (first used {})",
-                    s.kind,
-                    time_text(s.at_ms)
-                );
-            }
+            None => match &s.origin {
+                Some(origin) => {
+                    let _ = writeln!(
+                        out,
+                        "  {}{from}, taken {} by weir ({origin})",
+                        s.kind,
+                        time_text(s.at_ms)
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "  {}{from}, not taken by weir (first used {})",
+                        s.kind,
+                        time_text(s.at_ms)
+                    );
+                }
+            },
+        }
+        if s.pinned {
+            let _ = writeln!(out, "  pinned: retention keeps it");
+        }
+        if s.disposed {
+            let _ = writeln!(out, "  disposed through Flink (its files are gone)");
         }
         if s.restores.is_empty() {
             let _ = writeln!(out, "  never restored");

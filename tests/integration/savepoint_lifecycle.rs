@@ -120,6 +120,24 @@ fn manual_savepoints_pins_and_retention_on_flink_2() {
     for kept in [&m1, &m3, &upgrade] {
         assert!(on_disk(kept).exists(), "{kept} stays");
     }
+    // The lineage tells the manual savepoints, the pin and the disposal apart.
+    let lineage = repo
+        .weir(&["savepoints", &name, "--format", "json"])
+        .ok()
+        .json();
+    let story = |path: &str| {
+        lineage["savepoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["path"] == path)
+            .cloned()
+            .unwrap_or_else(|| panic!("{path} in {lineage:#}"))
+    };
+    assert_eq!(story(&m1)["origin"], "manual", "{lineage:#}");
+    assert_eq!(story(&m1)["pinned"], true, "{lineage:#}");
+    assert_eq!(story(&m2)["disposed"], true, "{lineage:#}");
+    assert_eq!(story(&m3)["disposed"], false, "{lineage:#}");
     // Forgotten once disposed: the next prune does not list it.
     let again = repo
         .weir(&["savepoints", "prune", "--dry-run", "--format", "json"])
