@@ -162,7 +162,9 @@ pub(super) fn add_restore_warnings(
             "allowNonRestoredState is on: state that no operator claims is silently dropped".into(),
         );
     }
-    if desired.upgrade_mode == UpgradeMode::Stateless {
+    // A stateless redeploy from a chosen savepoint does restart with state (the chosen one; its
+    // own warning says so).
+    if desired.upgrade_mode == UpgradeMode::Stateless && *restore == Restore::None {
         warnings.push("upgradeMode is stateless: the job restarts without its state".into());
     }
 }

@@ -1009,3 +1009,39 @@ fn fingerprints_of_jobs_without_a_redeploy_nonce_do_not_change() {
     .into();
     assert_eq!(plain.code_fingerprint(), old);
 }
+
+/// A stateless redeploy from a chosen savepoint restarts with that state: the plan does not also
+/// say it restarts without state.
+#[test]
+fn a_stateless_redeploy_from_a_chosen_savepoint_is_not_called_stateless() {
+    let mut old = job("a");
+    old.upgrade_mode = UpgradeMode::Stateless;
+    old.lifecycle.restore_from = Some("file:///sp/chosen".into());
+    let current = running(&old, 1, JobState::Running);
+    let hist: BTreeMap<_, _> = [("a".to_string(), history_for(&old, &current))].into();
+    let mut new = old.clone();
+    new.lifecycle.redeploy_nonce = 1;
+    let p = run(
+        &desired(vec![new], false),
+        &observation(vec![current]),
+        &hist,
+        &[],
+    );
+    let c = &p.changes[0];
+    assert_eq!(
+        c.restore,
+        Restore::Path {
+            path: "file:///sp/chosen".into()
+        }
+    );
+    assert!(
+        c.warnings[0].contains("cancelled without a savepoint"),
+        "{:?}",
+        c.warnings
+    );
+    assert!(
+        !c.warnings.iter().any(|w| w.contains("restarts without its state")),
+        "{:?}",
+        c.warnings
+    );
+}
