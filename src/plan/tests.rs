@@ -1040,7 +1040,9 @@ fn a_stateless_redeploy_from_a_chosen_savepoint_is_not_called_stateless() {
         c.warnings
     );
     assert!(
-        !c.warnings.iter().any(|w| w.contains("restarts without its state")),
+        !c.warnings
+            .iter()
+            .any(|w| w.contains("restarts without its state")),
         "{:?}",
         c.warnings
     );

@@ -129,7 +129,9 @@ impl Tone {
 /// The tone of a sync state, Flink job state or outcome, as the daemon spells them.
 pub fn tone(value: &str) -> Tone {
     match value {
-        "Synced" | "RUNNING" | "succeeded" | "success" | "FINISHED" | "in_sync" => Tone::Good,
+        "Synced" | "RUNNING" | "succeeded" | "success" | "FINISHED" | "in_sync" | "healthy" => {
+            Tone::Good
+        }
         "running" | "unfinished" | "pending" | "queued" | "applying" | "CREATED"
         | "INITIALIZING" | "RESTARTING" | "RECONCILING" | "Applying" => Tone::Busy,
         "OutOfSync"
@@ -140,9 +142,10 @@ pub fn tone(value: &str) -> Tone {
         | "interrupted"
         | "not_run"
         | "failure"
-        | "RolledBack" => Tone::Warn,
+        | "RolledBack"
+        | "degraded" => Tone::Warn,
         "InvalidDefinition" | "Invalid" | "Blocked" | "FAILED" | "FAILING" | "CANCELED"
-        | "CANCELLING" | "failed" | "error" | "repo_invalid" => Tone::Bad,
+        | "CANCELLING" | "failed" | "error" | "repo_invalid" | "failing" => Tone::Bad,
         _ => Tone::Neutral,
     }
 }
