@@ -107,6 +107,10 @@ pub struct SavepointLifecycle {
     /// `spec.savepoint.periodic`, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub periodic_ms: Option<i64>,
+    /// `spec.savepoint.periodic` given as a cron expression (UTC): a savepoint is due once a fire
+    /// time passed since the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub periodic_cron: Option<String>,
     /// `spec.savepoint.retain`, else `savepoints.retain` of `weir.yaml`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retain: Option<RetainPolicy>,

@@ -575,8 +575,8 @@ pub struct SavepointSpec {
     /// Savepoint directory for this job; overrides the cluster's `savepointDir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<String>,
-    /// Take a savepoint of the running job this often, e.g. `6h` or `30m` (`weir serve` takes
-    /// them; recorded as `periodic`).
+    /// Take a savepoint of the running job this often, e.g. `6h` or `30m`, or on a cron
+    /// expression in UTC, e.g. `0 */6 * * *` (`weir serve` takes them; recorded as `periodic`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub periodic: Option<String>,
     /// Which of the job's savepoints to keep; the others are disposed through Flink

@@ -14,8 +14,17 @@ pub(super) fn resolve_job(
     tree: &Node,
     problems: &mut Vec<Problem>,
 ) -> SavepointLifecycle {
+    let mut periodic_cron = None;
     let periodic = sp.periodic.as_deref().and_then(|text| {
         let p = path(&["spec", "savepoint", "periodic"]);
+        // A cron expression has fields separated by spaces; a duration has none.
+        if text.trim().contains(' ') {
+            match crate::schedule::Parsed::new(text, None) {
+                Ok(_) => periodic_cron = Some(text.trim().to_string()),
+                Err(e) => problems.push(Problem::new(tree.value_pos(&p), p, e.to_string())),
+            }
+            return None;
+        }
         duration_ms(text, &p, tree, problems)
     });
     let retain = match &sp.retain {
@@ -43,6 +52,7 @@ pub(super) fn resolve_job(
     }
     SavepointLifecycle {
         periodic_ms: periodic,
+        periodic_cron,
         retain,
         restore_from: sp.restore_from.clone(),
         redeploy_nonce: sp.redeploy_nonce,
@@ -106,7 +116,10 @@ fn duration_ms(text: &str, p: &[Seg], tree: &Node, problems: &mut Vec<Problem>) 
         problems.push(Problem::new(
             tree.value_pos(p),
             p.to_vec(),
-            format!("`{text}` is not a duration; write e.g. 30m, 6h or 7d"),
+            format!(
+                "`{text}` is not a duration; write e.g. 30m, 6h or 7d, or a cron expression \
+                 such as `0 */6 * * *`"
+            ),
         ));
     }
     ms
@@ -207,6 +220,21 @@ mod tests {
         assert!(
             all.contains("weir.yaml:7:18: health.windowMinutes: must be at least 1"),
             "{all}"
+        );
+    }
+
+    #[test]
+    fn periodic_takes_a_cron_expression_too() {
+        let o = load("", "    periodic: \"0 */6 * * *\"\n");
+        let j = &o.desired.unwrap().jobs[0];
+        assert_eq!(j.lifecycle.periodic_cron.as_deref(), Some("0 */6 * * *"));
+        assert_eq!(j.lifecycle.periodic_ms, None);
+        let o = load("", "    periodic: \"0 */6 * *\"\n");
+        let all: Vec<String> = o.diagnostics.iter().map(|d| d.to_string()).collect();
+        assert!(
+            all.iter()
+                .any(|d| d.starts_with("jobs/orders.yaml:10:15: spec.savepoint.periodic:")),
+            "{all:?}"
         );
     }
 }

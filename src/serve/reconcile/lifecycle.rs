@@ -95,6 +95,33 @@ struct Timer {
     backoff_until: BTreeMap<String, i64>,
 }
 
+/// When a job's periodic savepoint is due (`spec.savepoint.periodic`).
+enum Periodic {
+    /// A duration after the last savepoint.
+    Every(i64),
+    /// A fire time of the cron expression after the last savepoint.
+    Cron(Box<crate::schedule::Parsed>),
+}
+
+impl Periodic {
+    /// Whether a savepoint is due at `now` when the last one was taken at `last_ms`.
+    fn is_due(&self, last_ms: i64, now: i64) -> bool {
+        match self {
+            Periodic::Every(every) => now - last_ms >= *every,
+            Periodic::Cron(cron) => cron.next_after(last_ms).is_some_and(|t| t <= now),
+        }
+    }
+
+    /// How long to wait after a failed series of attempts: five minutes, or the period when
+    /// shorter.
+    fn retry_after_ms(&self) -> i64 {
+        match self {
+            Periodic::Every(every) => (*every).min(300_000),
+            Periodic::Cron(_) => 300_000,
+        }
+    }
+}
+
 /// Holds a job in [`InFlight`] while the timer works on it.
 struct Hold<'a> {
     in_flight: &'a Mutex<InFlight>,
@@ -139,8 +166,15 @@ impl Timer {
             }
         }
         for job in &r.desired.jobs {
-            if let Some(every) = job.lifecycle.periodic_ms {
-                self.periodic(r, job, every).await;
+            let due = match (&job.lifecycle.periodic_ms, &job.lifecycle.periodic_cron) {
+                (Some(every), _) => Some(Periodic::Every(*every)),
+                (None, Some(cron)) => crate::schedule::Parsed::new(cron, None)
+                    .ok()
+                    .map(|p| Periodic::Cron(Box::new(p))),
+                (None, None) => None,
+            };
+            if let Some(due) = due {
+                self.periodic(r, job, due).await;
             }
         }
         let now = now_ms();
@@ -154,8 +188,8 @@ impl Timer {
         }
     }
 
-    /// Takes a savepoint of `job` when its last one is `every` ms old.
-    async fn periodic(&mut self, r: &Round<'_>, job: &DesiredJob, every: i64) {
+    /// Takes a savepoint of `job` when its last one is old enough for `due`.
+    async fn periodic(&mut self, r: &Round<'_>, job: &DesiredJob, due: Periodic) {
         let now = now_ms();
         if self.backoff_until.get(&job.name).is_some_and(|t| now < *t) {
             return;
@@ -176,7 +210,7 @@ impl Timer {
             .filter(|s| s.kind == SavepointKind::Savepoint && !disposed.contains(&s.path))
             .map(|s| s.at_ms)
             .max();
-        if last.is_some_and(|at| now - at < every) {
+        if last.is_some_and(|at| !due.is_due(at, now)) {
             return;
         }
         let Some(_hold) = Hold::take(r.in_flight, &job.name) else {
@@ -222,7 +256,7 @@ impl Timer {
                 warn!(job = %job.name, "periodic savepoint failed: {why}");
                 // Wait a while (at most a period) before the next series of attempts.
                 self.backoff_until
-                    .insert(job.name.clone(), now_ms() + every.min(300_000));
+                    .insert(job.name.clone(), now_ms() + due.retry_after_ms());
                 let event = r
                     .shared
                     .event_of(
@@ -403,4 +437,23 @@ async fn running_target(r: &Round<'_>, job: &DesiredJob) -> Option<(SavepointTar
 
 fn secs_ms(secs: u64) -> i64 {
     i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod periodic_tests {
+    use super::Periodic;
+
+    #[test]
+    fn a_duration_is_due_after_it_passed_and_a_cron_after_its_next_fire_time() {
+        let hour = 3_600_000;
+        let every = Periodic::Every(6 * hour);
+        assert!(!every.is_due(0, 5 * hour));
+        assert!(every.is_due(0, 6 * hour));
+        // Every six hours on the hour (UTC): last at 01:00 → due at 06:00, not before.
+        let cron = Periodic::Cron(Box::new(
+            crate::schedule::Parsed::new("0 */6 * * *", None).unwrap(),
+        ));
+        assert!(!cron.is_due(hour, 5 * hour + 59 * 60_000));
+        assert!(cron.is_due(hour, 6 * hour));
+    }
 }
