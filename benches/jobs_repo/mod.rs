@@ -66,6 +66,13 @@ pub fn write(path: &Path, content: impl AsRef<[u8]>) {
 /// Writes the repo into `dir` (N jobs over `dirs` directories, the cluster at `flink_url`) and
 /// commits it on branch `main`.
 pub fn generate(dir: &Path, n: usize, dirs: usize, flink_url: &str) {
+    // Applies do not wait out a health window. A baseline binary from before automatic rollback
+    // (`WEIR_BIN=…`) refuses the key: `WEIR_BENCH_BASELINE_REPO=1` leaves it out.
+    let rollback = if std::env::var_os("WEIR_BENCH_BASELINE_REPO").is_some() {
+        ""
+    } else {
+        "rollback:\n  healthWindowSeconds: 0\n"
+    };
     write(
         &dir.join("weir.yaml"),
         format!(
@@ -73,7 +80,7 @@ pub fn generate(dir: &Path, n: usize, dirs: usize, flink_url: &str) {
              clusters:\n  {CLUSTER}:\n    url: {flink_url}\n    savepointDir: file:///tmp/weir-bench/savepoints\n    timeoutSeconds: 60\n\
              sqlRunner:\n  jar: artifacts/weir-sql-runner.jar\n\
              prune: false\n\
-             rollback:\n  healthWindowSeconds: 0\n"
+             {rollback}"
         ),
     );
     // Small stand-ins for the jars: weir reads, hashes and uploads them; the fake cluster never
