@@ -158,7 +158,11 @@ impl Daemon {
             }
         }
         let child = cmd
-            .env("WEIR_LOG", "info,sqlx=warn,tower_http=warn")
+            .env(
+                "WEIR_LOG",
+                std::env::var("WEIR_BENCH_DAEMON_LOG")
+                    .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
+            )
             .env("WEIR_BENCH_API_TOKEN", TOKEN)
             .env("WEIR_BENCH_GITHUB_SECRET", GITHUB_SECRET)
             .stdin(Stdio::null())

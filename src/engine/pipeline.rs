@@ -69,14 +69,18 @@ pub fn clients(desired: &DesiredState) -> Result<Clients, EngineError> {
 }
 
 /// What the store remembers of every job that was not deleted, for the planner.
+/// Three queries whatever the number of jobs (a query per job is a thread round trip each with
+/// sqlx).
 pub async fn history(store: &Store) -> Result<History, StoreError> {
     let mut out = BTreeMap::new();
+    let mut lineages = store.savepoints_by_job().await?;
+    let mut rollbacks = store.latest_rollbacks().await?;
     for r in store.jobs().await? {
         if r.deleted {
             continue;
         }
-        // One read of the lineage per job serves both views of it.
-        let savepoints = store.savepoints(&r.name).await?;
+        // One read of the lineage serves both views of it.
+        let savepoints = lineages.remove(&r.name).unwrap_or_default();
         out.insert(
             r.name.clone(),
             JobHistory {
@@ -89,7 +93,7 @@ pub async fn history(store: &Store) -> Result<History, StoreError> {
                 suspended: r.suspended,
                 last_savepoint: r.last_savepoint.clone(),
                 stopped_by_weir: stopped_by_weir(&savepoints),
-                rolled_back: rolled_back(store, &r.name).await?,
+                rolled_back: rollbacks.remove(&r.name).and_then(rolled_back),
                 known_savepoints: savepoints.into_iter().map(|s| s.path).collect(),
             },
         );
@@ -97,29 +101,21 @@ pub async fn history(store: &Store) -> Result<History, StoreError> {
     Ok(out)
 }
 
-/// The last rollback of `job`, when its newest change that could be rolled back was.
-async fn rolled_back(
-    store: &Store,
-    job: &str,
-) -> Result<Option<crate::plan::RolledBack>, StoreError> {
-    let Some(t) = store.latest_rollback(job).await? else {
-        return Ok(None);
-    };
-    Ok(
-        match (
-            t.rolled_back_fingerprint,
-            t.rolled_back_parallelism,
-            t.reason,
-        ) {
-            (Some(fingerprint), Some(parallelism), Some(reason)) => Some(crate::plan::RolledBack {
-                fingerprint,
-                parallelism: u32::try_from(parallelism).unwrap_or(0),
-                reason,
-                apply_id: t.apply_id,
-            }),
-            _ => None,
-        },
-    )
+/// The last rollback of a job, when `t`, its newest change that could be rolled back, was.
+fn rolled_back(t: crate::store::RollbackTarget) -> Option<crate::plan::RolledBack> {
+    match (
+        t.rolled_back_fingerprint,
+        t.rolled_back_parallelism,
+        t.reason,
+    ) {
+        (Some(fingerprint), Some(parallelism), Some(reason)) => Some(crate::plan::RolledBack {
+            fingerprint,
+            parallelism: u32::try_from(parallelism).unwrap_or(0),
+            reason,
+            apply_id: t.apply_id,
+        }),
+        _ => None,
+    }
 }
 
 /// The savepoints weir took when it stopped a Flink job of `job` (its own stops, found in the

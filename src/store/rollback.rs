@@ -88,6 +88,21 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::latest_rollback`] of every job that has a rollback target, in one query.
+    pub async fn latest_rollbacks(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, RollbackTarget>, StoreError> {
+        let rows = sqlx::query_as::<_, RollbackTarget>(&format!(
+            "{SELECT} t WHERE NOT EXISTS (SELECT 1 FROM rollback_targets n
+                 WHERE n.job = t.job AND (n.created_at_ms > t.created_at_ms
+                     OR (n.created_at_ms = t.created_at_ms AND n.apply_id > t.apply_id)))"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.query("latest_rollbacks"))?;
+        Ok(rows.into_iter().map(|t| (t.job.clone(), t)).collect())
+    }
+
     /// The newest rollback target of `job` (rolled back or not): the newest change that could
     /// be rolled back says whether the job's last change was.
     pub async fn latest_rollback(&self, job: &str) -> Result<Option<RollbackTarget>, StoreError> {

@@ -457,6 +457,11 @@ async fn savepoint_round_trip() {
         [second.clone(), first.clone()]
     );
     assert!(store.savepoints("nope").await.unwrap().is_empty());
+    // The planner's one-query read of every lineage agrees with the per-job read.
+    let by_job = store.savepoints_by_job().await.unwrap();
+    assert_eq!(by_job.keys().collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(by_job["a"], store.savepoints("a").await.unwrap());
+    assert_eq!(by_job["b"], store.savepoints("b").await.unwrap());
 
     // Idempotent for the same values, refused for different ones.
     store.insert_savepoint(&first).await.unwrap();
@@ -1292,4 +1297,53 @@ async fn copy_preserves_every_record_and_refuses_a_non_empty_target() {
         matches!(again.rejection(), Some(Rejection::Copy(_))),
         "{again:#}"
     );
+}
+
+#[tokio::test]
+async fn latest_rollbacks_agree_with_the_per_job_read() {
+    let store = seeded().await;
+    store
+        .insert_plan(&plan("p2", 2_000, &["a", "b"]))
+        .await
+        .unwrap();
+    store
+        .insert_apply(&new_apply("a2", "p2", 2_100, &["a", "b"]))
+        .await
+        .unwrap();
+    let target = |apply: &str, job: &str, at: i64| crate::store::RollbackTarget {
+        apply_id: apply.into(),
+        job: job.into(),
+        cluster: "local".into(),
+        previous_job_id: "00000000000000000000000000000001".into(),
+        previous_spec_json: "{}".into(),
+        created_at_ms: at,
+        rolled_back_fingerprint: None,
+        rolled_back_parallelism: None,
+        reason: None,
+        rolled_back_at_ms: None,
+    };
+    // a: two applies, the newer one wins; b: a tie on the time, broken by the apply id.
+    for t in [
+        target("a1", "a", 1_100),
+        target("a2", "a", 2_100),
+        target("a1", "b", 1_500),
+        target("a2", "b", 1_500),
+    ] {
+        store.insert_rollback_target(&t).await.unwrap();
+    }
+    store
+        .mark_rolled_back("a2", "a", "f00d", 2, "failed", 3_000)
+        .await
+        .unwrap();
+    let all = store.latest_rollbacks().await.unwrap();
+    assert_eq!(all.keys().collect::<Vec<_>>(), ["a", "b"]);
+    for job in ["a", "b"] {
+        assert_eq!(
+            Some(&all[job]),
+            store.latest_rollback(job).await.unwrap().as_ref()
+        );
+    }
+    assert_eq!(all["a"].apply_id, "a2");
+    assert_eq!(all["a"].reason.as_deref(), Some("failed"));
+    assert_eq!(all["b"].apply_id, "a2");
 }

@@ -37,7 +37,7 @@ pub struct Shared {
     /// Why routes of the current `weir.yaml` were left out (e.g. an unset variable).
     notifier_problems: Mutex<Vec<String>>,
     /// The desired state of the last good load, for the lifecycle timer.
-    pub(super) desired: RwLock<Option<Arc<crate::desired::DesiredState>>>,
+    pub(super) desired: RwLock<Option<SharedDesired>>,
     /// The latest health of each job the lifecycle timer read, by job name.
     pub(super) job_health: Mutex<BTreeMap<String, crate::lifecycle::health::HealthReport>>,
 }
@@ -253,5 +253,31 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let _ = tokio::time::timeout(timeout, notifier.flush()).await;
+    }
+}
+
+/// The desired state of a load, shared without copying it (a copy of 1,000 definitions cost a
+/// reconcile several milliseconds and held them twice).
+#[derive(Clone)]
+pub(super) struct SharedDesired(Arc<crate::load::LoadOutcome>);
+
+impl SharedDesired {
+    /// `None` when the load has no desired state.
+    pub fn of(outcome: &Arc<crate::load::LoadOutcome>) -> Option<SharedDesired> {
+        outcome
+            .desired
+            .as_ref()
+            .map(|_| SharedDesired(outcome.clone()))
+    }
+}
+
+impl std::ops::Deref for SharedDesired {
+    type Target = DesiredState;
+
+    fn deref(&self) -> &DesiredState {
+        self.0
+            .desired
+            .as_ref()
+            .expect("SharedDesired::of holds loads with a desired state only")
     }
 }

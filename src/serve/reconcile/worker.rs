@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::in_flight::{InFlight, lock};
 use super::manual::ApplyRequest;
@@ -348,7 +348,9 @@ impl Worker {
         fetch: bool,
     ) -> Result<Result<(Loaded, DesiredState), Reconciled>, ReconcileError> {
         if fetch || self.commit.is_none() {
+            let started = std::time::Instant::now();
             self.fetch().await;
+            debug!(fetch_ms = started.elapsed().as_secs_f64() * 1e3, "fetched");
         }
         let Some(commit) = self.commit.clone() else {
             let msg = self
@@ -392,7 +394,7 @@ impl Worker {
             .shared
             .desired
             .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(desired.clone()));
+            .unwrap_or_else(|e| e.into_inner()) = super::shared::SharedDesired::of(&loaded.outcome);
         self.shared.update(|s| {
             s.revision = Some(desired.revision.to_string());
             s.revision_digest = Some(desired.revision.digest.clone());
@@ -441,10 +443,12 @@ impl Worker {
 
     /// Returns how the reconcile ended.
     async fn reconcile_inner(&mut self, triggers: &[String]) -> Result<Reconciled, ReconcileError> {
+        let started = std::time::Instant::now();
         let (loaded, desired) = match self.fetch_and_load(!observe_only(triggers)).await? {
             Ok(x) => x,
             Err(quiet) => return Ok(quiet),
         };
+        let loaded_at = started.elapsed();
         if let Some(busy) = self.resume(&loaded).await? {
             return Ok(busy);
         }
@@ -464,6 +468,7 @@ impl Worker {
             &loaded.source,
         )
         .await?;
+        let planned_at = started.elapsed();
         let managed = super::observe::Managed::of(&desired);
         *self.observed.borrow_mut() =
             Some(super::observe::fingerprint(&snapshot.observation, &managed));
@@ -517,6 +522,14 @@ impl Worker {
             return Ok(Reconciled::new(Outcome::Error, "shutting down"));
         }
         self.record(&plan, &loaded.source, &trigger).await?;
+        // Where a reconcile that applies spends its time before the apply starts (for operators
+        // and the daemon benchmark; WEIR_LOG=weir=debug).
+        debug!(
+            fetched_and_loaded_ms = loaded_at.as_secs_f64() * 1e3,
+            planned_ms = planned_at.as_secs_f64() * 1e3,
+            recorded_ms = started.elapsed().as_secs_f64() * 1e3,
+            "reconcile stages"
+        );
         self.shared.update(|s| s.last_plan = Some(plan_info(&plan)));
         self.shared
             .event(EventKind::PlanReady, None, Some(&plan), plan.summary.line());
