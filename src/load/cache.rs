@@ -84,13 +84,13 @@ impl Generation {
     }
 
     /// Keeps the parse of blob `id` (`None`: not parsed) for the next load.
-    pub fn keep(&mut self, id: Oid, parsed: &Option<ParsedYaml<JobFile>>) {
+    pub fn keep(&mut self, id: Oid, parsed: &Option<Arc<ParsedYaml<JobFile>>>) {
         if let Some(known) = self.previous.get(&id) {
             self.hits += 1;
             self.next.insert(id, known.clone());
         } else if let Some(parsed) = parsed {
             self.misses += 1;
-            self.next.insert(id, Arc::new(parsed.clone()));
+            self.next.insert(id, parsed.clone());
         }
     }
 }

@@ -36,6 +36,7 @@ mod hostile_tests;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -498,10 +499,7 @@ impl<'a> Loader<'a> {
                         if let (Some(cache), Some(id)) = (self.cache.as_mut(), content.blob_id) {
                             cache.keep(id, &parsed);
                         }
-                        parsed.and_then(|ParsedYaml { problems, parsed }| {
-                            self.emit(file, problems);
-                            parsed
-                        })
+                        parsed.inspect(|p| self.emit(file, p.problems.clone()))
                     }
                     Err(e) => {
                         self.read_failed(file, e);
@@ -514,14 +512,21 @@ impl<'a> Loader<'a> {
         outcomes
     }
 
-    /// A job file's outcome, from its parse (`None`: unreadable or not YAML, already reported).
+    /// A job file's outcome, from its parse (`None`: unreadable, already reported). The parse
+    /// may be shared with the cache: only the deserialized file is then copied (the checks
+    /// consume it), never the tree.
     fn finish_job(
         &mut self,
         file: &str,
-        parsed: Option<(Node, Option<JobFile>)>,
+        parsed: Option<Arc<ParsedYaml<JobFile>>>,
         ctx: &Context<'_>,
     ) -> JobOutcome {
-        let Some((tree, job_file)) = parsed else {
+        let mut parsed = parsed;
+        let job_file = parsed.as_mut().and_then(|p| match Arc::get_mut(p) {
+            Some(owned) => owned.parsed.as_mut().and_then(|(_, jf)| jf.take()),
+            None => p.parsed.as_ref().and_then(|(_, jf)| jf.clone()),
+        });
+        let Some((tree, _)) = parsed.as_deref().and_then(|p| p.parsed.as_ref()) else {
             return JobOutcome {
                 file: file.to_string(),
                 name: None,
@@ -534,7 +539,7 @@ impl<'a> Loader<'a> {
             .and_then(|n| Some((n.value.scalar_text()?, n.pos)));
         let job = job_file.and_then(|jf| {
             let mut problems = Vec::new();
-            let job = self.check_job(file, &tree, jf, ctx, &mut problems);
+            let job = self.check_job(file, tree, jf, ctx, &mut problems);
             self.emit(file, problems);
             job
         });
@@ -761,7 +766,7 @@ struct JobRead {
     /// Its blob id and SHA-256, or why it could not be read.
     content: Result<ReadContent, GitError>,
     /// `None` when it could not be read.
-    parsed: Option<ParsedYaml<JobFile>>,
+    parsed: Option<Arc<ParsedYaml<JobFile>>>,
 }
 
 struct ReadContent {
@@ -786,12 +791,9 @@ fn read_job_file(
             };
         }
     };
-    let known = content
-        .blob_id
-        .and_then(|id| previous?.get(&id))
-        .map(|p| ParsedYaml::clone(p));
-    let parsed =
-        known.unwrap_or_else(|| parse_yaml_text(&content.bytes, schema, JOB_FILE_EXPECTED));
+    let known = content.blob_id.and_then(|id| previous?.get(&id)).cloned();
+    let parsed = known
+        .unwrap_or_else(|| Arc::new(parse_yaml_text(&content.bytes, schema, JOB_FILE_EXPECTED)));
     JobRead {
         content: Ok(ReadContent {
             blob_id: content.blob_id,
