@@ -522,14 +522,7 @@ impl Worker {
             return Ok(Reconciled::new(Outcome::Error, "shutting down"));
         }
         self.record(&plan, &loaded.source, &trigger).await?;
-        // Where a reconcile that applies spends its time before the apply starts (for operators
-        // and the daemon benchmark; WEIR_LOG=weir=debug).
-        debug!(
-            fetched_and_loaded_ms = loaded_at.as_secs_f64() * 1e3,
-            planned_ms = planned_at.as_secs_f64() * 1e3,
-            recorded_ms = started.elapsed().as_secs_f64() * 1e3,
-            "reconcile stages"
-        );
+        log_stages(loaded_at, planned_at, started.elapsed());
         self.shared.update(|s| s.last_plan = Some(plan_info(&plan)));
         self.shared
             .event(EventKind::PlanReady, None, Some(&plan), plan.summary.line());
@@ -676,6 +669,17 @@ impl Worker {
     pub(super) async fn save_memory(&self) {
         memory::save(&self.shared.store, &self.memory).await;
     }
+}
+
+/// Where a reconcile that applies spends its time before the apply starts (for operators and
+/// the daemon benchmark; WEIR_LOG=weir=debug).
+fn log_stages(loaded: Duration, planned: Duration, recorded: Duration) {
+    debug!(
+        fetched_and_loaded_ms = loaded.as_secs_f64() * 1e3,
+        planned_ms = planned.as_secs_f64() * 1e3,
+        recorded_ms = recorded.as_secs_f64() * 1e3,
+        "reconcile stages"
+    );
 }
 
 /// Plans the followed branch and pre-flights its programs on their clusters (it is reviewed
