@@ -50,6 +50,10 @@ pub struct RoleView {
     /// The leader's epoch (PostgreSQL stores only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epoch: Option<i64>,
+    /// False until the first election round has read the lease: before that a daemon does not
+    /// know who leads, and saying "follower of nobody" would be a lie `/readyz` must not tell.
+    #[serde(skip)]
+    pub known: bool,
 }
 
 /// This daemon's role, shared by the election loop, the worker and the HTTP handlers.
@@ -71,6 +75,7 @@ impl Leadership {
                 role: "leader",
                 leader: None,
                 epoch: None,
+                known: true,
             }),
             leading: watch::channel(true).0,
             worker: watch::channel(false).0,
@@ -85,6 +90,7 @@ impl Leadership {
                 role: "follower",
                 leader: None,
                 epoch: None,
+                known: false,
             }),
             leading: watch::channel(false).0,
             worker: watch::channel(false).0,
@@ -190,18 +196,30 @@ pub async fn run(
                             role: "leader",
                             leader: Some(address.clone()),
                             epoch: Some(e),
+                            known: true,
                         });
                         continue;
                     }
                     Ok(None) => {}
                     Err(e) => warn!("leader election: {:#}", anyhow::Error::from(e)),
                 }
-                if let Ok(Some(h)) = lease.lease_holder().await {
-                    leadership.set(RoleView {
+                match lease.lease_holder().await {
+                    Ok(Some(h)) => leadership.set(RoleView {
                         role: "follower",
                         leader: (!h.expired).then_some(h.address),
                         epoch: Some(h.epoch),
-                    });
+                        known: true,
+                    }),
+                    Ok(None) => leadership.set(RoleView {
+                        role: "follower",
+                        leader: None,
+                        epoch: None,
+                        known: true,
+                    }),
+                    Err(e) => warn!(
+                        "leader election: reading the lease: {:#}",
+                        anyhow::Error::from(e)
+                    ),
                 }
                 tokio::select! {
                     _ = cancel.cancelled() => break,
@@ -261,8 +279,31 @@ fn step_down(store: &Store, leadership: &Leadership, why: &str) -> ! {
         role: "follower",
         leader: None,
         epoch: None,
+        known: true,
     });
     warn!("leader: stepping down: {why}");
     eprintln!("weir serve: stepping down as leader: {why}; exiting");
     std::process::exit(STEPPED_DOWN_EXIT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_elected_daemon_does_not_know_its_role_until_it_read_the_lease() {
+        let l = Leadership::elected("h".into(), "127.0.0.1:1".into());
+        assert!(!l.view().known);
+        assert!(!l.is_leader());
+        l.set(RoleView {
+            role: "follower",
+            leader: Some("127.0.0.1:2".into()),
+            epoch: Some(4),
+            known: true,
+        });
+        assert!(l.view().known);
+        assert_eq!(l.view().leader.as_deref(), Some("127.0.0.1:2"));
+        assert!(Leadership::single().view().known);
+        assert!(Leadership::single().is_leader());
+    }
 }

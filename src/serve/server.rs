@@ -270,6 +270,20 @@ async fn healthz() -> ApiResult {
 
 async fn readyz(State(state): State<AppState>) -> ApiResult {
     let role = state.shared.leadership.view();
+    if !role.known {
+        return Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({
+                "status": "not ready",
+                "error": "the leader election has not read the lease yet",
+                // No role is known yet: naming one would let a caller take this daemon for a
+                // follower of nobody.
+                "role": null,
+                "leader": null,
+            })),
+        )
+            .into_response());
+    }
     if role.role == "follower" {
         // A follower serves reads and records webhooks; it never fetches or observes.
         return json(json!({"status": "ready", "role": role.role, "leader": role.leader}));
