@@ -225,6 +225,13 @@ pub trait RepoFiles {
     /// the content whenever the source can tell the size up front).
     fn read(&self, path: &str, limit: u64) -> Result<FileContent, GitError>;
 
+    /// The Git blob id of a regular file, when the source can name it without reading the file
+    /// (a revision's tree can; a working tree cannot). `None` also when the path is not a
+    /// regular file: [`RepoFiles::read`] then says why.
+    fn blob_id(&self, _path: &str) -> Option<Oid> {
+        None
+    }
+
     /// SHA-256 of a file, streamed where possible (for jars).
     fn hash(&self, path: &str, limit: u64) -> Result<FileHash, GitError> {
         let content = self.read(path, limit)?;
@@ -315,6 +322,10 @@ pub struct WorkTree {
     /// Canonical root of the jobs repo.
     root: PathBuf,
     git: Option<GitLink>,
+    /// Directory → its canonical path, when it is inside the root (a load reads thousands of
+    /// files from a few directories; resolving each file's every component cost more than
+    /// reading it).
+    inside: Mutex<std::collections::HashMap<PathBuf, Option<PathBuf>>>,
 }
 
 struct GitLink {
@@ -366,7 +377,11 @@ impl RepoSource {
                 prefix,
             })
         });
-        Ok(RepoSource::WorkTree(WorkTree { root, git }))
+        Ok(RepoSource::WorkTree(WorkTree {
+            root,
+            git,
+            inside: Mutex::default(),
+        }))
     }
 
     /// The tree of `rev` (a branch, tag, sha, `HEAD~1`, ...) of the Git repository containing
@@ -481,8 +496,8 @@ fn path_to_repo_string(p: &Path) -> Option<String> {
     Some(parts.join("/"))
 }
 
-fn lock(repo: &Mutex<Repository>) -> MutexGuard<'_, Repository> {
-    repo.lock().unwrap_or_else(PoisonError::into_inner)
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn short(oid: Oid) -> String {
@@ -506,6 +521,12 @@ impl RepoFiles for RepoSource {
         match self {
             RepoSource::WorkTree(w) => w.read_file(path, limit),
             RepoSource::GitTree(g) => g.read_file(path, limit),
+        }
+    }
+    fn blob_id(&self, path: &str) -> Option<Oid> {
+        match self {
+            RepoSource::WorkTree(_) => None,
+            RepoSource::GitTree(g) => g.blob_id(path),
         }
     }
     fn hash(&self, path: &str, limit: u64) -> Result<FileHash, GitError> {

@@ -23,6 +23,19 @@ impl GitTree {
 
     /// The blob id and size of `path`, refusing non-files and files over `limit`.
     fn locate(&self, repo: &Repository, path: &str, limit: u64) -> Result<Oid, ReadError> {
+        let id = self.regular_file(repo, path)?;
+        let (size, _) = repo.odb()?.read_header(id)?;
+        if size as u64 > limit {
+            return Err(ReadError::TooLarge {
+                size: size as u64,
+                limit,
+            });
+        }
+        Ok(id)
+    }
+
+    /// The blob id of `path` from the tree alone, refusing anything but a regular file.
+    fn regular_file(&self, repo: &Repository, path: &str) -> Result<Oid, ReadError> {
         check_relative(path)?;
         let tree = repo.find_tree(self.tree)?;
         let index = self
@@ -34,21 +47,13 @@ impl GitTree {
         };
         match entry.kind {
             Some(ObjectType::Blob) if entry.filemode == GIT_FILEMODE_LINK => {
-                return Err(ReadError::Unsupported("symbolic links are not supported"));
+                Err(ReadError::Unsupported("symbolic links are not supported"))
             }
-            Some(ObjectType::Blob) => {}
-            Some(ObjectType::Tree) => return Err(ReadError::Unsupported("is a directory")),
-            Some(ObjectType::Commit) => return Err(ReadError::Unsupported("is a submodule")),
-            _ => return Err(ReadError::Unsupported("is not a regular file")),
+            Some(ObjectType::Blob) => Ok(entry.id),
+            Some(ObjectType::Tree) => Err(ReadError::Unsupported("is a directory")),
+            Some(ObjectType::Commit) => Err(ReadError::Unsupported("is a submodule")),
+            _ => Err(ReadError::Unsupported("is not a regular file")),
         }
-        let (size, _) = repo.odb()?.read_header(entry.id)?;
-        if size as u64 > limit {
-            return Err(ReadError::TooLarge {
-                size: size as u64,
-                limit,
-            });
-        }
-        Ok(entry.id)
     }
 
     pub(super) fn list_entries(&self, dir: &str) -> Result<Vec<ListedEntry>, GitError> {
@@ -74,6 +79,11 @@ impl GitTree {
             return Err(list_err(ReadError::Unsupported(why)));
         }
         tree_entries(&repo, &tree, dir).map_err(|e| list_err(e.into()))
+    }
+
+    /// The blob id of the regular file at `path`, from the tree alone.
+    pub(super) fn blob_id(&self, path: &str) -> Option<Oid> {
+        self.regular_file(&lock(&self.repo), path).ok()
     }
 
     pub(super) fn read_file(&self, path: &str, limit: u64) -> Result<FileContent, GitError> {

@@ -26,11 +26,24 @@ impl WorkTree {
             return Err(ReadError::Unsupported("is not a regular file"));
         }
         // A symlinked parent directory could still lead outside the repo.
-        let canon = full.canonicalize()?;
-        if !canon.starts_with(&self.root) {
+        let (Some(parent), Some(name)) = (full.parent(), full.file_name()) else {
             return Err(ReadError::Unsupported("resolves outside the repository"));
+        };
+        match self.canonical_inside(parent)? {
+            Some(dir) => Ok((dir.join(name), link_meta)),
+            None => Err(ReadError::Unsupported("resolves outside the repository")),
         }
-        Ok((canon, link_meta))
+    }
+
+    /// `dir` resolved, when it lies inside the root (`None`: it leads outside).
+    fn canonical_inside(&self, dir: &Path) -> Result<Option<PathBuf>, ReadError> {
+        if let Some(known) = lock(&self.inside).get(dir) {
+            return Ok(known.clone());
+        }
+        let canon = dir.canonicalize()?;
+        let inside = canon.starts_with(&self.root).then_some(canon);
+        lock(&self.inside).insert(dir.to_path_buf(), inside.clone());
+        Ok(inside)
     }
 
     fn read_err(&self, path: &str, source: ReadError) -> GitError {
@@ -123,7 +136,8 @@ impl WorkTree {
                 },
             ));
         }
-        let mut bytes = Vec::new();
+        // Sized up front: one read of the content and one to see the end.
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
         File::open(&full)
             .and_then(|f| f.take(limit.saturating_add(1)).read_to_end(&mut bytes))
             .map_err(|e| self.read_err(path, e.into()))?;

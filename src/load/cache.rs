@@ -65,8 +65,9 @@ impl ParseCache {
     }
 }
 
-/// Parses by blob id.
-pub(super) type Parses = HashMap<Oid, Arc<ParsedYaml<JobFile>>>;
+/// A job file's parse and the SHA-256 of its bytes (hex), by blob id: a load that finds a
+/// file's blob id here needs neither its parse nor its bytes.
+pub(super) type Parses = HashMap<Oid, (Arc<ParsedYaml<JobFile>>, String)>;
 
 /// One load's view of the cache: what the previous load parsed (read by the parsing threads),
 /// and what this one used.
@@ -83,14 +84,14 @@ impl Generation {
         &self.previous
     }
 
-    /// Keeps the parse of blob `id` (`None`: not parsed) for the next load.
-    pub fn keep(&mut self, id: Oid, parsed: &Option<Arc<ParsedYaml<JobFile>>>) {
+    /// Keeps the parse of blob `id` (`None`: not parsed) and its SHA-256 for the next load.
+    pub fn keep(&mut self, id: Oid, parsed: &Option<Arc<ParsedYaml<JobFile>>>, sha256: &str) {
         if let Some(known) = self.previous.get(&id) {
             self.hits += 1;
             self.next.insert(id, known.clone());
         } else if let Some(parsed) = parsed {
             self.misses += 1;
-            self.next.insert(id, parsed.clone());
+            self.next.insert(id, (parsed.clone(), sha256.to_string()));
         }
     }
 }

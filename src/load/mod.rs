@@ -495,10 +495,10 @@ impl<'a> Loader<'a> {
             for (file, JobRead { content, parsed }) in chunk.iter().zip(read) {
                 let parsed = match content {
                     Ok(content) => {
-                        self.track(file, content.blob_id, content.sha256);
                         if let (Some(cache), Some(id)) = (self.cache.as_mut(), content.blob_id) {
-                            cache.keep(id, &parsed);
+                            cache.keep(id, &parsed, &content.sha256);
                         }
+                        self.track(file, content.blob_id, content.sha256);
                         parsed.inspect(|p| self.emit(file, p.problems.clone()))
                     }
                     Err(e) => {
@@ -775,13 +775,25 @@ struct ReadContent {
 }
 
 /// Reads, hashes and parses one job file; the parse comes from `previous` when an earlier load
-/// parsed the same blob.
+/// parsed the same blob (then the file is not even read when the source names its blob id).
 fn read_job_file(
     files: &(dyn RepoFiles + Sync),
     file: &str,
     previous: Option<&cache::Parses>,
     schema: &serde_json::Value,
 ) -> JobRead {
+    if let Some(previous) = previous
+        && let Some(id) = files.blob_id(file)
+        && let Some((parsed, sha256)) = previous.get(&id)
+    {
+        return JobRead {
+            content: Ok(ReadContent {
+                blob_id: Some(id),
+                sha256: sha256.clone(),
+            }),
+            parsed: Some(parsed.clone()),
+        };
+    }
     let content = match files.read(file, MAX_YAML_BYTES) {
         Ok(content) => content,
         Err(e) => {
@@ -791,7 +803,10 @@ fn read_job_file(
             };
         }
     };
-    let known = content.blob_id.and_then(|id| previous?.get(&id)).cloned();
+    let known = content
+        .blob_id
+        .and_then(|id| previous?.get(&id))
+        .map(|(parsed, _)| parsed.clone());
     let parsed = known
         .unwrap_or_else(|| Arc::new(parse_yaml_text(&content.bytes, schema, JOB_FILE_EXPECTED)));
     JobRead {

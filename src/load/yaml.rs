@@ -13,6 +13,21 @@ use serde::de::{self, Deserialize, DeserializeOwned, Deserializer, MapAccess, Se
 use serde_saphyr::budget::BudgetBreach;
 use serde_saphyr::{Error as YamlError, Location, MessageFormatter, Spanned};
 
+mod fast_tree;
+mod from_tree;
+
+/// Every `.yaml`/`.yml` file under `dir` (the fast paths' tests compare both paths on them).
+#[cfg(test)]
+fn yaml_files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            yaml_files_under(&path, out);
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
+    }
+}
 mod messages;
 pub(crate) use messages::{suggest, unknown_field_message, unknown_value_message};
 
@@ -533,6 +548,14 @@ pub(crate) enum ParseFailure {
 /// Duplicate keys are kept in the tree (see [`duplicate_keys`]) so that they can be reported with
 /// their field path, all at once.
 pub(crate) fn parse_tree(text: &str) -> Result<Node, ParseFailure> {
+    if let Some(tree) = fast_tree::fast_tree(text) {
+        return Ok(tree);
+    }
+    parse_tree_text(text)
+}
+
+/// [`parse_tree`] by serde-saphyr alone (every file the fast builder does not take).
+pub(crate) fn parse_tree_text(text: &str) -> Result<Node, ParseFailure> {
     let mut tree_options = options();
     tree_options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
     let mut docs: Vec<Node> = match serde_saphyr::from_str_multiple_with_options(text, tree_options)
@@ -581,7 +604,18 @@ pub(crate) fn duplicate_keys(tree: &Node) -> Vec<Problem> {
 }
 
 /// Deserialize `text` into `T`; on error, a problem positioned and named with `tree`.
+///
+/// `tree` is `text` parsed: most files are taken from it without scanning the text again (see
+/// [`from_tree`]); the others, and every file with a problem, are deserialized from the text.
 pub(crate) fn parse_typed<T: DeserializeOwned>(text: &str, tree: &Node) -> Result<T, Problem> {
+    if let Some(value) = from_tree::typed_from_tree(tree) {
+        return Ok(value);
+    }
+    parse_typed_text(text, tree)
+}
+
+/// [`parse_typed`] without the fast path.
+pub(crate) fn parse_typed_text<T: DeserializeOwned>(text: &str, tree: &Node) -> Result<T, Problem> {
     serde_saphyr::from_str_with_options(text, options())
         .map_err(|e| problem_from_error(&e, Some(tree)))
 }
