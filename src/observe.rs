@@ -4,7 +4,7 @@
 //! running and are the newest of their definition get one more call (their checkpoints), because a
 //! recover needs to know which savepoint or retained checkpoint to restore from.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -60,39 +60,79 @@ impl Observation {
     /// state of every weir job of that definition on it. Every staleness rule is built on it (the
     /// daemon also stores it, with a failed revision, in `daemon_state`: keep its format).
     pub fn job_fingerprint(&self, cluster: &str, job: &str) -> String {
-        let mut h = Sha256::new();
-        h.update(format!("{cluster}/{job}:"));
-        match self.clusters.get(cluster) {
-            Some(ClusterObservation::Reachable { jobs, .. }) => {
-                let hash = crate::identity::name_hash(job);
-                let mut mine: Vec<String> = jobs
-                    .iter()
+        let hash = crate::identity::name_hash(job);
+        let seen = match self.clusters.get(cluster) {
+            Some(ClusterObservation::Reachable { jobs, .. }) => Seen::Jobs(
+                jobs.iter()
                     .filter(|j| j.identity.is_some_and(|i| i.name_hash == hash))
-                    .map(|j| format!("{}={}", j.id, j.state))
-                    .collect();
-                mine.sort();
-                h.update(mine.join(","));
-            }
-            Some(ClusterObservation::Unreachable { .. }) => h.update("unreachable"),
-            None => h.update("unobserved"),
-        }
-        hex::encode(h.finalize())
+                    .collect(),
+            ),
+            Some(ClusterObservation::Unreachable { .. }) => Seen::Unreachable,
+            None => Seen::Unobserved,
+        };
+        fingerprint(cluster, job, seen)
     }
 
     /// [`Observation::job_fingerprint`] of a set of jobs, (cluster, job name) each, in one
     /// digest. Jobs of other repos sharing a cluster are not in the set, so they do not count.
+    /// Each cluster's jobs are grouped by definition once (not scanned once per job: that grew
+    /// with the square of the jobs).
     pub fn scope_fingerprint<'a>(
         &self,
         jobs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> String {
         let keys: BTreeSet<(&str, &str)> = jobs.into_iter().collect();
+        let mut by_definition: HashMap<&str, HashMap<u64, Vec<&ObservedJob>>> = HashMap::new();
         let mut h = Sha256::new();
         for (cluster, job) in keys {
-            h.update(self.job_fingerprint(cluster, job));
+            let seen = match self.clusters.get(cluster) {
+                Some(ClusterObservation::Reachable { jobs, .. }) => {
+                    let index = by_definition.entry(cluster).or_insert_with(|| {
+                        let mut index: HashMap<u64, Vec<&ObservedJob>> = HashMap::new();
+                        for j in jobs {
+                            if let Some(i) = j.identity {
+                                index.entry(i.name_hash).or_default().push(j);
+                            }
+                        }
+                        index
+                    });
+                    let hash = crate::identity::name_hash(job);
+                    Seen::Jobs(index.get(&hash).cloned().unwrap_or_default())
+                }
+                Some(ClusterObservation::Unreachable { .. }) => Seen::Unreachable,
+                None => Seen::Unobserved,
+            };
+            h.update(fingerprint(cluster, job, seen));
             h.update("\n");
         }
         hex::encode(h.finalize())
     }
+}
+
+/// What a fingerprint saw of one definition on its cluster.
+enum Seen<'a> {
+    Jobs(Vec<&'a ObservedJob>),
+    Unreachable,
+    Unobserved,
+}
+
+/// The digest of [`Observation::job_fingerprint`] (stored by the daemon: keep its format).
+fn fingerprint(cluster: &str, job: &str, seen: Seen<'_>) -> String {
+    let mut h = Sha256::new();
+    h.update(format!("{cluster}/{job}:"));
+    match seen {
+        Seen::Jobs(jobs) => {
+            let mut mine: Vec<String> = jobs
+                .iter()
+                .map(|j| format!("{}={}", j.id, j.state))
+                .collect();
+            mine.sort();
+            h.update(mine.join(","));
+        }
+        Seen::Unreachable => h.update("unreachable"),
+        Seen::Unobserved => h.update("unobserved"),
+    }
+    hex::encode(h.finalize())
 }
 
 /// How many clusters are observed at the same time. Each observation is one `/jobs/overview`

@@ -128,6 +128,51 @@ fn one_job_fingerprint_is_stable_and_scoped() {
     );
 }
 
+/// The fingerprints' format is stored by the daemon: a job's is the SHA-256 of
+/// `cluster/job:` and its jobs' `id=STATE` (sorted, comma-separated); a scope's is the SHA-256 of
+/// its jobs' fingerprints, each followed by a newline, in (cluster, job) order.
+#[test]
+fn fingerprints_keep_their_stored_format() {
+    use sha2::{Digest, Sha256};
+    let (_, now) = setup(JobState::Running, JobState::Running);
+    let o = &now.observation;
+    let crate::observe::ClusterObservation::Reachable { jobs, .. } = &o.clusters["local"] else {
+        panic!("local is reachable");
+    };
+    let a = jobs
+        .iter()
+        .find(|j| {
+            j.identity
+                .is_some_and(|i| i.name_hash == crate::identity::name_hash("a"))
+        })
+        .unwrap();
+    let expected_a = hex::encode(Sha256::digest(format!("local/a:{}={}", a.id, a.state)));
+    assert_eq!(o.job_fingerprint("local", "a"), expected_a);
+    let expected_none = hex::encode(Sha256::digest("local/zed:"));
+    assert_eq!(o.job_fingerprint("local", "zed"), expected_none);
+    let unobserved = hex::encode(Sha256::digest("nowhere/a:unobserved"));
+    assert_eq!(o.job_fingerprint("nowhere", "a"), unobserved);
+    let mut scope = Sha256::new();
+    for (cluster, job) in [
+        ("local", "a"),
+        ("local", "b"),
+        ("local", "zed"),
+        ("nowhere", "a"),
+    ] {
+        scope.update(o.job_fingerprint(cluster, job));
+        scope.update("\n");
+    }
+    assert_eq!(
+        o.scope_fingerprint([
+            ("nowhere", "a"),
+            ("local", "zed"),
+            ("local", "b"),
+            ("local", "a")
+        ]),
+        hex::encode(scope.finalize())
+    );
+}
+
 #[test]
 fn a_plan_read_back_from_json_is_fresh() {
     for scope in [Scope::Repo, Scope::Changes] {
