@@ -128,10 +128,6 @@ impl SavepointLifecycle {
     }
 }
 
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
 /// Savepoint retention, resolved: see [`crate::spec::RetainSpec`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -312,15 +308,19 @@ impl Dependency {
     }
 
     /// What identifies its content in the code fingerprint.
-    fn fingerprint(&self) -> serde_json::Value {
+    fn fingerprint(&self) -> DependencyFingerprint {
         let (kind, what) = match &self.source {
             DependencySource::Repo { path } => ("path", path.clone()),
             DependencySource::Url { url } => ("url", url.clone()),
             DependencySource::Maven { coordinate, .. } => ("maven", coordinate.to_string()),
         };
-        serde_json::json!({ kind: what, "sha256": self.sha256 })
+        BTreeMap::from([(kind, Some(what)), ("sha256", self.sha256.clone())])
     }
 }
+
+/// A dependency in [`CodeFingerprint`]: `{"<kind>": "<what>", "sha256": …}` (a map, so that its
+/// keys come in byte order: `url` sorts after `sha256`).
+type DependencyFingerprint = BTreeMap<&'static str, Option<String>>;
 
 fn last_segment(s: &str) -> &str {
     s.rsplit('/').next().unwrap_or(s)
@@ -409,37 +409,76 @@ impl DesiredJob {
     /// record-only. Streaming jobs hash exactly what earlier versions hashed, so their job ids
     /// stay recognised across an upgrade of weir.
     pub fn code_fingerprint(&self) -> [u8; 32] {
-        let mut canonical = serde_json::json!({
-            "jarSha256": self.jar().sha256,
-            "entryClass": self.entry_class(),
-            "args": match &self.program { Program::Jar { args, .. } => args.clone(), Program::Sql { .. } => vec![] },
-            "sql": match &self.program { Program::Sql { script, .. } => Some(script), Program::Jar { .. } => None },
-            "flinkConfiguration": self.flink_configuration,
-            "restartNonce": self.restart_nonce,
-        });
-        // Only present when there are dependencies: the fingerprint (and so the job ids) of every
-        // job without them stays what earlier versions of weir computed.
-        if !self.dependencies.is_empty() {
-            canonical["dependencies"] = self
+        let (args, sql) = match &self.program {
+            Program::Jar { args, .. } => (args.as_slice(), None),
+            Program::Sql { script, .. } => (&[][..], Some(script.as_str())),
+        };
+        let canonical = CodeFingerprint {
+            args,
+            // Only present when there are dependencies: the fingerprint (and so the job ids)
+            // of every job without them stays what earlier versions of weir computed.
+            dependencies: self
                 .dependencies
                 .iter()
                 .map(Dependency::fingerprint)
-                .collect();
-        }
-        // Only when there are secrets: the fingerprints of jobs without any stay those of
-        // earlier versions (a changed fingerprint would be a redeploy).
-        if !self.secrets.is_empty() {
-            canonical["secrets"] = serde_json::json!(self.secrets);
-        }
-        if self.is_batch() {
-            canonical["mode"] = serde_json::Value::from(JobMode::Batch.as_str());
-        }
-        // Only when set, so that the fingerprint (and the job id) of every job without it stays
-        // what earlier versions computed.
-        if self.lifecycle.redeploy_nonce != 0 {
-            canonical["redeployNonce"] = self.lifecycle.redeploy_nonce.into();
-        }
-        Sha256::digest(canonical.to_string().as_bytes()).into()
+                .collect(),
+            entry_class: self.entry_class(),
+            flink_configuration: &self.flink_configuration,
+            jar_sha256: &self.jar().sha256,
+            // Only for batch jobs, only when set, only when there are secrets: likewise.
+            mode: self.is_batch().then_some(JobMode::Batch.as_str()),
+            redeploy_nonce: self.lifecycle.redeploy_nonce,
+            restart_nonce: self.restart_nonce,
+            secrets: &self.secrets,
+            sql,
+        };
+        let mut hasher = Sha256::new();
+        serde_json::to_writer(HashWriter(&mut hasher), &canonical)
+            .expect("serializing strings, numbers and maps of strings cannot fail");
+        hasher.finalize().into()
+    }
+}
+
+/// What [`DesiredJob::code_fingerprint`] hashes, as compact JSON. The bytes are a stored
+/// contract (they make the job ids weir finds on clusters): the fields are in the byte order of
+/// their names, which is the order the earlier `serde_json::Value` rendering wrote them in (a
+/// test holds the two to the same bytes), and the optional ones are left out exactly when that
+/// rendering left them out. Written straight into the hasher: building a `Value` of every job
+/// for it was a tenth of a 10,000-job plan.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CodeFingerprint<'a> {
+    args: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dependencies: Vec<DependencyFingerprint>,
+    entry_class: Option<&'a str>,
+    flink_configuration: &'a BTreeMap<String, String>,
+    jar_sha256: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<&'static str>,
+    #[serde(skip_serializing_if = "is_zero")]
+    redeploy_nonce: u64,
+    restart_nonce: u64,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    secrets: &'a BTreeMap<String, Option<String>>,
+    sql: Option<&'a str>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Feeds serialized bytes to a hasher.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -457,6 +496,123 @@ mod fingerprint_tests {
             hex::encode(job.code_fingerprint()),
             "f49bf7e249785d3cec9542140d9c116fa7cd3c7174797113771e95998592ffcc"
         );
+    }
+
+    /// The fingerprint as weir computed it before it was serialized straight into the hasher:
+    /// through a `serde_json::Value`. Kept as the reference the bytes must not leave.
+    fn fingerprint_through_value(job: &DesiredJob) -> [u8; 32] {
+        let mut canonical = serde_json::json!({
+            "jarSha256": job.jar().sha256,
+            "entryClass": job.entry_class(),
+            "args": match &job.program { Program::Jar { args, .. } => args.clone(), Program::Sql { .. } => vec![] },
+            "sql": match &job.program { Program::Sql { script, .. } => Some(script), Program::Jar { .. } => None },
+            "flinkConfiguration": job.flink_configuration,
+            "restartNonce": job.restart_nonce,
+        });
+        if !job.dependencies.is_empty() {
+            canonical["dependencies"] = job
+                .dependencies
+                .iter()
+                .map(|d| {
+                    let (kind, what) = match &d.source {
+                        DependencySource::Repo { path } => ("path", path.clone()),
+                        DependencySource::Url { url } => ("url", url.clone()),
+                        DependencySource::Maven { coordinate, .. } => {
+                            ("maven", coordinate.to_string())
+                        }
+                    };
+                    serde_json::json!({ kind: what, "sha256": d.sha256 })
+                })
+                .collect();
+        }
+        if !job.secrets.is_empty() {
+            canonical["secrets"] = serde_json::json!(job.secrets);
+        }
+        if job.is_batch() {
+            canonical["mode"] = serde_json::Value::from(JobMode::Batch.as_str());
+        }
+        if job.lifecycle.redeploy_nonce != 0 {
+            canonical["redeployNonce"] = job.lifecycle.redeploy_nonce.into();
+        }
+        Sha256::digest(canonical.to_string().as_bytes()).into()
+    }
+
+    /// Invariant 5: every kind of job (jar and SQL, with and without entry class, arguments that
+    /// need escaping, dependencies of every source, secrets, batch, both nonces) hashes to the
+    /// same bytes as through a `serde_json::Value`.
+    #[test]
+    fn the_same_bytes_as_through_a_json_value() {
+        let plain = crate::plan::fixtures::job("a");
+        let mut variants = vec![plain.clone()];
+        let mut jar = plain.clone();
+        if let Program::Jar {
+            args, entry_class, ..
+        } = &mut jar.program
+        {
+            *args = vec!["--quote".into(), "\"é\\n\u{1}".into(), String::new()];
+            *entry_class = None;
+        }
+        jar.flink_configuration
+            .insert("taskmanager.numberOfTaskSlots".into(), "4".into());
+        jar.flink_configuration.insert("a\"b".into(), "ü".into());
+        jar.restart_nonce = u64::MAX;
+        variants.push(jar.clone());
+        let mut sql = plain.clone();
+        sql.program = Program::Sql {
+            script: "INSERT INTO t SELECT * FROM s;\n-- \"quoted\" \t".into(),
+            source_file: Some("sql/a.sql".into()),
+            runner: plain.jar().clone(),
+            runner_class: "weir.SqlRunner".into(),
+        };
+        variants.push(sql.clone());
+        let mut batch = sql.clone();
+        batch.mode = JobMode::Batch;
+        variants.push(batch);
+        let mut nonce = jar.clone();
+        nonce.lifecycle.redeploy_nonce = 7;
+        variants.push(nonce);
+        let mut secret = jar.clone();
+        secret
+            .secrets
+            .insert("DB_PASSWORD".into(), Some("ab".repeat(32)));
+        secret.secrets.insert("UNSET".into(), None);
+        variants.push(secret);
+        let mut deps = sql.clone();
+        for (source, sha256) in [
+            (
+                DependencySource::Url {
+                    url: "https://example.com/u.jar".into(),
+                },
+                Some("ef".repeat(32)),
+            ),
+            (
+                DependencySource::Repo {
+                    path: "lib/x.jar".into(),
+                },
+                None,
+            ),
+            (
+                DependencySource::Maven {
+                    coordinate: Coordinate::parse("org.example:udfs:1.0").unwrap(),
+                    repositories: Vec::new(),
+                },
+                Some("01".repeat(32)),
+            ),
+        ] {
+            deps.dependencies.push(Dependency {
+                source,
+                sha256,
+                origin: "jobs/a.yaml:9:7".into(),
+            });
+        }
+        variants.push(deps);
+        for (i, job) in variants.iter().enumerate() {
+            assert_eq!(
+                hex::encode(job.code_fingerprint()),
+                hex::encode(fingerprint_through_value(job)),
+                "variant {i}"
+            );
+        }
     }
 
     #[test]

@@ -474,6 +474,14 @@ async fn open_store(state: Option<&Path>, repo: &Path) -> Result<Store> {
     })
 }
 
+/// Leaves `value` to the operating system: a command calls it on what it built just before it
+/// returns to `main`, which exits. Freeing a 10,000-job desired state and observation one
+/// allocation at a time took ~30 ms of a 600 ms `weir plan`; the process's exit frees it at
+/// once. Only for plain data: nothing that flushes or releases anything on drop.
+fn left_for_exit<T>(value: T) {
+    std::mem::forget(value);
+}
+
 /// `n thing` or `n things`.
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }

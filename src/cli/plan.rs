@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::{Format, open_store, plural};
+use super::{Format, left_for_exit, open_store, plural};
 use crate::audit;
 use crate::desired::DesiredState;
 use crate::engine::{self, Planned, PreflightOptions};
@@ -131,6 +131,7 @@ pub(super) fn validate(repo: &Path, rev: Option<&str>) -> Result<i32> {
                 d.jobs.len(),
                 plural(d.jobs.len())
             );
+            left_for_exit(d);
             Ok(0)
         }
         None => {
@@ -220,7 +221,9 @@ pub(super) async fn plan_cmd(state: Option<&Path>, repo: &Path, args: PlanArgs<'
         _ => crate::redact::text(&render::text(plan)),
     };
     print!("{rendered}");
-    finish_plan(plan, args.out, args.detailed)
+    let code = finish_plan(plan, args.out, args.detailed);
+    left_for_exit(made.planned);
+    code
 }
 
 /// A rendered JSON plan with its strings scrubbed of known secret values (the planner redacts

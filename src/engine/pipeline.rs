@@ -50,9 +50,8 @@ pub fn load(
 /// The secret values of the loaded definitions become known secrets of the process
 /// (`redact::register_secret`): a program that prints its password bare is scrubbed too.
 pub fn register_secrets(outcome: &load::LoadOutcome) {
-    for job in outcome.desired.iter().flat_map(|d| &d.jobs) {
-        crate::redact::register_secrets(&job.secret_values());
-    }
+    let jobs = outcome.desired.iter().flat_map(|d| &d.jobs);
+    crate::redact::register_secrets(jobs.flat_map(crate::desired::DesiredJob::secret_values));
 }
 
 /// A Flink client per cluster of `weir.yaml`.

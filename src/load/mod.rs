@@ -108,9 +108,8 @@ pub fn load_repo(source: &RepoSource) -> LoadOutcome {
 /// The definitions' secret values are known secrets of the process from now on (a program that
 /// prints its password bare is scrubbed too).
 fn with_secrets_known(outcome: LoadOutcome) -> LoadOutcome {
-    for job in outcome.desired.iter().flat_map(|d| &d.jobs) {
-        crate::redact::register_secrets(&job.secret_values());
-    }
+    let values = outcome.desired.iter().flat_map(|d| &d.jobs);
+    crate::redact::register_secrets(values.flat_map(DesiredJob::secret_values));
     outcome
 }
 
