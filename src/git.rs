@@ -168,6 +168,13 @@ impl AccessLog {
         self.files.insert(path.to_string(), blob_id);
     }
 
+    /// Takes in the records of `other` (a load checks job files on several threads, each
+    /// with its own log).
+    pub fn absorb(&mut self, other: AccessLog) {
+        self.files.extend(other.files);
+        self.listings.extend(other.listings);
+    }
+
     /// Record a listing of `dir`, keeping the files accepted by `filter` (`found` is the filtered,
     /// sorted result). A working tree whose filtered listing differs from HEAD's is dirty.
     pub fn record_listing(&mut self, dir: &str, filter: fn(&str) -> bool, found: Vec<String>) {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use git2::Oid;
 
-use super::ParsedYaml;
+use super::job_parse::ParsedYaml;
 use crate::spec::JobFile;
 
 /// The parses of the last load's job files, by blob id. Share one between the loads of one

@@ -1,6 +1,12 @@
 //! Checks of `weir.yaml` beyond its shape (clusters, notifications) and of a job's cluster.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use super::checks::{check_url, looks_like_uri, uri_message};
+use super::yaml::{Node, Problem, Seg, path, suggest};
+use super::{REPO_CONFIG_FILE, env_var_message, is_env_var_name, notify};
+use crate::spec::{self, ClusterConfig, RepoConfig};
+use crate::text::error_chain;
 
 /// `spec.cluster` must name a cluster of `weir.yaml`.
 pub(super) fn check_cluster_ref<'c>(

@@ -12,12 +12,13 @@ use crate::desired::{Dependency, DependencySource, JarLocation};
 use crate::spec::{JobSpec, MavenRepository, RepoConfig};
 use crate::text::error_chain;
 
+use super::REPO_CONFIG_FILE;
+use super::checker::Checker;
 use super::checks::{check_url, env_var_message, is_env_var_name, is_sha256};
 use super::program::JarFields;
 use super::yaml::{Node, Problem, Seg, path};
-use super::{Loader, REPO_CONFIG_FILE};
 
-impl Loader<'_> {
+impl Checker<'_> {
     /// The job's dependencies, each checked as far as it can be without fetching it.
     pub(super) fn resolve_dependencies(
         &mut self,

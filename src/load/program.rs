@@ -7,11 +7,12 @@ use crate::spec::DEFAULT_SQL_RUNNER_CLASS;
 use crate::spec::JobSpec;
 use crate::text::error_chain;
 
-use super::checks::{ReadFailure, check_url, is_sha256, read_failure};
+use super::checker::Checker;
+use super::checks::{check_url, is_sha256, read_failure};
 use super::yaml::{Node, Pos, Problem, Seg, path};
-use super::{Loader, MAX_JAR_BYTES, MAX_SQL_BYTES, REPO_CONFIG_FILE, Runner};
+use super::{MAX_SQL_BYTES, REPO_CONFIG_FILE, Runner};
 
-impl Loader<'_> {
+impl Checker<'_> {
     /// Exactly one of `jar`, `sql`, `sqlFile`, resolved into a [`Program`].
     pub(super) fn resolve_program(
         &mut self,
@@ -226,28 +227,6 @@ impl Loader<'_> {
                 })
             }
         }
-    }
-
-    /// SHA-256 of a repo jar (cached: jobs often share a jar).
-    fn hash_jar(&mut self, file: &str) -> Result<String, ReadFailure> {
-        if let Some(known) = self.jar_hashes.get(file) {
-            return known.clone();
-        }
-        let result = match self.files.hash(file, MAX_JAR_BYTES) {
-            Ok(hash) => {
-                self.log.record_file(file, hash.blob_id);
-                self.digests.insert(file.to_string(), hash.sha256.clone());
-                Ok(hash.sha256)
-            }
-            Err(e) => {
-                if e.is_not_found() {
-                    self.log.record_file(file, None);
-                }
-                Err(read_failure(e, file, "jars"))
-            }
-        };
-        self.jar_hashes.insert(file.to_string(), result.clone());
-        result
     }
 }
 

@@ -3,7 +3,8 @@ use std::path::Path;
 use super::*;
 use crate::desired::{JarLocation, Program};
 use crate::git::MemoryFiles;
-use crate::spec::{RunState, UpgradeMode};
+use crate::spec::{self, RunState, UpgradeMode};
+use yaml::Seg;
 
 const CONFIG: &str = "\
 clusters:
@@ -1309,5 +1310,50 @@ fn many_job_files_load_in_order_with_their_problems() {
     assert_eq!(outcome.diagnostics.len(), 43);
     for d in &outcome.diagnostics {
         assert!(d.to_string().contains("spec.parallelism"), "{d}");
+    }
+}
+
+/// Job files are read, parsed and checked on several threads, each recording into its own
+/// records: the outcome (jobs, every diagnostic in its order, the revision digest over every
+/// file read) is exactly the one of a load on one thread. The repo mixes everything a check
+/// records: shared and missing jars, SQL files (one missing, one shared), invalid files,
+/// duplicate names, jobs of another environment's cluster, more files than one chunk.
+#[test]
+fn a_load_on_several_threads_records_what_one_thread_does() {
+    let mut files = base()
+        .with("sql/shared.sql", "INSERT INTO t SELECT * FROM s;")
+        .with("jars/other.jar", "other-bytes");
+    for i in 0..1100 {
+        let name = format!("job-{i:04}");
+        let spec = match i % 9 {
+            0 => "  parallelism: 0\n  jar:\n    path: jars/orders.jar\n".to_string(),
+            1 => "  parallelism: 1\n  sqlFile: sql/shared.sql\n".to_string(),
+            2 => "  parallelism: 1\n  sqlFile: sql/missing.sql\n".to_string(),
+            3 => "  parallelism: 1\n  jar:\n    path: jars/missing.jar\n".to_string(),
+            4 => "  parallelism: 1\n  jar:\n    path: jars/other.jar\n    args: [\"--password\", \"hunter2hunter2\"]\n".to_string(),
+            5 => "  parallelism: 1\n  cluster: nowhere\n  jar:\n    path: jars/orders.jar\n".to_string(),
+            6 => "  parallelism: 2\n  jar:\n    path: jars/orders.jar\n  paralelism: 3\n".to_string(),
+            _ => "  parallelism: 2\n  jar:\n    path: jars/orders.jar\n".to_string(),
+        };
+        // Every 100th file repeats its predecessor's name.
+        let named = if i % 100 == 99 {
+            format!("job-{:04}", i - 1)
+        } else {
+            name
+        };
+        let content = job_with_spec(&spec).replace("name: orders", &format!("name: {named}"));
+        files = files.with(&format!("jobs/d{}/{i:04}.yaml", i % 7), content);
+    }
+    let one = load_on_threads(&files, 1);
+    assert!(
+        !one.diagnostics.is_empty() && one.desired.as_ref().is_some_and(|d| !d.jobs.is_empty())
+    );
+    for threads in [2, 4] {
+        let several = load_on_threads(&files, threads);
+        assert_eq!(
+            serde_json::to_value(&several).unwrap(),
+            serde_json::to_value(&one).unwrap(),
+            "{threads} threads"
+        );
     }
 }
