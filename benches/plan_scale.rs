@@ -23,7 +23,8 @@
 //! 4. runs the real `weir` binary (`weir validate --repo DIR`, then
 //!    `weir plan --repo DIR --state FILE`, text output to /dev/null): one warm-up run each (it
 //!    creates the store and fills the page cache; its output is shown), then `--runs` measured
-//!    runs, each timed (wall clock) and its peak RSS read from `wait4`'s `ru_maxrss`.
+//!    runs, each timed (wall clock) and its peak RSS read from `wait4`'s `ru_maxrss` by a small
+//!    measuring process between the bench and `weir` (see `measure`).
 //!
 //! The `weir` binary is the one Cargo builds for this bench (`CARGO_BIN_EXE_weir`, i.e.
 //! `target/release/weir`, rebuilt by `cargo bench` whenever a source changed); `WEIR_BIN=path`
@@ -159,10 +160,63 @@ fn timeval(t: libc::timeval) -> Duration {
     Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
 }
 
-/// Runs `cmd` to completion; wall time from spawn to reap, peak RSS from `wait4`.
-fn measure(mut cmd: Command, stdout: Stdio, stderr_file: &Path) -> (Sample, ExitStatus) {
+/// Runs `weir_bin args` to completion through a measuring process (this bench binary,
+/// re-executed: see [`measuring_process`]); wall time from spawn to reap, peak RSS from `wait4`.
+///
+/// Why not `wait4` on a child of this process: Linux carries the peak RSS of the address space
+/// a process replaces at `execve` into its `ru_maxrss`, and a child of this process starts as
+/// (a copy of, or with `vfork` the very) address space of this bench, which holds a repo and a
+/// fake cluster of N jobs. Its `ru_maxrss` was the bench's peak whenever that was the larger
+/// (up to 15 MiB too much at N = 10,000). A child of the small measuring process is measured
+/// on its own.
+fn measure(
+    weir_bin: &Path,
+    args: &[&str],
+    stdout: Stdio,
+    stderr_file: &Path,
+) -> (Sample, ExitStatus) {
     let stderr = fs::File::create(stderr_file).unwrap();
-    cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+    let result_file = stderr_file.with_extension("measured");
+    let status = Command::new(std::env::current_exe().expect("the bench's own path"))
+        .env(MEASURE_ENV, &result_file)
+        .env_remove("WEIR_LOG")
+        .env_remove("WEIR_STATE")
+        .arg(weir_bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .status()
+        .expect("spawning the measuring process");
+    assert!(status.success(), "the measuring process failed: {status}");
+    let measured = fs::read_to_string(&result_file).expect("the measuring process's result");
+    let fields: Vec<i64> = measured
+        .split_whitespace()
+        .map(|f| f.parse().expect("a number"))
+        .collect();
+    let [wall_us, cpu_us, max_rss_kib, raw_status] = fields[..] else {
+        panic!("unexpected measurement `{measured}`");
+    };
+    (
+        Sample {
+            wall: Duration::from_micros(wall_us as u64),
+            cpu: Duration::from_micros(cpu_us as u64),
+            max_rss_kib,
+        },
+        ExitStatus::from_raw(raw_status as i32),
+    )
+}
+
+/// Set (to the file for the result) when this binary runs as the measuring process.
+const MEASURE_ENV: &str = "WEIR_BENCH_MEASURE_INTO";
+
+/// The measuring process: runs `argv[1..]` with this process's stdio, cwd and environment
+/// (less [`MEASURE_ENV`]), reaps it with `wait4` and writes `wall_us cpu_us max_rss_kib
+/// status` into the file [`MEASURE_ENV`] names.
+fn measuring_process(result_file: &Path) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]).env_remove(MEASURE_ENV);
     let started = Instant::now();
     let child = cmd.spawn().expect("spawning weir");
     let pid = child.id() as libc::pid_t;
@@ -179,14 +233,17 @@ fn measure(mut cmd: Command, stdout: Stdio, stderr_file: &Path) -> (Sample, Exit
         std::io::Error::last_os_error()
     );
     drop(child);
-    (
-        Sample {
-            wall,
-            cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
-            max_rss_kib: usage.ru_maxrss,
-        },
-        ExitStatus::from_raw(status),
+    let cpu = timeval(usage.ru_utime) + timeval(usage.ru_stime);
+    fs::write(
+        result_file,
+        format!(
+            "{} {} {} {status}",
+            wall.as_micros(),
+            cpu.as_micros(),
+            usage.ru_maxrss
+        ),
     )
+    .expect("writing the measurement");
 }
 
 #[derive(Default)]
@@ -248,11 +305,6 @@ fn run_series(
     label: &str,
 ) -> Series {
     let stderr_file = work.join(format!("{label}.stderr"));
-    let command = || {
-        let mut c = Command::new(weir_bin);
-        c.args(args).env_remove("WEIR_LOG").env_remove("WEIR_STATE");
-        c
-    };
     let check = |status: ExitStatus, what: &str| {
         assert!(
             status.success(),
@@ -266,7 +318,8 @@ fn run_series(
     // Warm-up: creates the store, fills the page cache; its output is kept for the report.
     let out_file = work.join(format!("{label}.stdout"));
     let (_, status) = measure(
-        command(),
+        weir_bin,
+        args,
         fs::File::create(&out_file).unwrap().into(),
         &stderr_file,
     );
@@ -281,7 +334,7 @@ fn run_series(
     fake.take_counts();
 
     for run in 1..=runs {
-        let (sample, status) = measure(command(), Stdio::null(), &stderr_file);
+        let (sample, status) = measure(weir_bin, args, Stdio::null(), &stderr_file);
         check(status, &format!("run {run}"));
         eprintln!(
             "  {label} run {run}/{runs}: {:.3} s wall, {:.3} s CPU, peak RSS {:.1} MiB",
@@ -446,6 +499,9 @@ fn report(results: &[Measured], opts: &Options, weir_bin: &Path) -> String {
 }
 
 fn main() {
+    if let Some(result_file) = std::env::var_os(MEASURE_ENV) {
+        return measuring_process(Path::new(&result_file));
+    }
     let opts = parse_args();
     let weir_bin = weir_binary();
     let rt = tokio::runtime::Builder::new_multi_thread()
