@@ -19,6 +19,7 @@ pub mod git;
 pub mod identity;
 pub mod lifecycle;
 pub mod load;
+pub mod memory;
 pub mod notify;
 pub mod observe;
 pub mod plan;

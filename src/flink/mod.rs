@@ -693,7 +693,9 @@ impl FlinkClient {
         };
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(transport)?.to_vec();
+        // Into a `Vec` without a copy (the answer is collected once, uniquely owned): a
+        // 10,000-job `/jobs/overview` is 4 MiB.
+        let body = Vec::from(resp.bytes().await.map_err(transport)?);
         Ok((status, body))
     }
 }

@@ -67,26 +67,6 @@ pub struct Worker {
     observed: RefCell<Option<String>>,
 }
 
-/// Hands the memory a reconcile freed back to the operating system. A reconcile's peak (a load,
-/// the `/jobs/overview` answer, the plan) is freed when it ends, but glibc's malloc keeps freed
-/// pages in its arenas: without this, the idle daemon's RSS is its busiest moment's (see
-/// BENCHMARKS.md: 48.8 → 29.7 MiB at 1,000 jobs). Costs a few milliseconds once per reconcile.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        unsafe extern "C" {
-            /// glibc's `malloc_trim(3)`: releases free memory at the top of the heap and the free
-            /// pages inside every arena; returns 1 when it released any.
-            fn malloc_trim(pad: usize) -> std::ffi::c_int;
-        }
-        // SAFETY: malloc_trim takes no pointers and locks each arena while it trims, so it is safe
-        // to call while other threads allocate.
-        unsafe {
-            malloc_trim(0);
-        }
-    }
-}
-
 impl Worker {
     pub fn new(shared: Arc<Shared>, mirror: Arc<Mirror>) -> Worker {
         let a = &shared.cfg.apply;
@@ -164,7 +144,7 @@ impl Worker {
             };
             let fetched = !observe_only(&reasons);
             self.reconcile(reasons).await;
-            release_freed_memory();
+            crate::memory::release_freed();
             next_observe = Instant::now() + observe;
             // A reconcile for drift alone did not poll Git: the poll stays due.
             if fetched {
