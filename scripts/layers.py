@@ -31,6 +31,7 @@ FORBIDDEN = {
     "load": {"flink", "store", "apply", "engine", "serve", "cli", "render", "plan"},
     "clock": {"*"},
     "text": {"*"},
+    "memory": {"*"},
 }
 TEST_FILES = {"tests.rs", "fixtures.rs"}
 USE_RE = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")

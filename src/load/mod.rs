@@ -53,7 +53,8 @@ use checks::{env_var_message, is_env_var_name};
 use config_checks::check_clusters;
 pub use environments::load_every_environment;
 use job_parse::{
-    PARALLEL_FROM, PARSE_CHUNK, ParsedYaml, parallel_map, parse_threads, parse_yaml_text, read_job_file,
+    PARALLEL_FROM, PARSE_CHUNK, ParsedYaml, parallel_map, parse_threads, parse_yaml_text,
+    read_job_file,
 };
 pub use schema::{job_file_schema, repo_config_schema, schema_file_text};
 use yaml::{Pos, Problem, path};

@@ -203,24 +203,7 @@ pub async fn run(
                     Ok(None) => {}
                     Err(e) => warn!("leader election: {:#}", anyhow::Error::from(e)),
                 }
-                match lease.lease_holder().await {
-                    Ok(Some(h)) => leadership.set(RoleView {
-                        role: "follower",
-                        leader: (!h.expired).then_some(h.address),
-                        epoch: Some(h.epoch),
-                        known: true,
-                    }),
-                    Ok(None) => leadership.set(RoleView {
-                        role: "follower",
-                        leader: None,
-                        epoch: None,
-                        known: true,
-                    }),
-                    Err(e) => warn!(
-                        "leader election: reading the lease: {:#}",
-                        anyhow::Error::from(e)
-                    ),
-                }
+                note_leader(&lease, &leadership).await;
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep(RENEW_EVERY) => {}
@@ -264,6 +247,29 @@ pub async fn run(
     if let Some(e) = epoch {
         // A clean shutdown hands over at once instead of after the lease.
         let _ = tokio::time::timeout(Duration::from_secs(2), lease.release_lease(&holder, e)).await;
+    }
+}
+
+/// A following daemon's view of who leads, as the lease says (unchanged, so still unknown at
+/// first, when the lease cannot be read).
+async fn note_leader(lease: &Store, leadership: &Leadership) {
+    match lease.lease_holder().await {
+        Ok(Some(h)) => leadership.set(RoleView {
+            role: "follower",
+            leader: (!h.expired).then_some(h.address),
+            epoch: Some(h.epoch),
+            known: true,
+        }),
+        Ok(None) => leadership.set(RoleView {
+            role: "follower",
+            leader: None,
+            epoch: None,
+            known: true,
+        }),
+        Err(e) => warn!(
+            "leader election: reading the lease: {:#}",
+            anyhow::Error::from(e)
+        ),
     }
 }
 
