@@ -37,21 +37,12 @@ pub fn load(
     source: &RepoSource,
     clusters: Option<&BTreeMap<String, ClusterConfig>>,
 ) -> (LoadOutcome, bool) {
+    // Either way the definitions' secret values become known secrets of the process (the
+    // loader registers them: a program that prints its password bare is scrubbed too).
     match clusters {
-        Some(clusters) => {
-            let (outcome, changed) = load::clusters::load_with_clusters(source, clusters);
-            register_secrets(&outcome);
-            (outcome, changed)
-        }
+        Some(clusters) => load::clusters::load_with_clusters(source, clusters),
         None => (load::load_repo(source), false),
     }
-}
-
-/// The secret values of the loaded definitions become known secrets of the process
-/// (`redact::register_secret`): a program that prints its password bare is scrubbed too.
-pub fn register_secrets(outcome: &load::LoadOutcome) {
-    let jobs = outcome.desired.iter().flat_map(|d| &d.jobs);
-    crate::redact::register_secrets(jobs.flat_map(crate::desired::DesiredJob::secret_values));
 }
 
 /// A Flink client per cluster of `weir.yaml`.
