@@ -19,7 +19,7 @@ pub(super) const JOB_FILE_EXPECTED: &str =
 /// Job files read, then parsed in parallel, at a time.
 pub(super) const PARSE_CHUNK: usize = 512;
 /// Below this many files a chunk is parsed on the calling thread (threads cost more).
-pub(super) const PARALLEL_FROM: usize = 64;
+const PARALLEL_FROM: usize = 64;
 /// At most this many parsing threads (the calling thread included).
 const MAX_PARSE_THREADS: usize = 4;
 

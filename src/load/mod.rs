@@ -53,8 +53,7 @@ use checks::{env_var_message, is_env_var_name};
 use config_checks::check_clusters;
 pub use environments::load_every_environment;
 use job_parse::{
-    PARALLEL_FROM, PARSE_CHUNK, ParsedYaml, parallel_map, parse_threads, parse_yaml_text,
-    read_job_file,
+    PARSE_CHUNK, ParsedYaml, parallel_map, parse_threads, parse_yaml_text, read_job_file,
 };
 pub use schema::{job_file_schema, repo_config_schema, schema_file_text};
 use yaml::{Pos, Problem, path};
@@ -390,11 +389,6 @@ impl<'a> Loader<'a> {
                 self.records.absorb(records);
                 outcomes.push(outcome);
             }
-        }
-        if self.threads > 1 && job_files.len() >= PARALLEL_FROM {
-            // The parsing threads' arenas hold the freed trees, which nothing after the load
-            // reuses (at 10,000 files, ~4 MiB of a plan's peak).
-            crate::memory::release_freed();
         }
         outcomes
     }

@@ -15,6 +15,8 @@ use serde_saphyr::{Error as YamlError, Location, MessageFormatter, Spanned};
 
 mod fast_tree;
 mod from_tree;
+mod messages;
+pub(crate) use messages::{suggest, unknown_field_message, unknown_value_message};
 
 /// Every `.yaml`/`.yml` file under `dir` (the fast paths' tests compare both paths on them).
 #[cfg(test)]
@@ -28,8 +30,6 @@ fn yaml_files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         }
     }
 }
-mod messages;
-pub(crate) use messages::{suggest, unknown_field_message, unknown_value_message};
 
 /// A 1-based line/column position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
