@@ -62,7 +62,7 @@ fn data(n: usize) -> (Status, JobsOverview) {
             policy: None,
             applying: None,
             flink_version: Some(if i % 4 == 0 { "1.20.5" } else { "2.3.0" }.into()),
-            labels: BTreeMap::new(),
+            labels: Default::default(),
             job_health: None,
             job_health_reasons: Vec::new(),
         })

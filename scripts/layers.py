@@ -32,6 +32,7 @@ FORBIDDEN = {
     "clock": {"*"},
     "text": {"*"},
     "memory": {"*"},
+    "textmap": {"*"},
 }
 TEST_FILES = {"tests.rs", "fixtures.rs"}
 USE_RE = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")

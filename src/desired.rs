@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::spec::{JobMode, RepoConfig, RunState, UpgradeMode};
+use crate::textmap::TextMap;
 
 /// A whole repo at one revision, as far as it could be loaded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,13 +64,13 @@ pub struct DesiredJob {
     pub parallelism: u32,
     pub program: Program,
     /// Flink configuration with values rendered as text, sorted by key.
-    pub flink_configuration: BTreeMap<String, String>,
+    pub flink_configuration: TextMap,
     pub initial_savepoint: Option<String>,
     pub allow_non_restored_state: bool,
     /// Savepoint target directory for this job (job setting, else the cluster's).
     pub savepoint_dir: Option<String>,
     pub restart_nonce: u64,
-    pub labels: BTreeMap<String, String>,
+    pub labels: TextMap,
     /// Pre-flight the program before a change submits it (`spec.preflight`, default true).
     #[serde(default = "preflight_default")]
     pub preflight: bool,
@@ -452,7 +453,7 @@ struct CodeFingerprint<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     dependencies: Vec<DependencyFingerprint>,
     entry_class: Option<&'a str>,
-    flink_configuration: &'a BTreeMap<String, String>,
+    flink_configuration: &'a TextMap,
     jar_sha256: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     mode: Option<&'static str>,

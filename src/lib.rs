@@ -32,6 +32,7 @@ pub mod spec;
 pub mod status;
 pub mod store;
 pub mod text;
+pub mod textmap;
 
 #[cfg(test)]
 mod testing;

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::textmap::TextMap;
+
 mod notifications;
 pub use notifications::*;
 
@@ -122,8 +124,8 @@ pub struct Metadata {
     /// Unique in the repo: lowercase letters, digits and '-', at most 63 characters, starting
     /// with a letter and not ending with '-'.
     pub name: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "TextMap::is_empty")]
+    pub labels: TextMap,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -342,7 +342,8 @@ pub fn run_request(
 /// request is sent, never stored or shown.
 pub fn plan_request(desired: &DesiredJob) -> Result<RunJar, crate::secrets::UnsetSecret> {
     let desired = &crate::secrets::for_flink(desired)?;
-    let mut config = desired.flink_configuration.clone();
+    let mut config: std::collections::BTreeMap<String, String> =
+        desired.flink_configuration.clone().into();
     config
         .entry("pipeline.name".into())
         .or_insert_with(|| desired.name.clone());

@@ -463,7 +463,7 @@ fn secret_values(desired: &DesiredJob) -> Vec<String> {
     let mut out: Vec<String> = desired
         .flink_configuration
         .iter()
-        .filter(|(k, v)| redacted.flink_configuration.get(*k) != Some(v))
+        .filter(|(k, v)| redacted.flink_configuration.get(k) != Some(v))
         .map(|(_, v)| v.clone())
         .collect();
     match (&desired.program, &redacted.program) {

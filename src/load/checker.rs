@@ -26,6 +26,7 @@ use crate::diagnostic::Diagnostic;
 use crate::git::{AccessLog, GitError, ReadError, RepoFiles};
 use crate::spec::{self, JobFile, RepoConfig};
 use crate::text::error_chain;
+use crate::textmap::TextMap;
 
 /// What reading and checking files recorded.
 #[derive(Default)]
@@ -436,8 +437,8 @@ fn configuration_as_written(
     configuration: &BTreeMap<String, spec::ConfigValue>,
     origins: &BTreeMap<String, Vec<Seg>>,
     problems: &mut Vec<Problem>,
-) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
+) -> TextMap {
+    let mut out = TextMap::new();
     for (key, value) in configuration {
         if key.trim().is_empty() {
             let p = label_path(&["spec", "flinkConfiguration"], key);
@@ -508,7 +509,7 @@ fn check_savepoint_paths(tree: &Node, sp: &spec::SavepointSpec, problems: &mut V
 }
 
 /// Label keys must not be empty.
-fn check_labels(tree: &Node, labels: &BTreeMap<String, String>, problems: &mut Vec<Problem>) {
+fn check_labels(tree: &Node, labels: &TextMap, problems: &mut Vec<Problem>) {
     for key in labels.keys() {
         if key.trim().is_empty() {
             let p = label_path(&["metadata", "labels"], key);

@@ -31,7 +31,7 @@ fn job(name: &str, cluster: &str, sync: &str, health: &str) -> JobStatus {
         policy: None,
         applying: None,
         flink_version: Some("2.3.0".into()),
-        labels: BTreeMap::new(),
+        labels: Default::default(),
         job_health: None,
         job_health_reasons: Vec::new(),
     }

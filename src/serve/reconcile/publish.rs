@@ -192,7 +192,7 @@ fn job_statuses(seen: &Seen<'_>, sync: &SyncConfig, memory: &Memory) -> Vec<JobS
                 Some(ClusterObservation::Reachable { flink_version, .. }) => flink_version.clone(),
                 _ => None,
             },
-            labels: BTreeMap::new(),
+            labels: Default::default(),
             job_health: None,
             job_health_reasons: Vec::new(),
         });

@@ -174,7 +174,7 @@ pub struct JobStatus {
     /// `metadata.labels` of the definition at the current revision (empty for an invalid one);
     /// `GET /api/v1/jobs` shows them, falling back to the last applied definition's.
     #[serde(skip)]
-    pub labels: BTreeMap<String, String>,
+    pub labels: crate::textmap::TextMap,
     /// How the running job is doing (`healthy`, `degraded`, `failing`; see `weir.yaml`'s
     /// `health`), once the lifecycle timer read it. `health` above is the Flink state.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -16,6 +16,7 @@ use crate::serve::reconcile::{ApplyRequest, JobStatus, PlanInfo};
 use crate::store::{
     ApplyRecord, HistoryEntry, HistoryKind, JournalEntry, SavepointRecord, Trigger,
 };
+use crate::textmap::TextMap;
 
 /// How many applies of a job its detail carries (newest first).
 const JOB_APPLIES: usize = 5;
@@ -29,7 +30,7 @@ pub struct JobRow {
     pub status: JobStatus,
     /// `metadata.labels` (e.g. `team`) of the definition at the current revision, else of the
     /// last applied one (a job whose file no longer loads).
-    pub labels: BTreeMap<String, String>,
+    pub labels: TextMap,
     pub last_savepoint_at_ms: Option<i64>,
     pub last_apply: Option<LastApply>,
 }
@@ -88,7 +89,7 @@ pub async fn jobs_overview(state: &AppState) -> Result<JobsOverview, ApiError> {
     Ok(JobsOverview { jobs })
 }
 
-fn labels_of(record: &crate::store::JobRecord) -> BTreeMap<String, String> {
+fn labels_of(record: &crate::store::JobRecord) -> TextMap {
     definition_of(record)
         .and_then(|d| serde_json::from_value(d.get("labels")?.clone()).ok())
         .unwrap_or_default()
