@@ -437,6 +437,46 @@ pub fn json_strings(value: &mut serde_json::Value) {
     }
 }
 
+/// [`json_strings`] on JSON text, without building the document: the text is copied as it is
+/// (same key order, same layout) but for the string values [`text`] changes. `None` when `json`
+/// is not JSON. (A plan of 10,000 jobs is a few MiB of text and many times that as a
+/// `serde_json::Value`, at the moment the plan, the desired state and the observation are all
+/// alive.)
+pub fn json_text_strings(json: &str) -> Option<String> {
+    // Valid JSON, so every `"` outside a string opens one and every string closes.
+    serde_json::from_str::<serde::de::IgnoredAny>(json).ok()?;
+    let bytes = json.as_bytes();
+    let mut out = String::with_capacity(json.len());
+    let mut copied = 0;
+    let mut at = 0;
+    while let Some(offset) = bytes[at..].iter().position(|&b| b == b'"') {
+        let start = at + offset;
+        let mut i = start + 1;
+        while bytes[i] != b'"' {
+            i += if bytes[i] == b'\\' { 2 } else { 1 };
+        }
+        let end = i + 1;
+        at = end;
+        if json[end..].trim_start().starts_with(':') {
+            continue; // a key
+        }
+        let literal = &json[start..end];
+        let value: std::borrow::Cow<str> = if literal.contains('\\') {
+            serde_json::from_str::<String>(literal).ok()?.into()
+        } else {
+            literal[1..literal.len() - 1].into()
+        };
+        let clean = text(&value);
+        if clean != value {
+            out.push_str(&json[copied..start]);
+            out.push_str(&serde_json::to_string(&clean).ok()?);
+            copied = end;
+        }
+    }
+    out.push_str(&json[copied..]);
+    Some(out)
+}
+
 /// The writer of weir's log lines (stderr): every line is scrubbed with [`text`] and its control
 /// characters escaped (but its final line break) before it is written, whatever logged it —
 /// repo text, Flink's errors, a dependency's message.
@@ -661,6 +701,35 @@ mod tests {
             "POST https://<redacted>@h failed"
         );
         assert_eq!(v["jobs"][0]["name"], "orders");
+    }
+
+    #[test]
+    fn json_text_strings_scrubs_values_and_keeps_the_rest_as_written() {
+        let compact = r#"{"zeta":{"message":"POST https://u:S3cretPW@h failed \"quoted\" \\ é"},"jobs":[{"name":"orders","password=S3cretPW":"keys are not values","n":1.5}],"alpha":["x","token=abc123",null,true]}"#;
+        let value: serde_json::Value = serde_json::from_str(compact).unwrap();
+        let pretty = serde_json::to_string_pretty(&value).unwrap();
+        for json in [compact, &pretty] {
+            let out = json_text_strings(json).unwrap();
+            let mut expected = value.clone();
+            json_strings(&mut expected);
+            let back: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(back, expected, "{out}");
+            assert!(
+                !out.contains("u:S3cretPW") && !out.contains("abc123"),
+                "{out}"
+            );
+            assert_eq!(out.lines().count(), json.lines().count());
+        }
+        // Key order as written (a `Value` would sort it).
+        let out = json_text_strings(compact).unwrap();
+        assert!(
+            out.find("zeta").unwrap() < out.find("alpha").unwrap(),
+            "{out}"
+        );
+        let clean = r#"{"b": ["a\"b", "c\\d"], "a": 1}"#;
+        assert_eq!(json_text_strings(clean).unwrap(), clean);
+        assert_eq!(json_text_strings("not json \""), None);
+        assert_eq!(json_text_strings(r#"{"a": "b""#), None);
     }
 
     #[test]

@@ -91,10 +91,25 @@ impl fmt::Debug for TextMap {
     }
 }
 
-/// A later entry for the same key replaces an earlier one, as with `BTreeMap`.
+impl TextMap {
+    /// The entries of `entries` in key order, a later entry for the same key replacing an earlier
+    /// one (as with `BTreeMap`), in an allocation of exactly their size: a job's maps live as long
+    /// as its definition, and the vector's growth would double them.
+    fn from_vec(mut entries: Vec<(String, String)>) -> Self {
+        if !entries.windows(2).all(|w| w[0].0 < w[1].0) {
+            // Reversed, a stable sort puts the last entry of a key first, which dedup keeps.
+            entries.reverse();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            entries.dedup_by(|later, kept| later.0 == kept.0);
+        }
+        entries.shrink_to_fit();
+        TextMap(LiteMap::from_sorted_store_unchecked(entries))
+    }
+}
+
 impl FromIterator<(String, String)> for TextMap {
     fn from_iter<I: IntoIterator<Item = (String, String)>>(entries: I) -> Self {
-        TextMap(LiteMap::from_iter(entries))
+        TextMap::from_vec(entries.into_iter().collect())
     }
 }
 
@@ -180,7 +195,7 @@ impl<'de> Visitor<'de> for TextMapVisitor {
         while let Some(entry) = access.next_entry::<String, String>()? {
             entries.push(entry);
         }
-        Ok(entries.into_iter().collect())
+        Ok(TextMap::from_vec(entries))
     }
 }
 

@@ -438,7 +438,7 @@ fn configuration_as_written(
     origins: &BTreeMap<String, Vec<Seg>>,
     problems: &mut Vec<Problem>,
 ) -> TextMap {
-    let mut out = TextMap::new();
+    let mut out = Vec::with_capacity(configuration.len());
     for (key, value) in configuration {
         if key.trim().is_empty() {
             let p = label_path(&["spec", "flinkConfiguration"], key);
@@ -458,9 +458,9 @@ fn configuration_as_written(
             .get(&at)
             .and_then(Node::scalar_as_written)
             .unwrap_or_else(|| value.to_string());
-        out.insert(key.clone(), written);
+        out.push((key.clone(), written));
     }
-    out
+    out.into_iter().collect()
 }
 
 /// `metadata.name` is a valid job name and `spec.parallelism` is in range.

@@ -29,16 +29,10 @@ async fn insert_jobs(
 pub(super) const APPLY_SELECT: &str = "SELECT id, plan_id, started_at_ms, revision, triggered_by,
     finished_at_ms, outcome, error FROM applies";
 
-/// `json` with every string value scrubbed (`redact::json_strings`); text that is not JSON is
-/// scrubbed as text.
+/// `json` with every string value scrubbed (`redact::json_text_strings`); text that is not JSON
+/// is scrubbed as text.
 fn scrubbed_json(json: &str) -> String {
-    match serde_json::from_str::<serde_json::Value>(json) {
-        Ok(mut v) => {
-            crate::redact::json_strings(&mut v);
-            v.to_string()
-        }
-        Err(_) => crate::redact::text(json),
-    }
+    crate::redact::json_text_strings(json).unwrap_or_else(|| crate::redact::text(json))
 }
 
 impl Store {
