@@ -26,10 +26,23 @@ enum Top {
     Serve(weir::serve::config::Overrides),
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     weir::git::tune_libgit2();
     let args = Weir::parse();
+    // The daemon serves requests while it reconciles: worker threads. A CLI command is one
+    // sequence of calls (its parallel work runs on its own threads): one thread, without the
+    // workers' stacks and malloc arenas.
+    let runtime = match args.command {
+        Top::Serve(_) => tokio::runtime::Builder::new_multi_thread(),
+        Top::Cli(_) => tokio::runtime::Builder::new_current_thread(),
+    }
+    .enable_all()
+    .build()
+    .expect("starting the async runtime");
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Weir) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "warn".into());
     let logs = tracing_subscriber::fmt()

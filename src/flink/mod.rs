@@ -58,6 +58,10 @@ pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(300);
 /// Jar uploads get at least this long, whatever the per-request timeout.
 pub const MIN_UPLOAD_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// An answer's declared length is trusted for its buffer up to this size (a larger one grows as
+/// it arrives).
+const MAX_PREALLOCATED_BODY: u64 = 64 << 20;
+
 /// How idempotent requests are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -691,11 +695,18 @@ impl FlinkClient {
                 }
             }
         };
-        let resp = req.send().await.map_err(transport)?;
+        let mut resp = req.send().await.map_err(transport)?;
         let status = resp.status();
-        // Into a `Vec` without a copy (the answer is collected once, uniquely owned): a
-        // 10,000-job `/jobs/overview` is 4 MiB.
-        let body = Vec::from(resp.bytes().await.map_err(transport)?);
+        // Chunk by chunk into one buffer: collecting the chunks first and joining them would
+        // hold the answer twice (a 10,000-job `/jobs/overview` is 4 MiB).
+        let expected = resp
+            .content_length()
+            .unwrap_or(0)
+            .min(MAX_PREALLOCATED_BODY);
+        let mut body = Vec::with_capacity(expected as usize);
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            body.extend_from_slice(&chunk);
+        }
         Ok((status, body))
     }
 }

@@ -244,7 +244,11 @@ impl<'a> Loader<'a> {
         self.check_duplicate_names(&mut outcomes);
 
         let mut jobs: Vec<DesiredJob> = outcomes.into_iter().filter_map(|o| o.job).collect();
-        jobs.sort_by(|a, b| a.name.cmp(&b.name));
+        // In place: a stable sort's scratch is half the jobs (5 MiB at 10,000). By name, then by
+        // file (one job per file), so that the order never depends on how the files were listed.
+        jobs.sort_unstable_by(|a, b| (&a.name, &a.file).cmp(&(&b.name, &b.file)));
+        // The outcomes' allocation, larger than the jobs need, is kept for the whole run.
+        jobs.shrink_to_fit();
 
         let revision = self.revision(&jobs);
         let mut jobs_elsewhere = std::mem::take(&mut self.records.jobs_elsewhere);
