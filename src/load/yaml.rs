@@ -113,12 +113,17 @@ pub(crate) struct Node {
     /// Where the node is used (for an alias: the `*alias` token).
     pub pos: Pos,
     /// For numbers and booleans: the scalar exactly as written (`0x1F`, `1.0`, `yes`), filled by
-    /// [`parse_tree`]. The resolved value would change what reaches Flink. For a quoted string:
-    /// its opening quote (see [`Node::is_quoted`]).
-    pub written: Option<String>,
+    /// [`parse_tree`]. The resolved value would change what reaches Flink.
+    pub written: Option<Box<str>>,
     /// Byte range of the scalar's text where it is defined (for an alias: the anchored node).
-    span: Option<(usize, usize)>,
+    span: Option<ByteRange>,
+    /// A string written in quotes (see [`Node::is_quoted`]), filled by [`parse_tree`].
+    quoted: bool,
 }
+
+/// (start, length) in bytes of a file's text: a file is at most `MAX_YAML_BYTES`, so 32 bits
+/// (trees of parsed files are cached, every byte of a node counts).
+pub(crate) type ByteRange = (u32, u32);
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value {
@@ -137,7 +142,7 @@ pub(crate) struct Entry {
     pub key: String,
     pub key_pos: Pos,
     /// Byte range of a number or boolean key (made its text as written by [`parse_tree`]).
-    key_span: Option<(usize, usize)>,
+    key_span: Option<ByteRange>,
     pub value: Node,
 }
 
@@ -279,10 +284,7 @@ impl Node {
             Value::Map(entries) => {
                 for e in entries {
                     // A key `0x1F` or `1.0` is that text for serde too, not the number.
-                    if let Some(written) = e
-                        .key_span
-                        .and_then(|(start, len)| text.get(start..start.checked_add(len)?))
-                    {
+                    if let Some(written) = e.key_span.and_then(|range| text_at(text, range)) {
                         e.key = written.to_string();
                     }
                     e.value.fill_written(text);
@@ -292,16 +294,14 @@ impl Node {
             Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
                 self.written = self
                     .span
-                    .and_then(|(start, len)| text.get(start..start.checked_add(len)?))
-                    .map(str::to_string);
+                    .and_then(|range| text_at(text, range))
+                    .map(Box::from);
             }
-            // Only the opening quote of a quoted string (positions inside it start after it).
             Value::Str(_) => {
-                self.written = self
+                self.quoted = self
                     .span
-                    .and_then(|(start, _)| text.get(start..start.checked_add(1)?))
-                    .filter(|c| *c == "\"" || *c == "'")
-                    .map(str::to_string);
+                    .and_then(|(start, _)| text_at(text, (start, 1)))
+                    .is_some_and(|c| c == "\"" || c == "'");
             }
             Value::Null => {}
         }
@@ -309,14 +309,14 @@ impl Node {
 
     /// Whether the scalar is a quoted string (`"…"` or `'…'`).
     pub fn is_quoted(&self) -> bool {
-        matches!(self.value, Value::Str(_)) && self.written.is_some()
+        matches!(self.value, Value::Str(_)) && self.quoted
     }
 
     /// A scalar's text as it reaches Flink: strings as parsed, numbers and booleans as written.
     pub fn scalar_as_written(&self) -> Option<String> {
         match &self.value {
             Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
-                self.written.clone().or_else(|| self.value.scalar_text())
+                (self.written.as_deref().map(str::to_string)).or_else(|| self.value.scalar_text())
             }
             other => other.scalar_text(),
         }
@@ -345,6 +345,12 @@ impl Node {
     }
 }
 
+/// The text of `range` in `text`.
+fn text_at(text: &str, (start, len): ByteRange) -> Option<&str> {
+    let start = start as usize;
+    text.get(start..start.checked_add(len as usize)?)
+}
+
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = Spanned::<Value>::deserialize(d)?;
@@ -352,14 +358,13 @@ impl<'de> Deserialize<'de> for Node {
         let span = span
             .byte_offset()
             .zip(span.byte_len())
-            .and_then(|(start, len)| {
-                Some((usize::try_from(start).ok()?, usize::try_from(len).ok()?))
-            });
+            .and_then(|(start, len)| Some((u32::try_from(start).ok()?, u32::try_from(len).ok()?)));
         Ok(Node {
             value: s.value,
             pos: Pos::from_location(s.referenced).unwrap_or(Pos::START),
             written: None,
             span,
+            quoted: false,
         })
     }
 }
@@ -369,7 +374,7 @@ struct KeyNode {
     text: String,
     pos: Pos,
     /// For numbers and booleans: where their text is.
-    span: Option<(usize, usize)>,
+    span: Option<ByteRange>,
 }
 
 impl<'de> Deserialize<'de> for KeyNode {
@@ -450,6 +455,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         while let Some(n) = seq.next_element::<Node>()? {
             items.push(n);
         }
+        items.shrink_to_fit();
         Ok(Value::Seq(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
@@ -463,6 +469,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
                 value,
             });
         }
+        entries.shrink_to_fit();
         Ok(Value::Map(entries))
     }
 }

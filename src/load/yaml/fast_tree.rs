@@ -11,7 +11,7 @@
 
 use granit_parser::{Event, Parser, ScalarStyle, Span};
 
-use super::{Entry, MAX_DEPTH, MAX_NODES, Node, Pos, Value};
+use super::{ByteRange, Entry, MAX_DEPTH, MAX_NODES, Node, Pos, Value};
 
 /// The tree of `text`, or `None` when this builder does not take it.
 pub(crate) fn fast_tree(text: &str) -> Option<Node> {
@@ -53,16 +53,25 @@ pub(crate) fn fast_tree(text: &str) -> Option<Node> {
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let frame = stack.pop()?;
+                // Trees are cached for as long as their blob is in the repo: no spare capacity.
                 let value = match frame.entries {
-                    Some(entries) if frame.key.is_none() => Value::Map(entries),
+                    Some(mut entries) if frame.key.is_none() => {
+                        entries.shrink_to_fit();
+                        Value::Map(entries)
+                    }
                     Some(_) => return None,
-                    None => Value::Seq(frame.items),
+                    None => {
+                        let mut items = frame.items;
+                        items.shrink_to_fit();
+                        Value::Seq(items)
+                    }
                 };
                 Node {
                     value,
                     pos: frame.pos,
                     written: None,
                     span: frame.span,
+                    quoted: false,
                 }
             }
             _ => return None,
@@ -85,7 +94,7 @@ pub(crate) fn fast_tree(text: &str) -> Option<Node> {
 /// A collection being built.
 struct Frame {
     pos: Pos,
-    span: Option<(usize, usize)>,
+    span: Option<ByteRange>,
     items: Vec<Node>,
     /// `Some` for a mapping.
     entries: Option<Vec<Entry>>,
@@ -94,7 +103,7 @@ struct Frame {
 }
 
 /// A mapping key's text, position and (for a number or boolean) byte range.
-type PendingKey = (String, Pos, Option<(usize, usize)>);
+type PendingKey = (String, Pos, Option<ByteRange>);
 
 impl Frame {
     fn add(&mut self, node: Node) -> Option<()> {
@@ -110,15 +119,15 @@ impl Frame {
                 value: node,
             }),
             None => {
-                let key = match &node.value {
-                    Value::Str(s) if s != "<<" => s.clone(),
-                    Value::Int(i) => i.to_string(),
-                    Value::Bool(b) => b.to_string(),
-                    _ => return None,
-                };
                 let span = match node.value {
                     Value::Int(_) | Value::Bool(_) => node.span,
                     _ => None,
+                };
+                let key = match node.value {
+                    Value::Str(s) if s != "<<" => s,
+                    Value::Int(i) => i.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    _ => return None,
                 };
                 self.key = Some((key, node.pos, span));
             }
@@ -145,14 +154,18 @@ fn scalar(text: &str, style: ScalarStyle, span: &Span) -> Option<Node> {
         pos: pos(span),
         written: None,
         span: Some(byte_range(span)?),
+        quoted: false,
     })
 }
 
 /// (start, length) in bytes.
-fn byte_range(span: &Span) -> Option<(usize, usize)> {
+fn byte_range(span: &Span) -> Option<ByteRange> {
     let start = span.start.byte_offset()?;
     let end = span.end.byte_offset()?;
-    Some((start, end.checked_sub(start)?))
+    Some((
+        start.try_into().ok()?,
+        end.checked_sub(start)?.try_into().ok()?,
+    ))
 }
 
 /// A plain scalar's value, when it is beyond doubt.
