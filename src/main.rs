@@ -33,7 +33,10 @@ fn main() {
     // sequence of calls (its parallel work runs on its own threads): one thread, without the
     // workers' stacks and malloc arenas.
     let runtime = match args.command {
-        Top::Serve(_) => tokio::runtime::Builder::new_multi_thread(),
+        Top::Serve(_) => {
+            weir::memory::share_one_arena();
+            tokio::runtime::Builder::new_multi_thread()
+        }
         Top::Cli(_) => tokio::runtime::Builder::new_current_thread(),
     }
     .enable_all()

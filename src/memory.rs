@@ -20,3 +20,29 @@ pub fn release_freed() {
         }
     }
 }
+
+/// Makes every thread allocate from one malloc arena, unless `MALLOC_ARENA_MAX` says otherwise.
+/// For the daemon, before its threads start: glibc gives each thread that allocates an arena of
+/// its own (up to eight per core), and each keeps pages that are partly in use, so an idle
+/// daemon held twice its live heap in nine arenas (tokio's workers, the blocking pool, one
+/// thread per SQLite connection). Its allocations are small and its threads mostly wait, so
+/// sharing one arena costs no measurable latency (BENCHMARKS.md, issue 14, fifth pass). The
+/// CLI keeps glibc's default: its load parses on every core at once.
+pub fn share_one_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+            return;
+        }
+        unsafe extern "C" {
+            /// glibc's `mallopt(3)`.
+            fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+        }
+        /// `M_ARENA_MAX` of glibc's `<malloc.h>`.
+        const M_ARENA_MAX: std::ffi::c_int = -8;
+        // SAFETY: mallopt takes no pointers; called before any other thread exists.
+        unsafe {
+            mallopt(M_ARENA_MAX, 1);
+        }
+    }
+}
