@@ -21,7 +21,8 @@ pub fn release_freed() {
     }
 }
 
-/// Makes every thread allocate from one malloc arena, unless `MALLOC_ARENA_MAX` says otherwise.
+/// Makes every thread allocate from one malloc arena, unless `MALLOC_ARENA_MAX` or
+/// `GLIBC_TUNABLES` (`glibc.malloc.arena_max`) says otherwise.
 /// For the daemon, before its threads start: glibc gives each thread that allocates an arena of
 /// its own (up to eight per core), and each keeps pages that are partly in use, so an idle
 /// daemon held twice its live heap in nine arenas (tokio's workers, the blocking pool, one
@@ -31,7 +32,8 @@ pub fn release_freed() {
 pub fn share_one_arena() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        let tuned = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"));
+        if tuned || std::env::var_os("MALLOC_ARENA_MAX").is_some() {
             return;
         }
         unsafe extern "C" {
