@@ -775,3 +775,40 @@ async fn control_characters_in_flink_errors_are_escaped() {
     assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
     assert!(text.contains("bad \\u{1b}[2K\\rvalue"), "{text}");
 }
+
+/// An answer without a Content-Length, in chunks that split the JSON anywhere, is read whole.
+#[tokio::test]
+async fn a_chunked_answer_is_read_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let jobs: Vec<String> = (0..200)
+        .map(|i| {
+            format!(
+                r#"{{"jid":"{i:032x}","name":"job-{i}","state":"RUNNING","start-time":1,"end-time":-1}}"#
+            )
+        })
+        .collect();
+    let body = format!(r#"{{"jobs":[{}]}}"#, jobs.join(","));
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = [0u8; 4096];
+        let _ = socket.read(&mut request).await.unwrap();
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                    transfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+        socket.write_all(head.as_bytes()).await.unwrap();
+        for piece in body.as_bytes().chunks(777) {
+            let chunk = [format!("{:x}\r\n", piece.len()).as_bytes(), piece, b"\r\n"].concat();
+            socket.write_all(&chunk).await.unwrap();
+            socket.flush().await.unwrap();
+        }
+        socket.write_all(b"0\r\n\r\n").await.unwrap();
+    });
+    let client = FlinkClient::with_env("test", &cfg(&url), |_| None)
+        .unwrap()
+        .with_retry(fast_retry());
+    let overview = client.jobs_overview().await.unwrap();
+    assert_eq!(overview.len(), 200);
+    assert_eq!(overview[199].name, "job-199");
+    assert_eq!(overview[199].id.to_string(), format!("{:032x}", 199));
+}
