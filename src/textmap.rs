@@ -16,12 +16,26 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A map of text keys to text values, sorted by key, one entry per key.
-#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct TextMap(LiteMap<String, String>);
 
 impl TextMap {
     pub const fn new() -> Self {
         TextMap(LiteMap::new())
+    }
+
+    /// The entries of `entries` in key order, a later entry for the same key replacing an earlier
+    /// one (as with `BTreeMap`), in an allocation of exactly their size: a job's maps live as long
+    /// as its definition, and the vector's growth would double them.
+    fn from_vec(mut entries: Vec<(String, String)>) -> Self {
+        if !entries.windows(2).all(|w| w[0].0 < w[1].0) {
+            // Reversed, a stable sort puts the last entry of a key first, which dedup keeps.
+            entries.reverse();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            entries.dedup_by(|later, kept| later.0 == kept.0);
+        }
+        entries.shrink_to_fit();
+        TextMap(LiteMap::from_sorted_store_unchecked(entries))
     }
 
     pub fn len(&self) -> usize {
@@ -36,17 +50,9 @@ impl TextMap {
         self.0.get(key)
     }
 
-    pub fn contains_key(&self, key: &str) -> bool {
-        self.0.contains_key(key)
-    }
-
     /// Sets `key` to `value`; returns the value it replaced.
     pub fn insert(&mut self, key: String, value: String) -> Option<String> {
         self.0.insert(key, value)
-    }
-
-    pub fn remove(&mut self, key: &str) -> Option<String> {
-        self.0.remove(key)
     }
 
     pub fn clear(&mut self) {
@@ -78,32 +84,11 @@ impl TextMap {
     ) -> impl DoubleEndedIterator<Item = &mut String> + ExactSizeIterator {
         self.iter_mut().map(|(_, v)| v)
     }
-
-    /// Keeps the entries `keep` says yes to.
-    pub fn retain(&mut self, mut keep: impl FnMut(&String, &String) -> bool) {
-        self.0.retain(|k, v| keep(k, v))
-    }
 }
 
 impl fmt::Debug for TextMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
-    }
-}
-
-impl TextMap {
-    /// The entries of `entries` in key order, a later entry for the same key replacing an earlier
-    /// one (as with `BTreeMap`), in an allocation of exactly their size: a job's maps live as long
-    /// as its definition, and the vector's growth would double them.
-    fn from_vec(mut entries: Vec<(String, String)>) -> Self {
-        if !entries.windows(2).all(|w| w[0].0 < w[1].0) {
-            // Reversed, a stable sort puts the last entry of a key first, which dedup keeps.
-            entries.reverse();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            entries.dedup_by(|later, kept| later.0 == kept.0);
-        }
-        entries.shrink_to_fit();
-        TextMap(LiteMap::from_sorted_store_unchecked(entries))
     }
 }
 
@@ -119,24 +104,9 @@ impl<const N: usize> From<[(String, String); N]> for TextMap {
     }
 }
 
-impl From<BTreeMap<String, String>> for TextMap {
-    fn from(map: BTreeMap<String, String>) -> Self {
-        // Already sorted and unique: taken over without a sort.
-        TextMap(LiteMap::from_sorted_store_unchecked(
-            map.into_iter().collect(),
-        ))
-    }
-}
-
 impl From<TextMap> for BTreeMap<String, String> {
     fn from(map: TextMap) -> Self {
         map.into_iter().collect()
-    }
-}
-
-impl Extend<(String, String)> for TextMap {
-    fn extend<I: IntoIterator<Item = (String, String)>>(&mut self, entries: I) {
-        self.0.extend(entries)
     }
 }
 
@@ -285,7 +255,9 @@ mod tests {
             v.push('!');
         }
         assert_eq!(format!("{map:?}"), r#"{"a": "2!", "m": "3!"}"#);
-        map.retain(|k, _| k != "a");
-        assert_eq!(map.into_iter().collect::<Vec<_>>(), pairs(&[("m", "3!")]));
+        assert_eq!(
+            map.into_iter().collect::<Vec<_>>(),
+            pairs(&[("a", "2!"), ("m", "3!")])
+        );
     }
 }

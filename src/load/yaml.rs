@@ -315,9 +315,11 @@ impl Node {
     /// A scalar's text as it reaches Flink: strings as parsed, numbers and booleans as written.
     pub fn scalar_as_written(&self) -> Option<String> {
         match &self.value {
-            Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
-                (self.written.as_deref().map(str::to_string)).or_else(|| self.value.scalar_text())
-            }
+            Value::Int(_) | Value::Float(_) | Value::Bool(_) => self
+                .written
+                .as_deref()
+                .map(str::to_string)
+                .or_else(|| self.value.scalar_text()),
             other => other.scalar_text(),
         }
     }
