@@ -10,7 +10,8 @@
 //! `WEIR_BENCH_JOBS` / `--jobs` (comma-separated job counts, default `10,1000`; the smallest is
 //! the baseline of the memory and latency ratios), `WEIR_BENCH_RUNS` / `--runs` (trigger runs per
 //! trigger kind, default 5), `WEIR_BENCH_RECONCILES` / `--reconciles` (steady-state reconciles
-//! counted, default 5), `--keep` keeps the work directories (repo, bare remote, store, daemon log).
+//! counted, default 5), `--keep` keeps the work directories (repo, bare remote, store, daemon
+//! log, and the idle daemon's `/proc/PID/smaps` as `idle.smaps`).
 //!
 //! Per N the bench
 //! 1. starts the fake Flink 2.x REST API of `src/testing/fake_flink.rs` (in-process, 127.0.0.1:0, every
@@ -621,6 +622,13 @@ fn bench_one(bin: &Path, n: usize, opts: &Options, rt: &tokio::runtime::Runtime)
     // Idle memory.
     std::thread::sleep(Duration::from_secs(2));
     let idle = daemon.memory();
+    if opts.keep {
+        // Which mappings the idle RSS is made of (heap, the binary's text, libraries).
+        let _ = fs::copy(
+            format!("/proc/{}/smaps", daemon.pid),
+            work.join("idle.smaps"),
+        );
+    }
     eprintln!(
         "  idle: VmRSS {:.1} MiB, VmHWM {:.1} MiB, RssAnon {:.1} MiB, {} threads",
         idle.rss_kib as f64 / 1024.0,
