@@ -46,17 +46,23 @@ mod args;
 #[path = "../src/testing/fake_flink.rs"]
 mod fake_flink;
 mod jobs_repo;
+#[path = "daemon/process.rs"]
+mod process;
+#[path = "daemon/report.rs"]
+mod report;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use args::Args;
 use fake_flink::{Fake, Request, counts, describe};
 use serde_json::Value;
+
+use process::{Daemon, Memory};
+use report::{mib, tables};
 
 const TOKEN: &str = "bench-api-token";
 const GITHUB_SECRET: &str = "bench-github-secret";
@@ -92,296 +98,6 @@ fn parse_args() -> Options {
     opts.jobs.sort_unstable();
     opts.jobs.dedup();
     opts
-}
-
-// ------------------------------------------------------------------------------------------
-// The daemon process
-
-struct Memory {
-    rss_kib: u64,
-    hwm_kib: u64,
-    anon_kib: u64,
-    threads: u64,
-}
-
-fn read_memory(pid: u32) -> Memory {
-    let text = fs::read_to_string(format!("/proc/{pid}/status")).expect("reading /proc/PID/status");
-    let field = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
-    };
-    Memory {
-        rss_kib: field("VmRSS:"),
-        hwm_kib: field("VmHWM:"),
-        anon_kib: field("RssAnon:"),
-        threads: field("Threads:"),
-    }
-}
-
-struct Daemon {
-    child: Option<Child>,
-    pid: u32,
-    base: String,
-    http: reqwest::blocking::Client,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn spawn(bin: &Path, work: &Path, remote: &Path) -> Daemon {
-        let state = work.join("state");
-        fs::create_dir_all(&state).unwrap();
-        let cfg = work.join("serve.yaml");
-        fs::write(
-            &cfg,
-            format!(
-                "repo:\n  url: file://{}\n  branch: main\nlisten: 127.0.0.1:0\nstateDir: {}\n\
-                 pollIntervalSeconds: 3600\n\
-                 api:\n  tokens: [{{env: WEIR_BENCH_API_TOKEN}}]\n\
-                 webhooks:\n  github: {{env: WEIR_BENCH_GITHUB_SECRET}}\n",
-                remote.display(),
-                state.display()
-            ),
-        )
-        .unwrap();
-        let addr_file = work.join("addr");
-        let log = work.join("serve.log");
-        let out = fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(bin);
-        cmd.args(["serve", "--config"])
-            .arg(&cfg)
-            .arg("--address-file")
-            .arg(&addr_file);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("WEIR_") {
-                cmd.env_remove(k);
-            }
-        }
-        let child = cmd
-            .env(
-                "WEIR_LOG",
-                std::env::var("WEIR_BENCH_DAEMON_LOG")
-                    .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
-            )
-            .env("WEIR_BENCH_API_TOKEN", TOKEN)
-            .env("WEIR_BENCH_GITHUB_SECRET", GITHUB_SECRET)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("starting weir serve");
-        let pid = child.id();
-        let mut daemon = Daemon {
-            child: Some(child),
-            pid,
-            base: String::new(),
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(120))
-                .build()
-                .unwrap(),
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        daemon.base = loop {
-            if let Ok(a) = fs::read_to_string(&addr_file)
-                && !a.is_empty()
-            {
-                break format!("http://{a}");
-            }
-            if let Some(status) = daemon.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("weir serve exited with {status}:\n{}", daemon.log_tail());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "weir serve did not start:\n{}",
-                daemon.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        daemon
-    }
-
-    fn log_tail(&self) -> String {
-        let log = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    fn status(&self) -> Value {
-        let r = self
-            .http
-            .get(format!("{}/api/v1/status", self.base))
-            .send()
-            .expect("GET /api/v1/status");
-        assert!(
-            r.status().is_success(),
-            "GET /api/v1/status: {}",
-            r.status()
-        );
-        r.json().unwrap()
-    }
-
-    /// Polls the status every `every` until `ok`; fails on an apply failure or error.
-    fn wait_for(
-        &self,
-        what: &str,
-        timeout: Duration,
-        every: Duration,
-        ok: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let s = self.status();
-            if ok(&s) {
-                return s;
-            }
-            let outcome = s["lastReconcile"]["outcome"].as_str().unwrap_or("");
-            if matches!(
-                outcome,
-                "apply_failed" | "error" | "repo_invalid" | "blocked" | "lock_busy"
-            ) {
-                panic!(
-                    "waiting for {what}: reconcile {outcome}: {}\n--- daemon log\n{}",
-                    s["lastReconcile"]["message"],
-                    self.log_tail()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; last reconcile: {}\n--- daemon log\n{}",
-                s["lastReconcile"],
-                self.log_tail()
-            );
-            std::thread::sleep(every);
-        }
-    }
-
-    /// POSTs; returns the status code and how long the answer took.
-    fn post(&self, path: &str, body: String, headers: &[(&str, &str)]) -> (u16, Duration) {
-        let mut req = self.http.post(format!("{}{path}", self.base)).body(body);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let sent = Instant::now();
-        let r = req.send().unwrap_or_else(|e| panic!("POST {path}: {e}"));
-        let took = sent.elapsed();
-        let code = r.status().as_u16();
-        let text = r.text().unwrap_or_default();
-        assert_eq!(code, 202, "POST {path}: {text}");
-        (code, took)
-    }
-
-    fn sync(&self) -> Duration {
-        let auth = format!("Bearer {TOKEN}");
-        self.post("/api/v1/sync", String::new(), &[("Authorization", &auth)])
-            .1
-    }
-
-    fn github_push(&self, commit: &str, before: &str) -> Duration {
-        // The fields of a GitHub push delivery that matter, at a plausible size.
-        let body = serde_json::json!({
-            "ref": "refs/heads/main",
-            "before": before,
-            "after": commit,
-            "created": false, "deleted": false, "forced": false,
-            "repository": {"id": 1, "name": "flink-jobs", "full_name": "bench/flink-jobs",
-                           "default_branch": "main", "clone_url": "https://github.com/bench/flink-jobs.git"},
-            "pusher": {"name": "bench", "email": "bench@weir.invalid"},
-            "head_commit": {"id": commit, "message": "change one job's args",
-                            "modified": ["jobs/..."], "added": [], "removed": []},
-            "commits": [{"id": commit, "message": "change one job's args"}]
-        })
-        .to_string();
-        let sig = weir::serve::webhook::sign(GITHUB_SECRET.as_bytes(), body.as_bytes());
-        self.post(
-            "/api/v1/webhooks/github",
-            body,
-            &[
-                ("X-GitHub-Event", "push"),
-                ("X-GitHub-Delivery", "00000000-0000-0000-0000-000000000000"),
-                ("X-Hub-Signature-256", &sig),
-                ("Content-Type", "application/json"),
-                ("User-Agent", "GitHub-Hookshot/bench"),
-            ],
-        )
-        .1
-    }
-
-    fn memory(&self) -> Memory {
-        read_memory(self.pid)
-    }
-
-    /// Completed reconciles, from `/metrics` (cheap to poll, unlike the status with N jobs).
-    fn reconciles(&self) -> u64 {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .and_then(|r| r.text())
-            .expect("GET /metrics");
-        text.lines()
-            .filter(|l| l.starts_with("weir_reconciles_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
-    }
-
-    /// Polls `/metrics` until at least `target` reconciles completed, then returns the status
-    /// once it shows them too.
-    fn wait_reconciles(&self, target: u64, timeout: Duration, every: Duration) -> Value {
-        let deadline = Instant::now() + timeout;
-        while self.reconciles() < target {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {target} reconciles\n--- daemon log\n{}",
-                self.log_tail()
-            );
-            std::thread::sleep(every);
-        }
-        // The counter is bumped just before the status is updated.
-        self.wait_for("the status", timeout, Duration::from_millis(5), |s| {
-            reconciles(s) >= target
-        })
-    }
-
-    /// User + system CPU time of the daemon (all threads) in ms, 10 ms resolution.
-    fn cpu_ms(&self) -> f64 {
-        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap();
-        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        ticks * 1000.0 / hz
-    }
-
-    /// SIGTERM, then waits (SIGKILL after 60 s).
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        // SAFETY: `pid` is our own child, not reaped yet.
-        unsafe {
-            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if child.try_wait().unwrap().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        eprintln!("  weir serve did not stop within 60 s; killing it");
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -567,7 +283,62 @@ fn bench_one(bin: &Path, n: usize, opts: &Options, rt: &tokio::runtime::Runtime)
         describe(&startup_requests)
     );
 
-    // Steady-state reconciles, one at a time.
+    let steady = steady_reconciles(&daemon, &fake, opts);
+
+    // What loading the repo alone costs (the daemon loads it in every reconcile).
+    let (load_ms, load_cpu_ms) = time_loads(&remote, &head(&repo), n, opts.reconciles);
+
+    // Idle memory.
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = daemon.memory();
+    if opts.keep {
+        // Which mappings the idle RSS is made of (heap, the binary's text, libraries).
+        let _ = fs::copy(
+            format!("/proc/{}/smaps", daemon.pid),
+            work.join("idle.smaps"),
+        );
+    }
+    eprintln!(
+        "  idle: VmRSS {:.1} MiB, VmHWM {:.1} MiB, RssAnon {:.1} MiB, {} threads",
+        idle.rss_kib as f64 / 1024.0,
+        idle.hwm_kib as f64 / 1024.0,
+        idle.anon_kib as f64 / 1024.0,
+        idle.threads
+    );
+
+    let (cycles, rss_after_cycles) = trigger_cycles(&daemon, &fake, &repo, &remote, n, opts);
+    eprintln!(
+        "  VmRSS after each trigger cycle (MiB): {}",
+        rss_after_cycles
+            .iter()
+            .map(|k| format!("{:.1}", mib(*k)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let after = daemon.memory();
+    let overview_bytes = fake.overview_bytes();
+    drop(daemon);
+    fake.stop();
+    if opts.keep {
+        let kept = tmp.keep();
+        eprintln!("  kept {}", kept.display());
+    }
+    Measured {
+        n,
+        startup,
+        startup_requests,
+        overview_bytes,
+        steady,
+        load_ms,
+        load_cpu_ms,
+        idle,
+        after,
+        cycles,
+    }
+}
+
+/// Steady-state reconciles, one at a time: the Flink REST calls, duration and daemon CPU of each.
+fn steady_reconciles(daemon: &Daemon, fake: &Fake, opts: &Options) -> Vec<Steady> {
     let mut steady = Vec::new();
     for k in 1..=opts.reconciles {
         std::thread::sleep(Duration::from_millis(300));
@@ -600,13 +371,16 @@ fn bench_one(bin: &Path, n: usize, opts: &Options, rt: &tokio::runtime::Runtime)
         });
     }
 
-    // What loading the repo alone costs (the daemon loads it in every reconcile).
-    let commit = head(&repo);
-    let loads: Vec<(f64, f64)> = (0..opts.reconciles)
+    steady
+}
+
+/// Median wall and CPU ms of loading `commit` of `remote` in this process, `runs` times.
+fn time_loads(remote: &Path, commit: &str, n: usize, runs: usize) -> (f64, f64) {
+    let loads: Vec<(f64, f64)> = (0..runs)
         .map(|_| {
             let started = Instant::now();
             let cpu = thread_cpu_ms();
-            let source = weir::git::RepoSource::git_tree(&remote, &commit).unwrap();
+            let source = weir::git::RepoSource::git_tree(remote, commit).unwrap();
             let outcome = weir::load::load_repo(&source);
             let cpu = thread_cpu_ms() - cpu;
             assert!(outcome.desired.is_some_and(|d| d.jobs.len() == n));
@@ -619,25 +393,19 @@ fn bench_one(bin: &Path, n: usize, opts: &Options, rt: &tokio::runtime::Runtime)
         "  in-process load_repo of the commit: {load_ms:.0} ms wall, {load_cpu_ms:.0} ms CPU (median)"
     );
 
-    // Idle memory.
-    std::thread::sleep(Duration::from_secs(2));
-    let idle = daemon.memory();
-    if opts.keep {
-        // Which mappings the idle RSS is made of (heap, the binary's text, libraries).
-        let _ = fs::copy(
-            format!("/proc/{}/smaps", daemon.pid),
-            work.join("idle.smaps"),
-        );
-    }
-    eprintln!(
-        "  idle: VmRSS {:.1} MiB, VmHWM {:.1} MiB, RssAnon {:.1} MiB, {} threads",
-        idle.rss_kib as f64 / 1024.0,
-        idle.hwm_kib as f64 / 1024.0,
-        idle.anon_kib as f64 / 1024.0,
-        idle.threads
-    );
+    (load_ms, load_cpu_ms)
+}
 
-    // Trigger latency: a changed job, pushed, then the trigger.
+/// Trigger latency, `opts.runs` times per trigger kind: a changed job, pushed, then the trigger.
+/// Returns the cycles and the daemon's VmRSS (KiB) after each.
+fn trigger_cycles(
+    daemon: &Daemon,
+    fake: &Fake,
+    repo: &Path,
+    remote: &Path,
+    n: usize,
+    opts: &Options,
+) -> (Vec<Cycle>, Vec<u64>) {
     let candidates: Vec<usize> = (0..n)
         .filter(|&i| jobs_repo::upgrade_mode(i) == "savepoint" && !jobs_repo::is_sql(i))
         .collect();
@@ -654,8 +422,8 @@ fn bench_one(bin: &Path, n: usize, opts: &Options, rt: &tokio::runtime::Runtime)
         for trigger in order {
             revision += 1;
             let job = candidates[(revision - 1) % candidates.len()];
-            let before_commit = head(&repo);
-            let commit = change_job(&repo, &remote, job, revision);
+            let before_commit = head(repo);
+            let commit = change_job(repo, remote, job, revision);
             std::thread::sleep(Duration::from_millis(300));
             let before = daemon.reconciles();
             let last_apply = daemon.status()["lastApply"]["id"].clone();
@@ -725,243 +493,7 @@ fn bench_one(bin: &Path, n: usize, opts: &Options, rt: &tokio::runtime::Runtime)
             rss_after_cycles.push(daemon.memory().rss_kib);
         }
     }
-    eprintln!(
-        "  VmRSS after each trigger cycle (MiB): {}",
-        rss_after_cycles
-            .iter()
-            .map(|k| format!("{:.1}", mib(*k)))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let after = daemon.memory();
-    let overview_bytes = fake.overview_bytes();
-    drop(daemon);
-    fake.stop();
-    if opts.keep {
-        let kept = tmp.keep();
-        eprintln!("  kept {}", kept.display());
-    }
-    Measured {
-        n,
-        startup,
-        startup_requests,
-        overview_bytes,
-        steady,
-        load_ms,
-        load_cpu_ms,
-        idle,
-        after,
-        cycles,
-    }
-}
-
-// ------------------------------------------------------------------------------------------
-// Report
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-fn cycle_stats(m: &Measured, trigger: Trigger, f: impl Fn(&Cycle) -> Option<f64>) -> Stats {
-    let v: Vec<f64> = m
-        .cycles
-        .iter()
-        .filter(|c| c.trigger == trigger)
-        .filter_map(f)
-        .collect();
-    stats(&v)
-}
-
-/// The same value in every sample, or each distinct one with how often it occurred.
-fn same_or_varied(all: &[BTreeMap<String, u64>]) -> String {
-    let first = all.first().cloned().unwrap_or_default();
-    if all.iter().all(|c| *c == first) {
-        return format!("{} (every one)", describe(&first));
-    }
-    let mut seen: Vec<(BTreeMap<String, u64>, usize)> = Vec::new();
-    for c in all {
-        match seen.iter_mut().find(|(s, _)| s == c) {
-            Some((_, k)) => *k += 1,
-            None => seen.push((c.clone(), 1)),
-        }
-    }
-    seen.iter()
-        .map(|(c, k)| format!("{k}×: {}", describe(c)))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-fn report(results: &[Measured], opts: &Options, bin: &Path) -> String {
-    let mut out = String::new();
-    let base = &results[0];
-    let _ = writeln!(
-        out,
-        "weir binary: `{}`; {} trigger runs per kind (alternating which goes first), {} \
-         steady-state reconciles; times in ms from just before the trigger request was sent to \
-         the request's arrival at the fake Flink: median (min–max).\n",
-        bin.display(),
-        opts.runs,
-        opts.reconciles
-    );
-
-    let _ = writeln!(
-        out,
-        "**Trigger → first mutating Flink REST call of the apply**\n"
-    );
-    let _ = writeln!(
-        out,
-        "| jobs | trigger | first mutating call | → (ms) median | min–max | daemon CPU until then (ms) | HTTP answer (ms) | first REST call, `GET /jobs/overview` (ms) | `POST /jars/{{jarid}}/run` (ms) | webhook / sync (median) | vs {} jobs (median) |",
-        base.n
-    );
-    let _ = writeln!(
-        out,
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-    );
-    for m in results {
-        let wh = cycle_stats(m, Trigger::Webhook, |c| Some(ms(c.first_mutating)));
-        let sy = cycle_stats(m, Trigger::Sync, |c| Some(ms(c.first_mutating)));
-        for trigger in [Trigger::Webhook, Trigger::Sync] {
-            let first = cycle_stats(m, trigger, |c| Some(ms(c.first_mutating)));
-            let base_first = cycle_stats(base, trigger, |c| Some(ms(c.first_mutating)));
-            let endpoints: Vec<&str> = {
-                let mut e: Vec<&str> = m
-                    .cycles
-                    .iter()
-                    .filter(|c| c.trigger == trigger)
-                    .map(|c| c.first_mutating_endpoint.as_str())
-                    .collect();
-                e.sort();
-                e.dedup();
-                e
-            };
-            let cpu = cycle_stats(m, trigger, |c| Some(c.cpu_to_mutating));
-            let answer = cycle_stats(m, trigger, |c| Some(ms(c.answer)));
-            let call = cycle_stats(m, trigger, |c| Some(ms(c.first_call)));
-            let submit = cycle_stats(m, trigger, |c| c.submit.map(ms));
-            let ratio = if trigger == Trigger::Webhook {
-                format!("{:.2}", wh.median / sy.median)
-            } else {
-                "1".into()
-            };
-            let _ = writeln!(
-                out,
-                "| {} | {} | `{}` | **{:.1}** | {:.1}–{:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {ratio} | {:.2} |",
-                m.n,
-                trigger.label(),
-                endpoints.join("`, `"),
-                first.median,
-                first.min,
-                first.max,
-                cpu.median,
-                answer.median,
-                call.median,
-                submit.median,
-                first.median / base_first.median,
-            );
-        }
-    }
-
-    let _ = writeln!(
-        out,
-        "\n**Flink REST calls of one trigger → redeploy cycle** (the reconcile of the trigger, its apply, and the reconcile after the apply)\n"
-    );
-    let _ = writeln!(out, "| jobs | trigger | REST calls (endpoint × count) |");
-    let _ = writeln!(out, "|---:|---|---|");
-    for m in results {
-        for trigger in [Trigger::Webhook, Trigger::Sync] {
-            let all: Vec<BTreeMap<String, u64>> = m
-                .cycles
-                .iter()
-                .filter(|c| c.trigger == trigger)
-                .map(|c| c.requests.clone())
-                .collect();
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} |",
-                m.n,
-                trigger.label(),
-                same_or_varied(&all)
-            );
-        }
-    }
-
-    let _ = writeln!(
-        out,
-        "\n**Steady state: Flink REST calls per reconcile** (one cluster, every job RUNNING and in sync, reconciles triggered one at a time)\n"
-    );
-    let _ = writeln!(
-        out,
-        "| jobs | reconciles | REST calls per reconcile (endpoint × count) | calls per reconcile | reconcile duration median (ms) | min–max (ms) | daemon CPU per reconcile median (ms) | in-process `load_repo` of the commit, wall / CPU (ms) | `/jobs/overview` body (KiB) |"
-    );
-    let _ = writeln!(out, "|---:|---:|---|---:|---:|---:|---:|---:|---:|");
-    for m in results {
-        let all: Vec<BTreeMap<String, u64>> = m.steady.iter().map(|s| s.requests.clone()).collect();
-        let total: Vec<f64> = all.iter().map(|c| c.values().sum::<u64>() as f64).collect();
-        let d = stats(
-            &m.steady
-                .iter()
-                .map(|s| s.duration_ms as f64)
-                .collect::<Vec<_>>(),
-        );
-        let cpu = stats(&m.steady.iter().map(|s| s.cpu_ms).collect::<Vec<_>>());
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {:.0} | {:.0}–{:.0} | {:.0} | {:.0} / {:.0} | {:.0} |",
-            m.n,
-            m.steady.len(),
-            same_or_varied(&all),
-            stats(&total).median,
-            d.median,
-            d.min,
-            d.max,
-            cpu.median,
-            m.load_ms,
-            m.load_cpu_ms,
-            m.overview_bytes as f64 / 1024.0
-        );
-    }
-
-    let _ = writeln!(
-        out,
-        "\n**Daemon memory** (`/proc/PID/status`; idle = 2 s after startup and the steady-state reconciles)\n"
-    );
-    let _ = writeln!(
-        out,
-        "| jobs | idle VmRSS (MiB) | idle RssAnon (MiB) | VmHWM at idle (MiB) | threads | VmRSS after the trigger runs (MiB) | VmHWM at the end (MiB) | idle VmRSS vs {} jobs |",
-        base.n
-    );
-    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for m in results {
-        let _ = writeln!(
-            out,
-            "| {} | **{:.1}** | {:.1} | {:.1} | {} | {:.1} | {:.1} | {:.2} |",
-            m.n,
-            mib(m.idle.rss_kib),
-            mib(m.idle.anon_kib),
-            mib(m.idle.hwm_kib),
-            m.idle.threads,
-            mib(m.after.rss_kib),
-            mib(m.after.hwm_kib),
-            m.idle.rss_kib as f64 / base.idle.rss_kib as f64
-        );
-    }
-
-    let _ = writeln!(
-        out,
-        "\n**Startup** (spawn → every job created, `Synced`/`RUNNING`, last reconcile `in_sync`)\n"
-    );
-    let _ = writeln!(out, "| jobs | startup (s) | REST calls during startup |");
-    let _ = writeln!(out, "|---:|---:|---|");
-    for m in results {
-        let _ = writeln!(
-            out,
-            "| {} | {:.1} | {} |",
-            m.n,
-            m.startup.as_secs_f64(),
-            describe(&m.startup_requests)
-        );
-    }
-    out
+    (cycles, rss_after_cycles)
 }
 
 fn weir_binary() -> PathBuf {
@@ -992,7 +524,7 @@ fn main() {
         .map(|&n| bench_one(&bin, n, &opts, &rt))
         .collect();
     let load_after = fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    print!("{}", report(&results, &opts, &bin));
+    print!("{}", tables(&results, &opts, &bin));
     println!(
         "\nload average (1, 5, 15 min) before: {}; after: {}",
         load.split_whitespace()
