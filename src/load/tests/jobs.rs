@@ -2,13 +2,8 @@
 
 use super::*;
 
-#[test]
-fn happy_path_with_jar_url_sql_and_sql_file_jobs() {
-    let files = base()
-        .with("jobs/orders.yaml", JAR_JOB)
-        .with(
-            "jobs/team-b/fetched.yml",
-            "\
+/// A jar job fetched from a URL, with every optional field set (see [`assert_fetched_job`]).
+const FETCHED_JOB: &str = "\
 apiVersion: weir/v1
 kind: FlinkJob
 metadata:
@@ -36,8 +31,59 @@ spec:
     initialPath: s3://other/sp/savepoint-1
     allowNonRestoredState: true
   restartNonce: 3
-",
-        )
+";
+
+/// [`FETCHED_JOB`] as loaded.
+#[track_caller]
+fn assert_fetched_job(fetched: &DesiredJob) {
+    assert_eq!(fetched.file, "jobs/team-b/fetched.yml");
+    assert_eq!(fetched.cluster, "staging");
+    assert_eq!(fetched.state, RunState::Suspended);
+    assert_eq!(fetched.upgrade_mode, UpgradeMode::LastState);
+    assert_eq!(fetched.parallelism, 4);
+    assert_eq!(
+        fetched.program,
+        Program::Jar {
+            jar: JarRef {
+                location: JarLocation::Url {
+                    url: "https://repo.example.com/fetched-1.0.jar".into()
+                },
+                sha256: "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789".into(),
+            },
+            entry_class: Some("com.example.Fetched".into()),
+            args: vec!["--mode".into(), "fast".into()],
+        }
+    );
+    let config: Vec<(&str, &str)> = fetched
+        .flink_configuration
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        config,
+        [
+            ("execution.checkpointing.interval", "10s"),
+            ("pipeline.object-reuse", "true"),
+            ("some.ratio", "0.5"),
+            ("state.backend", "rocksdb"),
+            ("taskmanager.numberOfTaskSlots", "2"),
+        ]
+    );
+    assert_eq!(fetched.savepoint_dir.as_deref(), Some("s3://other/sp"));
+    assert_eq!(
+        fetched.initial_savepoint.as_deref(),
+        Some("s3://other/sp/savepoint-1")
+    );
+    assert!(fetched.allow_non_restored_state);
+    assert_eq!(fetched.restart_nonce, 3);
+    assert_eq!(fetched.labels.get("team").map(String::as_str), Some("b"));
+}
+
+#[test]
+fn happy_path_with_jar_url_sql_and_sql_file_jobs() {
+    let files = base()
+        .with("jobs/orders.yaml", JAR_JOB)
+        .with("jobs/team-b/fetched.yml", FETCHED_JOB)
         .with(
             "jobs/inline.yaml",
             "\
@@ -84,48 +130,7 @@ spec:
         sha256: sha("runner-bytes"),
     };
 
-    let fetched = &desired.jobs[0];
-    assert_eq!(fetched.file, "jobs/team-b/fetched.yml");
-    assert_eq!(fetched.cluster, "staging");
-    assert_eq!(fetched.state, RunState::Suspended);
-    assert_eq!(fetched.upgrade_mode, UpgradeMode::LastState);
-    assert_eq!(fetched.parallelism, 4);
-    assert_eq!(
-        fetched.program,
-        Program::Jar {
-            jar: JarRef {
-                location: JarLocation::Url {
-                    url: "https://repo.example.com/fetched-1.0.jar".into()
-                },
-                sha256: "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789".into(),
-            },
-            entry_class: Some("com.example.Fetched".into()),
-            args: vec!["--mode".into(), "fast".into()],
-        }
-    );
-    let config: Vec<(&str, &str)> = fetched
-        .flink_configuration
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    assert_eq!(
-        config,
-        [
-            ("execution.checkpointing.interval", "10s"),
-            ("pipeline.object-reuse", "true"),
-            ("some.ratio", "0.5"),
-            ("state.backend", "rocksdb"),
-            ("taskmanager.numberOfTaskSlots", "2"),
-        ]
-    );
-    assert_eq!(fetched.savepoint_dir.as_deref(), Some("s3://other/sp"));
-    assert_eq!(
-        fetched.initial_savepoint.as_deref(),
-        Some("s3://other/sp/savepoint-1")
-    );
-    assert!(fetched.allow_non_restored_state);
-    assert_eq!(fetched.restart_nonce, 3);
-    assert_eq!(fetched.labels.get("team").map(String::as_str), Some("b"));
+    assert_fetched_job(&desired.jobs[0]);
 
     let from_file = &desired.jobs[1];
     assert_eq!(
