@@ -575,11 +575,9 @@ fn history_renders_as_a_table_and_as_json_lines() {
     assert!(exported.ends_with('\n'));
 }
 
-/// The whole path through a store: what the CLI records is what `show`, `history` and
-/// `savepoints` tell.
-#[tokio::test]
-async fn records_in_the_store_come_back_as_one_story() {
-    let store = Store::open_in_memory().await.unwrap();
+/// Records what the CLI records for plan `plan-1` and its apply `apply-1`: a redeploy of
+/// `orders` stopped with savepoint `SP`, interrupted, resumed and submitted from it.
+async fn record_a_resumed_redeploy(store: &Store) {
     store.insert_plan(&plan_record()).await.unwrap();
     store
         .insert_origin(&origin_of("plan-1", RecordKind::Plan))
@@ -636,6 +634,11 @@ async fn records_in_the_store_come_back_as_one_story() {
         })
         .await
         .unwrap();
+    resume_and_submit_from_the_savepoint(store).await;
+}
+
+/// The resumed half of [`record_a_resumed_redeploy`]: the submit from `SP` and the finish.
+async fn resume_and_submit_from_the_savepoint(store: &Store) {
     store
         .insert_apply_event(&ApplyEvent {
             apply_id: "apply-1".into(),
@@ -692,6 +695,14 @@ async fn records_in_the_store_come_back_as_one_story() {
         )
         .await
         .unwrap();
+}
+
+/// The whole path through a store: what the CLI records is what `show`, `history` and
+/// `savepoints` tell.
+#[tokio::test]
+async fn records_in_the_store_come_back_as_one_story() {
+    let store = Store::open_in_memory().await.unwrap();
+    record_a_resumed_redeploy(&store).await;
 
     let Some(Shown::Apply(story)) = load_shown(&store, "apply-1").await.unwrap() else {
         panic!("an apply");

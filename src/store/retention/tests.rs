@@ -158,97 +158,9 @@ async fn delivery(store: &Store, event_id: &str, finished: i64) {
 /// savepoint weir did not take, restored by an old apply.
 async fn scenario() -> Store {
     let s = Store::open_for_test().await;
-    plan(&s, "p1", 1_000, &["a"]).await;
-    apply(
-        &s,
-        "a1",
-        "p1",
-        "a",
-        1_100,
-        Some(1_500),
-        &[("a/1", 1_200)],
-        &[("a/1", 1_300)],
-    )
-    .await;
-    plan(&s, "p2", 2_000, &["a"]).await;
-    apply(
-        &s,
-        "a2",
-        "p2",
-        "a",
-        2_100,
-        Some(2_500),
-        &[("a/2", 2_200)],
-        &[("a/2", 2_300)],
-    )
-    .await;
-    plan(&s, "p3", 3_000, &["a", "e"]).await;
-    s.insert_savepoint(&savepoint("e", "e/init", 500, None))
-        .await
-        .unwrap();
-    apply(
-        &s,
-        "a3",
-        "p3",
-        "a",
-        3_100,
-        Some(3_500),
-        &[],
-        &[("e/init", 3_200)],
-    )
-    .await;
-    plan(&s, "p4", 4_000, &["b"]).await;
-    apply(&s, "a4", "p4", "b", 4_100, None, &[], &[]).await;
-    plan(&s, "p5", 20_000, &["c"]).await;
-    apply(
-        &s,
-        "a5",
-        "p5",
-        "e",
-        20_100,
-        Some(20_500),
-        &[("e/2", 20_200)],
-        &[],
-    )
-    .await;
-    plan(&s, "p6", 5_000, &["c"]).await;
-    plan(&s, "p7", 6_000, &["c"]).await;
-    plan(&s, "p8", 7_000, &["d"]).await;
-    apply(
-        &s,
-        "a8",
-        "p8",
-        "d",
-        7_100,
-        Some(7_200),
-        &[("d/1", 7_150)],
-        &[],
-    )
-    .await;
-    plan(&s, "p9", 15_000, &["d"]).await;
-    apply(
-        &s,
-        "a9",
-        "p9",
-        "d",
-        15_100,
-        Some(15_500),
-        &[],
-        &[("d/1", 15_200)],
-    )
-    .await;
-    plan(&s, "p10", 16_000, &["d"]).await;
-    apply(
-        &s,
-        "a10",
-        "p10",
-        "d",
-        16_100,
-        Some(16_200),
-        &[("d/2", 16_150)],
-        &[("d/2", 16_180)],
-    )
-    .await;
+    redeploys_of_a_and_a_restore_of_e(&s).await;
+    unfinished_b_and_plans_of_c(&s).await;
+    suspend_and_resume_of_d(&s).await;
     delivery(&s, "ev-old", 5_000).await;
     delivery(&s, "ev-new", 12_000).await;
     s.upsert_job(&JobRecord {
@@ -265,6 +177,109 @@ async fn scenario() -> Store {
     .await
     .unwrap();
     s
+}
+
+/// Plans `p1`–`p3` and their applies (jobs `a` and `e`).
+async fn redeploys_of_a_and_a_restore_of_e(s: &Store) {
+    plan(s, "p1", 1_000, &["a"]).await;
+    apply(
+        s,
+        "a1",
+        "p1",
+        "a",
+        1_100,
+        Some(1_500),
+        &[("a/1", 1_200)],
+        &[("a/1", 1_300)],
+    )
+    .await;
+    plan(s, "p2", 2_000, &["a"]).await;
+    apply(
+        s,
+        "a2",
+        "p2",
+        "a",
+        2_100,
+        Some(2_500),
+        &[("a/2", 2_200)],
+        &[("a/2", 2_300)],
+    )
+    .await;
+    plan(s, "p3", 3_000, &["a", "e"]).await;
+    s.insert_savepoint(&savepoint("e", "e/init", 500, None))
+        .await
+        .unwrap();
+    apply(
+        s,
+        "a3",
+        "p3",
+        "a",
+        3_100,
+        Some(3_500),
+        &[],
+        &[("e/init", 3_200)],
+    )
+    .await;
+}
+
+/// Plans `p4`–`p7` and their applies (jobs `b`, `c` and `e`).
+async fn unfinished_b_and_plans_of_c(s: &Store) {
+    plan(s, "p4", 4_000, &["b"]).await;
+    apply(s, "a4", "p4", "b", 4_100, None, &[], &[]).await;
+    plan(s, "p5", 20_000, &["c"]).await;
+    apply(
+        s,
+        "a5",
+        "p5",
+        "e",
+        20_100,
+        Some(20_500),
+        &[("e/2", 20_200)],
+        &[],
+    )
+    .await;
+    plan(s, "p6", 5_000, &["c"]).await;
+    plan(s, "p7", 6_000, &["c"]).await;
+}
+
+/// Plans `p8`–`p10` and their applies (job `d`).
+async fn suspend_and_resume_of_d(s: &Store) {
+    plan(s, "p8", 7_000, &["d"]).await;
+    apply(
+        s,
+        "a8",
+        "p8",
+        "d",
+        7_100,
+        Some(7_200),
+        &[("d/1", 7_150)],
+        &[],
+    )
+    .await;
+    plan(s, "p9", 15_000, &["d"]).await;
+    apply(
+        s,
+        "a9",
+        "p9",
+        "d",
+        15_100,
+        Some(15_500),
+        &[],
+        &[("d/1", 15_200)],
+    )
+    .await;
+    plan(s, "p10", 16_000, &["d"]).await;
+    apply(
+        s,
+        "a10",
+        "p10",
+        "d",
+        16_100,
+        Some(16_200),
+        &[("d/2", 16_150)],
+        &[("d/2", 16_180)],
+    )
+    .await;
 }
 
 fn request(dry_run: bool) -> PruneRequest {

@@ -133,6 +133,73 @@ async fn apply_round_trip_and_finish() {
     assert_eq!(store.apply("a3").await.unwrap(), None);
 }
 
+/// A completed journal entry (`a0` succeeded, `a1` failed) takes no more progress or result;
+/// an unknown one is named as such.
+async fn completed_entries_are_final(store: &Store, a0: i64, a1: i64) {
+    let err = store
+        .journal_result(a0, &failed("again"), 40)
+        .await
+        .unwrap_err();
+    assert_eq!(rejection(err), Rejection::EntryComplete { id: a0 });
+    let err = store
+        .journal_progress(a1, &StepDetail::Forget, 40)
+        .await
+        .unwrap_err();
+    assert_eq!(rejection(err), Rejection::EntryComplete { id: a1 });
+    let err = store
+        .journal_progress(999, &StepDetail::Forget, 40)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        rejection(err),
+        Rejection::NotFound {
+            what: "journal entry",
+            id: "999".into()
+        }
+    );
+    let err = store
+        .journal_result(999, &failed("x"), 40)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        rejection(err),
+        Rejection::NotFound {
+            what: "journal entry",
+            id: "999".into()
+        }
+    );
+}
+
+/// No new intents for an unknown or finished apply (this finishes `a1`); the result of an
+/// in-flight step (`a1_retry`) still lands.
+async fn intents_need_an_unfinished_apply(store: &Store, a1_retry: i64) {
+    let err = store
+        .journal_intent(&intent("zz", "a", 0, StepKind::Cancel, 50))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        rejection(err),
+        Rejection::NotFound {
+            what: "apply",
+            id: "zz".into()
+        }
+    );
+    store
+        .finish_apply("a1", ApplyOutcome::Interrupted, None, 60)
+        .await
+        .unwrap();
+    let err = store
+        .journal_intent(&intent("a1", "a", 2, StepKind::Forget, 61))
+        .await
+        .unwrap_err();
+    assert_eq!(rejection(err), Rejection::ApplyFinished { id: "a1".into() });
+    store
+        .journal_result(a1_retry, &StepResult::Forgotten, 62)
+        .await
+        .unwrap();
+    assert_eq!(store.journal("a1").await.unwrap().len(), 4);
+}
+
 #[tokio::test]
 async fn journal_round_trip() {
     let store = seeded().await;
@@ -208,66 +275,9 @@ async fn journal_round_trip() {
     assert_eq!(entries[3].detail_json, entries[3].intent_json);
     assert!(store.journal("nope").await.unwrap().is_empty());
 
-    // A completed entry is final.
-    let err = store
-        .journal_result(a0, &failed("again"), 40)
-        .await
-        .unwrap_err();
-    assert_eq!(rejection(err), Rejection::EntryComplete { id: a0 });
-    let err = store
-        .journal_progress(a1, &StepDetail::Forget, 40)
-        .await
-        .unwrap_err();
-    assert_eq!(rejection(err), Rejection::EntryComplete { id: a1 });
-    let err = store
-        .journal_progress(999, &StepDetail::Forget, 40)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        rejection(err),
-        Rejection::NotFound {
-            what: "journal entry",
-            id: "999".into()
-        }
-    );
-    let err = store
-        .journal_result(999, &failed("x"), 40)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        rejection(err),
-        Rejection::NotFound {
-            what: "journal entry",
-            id: "999".into()
-        }
-    );
+    completed_entries_are_final(&store, a0, a1).await;
 
-    // No new intents for an unknown or finished apply; results of in-flight steps still land.
-    let err = store
-        .journal_intent(&intent("zz", "a", 0, StepKind::Cancel, 50))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        rejection(err),
-        Rejection::NotFound {
-            what: "apply",
-            id: "zz".into()
-        }
-    );
-    store
-        .finish_apply("a1", ApplyOutcome::Interrupted, None, 60)
-        .await
-        .unwrap();
-    let err = store
-        .journal_intent(&intent("a1", "a", 2, StepKind::Forget, 61))
-        .await
-        .unwrap_err();
-    assert_eq!(rejection(err), Rejection::ApplyFinished { id: "a1".into() });
-    store
-        .journal_result(a1_retry, &StepResult::Forgotten, 62)
-        .await
-        .unwrap();
-    assert_eq!(store.journal("a1").await.unwrap().len(), 4);
+    intents_need_an_unfinished_apply(&store, a1_retry).await;
 
     // seq covers the whole u32 range.
     store
@@ -410,8 +420,16 @@ async fn savepoint_round_trip() {
         ]
     );
     assert!(store.savepoints("b").await.unwrap()[0].restores.is_empty());
+}
 
-    // Restores given on insert are recorded; an unknown producing apply is refused.
+/// Restores given on insert are recorded; an unknown producing apply is refused.
+#[tokio::test]
+async fn savepoint_restores_given_on_insert_are_recorded() {
+    let store = seeded().await;
+    store
+        .insert_apply(&new_apply("a2", "p1", 300, &["a"]))
+        .await
+        .unwrap();
     let with_restore = SavepointRecord {
         restores: vec![SavepointRestore {
             apply_id: "a2".into(),

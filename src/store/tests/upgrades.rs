@@ -2,15 +2,20 @@
 
 use super::*;
 
-/// Rows written by earlier versions of weir (the exact text their executor stored) read back as
-/// the typed journal, and the typed journal writes exactly the same text.
-#[tokio::test]
-async fn journal_rows_of_earlier_versions_read_back_typed() {
-    let store = seeded().await;
-    let old = "3e00000000000000000000000000aaaa";
-    let new = "3e00000000000000000000000000bbbb";
-    // (seq, kind, status, intent, detail, result), as `serde_json::json!` wrote them.
-    let rows = [
+/// A journal row as stored: (seq, kind, status, intent, detail, result).
+type StoredRow = (
+    i32,
+    &'static str,
+    &'static str,
+    String,
+    String,
+    Option<String>,
+);
+
+/// The rows of a redeploy of job `old` to `new`, as earlier versions wrote them with
+/// `serde_json::json!`.
+fn rows_of_earlier_versions(old: &str, new: &str) -> [StoredRow; 5] {
+    [
         (
             0,
             "stop_with_savepoint",
@@ -57,8 +62,12 @@ async fn journal_rows_of_earlier_versions_read_back_typed() {
             "{}".to_string(),
             None,
         ),
-    ];
-    for (seq, kind, status, intent, detail, result) in &rows {
+    ]
+}
+
+/// Writes `rows` to apply `a1`'s journal with SQL, as the version that wrote them did.
+async fn insert_raw_journal_rows(store: &Store, rows: &[StoredRow]) {
+    for (seq, kind, status, intent, detail, result) in rows {
         sqlx::query(
             "INSERT INTO journal (apply_id, job, seq, kind, status, intent_json, detail_json,
                                   result_json, created_at_ms)
@@ -84,6 +93,17 @@ async fn journal_rows_of_earlier_versions_read_back_typed() {
             .unwrap();
         }
     }
+}
+
+/// Rows written by earlier versions of weir (the exact text their executor stored) read back as
+/// the typed journal, and the typed journal writes exactly the same text.
+#[tokio::test]
+async fn journal_rows_of_earlier_versions_read_back_typed() {
+    let store = seeded().await;
+    let old = "3e00000000000000000000000000aaaa";
+    let new = "3e00000000000000000000000000bbbb";
+    let rows = rows_of_earlier_versions(old, new);
+    insert_raw_journal_rows(&store, &rows).await;
     let entries = store.journal("a1").await.unwrap();
     assert_eq!(entries.len(), rows.len());
     let kinds: Vec<StepKind> = entries.iter().map(|e| e.kind).collect();
