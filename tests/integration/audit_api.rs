@@ -7,20 +7,48 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::daemon::{API_TOKEN, Options, Remote};
+use crate::daemon::{API_TOKEN, Options, Remote, Serve};
 use crate::harness::*;
 
 #[test]
 fn audit_trail_over_the_api_after_a_real_redeploy_flink2() {
     let cluster = cluster(Version::V2);
-    let base = &cluster.url;
-    let repo = Repo::new(base, Some(&cluster.jars));
+    let repo = Repo::new(&cluster.url, Some(&cluster.jars));
     let remote = Remote::new();
+    let c = create_then_redeploy(&cluster.url, &repo, &remote);
+    reads_need_the_right_token(&c);
+    history_as_the_cli_prints_it(&c);
+    let sp = record_of_the_redeploy(&c, &repo);
+    lineage_of_the_savepoint(&c, &sp);
+
+    // audit.retentionDays pruned at start (nothing was that old) and recorded it.
+    let log = c.d.cli(&["prune", "--log", "--format", "json"]);
+    let prune = &log[0];
+    assert_eq!(prune["trigger"], "retention", "{log:#}");
+    assert_eq!(prune["actor"], "weir serve");
+    assert_eq!(prune["deleted"]["applies"], 0);
+    let cutoff = prune["cutoff_ms"].as_i64().unwrap();
+    let age = prune["at_ms"].as_i64().unwrap() - cutoff;
+    assert_eq!(age, 30 * 86_400_000, "{prune}");
+}
+
+/// The daemon, following `remote`, after it created a job and redeployed it from a push.
+struct Redeployed {
+    d: Serve,
+    name: String,
+    commit: String,
+    apply_id: String,
+    plan_id: String,
+    first: Vec<String>,
+    second: Vec<String>,
+}
+
+fn create_then_redeploy(base: &str, repo: &Repo, remote: &Remote) -> Redeployed {
     let name = repo.unique("audit-api");
     let file = format!("jobs/{name}.yaml");
     repo.write(&file, &jar_job(&name, 1, "orders", ""));
-    remote.push(&repo, "add the job");
-    let d = Options::following(&remote)
+    remote.push(repo, "add the job");
+    let d = Options::following(remote)
         .reads_need_token()
         .config("pollIntervalSeconds: 3600\naudit: {retentionDays: 30}\n")
         .start();
@@ -33,7 +61,7 @@ fn audit_trail_over_the_api_after_a_real_redeploy_flink2() {
     wait_checkpoint(base, &first[0]);
 
     repo.write(&file, &jar_job(&name, 1, "orders-v2", ""));
-    let commit = remote.push(&repo, "new topic");
+    let commit = remote.push(repo, "new topic");
     d.sync();
     let s = d.wait_for("the redeploy", Duration::from_secs(120), |s| {
         s["lastApply"]["outcome"] == "succeeded" && s["lastApply"]["id"] != create_id.as_str()
@@ -43,7 +71,22 @@ fn audit_trail_over_the_api_after_a_real_redeploy_flink2() {
     let second = running_named(base, &name);
     assert_eq!(second.len(), 1);
 
-    // Reads need the token (api.requireTokenForReads), and only the right one.
+    Redeployed {
+        d,
+        name,
+        commit,
+        apply_id,
+        plan_id,
+        first,
+        second,
+    }
+}
+
+/// Reads need the token (api.requireTokenForReads), and only the right one.
+fn reads_need_the_right_token(c: &Redeployed) {
+    let Redeployed {
+        d, name, apply_id, ..
+    } = c;
     for path in [
         "/api/v1/history".to_string(),
         format!("/api/v1/records/{apply_id}"),
@@ -54,8 +97,18 @@ fn audit_trail_over_the_api_after_a_real_redeploy_flink2() {
         assert!(json(&body)["error"].is_string(), "{body}");
         assert_eq!(d.get_raw(&path, Some("wrong")).0, 401, "{path}");
     }
+}
 
-    // History: the plan and the apply with trigger and revision; the same as the CLI prints.
+/// History: the plan and the apply with trigger and revision; the same as the CLI prints.
+fn history_as_the_cli_prints_it(c: &Redeployed) {
+    let Redeployed {
+        d,
+        name,
+        commit,
+        apply_id,
+        plan_id,
+        ..
+    } = c;
     let (code, body) = d.get_raw(&format!("/api/v1/history?job={name}"), Some(API_TOKEN));
     assert_eq!(code, 200, "{body}");
     let history = json(&body);
@@ -85,7 +138,7 @@ fn audit_trail_over_the_api_after_a_real_redeploy_flink2() {
     assert_eq!(plan["changes"][0]["action"], "redeploy");
     assert_eq!(
         history,
-        d.cli(&["history", &name, "--format", "json"]),
+        d.cli(&["history", name, "--format", "json"]),
         "the API and `weir history` agree"
     );
 
@@ -104,7 +157,7 @@ fn audit_trail_over_the_api_after_a_real_redeploy_flink2() {
             .all(|w| w[0]["at_ms"].as_i64() <= w[1]["at_ms"].as_i64())
     );
     assert_eq!(lines[3]["id"], apply_id.as_str());
-    let cli = d.cli_text(&["history", &name, "--format", "jsonl"]);
+    let cli = d.cli_text(&["history", name, "--format", "jsonl"]);
     assert_eq!(body, cli);
 
     // Filters: since, limit; bad values are 400 JSON errors naming the parameter.
@@ -127,7 +180,18 @@ fn audit_trail_over_the_api_after_a_real_redeploy_flink2() {
         let error = json(&body)["error"].as_str().unwrap().to_string();
         assert!(error.contains(param), "{query}: {error}");
     }
+}
 
+/// The record of the apply: every step with its Flink REST call; returns the savepoint.
+fn record_of_the_redeploy(c: &Redeployed, repo: &Repo) -> String {
+    let Redeployed {
+        d,
+        apply_id,
+        plan_id,
+        first,
+        second,
+        ..
+    } = c;
     // The record of the apply: every step with its Flink REST call, and the savepoint.
     let (code, body) = d.get_raw(&format!("/api/v1/records/{apply_id}"), Some(API_TOKEN));
     assert_eq!(code, 200, "{body}");
@@ -154,7 +218,7 @@ fn audit_trail_over_the_api_after_a_real_redeploy_flink2() {
     assert_eq!(submit["savepoint_used"], sp.as_str());
     assert_eq!(submit["flink_job_id"], second[0].as_str());
     assert_eq!(steps[2]["polls"], format!("GET /jobs/{}", second[0]));
-    assert_eq!(story, d.cli(&["show", &apply_id, "--format", "json"]));
+    assert_eq!(story, d.cli(&["show", apply_id, "--format", "json"]));
     // A plan id gives the plan's record; /applies/{id} gives the same story plus the raw rows.
     let (_, body) = d.get_raw(&format!("/api/v1/records/{plan_id}"), Some(API_TOKEN));
     let plan_story = json(&body);
@@ -182,30 +246,32 @@ fn audit_trail_over_the_api_after_a_real_redeploy_flink2() {
         assert!(json(&body)["error"].as_str().unwrap().contains("no apply"));
     }
 
-    // Lineage: which apply took the savepoint and which restored it.
+    sp
+}
+
+/// Lineage: which apply took the savepoint `sp` and which restored it.
+fn lineage_of_the_savepoint(c: &Redeployed, sp: &str) {
+    let Redeployed {
+        d,
+        name,
+        apply_id,
+        first,
+        second,
+        ..
+    } = c;
     let (code, body) = d.get_raw(&format!("/api/v1/jobs/{name}/savepoints"), Some(API_TOKEN));
     assert_eq!(code, 200, "{body}");
     let lineage = json(&body);
     assert_eq!(lineage["job"], name.as_str());
     let newest = &lineage["savepoints"][0];
-    assert_eq!(newest["path"], sp.as_str());
+    assert_eq!(newest["path"], sp);
     assert_eq!(newest["flink_job_id"], first[0].as_str());
     assert_eq!(newest["produced_by"]["apply_id"], apply_id.as_str());
     assert_eq!(newest["produced_by"]["action"], "redeploy");
     assert_eq!(newest["produced_by"]["commit"]["message"], "new topic");
     assert_eq!(newest["restores"][0]["by"]["apply_id"], apply_id.as_str());
     assert_eq!(newest["restores"][0]["flink_job_id"], second[0].as_str());
-    assert_eq!(lineage, d.cli(&["savepoints", &name, "--format", "json"]));
-
-    // audit.retentionDays pruned at start (nothing was that old) and recorded it.
-    let log = d.cli(&["prune", "--log", "--format", "json"]);
-    let prune = &log[0];
-    assert_eq!(prune["trigger"], "retention", "{log:#}");
-    assert_eq!(prune["actor"], "weir serve");
-    assert_eq!(prune["deleted"]["applies"], 0);
-    let cutoff = prune["cutoff_ms"].as_i64().unwrap();
-    let age = prune["at_ms"].as_i64().unwrap() - cutoff;
-    assert_eq!(age, 30 * 86_400_000, "{prune}");
+    assert_eq!(lineage, d.cli(&["savepoints", name, "--format", "json"]));
 }
 
 #[test]
