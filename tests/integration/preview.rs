@@ -48,53 +48,15 @@ fn preview_of_a_pull_request_branch() {
     let cluster = cluster(Version::V2);
     let repo = Repo::new(&cluster.url, Some(&cluster.jars));
     let base = &cluster.url;
-    let keep = repo.unique("pv-keep");
-    let wipe = repo.unique("pv-wipe");
-    let gone = repo.unique("pv-gone");
-    let sql = repo.unique("pv-sql");
-    repo.write_config(true);
-    repo.write(&format!("jobs/{keep}.yaml"), &jar_job(&keep, 1, "a", ""));
-    repo.write(&format!("jobs/{wipe}.yaml"), &jar_job(&wipe, 1, "a", ""));
-    repo.write(&format!("jobs/{gone}.yaml"), &jar_job(&gone, 1, "a", ""));
-    repo.commit("main");
-    repo.weir(&["apply", "--auto-approve"]).ok();
-    let running_before: Vec<Vec<String>> = [&keep, &wipe, &gone]
-        .iter()
-        .map(|n| running_named(base, n))
-        .collect();
-    assert!(running_before.iter().all(|r| r.len() == 1));
-
-    // The pull request: a savepoint redeploy with secrets, a stateless redeploy, a new SQL job
-    // with a secret option, a deleted definition (prune is on).
-    git(&repo.root, &["checkout", "-q", "-b", "feature"]);
-    repo.write(
-        &format!("jobs/{keep}.yaml"),
-        &jar_job(
-            &keep,
-            1,
-            "b",
-            "  flinkConfiguration:\n    s3.secret-key: TOPSECRET-CONF\n",
-        )
-        .replace(
-            "\"--rate\", \"20\"]",
-            "\"--rate\", \"20\", \"--db-password\", \"TOPSECRET-ARG\"]",
-        ),
-    );
-    repo.write(
-        &format!("jobs/{wipe}.yaml"),
-        &jar_job(&wipe, 1, "b", "  upgradeMode: stateless\n"),
-    );
-    repo.write(
-        &format!("jobs/{sql}.yaml"),
-        &sql_job(&sql, 5).replace(
-            "'connector' = 'datagen',",
-            "'connector' = 'datagen', 'password' = 'TOPSECRET-SQL',",
-        ),
-    );
-    repo.remove(&format!("jobs/{gone}.yaml"));
-    let head = repo.commit("feature");
-    git(&repo.root, &["checkout", "-q", "main"]);
-
+    let pr = open_pull_request(&repo, base);
+    let PullRequest {
+        keep,
+        wipe,
+        gone,
+        sql,
+        head,
+        running_before,
+    } = &pr;
     let split = repo.root.parent().unwrap().join("preview");
     let run = repo
         .weir(&[
@@ -132,65 +94,7 @@ fn preview_of_a_pull_request_branch() {
             run.all()
         );
     }
-    // Savepoint redeploy: disruption, savepoint target, restore, folded diffs.
-    let keep_section = section(md, &keep);
-    assert!(
-        keep_section.starts_with(&format!("#### `{keep}` — redeploy (savepoint)")),
-        "{keep_section}"
-    );
-    for needle in [
-        "- **Disruption:** stop with savepoint, then restart from it",
-        &format!("- **Current job:** `{}` (RUNNING)", running_before[0][0]),
-        &format!(
-            "- **Savepoint into:** `file://{}`",
-            repo.savepoints.display()
-        ),
-        "- **Restores from:** the savepoint taken when stopping the current job",
-        "<details><summary>Diff of <code>args</code></summary>",
-        "-a\n+b\n",
-        "+--db-password\n+<redacted>\n",
-        "+s3.secret-key: <redacted>",
-    ] {
-        assert!(
-            keep_section.contains(needle),
-            "{needle:?} in:\n{keep_section}"
-        );
-    }
-    // Stateless redeploy of a running job: state may not be restored.
-    let wipe_section = section(md, &wipe);
-    assert!(
-        wipe_section.contains("- **Disruption:** cancel, then restart without state"),
-        "{wipe_section}"
-    );
-    assert!(
-        wipe_section.contains("> [!CAUTION]\n> **State may not be restored.**"),
-        "{wipe_section}"
-    );
-    assert!(
-        md.contains("**State may not be restored for 1 job:**")
-            && md.contains(&format!(
-                "> - `{wipe}` (redeploy): upgradeMode is stateless"
-            )),
-        "{md}"
-    );
-    // The new SQL job and the deleted definition.
-    let sql_section = section(md, &sql);
-    assert!(
-        sql_section.contains("- **Disruption:** job starts"),
-        "{sql_section}"
-    );
-    assert!(
-        sql_section.contains("'password' = '<redacted>'"),
-        "{sql_section}"
-    );
-    assert!(
-        md.contains("**1 job will be deleted**")
-            && md.contains(&format!(
-                "> - `{gone}` on cluster `local`: stopped with a final savepoint"
-            )),
-        "{md}"
-    );
-    assert_balanced(md);
+    check_sections(md, &repo, &pr);
 
     // Split for comments of at most 2,500 characters: numbered parts, summary in the first.
     let parts = read_parts(&split);
@@ -229,7 +133,7 @@ fn preview_of_a_pull_request_branch() {
         .iter()
         .map(|n| running_named(base, n))
         .collect();
-    assert_eq!(running_after, running_before);
+    assert_eq!(&running_after, running_before);
 
     // A shorter preview into the same directory leaves no stale part behind.
     let again = repo
@@ -247,6 +151,147 @@ fn preview_of_a_pull_request_branch() {
     let parts = read_parts(&split);
     assert_eq!(parts, vec![again.stdout.clone()]);
     assert!(!split.join("comment-2.md").exists());
+}
+
+/// Three jobs applied on `main`, and branch `feature` (not checked out): a savepoint redeploy
+/// with secrets, a stateless redeploy, a new SQL job with a secret option, a deleted definition
+/// (prune is on).
+struct PullRequest {
+    keep: String,
+    wipe: String,
+    gone: String,
+    sql: String,
+    /// The head commit of `feature`.
+    head: String,
+    /// The Flink job ids of `keep`, `wipe` and `gone` before the preview.
+    running_before: Vec<Vec<String>>,
+}
+
+fn open_pull_request(repo: &Repo, base: &str) -> PullRequest {
+    let keep = repo.unique("pv-keep");
+    let wipe = repo.unique("pv-wipe");
+    let gone = repo.unique("pv-gone");
+    let sql = repo.unique("pv-sql");
+    repo.write_config(true);
+    repo.write(&format!("jobs/{keep}.yaml"), &jar_job(&keep, 1, "a", ""));
+    repo.write(&format!("jobs/{wipe}.yaml"), &jar_job(&wipe, 1, "a", ""));
+    repo.write(&format!("jobs/{gone}.yaml"), &jar_job(&gone, 1, "a", ""));
+    repo.commit("main");
+    repo.weir(&["apply", "--auto-approve"]).ok();
+    let running_before: Vec<Vec<String>> = [&keep, &wipe, &gone]
+        .iter()
+        .map(|n| running_named(base, n))
+        .collect();
+    assert!(running_before.iter().all(|r| r.len() == 1));
+
+    git(&repo.root, &["checkout", "-q", "-b", "feature"]);
+    repo.write(
+        &format!("jobs/{keep}.yaml"),
+        &jar_job(
+            &keep,
+            1,
+            "b",
+            "  flinkConfiguration:\n    s3.secret-key: TOPSECRET-CONF\n",
+        )
+        .replace(
+            "\"--rate\", \"20\"]",
+            "\"--rate\", \"20\", \"--db-password\", \"TOPSECRET-ARG\"]",
+        ),
+    );
+    repo.write(
+        &format!("jobs/{wipe}.yaml"),
+        &jar_job(&wipe, 1, "b", "  upgradeMode: stateless\n"),
+    );
+    repo.write(
+        &format!("jobs/{sql}.yaml"),
+        &sql_job(&sql, 5).replace(
+            "'connector' = 'datagen',",
+            "'connector' = 'datagen', 'password' = 'TOPSECRET-SQL',",
+        ),
+    );
+    repo.remove(&format!("jobs/{gone}.yaml"));
+    let head = repo.commit("feature");
+    git(&repo.root, &["checkout", "-q", "main"]);
+
+    PullRequest {
+        keep,
+        wipe,
+        gone,
+        sql,
+        head,
+        running_before,
+    }
+}
+
+/// The sections of the savepoint redeploy, the stateless redeploy, the new job and the delete.
+fn check_sections(md: &str, repo: &Repo, pr: &PullRequest) {
+    let PullRequest {
+        keep,
+        wipe,
+        gone,
+        sql,
+        running_before,
+        ..
+    } = pr;
+    // Savepoint redeploy: disruption, savepoint target, restore, folded diffs.
+    let keep_section = section(md, keep);
+    assert!(
+        keep_section.starts_with(&format!("#### `{keep}` — redeploy (savepoint)")),
+        "{keep_section}"
+    );
+    for needle in [
+        "- **Disruption:** stop with savepoint, then restart from it",
+        &format!("- **Current job:** `{}` (RUNNING)", running_before[0][0]),
+        &format!(
+            "- **Savepoint into:** `file://{}`",
+            repo.savepoints.display()
+        ),
+        "- **Restores from:** the savepoint taken when stopping the current job",
+        "<details><summary>Diff of <code>args</code></summary>",
+        "-a\n+b\n",
+        "+--db-password\n+<redacted>\n",
+        "+s3.secret-key: <redacted>",
+    ] {
+        assert!(
+            keep_section.contains(needle),
+            "{needle:?} in:\n{keep_section}"
+        );
+    }
+    // Stateless redeploy of a running job: state may not be restored.
+    let wipe_section = section(md, wipe);
+    assert!(
+        wipe_section.contains("- **Disruption:** cancel, then restart without state"),
+        "{wipe_section}"
+    );
+    assert!(
+        wipe_section.contains("> [!CAUTION]\n> **State may not be restored.**"),
+        "{wipe_section}"
+    );
+    assert!(
+        md.contains("**State may not be restored for 1 job:**")
+            && md.contains(&format!(
+                "> - `{wipe}` (redeploy): upgradeMode is stateless"
+            )),
+        "{md}"
+    );
+    // The new SQL job and the deleted definition.
+    let sql_section = section(md, sql);
+    assert!(
+        sql_section.contains("- **Disruption:** job starts"),
+        "{sql_section}"
+    );
+    assert!(
+        sql_section.contains("'password' = '<redacted>'"),
+        "{sql_section}"
+    );
+    assert!(
+        md.contains("**1 job will be deleted**")
+            && md.contains(&format!(
+                "> - `{gone}` on cluster `local`: stopped with a final savepoint"
+            )),
+        "{md}"
+    );
+    assert_balanced(md);
 }
 
 /// The section of job `name`: from its heading to the next heading.
