@@ -312,42 +312,13 @@ fn preview_with_invalid_files_lists_them_and_plans_the_valid_jobs() {
     let cluster = cluster(Version::V2);
     let repo = Repo::new(&cluster.url, Some(&cluster.jars));
     let base = &cluster.url;
-    let ok = repo.unique("pvbad-ok");
-    let gone = repo.unique("pvbad-gone");
-    let new = repo.unique("pvbad-new");
-    repo.write_config(true);
-    repo.write(&format!("jobs/{ok}.yaml"), &jar_job(&ok, 1, "a", ""));
-    repo.write(&format!("jobs/{gone}.yaml"), &jar_job(&gone, 1, "a", ""));
-    repo.commit("main");
-    repo.weir(&["apply", "--auto-approve"]).ok();
-    let before = running_named(base, &gone);
-    assert_eq!(before.len(), 1);
-
-    git(&repo.root, &["checkout", "-q", "-b", "broken"]);
-    // A type error (line 8, column 16), a redeploy of a valid job, a new job, a deleted one
-    // (not deleted while files are invalid), and a job on a cluster that does not answer.
-    repo.write(
-        "jobs/broken.yaml",
-        &jar_job("broken", 1, "a", "").replace("parallelism: 1", "parallelism: two"),
-    );
-    repo.write(&format!("jobs/{ok}.yaml"), &jar_job(&ok, 1, "b", ""));
-    repo.write(&format!("jobs/{new}.yaml"), &jar_job(&new, 1, "a", ""));
-    repo.remove(&format!("jobs/{gone}.yaml"));
-    let far = repo.unique("pvbad-far");
-    repo.write(
-        &format!("jobs/{far}.yaml"),
-        &jar_job(&far, 1, "a", "").replace("cluster: local", "cluster: far"),
-    );
-    repo.write(
-        "weir.yaml",
-        &format!(
-            "clusters:\n  local:\n    url: {}\n    savepointDir: file://{}\n  far:\n    url: http://127.0.0.1:9\n    timeoutSeconds: 2\nsqlRunner:\n  jar: artifacts/weir-sql-runner.jar\nprune: true\n",
-            repo.url,
-            repo.savepoints.display()
-        ),
-    );
-    repo.commit("broken");
-    git(&repo.root, &["checkout", "-q", "main"]);
+    let Broken {
+        ok,
+        gone,
+        new,
+        far,
+        before,
+    } = open_broken_branch(&repo, base);
 
     let out = repo.root.parent().unwrap().join("plan.json");
     let split = repo.root.parent().unwrap().join("preview");
@@ -437,6 +408,63 @@ fn preview_with_invalid_files_lists_them_and_plans_the_valid_jobs() {
             "{}",
             refused.stderr
         );
+    }
+}
+
+/// Two jobs applied on `main`, and branch `broken` (not checked out): a type error in a new file
+/// (line 8, column 16), a redeploy of a valid job (`ok`), a new job, a deleted one (`gone`, not
+/// deleted while files are invalid), and a job on a cluster that does not answer (`far`).
+struct Broken {
+    ok: String,
+    gone: String,
+    new: String,
+    far: String,
+    /// The Flink job id of `gone` before the preview.
+    before: Vec<String>,
+}
+
+fn open_broken_branch(repo: &Repo, base: &str) -> Broken {
+    let ok = repo.unique("pvbad-ok");
+    let gone = repo.unique("pvbad-gone");
+    let new = repo.unique("pvbad-new");
+    repo.write_config(true);
+    repo.write(&format!("jobs/{ok}.yaml"), &jar_job(&ok, 1, "a", ""));
+    repo.write(&format!("jobs/{gone}.yaml"), &jar_job(&gone, 1, "a", ""));
+    repo.commit("main");
+    repo.weir(&["apply", "--auto-approve"]).ok();
+    let before = running_named(base, &gone);
+    assert_eq!(before.len(), 1);
+
+    git(&repo.root, &["checkout", "-q", "-b", "broken"]);
+    repo.write(
+        "jobs/broken.yaml",
+        &jar_job("broken", 1, "a", "").replace("parallelism: 1", "parallelism: two"),
+    );
+    repo.write(&format!("jobs/{ok}.yaml"), &jar_job(&ok, 1, "b", ""));
+    repo.write(&format!("jobs/{new}.yaml"), &jar_job(&new, 1, "a", ""));
+    repo.remove(&format!("jobs/{gone}.yaml"));
+    let far = repo.unique("pvbad-far");
+    repo.write(
+        &format!("jobs/{far}.yaml"),
+        &jar_job(&far, 1, "a", "").replace("cluster: local", "cluster: far"),
+    );
+    repo.write(
+        "weir.yaml",
+        &format!(
+            "clusters:\n  local:\n    url: {}\n    savepointDir: file://{}\n  far:\n    url: http://127.0.0.1:9\n    timeoutSeconds: 2\nsqlRunner:\n  jar: artifacts/weir-sql-runner.jar\nprune: true\n",
+            repo.url,
+            repo.savepoints.display()
+        ),
+    );
+    repo.commit("broken");
+    git(&repo.root, &["checkout", "-q", "main"]);
+
+    Broken {
+        ok,
+        gone,
+        new,
+        far,
+        before,
     }
 }
 
