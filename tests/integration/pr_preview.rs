@@ -468,16 +468,97 @@ fn github_pull_request_is_previewed_in_one_comment_with_statuses() {
     let running = running_named(base, &name);
     assert_eq!(running.len(), 1);
 
+    let s = Scene {
+        base,
+        repo: &repo,
+        remote: &remote,
+        serve: &serve,
+        fake: &fake,
+        name: &name,
+        file: &file,
+        running: &running,
+    };
+    let (head1, comment) = opened_is_previewed_in_one_comment(&s, &elsewhere);
+    recorded_as_a_plan_that_cannot_be_applied(&s, &comment.body);
+    let head2 = a_broken_commit_updates_the_comment(&s, comment.id);
+    let head3 = quick_pushes_coalesce(&s, comment.id, &head2);
+    let head4 = closed_stops_previews(&s, &head3);
+
+    // Pull requests into other branches and of other repositories are not previewed.
+    let other_repo = json!({
+        "action": "opened",
+        "pull_request": {"number": 8, "state": "open", "head": {"ref": "x", "sha": head4},
+                          "base": {"ref": "main", "sha": head1}},
+        "repository": {"full_name": "acme/other"},
+    })
+    .to_string();
+    let sig = weir::serve::webhook::sign(GITHUB_SECRET.as_bytes(), other_repo.as_bytes());
+    let (code, text) = serve.post(
+        "/api/v1/webhooks/github",
+        &other_repo,
+        &[
+            ("X-GitHub-Event", "pull_request"),
+            ("X-Hub-Signature-256", &sig),
+        ],
+    );
+    assert_eq!(code, 200, "{text}");
+    assert!(text.contains("ignored"), "{text}");
+    // Unsigned pull-request deliveries are refused like pushes.
+    let (code, _) = serve.post(
+        "/api/v1/webhooks/github",
+        &other_repo,
+        &[("X-GitHub-Event", "pull_request")],
+    );
+    assert_eq!(code, 401);
+
+    // Other people's comments were left alone; weir wrote exactly one.
+    let all = fake.comments("github", 7);
+    assert_eq!(all.len(), 4, "{all:#?}");
+    assert_eq!(
+        all.iter()
+            .filter(|c| c.body.starts_with("<!-- weir-plan-preview"))
+            .count(),
+        1
+    );
+    assert_eq!(running_named(base, &name), running, "previews never apply");
+    assert_no_secrets(&fake, &serve);
+}
+
+/// A pull request's scene: the jobs repo and its remote, the daemon previewing it on the fake
+/// forge, the job and the Flink job ids running before any preview.
+struct Scene<'a> {
+    base: &'a str,
+    repo: &'a Repo,
+    remote: &'a Remote,
+    serve: &'a Serve,
+    fake: &'a Fake,
+    name: &'a str,
+    file: &'a str,
+    running: &'a [String],
+}
+
+/// Pull request 7 opened: one comment and statuses, planned against the base branch's clusters;
+/// returns its head and weir's comment.
+fn opened_is_previewed_in_one_comment(s: &Scene, elsewhere: &Fake) -> (String, FakeComment) {
+    let Scene {
+        repo,
+        remote,
+        serve,
+        fake,
+        name,
+        file,
+        ..
+    } = s;
     // Pull request 7: a new topic (a redeploy), and `local` pointed at another URL.
     git(&repo.root, &["checkout", "-q", "-b", "feature"]);
-    repo.write(&file, &jar_job(&name, 1, "orders-v2", ""));
-    with_cluster_url(&repo, &elsewhere.base);
-    let head1 = remote.push_to(&repo, "new topic", "refs/pull/7/head");
+    repo.write(file, &jar_job(name, 1, "orders-v2", ""));
+    with_cluster_url(repo, &elsewhere.base);
+    let head1 = remote.push_to(repo, "new topic", "refs/pull/7/head");
     let sent = Instant::now();
-    let (code, r) = github_delivery(&serve, "opened", "open", 7, &head1);
+    let (code, r) = github_delivery(serve, "opened", "open", 7, &head1);
     assert_eq!(code, 202, "{r}");
     assert_eq!(r["preview"], "queued", "{r}");
-    let status = fake.wait_status("github", &head1, &serve);
+    let status = fake.wait_status("github", &head1, serve);
     eprintln!("opened → final status in {:?}", sent.elapsed());
     assert_eq!(status.state, "success", "{status:?}\n{}", serve.log());
     assert_eq!(status.context, "weir/plan");
@@ -538,12 +619,23 @@ fn github_pull_request_is_previewed_in_one_comment_with_statuses() {
         "{requests:#?}"
     );
 
-    // The plan is recorded like the daemon's own, as a pull-request preview that cannot be
-    // applied; nothing on the cluster changed.
-    let p = preview_of(&serve, "github", 7);
+    (head1, comment.clone())
+}
+
+/// The plan is recorded like the daemon's own, as a pull-request preview that cannot be
+/// applied; nothing on the cluster changed.
+fn recorded_as_a_plan_that_cannot_be_applied(s: &Scene, comment: &str) {
+    let Scene {
+        base,
+        serve,
+        name,
+        running,
+        ..
+    } = s;
+    let p = preview_of(serve, "github", 7);
     assert_eq!(p["outcome"], "success", "{p}");
     let plan_id = p["planId"].as_str().unwrap().to_string();
-    assert!(comment.body.contains(&plan_id));
+    assert!(comment.contains(&plan_id));
     let plan = serve.get(&format!("/api/v1/plans/{plan_id}"));
     assert_eq!(plan["trigger"], "pull_request", "{plan}");
     let (code, text) = serve.post(
@@ -552,67 +644,104 @@ fn github_pull_request_is_previewed_in_one_comment_with_statuses() {
         &[("Authorization", &format!("Bearer {API_TOKEN}"))],
     );
     assert_eq!(code, 409, "{text}");
-    assert_eq!(running_named(base, &name), running);
+    assert_eq!(running_named(base, name), *running);
+}
 
-    // A new commit breaks the file: the same comment is updated, the status is a failure.
+/// A new commit breaks the file: the same comment is updated, the status is a failure.
+fn a_broken_commit_updates_the_comment(s: &Scene, comment_id: u64) -> String {
+    let Scene {
+        repo,
+        remote,
+        serve,
+        fake,
+        name,
+        file,
+        ..
+    } = s;
     repo.write(
-        &file,
-        &jar_job(&name, 1, "orders-v2", "").replace("parallelism: 1", "parallelism: lots"),
+        file,
+        &jar_job(name, 1, "orders-v2", "").replace("parallelism: 1", "parallelism: lots"),
     );
-    let head2 = remote.push_to(&repo, "break it", "refs/pull/7/head");
-    let (code, r) = github_delivery(&serve, "synchronize", "open", 7, &head2);
+    let head2 = remote.push_to(repo, "break it", "refs/pull/7/head");
+    let (code, r) = github_delivery(serve, "synchronize", "open", 7, &head2);
     assert_eq!(code, 202, "{r}");
-    let status = fake.wait_status("github", &head2, &serve);
+    let status = fake.wait_status("github", &head2, serve);
     assert_eq!(status.state, "failure", "{status:?}");
     assert!(status.description.contains("1 invalid file"), "{status:?}");
     let mine = fake.weir_comments("github", 7);
     assert_eq!(mine.len(), 1, "{mine:#?}");
-    assert_eq!(mine[0].id, comment.id, "updated in place");
+    assert_eq!(mine[0].id, comment_id, "updated in place");
     let body = &mine[0].body;
     assert!(body.contains(&format!("`{file}:8:")), "{body}");
     assert!(body.contains("1 invalid file"), "{body}");
     assert!(body.contains(short(&head2)), "{body}");
 
-    // Quick pushes coalesce: three deliveries, at most two previews, the newest head wins.
-    repo.write(&file, &jar_job(&name, 2, "orders", ""));
-    let head3 = remote.push_to(&repo, "fix it, rescale", "refs/pull/7/head");
-    let runs_before = preview_of(&serve, "github", 7)["runs"].as_u64().unwrap();
-    for head in [&head2, &head3, &head3] {
-        let (code, r) = github_delivery(&serve, "synchronize", "open", 7, head);
+    head2
+}
+
+/// Quick pushes coalesce: three deliveries, at most two previews, the newest head wins.
+fn quick_pushes_coalesce(s: &Scene, comment_id: u64, head2: &str) -> String {
+    let Scene {
+        repo,
+        remote,
+        serve,
+        fake,
+        name,
+        file,
+        ..
+    } = s;
+    repo.write(file, &jar_job(name, 2, "orders", ""));
+    let head3 = remote.push_to(repo, "fix it, rescale", "refs/pull/7/head");
+    let runs_before = preview_of(serve, "github", 7)["runs"].as_u64().unwrap();
+    for head in [head2, &head3, &head3] {
+        let (code, r) = github_delivery(serve, "synchronize", "open", 7, head);
         assert_eq!(code, 202, "{r}");
     }
-    let status = fake.wait_status("github", &head3, &serve);
+    let status = fake.wait_status("github", &head3, serve);
     assert_eq!(status.state, "success", "{status:?}");
     assert!(status.description.contains("1 to rescale"), "{status:?}");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while preview_of(&serve, "github", 7)["outcome"] != "success"
-        || preview_of(&serve, "github", 7)["head"] != head3.as_str()
+    while preview_of(serve, "github", 7)["outcome"] != "success"
+        || preview_of(serve, "github", 7)["head"] != head3.as_str()
     {
         assert!(
             Instant::now() < deadline,
             "{}",
-            preview_of(&serve, "github", 7)
+            preview_of(serve, "github", 7)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let runs = preview_of(&serve, "github", 7)["runs"].as_u64().unwrap() - runs_before;
+    let runs = preview_of(serve, "github", 7)["runs"].as_u64().unwrap() - runs_before;
     assert!(
         (1..=2).contains(&runs),
         "{runs} previews for three deliveries"
     );
     let mine = fake.weir_comments("github", 7);
     assert_eq!(mine.len(), 1);
-    assert_eq!(mine[0].id, comment.id);
+    assert_eq!(mine[0].id, comment_id);
     assert!(mine[0].body.contains("1 to rescale"), "{}", mine[0].body);
     assert!(mine[0].body.contains(short(&head3)));
 
-    // Closed: previews stop; a later push is not previewed and nothing is written.
+    head3
+}
+
+/// Closed: previews stop; a later push is not previewed and nothing is written.
+fn closed_stops_previews(s: &Scene, head3: &str) -> String {
+    let Scene {
+        repo,
+        remote,
+        serve,
+        fake,
+        name,
+        file,
+        ..
+    } = s;
     let refs = git(
         &serve.mirror(),
         &["for-each-ref", "refs/weir/previews/github/7/"],
     );
     assert!(refs.contains("/head"), "the preview's refs: {refs}");
-    let (code, r) = github_delivery(&serve, "closed", "closed", 7, &head3);
+    let (code, r) = github_delivery(serve, "closed", "closed", 7, head3);
     assert_eq!(code, 200, "{r}");
     assert_eq!(r["preview"], "stopped", "{r}");
     // The mirror lets go of the closed pull request's commits.
@@ -629,9 +758,9 @@ fn github_pull_request_is_previewed_in_one_comment_with_statuses() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let seen = fake.requests().len();
-    repo.write(&file, &jar_job(&name, 3, "orders", ""));
-    let head4 = remote.push_to(&repo, "after close", "refs/pull/7/head");
-    let (code, r) = github_delivery(&serve, "synchronize", "open", 7, &head4);
+    repo.write(file, &jar_job(name, 3, "orders", ""));
+    let head4 = remote.push_to(repo, "after close", "refs/pull/7/head");
+    let (code, r) = github_delivery(serve, "synchronize", "open", 7, &head4);
     assert_eq!(code, 200, "{r}");
     assert_eq!(r["preview"], "ignored", "{r}");
     std::thread::sleep(Duration::from_secs(3));
@@ -641,47 +770,10 @@ fn github_pull_request_is_previewed_in_one_comment_with_statuses() {
         "{:#?}",
         &fake.requests()[seen..]
     );
-    assert_eq!(preview_of(&serve, "github", 7)["state"], "closed");
+    assert_eq!(preview_of(serve, "github", 7)["state"], "closed");
     assert!(fake.statuses("github").iter().all(|s| s.sha != head4));
 
-    // Pull requests into other branches and of other repositories are not previewed.
-    let other_repo = json!({
-        "action": "opened",
-        "pull_request": {"number": 8, "state": "open", "head": {"ref": "x", "sha": head4},
-                          "base": {"ref": "main", "sha": head1}},
-        "repository": {"full_name": "acme/other"},
-    })
-    .to_string();
-    let sig = weir::serve::webhook::sign(GITHUB_SECRET.as_bytes(), other_repo.as_bytes());
-    let (code, text) = serve.post(
-        "/api/v1/webhooks/github",
-        &other_repo,
-        &[
-            ("X-GitHub-Event", "pull_request"),
-            ("X-Hub-Signature-256", &sig),
-        ],
-    );
-    assert_eq!(code, 200, "{text}");
-    assert!(text.contains("ignored"), "{text}");
-    // Unsigned pull-request deliveries are refused like pushes.
-    let (code, _) = serve.post(
-        "/api/v1/webhooks/github",
-        &other_repo,
-        &[("X-GitHub-Event", "pull_request")],
-    );
-    assert_eq!(code, 401);
-
-    // Other people's comments were left alone; weir wrote exactly one.
-    let all = fake.comments("github", 7);
-    assert_eq!(all.len(), 4, "{all:#?}");
-    assert_eq!(
-        all.iter()
-            .filter(|c| c.body.starts_with("<!-- weir-plan-preview"))
-            .count(),
-        1
-    );
-    assert_eq!(running_named(base, &name), running, "previews never apply");
-    assert_no_secrets(&fake, &serve);
+    head4
 }
 
 #[test]
