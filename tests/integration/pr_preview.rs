@@ -181,6 +181,49 @@ fn comment_json(c: &FakeComment) -> Value {
     json!({"id": c.id, "body": c.body, "user": {"login": c.author}, "system": c.system})
 }
 
+/// A page of GitHub comments; `next` (the list's URL) when there are more, as a `Link` header.
+fn github_page(items: Vec<Value>, next: Option<&str>, page: usize) -> Response {
+    let mut resp = reply(StatusCode::OK, Value::Array(items));
+    if let Some(url) = next {
+        let link = format!("<{url}?per_page=100&page={}>; rel=\"next\"", page + 1);
+        resp.headers_mut().insert("link", link.parse().unwrap());
+    }
+    resp
+}
+
+/// A new comment by weir on pull request `number`.
+fn add_comment(s: &mut Inner, forge: &str, number: u64, body: String) -> Response {
+    s.next_id += 1;
+    let c = FakeComment {
+        id: s.next_id,
+        body,
+        author: "weir-bot".into(),
+        system: false,
+    };
+    s.comments
+        .entry((forge.into(), number))
+        .or_default()
+        .push(c.clone());
+    reply(StatusCode::CREATED, comment_json(&c))
+}
+
+/// A comment edited: weir may edit only its own.
+fn edit_comment(s: &mut Inner, forge: &str, id: u64, body: String) -> Response {
+    for ((f, _), list) in s.comments.iter_mut() {
+        if f != forge {
+            continue;
+        }
+        if let Some(c) = list.iter_mut().find(|c| c.id == id) {
+            if c.author != "weir-bot" {
+                return reply(StatusCode::FORBIDDEN, json!({"message": "not yours"}));
+            }
+            c.body = body;
+            return reply(StatusCode::OK, comment_json(c));
+        }
+    }
+    reply(StatusCode::NOT_FOUND, json!({"message": "Not Found"}))
+}
+
 fn handle(
     state: &Mutex<Inner>,
     method: Method,
@@ -237,19 +280,9 @@ fn handle(
     };
     match (forge, method.as_str(), rest) {
         ("github", "GET", ["repos", "acme", "jobs", "issues", n, "comments"]) => {
-            let n: u64 = n.parse().unwrap();
-            let (items, more) = list(&s, n);
-            let mut resp = reply(StatusCode::OK, Value::Array(items));
-            if more {
-                let next = format!(
-                    "<{}{}?per_page=100&page={}>; rel=\"next\"",
-                    s.base,
-                    uri.path(),
-                    page + 1
-                );
-                resp.headers_mut().insert("link", next.parse().unwrap());
-            }
-            resp
+            let (items, more) = list(&s, n.parse().unwrap());
+            let next = more.then(|| format!("{}{}", s.base, uri.path()));
+            github_page(items, next.as_deref(), page)
         }
         ("gitlab", "GET", ["projects", "group%2Fjobs", "merge_requests", n, "notes"]) => {
             let n: u64 = n.parse().unwrap();
@@ -266,37 +299,11 @@ fn handle(
         }
         ("github", "POST", ["repos", "acme", "jobs", "issues", n, "comments"])
         | ("gitlab", "POST", ["projects", "group%2Fjobs", "merge_requests", n, "notes"]) => {
-            let n: u64 = n.parse().unwrap();
-            s.next_id += 1;
-            let c = FakeComment {
-                id: s.next_id,
-                body: text("body"),
-                author: "weir-bot".into(),
-                system: false,
-            };
-            s.comments
-                .entry((forge.into(), n))
-                .or_default()
-                .push(c.clone());
-            reply(StatusCode::CREATED, comment_json(&c))
+            add_comment(&mut s, forge, n.parse().unwrap(), text("body"))
         }
         ("github", "PATCH", ["repos", "acme", "jobs", "issues", "comments", id])
         | ("gitlab", "PUT", ["projects", "group%2Fjobs", "merge_requests", _, "notes", id]) => {
-            let id: u64 = id.parse().unwrap();
-            let new_body = text("body");
-            for ((f, _), list) in s.comments.iter_mut() {
-                if f != forge {
-                    continue;
-                }
-                if let Some(c) = list.iter_mut().find(|c| c.id == id) {
-                    if c.author != "weir-bot" {
-                        return reply(StatusCode::FORBIDDEN, json!({"message": "not yours"}));
-                    }
-                    c.body = new_body;
-                    return reply(StatusCode::OK, comment_json(c));
-                }
-            }
-            reply(StatusCode::NOT_FOUND, json!({"message": "Not Found"}))
+            edit_comment(&mut s, forge, id.parse().unwrap(), text("body"))
         }
         ("github", "POST", ["repos", "acme", "jobs", "statuses", sha])
         | ("gitlab", "POST", ["projects", "group%2Fjobs", "statuses", sha]) => {
