@@ -831,22 +831,7 @@ fn gitlab_merge_request_is_previewed_in_one_note_with_statuses() {
         "{}",
         note.body
     );
-    // Statuses link to the plan when the daemon's public URL is known.
-    let plan_id = preview_of(&serve, "gitlab", 3)["planId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let status_body = fake
-        .requests()
-        .into_iter()
-        .rev()
-        .find(|r| r.path.ends_with(&format!("/statuses/{head1}")))
-        .unwrap()
-        .body;
-    assert!(
-        status_body.contains(&format!("https://weir.example.com/api/v1/plans/{plan_id}")),
-        "{status_body}"
-    );
+    statuses_link_to_the_plan(&serve, &fake, &head1);
 
     // An update without new commits (a title edit) is ignored; one with new commits updates the
     // same note and sets a status on the new head.
@@ -880,32 +865,7 @@ fn gitlab_merge_request_is_previewed_in_one_note_with_statuses() {
         assert!(r.path.contains("/projects/group%2Fjobs/"), "{r:?}");
     }
 
-    // A merge request whose head ref cannot be fetched gets an error status and a note saying
-    // why.
-    let (code, r) = gitlab_delivery(&serve, (42, "group/jobs"), "open", 4, &head2, None);
-    assert_eq!(code, 202, "{r}");
-    // (The error status goes out before the note.)
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while fake.weir_comments("gitlab", 4).is_empty() {
-        assert!(Instant::now() < deadline, "{:#?}", fake.requests());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let failed = fake
-        .statuses("gitlab")
-        .into_iter()
-        .rev()
-        .find(|s| s.state == "failed" && s.sha == head2)
-        .unwrap_or_else(|| panic!("no failed status: {:#?}", fake.statuses("gitlab")));
-    assert!(
-        failed
-            .description
-            .contains("the remote has no `refs/merge-requests/4/head`"),
-        "{failed:?}"
-    );
-    let note = &fake.weir_comments("gitlab", 4)[0].body;
-    assert!(note.starts_with(MARKER), "{note}");
-    assert!(note.contains("weir could not plan"), "{note}");
-    assert_eq!(preview_of(&serve, "gitlab", 4)["outcome"], "error");
+    an_unfetchable_head_gets_an_error_status_and_note(&serve, &fake, &head2);
 
     // Another project's merge request is not previewed; a merged one stops.
     let (code, r) = gitlab_delivery(&serve, (99, "group/other"), "open", 5, &head2, None);
@@ -929,6 +889,54 @@ fn gitlab_merge_request_is_previewed_in_one_note_with_statuses() {
         "previews never apply"
     );
     assert_no_secrets(&fake, &serve);
+}
+
+/// Statuses link to the plan of merge request 3 when the daemon's public URL is known.
+fn statuses_link_to_the_plan(serve: &Serve, fake: &Fake, head1: &str) {
+    let plan_id = preview_of(serve, "gitlab", 3)["planId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let status_body = fake
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path.ends_with(&format!("/statuses/{head1}")))
+        .unwrap()
+        .body;
+    assert!(
+        status_body.contains(&format!("https://weir.example.com/api/v1/plans/{plan_id}")),
+        "{status_body}"
+    );
+}
+
+/// A merge request (4) whose head ref cannot be fetched gets an error status and a note saying
+/// why.
+fn an_unfetchable_head_gets_an_error_status_and_note(serve: &Serve, fake: &Fake, head2: &str) {
+    let (code, r) = gitlab_delivery(serve, (42, "group/jobs"), "open", 4, head2, None);
+    assert_eq!(code, 202, "{r}");
+    // (The error status goes out before the note.)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fake.weir_comments("gitlab", 4).is_empty() {
+        assert!(Instant::now() < deadline, "{:#?}", fake.requests());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let failed = fake
+        .statuses("gitlab")
+        .into_iter()
+        .rev()
+        .find(|s| s.state == "failed" && s.sha == head2)
+        .unwrap_or_else(|| panic!("no failed status: {:#?}", fake.statuses("gitlab")));
+    assert!(
+        failed
+            .description
+            .contains("the remote has no `refs/merge-requests/4/head`"),
+        "{failed:?}"
+    );
+    let note = &fake.weir_comments("gitlab", 4)[0].body;
+    assert!(note.starts_with(MARKER), "{note}");
+    assert!(note.contains("weir could not plan"), "{note}");
+    assert_eq!(preview_of(serve, "gitlab", 4)["outcome"], "error");
 }
 
 /// Several daemons on one PostgreSQL store: a pull-request delivery that reaches a follower is
