@@ -94,57 +94,10 @@ fn two_environments_share_a_cluster_without_mistaking_each_others_jobs() {
             ("prod", prod_only.clone()),
         ],
     };
-    let config = std::fs::read_to_string(repo.root.join("weir.yaml")).unwrap();
-    repo.write(
-        "weir.yaml",
-        &format!(
-            "{config}variables:\n  checkpoint_ms: 2000\nenvironments:\n  staging:\n    \
-             variables: {{checkpoint_ms: 3000}}\n  prod: {{}}\n"
-        ),
-    );
-    repo.write(
-        &format!("jobs/{shared}.yaml"),
-        &format!(
-            "{}  overrides:\n    prod:\n      parallelism: 2\n",
-            jar_job_args(
-                &shared,
-                1,
-                &["--checkpoint-interval-ms", "${checkpoint_ms}"]
-            )
-        ),
-    );
-    repo.write(
-        &format!("jobs/{prod_only}.yaml"),
-        &format!(
-            "{}  environments: [prod]\n",
-            jar_job_args(&prod_only, 1, &["--rate", "5"])
-        ),
-    );
+    write_two_environments(&repo, &shared, &prod_only);
     repo.commit("two environments");
 
-    // Validation checks every environment; the commands that plan need one.
-    let validated = weir_in(&repo, None, false, &["validate"]).ok();
-    assert!(
-        validated
-            .stdout
-            .contains("in every environment (prod, staging)"),
-        "{}",
-        validated.all()
-    );
-    for args in [vec!["plan"], vec!["history"], vec!["status"]] {
-        let run = weir_in(&repo, None, false, &args).code(1);
-        assert!(
-            run.all().contains("choose one with") && run.all().contains("WEIR_ENV"),
-            "{args:?}: {}",
-            run.all()
-        );
-    }
-    let unknown = weir_in(&repo, Some("prd"), false, &["plan"]).code(1);
-    assert!(
-        unknown.all().contains("unknown environment `prd`"),
-        "{}",
-        unknown.all()
-    );
+    validate_checks_every_environment_and_plans_need_one(&repo);
 
     weir_in(&repo, Some("staging"), false, &["apply", "--auto-approve"]).ok();
     weir_in(&repo, Some("prod"), true, &["apply", "--auto-approve"]).ok();
@@ -168,53 +121,7 @@ fn two_environments_share_a_cluster_without_mistaking_each_others_jobs() {
     let ours = [&staging[0], &prod[0], &prod_only_id[0]];
     assert!(jobs_in(base, "staging", &prod_only).is_empty());
 
-    // Each environment is in sync and sees nothing of the other's.
-    for (env, by_var) in [("staging", true), ("prod", false)] {
-        let plan = weir_in(
-            &repo,
-            Some(env),
-            by_var,
-            &["plan", "--format", "json", "--detailed-exitcode"],
-        )
-        .code(0)
-        .json();
-        assert!(
-            plan["changes"].as_array().unwrap().is_empty(),
-            "{env}: {plan:#}"
-        );
-        assert!(
-            plan["errors"].as_array().unwrap().is_empty(),
-            "{env}: {plan:#}"
-        );
-        let unmanaged = plan["unmanaged"].as_array().unwrap();
-        assert!(
-            unmanaged
-                .iter()
-                .all(|u| !ours.contains(&&u["jobId"].as_str().unwrap().to_string())),
-            "{env}: {plan:#}"
-        );
-        assert!(
-            !plan["warnings"].as_array().unwrap().iter().any(|w| w
-                .as_str()
-                .unwrap()
-                .contains(&shared)
-                || w.as_str().unwrap().contains(&prod_only)),
-            "{env}: {plan:#}"
-        );
-        let status = weir_in(&repo, Some(env), by_var, &["status", "--format", "json"])
-            .ok()
-            .json();
-        let names: Vec<&str> = status
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["name"].as_str().unwrap())
-            .collect();
-        let expected = if env == "prod" { 2 } else { 1 };
-        assert_eq!(names.len(), expected, "{env}: {status:#}");
-        let history = weir_in(&repo, Some(env), by_var, &["history", "--format", "json"]).ok();
-        assert!(history.stdout.contains("apply"), "{}", history.all());
-    }
+    each_environment_sees_only_its_own(&repo, &shared, &prod_only, &ours);
 
     // A change in one environment only touches that environment.
     repo.write(
@@ -241,6 +148,114 @@ fn two_environments_share_a_cluster_without_mistaking_each_others_jobs() {
     .code(2)
     .json();
     assert_eq!(change(&plan, &shared)["action"], "redeploy", "{plan:#}");
+}
+
+/// `weir.yaml` with environments `staging` and `prod` (a variable each), job `shared` in both
+/// (more parallel in `prod`) and job `prod_only` in `prod` only.
+fn write_two_environments(repo: &Repo, shared: &str, prod_only: &str) {
+    let config = std::fs::read_to_string(repo.root.join("weir.yaml")).unwrap();
+    repo.write(
+        "weir.yaml",
+        &format!(
+            "{config}variables:\n  checkpoint_ms: 2000\nenvironments:\n  staging:\n    \
+             variables: {{checkpoint_ms: 3000}}\n  prod: {{}}\n"
+        ),
+    );
+    repo.write(
+        &format!("jobs/{shared}.yaml"),
+        &format!(
+            "{}  overrides:\n    prod:\n      parallelism: 2\n",
+            jar_job_args(shared, 1, &["--checkpoint-interval-ms", "${checkpoint_ms}"])
+        ),
+    );
+    repo.write(
+        &format!("jobs/{prod_only}.yaml"),
+        &format!(
+            "{}  environments: [prod]\n",
+            jar_job_args(prod_only, 1, &["--rate", "5"])
+        ),
+    );
+}
+
+/// Validation checks every environment; the commands that plan need one.
+fn validate_checks_every_environment_and_plans_need_one(repo: &Repo) {
+    let validated = weir_in(repo, None, false, &["validate"]).ok();
+    assert!(
+        validated
+            .stdout
+            .contains("in every environment (prod, staging)"),
+        "{}",
+        validated.all()
+    );
+    for args in [vec!["plan"], vec!["history"], vec!["status"]] {
+        let run = weir_in(repo, None, false, &args).code(1);
+        assert!(
+            run.all().contains("choose one with") && run.all().contains("WEIR_ENV"),
+            "{args:?}: {}",
+            run.all()
+        );
+    }
+    let unknown = weir_in(repo, Some("prd"), false, &["plan"]).code(1);
+    assert!(
+        unknown.all().contains("unknown environment `prd`"),
+        "{}",
+        unknown.all()
+    );
+}
+
+/// Each environment is in sync and sees nothing of the other's (`ours`: the three Flink jobs).
+fn each_environment_sees_only_its_own(
+    repo: &Repo,
+    shared: &str,
+    prod_only: &str,
+    ours: &[&String; 3],
+) {
+    for (env, by_var) in [("staging", true), ("prod", false)] {
+        let plan = weir_in(
+            repo,
+            Some(env),
+            by_var,
+            &["plan", "--format", "json", "--detailed-exitcode"],
+        )
+        .code(0)
+        .json();
+        assert!(
+            plan["changes"].as_array().unwrap().is_empty(),
+            "{env}: {plan:#}"
+        );
+        assert!(
+            plan["errors"].as_array().unwrap().is_empty(),
+            "{env}: {plan:#}"
+        );
+        let unmanaged = plan["unmanaged"].as_array().unwrap();
+        assert!(
+            unmanaged
+                .iter()
+                .all(|u| !ours.contains(&&u["jobId"].as_str().unwrap().to_string())),
+            "{env}: {plan:#}"
+        );
+        assert!(
+            !plan["warnings"].as_array().unwrap().iter().any(|w| w
+                .as_str()
+                .unwrap()
+                .contains(shared)
+                || w.as_str().unwrap().contains(prod_only)),
+            "{env}: {plan:#}"
+        );
+        let status = weir_in(repo, Some(env), by_var, &["status", "--format", "json"])
+            .ok()
+            .json();
+        let names: Vec<&str> = status
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        let expected = if env == "prod" { 2 } else { 1 };
+        assert_eq!(names.len(), expected, "{env}: {status:#}");
+        let history = weir_in(repo, Some(env), by_var, &["history", "--format", "json"]).ok();
+        assert!(history.stdout.contains("apply"), "{}", history.all());
+    }
 }
 
 /// The daemon follows the environment of its configuration: it deploys that environment's jobs
