@@ -3,18 +3,57 @@
 
 use crate::harness::*;
 
+/// The job under test: its repo, cluster, name and file.
+struct Life<'a> {
+    repo: &'a Repo,
+    base: &'a str,
+    name: &'a str,
+    file: &'a str,
+}
+
 fn lifecycle(version: Version) {
     let cluster = cluster(version);
     let repo = Repo::new(&cluster.url, Some(&cluster.jars));
     let name = repo.unique("life");
     let file = format!("jobs/team/{name}.yaml");
-    let base = &cluster.url;
+    let life = Life {
+        repo: &repo,
+        base: &cluster.url,
+        name: &name,
+        file: &file,
+    };
+    let first = create(&life);
+    change_args(&life, &first);
+    let third = rescale(&life);
+    suspend(&life, &third);
+    let fourth = resume(&life);
+    delete_with_prune(&life, &fourth);
 
-    // Create.
-    repo.write(&file, &jar_job(&name, 2, "orders", ""));
+    let history = repo
+        .weir(&["history", &name, "--format", "json"])
+        .ok()
+        .json();
+    let succeeded = history
+        .as_array()
+        .expect("history records")
+        .iter()
+        .filter(|r| r["kind"] == "apply" && r["summary_or_outcome"] == "succeeded")
+        .count();
+    assert!(succeeded >= 6, "{history:#}");
+}
+
+/// Create; then in sync, and an empty store would see the same (identity lives in the job id).
+fn create(life: &Life) -> String {
+    let Life {
+        repo,
+        base,
+        name,
+        file,
+    } = life;
+    repo.write(file, &jar_job(name, 2, "orders", ""));
     repo.commit("add job");
-    let plan = plan_json(&repo, 2);
-    let create = change(&plan, &name);
+    let plan = plan_json(repo, 2);
+    let create = change(&plan, name);
     assert_eq!(create["action"], "create", "{create:#}");
     assert_eq!(create["cluster"], "local");
     assert_eq!(plan["summary"]["create"], 1, "{plan:#}");
@@ -26,12 +65,12 @@ fn lifecycle(version: Version) {
         "{}",
         applied.all()
     );
-    let first = running_named(base, &name);
+    let first = running_named(base, name);
     assert_eq!(
         first.len(),
         1,
         "exactly one running job: {:?}",
-        jobs_named(base, &name)
+        jobs_named(base, name)
     );
     assert_eq!(job_parallelism(base, &first[0]), 2);
 
@@ -51,12 +90,22 @@ fn lifecycle(version: Version) {
         fresh.all()
     );
 
-    // Change args: redeploy through a savepoint, and the new job restores it.
-    wait_checkpoint(base, &first[0]);
-    repo.write(&file, &jar_job(&name, 2, "payments", ""));
+    first[0].clone()
+}
+
+/// Change args: redeploy through a savepoint, and the new job restores it.
+fn change_args(life: &Life, first: &str) {
+    let Life {
+        repo,
+        base,
+        name,
+        file,
+    } = life;
+    wait_checkpoint(base, first);
+    repo.write(file, &jar_job(name, 2, "payments", ""));
     repo.commit("change topic");
-    let plan = plan_json(&repo, 2);
-    let redeploy = change(&plan, &name);
+    let plan = plan_json(repo, 2);
+    let redeploy = change(&plan, name);
     assert_eq!(redeploy["action"], "redeploy", "{redeploy:#}");
     assert_eq!(redeploy["reason"], "args changed", "{redeploy:#}");
     let (before, after) = diff_of(redeploy, "args");
@@ -69,10 +118,10 @@ fn lifecycle(version: Version) {
         ["stop-with-savepoint", "submit", "await-running"]
     );
     repo.weir(&["apply", "--auto-approve"]).ok();
-    let second = running_named(base, &name);
+    let second = running_named(base, name);
     assert_eq!(second.len(), 1);
-    assert_ne!(second[0], first[0]);
-    wait_state(base, &first[0], "FINISHED");
+    assert_ne!(second[0], first);
+    wait_state(base, first, "FINISHED");
     let (restored, is_savepoint) =
         restored_from(base, &second[0]).expect("restored from a savepoint");
     assert!(is_savepoint, "restored from a savepoint, not a checkpoint");
@@ -80,35 +129,50 @@ fn lifecycle(version: Version) {
         restored.contains(repo.savepoints.to_str().unwrap()),
         "{restored}"
     );
-    let row = status_row(&repo, &name);
+    let row = status_row(repo, name);
     assert_eq!(row["jobId"], second[0].as_str(), "{row:#}");
     assert_eq!(row["sync"], "Synced", "{row:#}");
+}
 
-    // Rescale 2 → 1.
-    repo.write(&file, &jar_job(&name, 1, "payments", ""));
+/// Rescale 2 → 1.
+fn rescale(life: &Life) -> String {
+    let Life {
+        repo,
+        base,
+        name,
+        file,
+    } = life;
+    repo.write(file, &jar_job(name, 1, "payments", ""));
     repo.commit("rescale");
-    let plan = plan_json(&repo, 2);
-    assert_eq!(change(&plan, &name)["action"], "rescale", "{plan:#}");
+    let plan = plan_json(repo, 2);
+    assert_eq!(change(&plan, name)["action"], "rescale", "{plan:#}");
     assert_eq!(plan["summary"]["rescale"], 1);
     repo.weir(&["apply", "--auto-approve"]).ok();
-    let third = running_named(base, &name);
+    let third = running_named(base, name);
     assert_eq!(third.len(), 1);
     assert_eq!(job_parallelism(base, &third[0]), 1);
     assert!(restored_from(base, &third[0]).unwrap().1);
 
-    // Suspend: stopped with a savepoint, nothing running.
-    repo.write(
-        &file,
-        &jar_job(&name, 1, "payments", "  state: suspended\n"),
-    );
+    third[0].clone()
+}
+
+/// Suspend: stopped with a savepoint, nothing running.
+fn suspend(life: &Life, third: &str) {
+    let Life {
+        repo,
+        base,
+        name,
+        file,
+    } = life;
+    repo.write(file, &jar_job(name, 1, "payments", "  state: suspended\n"));
     repo.commit("suspend");
-    let plan = plan_json(&repo, 2);
-    assert_eq!(change(&plan, &name)["action"], "suspend", "{plan:#}");
+    let plan = plan_json(repo, 2);
+    assert_eq!(change(&plan, name)["action"], "suspend", "{plan:#}");
     repo.weir(&["apply", "--auto-approve"]).ok();
-    assert!(running_named(base, &name).is_empty());
-    wait_state(base, &third[0], "FINISHED");
+    assert!(running_named(base, name).is_empty());
+    wait_state(base, third, "FINISHED");
     repo.weir(&["plan", "--detailed-exitcode"]).code(0);
-    let row = status_row(&repo, &name);
+    let row = status_row(repo, name);
     assert_eq!(row["flinkState"], "FINISHED", "{row:#}");
     assert!(
         row["lastSavepoint"]
@@ -117,47 +181,53 @@ fn lifecycle(version: Version) {
             .contains(repo.savepoints.to_str().unwrap()),
         "last savepoint shown: {row:#}"
     );
+}
 
-    // Resume from that savepoint.
-    repo.write(&file, &jar_job(&name, 1, "payments", ""));
+/// Resume from the savepoint of the suspend.
+fn resume(life: &Life) -> String {
+    let Life {
+        repo,
+        base,
+        name,
+        file,
+    } = life;
+    repo.write(file, &jar_job(name, 1, "payments", ""));
     repo.commit("resume");
-    let plan = plan_json(&repo, 2);
-    assert_eq!(change(&plan, &name)["action"], "resume", "{plan:#}");
+    let plan = plan_json(repo, 2);
+    assert_eq!(change(&plan, name)["action"], "resume", "{plan:#}");
     repo.weir(&["apply", "--auto-approve"]).ok();
-    let fourth = running_named(base, &name);
+    let fourth = running_named(base, name);
     assert_eq!(fourth.len(), 1);
     assert!(restored_from(base, &fourth[0]).unwrap().1);
 
-    // Delete: without prune only a warning, with prune a stop-with-savepoint.
-    repo.remove(&file);
+    fourth[0].clone()
+}
+
+/// Delete: without prune only a warning, with prune a stop-with-savepoint.
+fn delete_with_prune(life: &Life, fourth: &str) {
+    let Life {
+        repo,
+        base,
+        name,
+        file,
+    } = life;
+    repo.remove(file);
     repo.commit("delete");
-    let plan = plan_json(&repo, 0);
+    let plan = plan_json(repo, 0);
     let warnings = plan["warnings"].to_string();
     assert!(
-        warnings.contains("prune") && warnings.contains(&name),
+        warnings.contains("prune") && warnings.contains(name),
         "a warning names the job and prune: {plan:#}"
     );
     repo.write_config(true);
     repo.commit("prune");
-    let plan = plan_json(&repo, 2);
-    assert_eq!(change(&plan, &name)["action"], "delete", "{plan:#}");
+    let plan = plan_json(repo, 2);
+    assert_eq!(change(&plan, name)["action"], "delete", "{plan:#}");
     assert_eq!(plan["summary"]["delete"], 1);
     repo.weir(&["apply", "--auto-approve"]).ok();
-    assert!(running_named(base, &name).is_empty());
-    wait_state(base, &fourth[0], "FINISHED");
+    assert!(running_named(base, name).is_empty());
+    wait_state(base, fourth, "FINISHED");
     repo.weir(&["plan", "--detailed-exitcode"]).code(0);
-
-    let history = repo
-        .weir(&["history", &name, "--format", "json"])
-        .ok()
-        .json();
-    let succeeded = history
-        .as_array()
-        .expect("history records")
-        .iter()
-        .filter(|r| r["kind"] == "apply" && r["summary_or_outcome"] == "succeeded")
-        .count();
-    assert!(succeeded >= 6, "{history:#}");
 }
 
 #[test]
