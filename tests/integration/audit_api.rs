@@ -290,14 +290,6 @@ fn prune_older_than_keeps_what_the_next_plan_needs_flink2() {
     repo.write(&file, &jar_job(&name, 1, "orders-v2", ""));
     repo.commit("new topic");
     repo.weir(&["apply", "--auto-approve"]).ok();
-    let history = |repo: &Repo| -> Vec<Value> {
-        let run = repo.weir(&["history", "--format", "json"]).ok();
-        serde_json::from_str::<Value>(&run.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
-    };
     let before = history(&repo);
     assert_eq!(before.len(), 4, "{before:#?}");
     let redeploy = before[0]["id"].as_str().unwrap().to_string();
@@ -383,7 +375,26 @@ fn prune_older_than_keeps_what_the_next_plan_needs_flink2() {
         plan.all()
     );
 
-    // The prune is recorded with who did it, and survives further prunes.
+    prunes_are_recorded_with_who_did_them(&repo);
+
+    let bad = repo.weir(&["prune", "--older-than", "soon"]).code(1);
+    assert!(bad.stderr.contains("--older-than"), "{}", bad.all());
+    let missing = repo.weir(&["prune"]).code(2);
+    assert!(missing.stderr.contains("--older-than"), "{}", missing.all());
+}
+
+/// `weir history --format json` of the whole store.
+fn history(repo: &Repo) -> Vec<Value> {
+    let run = repo.weir(&["history", "--format", "json"]).ok();
+    serde_json::from_str::<Value>(&run.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The prune is recorded with who did it, and survives further prunes.
+fn prunes_are_recorded_with_who_did_them(repo: &Repo) {
     repo.weir(&["prune", "--older-than", "0s"]).ok();
     let log: Value = serde_json::from_str(
         &repo
@@ -403,11 +414,6 @@ fn prune_older_than_keeps_what_the_next_plan_needs_flink2() {
     assert_eq!(log[0]["deleted"]["applies"], 0);
     let text = repo.weir(&["prune", "--log"]).ok().stdout;
     assert!(text.contains("cli (retention-tester)"), "{text}");
-
-    let bad = repo.weir(&["prune", "--older-than", "soon"]).code(1);
-    assert!(bad.stderr.contains("--older-than"), "{}", bad.all());
-    let missing = repo.weir(&["prune"]).code(2);
-    assert!(missing.stderr.contains("--older-than"), "{}", missing.all());
 }
 
 // ---- helpers ---------------------------------------------------------------------------------
