@@ -139,36 +139,7 @@ fn variables_and_secrets_reach_the_job_and_nothing_else() {
     let jar_id = running_named(base, &jar).pop().expect("the jar job runs");
     assert_eq!(checkpoint_interval_ms(base, &jar_id), 4500);
 
-    // Nothing weir keeps or prints has the value.
-    let history = weir(&["history", "--format", "json"]).ok();
-    let records: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
-    let apply_id = records
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["kind"] == "apply")
-        .and_then(|r| r["id"].as_str())
-        .unwrap()
-        .to_string();
-    for args in [
-        vec!["history"],
-        vec!["history", "--format", "jsonl"],
-        vec!["show", &apply_id],
-        vec!["show", &apply_id, "--format", "json"],
-        vec!["status"],
-        vec!["status", "--format", "json"],
-        vec!["plan", "--format", "json"],
-    ] {
-        assert_absent(&args.join(" "), &weir(&args).all(), &value);
-    }
-    assert_absent("the store", &store_bytes(&repo.state), &value);
-    let in_sync = weir(&["plan", "--format", "json", "--detailed-exitcode"])
-        .code(0)
-        .json();
-    assert!(
-        in_sync["changes"].as_array().unwrap().is_empty(),
-        "{in_sync:#}"
-    );
+    nothing_weir_keeps_or_prints_has(&repo, &value);
 
     // Rotating the secret: a redeploy of the job that uses it, naming the secret only.
     let rotated = secret();
@@ -226,6 +197,41 @@ fn variables_and_secrets_reach_the_job_and_nothing_else() {
     let _ = repo.weir(&["apply", "--auto-approve"]);
     assert_eq!(running_named(base, &sql), vec![sql_id2.clone()]);
     assert_absent("the store", &store_bytes(&repo.state), &rotated);
+}
+
+/// Nothing weir keeps or prints has the secret `value` (set in the environment of each command).
+fn nothing_weir_keeps_or_prints_has(repo: &Repo, value: &str) {
+    let env = [(SECRET_VAR, value)];
+    let weir = |args: &[&str]| repo.weir_env(args, &env);
+    let history = weir(&["history", "--format", "json"]).ok();
+    let records: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+    let apply_id = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "apply")
+        .and_then(|r| r["id"].as_str())
+        .unwrap()
+        .to_string();
+    for args in [
+        vec!["history"],
+        vec!["history", "--format", "jsonl"],
+        vec!["show", &apply_id],
+        vec!["show", &apply_id, "--format", "json"],
+        vec!["status"],
+        vec!["status", "--format", "json"],
+        vec!["plan", "--format", "json"],
+    ] {
+        assert_absent(&args.join(" "), &weir(&args).all(), value);
+    }
+    assert_absent("the store", &store_bytes(&repo.state), value);
+    let in_sync = weir(&["plan", "--format", "json", "--detailed-exitcode"])
+        .code(0)
+        .json();
+    assert!(
+        in_sync["changes"].as_array().unwrap().is_empty(),
+        "{in_sync:#}"
+    );
 }
 
 /// The daemon: the secret reaches the job; its log, API, store and notifications never hold it.
