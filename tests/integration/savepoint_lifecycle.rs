@@ -120,33 +120,7 @@ fn manual_savepoints_pins_and_retention_on_flink_2() {
     for kept in [&m1, &m3, &upgrade] {
         assert!(on_disk(kept).exists(), "{kept} stays");
     }
-    // The lineage tells the manual savepoints, the pin and the disposal apart.
-    let lineage = repo
-        .weir(&["savepoints", &name, "--format", "json"])
-        .ok()
-        .json();
-    let story = |path: &str| {
-        lineage["savepoints"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["path"] == path)
-            .cloned()
-            .unwrap_or_else(|| panic!("{path} in {lineage:#}"))
-    };
-    assert_eq!(story(&m1)["origin"], "manual", "{lineage:#}");
-    assert_eq!(story(&m1)["pinned"], true, "{lineage:#}");
-    assert_eq!(story(&m2)["disposed"], true, "{lineage:#}");
-    assert_eq!(story(&m3)["disposed"], false, "{lineage:#}");
-    // Forgotten once disposed: the next prune does not list it.
-    let again = repo
-        .weir(&["savepoints", "prune", "--dry-run", "--format", "json"])
-        .ok()
-        .json();
-    assert!(
-        !again.to_string().contains(m2.as_str()),
-        "m2 forgotten: {again:#}"
-    );
+    lineage_tells_manual_pinned_and_disposed_apart(&repo, &name, [&m1, &m2, &m3]);
 
     // A disposal that fails: m3's files vanish behind weir's back once m4 is newer.
     let m4 = take(&repo, &name);
@@ -184,6 +158,38 @@ fn manual_savepoints_pins_and_retention_on_flink_2() {
         .json();
     assert_eq!(decision(&after, &m1)["result"], "disposed", "{after:#}");
     assert!(!on_disk(&m1).exists());
+}
+
+/// The lineage tells the manual savepoints `m1` (pinned), `m2` (disposed) and `m3` apart; a
+/// disposed savepoint is forgotten by the next prune.
+fn lineage_tells_manual_pinned_and_disposed_apart(
+    repo: &Repo,
+    name: &str,
+    [m1, m2, m3]: [&str; 3],
+) {
+    let lineage = repo
+        .weir(&["savepoints", name, "--format", "json"])
+        .ok()
+        .json();
+    let story = |path: &str| {
+        lineage["savepoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["path"] == path)
+            .cloned()
+            .unwrap_or_else(|| panic!("{path} in {lineage:#}"))
+    };
+    assert_eq!(story(m1)["origin"], "manual", "{lineage:#}");
+    assert_eq!(story(m1)["pinned"], true, "{lineage:#}");
+    assert_eq!(story(m2)["disposed"], true, "{lineage:#}");
+    assert_eq!(story(m3)["disposed"], false, "{lineage:#}");
+    // Forgotten once disposed: the next prune does not list it.
+    let again = repo
+        .weir(&["savepoints", "prune", "--dry-run", "--format", "json"])
+        .ok()
+        .json();
+    assert!(!again.to_string().contains(m2), "m2 forgotten: {again:#}");
 }
 
 /// The savepoint directories on disk below `dir`.
