@@ -678,20 +678,7 @@ fn per_job_policy_signed_notifications_and_failures_remembered_across_restarts()
         .collect();
     assert_eq!(jobs, [gated.as_str()], "{plan}");
 
-    // The auto job's apply was announced, signed in the Standard Webhooks way.
-    let got = sink.wait_for(Duration::from_secs(30), |b| {
-        b["event"] == "apply.succeeded" && b["job"] == auto.as_str()
-    });
-    let key = weir::notify::SigningKey::parse(HOOK_SECRET).unwrap();
-    let id = got.header("webhook-id");
-    let ts: i64 = got.header("webhook-timestamp").parse().unwrap();
-    assert!(
-        key.verify(&id, ts, &got.body, &got.header("webhook-signature")),
-        "signature verifies"
-    );
-    let body: Value = serde_json::from_slice(&got.body).unwrap();
-    assert_eq!(body["revision"], commit.as_str(), "{body}");
-    assert_eq!(body["author"], "weir test <test@weir.dev>", "{body}");
+    announced_signed(&sink, &auto, &commit);
 
     // Approving the waiting plan applies it.
     let r = d.post(
@@ -754,6 +741,24 @@ fn per_job_policy_signed_notifications_and_failures_remembered_across_restarts()
     d.sync();
     d.wait_job(&broken, "Synced", "RUNNING");
     assert!(d.status()["blocked"].as_array().unwrap().is_empty());
+}
+
+/// The apply of job `auto` at `commit` was announced to `sink`, signed in the Standard Webhooks
+/// way.
+fn announced_signed(sink: &Sink, auto: &str, commit: &str) {
+    let got = sink.wait_for(Duration::from_secs(30), |b| {
+        b["event"] == "apply.succeeded" && b["job"] == auto
+    });
+    let key = weir::notify::SigningKey::parse(HOOK_SECRET).unwrap();
+    let id = got.header("webhook-id");
+    let ts: i64 = got.header("webhook-timestamp").parse().unwrap();
+    assert!(
+        key.verify(&id, ts, &got.body, &got.header("webhook-signature")),
+        "signature verifies"
+    );
+    let body: Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(body["revision"], commit, "{body}");
+    assert_eq!(body["author"], "weir test <test@weir.dev>", "{body}");
 }
 
 /// `job.failed` when a managed job is found FAILED (and drift, self-heal being off), and
