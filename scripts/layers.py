@@ -5,7 +5,8 @@
 - no import that a layer rule forbids (FORBIDDEN below);
 - no file over MAX_FILE_LINES lines of non-test code, no function over MAX_FN_LINES lines.
 
-Test code (files named tests.rs / fixtures.rs, anything after `#[cfg(test)]`) is not counted.
+Test code (files named tests.rs / fixtures.rs, files in a `tests/` directory of a module,
+anything after `#[cfg(test)]`) is not counted.
 Exit code 1 with one line per violation; 0 and a summary when everything holds.
 Usage: scripts/layers.py [--graph]
 """
@@ -48,7 +49,8 @@ def top_module(path):
 
 def code_of(path):
     """The non-test lines of a file (everything before the first `#[cfg(test)]`)."""
-    if os.path.basename(path) in TEST_FILES:
+    rel_dirs = os.path.relpath(path, ROOT).split(os.sep)[:-1]
+    if os.path.basename(path) in TEST_FILES or "tests" in rel_dirs:
         return []
     lines = []
     with open(path, encoding="utf-8") as f:

@@ -84,6 +84,8 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
+log "layer rules, file and function sizes (scripts/layers.py)"
+python3 scripts/layers.py
 log "building tests"
 cargo nextest run --locked --no-run
 
