@@ -487,7 +487,11 @@ impl Applier {
                         _turn: turn,
                         _slot: slot,
                     });
-                    let result = self.run_change(change, apply_id, journal, &mut turn).await;
+                    // Boxed: every change of the plan waits here at once, and the steps' state
+                    // is ~10 KiB; only the changes that run hold it (BENCHMARKS.md, issue 14,
+                    // seventh pass: 9.5 MiB of a daemon's startup heap at 1,000 jobs).
+                    let result =
+                        Box::pin(self.run_change(change, apply_id, journal, &mut turn)).await;
                     let outcome = match result {
                         Ok((carry, message)) => ChangeOutcome {
                             job: change.job.clone(),

@@ -549,8 +549,8 @@ fn sql_origin(file: &str, tree: &Node, program: Option<&Program>) -> Option<SqlO
             let pos = tree.value_pos(&path(&["spec", "sql"]));
             Some(SqlOrigin {
                 file: file.to_string(),
-                line: u32::try_from(pos.line).unwrap_or(u32::MAX),
-                indent: u32::try_from(pos.column.saturating_sub(1)).unwrap_or(0),
+                line: pos.line,
+                indent: pos.column.saturating_sub(1),
             })
         }
     }

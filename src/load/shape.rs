@@ -168,11 +168,12 @@ impl<'s> Checker<'s> {
             }
             Expect::Integer(name) => match &node.value {
                 Value::Int(i) => {
+                    let i = i.get();
                     let ok = match name {
-                        "u32" => u32::try_from(*i).is_ok(),
-                        "u64" => u64::try_from(*i).is_ok(),
-                        "i32" => i32::try_from(*i).is_ok(),
-                        "i64" => i64::try_from(*i).is_ok(),
+                        "u32" => u32::try_from(i).is_ok(),
+                        "u64" => u64::try_from(i).is_ok(),
+                        "i32" => i32::try_from(i).is_ok(),
+                        "i64" => i64::try_from(i).is_ok(),
                         _ => true,
                     };
                     if !ok {
@@ -236,8 +237,8 @@ impl<'s> Checker<'s> {
             .map(|p| p.keys().map(String::as_str).collect())
             .unwrap_or_default();
         for e in entries {
-            path.push(Seg::Key(e.key.clone()));
-            match (props.and_then(|p| p.get(&e.key)), additional) {
+            path.push(Seg::Key(e.key.to_string()));
+            match (props.and_then(|p| p.get(e.key.as_str())), additional) {
                 (Some(s), _) => self.check(s, &e.value, path, Some(e.key_pos), out),
                 (None, Some(Json::Bool(false))) => out.push(Problem::new(
                     e.key_pos,

@@ -149,10 +149,7 @@ pub(super) fn pos_at(start: Pos, text: &str, offset: usize) -> Pos {
     let line_start = before.rfind('\n').map_or(0, |n| n + 1);
     let column = before[line_start..].chars().count();
     let lines = before.matches('\n').count();
-    Pos {
-        line: start.line + lines,
-        column: start.column + column,
-    }
+    Pos::new(start.line as usize + lines, start.column as usize + column)
 }
 
 /// Replaces the variables in every text of `job`, reports every misuse (at its line and
@@ -257,8 +254,8 @@ fn report(
                 first.get_or_insert(pos);
                 elsewhere.push(Diagnostic::new(
                     file,
-                    pos.line,
-                    pos.column,
+                    pos.line as usize,
+                    pos.column as usize,
                     None,
                     m.message.clone(),
                 ));

@@ -34,17 +34,27 @@ fn yaml_files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
 /// A 1-based line/column position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Pos {
-    pub line: usize,
-    pub column: usize,
+    /// 32 bits: a file is at most `MAX_YAML_BYTES` (trees of parsed files are cached, every byte
+    /// of a node counts).
+    pub line: u32,
+    pub column: u32,
 }
 
 impl Pos {
     pub const START: Pos = Pos { line: 1, column: 1 };
 
+    /// The position at `line`, `column` (a number beyond 32 bits is kept as `u32::MAX`).
+    pub fn new(line: usize, column: usize) -> Pos {
+        Pos {
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(column).unwrap_or(u32::MAX),
+        }
+    }
+
     fn from_location(l: Location) -> Option<Pos> {
         (l.line() > 0).then(|| Pos {
-            line: l.line() as usize,
-            column: (l.column() as usize).max(1),
+            line: u32::try_from(l.line()).unwrap_or(u32::MAX),
+            column: u32::try_from(l.column()).unwrap_or(u32::MAX).max(1),
         })
     }
 
@@ -60,7 +70,7 @@ impl Pos {
             .chars()
             .count()
             + 1;
-        Pos { line, column }
+        Pos::new(line, column)
     }
 }
 
@@ -121,6 +131,50 @@ pub(crate) struct Node {
     quoted: bool,
 }
 
+/// A YAML integer (up to 128 bits) kept in bytes: an `i128` field would align every node to 16
+/// bytes (80 instead of 72).
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) struct Integer([u8; 16]);
+
+impl Integer {
+    pub fn get(self) -> i128 {
+        i128::from_ne_bytes(self.0)
+    }
+}
+
+impl From<i128> for Integer {
+    fn from(i: i128) -> Self {
+        Integer(i.to_ne_bytes())
+    }
+}
+
+impl From<i64> for Integer {
+    fn from(i: i64) -> Self {
+        i128::from(i).into()
+    }
+}
+
+impl From<u64> for Integer {
+    fn from(i: u64) -> Self {
+        i128::from(i).into()
+    }
+}
+
+impl fmt::Display for Integer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl fmt::Debug for Integer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+/// A key or string value: up to 24 bytes inline, without an allocation of its own.
+pub(crate) type Text = compact_str::CompactString;
+
 /// (start, length) in bytes of a file's text: a file is at most `MAX_YAML_BYTES`, so 32 bits
 /// (trees of parsed files are cached, every byte of a node counts).
 pub(crate) type ByteRange = (u32, u32);
@@ -129,9 +183,9 @@ pub(crate) type ByteRange = (u32, u32);
 pub(crate) enum Value {
     Null,
     Bool(bool),
-    Int(i128),
+    Int(Integer),
     Float(f64),
-    Str(String),
+    Str(Text),
     Seq(Vec<Node>),
     Map(Vec<Entry>),
 }
@@ -139,7 +193,7 @@ pub(crate) enum Value {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Entry {
     /// The key as text (`<complex key>` for mapping or sequence keys).
-    pub key: String,
+    pub key: Text,
     pub key_pos: Pos,
     /// Byte range of a number or boolean key (made its text as written by [`parse_tree`]).
     key_span: Option<ByteRange>,
@@ -166,7 +220,7 @@ impl Value {
             Value::Bool(b) => Some(b.to_string()),
             Value::Int(i) => Some(i.to_string()),
             Value::Float(x) => Some(x.to_string()),
-            Value::Str(s) => Some(s.clone()),
+            Value::Str(s) => Some(s.to_string()),
             Value::Null | Value::Seq(_) | Value::Map(_) => None,
         }
     }
@@ -240,7 +294,7 @@ impl Node {
             for e in node.entries() {
                 if e.key_pos == pos {
                     let mut p = path.to_vec();
-                    p.push(Seg::Key(e.key.clone()));
+                    p.push(Seg::Key(e.key.to_string()));
                     found = Some(p);
                 }
             }
@@ -271,7 +325,7 @@ impl Node {
             consider(node.pos, path.to_vec());
             for e in node.entries() {
                 let mut p = path.to_vec();
-                p.push(Seg::Key(e.key.clone()));
+                p.push(Seg::Key(e.key.to_string()));
                 consider(e.key_pos, p);
             }
         });
@@ -285,7 +339,7 @@ impl Node {
                 for e in entries {
                     // A key `0x1F` or `1.0` is that text for serde too, not the number.
                     if let Some(written) = e.key_span.and_then(|range| text_at(text, range)) {
-                        e.key = written.to_string();
+                        e.key = Text::from(written);
                     }
                     e.value.fill_written(text);
                 }
@@ -330,7 +384,7 @@ impl Node {
         match &self.value {
             Value::Map(entries) => {
                 for e in entries {
-                    path.push(Seg::Key(e.key.clone()));
+                    path.push(Seg::Key(e.key.to_string()));
                     e.value.visit(path, f);
                     path.pop();
                 }
@@ -433,24 +487,24 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Int(v.into()))
     }
     fn visit_i128<E>(self, v: i128) -> Result<Value, E> {
-        Ok(Value::Int(v))
+        Ok(Value::Int(v.into()))
     }
     fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
         i128::try_from(v)
-            .map(Value::Int)
-            .or_else(|_| Ok(Value::Str(v.to_string())))
+            .map(|i| Value::Int(i.into()))
+            .or_else(|_| Ok(Value::Str(compact_str::format_compact!("{v}"))))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
         Ok(Value::Float(v))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::Str(v.to_string()))
+        Ok(Value::Str(Text::from(v)))
     }
     fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::Str(v))
+        Ok(Value::Str(Text::from(v)))
     }
     fn visit_bytes<E>(self, v: &[u8]) -> Result<Value, E> {
-        Ok(Value::Str(String::from_utf8_lossy(v).into_owned()))
+        Ok(Value::Str(Text::from_utf8_lossy(v)))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
@@ -465,7 +519,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         while let Some(key) = map.next_key::<KeyNode>()? {
             let value = map.next_value::<Node>()?;
             entries.push(Entry {
-                key: key.text,
+                key: key.text.into(),
                 key_pos: key.pos,
                 key_span: key.span,
                 value,
@@ -537,7 +591,13 @@ impl Problem {
             Some(f) => format!("{f}: {}", self.message),
             None => self.message,
         };
-        crate::diagnostic::Diagnostic::new(file, self.pos.line, self.pos.column, field, message)
+        crate::diagnostic::Diagnostic::new(
+            file,
+            self.pos.line as usize,
+            self.pos.column as usize,
+            field,
+            message,
+        )
     }
 }
 
@@ -600,7 +660,7 @@ pub(crate) fn duplicate_keys(tree: &Node) -> Vec<Problem> {
         for (i, e) in entries.iter().enumerate() {
             if entries[..i].iter().any(|prev| prev.key == e.key) {
                 let mut p = path.to_vec();
-                p.push(Seg::Key(e.key.clone()));
+                p.push(Seg::Key(e.key.to_string()));
                 out.push(Problem::new(
                     e.key_pos,
                     p,

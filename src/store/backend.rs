@@ -121,9 +121,13 @@ pub(super) fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{escaped}?mode=rwc")
 }
 
-/// Every connection: foreign keys on, full fsync on commit, and a wait for other writers.
+/// Every connection: foreign keys on, full fsync on commit, a wait for other writers, and a
+/// page cache of 256 KiB instead of SQLite's 2 MiB. A pool keeps up to `MAX_CONNECTIONS` open
+/// and each filled its cache with the whole store (4.4 MiB of an idle daemon's heap at 1,000
+/// jobs; BENCHMARKS.md, issue 14, seventh pass); a page it no longer holds is read again from
+/// the operating system's cache.
 const SQLITE_SESSION: &str = "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; \
-     PRAGMA fullfsync = ON; PRAGMA busy_timeout = 10000;";
+     PRAGMA fullfsync = ON; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -256;";
 
 pub(super) async fn sqlite_pool(
     url: &str,

@@ -11,7 +11,7 @@
 
 use granit_parser::{Event, Parser, ScalarStyle, Span};
 
-use super::{ByteRange, Entry, MAX_DEPTH, MAX_NODES, Node, Pos, Value};
+use super::{ByteRange, Entry, MAX_DEPTH, MAX_NODES, Node, Pos, Text, Value};
 
 /// The tree of `text`, or `None` when this builder does not take it.
 pub(crate) fn fast_tree(text: &str) -> Option<Node> {
@@ -103,7 +103,7 @@ struct Frame {
 }
 
 /// A mapping key's text, position and (for a number or boolean) byte range.
-type PendingKey = (String, Pos, Option<ByteRange>);
+type PendingKey = (Text, Pos, Option<ByteRange>);
 
 impl Frame {
     fn add(&mut self, node: Node) -> Option<()> {
@@ -125,8 +125,8 @@ impl Frame {
                 };
                 let key = match node.value {
                     Value::Str(s) if s != "<<" => s,
-                    Value::Int(i) => i.to_string(),
-                    Value::Bool(b) => b.to_string(),
+                    Value::Int(i) => compact_str::format_compact!("{i}"),
+                    Value::Bool(b) => Text::const_new(if b { "true" } else { "false" }),
                     _ => return None,
                 };
                 self.key = Some((key, node.pos, span));
@@ -137,16 +137,13 @@ impl Frame {
 }
 
 fn pos(span: &Span) -> Pos {
-    Pos {
-        line: span.start.line(),
-        column: span.start.col() + 1,
-    }
+    Pos::new(span.start.line(), span.start.col() + 1)
 }
 
 fn scalar(text: &str, style: ScalarStyle, span: &Span) -> Option<Node> {
     let value = match style {
         ScalarStyle::Plain => plain(text)?,
-        ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => Value::Str(text.to_string()),
+        ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => Value::Str(Text::from(text)),
         _ => return None,
     };
     Some(Node {
@@ -185,7 +182,7 @@ fn plain(text: &str) -> Option<Value> {
         let words = text
             .chars()
             .any(|c| c.is_ascii_alphabetic() && !"abcdefABCDEFxXoOnNiItTyY".contains(c));
-        return (words && !text.contains(':')).then(|| Value::Str(text.to_string()));
+        return (words && !text.contains(':')).then(|| Value::Str(Text::from(text)));
     }
     let letters = first.is_alphabetic() || first == '/' || first == '$' || first == '_';
     let special = matches!(
@@ -203,7 +200,7 @@ fn plain(text: &str) -> Option<Value> {
             | "inf"
             | "infinity"
     );
-    (letters && !special).then(|| Value::Str(text.to_string()))
+    (letters && !special).then(|| Value::Str(Text::from(text)))
 }
 
 #[cfg(test)]
@@ -223,6 +220,29 @@ mod tests {
             Err(e) => panic!("built fast, refused by serde-saphyr ({e:?}):\n{text}"),
         }
         true
+    }
+
+    /// The daemon keeps every job file's tree (the parse cache): a node or an entry that grows
+    /// grows the idle daemon by that much per node (BENCHMARKS.md, issue 14, seventh pass).
+    #[test]
+    fn cached_tree_nodes_stay_small() {
+        assert_eq!(std::mem::size_of::<Node>(), 72);
+        assert_eq!(std::mem::size_of::<Entry>(), 120);
+        let tree =
+            fast_tree("name: a-job-named-with-24b\nlong: a string longer than twenty-four bytes\n")
+                .unwrap();
+        let Value::Map(entries) = &tree.value else {
+            panic!("{tree:?}")
+        };
+        let text = |i: usize| match &entries[i].value.value {
+            Value::Str(s) => s.clone(),
+            other => panic!("{other:?}"),
+        };
+        // Up to 24 bytes are held inline, longer ones on the heap; both read the same.
+        assert!(!text(0).is_heap_allocated());
+        assert!(text(1).is_heap_allocated());
+        assert_eq!(text(1), "a string longer than twenty-four bytes");
+        assert_eq!(entries[1].key, "long");
     }
 
     #[test]

@@ -60,7 +60,7 @@ fn key_of(entry: &Entry) -> Result<&str, Declined> {
 impl<'a> NodeDe<'a> {
     fn int(&self) -> Result<i128, Declined> {
         match self.0.value {
-            Value::Int(i) => Ok(i),
+            Value::Int(i) => Ok(i.get()),
             _ => Err(Declined),
         }
     }
@@ -91,7 +91,7 @@ impl<'de, 'a> Deserializer<'de> for NodeDe<'a> {
     fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Declined> {
         match &self.0.value {
             Value::Bool(b) => v.visit_bool(*b),
-            Value::Int(i) => match i64::try_from(*i) {
+            Value::Int(i) => match i64::try_from(i.get()) {
                 Ok(n) => v.visit_i64(n),
                 Err(_) => Err(Declined),
             },
