@@ -189,21 +189,23 @@ fn memory(out: &mut String, results: &[Measured]) {
     let base = &results[0];
     let _ = writeln!(
         out,
-        "\n**Daemon memory** (`/proc/PID/status`; idle = 2 s after startup and the steady-state reconciles)\n"
+        "\n**Daemon memory** (`/proc/PID/status`; idle = 2 s after startup and the steady-state reconciles; 12 s idle = 10 s later)\n"
     );
     let _ = writeln!(
         out,
-        "| jobs | idle VmRSS (MiB) | idle RssAnon (MiB) | VmHWM at idle (MiB) | threads | VmRSS after the trigger runs (MiB) | VmHWM at the end (MiB) | idle VmRSS vs {} jobs |",
+        "| jobs | idle VmRSS (MiB) | idle RssAnon (MiB) | 12 s idle VmRSS (MiB) | 12 s idle RssAnon (MiB) | VmHWM at idle (MiB) | threads | VmRSS after the trigger runs (MiB) | VmHWM at the end (MiB) | idle VmRSS vs {} jobs |",
         base.n
     );
-    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for m in results {
         let _ = writeln!(
             out,
-            "| {} | **{:.1}** | {:.1} | {:.1} | {} | {:.1} | {:.1} | {:.2} |",
+            "| {} | **{:.1}** | {:.1} | **{:.1}** | {:.1} | {:.1} | {} | {:.1} | {:.1} | {:.2} |",
             m.n,
             mib(m.idle.rss_kib),
             mib(m.idle.anon_kib),
+            mib(m.idle_later.rss_kib),
+            mib(m.idle_later.anon_kib),
             mib(m.idle.hwm_kib),
             m.idle.threads,
             mib(m.after.rss_kib),

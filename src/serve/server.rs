@@ -254,14 +254,23 @@ pub(crate) fn check_read(state: &AppState, headers: &HeaderMap) -> Result<(), Ap
 /// Every JSON answer: its strings are scrubbed of secrets (`redact::text`) on the way out, so
 /// that Flink's error text, repo text and records of older versions never reach a client with a
 /// credential in them.
+/// Written as text and scrubbed as text, without a `serde_json::Value` of the answer (the status
+/// of 1,000 jobs was ~7 MiB of short-lived maps, left in the idle daemon's heap;
+/// BENCHMARKS.md, issue 14, seventh pass).
 fn json(v: impl serde::Serialize) -> ApiResult {
-    Ok(axum::Json(scrubbed(v)?).into_response())
+    let text = serde_json::to_string(&v)?;
+    let clean =
+        crate::redact::json_text_strings(&text).unwrap_or_else(|| crate::redact::text(&text));
+    Ok(([(header::CONTENT_TYPE, "application/json")], clean).into_response())
 }
 
-fn scrubbed(v: impl serde::Serialize) -> Result<serde_json::Value, ApiError> {
-    let mut value = serde_json::to_value(v)?;
-    crate::redact::json_strings(&mut value);
-    Ok(value)
+/// The daemon's status, and who leads.
+#[derive(serde::Serialize)]
+struct StatusAnswer {
+    #[serde(flatten)]
+    status: super::reconcile::Status,
+    role: &'static str,
+    leader: Option<String>,
 }
 
 async fn healthz() -> ApiResult {
@@ -340,13 +349,12 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> ApiResult
 
 async fn status(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     check_read(&state, &headers)?;
-    let mut status = serde_json::to_value(state.shared.status())?;
     let role = state.shared.leadership.view();
-    if let Some(fields) = status.as_object_mut() {
-        fields.insert("role".into(), json!(role.role));
-        fields.insert("leader".into(), json!(role.leader));
-    }
-    json(status)
+    json(StatusAnswer {
+        status: state.shared.status(),
+        role: role.role,
+        leader: role.leader,
+    })
 }
 
 async fn jobs(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
