@@ -246,6 +246,21 @@ mod tests {
     }
 
     #[test]
+    fn integers_keep_all_128_bits() {
+        use crate::load::yaml::Integer;
+        for i in [i128::MIN, -1, 0, 1, i128::from(i64::MAX) + 1, i128::MAX] {
+            assert_eq!(Integer::from(i).get(), i);
+            assert_eq!(Integer::from(i).to_string(), i.to_string());
+        }
+        // Beyond i64: serde-saphyr's tree (the fast builder declines such a number).
+        let tree = parse_tree_text("big: 18446744073709551615\n").unwrap();
+        let Value::Map(entries) = &tree.value else {
+            panic!("{tree:?}")
+        };
+        assert_eq!(entries[0].value.value, Value::Int(u64::MAX.into()));
+    }
+
+    #[test]
     fn the_repo_examples_build_the_same_tree() {
         let mut files = Vec::new();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
