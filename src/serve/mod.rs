@@ -362,10 +362,10 @@ async fn shut_down(
 }
 
 /// How often the daemon hands the memory it freed back to the operating system, besides after
-/// each reconcile: answers of the HTTP API, `/metrics` scrapes and console pages free what they
-/// built between reconciles, and those pages would otherwise stay resident until the next one
-/// (an hour apart with a long poll interval), and the observe tick every 10 s parses a cluster's
-/// job list without a reconcile when nothing changed. A trim takes well under a millisecond of
+/// each reconcile. Between reconciles (an hour apart with a long poll interval), answers of the
+/// HTTP API, `/metrics` scrapes and console pages free what they built, and the observe tick
+/// parses each cluster's job list every 10 s without a reconcile when nothing changed; their
+/// pages would stay resident until the next reconcile. A trim takes well under a millisecond of
 /// CPU at 1,000 jobs (BENCHMARKS.md, issue 14, seventh pass).
 const RELEASE_FREED_EVERY: Duration = Duration::from_secs(10);
 

@@ -254,6 +254,7 @@ pub(crate) fn check_read(state: &AppState, headers: &HeaderMap) -> Result<(), Ap
 /// Every JSON answer: its strings are scrubbed of secrets (`redact::text`) on the way out, so
 /// that Flink's error text, repo text and records of older versions never reach a client with a
 /// credential in them.
+///
 /// Written as text and scrubbed as text, without a `serde_json::Value` of the answer (the status
 /// of 1,000 jobs was ~7 MiB of short-lived maps, left in the idle daemon's heap;
 /// BENCHMARKS.md, issue 14, seventh pass).
