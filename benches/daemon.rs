@@ -290,16 +290,16 @@ fn bench_one(bin: &Path, n: usize, opts: &Options, rt: &tokio::runtime::Runtime)
     // What loading the repo alone costs (the daemon loads it in every reconcile).
     let (load_ms, load_cpu_ms) = time_loads(&remote, &head(&repo), n, opts.reconciles);
 
-    // Idle memory.
+    // Idle memory, and with --keep which mappings it is made of (heap, the binary's text,
+    // libraries).
+    let keep_smaps = |name: &str| {
+        if opts.keep {
+            let _ = fs::copy(format!("/proc/{}/smaps", daemon.pid), work.join(name));
+        }
+    };
     std::thread::sleep(Duration::from_secs(2));
     let idle = daemon.memory();
-    if opts.keep {
-        // Which mappings the idle RSS is made of (heap, the binary's text, libraries).
-        let _ = fs::copy(
-            format!("/proc/{}/smaps", daemon.pid),
-            work.join("idle.smaps"),
-        );
-    }
+    keep_smaps("idle.smaps");
     eprintln!(
         "  idle: VmRSS {:.1} MiB, VmHWM {:.1} MiB, RssAnon {:.1} MiB, {} threads",
         idle.rss_kib as f64 / 1024.0,
@@ -310,12 +310,7 @@ fn bench_one(bin: &Path, n: usize, opts: &Options, rt: &tokio::runtime::Runtime)
     // Once more after the daemon's periodic release of freed memory (every 10 s) has run.
     std::thread::sleep(Duration::from_secs(10));
     let idle_later = daemon.memory();
-    if opts.keep {
-        let _ = fs::copy(
-            format!("/proc/{}/smaps", daemon.pid),
-            work.join("idle-12s.smaps"),
-        );
-    }
+    keep_smaps("idle-12s.smaps");
 
     let (cycles, rss_after_cycles) = trigger_cycles(&daemon, &fake, &repo, &remote, n, opts);
     eprintln!(

@@ -4,7 +4,8 @@
 /// arenas, one per thread that allocated: a daemon's idle RSS would stay its busiest moment's
 /// (see BENCHMARKS.md: 48.8 → 29.7 MiB at 1,000 jobs), and a load's parsing threads leave
 /// their arenas full of freed trees that no later allocation on another thread can reuse.
-/// Costs a few milliseconds; called after a reconcile and after the CLI's load.
+/// Costs at most a few milliseconds; called after a reconcile, every 10 s in `weir serve`, and
+/// after the CLI's load.
 pub fn release_freed() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -477,6 +477,12 @@ pub fn json_text_strings(json: &str) -> Option<String> {
     Some(out)
 }
 
+/// `json` with every string value scrubbed ([`json_text_strings`]); text that is not JSON is
+/// scrubbed as text ([`text`]).
+pub fn json_text(json: &str) -> String {
+    json_text_strings(json).unwrap_or_else(|| text(json))
+}
+
 /// The writer of weir's log lines (stderr): every line is scrubbed with [`text`] and its control
 /// characters escaped (but its final line break) before it is written, whatever logged it —
 /// repo text, Flink's errors, a dependency's message.

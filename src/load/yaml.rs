@@ -52,10 +52,7 @@ impl Pos {
     }
 
     fn from_location(l: Location) -> Option<Pos> {
-        (l.line() > 0).then(|| Pos {
-            line: u32::try_from(l.line()).unwrap_or(u32::MAX),
-            column: u32::try_from(l.column()).unwrap_or(u32::MAX).max(1),
-        })
+        (l.line() > 0).then(|| Pos::new(l.line() as usize, (l.column() as usize).max(1)))
     }
 
     /// Line/column of byte `offset` in `text` (columns count characters).

@@ -260,8 +260,7 @@ pub(crate) fn check_read(state: &AppState, headers: &HeaderMap) -> Result<(), Ap
 /// BENCHMARKS.md, issue 14, seventh pass).
 fn json(v: impl serde::Serialize) -> ApiResult {
     let text = serde_json::to_string(&v)?;
-    let clean =
-        crate::redact::json_text_strings(&text).unwrap_or_else(|| crate::redact::text(&text));
+    let clean = crate::redact::json_text(&text);
     Ok(([(header::CONTENT_TYPE, "application/json")], clean).into_response())
 }
 

@@ -29,12 +29,6 @@ async fn insert_jobs(
 pub(super) const APPLY_SELECT: &str = "SELECT id, plan_id, started_at_ms, revision, triggered_by,
     finished_at_ms, outcome, error FROM applies";
 
-/// `json` with every string value scrubbed (`redact::json_text_strings`); text that is not JSON
-/// is scrubbed as text.
-fn scrubbed_json(json: &str) -> String {
-    crate::redact::json_text_strings(json).unwrap_or_else(|| crate::redact::text(json))
-}
-
 impl Store {
     // ---- plans -------------------------------------------------------------------------------
 
@@ -53,7 +47,7 @@ impl Store {
         .bind(&p.summary)
         // Diffs are redacted by the planner; warnings and errors may quote Flink or a known
         // secret value (the strings are scrubbed, the document stays the same JSON).
-        .bind(scrubbed_json(&p.plan_json))
+        .bind(crate::redact::json_text(&p.plan_json))
         .execute(&mut *tx)
         .await
         .map_err(self.query(OP))?;
