@@ -1,8 +1,9 @@
 //! Parsed job files by Git blob id, so that a daemon loading commit after commit parses only the
 //! job files that changed.
 //!
-//! Only the parse is cached: the YAML tree, the structural problems and the deserialized
-//! [`JobFile`], which are a function of the file's bytes alone (the blob id names those bytes).
+//! Only the parse is cached: the YAML tree (packed, see [`KeptParse`]), the structural problems
+//! and the deserialized [`JobFile`], which are a function of the file's bytes alone (the blob id
+//! names those bytes).
 //! Everything that depends on other files — `weir.yaml` (clusters, the SQL runner, default
 //! savepoint directories), a `sqlFile`, a repo jar, duplicate names across files — is checked on
 //! every load from the cached parse, exactly as for a fresh one. A change of any of those files
@@ -14,6 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use git2::Oid;
 
 use super::job_parse::ParsedYaml;
+use super::yaml::{self, Node, Problem};
 use crate::spec::JobFile;
 
 /// The parses of the last load's job files, by blob id. Share one between the loads of one
@@ -67,7 +69,63 @@ impl ParseCache {
 
 /// A job file's parse and the SHA-256 of its bytes (hex), by blob id: a load that finds a
 /// file's blob id here needs neither its parse nor its bytes.
-pub(super) type Parses = HashMap<Oid, (Arc<ParsedYaml<JobFile>>, String)>;
+pub(super) type Parses = HashMap<Oid, (Arc<KeptParse>, String)>;
+
+/// A job file's parse as the cache keeps it between loads: the tree packed into one byte string
+/// (as nodes, the trees of 1,000 job files were 3.1 MiB of a daemon's 10 MiB heap in 36,000
+/// allocations; BENCHMARKS.md, issue 14, eighth pass), and the deserialized file only when the
+/// tree cannot give it again (it repeats the tree's strings). A load unpacks what it uses.
+pub(super) struct KeptParse {
+    problems: Vec<Problem>,
+    /// `None`: the text did not parse.
+    tree: Option<Box<[u8]>>,
+    value: Option<JobFile>,
+    value_in_tree: bool,
+}
+
+impl KeptParse {
+    /// What to keep of `parse`.
+    pub fn of(parse: &ParsedYaml<JobFile>) -> Self {
+        let (tree, value) = match &parse.parsed {
+            Some((tree, value)) => (Some(tree.pack()), value.as_ref()),
+            None => (None, None),
+        };
+        KeptParse {
+            problems: parse.problems.clone(),
+            tree,
+            value: value.filter(|_| !parse.value_in_tree).cloned(),
+            value_in_tree: parse.value_in_tree,
+        }
+    }
+
+    /// Whether it holds a deserialized job file of its own.
+    #[cfg(test)]
+    pub fn holds_a_job_file(&self) -> bool {
+        self.value.is_some()
+    }
+
+    /// The parse kept, as parsed; `None` if it cannot be had again (never expected: the file
+    /// is then parsed anew).
+    pub fn unpack(&self) -> Option<ParsedYaml<JobFile>> {
+        let parsed = match &self.tree {
+            Some(packed) => {
+                let tree = Node::unpack(packed)?;
+                let value = if self.value_in_tree {
+                    Some(yaml::typed_from_tree(&tree)?)
+                } else {
+                    self.value.clone()
+                };
+                Some((tree, value))
+            }
+            None => None,
+        };
+        Some(ParsedYaml {
+            problems: self.problems.clone(),
+            parsed,
+            value_in_tree: self.value_in_tree,
+        })
+    }
+}
 
 /// One load's view of the cache: what the previous load parsed (read by the parsing threads),
 /// and what this one used.
@@ -85,7 +143,7 @@ impl Generation {
     }
 
     /// Keeps the parse of blob `id` (`None`: not parsed) and its SHA-256 for the next load.
-    pub fn keep(&mut self, id: Oid, parsed: &Option<Arc<ParsedYaml<JobFile>>>, sha256: &str) {
+    pub fn keep(&mut self, id: Oid, parsed: &Option<Arc<KeptParse>>, sha256: &str) {
         if let Some(known) = self.previous.get(&id) {
             self.hits += 1;
             self.next.insert(id, known.clone());

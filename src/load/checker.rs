@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+use super::cache::KeptParse;
 use super::checks::{ReadFailure, looks_like_uri, read_failure, uri_message};
 use super::config_checks::{check_cluster_ref, check_config};
-use super::job_parse::{JobParse, JobRead, ParsedYaml, parse_yaml_text};
+use super::job_parse::{JobRead, ParsedYaml, parse_yaml_text};
 use super::program::{JarFields, check_entry_class};
 use super::yaml::{Node, Problem, Seg, path};
 use super::{
@@ -107,11 +108,11 @@ pub(super) struct JobChecked {
     pub(super) outcome: JobOutcome,
     pub(super) records: Records,
     /// Its blob id, parse and SHA-256, for the parse cache (when the load keeps parses).
-    pub(super) parse: Option<(git2::Oid, Option<JobParse>, String)>,
+    pub(super) parse: Option<(git2::Oid, Option<Arc<KeptParse>>, String)>,
 }
 
 /// Checks a job file read and parsed by [`super::job_parse::read_job_file`]. `keep_parse`: the
-/// load keeps the parse for the next (its deserialized file is then copied, not taken).
+/// load keeps the parse for the next.
 pub(super) fn check_job_file(
     shared: &Shared<'_>,
     file: &str,
@@ -120,29 +121,38 @@ pub(super) fn check_job_file(
     keep_parse: bool,
 ) -> JobChecked {
     let mut checker = Checker::new(shared);
-    let JobRead { content, parsed } = read;
-    let (parsed, kept) = match content {
+    let JobRead {
+        content,
+        mut parsed,
+        kept,
+    } = read;
+    let (blob_id, kept) = match content {
         Ok(content) => {
-            let kept = content
-                .blob_id
-                .filter(|_| keep_parse)
-                .map(|id| (id, parsed.clone(), content.sha256.clone()));
-            checker.records.track(file, content.blob_id, content.sha256);
+            checker
+                .records
+                .track(file, content.blob_id, content.sha256.clone());
             if let Some(p) = &parsed {
                 checker.records.emit(file, p.problems.clone());
             }
-            (parsed, kept)
+            let blob_id = content.blob_id.filter(|_| keep_parse);
+            // Packed before the checks take the deserialized file.
+            let kept = blob_id.and(kept.or_else(|| {
+                let p = parsed.as_ref()?;
+                Some(Arc::new(KeptParse::of(p)))
+            }));
+            (blob_id.map(|id| (id, content.sha256)), kept)
         }
         Err(e) => {
             checker.read_failed(file, e);
             (None, None)
         }
     };
-    let outcome = checker.finish_job(file, parsed, ctx);
+    let job_file = parsed.as_mut().and_then(|p| p.parsed.as_mut()?.1.take());
+    let outcome = checker.finish_job(file, parsed.as_ref(), job_file, ctx);
     JobChecked {
         outcome,
         records: checker.records,
-        parse: kept,
+        parse: blob_id.map(|(id, sha256)| (id, kept, sha256)),
     }
 }
 
@@ -233,7 +243,9 @@ impl<'a> Checker<'a> {
                 return None;
             }
         };
-        let ParsedYaml { problems, parsed } = parse_yaml_text(&bytes, schema, what);
+        let ParsedYaml {
+            problems, parsed, ..
+        } = parse_yaml_text(&bytes, schema, what);
         self.records.emit(file, problems);
         parsed
     }
@@ -301,21 +313,16 @@ impl<'a> Checker<'a> {
         (Some(config), runner)
     }
 
-    /// A job file's outcome, from its parse (`None`: unreadable, already reported). The parse
-    /// may be shared with the cache: only the deserialized file is then copied (the checks
-    /// consume it), never the tree.
+    /// A job file's outcome, from its parse (`None`: unreadable, already reported) and its
+    /// deserialized file (`None`: it did not deserialize).
     fn finish_job(
         &mut self,
         file: &str,
-        parsed: Option<Arc<ParsedYaml<JobFile>>>,
+        parsed: Option<&ParsedYaml<JobFile>>,
+        job_file: Option<JobFile>,
         ctx: &Context<'_>,
     ) -> JobOutcome {
-        let mut parsed = parsed;
-        let job_file = parsed.as_mut().and_then(|p| match Arc::get_mut(p) {
-            Some(owned) => owned.parsed.as_mut().and_then(|(_, jf)| jf.take()),
-            None => p.parsed.as_ref().and_then(|(_, jf)| jf.clone()),
-        });
-        let Some((tree, _)) = parsed.as_deref().and_then(|p| p.parsed.as_ref()) else {
+        let Some((tree, _)) = parsed.and_then(|p| p.parsed.as_ref()) else {
             return JobOutcome {
                 file: file.to_string(),
                 name: None,

@@ -7,9 +7,9 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::MAX_YAML_BYTES;
-use super::cache;
+use super::cache::{self, KeptParse};
 use super::shape;
-use super::yaml::{self, ParseFailure, Pos, Problem, Value};
+use super::yaml::{self, ParseFailure, Pos, Problem, TypedFrom, Value};
 use crate::git::{GitError, RepoFiles};
 use crate::spec::JobFile;
 
@@ -29,6 +29,11 @@ const MAX_PARSE_THREADS: usize = 4;
 pub(super) struct ParsedYaml<T> {
     pub(super) problems: Vec<Problem>,
     pub(super) parsed: Option<(yaml::Node, Option<T>)>,
+    /// The value deserialized from the tree, which gives it again (it may have been taken
+    /// since). A job file's parse kept in the [`cache`] keeps no such value: it repeats the
+    /// tree's strings (1.3 MiB of a daemon's 10 MiB heap at 1,000 jobs; BENCHMARKS.md, issue
+    /// 14, eighth pass), and the checks consume a copy of it anyway.
+    pub(super) value_in_tree: bool,
 }
 
 /// Parse a YAML file's text: UTF-8, one document, a mapping at the top, the structural check
@@ -41,6 +46,7 @@ pub(super) fn parse_yaml_text<T: DeserializeOwned>(
     let failed = |problem: Problem| ParsedYaml {
         problems: vec![problem],
         parsed: None,
+        value_in_tree: false,
     };
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
@@ -78,33 +84,33 @@ pub(super) fn parse_yaml_text<T: DeserializeOwned>(
     }
     let mut problems = yaml::duplicate_keys(&tree);
     problems.extend(shape::check(schema, &tree));
-    let value = match yaml::parse_typed::<T>(text, &tree) {
-        Ok(value) => Some(value),
+    let (value, typed_from) = match yaml::parse_typed::<T>(text, &tree) {
+        Ok((value, from)) => (Some(value), from),
         Err(p) => {
             let duplicate = problems.iter().any(|q| q.pos == p.pos)
                 || (!problems.is_empty() && yaml::is_structural(&p));
             if !duplicate {
                 problems.push(p);
             }
-            None
+            (None, TypedFrom::Text)
         }
     };
     let value = if problems.is_empty() { value } else { None };
     ParsedYaml {
         problems,
+        value_in_tree: value.is_some() && typed_from == TypedFrom::Tree,
         parsed: Some((tree, value)),
     }
 }
-
-/// A job file's parse, shared with the parse cache.
-pub(super) type JobParse = Arc<ParsedYaml<JobFile>>;
 
 /// A job file read and parsed on a worker thread.
 pub(super) struct JobRead {
     /// Its blob id and SHA-256, or why it could not be read.
     pub(super) content: Result<ReadContent, GitError>,
     /// `None` when it could not be read.
-    pub(super) parsed: Option<JobParse>,
+    pub(super) parsed: Option<ParsedYaml<JobFile>>,
+    /// The cache's entry it was unpacked from, if so.
+    pub(super) kept: Option<Arc<KeptParse>>,
 }
 
 pub(super) struct ReadContent {
@@ -120,16 +126,20 @@ pub(super) fn read_job_file(
     previous: Option<&cache::Parses>,
     schema: &serde_json::Value,
 ) -> JobRead {
-    if let Some(previous) = previous
-        && let Some(id) = files.blob_id(file)
-        && let Some((parsed, sha256)) = previous.get(&id)
+    let unpacked = |id: git2::Oid| {
+        let (kept, sha256) = previous?.get(&id)?;
+        Some((kept.unpack()?, kept.clone(), sha256))
+    };
+    if let Some(id) = files.blob_id(file)
+        && let Some((parsed, kept, sha256)) = unpacked(id)
     {
         return JobRead {
             content: Ok(ReadContent {
                 blob_id: Some(id),
                 sha256: sha256.clone(),
             }),
-            parsed: Some(parsed.clone()),
+            parsed: Some(parsed),
+            kept: Some(kept),
         };
     }
     let content = match files.read(file, MAX_YAML_BYTES) {
@@ -138,21 +148,24 @@ pub(super) fn read_job_file(
             return JobRead {
                 content: Err(e),
                 parsed: None,
+                kept: None,
             };
         }
     };
-    let known = content
-        .blob_id
-        .and_then(|id| previous?.get(&id))
-        .map(|(parsed, _)| parsed.clone());
-    let parsed = known
-        .unwrap_or_else(|| Arc::new(parse_yaml_text(&content.bytes, schema, JOB_FILE_EXPECTED)));
+    let (parsed, kept) = match content.blob_id.and_then(unpacked) {
+        Some((parsed, kept, _)) => (parsed, Some(kept)),
+        None => (
+            parse_yaml_text(&content.bytes, schema, JOB_FILE_EXPECTED),
+            None,
+        ),
+    };
     JobRead {
         content: Ok(ReadContent {
             blob_id: content.blob_id,
             sha256: hex::encode(Sha256::digest(&content.bytes)),
         }),
         parsed: Some(parsed),
+        kept,
     }
 }
 

@@ -16,6 +16,7 @@ use serde_saphyr::{Error as YamlError, Location, MessageFormatter, Spanned};
 mod fast_tree;
 mod from_tree;
 mod messages;
+mod packed;
 pub(crate) use messages::{suggest, unknown_field_message, unknown_value_message};
 
 /// Every `.yaml`/`.yml` file under `dir` (the fast paths' tests compare both paths on them).
@@ -669,15 +670,33 @@ pub(crate) fn duplicate_keys(tree: &Node) -> Vec<Problem> {
     out
 }
 
+/// Which of a file's two forms its typed value was deserialized from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TypedFrom {
+    /// The tree: [`typed_from_tree`] gives the same value again.
+    Tree,
+    /// The text (the tree's fast path declined the file).
+    Text,
+}
+
 /// Deserialize `text` into `T`; on error, a problem positioned and named with `tree`.
 ///
 /// `tree` is `text` parsed: most files are taken from it without scanning the text again (see
 /// [`from_tree`]); the others, and every file with a problem, are deserialized from the text.
-pub(crate) fn parse_typed<T: DeserializeOwned>(text: &str, tree: &Node) -> Result<T, Problem> {
-    if let Some(value) = from_tree::typed_from_tree(tree) {
-        return Ok(value);
+pub(crate) fn parse_typed<T: DeserializeOwned>(
+    text: &str,
+    tree: &Node,
+) -> Result<(T, TypedFrom), Problem> {
+    if let Some(value) = typed_from_tree(tree) {
+        return Ok((value, TypedFrom::Tree));
     }
-    parse_typed_text(text, tree)
+    parse_typed_text(text, tree).map(|value| (value, TypedFrom::Text))
+}
+
+/// `T` from `tree` alone, or `None` when the fast path does not take this file (see
+/// [`from_tree`]); deterministic, so a file it took once it takes again, with the same value.
+pub(crate) fn typed_from_tree<T: DeserializeOwned>(tree: &Node) -> Option<T> {
+    from_tree::typed_from_tree(tree)
 }
 
 /// [`parse_typed`] without the fast path.

@@ -276,3 +276,45 @@ fn a_load_on_several_threads_records_what_one_thread_does() {
         );
     }
 }
+
+/// The cache keeps a parse packed, with the deserialized job file only when the tree cannot
+/// give it again (a number where the file wants a string: the tree's fast path declines it);
+/// unpacked, it is the parse, value included.
+#[test]
+fn a_kept_parse_unpacks_to_the_parse_and_holds_a_job_file_only_when_its_tree_cannot_give_it() {
+    use crate::load::cache::KeptParse;
+    use crate::load::job_parse::{JOB_FILE_EXPECTED, parse_yaml_text};
+    let schema = schema::cached_job_file_schema();
+    let from_text = JAR_JOB.replace(
+        "  name: orders\n",
+        "  name: orders\n  labels:\n    tier: 1\n",
+    );
+    let invalid = JAR_JOB.replace("parallelism: 2", "parallelism: two");
+    for (text, in_tree) in [
+        (JAR_JOB.to_string(), true),
+        (from_text, false),
+        (invalid, false),
+    ] {
+        let parse = parse_yaml_text(text.as_bytes(), schema, JOB_FILE_EXPECTED);
+        assert_eq!(parse.value_in_tree, in_tree, "{text}");
+        let kept = KeptParse::of(&parse);
+        assert_eq!(
+            kept.holds_a_job_file(),
+            !in_tree && parse.problems.is_empty()
+        );
+        let unpacked = kept.unpack().expect("a kept parse unpacks");
+        let (tree, value) = parse.parsed.as_ref().unwrap();
+        let (unpacked_tree, unpacked_value) = unpacked.parsed.as_ref().unwrap();
+        assert_eq!(unpacked_value, value, "{text}");
+        assert_eq!(value.is_some(), parse.problems.is_empty());
+        assert_eq!(unpacked.problems, parse.problems);
+        assert_eq!(unpacked.value_in_tree, parse.value_in_tree);
+        // The same tree, but for the byte ranges only the parse reads.
+        assert_eq!(unpacked_tree.pack(), tree.pack());
+    }
+    // A file that did not parse is kept as such.
+    let broken = parse_yaml_text(b"apiVersion: [", schema, JOB_FILE_EXPECTED);
+    let unpacked = KeptParse::of(&broken).unpack().unwrap();
+    assert!(unpacked.parsed.is_none());
+    assert_eq!(unpacked.problems, broken.problems);
+}
