@@ -11,7 +11,7 @@
 //! the baseline of the memory and latency ratios), `WEIR_BENCH_RUNS` / `--runs` (trigger runs per
 //! trigger kind, default 5), `WEIR_BENCH_RECONCILES` / `--reconciles` (steady-state reconciles
 //! counted, default 5), `--keep` keeps the work directories (repo, bare remote, store, daemon
-//! log, and the idle daemon's `/proc/PID/smaps` as `idle.smaps` and `idle-12s.smaps`).
+//! log, and the idle daemon's `/proc/PID/smaps` as `idle.smaps` and `idle-32s.smaps`).
 //!
 //! Per N the bench
 //! 1. starts the fake Flink 2.x REST API of `src/testing/fake_flink.rs` (in-process, 127.0.0.1:0, every
@@ -28,7 +28,8 @@
 //!    made, its duration (from the daemon's status) and the daemon's CPU time over it; then loads
 //!    the same commit in-process (`weir::load::load_repo`) for comparison;
 //! 4. **idle memory**: waits 2 s and reads `VmRSS`, `VmHWM`, `RssAnon` of `/proc/PID/status`,
-//!    and again 10 s later (after the daemon's periodic release of freed memory);
+//!    and again 30 s later (after the daemon's periodic release of freed memory, every 10 s, and
+//!    its store pool's closing of connections unused for 10 s);
 //! 5. **trigger latency**: `--runs` times each, alternating which goes first, changes the args of
 //!    one `upgradeMode: savepoint` jar job, commits and pushes, then sends either a signed GitHub
 //!    push webhook (`X-Hub-Signature-256`, `POST /api/v1/webhooks/github`) or the baseline
@@ -307,10 +308,12 @@ fn bench_one(bin: &Path, n: usize, opts: &Options, rt: &tokio::runtime::Runtime)
         idle.anon_kib as f64 / 1024.0,
         idle.threads
     );
-    // Once more after the daemon's periodic release of freed memory (every 10 s) has run.
-    std::thread::sleep(Duration::from_secs(10));
+    // Once more after the daemon's periodic release of freed memory (every 10 s) has run and its
+    // store pool has closed the connections the reconciles left open (unused for 10 s, checked
+    // every 10 s).
+    std::thread::sleep(Duration::from_secs(30));
     let idle_later = daemon.memory();
-    keep_smaps("idle-12s.smaps");
+    keep_smaps("idle-32s.smaps");
 
     let (cycles, rss_after_cycles) = trigger_cycles(&daemon, &fake, &repo, &remote, n, opts);
     eprintln!(

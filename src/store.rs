@@ -243,12 +243,16 @@ impl Store {
                     source,
                 })?;
         }
-        let pool = backend::sqlite_pool(&backend::sqlite_url(path), MAX_CONNECTIONS, false)
-            .await
-            .map_err(|source| StoreError::Open {
-                path: owned.clone(),
-                source,
-            })?;
+        let pool = backend::sqlite_pool(
+            &backend::sqlite_url(path),
+            MAX_CONNECTIONS,
+            Some(backend::SQLITE_IDLE_TIMEOUT),
+        )
+        .await
+        .map_err(|source| StoreError::Open {
+            path: owned.clone(),
+            source,
+        })?;
         let store = Store {
             pool,
             path: Arc::new(owned),
@@ -264,7 +268,7 @@ impl Store {
     pub async fn open_in_memory() -> Result<Store, StoreError> {
         let path = PathBuf::from(":memory:");
         // One connection that is never closed: the database lives as long as it does.
-        let pool = backend::sqlite_pool("sqlite::memory:", 1, true)
+        let pool = backend::sqlite_pool("sqlite::memory:", 1, None)
             .await
             .map_err(|source| StoreError::Open {
                 path: path.clone(),

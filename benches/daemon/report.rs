@@ -189,18 +189,18 @@ fn memory(out: &mut String, results: &[Measured]) {
     let base = &results[0];
     let _ = writeln!(
         out,
-        "\n**Daemon memory** (`/proc/PID/status`; idle = 2 s after startup and the steady-state reconciles; 12 s idle = 10 s later)\n"
+        "\n**Daemon memory** (`/proc/PID/status`; idle = 2 s after startup and the steady-state reconciles; 32 s idle = 30 s later)\n"
     );
     let _ = writeln!(
         out,
-        "| jobs | idle VmRSS (MiB) | idle RssAnon (MiB) | 12 s idle VmRSS (MiB) | 12 s idle RssAnon (MiB) | VmHWM at idle (MiB) | threads | VmRSS after the trigger runs (MiB) | VmHWM at the end (MiB) | idle VmRSS vs {} jobs |",
+        "| jobs | idle VmRSS (MiB) | idle RssAnon (MiB) | 32 s idle VmRSS (MiB) | 32 s idle RssAnon (MiB) | VmHWM at idle (MiB) | threads (idle, 32 s) | VmRSS after the trigger runs (MiB) | VmHWM at the end (MiB) | idle VmRSS vs {} jobs |",
         base.n
     );
     let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for m in results {
         let _ = writeln!(
             out,
-            "| {} | **{:.1}** | {:.1} | **{:.1}** | {:.1} | {:.1} | {} | {:.1} | {:.1} | {:.2} |",
+            "| {} | **{:.1}** | {:.1} | **{:.1}** | {:.1} | {:.1} | {}, {} | {:.1} | {:.1} | {:.2} |",
             m.n,
             mib(m.idle.rss_kib),
             mib(m.idle.anon_kib),
@@ -208,6 +208,7 @@ fn memory(out: &mut String, results: &[Measured]) {
             mib(m.idle_later.anon_kib),
             mib(m.idle.hwm_kib),
             m.idle.threads,
+            m.idle_later.threads,
             mib(m.after.rss_kib),
             mib(m.after.hwm_kib),
             m.idle.rss_kib as f64 / base.idle.rss_kib as f64

@@ -82,3 +82,41 @@ async fn copy_preserves_every_record_and_refuses_a_non_empty_target() {
         "{again:#}"
     );
 }
+
+// ---- SQLite connections -----------------------------------------------------------------------
+
+/// A store file's pool closes connections nobody used for a while (each holds caches an idle
+/// daemon does not need), and opens them again when asked.
+#[tokio::test]
+async fn a_store_file_closes_the_connections_it_does_not_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = backend::sqlite_url(&dir.path().join("state.db"));
+    let unused = Duration::from_millis(200);
+    let pool = backend::sqlite_pool(&url, 4, Some(unused)).await.unwrap();
+    // Three at once: the pool opens three connections.
+    let held = futures::future::join_all((0..3).map(|_| pool.acquire())).await;
+    let held: Vec<_> = held.into_iter().map(Result::unwrap).collect();
+    assert_eq!(pool.size(), 3);
+    drop(held);
+    let closed = tokio::time::Instant::now() + Duration::from_secs(10);
+    while pool.size() > 0 {
+        assert!(
+            tokio::time::Instant::now() < closed,
+            "{} still open",
+            pool.size()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let one: i64 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    // The store itself: unused connections close after `SQLITE_IDLE_TIMEOUT`.
+    let store = Store::open(&dir.path().join("store.db")).await.unwrap();
+    assert_eq!(
+        store.pool.options().get_idle_timeout(),
+        Some(backend::SQLITE_IDLE_TIMEOUT)
+    );
+    assert_eq!(store.pool.options().get_min_connections(), 0);
+}
