@@ -79,7 +79,8 @@ pub(super) struct KeptParse {
     problems: Vec<Problem>,
     /// `None`: the text did not parse.
     tree: Option<Box<[u8]>>,
-    value: Option<JobFile>,
+    /// Boxed: most kept parses hold none, and a `JobFile` is hundreds of bytes.
+    value: Option<Box<JobFile>>,
     value_in_tree: bool,
 }
 
@@ -93,7 +94,9 @@ impl KeptParse {
         KeptParse {
             problems: parse.problems.clone(),
             tree,
-            value: value.filter(|_| !parse.value_in_tree).cloned(),
+            value: value
+                .filter(|_| !parse.value_in_tree)
+                .map(|v| Box::new(v.clone())),
             value_in_tree: parse.value_in_tree,
         }
     }
@@ -113,7 +116,7 @@ impl KeptParse {
                 let value = if self.value_in_tree {
                     Some(yaml::typed_from_tree(&tree)?)
                 } else {
-                    self.value.clone()
+                    self.value.as_deref().cloned()
                 };
                 Some((tree, value))
             }

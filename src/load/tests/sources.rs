@@ -318,3 +318,10 @@ fn a_kept_parse_unpacks_to_the_parse_and_holds_a_job_file_only_when_its_tree_can
     assert!(unpacked.parsed.is_none());
     assert_eq!(unpacked.problems, broken.problems);
 }
+
+/// A kept parse is small whatever it holds: the cache keeps one per job file for as long as the
+/// file is in the repo (a `JobFile` inline made each 600 bytes).
+#[test]
+fn a_kept_parse_stays_small() {
+    assert!(std::mem::size_of::<crate::load::cache::KeptParse>() <= 64);
+}
