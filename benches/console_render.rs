@@ -50,14 +50,14 @@ fn data(n: usize) -> (Status, JobsOverview) {
     }
     let jobs: Vec<JobStatus> = (0..n)
         .map(|i| JobStatus {
-            name: format!("team{}-pipeline-{i:05}", i % 12),
-            cluster: format!("cluster-{}", i % 4),
+            name: format!("team{}-pipeline-{i:05}", i % 12).into(),
+            cluster: format!("cluster-{}", i % 4).into(),
             sync: syncs[i % syncs.len()].into(),
             health: states[i % states.len()].into(),
-            job_id: format!("{:032x}", i as u128 * 7919),
-            last_savepoint: format!("s3://bucket/savepoints/savepoint-{i:06}"),
+            job_id: format!("{:032x}", i as u128 * 7919).into(),
+            last_savepoint: format!("s3://bucket/savepoints/savepoint-{i:06}").into(),
             drift: (i % 50 == 0).then(|| "job is FAILED".to_string()),
-            file: Some(format!("jobs/team{}/pipeline-{i:05}.yaml", i % 12)),
+            file: Some(format!("jobs/team{}/pipeline-{i:05}.yaml", i % 12).into()),
             self_heal: None,
             policy: None,
             applying: None,
@@ -86,7 +86,7 @@ fn data(n: usize) -> (Status, JobsOverview) {
         blocked: (0..n)
             .step_by(97)
             .map(|i| BlockedInfo {
-                job: jobs[i].name.clone(),
+                job: jobs[i].name.to_string(),
                 revision: "8b66a7d1d0eb".into(),
                 apply_id: "apply-x".into(),
                 error: "failed".into(),

@@ -26,6 +26,12 @@ if ! pkg-config --exists openssl 2>/dev/null; then
   apt-get update -q && apt-get install -y -q libssl-dev pkg-config
 fi
 
+# An HTTPS fetch test names a CA certificate by its subject hash with the openssl command.
+if ! command -v openssl >/dev/null; then
+  log "installing openssl"
+  apt-get update -q && apt-get install -y -q openssl
+fi
+
 # The SSH fetch tests (tests/integration/remote.rs) run a real OpenSSH server; they fail, not
 # skip, without it.
 if [ ! -x /usr/sbin/sshd ]; then

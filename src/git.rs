@@ -206,6 +206,57 @@ pub fn tune_libgit2() {
     });
 }
 
+/// [`tune_libgit2`] for `main`, called before any other thread exists, with one more saving:
+/// libgit2 initialises OpenSSL at start, and OpenSSL's default trust settings parse the whole
+/// CA bundle file (~140 certificates: ~1 MiB of an idle daemon, which fetches over HTTPS, if at
+/// all, from one host). When OpenSSL's default certificate directory is hashed (as Debian's
+/// `ca-certificates` keeps it) and neither `SSL_CERT_FILE` nor `SSL_CERT_DIR` is set, the bundle
+/// file is hidden from that initialisation only: OpenSSL then finds a CA in the directory by
+/// its hash when a connection needs it. `repo.caFile` is added later as before.
+pub fn start_libgit2() {
+    let defer_bundle = std::env::var_os("SSL_CERT_FILE").is_none()
+        && std::env::var_os("SSL_CERT_DIR").is_none()
+        && openssl_cert_dir().is_some_and(|dir| is_hashed_cert_dir(&dir));
+    if defer_bundle {
+        // SAFETY: `main` calls this first, while no other thread exists to read the environment.
+        unsafe { std::env::set_var("SSL_CERT_FILE", "/nonexistent/weir-uses-the-hashed-ca-dir") };
+    }
+    tune_libgit2();
+    if defer_bundle {
+        // SAFETY: as above; children (and later TLS libraries) see the environment as it was.
+        unsafe { std::env::remove_var("SSL_CERT_FILE") };
+    }
+}
+
+/// OpenSSL's default certificate directory (`OPENSSLDIR/certs`).
+fn openssl_cert_dir() -> Option<std::path::PathBuf> {
+    // SAFETY: returns a pointer to a static NUL-terminated string compiled into OpenSSL.
+    let dir = unsafe { openssl_sys::X509_get_default_cert_dir() };
+    if dir.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, static and NUL-terminated (above).
+    let dir = unsafe { std::ffi::CStr::from_ptr(dir) };
+    Some(std::path::PathBuf::from(dir.to_str().ok()?))
+}
+
+/// Whether `dir` holds certificates named by subject hash (`1a2b3c4d.0`), as OpenSSL's
+/// directory lookup reads them.
+fn is_hashed_cert_dir(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        name.split_once('.').is_some_and(|(hash, n)| {
+            hash.len() == 8
+                && hash.bytes().all(|b| b.is_ascii_hexdigit())
+                && n.parse::<u32>().is_ok()
+        })
+    })
+}
+
 /// Read-only access to the files of a jobs repo.
 pub trait RepoFiles {
     /// Human description for messages, e.g. `working tree /src/jobs` or
@@ -553,6 +604,23 @@ impl RepoFiles for RepoSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The CA bundle is hidden from OpenSSL's initialisation only when its directory can stand
+    /// in: certificates named by subject hash.
+    #[test]
+    fn only_a_directory_of_hash_named_certificates_stands_in_for_the_ca_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_hashed_cert_dir(dir.path()), "empty");
+        std::fs::write(dir.path().join("ca-certificates.crt"), "").unwrap();
+        std::fs::write(dir.path().join("1a2b3c4d.pem"), "").unwrap();
+        std::fs::write(dir.path().join("1a2b3c4.0"), "").unwrap();
+        assert!(!is_hashed_cert_dir(dir.path()), "no hash-named certificate");
+        std::fs::write(dir.path().join("1a2b3c4d.0"), "").unwrap();
+        assert!(is_hashed_cert_dir(dir.path()));
+        assert!(!is_hashed_cert_dir(&dir.path().join("missing")));
+        // This machine's OpenSSL names its directory (Debian's is hashed by ca-certificates).
+        assert!(openssl_cert_dir().is_some());
+    }
     use git2::Signature;
 
     fn commit_all(repo: &Repository, message: &str) -> Oid {

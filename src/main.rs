@@ -27,7 +27,7 @@ enum Top {
 }
 
 fn main() {
-    weir::git::tune_libgit2();
+    weir::git::start_libgit2();
     let args = Weir::parse();
     // The daemon serves requests while it reconciles: worker threads. A CLI command is one
     // sequence of calls (its parallel work runs on its own threads): one thread, without the

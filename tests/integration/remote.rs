@@ -224,6 +224,44 @@ fn https_with_a_token_and_a_private_ca() {
     assert!(!d.log().contains("token-for-remote-tests-ok"));
 }
 
+/// `weir serve` leaves OpenSSL's CA bundle file unread at start when OpenSSL's certificate
+/// directory is hashed (`git::start_libgit2`): then a CA is found in that directory by its
+/// subject hash alone. Here the bundle file is absent and the directory holds only the test CA.
+#[test]
+fn https_trusts_a_ca_found_by_its_hash_in_the_certificate_directory() {
+    let cluster = cluster(Version::V2);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("weir hashed-directory CA");
+    let server = GitHttps::start(dir.path().join("git"), &ca, "token-for-remote-tests-ok");
+    let (_repo, _name, _bare, commit) = jobs_repo(&cluster, &server.root);
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let hash = run(Command::new("openssl")
+        .args(["x509", "-subject_hash", "-noout", "-in"])
+        .arg(&ca_file));
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    std::fs::write(certs.join(format!("{}.0", hash.trim())), &ca.pem).unwrap();
+    let url = format!("https://127.0.0.1:{}/jobs.git", server.port);
+    let d = daemon(&format!(
+        "repo:\n  url: {url}\n  token: {{env: WEIR_TEST_GIT_TOKEN}}\n"
+    ))
+    .env("WEIR_TEST_GIT_TOKEN", "token-for-remote-tests-ok")
+    .env(
+        "SSL_CERT_FILE",
+        dir.path().join("no-bundle.pem").to_str().unwrap(),
+    )
+    .env("SSL_CERT_DIR", certs.to_str().unwrap())
+    .start();
+    let s = d.wait_for(
+        "the plan of the fetched commit",
+        Duration::from_secs(60),
+        |s| s["pendingPlan"]["revision"].as_str() == Some(&commit[..12]),
+    );
+    assert_eq!(s["repo"]["commit"], commit.as_str(), "{s}");
+    assert!(server.authorized() > 0);
+}
+
 #[test]
 fn https_wrong_token_and_untrusted_certificate_are_refused_without_leaking_the_token() {
     let cluster = cluster(Version::V2);

@@ -276,7 +276,10 @@ pub fn job_page(frame: &Frame, status: &Status, d: &JobDetail) -> Markup {
         .iter()
         .map(|b| (b.job.as_str(), b.kind))
         .collect();
-    let cluster_url = status.clusters.get(&j.cluster).map(|c| c.url.as_str());
+    let cluster_url = status
+        .clusters
+        .get(j.cluster.as_str())
+        .map(|c| c.url.as_str());
     let running = j.applying.is_some();
     let content = html! {
         nav.crumbs aria-label="Breadcrumb" { a href="/" { "Jobs" } " / " }

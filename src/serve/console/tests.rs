@@ -26,7 +26,7 @@ fn job(name: &str, cluster: &str, sync: &str, health: &str) -> JobStatus {
         job_id: "3efa3ff3bf4fe7f49bf7e20002000002".into(),
         last_savepoint: "-".into(),
         drift: None,
-        file: Some(format!("jobs/{name}.yaml")),
+        file: Some(format!("jobs/{name}.yaml").into()),
         self_heal: None,
         policy: None,
         applying: None,

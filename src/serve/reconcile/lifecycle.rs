@@ -33,7 +33,7 @@ use crate::store::lifecycle::OperationOrigin;
 pub(super) fn attach_health(shared: &Shared, jobs: &mut [JobStatus]) {
     let reports = shared.job_health.lock().unwrap_or_else(|e| e.into_inner());
     for j in jobs {
-        if let Some(r) = reports.get(&j.name) {
+        if let Some(r) = reports.get(j.name.as_str()) {
             j.job_health = Some(r.health);
             j.job_health_reasons = r.reasons.clone();
         }

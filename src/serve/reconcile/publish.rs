@@ -36,8 +36,8 @@ impl Worker {
         let mut counts: BTreeMap<String, i64> = BTreeMap::new();
         let mut health: BTreeMap<String, i64> = BTreeMap::new();
         for j in &jobs {
-            *counts.entry(j.sync.clone()).or_default() += 1;
-            *health.entry(j.health.clone()).or_default() += 1;
+            *counts.entry(j.sync.to_string()).or_default() += 1;
+            *health.entry(j.health.to_string()).or_default() += 1;
         }
         self.shared.metrics.set_jobs(&counts);
         self.shared.metrics.set_health(&health);
@@ -76,7 +76,7 @@ impl Worker {
         for (name, c) in &seen.observation.clusters {
             let in_sync = !seen.plan.changes.iter().any(|ch| &ch.cluster == name)
                 && !seen.plan.errors.iter().any(|e| &e.cluster == name)
-                && !jobs.iter().any(|j| &j.cluster == name && j.drift.is_some());
+                && !jobs.iter().any(|j| j.cluster == name && j.drift.is_some());
             let last_sync = if in_sync && matches!(c, ClusterObservation::Reachable { .. }) {
                 self.shared.metrics.synced(name, now);
                 Some(now)
@@ -147,9 +147,9 @@ fn job_statuses(seen: &Seen<'_>, sync: &SyncConfig, memory: &Memory) -> Vec<JobS
                 sync: if drifted.is_some() {
                     "OutOfSync".into()
                 } else {
-                    r.sync
+                    r.sync.into()
                 },
-                file: defined.get(r.name.as_str()).map(|j| j.file.clone()),
+                file: defined.get(r.name.as_str()).map(|j| j.file.as_str().into()),
                 labels: defined
                     .get(r.name.as_str())
                     .map(|j| j.labels.clone())
@@ -161,13 +161,13 @@ fn job_statuses(seen: &Seen<'_>, sync: &SyncConfig, memory: &Memory) -> Vec<JobS
                 }),
                 policy: Some(sync.for_job(&r.name, &r.cluster)),
                 applying: seen.busy.get(&r.name).cloned(),
-                name: r.name,
-                cluster: r.cluster,
-                health: r.flink_state,
-                job_id: r.job_id,
-                last_savepoint: r.last_savepoint,
+                name: r.name.into(),
+                cluster: r.cluster.into(),
+                health: r.flink_state.into(),
+                job_id: r.job_id.into(),
+                last_savepoint: r.last_savepoint.into(),
                 drift: drifted,
-                flink_version: r.flink_version,
+                flink_version: r.flink_version.map(Into::into),
                 job_health: None,
                 job_health_reasons: Vec::new(),
             }
@@ -177,19 +177,21 @@ fn job_statuses(seen: &Seen<'_>, sync: &SyncConfig, memory: &Memory) -> Vec<JobS
         let h = &seen.history[name];
         let (health, job_id) = newest_job(seen.observation, &h.cluster, name);
         jobs.push(JobStatus {
-            name: name.clone(),
-            cluster: h.cluster.clone(),
+            name: name.into(),
+            cluster: h.cluster.as_str().into(),
             sync: "InvalidDefinition".into(),
-            health,
-            job_id,
-            last_savepoint: h.last_savepoint.clone().unwrap_or_else(|| "-".into()),
+            health: health.into(),
+            job_id: job_id.into(),
+            last_savepoint: h.last_savepoint.as_deref().unwrap_or("-").into(),
             drift: None,
-            file: Some(file.clone()),
+            file: Some(file.into()),
             self_heal: None,
             policy: Some(sync.for_job(name, &h.cluster)),
             applying: seen.busy.get(name).cloned(),
             flink_version: match seen.observation.clusters.get(&h.cluster) {
-                Some(ClusterObservation::Reachable { flink_version, .. }) => flink_version.clone(),
+                Some(ClusterObservation::Reachable { flink_version, .. }) => {
+                    flink_version.as_deref().map(Into::into)
+                }
                 _ => None,
             },
             labels: Default::default(),

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
+
 use serde::{Deserialize, Serialize};
 
 use crate::serve::config::{EffectiveSync, SyncPolicy};
@@ -148,21 +150,23 @@ pub struct ErrorInfo {
     pub message: String,
 }
 
+/// A job's line of the daemon's status, kept for every job between reconciles: its short texts
+/// are `CompactString`s (up to 24 bytes inline, no allocation of their own), the same JSON.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobStatus {
-    pub name: String,
-    pub cluster: String,
+    pub name: CompactString,
+    pub cluster: CompactString,
     /// `Synced`, `OutOfSync`, `Unknown` (cluster unreachable) or `InvalidDefinition` (its file
     /// does not load: the job keeps running its last applied spec).
-    pub sync: String,
+    pub sync: CompactString,
     /// The Flink state of its newest job (`RUNNING`, `FAILED`, ... or `-`).
-    pub health: String,
-    pub job_id: String,
-    pub last_savepoint: String,
+    pub health: CompactString,
+    pub job_id: CompactString,
+    pub last_savepoint: CompactString,
     /// Why the job needs a recover that self-heal did not (yet) do.
     pub drift: Option<String>,
-    pub file: Option<String>,
+    pub file: Option<CompactString>,
     pub self_heal: Option<HealInfo>,
     /// The sync policy and self-heal setting that hold for the job.
     pub policy: Option<EffectiveSync>,
@@ -170,7 +174,7 @@ pub struct JobStatus {
     pub applying: Option<String>,
     /// The Flink version of the job's cluster (`GET /config`), when it answered.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub flink_version: Option<String>,
+    pub flink_version: Option<CompactString>,
     /// `metadata.labels` of the definition at the current revision (empty for an invalid one);
     /// `GET /api/v1/jobs` shows them, falling back to the last applied definition's.
     #[serde(skip)]

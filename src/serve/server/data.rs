@@ -64,7 +64,7 @@ pub async fn jobs_overview(state: &AppState) -> Result<JobsOverview, ApiError> {
         .collect();
     let mut jobs = Vec::with_capacity(status.jobs.len());
     for job in status.jobs {
-        let record = records.get(&job.name);
+        let record = records.get(job.name.as_str());
         let last_apply = store
             .history(Some(&job.name), 10)
             .await?
