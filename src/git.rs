@@ -213,13 +213,16 @@ pub fn tune_libgit2() {
 /// `ca-certificates` keeps it) and neither `SSL_CERT_FILE` nor `SSL_CERT_DIR` is set, the bundle
 /// file is hidden from that initialisation only: OpenSSL then finds a CA in the directory by
 /// its hash when a connection needs it. `repo.caFile` is added later as before.
+///
+/// The bundle is hidden by pointing `SSL_CERT_FILE` at an empty file that exists: git2 probes
+/// for certificate locations before it initialises libgit2 and replaces a path that does not.
 pub fn start_libgit2() {
     let defer_bundle = std::env::var_os("SSL_CERT_FILE").is_none()
         && std::env::var_os("SSL_CERT_DIR").is_none()
         && openssl_cert_dir().is_some_and(|dir| is_hashed_cert_dir(&dir));
     if defer_bundle {
         // SAFETY: `main` calls this first, while no other thread exists to read the environment.
-        unsafe { std::env::set_var("SSL_CERT_FILE", "/nonexistent/weir-uses-the-hashed-ca-dir") };
+        unsafe { std::env::set_var("SSL_CERT_FILE", "/dev/null") };
     }
     tune_libgit2();
     if defer_bundle {

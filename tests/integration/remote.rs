@@ -226,7 +226,7 @@ fn https_with_a_token_and_a_private_ca() {
 
 /// `weir serve` leaves OpenSSL's CA bundle file unread at start when OpenSSL's certificate
 /// directory is hashed (`git::start_libgit2`): then a CA is found in that directory by its
-/// subject hash alone. Here the bundle file is absent and the directory holds only the test CA.
+/// subject hash alone. Here the bundle file is empty and the directory holds only the test CA.
 #[test]
 fn https_trusts_a_ca_found_by_its_hash_in_the_certificate_directory() {
     let cluster = cluster(Version::V2);
@@ -242,15 +242,15 @@ fn https_trusts_a_ca_found_by_its_hash_in_the_certificate_directory() {
     let certs = dir.path().join("certs");
     std::fs::create_dir(&certs).unwrap();
     std::fs::write(certs.join(format!("{}.0", hash.trim())), &ca.pem).unwrap();
+    // As `start_libgit2` leaves OpenSSL's start: a bundle file that exists and is empty.
+    let no_bundle = dir.path().join("no-bundle.pem");
+    std::fs::write(&no_bundle, "").unwrap();
     let url = format!("https://127.0.0.1:{}/jobs.git", server.port);
     let d = daemon(&format!(
         "repo:\n  url: {url}\n  token: {{env: WEIR_TEST_GIT_TOKEN}}\n"
     ))
     .env("WEIR_TEST_GIT_TOKEN", "token-for-remote-tests-ok")
-    .env(
-        "SSL_CERT_FILE",
-        dir.path().join("no-bundle.pem").to_str().unwrap(),
-    )
+    .env("SSL_CERT_FILE", no_bundle.to_str().unwrap())
     .env("SSL_CERT_DIR", certs.to_str().unwrap())
     .start();
     let s = d.wait_for(
