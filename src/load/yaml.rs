@@ -35,8 +35,8 @@ fn yaml_files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
 /// A 1-based line/column position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Pos {
-    /// 32 bits: a file is at most `MAX_YAML_BYTES` (trees of parsed files are cached, every byte
-    /// of a node counts).
+    /// 32 bits: a file is at most `MAX_YAML_BYTES` (a load builds a tree per file, or unpacks
+    /// the kept one: every byte of a node counts).
     pub line: u32,
     pub column: u32,
 }
@@ -174,7 +174,7 @@ impl fmt::Debug for Integer {
 pub(crate) type Text = compact_str::CompactString;
 
 /// (start, length) in bytes of a file's text: a file is at most `MAX_YAML_BYTES`, so 32 bits
-/// (trees of parsed files are cached, every byte of a node counts).
+/// (a load builds a tree per file, or unpacks the kept one: every byte of a node counts).
 pub(crate) type ByteRange = (u32, u32);
 
 #[derive(Debug, Clone, PartialEq)]

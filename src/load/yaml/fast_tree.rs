@@ -53,7 +53,7 @@ pub(crate) fn fast_tree(text: &str) -> Option<Node> {
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let frame = stack.pop()?;
-                // Trees are cached for as long as their blob is in the repo: no spare capacity.
+                // A tree is built per file and packed for the cache: no spare capacity.
                 let value = match frame.entries {
                     Some(mut entries) if frame.key.is_none() => {
                         entries.shrink_to_fit();
@@ -222,10 +222,11 @@ mod tests {
         true
     }
 
-    /// The daemon keeps every job file's tree (the parse cache): a node or an entry that grows
-    /// grows the idle daemon by that much per node (BENCHMARKS.md, issue 14, seventh pass).
+    /// A load builds a tree per file (a daemon's load unpacks each kept one): a node or an entry
+    /// that grows makes every load allocate that much more per node (BENCHMARKS.md, issue 14,
+    /// seventh pass).
     #[test]
-    fn cached_tree_nodes_stay_small() {
+    fn tree_nodes_stay_small() {
         assert_eq!(std::mem::size_of::<Node>(), 72);
         assert_eq!(std::mem::size_of::<Entry>(), 120);
         let tree =
