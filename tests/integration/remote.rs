@@ -52,11 +52,7 @@ fn ssh_fetch_with_a_key_and_hashed_known_hosts_force_push_and_outage() {
         "{text}"
     );
     let d = daemon(&ssh_repo_section(&url, &sshd.user_key, &known_hosts)).start();
-    let s = d.wait_for(
-        "the plan of the fetched commit",
-        Duration::from_secs(60),
-        |s| s["pendingPlan"]["revision"].as_str() == Some(&commit[..12]),
-    );
+    let s = wait_for_the_plan_of(&d, &commit);
     assert_eq!(s["repo"]["commit"], commit.as_str(), "{s}");
     assert!(s["repo"]["error"].is_null(), "{s}");
     // User info is left out of the URL everywhere it is shown.
@@ -196,25 +192,21 @@ fn ssh_url_without_known_hosts_refuses_to_start() {
 
 #[test]
 fn https_with_a_token_and_a_private_ca() {
-    let cluster = cluster(Version::V2);
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new("weir test CA");
-    let server = GitHttps::start(dir.path().join("git"), &ca, "token-for-remote-tests-ok");
-    let (_repo, _name, _bare, commit) = jobs_repo(&cluster, &server.root);
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &ca.pem).unwrap();
-    let url = format!("https://127.0.0.1:{}/jobs.git", server.port);
+    let HttpsRemote {
+        dir: _dir,
+        ca_file,
+        server,
+        url,
+        commit,
+        ..
+    } = https_remote("token-for-remote-tests-ok");
     let d = daemon(&format!(
         "repo:\n  url: {url}\n  token: {{env: WEIR_TEST_GIT_TOKEN}}\n  caFile: {}\n",
         ca_file.display()
     ))
     .env("WEIR_TEST_GIT_TOKEN", "token-for-remote-tests-ok")
     .start();
-    let s = d.wait_for(
-        "the plan of the fetched commit",
-        Duration::from_secs(60),
-        |s| s["pendingPlan"]["revision"].as_str() == Some(&commit[..12]),
-    );
+    let s = wait_for_the_plan_of(&d, &commit);
     assert_eq!(s["repo"]["commit"], commit.as_str(), "{s}");
     assert!(pending_summary(&s).contains("1 to create"), "{s}");
     assert!(
@@ -229,13 +221,15 @@ fn https_with_a_token_and_a_private_ca() {
 /// subject hash alone. Here the bundle file is empty and the directory holds only the test CA.
 #[test]
 fn https_trusts_a_ca_found_by_its_hash_in_the_certificate_directory() {
-    let cluster = cluster(Version::V2);
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new("weir hashed-directory CA");
-    let server = GitHttps::start(dir.path().join("git"), &ca, "token-for-remote-tests-ok");
-    let (_repo, _name, _bare, commit) = jobs_repo(&cluster, &server.root);
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let HttpsRemote {
+        dir,
+        ca,
+        ca_file,
+        server,
+        url,
+        commit,
+        ..
+    } = https_remote("token-for-remote-tests-ok");
     let hash = run(Command::new("openssl")
         .args(["x509", "-subject_hash", "-noout", "-in"])
         .arg(&ca_file));
@@ -245,7 +239,6 @@ fn https_trusts_a_ca_found_by_its_hash_in_the_certificate_directory() {
     // As `start_libgit2` leaves OpenSSL's start: a bundle file that exists and is empty.
     let no_bundle = dir.path().join("no-bundle.pem");
     std::fs::write(&no_bundle, "").unwrap();
-    let url = format!("https://127.0.0.1:{}/jobs.git", server.port);
     let d = daemon(&format!(
         "repo:\n  url: {url}\n  token: {{env: WEIR_TEST_GIT_TOKEN}}\n"
     ))
@@ -253,25 +246,21 @@ fn https_trusts_a_ca_found_by_its_hash_in_the_certificate_directory() {
     .env("SSL_CERT_FILE", no_bundle.to_str().unwrap())
     .env("SSL_CERT_DIR", certs.to_str().unwrap())
     .start();
-    let s = d.wait_for(
-        "the plan of the fetched commit",
-        Duration::from_secs(60),
-        |s| s["pendingPlan"]["revision"].as_str() == Some(&commit[..12]),
-    );
+    let s = wait_for_the_plan_of(&d, &commit);
     assert_eq!(s["repo"]["commit"], commit.as_str(), "{s}");
     assert!(server.authorized() > 0);
 }
 
 #[test]
 fn https_wrong_token_and_untrusted_certificate_are_refused_without_leaking_the_token() {
-    let cluster = cluster(Version::V2);
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new("weir test CA");
-    let server = GitHttps::start(dir.path().join("git"), &ca, "token-for-remote-tests-right");
-    let (_repo, _name, _bare, _commit) = jobs_repo(&cluster, &server.root);
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &ca.pem).unwrap();
-    let url = format!("https://127.0.0.1:{}/jobs.git", server.port);
+    let HttpsRemote {
+        dir,
+        ca,
+        ca_file,
+        server,
+        url,
+        ..
+    } = https_remote("token-for-remote-tests-right");
     let host = format!("127.0.0.1:{}", server.port);
     let wrong = "token-for-remote-tests-WRONG";
 
@@ -398,6 +387,47 @@ fn ssh_repo_section(url: &str, key: &Path, known_hosts: &Path) -> String {
         key.display(),
         known_hosts.display()
     )
+}
+
+/// Waits for the daemon's plan of `commit` (fetched from its remote) and returns its status.
+#[track_caller]
+fn wait_for_the_plan_of(d: &Serve, commit: &str) -> Value {
+    d.wait_for(
+        "the plan of the fetched commit",
+        Duration::from_secs(60),
+        |s| s["pendingPlan"]["revision"].as_str() == Some(&commit[..12]),
+    )
+}
+
+/// A jobs repo with one job served over HTTPS with `token` (see [`GitHttps`]), its certificate
+/// from a test CA that is also written to `ca_file` in `dir`.
+struct HttpsRemote {
+    /// Holds `ca_file`: keep it for as long as a daemon reads the file.
+    dir: tempfile::TempDir,
+    ca: TestCa,
+    ca_file: PathBuf,
+    server: GitHttps,
+    url: String,
+    commit: String,
+}
+
+fn https_remote(token: &str) -> HttpsRemote {
+    let cluster = cluster(Version::V2);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("weir test CA");
+    let server = GitHttps::start(dir.path().join("git"), &ca, token);
+    let (_repo, _name, _bare, commit) = jobs_repo(&cluster, &server.root);
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let url = format!("https://127.0.0.1:{}/jobs.git", server.port);
+    HttpsRemote {
+        dir,
+        ca,
+        ca_file,
+        server,
+        url,
+        commit,
+    }
 }
 
 /// A jobs repo with one job, pushed to a new bare repo `jobs.git` under `root`.
