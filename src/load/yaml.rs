@@ -15,6 +15,7 @@ use serde_saphyr::{Error as YamlError, Location, MessageFormatter, Spanned};
 
 mod fast_tree;
 mod from_tree;
+pub(crate) use from_tree::typed_from_tree;
 mod messages;
 mod packed;
 pub(crate) use messages::{suggest, unknown_field_message, unknown_value_message};
@@ -691,12 +692,6 @@ pub(crate) fn parse_typed<T: DeserializeOwned>(
         return Ok((value, TypedFrom::Tree));
     }
     parse_typed_text(text, tree).map(|value| (value, TypedFrom::Text))
-}
-
-/// `T` from `tree` alone, or `None` when the fast path does not take this file (see
-/// [`from_tree`]); deterministic, so a file it took once it takes again, with the same value.
-pub(crate) fn typed_from_tree<T: DeserializeOwned>(tree: &Node) -> Option<T> {
-    from_tree::typed_from_tree(tree)
 }
 
 /// [`parse_typed`] without the fast path.

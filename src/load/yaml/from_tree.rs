@@ -15,7 +15,8 @@ use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer, Visitor}
 
 use super::{Entry, Node, Value};
 
-/// `T` from `tree`, or `None` when the fast path does not take this file.
+/// `T` from `tree`, or `None` when the fast path does not take this file; deterministic, so a
+/// file it took once it takes again, with the same value (the parse cache relies on it).
 pub(crate) fn typed_from_tree<T: DeserializeOwned>(tree: &Node) -> Option<T> {
     T::deserialize(NodeDe(tree)).ok()
 }

@@ -126,22 +126,8 @@ impl Reader<'_> {
             INT => Value::Int(Integer(self.take::<16>()?.try_into().ok()?)),
             FLOAT => Value::Float(f64::from_le_bytes(self.take::<8>()?.try_into().ok()?)),
             STR => Value::Str(Text::from(self.str()?)),
-            SEQ => {
-                let len = self.len()?;
-                let mut items = Vec::with_capacity(len);
-                for _ in 0..len {
-                    items.push(self.node()?);
-                }
-                Value::Seq(items)
-            }
-            _ => {
-                let len = self.len()?;
-                let mut entries = Vec::with_capacity(len);
-                for _ in 0..len {
-                    entries.push(self.entry()?);
-                }
-                Value::Map(entries)
-            }
+            SEQ => Value::Seq(self.list(Self::node)?),
+            _ => Value::Map(self.list(Self::entry)?),
         };
         Some(Node {
             value,
@@ -161,6 +147,16 @@ impl Reader<'_> {
             key_span: None,
             value: self.node()?,
         })
+    }
+
+    /// A count, then that many items read by `item`.
+    fn list<T>(&mut self, item: fn(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        let len = self.len()?;
+        let mut items = Vec::with_capacity(len);
+        for _ in 0..len {
+            items.push(item(self)?);
+        }
+        Some(items)
     }
 
     fn byte(&mut self) -> Option<u8> {
