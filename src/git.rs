@@ -208,8 +208,8 @@ pub fn tune_libgit2() {
 
 /// [`tune_libgit2`] for `main`, called before any other thread exists, with one more saving:
 /// libgit2 initialises OpenSSL at start, and OpenSSL's default trust settings parse the whole
-/// CA bundle file (~140 certificates: ~1 MiB of an idle daemon, which fetches over HTTPS, if at
-/// all, from one host). When OpenSSL's default certificate directory is hashed (as Debian's
+/// CA bundle file (~140 certificates: 0.7 MiB in 225,000 allocations by heaptrack, for a process
+/// that fetches over HTTPS, if at all, from one host). When OpenSSL's default certificate directory is hashed (as Debian's
 /// `ca-certificates` keeps it) and neither `SSL_CERT_FILE` nor `SSL_CERT_DIR` is set, the bundle
 /// file is hidden from that initialisation only: OpenSSL then finds a CA in the directory by
 /// its hash when a connection needs it. `repo.caFile` is added later as before.
@@ -607,6 +607,7 @@ impl RepoFiles for RepoSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use git2::Signature;
 
     /// The CA bundle is hidden from OpenSSL's initialisation only when its directory can stand
     /// in: certificates named by subject hash.
@@ -624,7 +625,6 @@ mod tests {
         // This machine's OpenSSL names its directory (Debian's is hashed by ca-certificates).
         assert!(openssl_cert_dir().is_some());
     }
-    use git2::Signature;
 
     fn commit_all(repo: &Repository, message: &str) -> Oid {
         let mut index = repo.index().unwrap();
