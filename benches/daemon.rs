@@ -20,6 +20,8 @@
 //!    directories, the fake's URL in `weir.yaml`), commits it and pushes it to a bare repo;
 //! 2. starts the real `weir serve` process (release build) following the bare repo over
 //!    `file://`, with an API token and a GitHub webhook secret (from environment variables),
+//!    without `SSL_CERT_FILE`/`SSL_CERT_DIR` (which Cargo sets for what it runs; a service
+//!    manager does not),
 //!    `pollIntervalSeconds: 3600` (polls never interfere) and the default `sync.policy: auto`;
 //!    the daemon creates the N jobs on the fake cluster and reaches steady state (last reconcile
 //!    `in_sync`, every job `Synced`/`RUNNING`);

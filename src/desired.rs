@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -52,13 +53,18 @@ impl std::fmt::Display for Revision {
 }
 
 /// One job as it should be.
+///
+/// Its short texts (name, file, cluster, program args, and the entries of its maps) are
+/// `CompactString`s, inline up to 24 bytes: the daemon keeps every definition between reconciles
+/// and rebuilds them in each, and one allocation per text scattered them over the heap.
+/// Serialized, they are the same strings (records, plans and fingerprints do not change).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DesiredJob {
-    pub name: String,
+    pub name: CompactString,
     /// Repo-relative path of the definition file.
-    pub file: String,
-    pub cluster: String,
+    pub file: CompactString,
+    pub cluster: CompactString,
     pub state: RunState,
     pub upgrade_mode: UpgradeMode,
     pub parallelism: u32,
@@ -211,7 +217,7 @@ pub enum Program {
     Jar {
         jar: JarRef,
         entry_class: Option<String>,
-        args: Vec<String>,
+        args: Vec<CompactString>,
     },
     /// A SQL script run by the SQL runner jar.
     #[serde(rename_all = "camelCase")]
@@ -343,7 +349,7 @@ impl DesiredJob {
     /// The program arguments sent to Flink (for SQL jobs: the runner's arguments).
     pub fn program_args(&self) -> Vec<String> {
         match &self.program {
-            Program::Jar { args, .. } => args.clone(),
+            Program::Jar { args, .. } => args.iter().map(|a| a.to_string()).collect(),
             Program::Sql { script, .. } => {
                 use base64::Engine;
                 vec![
@@ -359,10 +365,15 @@ impl DesiredJob {
     pub fn redacted(&self) -> DesiredJob {
         let mut copy = self.clone();
         for (k, v) in copy.flink_configuration.iter_mut() {
-            *v = crate::redact::config_value(k, v);
+            *v = crate::redact::config_value(k, v).into();
         }
         match &mut copy.program {
-            Program::Jar { args, .. } => *args = crate::redact::args(args),
+            Program::Jar { args, .. } => {
+                *args = crate::redact::args(args)
+                    .into_iter()
+                    .map(CompactString::from)
+                    .collect()
+            }
             Program::Sql { script, .. } => *script = crate::redact::sql(script),
         }
         copy
@@ -376,7 +387,7 @@ impl DesiredJob {
             .flink_configuration
             .iter()
             .filter(|(k, _)| crate::redact::is_secret_key(k))
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.to_string())
             .collect();
         if let Program::Jar { args, .. } = &self.program {
             out.extend(crate::redact::arg_secret_values(args));
@@ -449,7 +460,7 @@ impl DesiredJob {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct CodeFingerprint<'a> {
-    args: &'a [String],
+    args: &'a [CompactString],
     #[serde(skip_serializing_if = "Vec::is_empty")]
     dependencies: Vec<DependencyFingerprint>,
     entry_class: Option<&'a str>,
@@ -550,7 +561,11 @@ mod fingerprint_tests {
             args, entry_class, ..
         } = &mut jar.program
         {
-            *args = vec!["--quote".into(), "\"é\\n\u{1}".into(), String::new()];
+            *args = vec![
+                "--quote".into(),
+                "\"é\\n\u{1}".into(),
+                CompactString::default(),
+            ];
             *entry_class = None;
         }
         jar.flink_configuration

@@ -43,7 +43,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let by_hash = managed_jobs(input.observation);
     let mut claimed: BTreeSet<(String, u64)> = BTreeSet::new();
     for desired in &input.desired.jobs {
-        let key = (desired.cluster.clone(), identity::name_hash(&desired.name));
+        let key = (
+            desired.cluster.to_string(),
+            identity::name_hash(&desired.name),
+        );
         claimed.insert(key.clone());
         if let Some(e) = unset_secrets(desired) {
             errors.push(e);
@@ -56,7 +59,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 continue;
             }
         };
-        let history = input.history.get(&desired.name);
+        let history = input.history.get(desired.name.as_str());
         let moving = match migrate::source(desired, &observed, history, input.observation, &by_hash)
         {
             Ok(moving) => moving,
@@ -123,8 +126,8 @@ fn unset_secrets(desired: &DesiredJob) -> Option<PlanError> {
         return None;
     }
     Some(PlanError {
-        job: Some(desired.name.clone()),
-        cluster: desired.cluster.clone(),
+        job: Some(desired.name.to_string()),
+        cluster: desired.cluster.to_string(),
         message: format!(
             "cannot plan `{}`: {} not set in the environment of weir's process; the job is              left as it is",
             desired.name,
@@ -181,7 +184,7 @@ fn observed_jobs<'o>(
     observation: &Observation,
     by_hash: &BTreeMap<(&str, u64), Vec<&'o ObservedJob>>,
 ) -> Result<Vec<&'o ObservedJob>, PlanError> {
-    match observation.clusters.get(&desired.cluster) {
+    match observation.clusters.get(desired.cluster.as_str()) {
         Some(ClusterObservation::Reachable { .. }) => Ok(by_hash
             .get(&(desired.cluster.as_str(), identity::name_hash(&desired.name)))
             .cloned()
@@ -193,8 +196,8 @@ fn observed_jobs<'o>(
                 format!(" at {url}")
             };
             Err(PlanError {
-                job: Some(desired.name.clone()),
-                cluster: desired.cluster.clone(),
+                job: Some(desired.name.to_string()),
+                cluster: desired.cluster.to_string(),
                 message: format!(
                     "cannot plan `{}`: cluster `{}`{at} is unreachable: {error}",
                     desired.name, desired.cluster
@@ -203,8 +206,8 @@ fn observed_jobs<'o>(
             })
         }
         None => Err(PlanError {
-            job: Some(desired.name.clone()),
-            cluster: desired.cluster.clone(),
+            job: Some(desired.name.to_string()),
+            cluster: desired.cluster.to_string(),
             message: format!("cluster `{}` was not observed", desired.cluster),
             drift: false,
         }),

@@ -320,10 +320,11 @@ pub fn url_credentials(text: &str) -> String {
 /// Program arguments with the value after a secret-looking flag (`--password x`,
 /// `--password=x`, `-p x`) redacted, and credential patterns inside any argument
 /// (`jdbc:…//user:pass@host`, `password=x;…`) redacted.
-pub fn args(args: &[String]) -> Vec<String> {
+pub fn args(args: &[impl AsRef<str>]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
     let mut hide_next = false;
     for (i, a) in args.iter().enumerate() {
+        let a = a.as_ref();
         if std::mem::take(&mut hide_next) {
             out.push(REDACTED.to_string());
             continue;
@@ -339,7 +340,7 @@ pub fn args(args: &[String]) -> Vec<String> {
             } else if a == "-p" {
                 hide_next = !args
                     .get(i + 1)
-                    .is_some_and(|next| next_is_short_number(next));
+                    .is_some_and(|next| next_is_short_number(next.as_ref()));
             }
         }
         out.push(patterns(a));
@@ -350,9 +351,10 @@ pub fn args(args: &[String]) -> Vec<String> {
 /// The values [`args`] hides because of the flag before them (`--password x`, `--token=x`,
 /// `-p x`): known secrets of the definition, so that a program that prints one bare (where no
 /// pattern can recognise it) is scrubbed too.
-pub fn arg_secret_values(args: &[String]) -> Vec<String> {
+pub fn arg_secret_values(args: &[impl AsRef<str>]) -> Vec<String> {
     let mut out = Vec::new();
     for (i, a) in args.iter().enumerate() {
+        let a = a.as_ref();
         if !a.starts_with('-') {
             continue;
         }
@@ -360,10 +362,10 @@ pub fn arg_secret_values(args: &[String]) -> Vec<String> {
             Some((flag, value)) if is_secret_key(flag) => out.push(value.to_string()),
             Some(_) => {}
             None if is_secret_key(a) || a == "-p" => {
-                if let Some(next) = args.get(i + 1)
+                if let Some(next) = args.get(i + 1).map(AsRef::as_ref)
                     && !(a == "-p" && next_is_short_number(next))
                 {
-                    out.push(next.clone());
+                    out.push(next.to_string());
                 }
             }
             None => {}

@@ -230,12 +230,12 @@ pub fn for_flink(job: &DesiredJob) -> Result<DesiredJob, UnsetSecret> {
     let fill = |text: &str| expand(text, lookup).map_err(|name| UnsetSecret { name });
     let mut out = job.clone();
     for value in out.flink_configuration.values_mut() {
-        *value = fill(value)?;
+        *value = fill(value)?.into();
     }
     match &mut out.program {
         Program::Jar { args, .. } => {
             for arg in args.iter_mut() {
-                *arg = fill(arg)?;
+                *arg = fill(arg)?.into();
             }
         }
         Program::Sql { script, .. } => *script = fill(script)?,

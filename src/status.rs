@@ -58,7 +58,7 @@ pub fn rows(
         .jobs
         .iter()
         .map(|job| {
-            let (sync, state, id) = match observation.clusters.get(&job.cluster) {
+            let (sync, state, id) = match observation.clusters.get(job.cluster.as_str()) {
                 Some(ClusterObservation::Reachable { .. }) => {
                     let key = (job.cluster.as_str(), name_hash(&job.name));
                     let newest = observed
@@ -90,16 +90,16 @@ pub fn rows(
                 _ => ("Unknown".into(), "unreachable".into(), "-".into()),
             };
             StatusRow {
-                name: job.name.clone(),
-                cluster: job.cluster.clone(),
+                name: job.name.to_string(),
+                cluster: job.cluster.to_string(),
                 sync,
                 flink_state: state,
                 job_id: id,
                 last_savepoint: history
-                    .get(&job.name)
+                    .get(job.name.as_str())
                     .and_then(|h| h.last_savepoint.clone())
                     .unwrap_or_else(|| "-".into()),
-                flink_version: match observation.clusters.get(&job.cluster) {
+                flink_version: match observation.clusters.get(job.cluster.as_str()) {
                     Some(ClusterObservation::Reachable { flink_version, .. }) => {
                         flink_version.clone()
                     }

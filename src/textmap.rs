@@ -7,17 +7,23 @@
 //! holds the same entries in one allocation of their own size. Lookups are binary searches,
 //! iteration is in key order, and the serialized form is the same JSON/YAML map a `BTreeMap`
 //! gives (keys sorted), so stored records, plans and job fingerprints do not change.
+//!
+//! Keys and values are `CompactString`s: a text of up to 24 bytes (most labels, configuration
+//! keys and values) lives inside its entry, so a map is one allocation instead of one per text.
+//! The daemon keeps every job's maps between reconciles, and those small allocations, scattered
+//! among freed ones, kept whole heap pages resident.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use compact_str::CompactString;
 use litemap::LiteMap;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A map of text keys to text values, sorted by key, one entry per key.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct TextMap(LiteMap<String, String>);
+pub struct TextMap(LiteMap<CompactString, CompactString>);
 
 impl TextMap {
     pub const fn new() -> Self {
@@ -27,7 +33,7 @@ impl TextMap {
     /// The entries of `entries` in key order, a later entry for the same key replacing an earlier
     /// one (as with `BTreeMap`), in an allocation of exactly their size: a job's maps live as long
     /// as its definition, and the vector's growth would double them.
-    fn from_vec(mut entries: Vec<(String, String)>) -> Self {
+    fn from_vec(mut entries: Vec<(CompactString, CompactString)>) -> Self {
         if !entries.windows(2).all(|w| w[0].0 < w[1].0) {
             // Reversed, a stable sort puts the last entry of a key first, which dedup keeps.
             entries.reverse();
@@ -46,13 +52,13 @@ impl TextMap {
         self.0.is_empty()
     }
 
-    pub fn get(&self, key: &str) -> Option<&String> {
-        self.0.get(key)
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(CompactString::as_str)
     }
 
     /// Sets `key` to `value`; returns the value it replaced.
     pub fn insert(&mut self, key: String, value: String) -> Option<String> {
-        self.0.insert(key, value)
+        self.0.insert(key.into(), value.into()).map(String::from)
     }
 
     pub fn clear(&mut self) {
@@ -60,28 +66,28 @@ impl TextMap {
     }
 
     /// The entries in key order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&String, &String)> + ExactSizeIterator {
-        self.0.iter()
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> + ExactSizeIterator {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// The entries in key order, values writable.
     pub fn iter_mut(
         &mut self,
-    ) -> impl DoubleEndedIterator<Item = (&String, &mut String)> + ExactSizeIterator {
-        self.0.iter_mut()
+    ) -> impl DoubleEndedIterator<Item = (&str, &mut CompactString)> + ExactSizeIterator {
+        self.0.iter_mut().map(|(k, v)| (k.as_str(), v))
     }
 
-    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &str> + ExactSizeIterator {
         self.iter().map(|(k, _)| k)
     }
 
-    pub fn values(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &str> + ExactSizeIterator {
         self.iter().map(|(_, v)| v)
     }
 
     pub fn values_mut(
         &mut self,
-    ) -> impl DoubleEndedIterator<Item = &mut String> + ExactSizeIterator {
+    ) -> impl DoubleEndedIterator<Item = &mut CompactString> + ExactSizeIterator {
         self.iter_mut().map(|(_, v)| v)
     }
 }
@@ -94,7 +100,12 @@ impl fmt::Debug for TextMap {
 
 impl FromIterator<(String, String)> for TextMap {
     fn from_iter<I: IntoIterator<Item = (String, String)>>(entries: I) -> Self {
-        TextMap::from_vec(entries.into_iter().collect())
+        TextMap::from_vec(
+            entries
+                .into_iter()
+                .map(|(k, v)| (CompactString::from(k), CompactString::from(v)))
+                .collect(),
+        )
     }
 }
 
@@ -115,25 +126,23 @@ impl IntoIterator for TextMap {
     type IntoIter = std::vec::IntoIter<(String, String)>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_tuple_vec().into_iter()
-    }
-}
-
-impl<'a> IntoIterator for &'a TextMap {
-    type Item = (&'a String, &'a String);
-    type IntoIter = <&'a LiteMap<String, String> as IntoIterator>::IntoIter;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        let entries: Vec<(String, String)> = self
+            .0
+            .into_tuple_vec()
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        entries.into_iter()
     }
 }
 
 impl std::ops::Index<&str> for TextMap {
-    type Output = String;
+    type Output = CompactString;
 
     /// Panics when `key` is absent, as `BTreeMap`'s index does.
-    fn index(&self, key: &str) -> &String {
-        self.get(key)
+    fn index(&self, key: &str) -> &CompactString {
+        self.0
+            .get(key)
             .unwrap_or_else(|| panic!("no entry for key {key:?}"))
     }
 }
@@ -162,7 +171,7 @@ impl<'de> Visitor<'de> for TextMapVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<TextMap, A::Error> {
         let mut entries = Vec::with_capacity(access.size_hint().unwrap_or(0).min(64));
-        while let Some(entry) = access.next_entry::<String, String>()? {
+        while let Some(entry) = access.next_entry::<CompactString, CompactString>()? {
             entries.push(entry);
         }
         Ok(TextMap::from_vec(entries))
@@ -243,6 +252,17 @@ mod tests {
         let ours = schemars::schema_for!(TextMap);
         let theirs = schemars::schema_for!(BTreeMap<String, String>);
         assert_eq!(ours, theirs);
+    }
+
+    /// Labels and configuration entries are short: they live in the map's one allocation.
+    #[test]
+    fn short_entries_are_kept_inline() {
+        let map: TextMap = serde_json::from_str(r#"{"team":"payments","tier":"0"}"#).unwrap();
+        let mut edited = map.clone();
+        edited.insert("pipeline.max-parallelism".into(), "128".into());
+        for (k, v) in edited.0.iter() {
+            assert!(!k.is_heap_allocated() && !v.is_heap_allocated(), "{k}={v}");
+        }
     }
 
     #[test]

@@ -66,6 +66,10 @@ impl Daemon {
                 cmd.env_remove(k);
             }
         }
+        // Cargo exports its OpenSSL probe's findings to what it runs (`SSL_CERT_FILE` =
+        // `/usr/lib/ssl/cert.pem` on Debian), and with them OpenSSL parses the whole CA bundle at
+        // start; a service manager starts weir without them. The bench's remote is `file://`.
+        cmd.env_remove("SSL_CERT_FILE").env_remove("SSL_CERT_DIR");
         let child = cmd
             .env(
                 "WEIR_LOG",

@@ -318,7 +318,7 @@ fn origin_of(desired: &DesiredJob, name: &str) -> String {
         .dependencies
         .iter()
         .find(|d| d.file_name() == name)
-        .map_or_else(|| desired.file.clone(), |d| d.origin.clone())
+        .map_or_else(|| desired.file.to_string(), |d| d.origin.clone())
 }
 
 /// The body of a submission of `desired` (`POST /jars/{id}/run`): its [`plan_request`] with the
@@ -346,7 +346,7 @@ pub fn plan_request(desired: &DesiredJob) -> Result<RunJar, crate::secrets::Unse
         desired.flink_configuration.clone().into();
     config
         .entry("pipeline.name".into())
-        .or_insert_with(|| desired.name.clone());
+        .or_insert_with(|| desired.name.to_string());
     if desired.is_batch() {
         // A bounded program in Flink's batch runtime (the loader refuses a contradicting value).
         config.insert("execution.runtime-mode".into(), "BATCH".into());

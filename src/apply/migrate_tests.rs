@@ -185,7 +185,7 @@ async fn a_migrate_stops_on_the_old_cluster_and_starts_from_that_savepoint_on_th
 async fn a_migrated_job_that_fails_on_the_new_cluster_is_rolled_back_onto_the_old_one() {
     let m = moving(|job| {
         if let Program::Jar { args, .. } = &mut job.program {
-            args.extend(["--fail-after-records".to_string(), "0".to_string()]);
+            args.extend(["--fail-after-records".into(), "0".into()]);
         }
     })
     .await;

@@ -23,7 +23,7 @@ const RUN: &str = "POST /jars/{jarid}/run";
 async fn redeploy(fail_after_ms: Option<u32>, window: u32) -> World {
     let w = world_from(UpgradeMode::Savepoint, |job: &mut DesiredJob| {
         if let (Some(ms), Program::Jar { args, .. }) = (fail_after_ms, &mut job.program) {
-            args.extend(["--fail-after-records".to_string(), ms.to_string()]);
+            args.extend(["--fail-after-records".into(), ms.to_string().into()]);
         }
         job.rollback.health_window_seconds = window;
     })
@@ -187,7 +187,7 @@ async fn a_healthy_new_job_is_kept_after_its_health_window() {
 async fn without_an_exact_record_of_the_running_definition_nothing_is_rolled_back() {
     let w = world_from(UpgradeMode::Savepoint, |job: &mut DesiredJob| {
         if let Program::Jar { args, .. } = &mut job.program {
-            args.extend(["--fail-after-records".to_string(), "0".to_string()]);
+            args.extend(["--fail-after-records".into(), "0".into()]);
         }
     })
     .await;

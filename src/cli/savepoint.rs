@@ -312,7 +312,7 @@ async fn prune_cmd(
             }
             continue;
         };
-        let Some(client) = ctx.clients.get(&job.cluster) else {
+        let Some(client) = ctx.clients.get(job.cluster.as_str()) else {
             continue;
         };
         let pruned = lifecycle::prune_job(

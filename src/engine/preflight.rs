@@ -464,14 +464,14 @@ fn secret_values(desired: &DesiredJob) -> Vec<String> {
         .flink_configuration
         .iter()
         .filter(|(k, v)| redacted.flink_configuration.get(k) != Some(v))
-        .map(|(_, v)| v.clone())
+        .map(|(_, v)| v.to_string())
         .collect();
     match (&desired.program, &redacted.program) {
         (Program::Jar { args, .. }, Program::Jar { args: hidden, .. }) => out.extend(
             args.iter()
                 .zip(hidden)
                 .filter(|(a, h)| a != h)
-                .map(|(a, _)| a.clone()),
+                .map(|(a, _)| a.to_string()),
         ),
         (Program::Sql { script, .. }, _) => {
             // Quoted strings are the odd pieces between single quotes: `'key' = 'value'`.

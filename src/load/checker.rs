@@ -396,9 +396,9 @@ impl<'a> Checker<'a> {
             .clone()
             .or_else(|| cluster.and_then(|c| c.savepoint_dir.clone()));
         let mut job = DesiredJob {
-            name: metadata.name,
-            file: file.to_string(),
-            cluster: spec.cluster.clone(),
+            name: metadata.name.into(),
+            file: file.into(),
+            cluster: spec.cluster.as_str().into(),
             state: spec.state,
             upgrade_mode: spec.upgrade_mode,
             parallelism: spec.parallelism,

@@ -73,10 +73,7 @@ fn configuration_values_reach_flink_as_written() {
         ("text", "plain words"),
         ("under", "1_000"),
     ];
-    let got: Vec<(&str, &str)> = config
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let got: Vec<(&str, &str)> = config.iter().collect();
     assert_eq!(got, expect);
 }
 
@@ -276,9 +273,6 @@ fn numeric_configuration_keys_keep_their_values_as_written() {
     let o = load(&job("  flinkConfiguration:\n    0x1F: 1.0\n    10: yes\n"));
     assert!(o.is_clean(), "{}", rendered(&o));
     let config = &o.desired.unwrap().jobs[0].flink_configuration;
-    let got: Vec<(&str, &str)> = config
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let got: Vec<(&str, &str)> = config.iter().collect();
     assert_eq!(got, [("0x1F", "1.0"), ("10", "yes")]);
 }

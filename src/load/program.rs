@@ -41,7 +41,7 @@ impl Checker<'_> {
             return Some(Program::Jar {
                 jar: jar_ref?,
                 entry_class: jar.entry_class.clone(),
-                args: jar.args.clone(),
+                args: jar.args.iter().map(|a| a.as_str().into()).collect(),
             });
         }
 

@@ -5,6 +5,7 @@
 //! `${env:NAME}` secrets and `$${` escapes are kept as written, so that plans show `${env:NAME}`
 //! and never a value; the digest of each secret goes into [`DesiredJob::secrets`].
 
+use compact_str::CompactString;
 use std::collections::BTreeMap;
 
 use super::checks::is_env_var_name;
@@ -162,20 +163,25 @@ pub(super) fn resolve_job(
     problems: &mut Vec<Problem>,
     elsewhere: &mut Vec<Diagnostic>,
 ) {
-    let mut fill = |text: &mut String, origin: Origin<'_>| {
-        match substitute(text, variables) {
-            Ok(done) => *text = done,
-            Err(misuses) => report(misuses, text, origin, problems, elsewhere),
-        };
+    // The text with its variables filled in; `None` (and the misuses reported) when it uses one
+    // wrongly.
+    let mut fill = |text: &str, origin: Origin<'_>| match substitute(text, variables) {
+        Ok(done) => Some(done),
+        Err(misuses) => {
+            report(misuses, text, origin, problems, elsewhere);
+            None
+        }
     };
     for (key, value) in job.flink_configuration.iter_mut() {
         let p = config_origins.get(key).cloned().unwrap_or_else(|| {
             let mut p = path(&["spec", "flinkConfiguration"]);
-            p.push(Seg::Key(key.clone()));
+            p.push(Seg::Key(key.to_string()));
             p
         });
         let pos = tree.value_pos(&p);
-        fill(value, origin(tree, p, pos, None));
+        if let Some(done) = fill(value, origin(tree, p, pos, None)) {
+            *value = done.into();
+        }
     }
     match &mut job.program {
         Program::Jar { args, .. } => {
@@ -183,7 +189,9 @@ pub(super) fn resolve_job(
                 let mut p = path(&["spec", "jar", "args"]);
                 p.push(Seg::Index(i));
                 let pos = tree.value_pos(&p);
-                fill(arg, origin(tree, p, pos, None));
+                if let Some(done) = fill(arg, origin(tree, p, pos, None)) {
+                    *arg = done.into();
+                }
             }
         }
         Program::Sql {
@@ -194,22 +202,22 @@ pub(super) fn resolve_job(
             Some(file) => {
                 let p = path(&["spec", "sqlFile"]);
                 let pos = tree.value_pos(&p);
-                fill(script, origin(tree, p, pos, Some(file)));
+                if let Some(done) = fill(script, origin(tree, p, pos, Some(file))) {
+                    *script = done;
+                }
             }
             None => {
                 let p = path(&["spec", "sql"]);
                 let pos = tree.value_pos(&p);
-                fill(script, origin(tree, p, pos, None));
+                if let Some(done) = fill(script, origin(tree, p, pos, None)) {
+                    *script = done;
+                }
             }
         },
     }
-    let mut texts: Vec<&str> = job
-        .flink_configuration
-        .values()
-        .map(String::as_str)
-        .collect();
+    let mut texts: Vec<&str> = job.flink_configuration.values().collect();
     match &job.program {
-        Program::Jar { args, .. } => texts.extend(args.iter().map(String::as_str)),
+        Program::Jar { args, .. } => texts.extend(args.iter().map(CompactString::as_str)),
         Program::Sql { script, .. } => texts.push(script),
     }
     job.secrets = crate::secrets::digests(texts);

@@ -24,7 +24,7 @@ fn scheduled(name: &str) -> DesiredJob {
 
 fn plan_one(d: &DesiredJob, observed: Vec<ObservedJob>, h: Option<JobHistory>) -> Plan {
     let history: BTreeMap<String, JobHistory> =
-        h.into_iter().map(|h| (d.name.clone(), h)).collect();
+        h.into_iter().map(|h| (d.name.to_string(), h)).collect();
     run(
         &desired(vec![d.clone()], false),
         &observation(observed),

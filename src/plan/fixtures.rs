@@ -36,7 +36,7 @@ pub(crate) fn config(prune: bool) -> RepoConfig {
 pub(crate) fn job(name: &str) -> DesiredJob {
     DesiredJob {
         name: name.into(),
-        file: format!("jobs/{name}.yaml"),
+        file: format!("jobs/{name}.yaml").into(),
         cluster: "local".into(),
         state: RunState::Running,
         upgrade_mode: UpgradeMode::Savepoint,
@@ -94,7 +94,7 @@ pub(crate) fn running(d: &DesiredJob, nonce: u32, state: JobState) -> ObservedJo
     let ident = submission_identity(d, nonce);
     ObservedJob {
         id: ident.job_id(),
-        name: d.name.clone(),
+        name: d.name.to_string(),
         state,
         start_time_ms: Some(1000 + nonce as i64),
         end_time_ms: None,
@@ -136,7 +136,7 @@ pub(crate) fn run(
 
 pub(crate) fn history_for(d: &DesiredJob, current: &ObservedJob) -> JobHistory {
     JobHistory {
-        cluster: d.cluster.clone(),
+        cluster: d.cluster.to_string(),
         current_job_id: Some(current.id),
         spec: Some(d.clone()),
         suspended: false,

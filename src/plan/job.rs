@@ -118,8 +118,8 @@ fn duplicate_error(desired: &DesiredJob, active: &[&ObservedJob]) -> PlanError {
         .map(|j| format!("{} ({})", j.id, j.state))
         .collect();
     PlanError {
-        job: Some(desired.name.clone()),
-        cluster: desired.cluster.clone(),
+        job: Some(desired.name.to_string()),
+        cluster: desired.cluster.to_string(),
         message: format!(
             "`{}` runs {} copies on cluster `{}`: {}. weir cannot tell which copy is current (its \
              store names none of them and they started at the same time), so it does not act on \
@@ -137,8 +137,8 @@ fn duplicate_error(desired: &DesiredJob, active: &[&ObservedJob]) -> PlanError {
 /// A change of `desired` with nothing decided yet but its action and reason.
 pub(super) fn base_change(desired: &DesiredJob, action: Action, reason: String) -> Change {
     Change {
-        job: desired.name.clone(),
-        cluster: desired.cluster.clone(),
+        job: desired.name.to_string(),
+        cluster: desired.cluster.to_string(),
         action,
         reason,
         upgrade_mode: desired.upgrade_mode,

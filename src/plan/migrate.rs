@@ -36,8 +36,8 @@ pub(super) fn source<'o>(
             observation.clusters.get(&h.cluster)
     {
         return Err(PlanError {
-            job: Some(desired.name.clone()),
-            cluster: desired.cluster.clone(),
+            job: Some(desired.name.to_string()),
+            cluster: desired.cluster.to_string(),
             message: format!(
                 "cannot move `{}` from cluster `{}` to `{}`: `{}` is unreachable ({error}), and \
                  weir starts the job on `{}` only after it stopped it on `{}` (never two copies)",
@@ -61,8 +61,8 @@ pub(super) fn source<'o>(
         [] => Ok(None),
         [(cluster, job)] => Ok(Some((cluster.to_string(), *job))),
         many => Err(PlanError {
-            job: Some(desired.name.clone()),
-            cluster: desired.cluster.clone(),
+            job: Some(desired.name.to_string()),
+            cluster: desired.cluster.to_string(),
             message: format!(
                 "cannot move `{}` to cluster `{}`: it runs {} times elsewhere ({}); stop the \
                  extra copies with a savepoint, then plan again",

@@ -136,8 +136,8 @@ pub(super) fn refuse_losing_state(
         .map(|ago| format!(" {}s ago", ago / 1000))
         .unwrap_or_default();
     Err(PlanError {
-        job: Some(desired.name.clone()),
-        cluster: desired.cluster.clone(),
+        job: Some(desired.name.to_string()),
+        cluster: desired.cluster.to_string(),
         message: format!(
             "`{}`: job {} FINISHED{when}, so it was stopped with a savepoint, but neither Flink \
              nor this store knows that savepoint yet; refusing to start `{}` without its state \

@@ -54,11 +54,7 @@ fn assert_fetched_job(fetched: &DesiredJob) {
             args: vec!["--mode".into(), "fast".into()],
         }
     );
-    let config: Vec<(&str, &str)> = fetched
-        .flink_configuration
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let config: Vec<(&str, &str)> = fetched.flink_configuration.iter().collect();
     assert_eq!(
         config,
         [
@@ -76,7 +72,7 @@ fn assert_fetched_job(fetched: &DesiredJob) {
     );
     assert!(fetched.allow_non_restored_state);
     assert_eq!(fetched.restart_nonce, 3);
-    assert_eq!(fetched.labels.get("team").map(String::as_str), Some("b"));
+    assert_eq!(fetched.labels.get("team"), Some("b"));
 }
 
 #[test]
@@ -183,6 +179,22 @@ spec:
     );
     assert!(!desired.revision.dirty);
     assert_eq!(desired.revision.digest.len(), 64);
+}
+
+/// The daemon keeps every definition between reconciles: its short texts (name, file, cluster,
+/// args) are kept inline instead of in allocations of their own scattered over the heap.
+#[test]
+fn short_texts_of_a_loaded_job_need_no_allocation_of_their_own() {
+    let o = load_from(&base().with("jobs/team-b/fetched.yml", FETCHED_JOB));
+    let desired = o.desired.unwrap();
+    let job = &desired.jobs[0];
+    assert_fetched_job(job);
+    let Program::Jar { args, .. } = &job.program else {
+        panic!("a jar job")
+    };
+    for text in [&job.name, &job.file, &job.cluster].into_iter().chain(args) {
+        assert!(!text.is_heap_allocated(), "{text:?} was allocated");
+    }
 }
 
 #[test]

@@ -229,7 +229,7 @@ fn job_row(r: &JobRow, blocked: &Held<'_>) -> Markup {
         tr {
             th scope="row" {
                 a href=(job_href(&j.name)) { (j.name) }
-                @for (k, v) in &r.labels { " " span.label { (k) "=" (v) } }
+                @for (k, v) in r.labels.iter() { " " span.label { (k) "=" (v) } }
                 @if let Some(d) = &j.drift { div.small.warntext { "drift: " (d) } }
             }
             td { (j.cluster) }

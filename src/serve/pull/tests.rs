@@ -424,12 +424,12 @@ fn redeploys(n: usize) -> Plan {
         let current = running(&old, 1, JobState::Running);
         let mut new = old.clone();
         if let Program::Jar { args, .. } = &mut new.program {
-            args[1] = format!("topic-{i}");
+            args[1] = format!("topic-{i}").into();
             for k in 0..40 {
-                args.push(format!("--extra-{k}=value-{k}-with-some-padding-text"));
+                args.push(format!("--extra-{k}=value-{k}-with-some-padding-text").into());
             }
         }
-        hist.insert(old.name.clone(), history_for(&old, &current));
+        hist.insert(old.name.to_string(), history_for(&old, &current));
         jobs.push(new);
         observed.push(current);
     }

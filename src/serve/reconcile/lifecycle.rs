@@ -191,7 +191,11 @@ impl Timer {
     /// Takes a savepoint of `job` when its last one is old enough for `due`.
     async fn periodic(&mut self, r: &Round<'_>, job: &DesiredJob, due: Periodic) {
         let now = now_ms();
-        if self.backoff_until.get(&job.name).is_some_and(|t| now < *t) {
+        if self
+            .backoff_until
+            .get(job.name.as_str())
+            .is_some_and(|t| now < *t)
+        {
             return;
         }
         let Some((target, client)) = running_target(r, job).await else {
@@ -256,7 +260,7 @@ impl Timer {
                 warn!(job = %job.name, "periodic savepoint failed: {why}");
                 // Wait a while (at most a period) before the next series of attempts.
                 self.backoff_until
-                    .insert(job.name.clone(), now_ms() + due.retry_after_ms());
+                    .insert(job.name.to_string(), now_ms() + due.retry_after_ms());
                 let event = r
                     .shared
                     .event_of(
@@ -299,7 +303,7 @@ impl Timer {
         let report = match current_job(r, job).await {
             Some((id, state, client)) => {
                 let key = id.to_string();
-                if let Some(old) = self.read_job.insert(job.name.clone(), key.clone())
+                if let Some(old) = self.read_job.insert(job.name.to_string(), key.clone())
                     && old != key
                 {
                     self.samples.remove(&old);
@@ -319,7 +323,7 @@ impl Timer {
                 .job_health
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(&job.name);
+                .remove(job.name.as_str());
             return;
         };
         r.shared
@@ -346,7 +350,7 @@ impl Timer {
             .job_health
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(job.name.clone(), report.clone());
+            .insert(job.name.to_string(), report.clone());
         self.reports.insert(key, report);
     }
 }
@@ -361,7 +365,7 @@ async fn retention(r: &Round<'_>) {
         let Some(policy) = job.lifecycle.retain.filter(|p| p.is_set()) else {
             continue;
         };
-        let Some(client) = r.clients.get(&job.cluster) else {
+        let Some(client) = r.clients.get(job.cluster.as_str()) else {
             continue;
         };
         let Some(_hold) = Hold::take(r.in_flight, &job.name) else {
@@ -415,7 +419,7 @@ async fn current_job(r: &Round<'_>, job: &DesiredJob) -> Option<(JobId, JobState
         return None;
     }
     let id: JobId = record.current_job_id?.parse().ok()?;
-    let client = FlinkClient::clone(r.clients.get(&job.cluster)?);
+    let client = FlinkClient::clone(r.clients.get(job.cluster.as_str())?);
     let state = client.job_state(&id).await.ok()??;
     Some((id, state, client))
 }
@@ -427,8 +431,8 @@ async fn running_target(r: &Round<'_>, job: &DesiredJob) -> Option<(SavepointTar
         return None;
     }
     let target = SavepointTarget {
-        job: job.name.clone(),
-        cluster: job.cluster.clone(),
+        job: job.name.to_string(),
+        cluster: job.cluster.to_string(),
         flink_job_id: id,
         savepoint_dir: job.savepoint_dir.clone(),
     };

@@ -21,7 +21,7 @@ impl Managed {
             desired
                 .jobs
                 .iter()
-                .map(|j| (j.cluster.clone(), name_hash(&j.name)))
+                .map(|j| (j.cluster.to_string(), name_hash(&j.name)))
                 .collect(),
         )
     }

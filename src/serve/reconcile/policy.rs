@@ -286,8 +286,9 @@ pub fn invalid_jobs(
         .filter_map(|(name, h)| {
             let file = &h.spec.as_ref()?.file;
             invalid_files
-                .contains(file)
-                .then(|| (name.clone(), file.clone()))
+                .iter()
+                .any(|f| f == file)
+                .then(|| (name.clone(), file.to_string()))
         })
         .collect()
 }

@@ -91,10 +91,10 @@ impl Scheduler {
         };
         let known_since = *self
             .known_since
-            .entry(job.name.clone())
+            .entry(job.name.to_string())
             .or_insert(facts.now_ms);
         let recorded = store.last_fire_ms(&job.name).await?;
-        let last = recorded.max(self.attempted.get(&job.name).copied());
+        let last = recorded.max(self.attempted.get(job.name.as_str()).copied());
         let (due_ms, fire) = match schedule::decide(&parsed, last, known_since, facts.now_ms) {
             Decision::Wait { next_ms } => {
                 self.note_next(next_ms);
@@ -120,7 +120,7 @@ impl Scheduler {
             return Ok(None);
         }
         info!(job = %job.name, due_ms, trigger = fire.as_str(), "scheduled run");
-        self.attempted.insert(job.name.clone(), due_ms);
+        self.attempted.insert(job.name.to_string(), due_ms);
         Ok(Some(run_change(job, fire, due_ms)))
     }
 
@@ -133,13 +133,13 @@ impl Scheduler {
 
 /// Why a run of `job` cannot start now (its previous run is active), if so.
 fn still_running(job: &DesiredJob, facts: &Facts<'_>) -> Option<String> {
-    if let Some(apply) = facts.busy.get(&job.name) {
+    if let Some(apply) = facts.busy.get(job.name.as_str()) {
         return Some(format!(
             "apply {apply} of the previous run is still in progress"
         ));
     }
     let Some(ClusterObservation::Reachable { jobs, .. }) =
-        facts.observation.clusters.get(&job.cluster)
+        facts.observation.clusters.get(job.cluster.as_str())
     else {
         return Some(format!("cluster `{}` could not be observed", job.cluster));
     };
@@ -160,8 +160,8 @@ fn run_change(job: &DesiredJob, fire: Fire, due_ms: i64) -> Change {
         ),
     };
     Change {
-        job: job.name.clone(),
-        cluster: job.cluster.clone(),
+        job: job.name.to_string(),
+        cluster: job.cluster.to_string(),
         action: Action::Run,
         reason,
         upgrade_mode: job.upgrade_mode,
