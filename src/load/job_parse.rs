@@ -136,7 +136,7 @@ pub(super) fn read_job_file(
         return JobRead {
             content: Ok(ReadContent {
                 blob_id: Some(id),
-                sha256: sha256.clone(),
+                sha256: hex::encode(sha256),
             }),
             parsed: Some(parsed),
             kept: Some(kept),
