@@ -36,8 +36,8 @@
 //!    one `upgradeMode: savepoint` jar job, commits and pushes, then sends either a signed GitHub
 //!    push webhook (`X-Hub-Signature-256`, `POST /api/v1/webhooks/github`) or the baseline
 //!    `POST /api/v1/sync`, and measures from just before sending to the fake's arrival time of the
-//!    first mutating REST call of the resulting apply (`POST /jobs/{id}/stop`, the stop with a
-//!    savepoint of the redeploy; the bench blocks on the fake's condition variable meanwhile, it
+//!    first mutating REST call of the resulting apply (`POST /jars/{id}/plan`, the redeploy's
+//!    pre-flight, since issue 10; then `POST /jobs/{id}/stop`; the bench blocks on the fake's condition variable meanwhile, it
 //!    does not poll the daemon); then waits for the apply and the reconcile after it to finish.
 //!
 //! Method, results and findings: BENCHMARKS.md.

@@ -226,8 +226,12 @@ pub fn start_libgit2() {
     }
     tune_libgit2();
     if defer_bundle {
-        // SAFETY: as above; children (and later TLS libraries) see the environment as it was.
-        unsafe { std::env::remove_var("SSL_CERT_FILE") };
+        // SAFETY: as above. git2's probe set `SSL_CERT_DIR` to the directory OpenSSL has read
+        // already: children (and a daemon executing itself again) see the environment as it was.
+        unsafe {
+            std::env::remove_var("SSL_CERT_FILE");
+            std::env::remove_var("SSL_CERT_DIR");
+        }
     }
 }
 

@@ -27,8 +27,12 @@ enum Top {
 }
 
 fn main() {
-    weir::git::start_libgit2();
     let args = Weir::parse();
+    if matches!(args.command, Top::Serve(_)) {
+        // First: it may execute the daemon again, with the environment as it was given.
+        weir::memory::serve_without_thread_caches();
+    }
+    weir::git::start_libgit2();
     // The daemon serves requests while it reconciles: worker threads. A CLI command is one
     // sequence of calls (its parallel work runs on its own threads): one thread, without the
     // workers' stacks and malloc arenas.

@@ -49,3 +49,88 @@ pub fn share_one_arena() {
         }
     }
 }
+
+/// glibc's tunable for the number of freed chunks each thread keeps per size (default 7).
+#[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
+const TCACHE_COUNT: &str = "glibc.malloc.tcache_count";
+
+/// For `weir serve`, before anything else runs: executes the daemon again (the same executable,
+/// arguments and process) with glibc's per-thread caches of freed chunks off, unless
+/// `GLIBC_TUNABLES` already sets `glibc.malloc.tcache_count` (the way to keep them). Returns
+/// when it did not execute again: not glibc, already set, or `exec` failed (then the daemon runs
+/// with glibc's default, as before).
+///
+/// Why: each thread keeps up to seven freed chunks of every small size for itself, and
+/// `malloc_trim` cannot hand back a page that holds one. An idle daemon's worker threads held
+/// ~1 MiB of heap pages that way (BENCHMARKS.md, issue 14, ninth pass); glibc reads the setting
+/// only when a process starts, so it takes an `exec`. The daemon's allocations are few and its
+/// threads mostly wait: trigger latency did not change measurably.
+pub fn serve_without_thread_caches() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::unix::process::CommandExt;
+
+        let current = std::env::var_os("GLIBC_TUNABLES");
+        let Some(tunables) = without_thread_caches(current.as_deref()) else {
+            return;
+        };
+        let mut args = std::env::args_os();
+        let mut again = std::process::Command::new("/proc/self/exe");
+        if let Some(arg0) = args.next() {
+            again.arg0(arg0);
+        }
+        // Returns only when the exec failed.
+        let failed = again.args(args).env("GLIBC_TUNABLES", tunables).exec();
+        eprintln!("weir: running with glibc's thread caches (could not execute again: {failed})");
+    }
+}
+
+/// `GLIBC_TUNABLES` with the thread caches off; `None` when `current` sets them already (or is
+/// not text, which glibc would not read either).
+#[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
+fn without_thread_caches(current: Option<&std::ffi::OsStr>) -> Option<String> {
+    let off = format!("{TCACHE_COUNT}=0");
+    match current.map(|c| c.to_str()) {
+        None => Some(off),
+        Some(None) => None,
+        Some(Some(c)) if c.split(':').any(|t| t.starts_with(TCACHE_COUNT)) => None,
+        Some(Some("")) => Some(off),
+        Some(Some(c)) => Some(format!("{c}:{off}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::*;
+
+    #[test]
+    fn thread_caches_are_turned_off_once_keeping_other_tunables() {
+        let off = |c: Option<&str>| without_thread_caches(c.map(OsStr::new));
+        assert_eq!(off(None).as_deref(), Some("glibc.malloc.tcache_count=0"));
+        assert_eq!(
+            off(Some("")).as_deref(),
+            Some("glibc.malloc.tcache_count=0")
+        );
+        assert_eq!(
+            off(Some("glibc.malloc.arena_max=2")).as_deref(),
+            Some("glibc.malloc.arena_max=2:glibc.malloc.tcache_count=0")
+        );
+        // Set already: by the first run (no second exec), or by the user (their value wins).
+        assert_eq!(off(Some("glibc.malloc.tcache_count=0")), None);
+        assert_eq!(
+            off(Some("glibc.malloc.arena_max=2:glibc.malloc.tcache_count=7")),
+            None
+        );
+    }
+
+    #[test]
+    fn tunables_that_are_not_text_are_left_alone() {
+        use std::os::unix::ffi::OsStrExt;
+        assert_eq!(
+            without_thread_caches(Some(OsStr::from_bytes(b"\xff"))),
+            None
+        );
+    }
+}

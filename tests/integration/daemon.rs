@@ -72,6 +72,7 @@ pub struct Options {
     gitlab_webhook: bool,
     extra: String,
     env: Vec<(String, String)>,
+    unset_env: Vec<String>,
     log_filter: String,
 }
 
@@ -96,6 +97,7 @@ impl Options {
             gitlab_webhook: false,
             extra: String::new(),
             env: Vec::new(),
+            unset_env: Vec::new(),
             log_filter: "info,sqlx=warn,tower_http=warn".to_string(),
         }
     }
@@ -138,6 +140,12 @@ impl Options {
 
     pub fn env(mut self, key: &str, value: &str) -> Options {
         self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Starts the daemon without the test process's variable `key`.
+    pub fn without_env(mut self, key: &str) -> Options {
+        self.unset_env.push(key.to_string());
         self
     }
 
@@ -231,6 +239,9 @@ impl Serve {
         }
         if self.options.gitlab_webhook {
             cmd.env("WEIR_TEST_GITLAB_SECRET", GITLAB_SECRET);
+        }
+        for key in &self.options.unset_env {
+            cmd.env_remove(key);
         }
         cmd.envs(self.options.env.iter().map(|(k, v)| (k, v)));
         self.child = Some(cmd.spawn().expect("starting weir serve"));

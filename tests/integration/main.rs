@@ -1,6 +1,7 @@
 //! weir's integration tests: one test binary (link once), one module per area.
 
 mod abuse;
+mod allocator;
 mod artifacts;
 mod audit;
 mod audit_api;
