@@ -201,7 +201,7 @@ pub fn tune_libgit2() {
     ONCE.call_once(|| {
         // SAFETY: libgit2 options are process-global and not synchronised with other libgit2
         // calls; `Once` runs this a single time, before this module opens any repository (and
-        // `main` calls it before anything else runs).
+        // `main` calls it before any other thread exists).
         let _ = unsafe { git2::opts::set_cache_object_limit(git2::ObjectType::Tree, 64 << 20) };
     });
 }

@@ -54,11 +54,12 @@ pub fn share_one_arena() {
 #[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
 const TCACHE_COUNT: &str = "glibc.malloc.tcache_count";
 
-/// For `weir serve`, before anything else runs: executes the daemon again (the same executable,
-/// arguments and process) with glibc's per-thread caches of freed chunks off, unless
-/// `GLIBC_TUNABLES` already sets `glibc.malloc.tcache_count` (the way to keep them). Returns
-/// when it did not execute again: not glibc, already set, or `exec` failed (then the daemon runs
-/// with glibc's default, as before).
+/// For `weir serve`, called by `main` right after parsing the arguments, before libgit2 starts
+/// (which changes the environment) and before any thread exists: executes the daemon again (the
+/// same executable, arguments and process) with glibc's per-thread caches of freed chunks off,
+/// unless `GLIBC_TUNABLES` already sets `glibc.malloc.tcache_count` (the way to keep them).
+/// Returns when it did not execute again: not glibc, already set, or `exec` failed (then the
+/// daemon runs with glibc's default, as before).
 ///
 /// Why: each thread keeps up to seven freed chunks of every small size for itself, and
 /// `malloc_trim` cannot hand back a page that holds one. An idle daemon's worker threads held

@@ -121,18 +121,18 @@ impl From<TextMap> for BTreeMap<String, String> {
     }
 }
 
+/// One entry as owned strings.
+type OwnedEntry = fn((CompactString, CompactString)) -> (String, String);
+
 impl IntoIterator for TextMap {
     type Item = (String, String);
-    type IntoIter = std::vec::IntoIter<(String, String)>;
+    type IntoIter = std::iter::Map<std::vec::IntoIter<(CompactString, CompactString)>, OwnedEntry>;
 
     fn into_iter(self) -> Self::IntoIter {
-        let entries: Vec<(String, String)> = self
-            .0
+        self.0
             .into_tuple_vec()
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        entries.into_iter()
     }
 }
 

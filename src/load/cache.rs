@@ -67,10 +67,9 @@ impl ParseCache {
     }
 }
 
-/// A job file's parse and the SHA-256 of its bytes (hex), by blob id: a load that finds a
-/// file's blob id here needs neither its parse nor its bytes.
-/// Each job file's kept parse and the SHA-256 of its bytes (as bytes: a hex string per file was
-/// one more small allocation the daemon kept and copied in every load).
+/// A job file's parse and the SHA-256 of its bytes, by blob id: a load that finds a file's blob
+/// id here needs neither its parse nor its bytes. The digest is kept as bytes: a hex string per
+/// file was one more small allocation the daemon kept and copied in every load.
 pub(super) type Parses = HashMap<Oid, (Arc<KeptParse>, [u8; 32])>;
 
 /// A job file's parse as the cache keeps it between loads: the tree packed into one byte string

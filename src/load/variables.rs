@@ -5,8 +5,9 @@
 //! `${env:NAME}` secrets and `$${` escapes are kept as written, so that plans show `${env:NAME}`
 //! and never a value; the digest of each secret goes into [`DesiredJob::secrets`].
 
-use compact_str::CompactString;
 use std::collections::BTreeMap;
+
+use compact_str::CompactString;
 
 use super::checks::is_env_var_name;
 use super::yaml::{Node, Pos, Problem, Seg, path, suggest};
