@@ -181,6 +181,11 @@ fn measure(
         .env(MEASURE_ENV, &result_file)
         .env_remove("WEIR_LOG")
         .env_remove("WEIR_STATE")
+        // Cargo exports its OpenSSL probe's findings to what it runs (`SSL_CERT_FILE` =
+        // `/usr/lib/ssl/cert.pem` on Debian), and with them libgit2's OpenSSL parses the whole CA
+        // bundle when weir starts (~10 ms); a user's shell has neither (as in benches/daemon).
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
         .arg(weir_bin)
         .args(args)
         .stdin(Stdio::null())
