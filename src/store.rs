@@ -60,7 +60,7 @@ pub use journal::{
     StepResult, StepStatus, StopDetail, SubmitDetail,
 };
 pub use lease::LeaseHolder;
-pub use preflight::PreflightKey;
+pub use preflight::{PreflightKey, PreflightsByFingerprint};
 pub use records::{
     ApplyOutcome, ApplyRecord, HistoryEntry, HistoryKind, JobRecord, NewApply, PlanRecord,
     SavepointKind, SavepointRecord, SavepointRestore,

@@ -26,7 +26,7 @@ use crate::plan::{
     Change, GraphDiff, JobPreflight, Plan, PlanError, PreflightStatus, Restore, StateRisk, Step,
     Summary, Vertex,
 };
-use crate::store::{PreflightKey, Store};
+use crate::store::{PreflightKey, PreflightsByFingerprint, Store};
 
 use super::{Clients, Planned};
 
@@ -122,28 +122,67 @@ pub async fn preflight(
         jar_ids: &jar_ids,
         progress: &progress,
     };
+    let work: Vec<(&Change, &DesiredJob, String)> = planned
+        .plan
+        .changes
+        .iter()
+        .filter(|c| c.steps.iter().any(|s| matches!(s, Step::Submit { .. })))
+        .filter_map(|c| {
+            let desired = c.desired.as_ref()?;
+            Some((c, desired, program_fingerprint(desired)))
+        })
+        .collect();
     let ctx = Ctx {
         store,
         clients,
         versions: &planned.plan.flink_versions,
         stage: &stage,
         opts,
+        cached: prefetch(store, &work).await,
     };
-    let work: Vec<(&Change, &DesiredJob)> = planned
-        .plan
-        .changes
-        .iter()
-        .filter(|c| c.steps.iter().any(|s| matches!(s, Step::Submit { .. })))
-        .filter_map(|c| Some((c, c.desired.as_ref()?)))
-        .collect();
     // The futures are made first (not by a closure of the stream) so that the whole stays
     // `Send` for the daemon's tasks.
-    let checks: Vec<_> = work.into_iter().map(|(c, d)| ctx.check(c, d)).collect();
+    let checks: Vec<_> = work
+        .iter()
+        .map(|(c, d, fingerprint)| ctx.check(c, d, fingerprint))
+        .collect();
     let verdicts: Vec<Verdict> = futures::stream::iter(checks)
         .buffer_unordered(opts.concurrency.max(1))
         .collect()
         .await;
     record(&mut planned.plan, verdicts);
+}
+
+/// The recorded pre-flights the checks of `work` may use: its programs' and its running jobs'
+/// (`job/{id}`). `None` when the store could not be read (each check then asks it alone).
+async fn prefetch(
+    store: &Store,
+    work: &[(&Change, &DesiredJob, String)],
+) -> Option<PreflightsByFingerprint> {
+    if work.is_empty() {
+        return None;
+    }
+    let jobs: Vec<String> = work
+        .iter()
+        .filter_map(|(c, ..)| c.current_job.as_ref())
+        .map(|j| job_graph_fingerprint(&j.job_id))
+        .collect();
+    let mut fingerprints: Vec<&str> = work.iter().map(|(.., f)| f.as_str()).collect();
+    fingerprints.extend(jobs.iter().map(String::as_str));
+    fingerprints.sort_unstable();
+    fingerprints.dedup();
+    match store.preflights_cached(&fingerprints).await {
+        Ok(found) => Some(found),
+        Err(e) => {
+            tracing::warn!("reading the cached pre-flights: {e}");
+            None
+        }
+    }
+}
+
+/// The cache key of a submitted job's graph (its id never runs another program).
+fn job_graph_fingerprint(id: &crate::identity::JobId) -> String {
+    format!("job/{id}")
 }
 
 /// Writes the verdicts into `plan`.
@@ -184,10 +223,27 @@ struct Ctx<'a> {
     versions: &'a BTreeMap<String, String>,
     stage: &'a JarStage<'a>,
     opts: &'a PreflightOptions,
+    /// The recorded pre-flights of this plan's programs and jobs, read at once.
+    cached: Option<PreflightsByFingerprint>,
 }
 
 impl Ctx<'_> {
-    async fn check(&self, change: &Change, desired: &DesiredJob) -> Verdict {
+    /// The recorded job graph of `key`: from what was read at once, else from the store.
+    async fn cached_graph(&self, key: PreflightKey<'_>) -> Option<JobGraph> {
+        let json = match &self.cached {
+            Some(found) => found
+                .get(key.fingerprint)?
+                .iter()
+                .find(|(cluster, version, _)| {
+                    cluster == key.cluster && version == key.flink_version
+                })
+                .map(|(.., json)| std::borrow::Cow::Borrowed(json.as_str()))?,
+            None => std::borrow::Cow::Owned(self.store.preflight_cached(key).await.ok()??),
+        };
+        serde_json::from_str(&json).ok()
+    }
+
+    async fn check(&self, change: &Change, desired: &DesiredJob, fingerprint: &str) -> Verdict {
         let mut record = JobPreflight {
             job: change.job.clone(),
             cluster: change.cluster.clone(),
@@ -231,7 +287,7 @@ impl Ctx<'_> {
             }
         }
         record.checked_on = Some(on.clone());
-        let planned = match self.program_graph(client, desired).await {
+        let planned = match self.program_graph(client, desired, fingerprint).await {
             Ok(planned) => planned,
             Err(failure) => return failure.into_verdict(record, change, desired),
         };
@@ -250,17 +306,16 @@ impl Ctx<'_> {
         &self,
         client: &FlinkClient,
         desired: &DesiredJob,
+        fingerprint: &str,
     ) -> Result<ProgramGraph, Failure> {
         let version = self.versions.get(client.name());
-        let fingerprint = program_fingerprint(desired);
         let key = version.map(|v| PreflightKey {
             cluster: client.name(),
-            fingerprint: &fingerprint,
+            fingerprint,
             flink_version: v,
         });
         if let Some(key) = key
-            && let Ok(Some(json)) = self.store.preflight_cached(key).await
-            && let Ok(graph) = serde_json::from_str::<JobGraph>(&json)
+            && let Some(graph) = self.cached_graph(key).await
         {
             return Ok(ProgramGraph {
                 graph,
@@ -366,15 +421,13 @@ impl Ctx<'_> {
         client: &FlinkClient,
         id: &crate::identity::JobId,
     ) -> Option<JobGraph> {
-        let fingerprint = format!("job/{id}");
+        let fingerprint = job_graph_fingerprint(id);
         let key = PreflightKey {
             cluster: client.name(),
             fingerprint: &fingerprint,
             flink_version: "",
         };
-        if let Ok(Some(json)) = self.store.preflight_cached(key).await
-            && let Ok(graph) = serde_json::from_str::<JobGraph>(&json)
-        {
+        if let Some(graph) = self.cached_graph(key).await {
             return Some(graph);
         }
         let graph = client.job_graph(id).await.ok().flatten()?;

@@ -2,7 +2,16 @@
 //! cluster planned for a program, by (cluster, program fingerprint, Flink version), so that a
 //! re-plan of unchanged programs asks the cluster nothing.
 
+use std::collections::HashMap;
+
 use super::{Store, StoreError};
+
+/// How many fingerprints one query of [`Store::preflights_cached`] asks for (well under
+/// SQLite's and PostgreSQL's limits on bound parameters).
+const FINGERPRINTS_PER_QUERY: usize = 500;
+
+/// Recorded pre-flights by fingerprint: (cluster, Flink version, job graph JSON) of each.
+pub type PreflightsByFingerprint = HashMap<String, Vec<(String, String, String)>>;
 
 /// The key of a cached pre-flight.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +38,37 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .map_err(self.query(OP))
+    }
+
+    /// Every recorded pre-flight whose fingerprint is one of `fingerprints`, of any cluster and
+    /// Flink version: a plan's lookups in a query per 500 programs instead of one per program
+    /// (each query is a round trip to the store's thread; 1,000 of them cost a 10,000-job plan
+    /// ~20 ms).
+    pub async fn preflights_cached(
+        &self,
+        fingerprints: &[&str],
+    ) -> Result<PreflightsByFingerprint, StoreError> {
+        const OP: &str = "preflights_cached";
+        let mut out = PreflightsByFingerprint::new();
+        for chunk in fingerprints.chunks(FINGERPRINTS_PER_QUERY) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT cluster, fingerprint, flink_version, graph_json FROM preflight_cache
+                 WHERE fingerprint IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query_as::<_, (String, String, String, String)>(&sql);
+            for fingerprint in chunk {
+                query = query.bind(*fingerprint);
+            }
+            let rows = query.fetch_all(&self.pool).await.map_err(self.query(OP))?;
+            for (cluster, fingerprint, version, graph) in rows {
+                out.entry(fingerprint)
+                    .or_default()
+                    .push((cluster, version, graph));
+            }
+        }
+        Ok(out)
     }
 
     /// Records a successful pre-flight (replacing an older record of the same key).
@@ -87,5 +127,56 @@ mod tests {
             ..key
         };
         assert_eq!(store.preflight_cached(other_version).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn many_preflights_are_found_in_chunks_with_their_whole_keys() {
+        // On PostgreSQL too (`WEIR_TEST_STORE=postgres`, as scripts/test.sh runs store tests).
+        let store = Store::open_for_test().await;
+        let fingerprints: Vec<String> = (0..1_203).map(|i| format!("fp{i}")).collect();
+        for (i, fingerprint) in fingerprints.iter().enumerate() {
+            let key = PreflightKey {
+                cluster: "local",
+                fingerprint,
+                flink_version: "2.3.0",
+            };
+            store
+                .record_preflight(key, &format!("{{\"n\":{i}}}"), 1)
+                .await
+                .unwrap();
+        }
+        let other_cluster = PreflightKey {
+            cluster: "other",
+            fingerprint: "fp7",
+            flink_version: "1.20.5",
+        };
+        store
+            .record_preflight(other_cluster, "{}", 1)
+            .await
+            .unwrap();
+
+        let mut asked: Vec<&str> = fingerprints.iter().map(String::as_str).collect();
+        asked.push("never-recorded");
+        let found = store.preflights_cached(&asked).await.unwrap();
+        assert_eq!(
+            found.len(),
+            1_203,
+            "every recorded fingerprint, across the chunks"
+        );
+        assert_eq!(
+            found["fp1202"],
+            vec![("local".into(), "2.3.0".into(), r#"{"n":1202}"#.into())]
+        );
+        let mut fp7 = found["fp7"].clone();
+        fp7.sort();
+        assert_eq!(
+            fp7,
+            vec![
+                ("local".into(), "2.3.0".into(), r#"{"n":7}"#.into()),
+                ("other".into(), "1.20.5".into(), "{}".into()),
+            ]
+        );
+        assert!(!found.contains_key("never-recorded"));
+        assert!(store.preflights_cached(&[]).await.unwrap().is_empty());
     }
 }
