@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use tokio_util::task::AbortOnDropHandle;
 
 use super::{Format, left_for_exit, open_store, plural};
 use crate::audit;
 use crate::desired::DesiredState;
-use crate::engine::{self, Planned, PreflightOptions};
+use crate::engine::{self, EarlySnapshot, Planned, PreflightOptions};
 use crate::git::RepoSource;
 use crate::load::{self, LoadOutcome};
 use crate::plan::Plan;
@@ -45,6 +46,7 @@ pub(super) fn preflight_options(
 }
 
 /// `--clusters-from`: where the cluster settings come from, and what they are.
+#[derive(Clone)]
 pub(super) struct BaseClusters {
     rev: String,
     clusters: BTreeMap<String, ClusterConfig>,
@@ -152,6 +154,59 @@ pub(super) fn validate(repo: &Path, rev: Option<&str>) -> Result<i32> {
     }
 }
 
+/// A source loaded while the clusters it names were observed.
+struct LoadedSource {
+    source: RepoSource,
+    /// The desired state, when the load found no errors.
+    valid: Option<DesiredState>,
+    outcome: LoadOutcome,
+    /// What `--clusters-from` warns of.
+    warning: Option<String>,
+    /// The observation and history gathered during the load (aborted when dropped unused).
+    early: Option<AbortOnDropHandle<Option<EarlySnapshot>>>,
+}
+
+/// The snapshot taken during the load, once it is done.
+async fn finished(
+    early: Option<AbortOnDropHandle<Option<EarlySnapshot>>>,
+) -> Option<EarlySnapshot> {
+    early?.await.ok().flatten()
+}
+
+/// Loads the repo at `rev` on a blocking thread while the clusters its `weir.yaml` names (or
+/// `base`'s) are observed and the store's history is read: at 10,000 jobs the load takes a few
+/// hundred milliseconds, and the observation (one `/jobs/overview` answer of 4 MiB) need not
+/// wait for it. Prints every diagnostic.
+async fn load_observing(
+    store: &Store,
+    repo: &Path,
+    rev: Option<&str>,
+    base: Option<&BaseClusters>,
+) -> Result<LoadedSource> {
+    let source = source_for(repo, rev)?;
+    let clusters = match base {
+        Some(base) => Some(base.clusters.clone()),
+        None => load::clusters::clusters_of(&source),
+    };
+    let early = clusters.map(|clusters| {
+        AbortOnDropHandle::new(tokio::spawn(EarlySnapshot::take(store.clone(), clusters)))
+    });
+    let base = base.cloned();
+    let (source, (valid, outcome, warning)) = tokio::task::spawn_blocking(move || {
+        let loaded = load_valid_with(&source, base.as_ref());
+        (source, loaded)
+    })
+    .await
+    .context("the loading thread failed")?;
+    Ok(LoadedSource {
+        source,
+        valid,
+        outcome,
+        warning,
+        early,
+    })
+}
+
 /// A plan made and recorded by the CLI, with the source it was made from.
 pub(super) struct CliPlan {
     pub planned: Planned,
@@ -167,30 +222,41 @@ pub(super) async fn make_plan(
     base: Option<&BaseClusters>,
     preflight: &PreflightOptions,
 ) -> Result<Option<CliPlan>> {
-    let source = source_for(repo, rev)?;
-    let (valid, outcome, warning) = load_valid_with(&source, base);
-    let Some(desired) = valid else {
-        let n = outcome.diagnostics.len();
+    let mut loaded = load_observing(store, repo, rev, base).await?;
+    let Some(desired) = loaded.valid.take() else {
+        let n = loaded.outcome.diagnostics.len();
         eprintln!(
             "weir: the repo has {n} error{}; nothing was planned and no job was touched.",
             plural(n)
         );
         return Ok(None);
     };
-    let mut made = plan_loaded(store, source, desired, &outcome.invalid_files, preflight).await?;
-    made.planned.plan.warnings.extend(warning);
+    let early = finished(loaded.early.take()).await;
+    let invalid_files = &loaded.outcome.invalid_files;
+    let mut made = plan_loaded(
+        store,
+        loaded.source,
+        desired,
+        invalid_files,
+        preflight,
+        early,
+    )
+    .await?;
+    made.planned.plan.warnings.extend(loaded.warning);
     Ok(Some(made))
 }
 
-/// Plans `desired` and records the plan with the local user as its actor.
+/// Plans `desired` (with the snapshot taken while it loaded, when there is one) and records the
+/// plan with the local user as its actor.
 async fn plan_loaded(
     store: &Store,
     source: RepoSource,
     desired: DesiredState,
     invalid_files: &[String],
     preflight: &PreflightOptions,
+    early: Option<EarlySnapshot>,
 ) -> Result<CliPlan> {
-    let mut planned = engine::plan(store, desired, invalid_files).await?;
+    let mut planned = engine::plan_with(store, desired, invalid_files, early).await?;
     engine::preflight(store, &mut planned, &source, preflight).await;
     engine::record_plan(
         store,
@@ -270,14 +336,21 @@ async fn preview_cmd(
     base: Option<&BaseClusters>,
     args: &PlanArgs<'_>,
 ) -> Result<i32> {
-    let source = source_for(repo, args.rev)?;
-    let (valid, outcome, warning) = load_valid_with(&source, base);
+    let LoadedSource {
+        source,
+        valid,
+        outcome,
+        warning,
+        early,
+    } = load_observing(store, repo, args.rev, base).await?;
     // An invalid repo is previewed too: its valid jobs are planned (and none deleted).
     let made = match valid.or_else(|| outcome.desired.clone()) {
         Some(desired) => {
             let preflight = preflight_options(args.preflight, args.artifacts.clone());
+            let early = finished(early).await;
+            let invalid_files = &outcome.invalid_files;
             let mut made =
-                plan_loaded(store, source, desired, &outcome.invalid_files, &preflight).await?;
+                plan_loaded(store, source, desired, invalid_files, &preflight, early).await?;
             made.planned.plan.warnings.extend(warning);
             Some(made)
         }

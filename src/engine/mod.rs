@@ -19,7 +19,8 @@ pub use error::EngineError;
 pub use execute::{ApplySettings, ResumeReport, applier, attach_available, resume_interrupted};
 pub use lock::{LockError, lock_store};
 pub use pipeline::{
-    Clients, History, Planned, Snapshot, clients, history, load, open_source, plan, snapshot,
+    Clients, EarlySnapshot, History, Planned, Snapshot, clients, history, load, open_source, plan,
+    plan_with, snapshot,
 };
 pub use preflight::{PreflightOptions, Route, preflight};
 pub use record::record_plan;

@@ -132,3 +132,66 @@ async fn an_applied_plan_is_stale_and_the_repo_in_sync() {
     let again = plan(&store, planned.desired.clone(), &[]).await.unwrap();
     assert!(!again.plan.has_changes(), "{:?}", again.plan.changes);
 }
+
+/// The number of `GET /jobs/overview` calls `server` received.
+async fn overview_calls(server: &MockServer) -> usize {
+    let requests = server.received_requests().await.unwrap_or_default();
+    requests
+        .iter()
+        .filter(|r| r.url.path() == "/jobs/overview")
+        .count()
+}
+
+/// A snapshot taken while the repo loaded is planned with when it observed the clusters the
+/// loaded `weir.yaml` names, and replaced by a new one when it did not.
+#[tokio::test]
+async fn an_early_snapshot_serves_only_the_clusters_it_observed() {
+    let (before, after) = (flink("[]").await, flink("[]").await);
+    let store = Store::open_in_memory().await.unwrap();
+    let clusters = desired_at(&before.uri()).config.clusters;
+
+    let early = EarlySnapshot::take(store.clone(), clusters.clone()).await;
+    assert_eq!(overview_calls(&before).await, 1);
+    let planned = plan_with(&store, desired_at(&before.uri()), &[], early)
+        .await
+        .unwrap();
+    assert_eq!(
+        overview_calls(&before).await,
+        1,
+        "observed once, before the plan"
+    );
+    assert_eq!(planned.plan.changes[0].action, Action::Create);
+
+    // The loaded weir.yaml moved the cluster: the early observation is of the wrong one.
+    let early = EarlySnapshot::take(store.clone(), clusters).await;
+    assert_eq!(overview_calls(&before).await, 2);
+    let planned = plan_with(&store, desired_at(&after.uri()), &[], early)
+        .await
+        .unwrap();
+    assert_eq!(
+        overview_calls(&after).await,
+        1,
+        "the moved cluster is observed"
+    );
+    assert_eq!(
+        planned.snapshot.clients["local"]
+            .url()
+            .trim_end_matches('/'),
+        after.uri()
+    );
+}
+
+/// A snapshot that could not be taken is no snapshot: the plan takes its own.
+#[tokio::test]
+async fn an_early_snapshot_that_failed_leaves_the_plan_to_observe() {
+    let server = flink("[]").await;
+    let store = Store::open_in_memory().await.unwrap();
+    let mut clusters = desired_at(&server.uri()).config.clusters;
+    clusters.get_mut("local").unwrap().url = "not a url".into();
+    assert!(EarlySnapshot::take(store.clone(), clusters).await.is_none());
+    let planned = plan_with(&store, desired_at(&server.uri()), &[], None)
+        .await
+        .unwrap();
+    assert_eq!(overview_calls(&server).await, 1);
+    assert_eq!(planned.plan.changes.len(), 1);
+}
