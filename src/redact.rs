@@ -41,24 +41,59 @@ const SECRET_WORDS: &[&str] = &[
 /// `author` (and `authority`) are not credentials although they contain `auth`.
 const AUTHOR: &str = "author";
 
-/// [`SECRET_WORDS`] and [`AUTHOR`] in one automaton: a key is read once, not once per word (it
-/// runs on every configuration key and program flag of every job of every load).
-static SECRET_KEY_WORDS: std::sync::LazyLock<aho_corasick::AhoCorasick> =
-    std::sync::LazyLock::new(|| {
-        aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(SECRET_WORDS.iter().chain([&AUTHOR]))
-            .expect("fixed, short patterns")
-    });
+/// The [`SECRET_WORDS`] that start with `first` (a lower-case ASCII letter), and whether
+/// [`AUTHOR`] does: a key is read once, each position compared with the few words that start
+/// with its letter, instead of searching the key for each word in turn (this runs on every
+/// configuration key and program flag of every job of every load).
+fn secret_words_starting_with(first: u8) -> (&'static [&'static str], bool) {
+    match first {
+        b'a' => (
+            &[
+                "access-key",
+                "access.key",
+                "accesskey",
+                "api-key",
+                "apikey",
+                "api.key",
+                "auth",
+                "account.key",
+                "accountkey",
+            ],
+            true,
+        ),
+        b'c' => (&["credential"], false),
+        b'j' => (&["jaas.config"], false),
+        b'p' => (
+            &[
+                "password",
+                "passwd",
+                "private-key",
+                "private.key",
+                "privatekey",
+            ],
+            false,
+        ),
+        b's' => (&["secret", "sas.token", "signature"], false),
+        b't' => (&["token"], false),
+        _ => (&[], false),
+    }
+}
 
 /// True for keys such as `s3.secret-key`, `password`, `sasl.jaas.config`, `--api-token`.
 pub fn is_secret_key(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    let at = |i: usize, word: &str| {
+        bytes
+            .get(i..i + word.len())
+            .is_some_and(|b| b.eq_ignore_ascii_case(word.as_bytes()))
+    };
     let mut any = false;
-    for found in SECRET_KEY_WORDS.find_overlapping_iter(key) {
-        if found.pattern().as_usize() == SECRET_WORDS.len() {
+    for (i, b) in bytes.iter().enumerate() {
+        let (words, author_too) = secret_words_starting_with(b.to_ascii_lowercase());
+        if author_too && at(i, AUTHOR) {
             return is_secret_key_with_author(key);
         }
-        any = true;
+        any = any || words.iter().any(|w| at(i, w));
     }
     any
 }
@@ -591,8 +626,8 @@ mod tests {
         assert!(is_secret_key("--Api-Token"));
     }
 
-    /// The automaton decides as the plain reading does (lower-cased, `author` rewritten, each
-    /// word looked for), which for a key without `author` is the same reading.
+    /// The one-pass reading decides as the plain one does (lower-cased, `author` rewritten,
+    /// each word looked for), which for a key without `author` is the same reading.
     #[test]
     fn the_one_pass_reading_of_a_key_agrees_with_the_plain_one() {
         let mut keys: Vec<String> = vec![
@@ -623,6 +658,25 @@ mod tests {
         for k in &keys {
             assert_eq!(is_secret_key(k), is_secret_key_with_author(k), "{k}");
         }
+    }
+
+    /// Every secret word is found by its first letter, and no other word is.
+    #[test]
+    fn the_words_by_first_letter_are_the_secret_words() {
+        let mut by_letter: Vec<&str> = (b'a'..=b'z')
+            .flat_map(|b| secret_words_starting_with(b).0.iter().copied())
+            .collect();
+        let mut words = SECRET_WORDS.to_vec();
+        by_letter.sort_unstable();
+        words.sort_unstable();
+        assert_eq!(by_letter, words);
+        for w in SECRET_WORDS {
+            assert!(
+                secret_words_starting_with(w.as_bytes()[0]).0.contains(w),
+                "{w}"
+            );
+        }
+        assert!(secret_words_starting_with(AUTHOR.as_bytes()[0]).1);
         assert!(!is_secret_key("execution.checkpointing.interval"));
         assert!(!is_secret_key("parallelism.default"));
     }
