@@ -79,6 +79,15 @@ impl PreflightOptions {
         }
     }
 
+    /// The cluster a program for `target` is pre-flighted on, or why it is not.
+    fn cluster_for(&self, target: &str) -> Result<String, String> {
+        match self.route(target) {
+            Route::Target => Ok(target.to_string()),
+            Route::On(other) => Ok(other),
+            Route::Refused(why) => Err(why),
+        }
+    }
+
     fn route(&self, cluster: &str) -> Route {
         if let Some(why) = &self.off {
             return Route::Refused(why.clone());
@@ -138,7 +147,7 @@ pub async fn preflight(
         versions: &planned.plan.flink_versions,
         stage: &stage,
         opts,
-        cached: prefetch(store, &work).await,
+        cached: prefetch(store, &work, opts).await,
     };
     // The futures are made first (not by a closure of the stream) so that the whole stays
     // `Send` for the daemon's tasks.
@@ -158,20 +167,31 @@ pub async fn preflight(
 async fn prefetch(
     store: &Store,
     work: &[(&Change, &DesiredJob, String)],
+    opts: &PreflightOptions,
 ) -> Option<PreflightsByFingerprint> {
     if work.is_empty() {
         return None;
     }
-    let jobs: Vec<String> = work
+    let programs: Vec<(String, &str)> = work
         .iter()
-        .filter_map(|(c, ..)| c.current_job.as_ref())
-        .map(|j| job_graph_fingerprint(&j.job_id))
+        .filter_map(|(c, _, f)| Some((opts.cluster_for(&c.cluster).ok()?, f.as_str())))
         .collect();
-    let mut fingerprints: Vec<&str> = work.iter().map(|(.., f)| f.as_str()).collect();
-    fingerprints.extend(jobs.iter().map(String::as_str));
-    fingerprints.sort_unstable();
-    fingerprints.dedup();
-    match store.preflights_cached(&fingerprints).await {
+    // A running job's graph is read from the cluster it runs on (a migrate's old one).
+    let jobs: Vec<(&str, String)> = work
+        .iter()
+        .filter_map(|(c, ..)| {
+            let running_on = c.from_cluster.as_deref().unwrap_or(&c.cluster);
+            Some((
+                running_on,
+                job_graph_fingerprint(&c.current_job.as_ref()?.job_id),
+            ))
+        })
+        .collect();
+    let mut keys: Vec<(&str, &str)> = programs.iter().map(|(c, f)| (c.as_str(), *f)).collect();
+    keys.extend(jobs.iter().map(|(c, f)| (*c, f.as_str())));
+    keys.sort_unstable();
+    keys.dedup();
+    match store.preflights_cached(&keys).await {
         Ok(found) => Some(found),
         Err(e) => {
             tracing::warn!("reading the cached pre-flights: {e}");
@@ -264,10 +284,9 @@ impl Ctx<'_> {
             let why = format!("`preflight: false` in {}", desired.file);
             return not_checked(record, why);
         }
-        let on = match self.opts.route(&change.cluster) {
-            Route::Target => change.cluster.clone(),
-            Route::On(other) => other,
-            Route::Refused(why) => return not_checked(record, why),
+        let on = match self.opts.cluster_for(&change.cluster) {
+            Ok(on) => on,
+            Err(why) => return not_checked(record, why),
         };
         let Some(client) = self.clients.get(&on) else {
             return not_checked(record, format!("no client for cluster `{on}`"));

@@ -2,7 +2,7 @@
 //! cluster planned for a program, by (cluster, program fingerprint, Flink version), so that a
 //! re-plan of unchanged programs asks the cluster nothing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::{Store, StoreError};
 
@@ -40,32 +40,40 @@ impl Store {
         .map_err(self.query(OP))
     }
 
-    /// Every recorded pre-flight whose fingerprint is one of `fingerprints`, of any cluster and
-    /// Flink version: a plan's lookups in a query per 500 programs instead of one per program
-    /// (each query is a round trip to the store's thread; 1,000 of them cost a 10,000-job plan
-    /// ~20 ms).
+    /// Every recorded pre-flight of these (cluster, fingerprint) pairs, of any Flink version: a
+    /// plan's lookups in a query per cluster and 500 programs instead of one per program (each
+    /// query is a round trip to the store's thread; 1,000 of them cost a 10,000-job plan
+    /// ~20 ms). Each query names its cluster, so it reads the primary key's index, never the
+    /// whole cache.
     pub async fn preflights_cached(
         &self,
-        fingerprints: &[&str],
+        keys: &[(&str, &str)],
     ) -> Result<PreflightsByFingerprint, StoreError> {
         const OP: &str = "preflights_cached";
+        let mut by_cluster: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (cluster, fingerprint) in keys {
+            by_cluster.entry(cluster).or_default().push(fingerprint);
+        }
         let mut out = PreflightsByFingerprint::new();
-        for chunk in fingerprints.chunks(FINGERPRINTS_PER_QUERY) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT cluster, fingerprint, flink_version, graph_json FROM preflight_cache
-                 WHERE fingerprint IN ({})",
-                placeholders.join(", ")
-            );
-            let mut query = sqlx::query_as::<_, (String, String, String, String)>(&sql);
-            for fingerprint in chunk {
-                query = query.bind(*fingerprint);
-            }
-            let rows = query.fetch_all(&self.pool).await.map_err(self.query(OP))?;
-            for (cluster, fingerprint, version, graph) in rows {
-                out.entry(fingerprint)
-                    .or_default()
-                    .push((cluster, version, graph));
+        for (cluster, fingerprints) in by_cluster {
+            for chunk in fingerprints.chunks(FINGERPRINTS_PER_QUERY) {
+                let placeholders: Vec<String> =
+                    (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT fingerprint, flink_version, graph_json FROM preflight_cache
+                     WHERE cluster = $1 AND fingerprint IN ({})",
+                    placeholders.join(", ")
+                );
+                let mut query = sqlx::query_as::<_, (String, String, String)>(&sql).bind(cluster);
+                for fingerprint in chunk {
+                    query = query.bind(*fingerprint);
+                }
+                let rows = query.fetch_all(&self.pool).await.map_err(self.query(OP))?;
+                for (fingerprint, version, graph) in rows {
+                    out.entry(fingerprint)
+                        .or_default()
+                        .push((cluster.to_string(), version, graph));
+                }
             }
         }
         Ok(out)
@@ -155,8 +163,11 @@ mod tests {
             .await
             .unwrap();
 
-        let mut asked: Vec<&str> = fingerprints.iter().map(String::as_str).collect();
-        asked.push("never-recorded");
+        let mut asked: Vec<(&str, &str)> =
+            fingerprints.iter().map(|f| ("local", f.as_str())).collect();
+        asked.push(("local", "never-recorded"));
+        asked.push(("other", "fp7"));
+        asked.push(("elsewhere", "fp8"));
         let found = store.preflights_cached(&asked).await.unwrap();
         assert_eq!(
             found.len(),
@@ -177,6 +188,9 @@ mod tests {
             ]
         );
         assert!(!found.contains_key("never-recorded"));
+        // Only the clusters asked for: `other`'s record of fp7 is not one of `local`'s.
+        let local_only = store.preflights_cached(&[("local", "fp7")]).await.unwrap();
+        assert_eq!(local_only["fp7"].len(), 1);
         assert!(store.preflights_cached(&[]).await.unwrap().is_empty());
     }
 }

@@ -171,3 +171,58 @@ fn secret_values_are_found_in_configuration_arguments_and_sql() {
     };
     assert_eq!(secret_values(&sql), vec!["SQL-SECRET".to_string()]);
 }
+
+/// Redeploys of running jobs: the first plan asks the cluster for each new program's graph and
+/// each running job's; the next plan finds all of them in the store, read at once.
+#[tokio::test]
+async fn a_replan_of_redeploys_reads_every_graph_from_the_store() {
+    use crate::testing::fake_flink::FakeJob;
+    let (fake, url) = cluster().await;
+    let jobs: Vec<DesiredJob> = ["a", "b", "c"].into_iter().map(job).collect();
+    fake.insert_jobs(jobs.iter().enumerate().map(|(i, j)| {
+        let mut ident = crate::plan::submission_identity(j, 7);
+        ident.code_hash ^= 0x5a5a_5a5a; // another program runs: a redeploy
+        FakeJob {
+            id: ident.job_id().to_string(),
+            name: j.name.to_string(),
+            state: "RUNNING",
+            parallelism: ident.parallelism,
+            start_ms: 1_000 + i as i64,
+            end_ms: None,
+        }
+    }));
+    let store = Store::open_in_memory().await.unwrap();
+    let mark = fake.mark();
+    let first = planned(&store, &url, jobs.clone(), &everywhere()).await;
+    assert!(
+        first
+            .plan
+            .changes
+            .iter()
+            .all(|c| c.action == Action::Redeploy),
+        "{:?}",
+        first.plan.changes
+    );
+    assert_eq!(first.plan.preflight.len(), 3);
+    let calls = counts(&fake.since(mark));
+    assert_eq!(calls.get(PLAN_CALL), Some(&3), "{calls:?}");
+    assert_eq!(calls.get("GET /jobs/{jobid}/plan"), Some(&3), "{calls:?}");
+
+    let mark = fake.mark();
+    let second = planned(&store, &url, jobs, &everywhere()).await;
+    let statuses: Vec<_> = second.plan.preflight.iter().map(|p| p.status).collect();
+    assert_eq!(statuses, [PreflightStatus::Cached; 3]);
+    assert_eq!(
+        second
+            .plan
+            .preflight
+            .iter()
+            .map(|p| p.graph.is_some())
+            .collect::<Vec<_>>(),
+        [true; 3],
+        "each running job's graph compared, from the store"
+    );
+    let calls = counts(&fake.since(mark));
+    assert_eq!(calls.get(PLAN_CALL), None, "{calls:?}");
+    assert_eq!(calls.get("GET /jobs/{jobid}/plan"), None, "{calls:?}");
+}
