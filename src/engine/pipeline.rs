@@ -167,10 +167,10 @@ async fn snapshot_of(
 /// observed exactly the clusters the loaded `weir.yaml` names.
 ///
 /// Its caller answers for one more condition: no apply may have changed jobs between this
-/// snapshot and the plan. `weir plan` and `weir apply` take one (they hold no apply of their own
-/// while loading). The daemon does not: its applies run beside its reconciles, and at 1,000 jobs
-/// the overlap did not shorten its path from a push to Flink measurably while its idle memory
-/// grew by 0.8 MiB (BENCHMARKS.md, tenth pass).
+/// snapshot and the plan. `weir plan` and `weir apply` take one (they run no apply while
+/// loading; `weir apply` holds the store lock). The daemon does not: its applies run beside its
+/// reconciles, and at 1,000 jobs observing is ~2 ms of its ~35 ms from a push to Flink; a first
+/// try measured no gain (BENCHMARKS.md, tenth pass).
 pub struct EarlySnapshot {
     clusters: BTreeMap<String, ClusterConfig>,
     snapshot: Snapshot,
