@@ -25,6 +25,9 @@
 #   WEIR_FLINK_TM_MEMORY       taskmanager.memory.process.size  (default 2048m)
 #   WEIR_FLINK_SLOTS           taskmanager.numberOfTaskSlots    (default 16)
 #   WEIR_FLINK_START_TIMEOUT   seconds to wait for readiness    (default 90)
+#   WEIR_FLINK_START_ATTEMPTS  starts tried before giving up     (default 2)
+#   WEIR_FLINK_JM_LOG_TIMEOUT  seconds a starting JobManager may go without writing its
+#                              log before it counts as hung      (default 45)
 #   WEIR_FLINK_SCHEDULER       jobmanager.scheduler (e.g. "adaptive"; default: Flink's)
 #   WEIR_FLINK_EXTRA_CONF      extra YAML lines appended to config.yaml
 #   JAVA_HOME                  use $JAVA_HOME/bin/java instead of `java` on PATH
@@ -370,6 +373,27 @@ cmd_start() {
   fi
 
   write_config "$version" "$workdir" "$rest_port" "$rpc_port" "$slots"
+  # A JobManager once hung at startup without writing a line (under a heavy parallel compile;
+  # its rerun started in 15 s): a failed start is tried again, loudly, before giving up.
+  local attempts="${WEIR_FLINK_START_ATTEMPTS:-2}" attempt
+  for ((attempt = 1; attempt <= attempts; attempt++)); do
+    if start_once "$version" "$workdir" "$rest_port" "$slots" "$home" "$conf" "$java"; then
+      return 0
+    fi
+    if ((attempt < attempts)); then
+      log "starting Flink $version in $workdir failed (attempt $attempt of $attempts); starting it again"
+    fi
+  done
+  die "Flink $version in $workdir did not start in $attempts attempts (logs above)"
+}
+
+# One start of the JobManager and TaskManager; waits for readiness and prints the REST URL.
+# On failure: shows the logs, stops what it started and returns 1.
+start_once() {
+  local version="$1" workdir="$2" rest_port="$3" slots="$4" home="$5" conf="$6" java="$7"
+  # The JobManager's log may hold an earlier run's lines (its file is appended to).
+  local jm_log="$workdir/log/jobmanager.log" jm_log_size
+  jm_log_size="$(stat -c %s "$jm_log" 2>/dev/null || echo 0)"
   local start_ts=$SECONDS
   local jm_params tm_params jm_jvm jm_dyn tm_jvm tm_dyn
   jm_params="$(bash_java_utils "$home" "$conf" GET_JM_RESOURCE_PARAMS)"
@@ -403,15 +427,20 @@ cmd_start() {
         return 0
       fi
     fi
+    local failure=""
     if ! pid_alive "$workdir/jm.pid" "$workdir" || ! pid_alive "$workdir/tm.pid" "$workdir"; then
-      show_logs "$workdir"
-      cmd_stop "$workdir" >/dev/null
-      die "a Flink process in $workdir exited during startup (logs above)"
+      failure="a Flink process in $workdir exited during startup"
+    elif (("$(stat -c %s "$jm_log" 2>/dev/null || echo 0)" == jm_log_size)) &&
+      ((SECONDS - start_ts >= ${WEIR_FLINK_JM_LOG_TIMEOUT:-45})); then
+      failure="the JobManager in $workdir wrote no log in ${WEIR_FLINK_JM_LOG_TIMEOUT:-45}s (hung at startup)"
+    elif ((SECONDS - start_ts >= timeout)); then
+      failure="Flink $version in $workdir not ready after ${timeout}s"
     fi
-    if ((SECONDS - start_ts >= timeout)); then
+    if [[ -n "$failure" ]]; then
       show_logs "$workdir"
       cmd_stop "$workdir" >/dev/null
-      die "Flink $version in $workdir not ready after ${timeout}s (logs above)"
+      log "ERROR: $failure (logs above)"
+      return 1
     fi
     sleep 1
   done
