@@ -163,30 +163,34 @@ pub async fn preflight(
 }
 
 /// The recorded pre-flights the checks of `work` may use: its programs' and its running jobs'
-/// (`job/{id}`). `None` when the store could not be read (each check then asks it alone).
+/// (`job/{id}`). `None` when no check reads the store, or it could not be read (each check then
+/// asks it alone).
 async fn prefetch(
     store: &Store,
     work: &[(&Change, &DesiredJob, String)],
     opts: &PreflightOptions,
 ) -> Option<PreflightsByFingerprint> {
-    if work.is_empty() {
+    // Only the checks that get as far as the store: pre-flight on, and a cluster to ask. A
+    // running job's graph is read from the cluster it runs on (a migrate's old one).
+    let mut programs: Vec<(String, &str)> = Vec::new();
+    let mut jobs: Vec<(&str, String)> = Vec::new();
+    for (change, desired, fingerprint) in work {
+        let Some(on) = desired
+            .preflight
+            .then(|| opts.cluster_for(&change.cluster).ok())
+            .flatten()
+        else {
+            continue;
+        };
+        programs.push((on, fingerprint.as_str()));
+        if let Some(current) = &change.current_job {
+            let running_on = change.from_cluster.as_deref().unwrap_or(&change.cluster);
+            jobs.push((running_on, job_graph_fingerprint(&current.job_id)));
+        }
+    }
+    if programs.is_empty() {
         return None;
     }
-    let programs: Vec<(String, &str)> = work
-        .iter()
-        .filter_map(|(c, _, f)| Some((opts.cluster_for(&c.cluster).ok()?, f.as_str())))
-        .collect();
-    // A running job's graph is read from the cluster it runs on (a migrate's old one).
-    let jobs: Vec<(&str, String)> = work
-        .iter()
-        .filter_map(|(c, ..)| {
-            let running_on = c.from_cluster.as_deref().unwrap_or(&c.cluster);
-            Some((
-                running_on,
-                job_graph_fingerprint(&c.current_job.as_ref()?.job_id),
-            ))
-        })
-        .collect();
     let mut keys: Vec<(&str, &str)> = programs.iter().map(|(c, f)| (c.as_str(), *f)).collect();
     keys.extend(jobs.iter().map(|(c, f)| (*c, f.as_str())));
     keys.sort_unstable();
