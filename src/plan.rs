@@ -125,11 +125,11 @@ fn unset_secrets(desired: &DesiredJob) -> Option<PlanError> {
     if unset.is_empty() {
         return None;
     }
-    Some(PlanError {
-        job: Some(desired.name.to_string()),
-        cluster: desired.cluster.to_string(),
-        message: format!(
-            "cannot plan `{}`: {} not set in the environment of weir's process; the job is              left as it is",
+    Some(PlanError::of(
+        desired,
+        format!(
+            "cannot plan `{}`: {} not set in the environment of weir's process; the job is \
+             left as it is",
             desired.name,
             if unset.len() == 1 {
                 format!("secret {} is", unset[0])
@@ -137,8 +137,7 @@ fn unset_secrets(desired: &DesiredJob) -> Option<PlanError> {
                 format!("secrets {} are", unset.join(", "))
             }
         ),
-        drift: false,
-    })
+    ))
 }
 
 /// The Flink version of each cluster that answered.
@@ -195,22 +194,18 @@ fn observed_jobs<'o>(
             } else {
                 format!(" at {url}")
             };
-            Err(PlanError {
-                job: Some(desired.name.to_string()),
-                cluster: desired.cluster.to_string(),
-                message: format!(
+            Err(PlanError::of(
+                desired,
+                format!(
                     "cannot plan `{}`: cluster `{}`{at} is unreachable: {error}",
                     desired.name, desired.cluster
                 ),
-                drift: false,
-            })
+            ))
         }
-        None => Err(PlanError {
-            job: Some(desired.name.to_string()),
-            cluster: desired.cluster.to_string(),
-            message: format!("cluster `{}` was not observed", desired.cluster),
-            drift: false,
-        }),
+        None => Err(PlanError::of(
+            desired,
+            format!("cluster `{}` was not observed", desired.cluster),
+        )),
     }
 }
 

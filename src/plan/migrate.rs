@@ -35,16 +35,14 @@ pub(super) fn source<'o>(
         && let Some(ClusterObservation::Unreachable { error, .. }) =
             observation.clusters.get(&h.cluster)
     {
-        return Err(PlanError {
-            job: Some(desired.name.to_string()),
-            cluster: desired.cluster.to_string(),
-            message: format!(
+        return Err(PlanError::of(
+            desired,
+            format!(
                 "cannot move `{}` from cluster `{}` to `{}`: `{}` is unreachable ({error}), and \
                  weir starts the job on `{}` only after it stopped it on `{}` (never two copies)",
                 desired.name, h.cluster, desired.cluster, h.cluster, desired.cluster, h.cluster
             ),
-            drift: false,
-        });
+        ));
     }
     let hash = identity::name_hash(&desired.name);
     let mut found: Vec<(&str, &'o ObservedJob)> = Vec::new();

@@ -331,6 +331,18 @@ pub struct PlanError {
     pub drift: bool,
 }
 
+impl PlanError {
+    /// An error of the definition `desired` on its own cluster (not drift).
+    pub fn of(desired: &crate::desired::DesiredJob, message: String) -> PlanError {
+        PlanError {
+            job: Some(desired.name.to_string()),
+            cluster: desired.cluster.to_string(),
+            message,
+            drift: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UnmanagedJob {

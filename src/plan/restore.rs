@@ -135,10 +135,9 @@ pub(super) fn refuse_losing_state(
     let when = ended_ms_ago
         .map(|ago| format!(" {}s ago", ago / 1000))
         .unwrap_or_default();
-    Err(PlanError {
-        job: Some(desired.name.to_string()),
-        cluster: desired.cluster.to_string(),
-        message: format!(
+    Err(PlanError::of(
+        desired,
+        format!(
             "`{}`: job {} FINISHED{when}, so it was stopped with a savepoint, but neither Flink \
              nor this store knows that savepoint yet; refusing to start `{}` without its state \
              (another weir process may be applying to this cluster right now). Plan again in a \
@@ -148,8 +147,7 @@ pub(super) fn refuse_losing_state(
             desired.name,
             RECENT_STOP_MS / 60_000
         ),
-        drift: false,
-    })
+    ))
 }
 
 pub(super) fn add_restore_warnings(
