@@ -86,7 +86,8 @@ fn load_valid_with(
     let (valid, outcome) = report_load(outcome);
     let warning = base.filter(|_| changed).map(|base| {
         format!(
-            "This revision changes `clusters` in weir.yaml; the plan uses the cluster settings of              `{}` (--clusters-from), and the new ones take effect once merged.",
+            "This revision changes `clusters` in weir.yaml; the plan uses the cluster settings of \
+             `{}` (--clusters-from), and the new ones take effect once merged.",
             base.rev
         )
     });

@@ -135,6 +135,18 @@ fn an_environment_must_be_chosen_and_exist() {
         "{:?}",
         rendered(&o)
     );
+    let clusterless = MemoryFiles::new().with(
+        "weir.yaml",
+        "clusters: {}\nenvironments:\n  prod:\n    variables:\n      a: b\n",
+    );
+    let o = load_in(&clusterless, Some("prod"));
+    assert!(
+        rendered(&o)[0].ends_with(
+            "environment `prod` has no clusters (neither its own `clusters` nor top-level ones)"
+        ),
+        "{:?}",
+        rendered(&o)
+    );
 }
 
 #[test]

@@ -77,7 +77,8 @@ pub(super) fn select(
                     tree.key_pos(&p),
                     p,
                     format!(
-                        "environment `{env}` has no clusters (neither its own `clusters` nor                          top-level ones)"
+                        "environment `{env}` has no clusters (neither its own `clusters` nor \
+                         top-level ones)"
                     ),
                 ));
                 return None;

@@ -534,6 +534,12 @@ fn clusters_from_the_base_revision_win_over_the_branch() {
     assert!(!run.stdout.contains("127.0.0.1:9"), "{}", run.stdout);
     assert!(run.stdout.contains("--clusters-from"), "{}", run.stdout);
     assert!(run.stderr.contains("changes `clusters`"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the plan uses the cluster settings of `main` (--clusters-from), and"),
+        "{}",
+        run.stderr
+    );
 
     // A preview is not for applying.
     let run = repo

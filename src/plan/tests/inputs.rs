@@ -63,6 +63,15 @@ fn an_unset_secret_is_an_error_of_its_job_and_touches_nothing() {
         "{}",
         p.errors[0].message
     );
+    assert!(
+        p.errors[0]
+            .message
+            .ends_with("not set in the environment of weir's process; the job is left as it is"),
+        "{}",
+        p.errors[0].message
+    );
+    assert_eq!(p.errors[0].cluster, "local");
+    assert!(!p.errors[0].drift);
 }
 
 #[test]
