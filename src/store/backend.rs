@@ -28,6 +28,17 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// A subquery of the strings of the JSON array bound as `$n`: a list of any length as one
+    /// parameter (`… WHERE id IN ({})`), unnested as each database does it.
+    pub(super) fn json_strings(self, n: usize) -> String {
+        match self {
+            Backend::Sqlite => format!("SELECT value FROM json_each(${n})"),
+            Backend::Postgres => format!("SELECT jsonb_array_elements_text(${n}::jsonb)"),
+        }
+    }
+}
+
 /// A boolean stored as INTEGER 0/1 in both databases (SQLite has no boolean type; the
 /// PostgreSQL twin keeps the same column type so a copy is value for value).
 #[derive(Debug, Clone, Copy, sqlx::Type)]

@@ -6,10 +6,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{Store, StoreError};
 
-/// How many fingerprints one query of [`Store::preflights_cached`] asks for (well under
-/// SQLite's and PostgreSQL's limits on bound parameters).
-const FINGERPRINTS_PER_QUERY: usize = 500;
-
 /// Recorded pre-flights by fingerprint: (cluster, Flink version, job graph JSON) of each.
 pub type PreflightsByFingerprint = HashMap<String, Vec<(String, String, String)>>;
 
@@ -41,10 +37,9 @@ impl Store {
     }
 
     /// Every recorded pre-flight of these (cluster, fingerprint) pairs, of any Flink version: a
-    /// plan's lookups in a query per cluster and 500 programs instead of one per program (each
-    /// query is a round trip to the store's thread; 1,000 of them cost a 10,000-job plan
-    /// ~20 ms). Each query names its cluster, so it reads the primary key's index, never the
-    /// whole cache.
+    /// plan's lookups in one query per cluster instead of one per program (each query is a round
+    /// trip to the store's thread; 1,000 of them cost a 10,000-job plan ~20 ms). Each query
+    /// names its cluster, so it reads the primary key's index, never the whole cache.
     pub async fn preflights_cached(
         &self,
         keys: &[(&str, &str)],
@@ -54,26 +49,24 @@ impl Store {
         for (cluster, fingerprint) in keys {
             by_cluster.entry(cluster).or_default().push(fingerprint);
         }
+        let sql = format!(
+            "SELECT fingerprint, flink_version, graph_json FROM preflight_cache
+             WHERE cluster = $1 AND fingerprint IN ({})",
+            self.backend.json_strings(2)
+        );
         let mut out = PreflightsByFingerprint::new();
         for (cluster, fingerprints) in by_cluster {
-            for chunk in fingerprints.chunks(FINGERPRINTS_PER_QUERY) {
-                let placeholders: Vec<String> =
-                    (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
-                let sql = format!(
-                    "SELECT fingerprint, flink_version, graph_json FROM preflight_cache
-                     WHERE cluster = $1 AND fingerprint IN ({})",
-                    placeholders.join(", ")
-                );
-                let mut query = sqlx::query_as::<_, (String, String, String)>(&sql).bind(cluster);
-                for fingerprint in chunk {
-                    query = query.bind(*fingerprint);
-                }
-                let rows = query.fetch_all(&self.pool).await.map_err(self.query(OP))?;
-                for (fingerprint, version, graph) in rows {
-                    out.entry(fingerprint)
-                        .or_default()
-                        .push((cluster.to_string(), version, graph));
-                }
+            let fingerprints = serde_json::to_string(&fingerprints).unwrap_or_default();
+            let rows = sqlx::query_as::<_, (String, String, String)>(&sql)
+                .bind(cluster)
+                .bind(fingerprints)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(self.query(OP))?;
+            for (fingerprint, version, graph) in rows {
+                out.entry(fingerprint)
+                    .or_default()
+                    .push((cluster.to_string(), version, graph));
             }
         }
         Ok(out)
@@ -138,7 +131,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn many_preflights_are_found_in_chunks_with_their_whole_keys() {
+    async fn many_preflights_are_found_at_once_with_their_whole_keys() {
         // On PostgreSQL too (`WEIR_TEST_STORE=postgres`, as scripts/test.sh runs store tests).
         let store = Store::open_for_test().await;
         let fingerprints: Vec<String> = (0..1_203).map(|i| format!("fp{i}")).collect();

@@ -333,11 +333,8 @@ impl Store {
         sqlx::query("INSERT INTO prune_in_progress (one) VALUES (1)")
             .execute(&mut **tx)
             .await?;
-        // The ids travel as one JSON array; each database has its own way of unnesting it.
-        let unnest = match self.backend {
-            super::Backend::Sqlite => "SELECT value FROM json_each($1)",
-            super::Backend::Postgres => "SELECT jsonb_array_elements_text($1::jsonb)",
-        };
+        // The ids travel as one JSON array.
+        let unnest = self.backend.json_strings(1);
         // Children before parents (foreign keys). A statement's count is its own rows only.
         let mut delete = async |table: &str, column: &str, ids: &str| {
             sqlx::query(&format!("DELETE FROM {table} WHERE {column} IN ({unnest})"))
