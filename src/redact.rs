@@ -41,42 +41,25 @@ const SECRET_WORDS: &[&str] = &[
 /// `author` (and `authority`) are not credentials although they contain `auth`.
 const AUTHOR: &str = "author";
 
-/// The [`SECRET_WORDS`] that start with `first` (a lower-case ASCII letter), and whether
-/// [`AUTHOR`] does: a key is read once, each position compared with the few words that start
-/// with its letter, instead of searching the key for each word in turn (this runs on every
-/// configuration key and program flag of every job of every load).
-fn secret_words_starting_with(first: u8) -> (&'static [&'static str], bool) {
-    match first {
-        b'a' => (
-            &[
-                "access-key",
-                "access.key",
-                "accesskey",
-                "api-key",
-                "apikey",
-                "api.key",
-                "auth",
-                "account.key",
-                "accountkey",
-            ],
-            true,
-        ),
-        b'c' => (&["credential"], false),
-        b'j' => (&["jaas.config"], false),
-        b'p' => (
-            &[
-                "password",
-                "passwd",
-                "private-key",
-                "private.key",
-                "privatekey",
-            ],
-            false,
-        ),
-        b's' => (&["secret", "sas.token", "signature"], false),
-        b't' => (&["token"], false),
-        _ => (&[], false),
-    }
+/// [`SECRET_WORDS`] by their first letter (`a` = 0 … `z` = 25): a key is read once, each position
+/// compared with the few words that start with its letter, instead of searching the key for each
+/// word in turn (this runs on every configuration key and program flag of every job of every
+/// load).
+static SECRET_WORDS_BY_LETTER: std::sync::LazyLock<[Vec<&'static str>; 26]> =
+    std::sync::LazyLock::new(|| {
+        let mut by_letter: [Vec<&'static str>; 26] = Default::default();
+        for w in SECRET_WORDS {
+            by_letter[usize::from(w.as_bytes()[0] - b'a')].push(w);
+        }
+        by_letter
+    });
+
+/// The [`SECRET_WORDS`] that start with the ASCII letter `first` (in any case).
+fn secret_words_starting_with(first: u8) -> &'static [&'static str] {
+    let letter = first.to_ascii_lowercase().wrapping_sub(b'a');
+    SECRET_WORDS_BY_LETTER
+        .get(usize::from(letter))
+        .map_or(&[], Vec::as_slice)
 }
 
 /// True for keys such as `s3.secret-key`, `password`, `sasl.jaas.config`, `--api-token`.
@@ -88,12 +71,11 @@ pub fn is_secret_key(key: &str) -> bool {
             .is_some_and(|b| b.eq_ignore_ascii_case(word.as_bytes()))
     };
     let mut any = false;
-    for (i, b) in bytes.iter().enumerate() {
-        let (words, author_too) = secret_words_starting_with(b.to_ascii_lowercase());
-        if author_too && at(i, AUTHOR) {
+    for (i, &b) in bytes.iter().enumerate() {
+        if at(i, AUTHOR) {
             return is_secret_key_with_author(key);
         }
-        any = any || words.iter().any(|w| at(i, w));
+        any = any || secret_words_starting_with(b).iter().any(|w| at(i, w));
     }
     any
 }
@@ -660,23 +642,26 @@ mod tests {
         }
     }
 
-    /// Every secret word is found by its first letter, and no other word is.
+    /// Every secret word is found by its first letter, in either case, and no other word is.
     #[test]
     fn the_words_by_first_letter_are_the_secret_words() {
         let mut by_letter: Vec<&str> = (b'a'..=b'z')
-            .flat_map(|b| secret_words_starting_with(b).0.iter().copied())
+            .flat_map(|b| secret_words_starting_with(b).iter().copied())
             .collect();
         let mut words = SECRET_WORDS.to_vec();
         by_letter.sort_unstable();
         words.sort_unstable();
         assert_eq!(by_letter, words);
         for w in SECRET_WORDS {
+            let first = w.as_bytes()[0];
+            assert!(secret_words_starting_with(first).contains(w), "{w}");
             assert!(
-                secret_words_starting_with(w.as_bytes()[0]).0.contains(w),
+                secret_words_starting_with(first.to_ascii_uppercase()).contains(w),
                 "{w}"
             );
         }
-        assert!(secret_words_starting_with(AUTHOR.as_bytes()[0]).1);
+        assert!(secret_words_starting_with(b'-').is_empty());
+        assert!(secret_words_starting_with(0xc3).is_empty());
         assert!(!is_secret_key("execution.checkpointing.interval"));
         assert!(!is_secret_key("parallelism.default"));
     }
