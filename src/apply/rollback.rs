@@ -99,10 +99,7 @@ impl Applier {
             ));
             return Ok(None);
         };
-        let cluster = change
-            .from_cluster
-            .clone()
-            .unwrap_or_else(|| change.cluster.clone());
+        let cluster = change.running_on().to_string();
         self.store
             .insert_rollback_target(&RollbackTarget {
                 apply_id: apply_id.to_string(),

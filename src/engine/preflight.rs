@@ -184,8 +184,7 @@ async fn prefetch(
         };
         programs.push((on, fingerprint.as_str()));
         if let Some(current) = &change.current_job {
-            let running_on = change.from_cluster.as_deref().unwrap_or(&change.cluster);
-            jobs.push((running_on, job_graph_fingerprint(&current.job_id)));
+            jobs.push((change.running_on(), job_graph_fingerprint(&current.job_id)));
         }
     }
     if programs.is_empty() {
@@ -393,11 +392,9 @@ impl Ctx<'_> {
         let Some(current) = &change.current_job else {
             return verdict(record);
         };
-        // The old graph is the one of the job on the target cluster (also when the program was
-        // planned elsewhere).
-        // A migrate's running job is on its old cluster.
-        let running_on = change.from_cluster.as_deref().unwrap_or(&change.cluster);
-        let target = self.clients.get(running_on).map(Arc::as_ref);
+        // The old graph is the one of the running job (also when the program was planned
+        // elsewhere), on its old cluster for a migrate.
+        let target = self.clients.get(change.running_on()).map(Arc::as_ref);
         let old = match target {
             Some(target) => self.job_graph(target, &current.job_id).await,
             None => None,

@@ -184,6 +184,11 @@ pub struct Change {
 }
 
 impl Change {
+    /// The cluster the job this change replaces runs on: a migrate's old one, else its own.
+    pub fn running_on(&self) -> &str {
+        self.from_cluster.as_deref().unwrap_or(&self.cluster)
+    }
+
     /// The cluster a step acts on: a migrate stops (or cancels) the job on its old cluster.
     pub fn step_cluster(&self, step: &Step) -> &str {
         match (step, &self.from_cluster) {
